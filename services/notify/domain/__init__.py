@@ -1,0 +1,1 @@
+"""Notify domain: what to tell whom and when (pure Python, no gRPC/SQL imports)."""

@@ -1,0 +1,170 @@
+"""When to tell whom: timers for deadlines (第二十三条, D5), terms (第十三条), age (第九条（五）, D6), cases.
+
+All instants are Asia/Shanghai. A notice for a date fires at ``SchedulePolicy.send_time`` on that date.
+Working days come from :mod:`common.workdays`; a date in a year no calendar covers raises
+``CalendarNotCovered`` (the caller raises an operator alert instead of guessing Monday–Friday, D5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from common.clock import SHANGHAI
+from common.workdays import CalendarNotCovered, WorkdayCalendar
+from services.notify.domain import messages
+from services.notify.domain.model import (
+    AppointmentTerm,
+    FormDeadline,
+    TimerSpec,
+    appointment_group,
+    case_group,
+)
+
+
+@dataclass(frozen=True)
+class SchedulePolicy:
+    """Overridable parameters of the notification schedule (named policy, not literals in code)."""
+
+    send_time: dt.time = dt.time(9, 0)
+    # 第二十三条 / D5: the form is due 5 working days after the supervision ends.
+    deadline_workdays: int = 5
+    reminder_workdays_before: int = 2
+    # overdue notices to the dispatching agency: first on the working day after the due date,
+    # then every `overdue_repeat_workdays`, at most `overdue_max_notices` in all.
+    overdue_repeat_workdays: int = 5
+    overdue_max_notices: int = 3
+    # 第十三条: term-end notices to the appointing organisation.
+    expiry_days_before: tuple[int, ...] = (90, 30, 7)
+    # 第九条（五） / D6: ineligible from the 66th (men) / 61st (women) birthday.
+    age_limit_years: dict[str, int] = field(default_factory=lambda: {"male": 65, "female": 60})
+    age_notice_days_before: int = 30
+    # D13: an open penalty recommendation is re-announced after this many working days.
+    penalty_reminder_workdays: int = 5
+
+
+def at_send_time(d: dt.date, policy: SchedulePolicy) -> dt.datetime:
+    return dt.datetime.combine(d, policy.send_time, tzinfo=SHANGHAI)
+
+
+def due_date_for(end: dt.date, calendar: WorkdayCalendar, policy: SchedulePolicy) -> dt.date:
+    """D5: the 5th working day strictly after the supervision's last day."""
+    return calendar.add_workdays(end, policy.deadline_workdays)
+
+
+def resolve_due_date(deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy) -> FormDeadline:
+    """The deadline with its due date, computed from the supervision end when the event carried none."""
+    if deadline.due_date is not None or deadline.supervision_end is None:
+        return deadline
+    return FormDeadline(**{**deadline.__dict__, "due_date": due_date_for(deadline.supervision_end, calendar,
+                                                                         policy)})
+
+
+@dataclass(frozen=True)
+class DeadlineSchedule:
+    """Timers of one deadline; ``uncovered`` is set when later notices fell into an uncovered year."""
+
+    timers: list[TimerSpec]
+    uncovered: CalendarNotCovered | None = None
+
+
+def deadline_timers(deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy,
+                    today: dt.date) -> DeadlineSchedule:
+    """Reminder 2 working days before, due-day notice, then overdue notices to the dispatching agency.
+
+    Notices for days already past are not scheduled (past overdue notices collapse into the latest
+    one, which fires at once), so a late event does not flood the inbox. If a notice day lies in a year
+    no calendar covers, the notices before it are kept and ``uncovered`` says which year is missing.
+    """
+    if deadline.due_date is None:
+        raise ValueError("deadline without due date and without supervision end")
+    due = deadline.due_date
+    group = deadline.group
+    timers: list[TimerSpec] = []
+    try:
+        reminder_day = calendar.add_workdays(due, -policy.reminder_workdays_before)
+        if reminder_day >= today and (deadline.supervision_end is None
+                                      or reminder_day > deadline.supervision_end):
+            draft = messages.deadline_reminder(deadline, policy.reminder_workdays_before)
+            timers.append(TimerSpec(draft.key, at_send_time(reminder_day, policy), group, draft))
+    except CalendarNotCovered:
+        pass  # the reminder is a courtesy; the due-day and overdue notices below still apply
+    if due >= today:
+        draft = messages.deadline_due_today(deadline)
+        timers.append(TimerSpec(draft.key, at_send_time(due, policy), group, draft))
+    try:
+        day = calendar.add_workdays(due, 1)
+        late = 1
+        for seq in range(1, policy.overdue_max_notices + 1):
+            last = seq == policy.overdue_max_notices
+            uncovered = None
+            try:
+                next_day = None if last else calendar.add_workdays(day, policy.overdue_repeat_workdays)
+            except CalendarNotCovered as exc:
+                next_day, last, uncovered = None, True, exc
+            if last or next_day > today:
+                draft = messages.deadline_overdue(deadline, day, late, seq)
+                timers.append(TimerSpec(draft.key, at_send_time(day, policy), group, draft))
+            if uncovered is not None:
+                return DeadlineSchedule(timers, uncovered)
+            if last:
+                break
+            day = next_day
+            late += policy.overdue_repeat_workdays
+    except CalendarNotCovered as exc:
+        return DeadlineSchedule(timers, exc)
+    return DeadlineSchedule(timers)
+
+
+def birthday(born: dt.date, age: int) -> dt.date:
+    """The date a person born on ``born`` turns ``age`` (29 February → 1 March in common years, D6)."""
+    try:
+        return born.replace(year=born.year + age)
+    except ValueError:
+        return dt.date(born.year + age, 3, 1)
+
+
+def ineligible_from(term: AppointmentTerm, policy: SchedulePolicy) -> tuple[dt.date, int] | None:
+    """First day the supervisor exceeds the age limit (D6), with the limit; None if unknown."""
+    limit = policy.age_limit_years.get(term.gender)
+    if limit is None or term.birth_date is None:
+        return None
+    return birthday(term.birth_date, limit + 1), limit
+
+
+def appointment_timers(term: AppointmentTerm, policy: SchedulePolicy,
+                       now: dt.datetime) -> tuple[list[TimerSpec], list]:
+    """Expiry notices 90/30/7 days before the term ends; the age-limit notice if the limit falls in the term.
+
+    Returns (timers, immediate drafts). Past notice days are skipped.
+    """
+    today = now.astimezone(SHANGHAI).date()
+    group = appointment_group(term.supervisor)
+    timers: list[TimerSpec] = []
+    immediate = []
+    for days in policy.expiry_days_before:
+        day = term.term_end - dt.timedelta(days=days)
+        if day >= today:
+            draft = messages.appointment_expiring(term, days)
+            timers.append(TimerSpec(draft.key, at_send_time(day, policy), group, draft))
+    limit = ineligible_from(term, policy)
+    if limit is not None:
+        first_bad, years = limit
+        if term.term_start < first_bad <= term.term_end:
+            immediate.append(messages.age_limit_in_term(term, first_bad, years, advance=False))
+            notice_day = first_bad - dt.timedelta(days=policy.age_notice_days_before)
+            if notice_day > today:
+                draft = messages.age_limit_in_term(term, first_bad, years, advance=True)
+                timers.append(TimerSpec(draft.key, at_send_time(notice_day, policy), group, draft))
+    return timers, immediate
+
+
+def penalty_reminder_timer(*, case: str, recipient: str, target_name: str, recommendation: str, article: str,
+                           opened_on: dt.date, calendar: WorkdayCalendar,
+                           policy: SchedulePolicy) -> TimerSpec:
+    """D13: re-announce an undecided recommendation after N working days (cancelled by the decision)."""
+    day = calendar.add_workdays(opened_on, policy.penalty_reminder_workdays)
+    draft = messages.penalty_decision_pending(case=case, recipient=recipient, target_name=target_name,
+                                              recommendation=recommendation, article=article,
+                                              opened_on=opened_on, reminder=True, remind_on=day)
+    return TimerSpec(draft.key, at_send_time(day, policy), case_group(case), draft)
