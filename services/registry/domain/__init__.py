@@ -1,0 +1,1 @@
+"""Registry domain logic: pure Python (no gRPC, no SQL), time and policy passed in."""

@@ -1,0 +1,36 @@
+"""Named, overridable policy parameters of the registry (each cites its article or decision).
+
+The annex fixes the code layout; the numbers below are the ones the text states or the project's
+interpretation decisions (D1–D4). Services build one `RegistryPolicy` from settings and pass it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RegistryPolicy:
+    #: 第十三条 质量督导员聘期为 3 年.
+    term_years: int = 3
+    #: 附件1 第2-3位 证卡颁发机构代码 11 代表北京市.
+    region_code: str = "11"
+    #: 附件1 市级外督员 第7-9位 001—999 (D1).
+    city_serial_max: int = 999
+    #: 附件1 区级外督员 第8-9位 01—99 (D1).
+    district_serial_max: int = 99
+    #: 附件1 内督员 第10-13位 0001—9999 (D1).
+    internal_serial_max: int = 9999
+    #: Largest accepted photo file (bytes); a 1-inch colour photo (附件2) is far smaller.
+    photo_max_bytes: int = 2 * 1024 * 1024
+    #: Smallest accepted photo in pixels (width, height); 2.5×3.5 cm at ~100 dpi.
+    photo_min_size: tuple[int, int] = (100, 140)
+    #: Largest accepted photo in pixels per side (guards against decompression bombs).
+    photo_max_side: int = 6000
+    #: Largest accepted seal / logo image (bytes).
+    image_max_bytes: int = 2 * 1024 * 1024
+    #: An appointment may start at most this many days in the future.
+    max_future_start_days: int = 180
+
+
+DEFAULT_POLICY = RegistryPolicy()
