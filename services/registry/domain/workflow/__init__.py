@@ -1,0 +1,6 @@
+"""Supervision workflow domain (issue #7): plans, dispatch, Annex 3 records, Annex 4 feedback, penalty
+cases and half-month district reports (第十四条, 第十九条–第二十七条).
+
+Pure Python: no gRPC, no SQL. Time comes in as dates/datetimes from a `common.clock.Clock`; working days
+come from `common.workdays` (D5). Every interpretation decision is a named parameter of `WorkflowPolicy`.
+"""

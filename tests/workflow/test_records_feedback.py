@@ -1,0 +1,139 @@
+"""Annex 3 records (第二十三条, D11, D14) and Annex 4 feedback (D12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from common.clock import SHANGHAI
+from services.registry.domain.problems import ProblemsError
+from services.registry.domain.workflow.feedback import (
+    FeedbackAnswers,
+    review_description,
+    review_trigger,
+    validate_feedback,
+)
+from services.registry.domain.workflow.model import Answer, CaseTrigger, ItemAnswer, SupervisionForm
+from services.registry.domain.workflow.records import case_description, derive_findings, validate_record
+
+ON_SITE, REVIEW = SupervisionForm.ON_SITE, SupervisionForm.RECORDS_REVIEW
+D = dt.date
+
+
+def all_yes(n: int) -> list[ItemAnswer]:
+    return [ItemAnswer(i, Answer.YES) for i in range(1, n + 1)]
+
+
+def check(form, answers, **kw):
+    args = dict(
+        problems_text="",
+        signatures=["张三", "李四"],
+        sign_date=D(2026, 3, 10),
+        supervision_start=D(2026, 3, 10),
+        today=D(2026, 3, 11),
+    )
+    args.update(kw)
+    return validate_record(form, answers, **args)
+
+
+def reasons(exc: pytest.ExceptionInfo) -> set[str]:
+    return {p.reason for p in exc.value.problems}
+
+
+def test_on_site_record_has_17_items_and_records_review_16_annex3():
+    assert len(check(ON_SITE, all_yes(17))) == 17
+    assert len(check(REVIEW, all_yes(16))) == 16
+    with pytest.raises(ProblemsError) as e:
+        check(REVIEW, all_yes(17))
+    assert reasons(e) == {"ITEM_NUMBER_UNKNOWN"}
+
+
+def test_every_item_must_be_ticked_annex3_note1():
+    answers = [*all_yes(17)[:-2], ItemAnswer(16, None)]
+    with pytest.raises(ProblemsError) as e:
+        check(ON_SITE, answers)
+    assert reasons(e) == {"ITEM_UNANSWERED", "ITEMS_MISSING"}
+    assert any("缺少第17项" in p.description for p in e.value.problems)
+
+
+def test_a_no_answer_needs_a_remark_d11():
+    answers = all_yes(16)
+    answers[11] = ItemAnswer(12, Answer.NO, "  ")
+    with pytest.raises(ProblemsError) as e:
+        check(REVIEW, answers)
+    assert reasons(e) == {"REMARK_REQUIRED_FOR_NO"}
+    assert e.value.problems[0].field == "record.answers[11].remark"
+
+
+def test_signature_and_sign_date_are_required_and_plausible():
+    with pytest.raises(ProblemsError) as e:
+        check(ON_SITE, all_yes(17), signatures=[" "], sign_date=D(2026, 3, 12))
+    assert reasons(e) == {"SIGNATURE_REQUIRED", "SIGN_DATE_IN_FUTURE"}
+
+
+def test_records_review_item_12_no_is_a_finding_that_opens_a_case_art26_d14():
+    answers = all_yes(16)
+    answers[11] = ItemAnswer(12, Answer.NO, "机构拒绝提供考场录像")
+    answers[2] = ItemAnswer(3, Answer.NO, "评价方式与实施方案不一致")
+    findings = derive_findings(REVIEW, check(REVIEW, answers))
+    assert [(f.item_number, f.item_text) for f in findings] == [
+        (3, "理论知识考试、技能操作考核、综合评审等评价方式与实施方案一致"),
+        (12, "被督导单位配合外督员人员工作"),
+    ]
+    assert findings[0].triggers == ()
+    assert findings[1].triggers == (CaseTrigger.REFUSED_INFORMATION, CaseTrigger.OBSTRUCTED_REPORTING)
+    text = case_description(REVIEW, findings[1])
+    assert "第12项“被督导单位配合外督员人员工作”为“否”：机构拒绝提供考场录像" in text
+    assert "第二十六条（一）" in text and "第二十六条（二）" in text
+
+
+def test_on_site_item_12_no_is_a_finding_without_a_case_d14_is_records_review_only():
+    answers = all_yes(17)
+    answers[11] = ItemAnswer(12, Answer.NO, "两名考务人员未佩带工作证卡")
+    (finding,) = derive_findings(ON_SITE, check(ON_SITE, answers))
+    assert finding.item_text == "现场工作人员全程佩带相应工作证卡"
+    assert finding.triggers == ()
+
+
+def t(h: int, m: int = 0, day: int = 10) -> dt.datetime:
+    return dt.datetime(2026, 3, day, h, m, tzinfo=SHANGHAI)
+
+
+YES3 = FeedbackAnswers(Answer.YES, Answer.YES, Answer.YES)
+
+
+def test_feedback_exit_must_be_after_entry_d12():
+    with pytest.raises(ProblemsError) as e:
+        validate_feedback(YES3, entry=t(12), exit=t(9), allowed_days=[D(2026, 3, 10)], comments="", signed_by="王")
+    assert reasons(e) == {"EXIT_NOT_AFTER_ENTRY"}
+
+
+def test_feedback_entry_must_be_on_a_supervised_day():
+    with pytest.raises(ProblemsError) as e:
+        validate_feedback(
+            YES3, entry=t(8, day=11), exit=t(9, day=11), allowed_days=[D(2026, 3, 10)], comments="", signed_by="王"
+        )
+    assert reasons(e) == {"ENTRY_OUTSIDE_SUPERVISION"}
+
+
+def test_feedback_questions_must_all_be_answered_d12():
+    with pytest.raises(ProblemsError) as e:
+        validate_feedback(
+            FeedbackAnswers(None, Answer.YES, None),
+            entry=t(8),
+            exit=t(9),
+            allowed_days=[D(2026, 3, 10)],
+            comments="",
+            signed_by="",
+        )
+    assert reasons(e) == {"ANSWER_REQUIRED", "SIGNATURE_REQUIRED"}
+
+
+def test_badge_not_worn_opens_a_supervisor_review_art27_d12():
+    answers = FeedbackAnswers(Answer.NO, Answer.YES, Answer.YES)
+    validate_feedback(answers, entry=t(8), exit=t(11), allowed_days=[D(2026, 3, 10)], comments="", signed_by="王")
+    assert review_trigger(answers) is CaseTrigger.SUPERVISOR_DUTY_FAILURE
+    assert review_trigger(YES3) is None
+    text = review_description(answers, "赵六", "进场时未佩戴证卡")
+    assert "外督员赵六未佩戴质量督导员证卡（第十七条）" in text and "第二十七条" in text
