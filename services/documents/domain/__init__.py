@@ -1,0 +1,1 @@
+"""Pure rendering domain of the documents service: no gRPC, no SQL, no environment reads."""

@@ -1,0 +1,127 @@
+"""Print sheets: badges imposed on A4 for a print room (附件2 制作说明: A4 PVC sheets, laminated, hand-cut).
+
+* 4 badges per A4 sheet (2 columns × 2 rows of 80 × 110 mm, 10 mm gutters), fronts on odd pages, backs on
+  even pages. Long-edge duplex on portrait A4 mirrors the page left-right, so the back of the front in
+  column c is drawn in column (1 − c) of the same row: each back lands behind its front.
+* Crop marks at every card corner (in the gutters, never touching a card) and a sheet/slot index: each slot
+  carries "sheet-slot" above its top-left mark, and the page foot names the sheet, side and code range.
+* Stable order: badges fill slots row-major in input order; a sheet's back page lists the same codes.
+* Streaming: badges are consumed from an iterator one sheet at a time; output is split into volumes of at
+  most `max_badges_per_volume` badges (one PDF each), so memory is bounded by one volume, not the run.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfgen.canvas import Canvas
+
+from services.documents.domain.badge import CARD_H, CARD_W, draw_back, draw_front
+from services.documents.domain.model import Badge
+from services.documents.domain.pdfkit import MM, draw_text, new_canvas
+
+PAGE_W, PAGE_H = A4
+COLS, ROWS = 2, 2
+PER_SHEET = COLS * ROWS
+GUTTER = 10 * MM
+MARK_OFFSET = 1.5 * MM
+MARK_LEN = 3 * MM
+DEFAULT_VOLUME = 1000
+
+_BLOCK_W = COLS * CARD_W + (COLS - 1) * GUTTER
+_BLOCK_H = ROWS * CARD_H + (ROWS - 1) * GUTTER
+LEFT = (PAGE_W - _BLOCK_W) / 2
+BOTTOM = (PAGE_H - _BLOCK_H) / 2
+
+
+def slot_origin(slot: int, *, back: bool) -> tuple[float, float]:
+    """Lower-left corner of slot 0..3 (row-major from the top-left on the front)."""
+    row, col = divmod(slot, COLS)
+    if back:
+        col = COLS - 1 - col  # long-edge flip mirrors columns
+    x = LEFT + col * (CARD_W + GUTTER)
+    y = BOTTOM + (ROWS - 1 - row) * (CARD_H + GUTTER)
+    return x, y
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    number: int  # 1-based
+    first_badge: int  # 0-based index into the run
+    badge_count: int
+    sheet_count: int
+    pdf: bytes
+    codes: tuple[str, ...]
+
+
+def _crop_marks(c: Canvas, x: float, y: float) -> None:
+    c.saveState()
+    c.setLineWidth(0.3)
+    c.setStrokeColorRGB(0, 0, 0)
+    for cx, sx in ((x, -1), (x + CARD_W, 1)):
+        for cy, sy in ((y, -1), (y + CARD_H, 1)):
+            c.line(cx + sx * MARK_OFFSET, cy, cx + sx * (MARK_OFFSET + MARK_LEN), cy)
+            c.line(cx, cy + sy * MARK_OFFSET, cx, cy + sy * (MARK_OFFSET + MARK_LEN))
+    c.restoreState()
+
+
+def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *, back: bool,
+          title: str) -> None:
+    for slot, badge in enumerate(badges):
+        x, y = slot_origin(slot, back=back)
+        if back:
+            draw_back(c, badge, payloads[slot], x, y)
+        else:
+            draw_front(c, badge, x, y)
+        _crop_marks(c, x, y)
+        draw_text(c, x - MARK_OFFSET, y + CARD_H + MARK_OFFSET + 1, f"{sheet_no}-{slot + 1}", 6,
+                  anchor="right", color=(0.4, 0.4, 0.4))
+    side = "反面" if back else "正面"
+    codes = f"{badges[0].code} – {badges[-1].code}"
+    draw_text(c, PAGE_W / 2, 10 * MM, f"{title}  第{sheet_no}张 {side}  {codes}  共{len(badges)}枚", 7,
+              anchor="centre", color=(0.4, 0.4, 0.4))
+    draw_text(c, PAGE_W / 2, PAGE_H - 12 * MM, "双面打印：长边翻转（沿长边装订）", 7, anchor="centre",
+              color=(0.4, 0.4, 0.4))
+    c.showPage()
+
+
+def render_print_sheets(badges: Iterable[Badge], payload_for: Callable[[Badge], str], *,
+                        title: str = "技能人才评价质量督导员证卡", max_badges_per_volume: int = DEFAULT_VOLUME,
+                        on_progress: Callable[[int, int], None] | None = None) -> Iterator[Volume]:
+    """Yield volumes (PDFs) in order; `on_progress(badges_done, sheets_done)` after every sheet."""
+    per_volume = max(PER_SHEET, max_badges_per_volume - max_badges_per_volume % PER_SHEET)
+    it = iter(badges)
+    done = sheets = 0
+    number = 0
+    while True:
+        buf = io.BytesIO()
+        c: Canvas | None = None
+        first = done
+        codes: list[str] = []
+        vol_sheets = 0
+        while len(codes) < per_volume:
+            chunk = list(islice(it, PER_SHEET))
+            if not chunk:
+                break
+            if c is None:
+                number += 1
+                c = new_canvas(buf, A4, title=f"{title} 第{number}册")
+            payloads = [payload_for(b) for b in chunk]
+            sheets += 1
+            vol_sheets += 1
+            _page(c, sheets, chunk, payloads, back=False, title=title)
+            _page(c, sheets, chunk, payloads, back=True, title=title)
+            done += len(chunk)
+            codes.extend(b.code for b in chunk)
+            if on_progress:
+                on_progress(done, sheets)
+        if c is None:
+            return
+        c.save()
+        yield Volume(number, first, len(codes), vol_sheets, buf.getvalue(), tuple(codes))
+        if len(codes) < per_volume:
+            return
