@@ -1,0 +1,159 @@
+"""双随机 draws: ProposeTeam (who supervises) and SampleInspectionTargets (which plans are reviewed).
+
+Reproducible by construction: every pool member gets a key from sha256(seed, name) — independent of the
+order the pool was sent in — and a draw takes the best keys. ProposeTeam weights the keys so supervisors
+with fewer recent dispatches are preferred (weighted sampling without replacement, Efraimidis–Spirakis:
+key = ln(u) / w with w = (1 + recent)^-exponent; exponent 0 = uniform, parameter
+dispatch.recent_dispatch_exponent).
+
+Legality is checked lazily in key order: the draw walks the ordered pool in chunks and asks the engine
+about each member (scope, eligibility for dispatch, recusal) until the team is full, so a pool of
+thousands costs a few engine evaluations, and the team is exactly the top-k legal members — the same
+result as filtering the whole pool first. Only when the pool is too small is every member evaluated, to
+say how many are eligible and why the others were excluded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from common.errors import FailedPrecondition, PreconditionViolation
+from services.rules.domain import facts as F
+from services.rules.domain import model as m
+from services.rules.domain.decisions import Decider, Evaluator, Job, Msg, findings_of, fire, member_msgs
+from services.rules.domain.ruleset import Catalog, RuleSet
+
+
+def new_seed() -> str:
+    return secrets.token_hex(16)
+
+
+def draw_key(seed: str, name: str, weight: float = 1.0) -> float:
+    digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+    u = (int.from_bytes(digest[:8], "big") + 1) / 2.0**64  # (0, 1]
+    return math.log(u) / weight
+
+
+def order_pool(seed: str, entries: Sequence[tuple[str, int]], exponent: float) -> list[int]:
+    """Indexes of (name, recent_dispatch_count) entries, best key first; duplicates of a name dropped."""
+    keyed, seen = [], set()
+    for i, (name, recent) in enumerate(entries):
+        if name in seen:
+            continue
+        seen.add(name)
+        weight = (1.0 + max(0, recent)) ** -exponent if exponent else 1.0
+        keyed.append((-draw_key(seed, name, weight), name, i))
+    keyed.sort()
+    return [i for _, _, i in keyed]
+
+
+@dataclass
+class TeamDraw:
+    team: list[str]
+    seed: str
+    pool_digest: str
+    eligible_count: int
+    evaluated_count: int
+    exclusions: dict[str, list[str]] = field(default_factory=dict)  # name -> rule ids
+    decision: m.Decision | None = None
+
+
+async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, agency: str, plan: m.Plan,
+                       session: m.Session, as_of, pool: Sequence[tuple[str, int]],
+                       load: Callable[[int], m.Supervisor], team_size: int, seed: str, pool_digest: str,
+                       pinned: RuleSet | None = None) -> TeamDraw:
+    rs = pinned if pinned is not None else catalog.in_force(as_of)
+    need = team_size or F.recommended_team_size(rs, plan.candidate_count)
+    # Team-level rules first (scope of the plan, minimum size): no member can fix those.
+    probe = m.TeamInput(agency, plan, session, tuple(m.Supervisor(name=f"~{i}", kind=_probe_kind(rs, agency))
+                                                     for i in range(need)), as_of)
+    probe_job = Job(rs)
+    tf, _ = F.team_facts(rs, probe, list(probe.supervisors))
+    probe_job.msgs.append(Msg("team", tf, plan.name))
+    await fire(ev, [probe_job])
+    blocking = [f for f in findings_of(probe_job) if f.severity == m.BLOCKING]
+    if blocking:
+        raise FailedPrecondition("TEAM_NOT_DISPATCHABLE", [
+            PreconditionViolation(f.rule_id, plan.name, f.message) for f in blocking],
+            metadata={"team_size": str(need), "dispatching_agency": agency})
+
+    exponent = float(rs.param("dispatch.recent_dispatch_exponent"))
+    order = order_pool(seed, pool, exponent)
+    legal: list[m.Supervisor] = []
+    exclusions: dict[str, list[str]] = {}
+    evaluated = 0
+    pos = 0
+    chunk = max(8, 2 * need)
+    while len(legal) < need and pos < len(order):
+        batch = [load(i) for i in order[pos:pos + chunk]]
+        pos += len(batch)
+        jobs = []
+        for s in batch:
+            job = Job(rs)
+            job.msgs.extend(member_msgs(rs, agency, plan, session, s, as_of))
+            jobs.append(job)
+        await fire(ev, jobs)
+        evaluated += len(batch)
+        for s, job in zip(batch, jobs, strict=True):
+            blocking_ids = [r.id for rules in job.fired for r in rules if r.severity == m.BLOCKING]
+            if blocking_ids:
+                exclusions[s.name] = blocking_ids
+            elif len(legal) < need:
+                legal.append(s)
+        if len(legal) < need:
+            chunk = min(2048, chunk * 4)  # the pool is thin: widen the steps
+    if len(legal) < need:
+        counts = Counter(rid for ids in exclusions.values() for rid in ids)
+        violations = [PreconditionViolation(
+            "bj-2022.dispatch.pool-too-small", plan.name,
+            f"可委派的督导员不足：需要{need}人，候选{len(order)}人中符合条件的只有{len(legal)}人（第二十条）")]
+        violations += [PreconditionViolation(rid, f"{n}人", f"{n}人因此被排除：{rs.by_id[rid].message}")
+                       for rid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        raise FailedPrecondition("POOL_TOO_SMALL", violations, metadata={
+            "required": str(need), "eligible_count": str(len(legal)), "pool_size": str(len(order)),
+            **{f"excluded.{rid}": str(n) for rid, n in counts.items()}})
+
+    team_input = m.TeamInput(agency, plan, session, tuple(legal), as_of)
+    check = (await decider.team(catalog, ev, [team_input], pinned=rs))[0]
+    if check.outcome == m.DENY:  # cannot happen when member and team rules agree; never hand out a bad team
+        raise AssertionError(f"drawn team fails CheckTeam: {[f.rule_id for f in check.findings]}")
+    check.kind = m.KIND_TEAM_DRAW
+    check.derived.update({"seed": seed, "pool_size": str(len(order)), "pool_digest": pool_digest,
+                          "evaluated_count": str(evaluated), "team_size": str(need),
+                          "recent_dispatch_exponent": repr(exponent),
+                          "team": ",".join(s.name for s in legal)})
+    return TeamDraw([s.name for s in legal], seed, pool_digest, len(legal), evaluated, exclusions, check)
+
+
+def _probe_kind(rs: RuleSet, agency: str) -> int:
+    kind, _ = F.agency_kind(rs, agency)
+    return m.INTERNAL if kind == m.AGENCY_INSTITUTION else m.EXTERNAL
+
+
+@dataclass
+class SampleDraw:
+    plans: list[str]
+    seed: str
+    pool_digest: str
+    decision: m.Decision
+
+
+def sample_inspection_targets(decider: Decider, catalog: Catalog, *, plans: Sequence[str], sample_size: int,
+                              sample_ratio: float, seed: str, as_of, subject: str, pool_digest: str,
+                              pinned: RuleSet | None = None) -> SampleDraw:
+    rs = pinned if pinned is not None else catalog.in_force(as_of)
+    order = order_pool(seed, [(p, 0) for p in plans], 0.0)
+    ratio = sample_ratio or float(rs.param("inspection.default_sample_ratio"))
+    k = sample_size if sample_size > 0 else math.ceil(ratio * len(order))
+    k = min(k, len(order))
+    chosen = [plans[i] for i in order[:k]]
+    decision = m.Decision(m.KIND_INSPECTION_SAMPLE, m.ALLOW, [], subject, as_of, rs.id, rs.version,
+                          rs.effective_from, {"seed": seed, "pool_size": str(len(order)), "sample_size": str(k),
+                                              "pool_digest": pool_digest, "plans": ",".join(chosen)},
+                          evaluated_at=decider.clock.now())
+    return SampleDraw(chosen, seed, pool_digest, decision)

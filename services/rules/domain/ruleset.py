@@ -1,0 +1,410 @@
+"""Rule sets as declarations: loading, validation, parameters, versions and the catalog by date.
+
+A rule-set folder (e.g. rulesets/bj-2022/) holds `ruleset.yaml` (id, title, validity), `parameters.yaml`
+(the D5–D13 policy parameters with their articles), `rules/*.yaml` (one declaration per rule: id, kind,
+article, interpretation, severity, Chinese message, validity, condition) and `canaries.yaml` (fact sets
+with the rule ids they must fire — run at load in Python and in every engine worker at start).
+
+A deployment overrides parameter values with a YAML policy file (env BJSV_RULES_POLICY_FILE):
+    rulesets:
+      bj-2022:
+        team.recommend_block_size: 150
+
+Version = sha256 of the canonical content (parsed YAML, sorted JSON) of the folder plus the overrides
+that apply to it — so comment or whitespace edits do not create a new version, value edits do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.errors import FailedPrecondition, PreconditionViolation
+from services.rules.domain import conditions as cond
+from services.rules.domain.dates import BadDate, parse_date
+from services.rules.domain.model import ADVISORY, APPOINTMENT, BLOCKING, DISPATCH, RENEWAL
+
+# The flat facts each kind of evaluation sends to the engine (built by services.rules.domain.facts).
+FACT_FIELDS: dict[str, frozenset[str]] = {
+    "eligibility": frozenset({
+        "purpose", "gender", "age_years", "attest_party_line", "attest_policy_knowledge", "attest_integrity",
+        "attest_ability", "attest_health", "training_passed", "status", "has_term",
+        "term_days_before_start", "term_days_after_end",
+    }),
+    "recusal": frozenset({
+        "is_session_examiner", "employed_by_institution", "affiliated_with_institution", "matching_conflicts",
+        "internal_other_institution", "district_outside",
+    }),
+    "team": frozenset({
+        "agency_kind", "external_count", "member_count", "candidate_count", "recommended_shortfall",
+        "plan_in_agency_district", "plan_of_institution",
+    }),
+    "team_member": frozenset({
+        "agency_kind", "member_kind", "member_level", "member_in_agency_district", "member_of_institution",
+    }),
+    "penalty": frozenset({
+        "subject_kind", "trigger", "serious_trigger", "assessed_serious", "prior_in_window",
+        "prior_max_rung_in_window", "uncorrected_orders",
+    }),
+}
+# Every fact message also carries the evaluation date, so rule validity periods are engine conditions.
+AS_OF = "as_of"
+KINDS = tuple(FACT_FIELDS)
+_PURPOSES = {"appointment": APPOINTMENT, "renewal": RENEWAL, "dispatch": DISPATCH}
+_SEVERITIES = {"blocking": BLOCKING, "advisory": ADVISORY}
+_RULE_KEYS = {"id", "kind", "article", "interpretation", "severity", "applies_to", "valid_from", "valid_until",
+              "message", "description", "when", "rung", "immediate_report"}
+
+
+class RuleSetError(ValueError):
+    """A rule-set folder or policy file that cannot be loaded; the message names file, rule and field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: str
+    article: str
+    interpretation: str
+    severity: int
+    message: str
+    description: str
+    valid_from: dt.date
+    valid_until: dt.date | None
+    applies_to: tuple[int, ...]
+    when: cond.Node
+    effective: cond.Node  # when + purpose applicability + validity period, what the engine gets
+    fields: tuple[str, ...]  # facts reported in a finding
+    order: int
+    rung: int | str | None = None  # penalty rules: 1..3 or "climb"
+    immediate_report: bool = False
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    value: Any
+    default: Any
+    article: str
+    interpretation: str
+    description: str
+    overridden: bool
+
+
+@dataclass
+class RuleSet:
+    id: str
+    title: str
+    effective_from: dt.date
+    effective_until: dt.date | None
+    version: str
+    rules: tuple[Rule, ...]
+    parameters: dict[str, Parameter]
+    canaries: tuple[dict, ...]
+    source: dict = field(repr=False)
+
+    def param(self, name: str) -> Any:
+        return self.parameters[name].value
+
+    @cached_property
+    def _by_kind(self) -> dict[str, tuple[Rule, ...]]:
+        return {k: tuple(r for r in self.rules if r.kind == k) for k in KINDS}
+
+    @cached_property
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+    def rules_of(self, kind: str) -> tuple[Rule, ...]:
+        return self._by_kind[kind]
+
+    def in_force(self, day: dt.date) -> bool:
+        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
+
+    def engine_name(self, kind: str) -> str:
+        """Name of the engine ruleset for one kind; versioned because names are never unregistered."""
+        return f"{self.id.replace('-', '_')}_{self.version[:16]}_{kind}"
+
+    def __getstate__(self) -> dict:  # cached properties are rebuilt after unpickling in a worker
+        state = dict(self.__dict__)
+        state.pop("_by_kind", None)
+        state.pop("by_id", None)
+        return state
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleSetError(f"{path}: YAML syntax error: {exc}") from exc
+    except OSError as exc:
+        raise RuleSetError(f"{path}: cannot read: {exc}") from exc
+
+
+def _date(value: Any, where: str, *, optional: bool = False) -> dt.date | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return parse_date(value)
+    except BadDate as exc:
+        raise RuleSetError(f"{where}: {value!r} is not a date YYYY-MM-DD") from exc
+
+
+def read_source(folder: Path) -> dict:
+    """The parsed content of a rule-set folder (what the version hash is computed over)."""
+    head = folder / "ruleset.yaml"
+    if not head.exists():
+        raise RuleSetError(f"{folder}: missing ruleset.yaml")
+    rules: dict[str, Any] = {}
+    for path in sorted((folder / "rules").glob("*.yaml")):
+        rules[path.name] = _read_yaml(path)
+    canaries_path = folder / "canaries.yaml"
+    return {
+        "ruleset": _read_yaml(head),
+        "parameters": _read_yaml(folder / "parameters.yaml") if (folder / "parameters.yaml").exists() else [],
+        "rules": rules,
+        "canaries": _read_yaml(canaries_path) if canaries_path.exists() else [],
+    }
+
+
+def build_ruleset(source: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
+                  *, origin: str = "<source>") -> RuleSet:
+    """Validate a parsed source + overrides into a RuleSet; raise RuleSetError naming file/rule/field."""
+    overrides = dict(overrides or {})
+    head = source.get("ruleset")
+    if not isinstance(head, Mapping):
+        raise RuleSetError(f"{origin}/ruleset.yaml: must be a mapping with id, title, effective_from")
+    rs_id = head.get("id")
+    if not isinstance(rs_id, str) or not rs_id:
+        raise RuleSetError(f"{origin}/ruleset.yaml: 'id' is required")
+    eff_from = _date(head.get("effective_from"), f"{origin}/ruleset.yaml: effective_from")
+    eff_until = _date(head.get("effective_until"), f"{origin}/ruleset.yaml: effective_until", optional=True)
+
+    params: dict[str, Parameter] = {}
+    raw_params = source.get("parameters") or []
+    if not isinstance(raw_params, list):
+        raise RuleSetError(f"{origin}/parameters.yaml: must be a list of parameters")
+    for i, p in enumerate(raw_params):
+        where = f"{origin}/parameters.yaml[{i}]"
+        if not isinstance(p, Mapping) or not isinstance(p.get("name"), str) or "value" not in p:
+            raise RuleSetError(f"{where}: each parameter needs 'name' and 'value'")
+        if not p.get("article"):
+            raise RuleSetError(f"{where} ({p['name']}): 'article' is required — every parameter cites its article")
+        if p["name"] in params:
+            raise RuleSetError(f"{where}: duplicate parameter {p['name']!r}")
+        default = p["value"]
+        value = default
+        overridden = p["name"] in overrides
+        if overridden:
+            value = overrides.pop(p["name"])
+            if type(value) is not type(default) and not (
+                isinstance(value, int | float) and isinstance(default, int | float)
+                and not isinstance(value, bool) and not isinstance(default, bool)
+            ):
+                raise RuleSetError(
+                    f"policy override {rs_id}.{p['name']}: {value!r} has type {type(value).__name__}, "
+                    f"the default {default!r} has type {type(default).__name__}")
+        params[p["name"]] = Parameter(p["name"], value, default, str(p["article"]), str(p.get("interpretation") or ""),
+                                      str(p.get("description") or ""), overridden)
+    if overrides:
+        raise RuleSetError(f"policy overrides for {rs_id}: unknown parameter(s) {', '.join(sorted(overrides))}")
+
+    def param(name: str) -> Any:
+        return params[name].value
+
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    rule_files = source.get("rules") or {}
+    if not rule_files:
+        raise RuleSetError(f"{origin}/rules/: no rule files")
+    for fname, items in sorted(rule_files.items()):
+        if not isinstance(items, list):
+            raise RuleSetError(f"{origin}/rules/{fname}: must be a list of rules")
+        for i, raw in enumerate(items):
+            rules.append(_build_rule(raw, f"{origin}/rules/{fname}[{i}]", param, seen, len(rules), eff_from))
+    canaries = _build_canaries(source.get("canaries") or [], origin)
+    version_src = {"source": source, "overrides": {k: v.value for k, v in params.items() if v.overridden}}
+    version = hashlib.sha256(_canonical(version_src).encode()).hexdigest()
+    rs = RuleSet(rs_id, str(head.get("title") or rs_id), eff_from, eff_until, version, tuple(rules), params,
+                 canaries, json.loads(_canonical(source)))
+    check_canaries(rs, origin)
+    return rs
+
+
+def _build_rule(raw: Any, where: str, param, seen: set[str], order: int, rs_from: dt.date) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise RuleSetError(f"{where}: a rule must be a mapping")
+    rid = raw.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise RuleSetError(f"{where}: 'id' is required")
+    where = f"{where} ({rid})"
+    if rid in seen:
+        raise RuleSetError(f"{where}: duplicate rule id")
+    seen.add(rid)
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise RuleSetError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("kind", "article", "severity", "message", "when", "valid_from"):
+        if raw.get(key) in (None, ""):
+            raise RuleSetError(f"{where}: '{key}' is required")
+    kind = raw["kind"]
+    if kind not in FACT_FIELDS:
+        raise RuleSetError(f"{where}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    if raw["severity"] not in _SEVERITIES:
+        raise RuleSetError(f"{where}: severity must be blocking or advisory, got {raw['severity']!r}")
+    valid_from = _date(raw["valid_from"], f"{where}: valid_from")
+    valid_until = _date(raw.get("valid_until"), f"{where}: valid_until", optional=True)
+    if valid_until is not None and valid_until < valid_from:
+        raise RuleSetError(f"{where}: valid_until {valid_until} is before valid_from {valid_from}")
+    fields = FACT_FIELDS[kind]
+    try:
+        when = cond.parse(raw["when"], fields=fields, param=param)
+    except cond.ConditionError as exc:
+        raise RuleSetError(f"{where}: {exc}") from exc
+    applies: tuple[int, ...] = ()
+    extra: list[cond.Node] = []
+    if kind == "eligibility":
+        names = raw.get("applies_to")
+        if not isinstance(names, list) or not names or any(n not in _PURPOSES for n in names):
+            raise RuleSetError(f"{where}: applies_to must list some of appointment, renewal, dispatch")
+        applies = tuple(_PURPOSES[n] for n in names)
+        if len(applies) < 3:
+            extra.append(cond.Cmp("purpose", "in", applies))
+    elif "applies_to" in raw:
+        raise RuleSetError(f"{where}: applies_to is only for eligibility rules")
+    rung = raw.get("rung")
+    if kind == "penalty":
+        if rung not in (1, 2, 3, "climb"):
+            raise RuleSetError(f"{where}: penalty rules need rung 1, 2, 3 or climb")
+    elif rung is not None or "immediate_report" in raw:
+        raise RuleSetError(f"{where}: rung/immediate_report are only for penalty rules")
+    extra.append(cond.Cmp(AS_OF, "ge", int(valid_from.strftime("%Y%m%d"))))
+    if valid_until is not None:
+        extra.append(cond.Cmp(AS_OF, "le", int(valid_until.strftime("%Y%m%d"))))
+    effective = cond.Group("all", (when, *extra))
+    return Rule(rid, kind, str(raw["article"]), str(raw.get("interpretation") or ""), _SEVERITIES[raw["severity"]],
+                str(raw["message"]), str(raw.get("description") or ""), valid_from, valid_until, applies, when,
+                effective, tuple(cond.fields_of(when)), order, rung, bool(raw.get("immediate_report", False)))
+
+
+def _build_canaries(raw: Any, origin: str) -> tuple[dict, ...]:
+    if not isinstance(raw, list):
+        raise RuleSetError(f"{origin}/canaries.yaml: must be a list")
+    out = []
+    for i, c in enumerate(raw):
+        where = f"{origin}/canaries.yaml[{i}]"
+        if not isinstance(c, Mapping) or c.get("kind") not in FACT_FIELDS or not isinstance(c.get("facts"), Mapping):
+            raise RuleSetError(f"{where}: needs kind, facts and expect")
+        missing = (FACT_FIELDS[c["kind"]] | {AS_OF}) - set(c["facts"])
+        if missing:
+            raise RuleSetError(f"{where}: facts missing {', '.join(sorted(missing))}")
+        out.append({"kind": c["kind"], "facts": dict(c["facts"]), "expect": sorted(c.get("expect") or [])})
+    return tuple(out)
+
+
+def python_fired(rs: RuleSet, kind: str, facts: Mapping[str, Any]) -> list[str]:
+    """Plain-Python evaluation of one fact message: ids of the rules that fire, declaration order."""
+    return [r.id for r in rs.rules_of(kind) if cond.evaluate(r.effective, facts)]
+
+
+def check_canaries(rs: RuleSet, origin: str = "") -> None:
+    for i, c in enumerate(rs.canaries):
+        got = sorted(python_fired(rs, c["kind"], c["facts"]))
+        if got != c["expect"]:
+            raise RuleSetError(f"{origin}/canaries.yaml[{i}]: expected {c['expect']}, the rules fire {got}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Catalog: all rule sets of a deployment, chosen by date (D16)
+
+
+@dataclass
+class Catalog:
+    rulesets: tuple[RuleSet, ...]  # sorted by effective_from
+    fingerprint: str
+
+    def in_force(self, day: dt.date) -> RuleSet:
+        for rs in self.rulesets:
+            if rs.in_force(day):
+                return rs
+        first = self.rulesets[0].effective_from if self.rulesets else None
+        raise FailedPrecondition(
+            "NO_RULESET_IN_FORCE",
+            [PreconditionViolation("ruleset.in-force", day.isoformat(),
+                                   f"{day.isoformat()} 没有施行中的规则集（最早施行日期 {first}，"
+                                   "本办法自发布之日起实施，第二十九条）")],
+            metadata={"as_of_date": day.isoformat(), "earliest": str(first)},
+        )
+
+    def by_version(self, version: str) -> RuleSet | None:
+        return next((rs for rs in self.rulesets if rs.version == version), None)
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return tuple(rs.version for rs in self.rulesets)
+
+
+def fingerprint(root: Path, policy_file: Path | None) -> str:
+    """Cheap change detector over the raw bytes of every rule-set file and the policy file."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.yaml")):
+        h.update(str(path.relative_to(root)).encode() + b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")
+    if policy_file is not None:
+        h.update(b"\0policy\0")
+        try:
+            h.update(policy_file.read_bytes())
+        except OSError:
+            h.update(b"<missing>")
+    return h.hexdigest()
+
+
+def read_policy(policy_file: Path | None) -> dict[str, dict[str, Any]]:
+    if policy_file is None:
+        return {}
+    if not policy_file.exists():
+        raise RuleSetError(f"{policy_file}: policy file (BJSV_RULES_POLICY_FILE) does not exist")
+    raw = _read_yaml(policy_file) or {}
+    sets = raw.get("rulesets", {}) if isinstance(raw, Mapping) else None
+    if not isinstance(sets, Mapping) or not all(isinstance(v, Mapping) for v in sets.values()):
+        raise RuleSetError(f"{policy_file}: expected 'rulesets: {{<ruleset id>: {{<parameter>: <value>}}}}'")
+    return {str(k): dict(v) for k, v in sets.items()}
+
+
+def load_catalog(root: Path, policy_file: Path | None = None) -> Catalog:
+    fp = fingerprint(root, policy_file)
+    policy = read_policy(policy_file)
+    sets: list[RuleSet] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and (p / "ruleset.yaml").exists()):
+        source = read_source(folder)
+        rs_id = (source.get("ruleset") or {}).get("id") if isinstance(source.get("ruleset"), Mapping) else None
+        sets.append(build_ruleset(source, policy.pop(rs_id, None) if rs_id else None, origin=str(folder)))
+    if not sets:
+        raise RuleSetError(f"{root}: no rule-set folder (a directory with ruleset.yaml)")
+    if policy:
+        raise RuleSetError(f"{policy_file}: overrides for unknown rule set(s) {', '.join(sorted(policy))}")
+    sets.sort(key=lambda r: r.effective_from)
+    ids = [r.id for r in sets]
+    if len(set(ids)) != len(ids):
+        raise RuleSetError(f"{root}: duplicate rule-set ids {ids}")
+    for a, b in itertools.pairwise(sets):
+        if a.effective_until is None or a.effective_until >= b.effective_from:
+            raise RuleSetError(f"{root}: rule sets {a.id} and {b.id} overlap in time (set effective_until on {a.id})")
+    return Catalog(tuple(sets), fp)

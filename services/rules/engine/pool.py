@@ -1,0 +1,236 @@
+"""Supervised pool of engine worker processes fed by the asyncio gRPC front.
+
+- Workers are spawned (never forked from the gRPC process) with the rule sets of one generation and
+  run their canaries before they are used.
+- Each worker serves one evaluation at a time; a call takes an idle worker, sends, waits (in a thread
+  of a small executor so the event loop stays free) and gives the worker back.
+- A worker that dies mid-call (SIGKILL, SIGSEGV in the native engine …) is replaced and the call is
+  retried once on another worker; the caller only sees an error if the retry dies too.
+- Large batches are split across the workers so both cores are used.
+- `close(drain=True)` waits for in-flight calls, then stops the processes — used for blue-green
+  reloads: old generations drain while the new one already serves, and their memory goes with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from services.rules.domain.ruleset import RuleSet
+
+log = logging.getLogger("bjsv.rules.pool")
+
+
+class WorkerDied(Exception):
+    """The worker process ended while serving a call."""
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not load the rule sets or failed a canary."""
+
+
+class EngineUnavailable(RuntimeError):
+    """Evaluation failed twice because workers died (poison request or a broken host)."""
+
+
+class _Worker:
+    """One engine process: `python -m services.rules.engine.worker <fd>` on one end of a socket pair.
+
+    A plain subprocess (not multiprocessing spawn) so the parent's __main__ is never re-imported and
+    nothing of the gRPC process (threads, sockets) is inherited.
+    """
+
+    def __init__(self, rulesets: list[RuleSet], start_timeout: float) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.rules.engine.worker", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.pid = self.proc.pid
+        try:
+            self.conn.send(list(rulesets))
+            ready = self.conn.poll(start_timeout)
+        except OSError:
+            ready = False
+        if not ready:
+            self.kill()
+            raise WorkerStartError(f"engine worker did not become ready within {start_timeout}s")
+        try:
+            status, detail = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            self.kill()
+            raise WorkerStartError(f"engine worker exited during start (exit code {self.proc.poll()})") from exc
+        if status != "ready":
+            self.kill()
+            raise WorkerStartError(f"engine worker rejected the rule sets: {detail}")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, msg: tuple) -> Any:
+        try:
+            self.conn.send(msg)
+            status, payload = self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            raise WorkerDied(f"engine worker {self.pid} died (exit code {self.proc.poll()})") from exc
+        if status == "error":
+            raise RuntimeError(payload)
+        return payload
+
+    def stop(self, timeout: float = 2.0) -> None:
+        try:
+            self.conn.send(("stop",))
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.conn.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            log.error("engine worker %s did not exit after SIGKILL", self.pid)
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+class WorkerPool:
+    def __init__(self, rulesets: list[RuleSet], size: int = 2, *, split_min: int = 200,
+                 start_timeout: float = 30.0) -> None:
+        self.rulesets = list(rulesets)
+        self.size = size
+        self.split_min = split_min
+        self.start_timeout = start_timeout
+        self.workers: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=size + 2, thread_name_prefix="rules-pool")
+        self._inflight = 0
+        self._drained = asyncio.Event()
+        self._closed = False
+        self.replaced = 0
+        self._tasks: set[asyncio.Future] = set()
+        self.retried = 0
+
+    async def start(self) -> WorkerPool:
+        loop = asyncio.get_running_loop()
+        started = await asyncio.gather(
+            *[loop.run_in_executor(self._executor, _Worker, self.rulesets, self.start_timeout)
+              for _ in range(self.size)], return_exceptions=True)
+        errors = [w for w in started if isinstance(w, BaseException)]
+        for w in started:
+            if isinstance(w, _Worker):
+                self.workers.append(w)
+                self._idle.put_nowait(w)
+        if errors:
+            await self.close(drain=False)
+            raise errors[0]
+        log.info("engine workers ready: pids %s, versions %s", self.pids(), [r.version[:12] for r in self.rulesets])
+        return self
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.workers]
+
+    async def _replace(self, dead: _Worker) -> None:
+        dead.kill()
+        if dead in self.workers:
+            self.workers.remove(dead)
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        for attempt in range(3):
+            try:
+                fresh = await loop.run_in_executor(self._executor, _Worker, self.rulesets, self.start_timeout)
+            except WorkerStartError:
+                log.exception("replacement engine worker failed to start (attempt %d)", attempt + 1)
+                continue
+            self.workers.append(fresh)
+            self._idle.put_nowait(fresh)
+            self.replaced += 1
+            log.warning("engine worker %s died; replaced by %s", dead.pid, fresh.pid)
+            return
+
+    async def _call(self, msg: tuple) -> Any:
+        loop = asyncio.get_running_loop()
+        self._inflight += 1
+        try:
+            for attempt in (0, 1):
+                worker = await self._idle.get()
+                try:
+                    result = await loop.run_in_executor(self._executor, worker.call, msg)
+                except WorkerDied:
+                    task = asyncio.ensure_future(self._replace(worker))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    if attempt == 1:
+                        raise EngineUnavailable("engine workers died twice on this request") from None
+                    self.retried += 1
+                    continue
+                except BaseException:
+                    self._idle.put_nowait(worker)
+                    raise
+                self._idle.put_nowait(worker)
+                return result
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._drained.set()
+        raise AssertionError("unreachable")
+
+    async def evaluate(self, version: str, kind: str, facts: list[dict]) -> list[list[str]]:
+        n = len(facts)
+        if n == 0:
+            return []
+        parts = min(self.size, max(1, n // self.split_min))
+        if parts == 1:
+            return await self._call(("eval", version, kind, facts))
+        step = -(-n // parts)
+        chunks = await asyncio.gather(
+            *[self._call(("eval", version, kind, facts[i:i + step])) for i in range(0, n, step)])
+        return [fired for chunk in chunks for fired in chunk]
+
+    async def stats(self) -> list[dict]:
+        """Stats of every worker: takes all of them (waiting for running calls), asks each, gives them back."""
+        loop = asyncio.get_running_loop()
+        held = [await self._idle.get() for _ in range(len(self.workers))]
+        try:
+            return sorted([await loop.run_in_executor(self._executor, w.call, ("stats",)) for w in held],
+                          key=lambda s: s["pid"])
+        finally:
+            for w in held:
+                self._idle.put_nowait(w)
+
+    async def close(self, drain: bool = True, drain_seconds: float = 30.0) -> None:
+        if drain and self._inflight:
+            self._drained.clear()
+            deadline = time.monotonic() + drain_seconds
+            while self._inflight and time.monotonic() < deadline:
+                try:
+                    await asyncio.wait_for(self._drained.wait(), timeout=max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+                self._drained.clear()
+        self._closed = True
+        for task in list(self._tasks):
+            await task
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*[loop.run_in_executor(self._executor, w.stop) for w in self.workers])
+        self.workers.clear()
+        self._executor.shutdown(wait=False)

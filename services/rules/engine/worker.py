@@ -1,0 +1,73 @@
+"""Engine worker process: one durable_rules host, no threads, one evaluation at a time.
+
+Started by `pool.WorkerPool` as `python -m services.rules.engine.worker <fd>`; it receives the rule sets
+of one generation (pickled) as the first message on that socket, compiles them, runs every canary,
+reports ready, then serves requests from its pipe until told to stop or the pipe closes. It holds no
+state between evaluations (each one deletes its engine session), so killing it loses nothing: the
+pool retries the request on a fresh worker.
+
+Protocol (tuples over a multiprocessing Connection):
+    → ("eval", version, kind, [facts, ...])   ← ("ok", [[rule ids], ...]) | ("error", text)
+    → ("stats",)                              ← ("ok", {"pid", "rss_kb", "evaluations", "open_sessions"})
+    → ("stop",)                               (exits)
+First message from the worker: ("ready", pid) or ("failed", text) when loading or a canary failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from multiprocessing.connection import Connection
+
+from services.rules.domain.ruleset import RuleSet
+
+
+def rss_kb() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def worker_main(conn: Connection) -> None:
+    try:
+        rulesets: list[RuleSet] = conn.recv()
+        from services.rules.engine.adapter import EngineHost
+
+        host = EngineHost()
+        problems: list[str] = []
+        for rs in rulesets:
+            host.load(rs)
+            problems += host.run_canaries(rs)
+        if problems:
+            conn.send(("failed", "; ".join(problems)))
+            return
+        conn.send(("ready", os.getpid()))
+    except Exception:  # noqa: BLE001 — report any load failure to the pool instead of dying silently
+        conn.send(("failed", traceback.format_exc(limit=5)))
+        return
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        op = msg[0]
+        if op == "eval":
+            try:
+                conn.send(("ok", host.evaluate(msg[1], msg[2], msg[3])))
+            except Exception as exc:  # noqa: BLE001 — an evaluation error is the request's, not the worker's
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        elif op == "stats":
+            conn.send(("ok", {"pid": os.getpid(), "rss_kb": rss_kb(), "evaluations": host.evaluations,
+                              "open_sessions": host.open_sessions}))
+        elif op == "stop":
+            return
+        else:
+            conn.send(("error", f"unknown op {op!r}"))
+
+
+def main(argv: list[str]) -> None:
+    worker_main(Connection(int(argv[1])))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
