@@ -151,14 +151,11 @@ def load_calendar_file(path: str | os.PathLike[str]) -> dict[int, YearCalendar]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise CalendarFileError(f"cannot read calendar file {p}: {exc}") from None
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml  # only needed for operator files
+    import yaml  # only needed for operator files
 
-            data = yaml.safe_load(text)
-    except Exception as exc:  # any parse error becomes one clear CalendarFileError
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
         raise CalendarFileError(f"cannot parse calendar file {p}: {exc}") from None
     return parse_calendar_data(data or {})
 

@@ -56,54 +56,60 @@ def dispatch_created(*, dispatch: str, recipient: str, plan_name: str, instituti
         due_date=feedback_due if for_institution else record_due)
 
 
-def submission_received(*, deadline: FormDeadline, submitted: str, submitted_on: dt.date,
-                        late: bool) -> NotificationDraft:
-    form = FORM_TITLES[deadline.form]
-    timing = (f"，已超过{zh_date(deadline.due_date)}的提交期限" if late and deadline.due_date
-              else (f"，在{zh_date(deadline.due_date)}期限内" if deadline.due_date else ""))
-    body = (f"已收到{deadline.party_name or deadline.party}提交的评价计划{_plan(deadline.plan_name)}{form}"
+def _dl_key(kind: Kind, deadline: FormDeadline, *rest: object) -> str:
+    parts = [str(kind), deadline.dispatch, deadline.form.value, deadline.about or "team", *map(str, rest)]
+    return "/".join(parts)
+
+
+def submission_received(*, deadline: FormDeadline, submitted: str, submitted_on: dt.date, late: bool,
+                        late_workdays: int = 0) -> NotificationDraft:
+    if deadline.due_date and late:
+        timing = f"，已超过{zh_date(deadline.due_date)}的提交期限{late_workdays}个工作日" if late_workdays else \
+            f"，已超过{zh_date(deadline.due_date)}的提交期限"
+    elif deadline.due_date:
+        timing = f"，在{zh_date(deadline.due_date)}的提交期限内"
+    else:
+        timing = ""
+    body = (f"已收到{deadline.owner_name}提交的评价计划{_plan(deadline.plan_name)}{deadline.form_label}"
             f"（{submitted}，{zh_date(submitted_on)}提交{timing}）。{cite(ART_23)}")
     return NotificationDraft(
-        key=f"{Kind.SUBMISSION_RECEIVED}/{deadline.dispatch}/{deadline.form}/{deadline.party}",
+        key=_dl_key(Kind.SUBMISSION_RECEIVED, deadline, submitted),
         recipient=deadline.dispatching_agency, kind=Kind.SUBMISSION_RECEIVED,
         title=f"督导材料已收到：{deadline.plan_name or deadline.dispatch}", body=body, articles=(ART_23,),
         subject=submitted or deadline.dispatch, due_date=deadline.due_date)
 
 
-def deadline_reminder(deadline: FormDeadline, workdays_left: int) -> NotificationDraft:
+def deadline_reminder(deadline: FormDeadline, recipient: str, workdays_left: int) -> NotificationDraft:
     assert deadline.due_date is not None
-    form = FORM_TITLES[deadline.form]
-    body = (f"评价计划{_plan(deadline.plan_name)}的督导工作已结束，{form}应于{zh_date(deadline.due_date)}前"
-            f"提交委派单位，距截止还有{workdays_left}个工作日。{cite(ART_23)}")
+    body = (f"评价计划{_plan(deadline.plan_name)}的督导工作已结束，{deadline.form_label}应于"
+            f"{zh_date(deadline.due_date)}前提交委派单位，距截止还有{workdays_left}个工作日。{cite(ART_23)}")
     return NotificationDraft(
-        key=f"{Kind.DEADLINE_REMINDER}/{deadline.dispatch}/{deadline.form}/{deadline.party}/{deadline.due_date}",
-        recipient=deadline.party, kind=Kind.DEADLINE_REMINDER,
-        title=f"提交提醒：{form}截止日期{zh_date(deadline.due_date)}", body=body, articles=(ART_23,),
-        subject=deadline.dispatch, due_date=deadline.due_date)
+        key=_dl_key(Kind.DEADLINE_REMINDER, deadline, recipient, deadline.due_date),
+        recipient=recipient, kind=Kind.DEADLINE_REMINDER,
+        title=f"提交提醒：{FORM_TITLES[deadline.form]}截止日期{zh_date(deadline.due_date)}", body=body,
+        articles=(ART_23,), subject=deadline.dispatch, due_date=deadline.due_date)
 
 
-def deadline_due_today(deadline: FormDeadline) -> NotificationDraft:
+def deadline_due_today(deadline: FormDeadline, recipient: str) -> NotificationDraft:
     assert deadline.due_date is not None
-    form = FORM_TITLES[deadline.form]
-    body = (f"今天（{zh_date(deadline.due_date)}）是评价计划{_plan(deadline.plan_name)}{form}"
+    body = (f"今天（{zh_date(deadline.due_date)}）是评价计划{_plan(deadline.plan_name)}{deadline.form_label}"
             f"提交委派单位的截止日期，请及时提交。{cite(ART_23)}")
     return NotificationDraft(
-        key=f"{Kind.DEADLINE_DUE_TODAY}/{deadline.dispatch}/{deadline.form}/{deadline.party}/{deadline.due_date}",
-        recipient=deadline.party, kind=Kind.DEADLINE_DUE_TODAY,
-        title=f"今日截止：{form}", body=body, articles=(ART_23,),
+        key=_dl_key(Kind.DEADLINE_DUE_TODAY, deadline, recipient, deadline.due_date),
+        recipient=recipient, kind=Kind.DEADLINE_DUE_TODAY,
+        title=f"今日截止：{FORM_TITLES[deadline.form]}", body=body, articles=(ART_23,),
         subject=deadline.dispatch, due_date=deadline.due_date)
 
 
 def deadline_overdue(deadline: FormDeadline, on: dt.date, workdays_late: int, seq: int) -> NotificationDraft:
     assert deadline.due_date is not None
-    form = FORM_TITLES[deadline.form]
-    body = (f"{deadline.party_name or deadline.party}未在{zh_date(deadline.due_date)}前提交评价计划"
-            f"{_plan(deadline.plan_name)}的{form}，截至{zh_date(on)}已逾期{workdays_late}个工作日。"
+    body = (f"{deadline.owner_name}未在{zh_date(deadline.due_date)}前提交评价计划"
+            f"{_plan(deadline.plan_name)}的{deadline.form_label}，截至{zh_date(on)}已逾期{workdays_late}个工作日。"
             f"{cite(ART_23)}")
     return NotificationDraft(
-        key=f"{Kind.DEADLINE_OVERDUE}/{deadline.dispatch}/{deadline.form}/{deadline.party}/{seq}",
+        key=_dl_key(Kind.DEADLINE_OVERDUE, deadline, seq),
         recipient=deadline.dispatching_agency, kind=Kind.DEADLINE_OVERDUE,
-        title=f"逾期未提交：{form}（{deadline.party_name or deadline.party}）", body=body, articles=(ART_23,),
+        title=f"逾期未提交：{FORM_TITLES[deadline.form]}（{deadline.owner_name}）", body=body, articles=(ART_23,),
         subject=deadline.dispatch, due_date=deadline.due_date)
 
 
@@ -119,12 +125,12 @@ def immediate_report(*, report: str, reporting_agency: str, reporting_agency_nam
 
 
 def period_report(*, period: str, agency: str, agency_name: str, period_start: dt.date, period_end: dt.date,
-                  document_id: str = "", summary: str = "") -> NotificationDraft:
+                  document_id: str = "", summary: str = "", recipient: str = CITY_CENTRE) -> NotificationDraft:
     body = (f"{agency_name or agency}报送{zh_date(period_start)}至{zh_date(period_end)}"
             f"辖区技能等级认定质量督导结果{('：' + summary) if summary else ''}"
             f"{'（报告PDF见附件）' if document_id else ''}。{cite(ART_24)}")
     return NotificationDraft(
-        key=f"{Kind.PERIOD_REPORT}/{agency}/{period}", recipient=CITY_CENTRE, kind=Kind.PERIOD_REPORT,
+        key=f"{Kind.PERIOD_REPORT}/{period}/{recipient}", recipient=recipient, kind=Kind.PERIOD_REPORT,
         title=f"半月督导结果报送：{agency_name or agency} {zh_date(period_start)}—{zh_date(period_end)}",
         body=body, articles=(ART_24,), subject=period, document_id=document_id)
 

@@ -81,26 +81,40 @@ class TimerSpec:
 
 @dataclass(frozen=True)
 class FormDeadline:
-    """A 第二十三条 deadline: ``party`` must hand ``form`` for ``dispatch`` to the dispatching agency."""
+    """A 第二十三条 deadline: ``owners`` must hand ``form`` for ``dispatch`` to the dispatching agency.
+
+    The Annex 3 record is one per dispatch (the team signs it): ``about`` is empty and the owners are the
+    active members. The Annex 4 feedback is one per external supervisor, owed by the institution:
+    ``about`` is that supervisor and the owner is the institution.
+    """
 
     dispatch: str
     form: Form
-    party: str
-    party_name: str
+    owners: tuple[str, ...]
+    owner_name: str
     dispatching_agency: str
     plan_name: str
     supervision_end: dt.date | None
     due_date: dt.date | None
-    institution_name: str = ""
+    about: str = ""
+    about_name: str = ""
 
     @property
     def group(self) -> str:
-        return deadline_group(self.dispatch, self.form, self.party)
+        return deadline_group(self.dispatch, self.form, self.about)
+
+    @property
+    def form_label(self) -> str:
+        """The form's title, naming the supervisor for Annex 4."""
+        title = FORM_TITLES[self.form]
+        if self.form is Form.FEEDBACK and (self.about_name or self.about):
+            return f"关于外督员{self.about_name or self.about}的{title}"
+        return title
 
 
-def deadline_group(dispatch: str, form: Form, party: str) -> str:
+def deadline_group(dispatch: str, form: Form, about: str = "") -> str:
     """Timers of one deadline; cancelled together when the form arrives."""
-    return f"deadline/{dispatch}/{form.value}/{party}"
+    return f"deadline/{dispatch}/{form.value}/{about or 'team'}"
 
 
 def appointment_group(supervisor: str) -> str:
@@ -125,3 +139,38 @@ class AppointmentTerm:
     birth_date: dt.date | None
     gender: str  # "male" | "female" | ""
     renewal: bool = False
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """An operator alert (e.g. CALENDAR_NOT_COVERED); ``key`` makes it idempotent."""
+
+    key: str
+    code: str
+    message: str
+    subject: str = ""
+    year: int = 0
+
+
+@dataclass
+class Reaction:
+    """Everything one event causes, applied in one transaction with the event's idempotency mark."""
+
+    notifications: list[NotificationDraft] = field(default_factory=list)
+    timers: list[TimerSpec] = field(default_factory=list)
+    cancel_groups: list[str] = field(default_factory=list)
+    cancel_group_prefixes: list[str] = field(default_factory=list)
+    alerts: list[AlertDraft] = field(default_factory=list)
+    # deadlines that could not be scheduled for lack of a calendar; retried when one is configured
+    blocked: list[FormDeadline] = field(default_factory=list)
+    # notification key -> request to render its attachment (e.g. serialized DistrictReportData)
+    attachment_requests: dict[str, bytes] = field(default_factory=dict)
+
+    def extend(self, other: Reaction) -> None:
+        self.notifications += other.notifications
+        self.timers += other.timers
+        self.cancel_groups += other.cancel_groups
+        self.cancel_group_prefixes += other.cancel_group_prefixes
+        self.alerts += other.alerts
+        self.blocked += other.blocked
+        self.attachment_requests.update(other.attachment_requests)

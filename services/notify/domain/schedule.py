@@ -85,13 +85,15 @@ def deadline_timers(deadline: FormDeadline, calendar: WorkdayCalendar, policy: S
         reminder_day = calendar.add_workdays(due, -policy.reminder_workdays_before)
         if reminder_day >= today and (deadline.supervision_end is None
                                       or reminder_day > deadline.supervision_end):
-            draft = messages.deadline_reminder(deadline, policy.reminder_workdays_before)
-            timers.append(TimerSpec(draft.key, at_send_time(reminder_day, policy), group, draft))
+            for owner in deadline.owners:
+                draft = messages.deadline_reminder(deadline, owner, policy.reminder_workdays_before)
+                timers.append(TimerSpec(draft.key, at_send_time(reminder_day, policy), group, draft))
     except CalendarNotCovered:
         pass  # the reminder is a courtesy; the due-day and overdue notices below still apply
     if due >= today:
-        draft = messages.deadline_due_today(deadline)
-        timers.append(TimerSpec(draft.key, at_send_time(due, policy), group, draft))
+        for owner in deadline.owners:
+            draft = messages.deadline_due_today(deadline, owner)
+            timers.append(TimerSpec(draft.key, at_send_time(due, policy), group, draft))
     try:
         day = calendar.add_workdays(due, 1)
         late = 1

@@ -1,0 +1,76 @@
+"""Composition root of the notify service: `python -m services.notify`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from bjsv.notify.v1 import notify_pb2_grpc
+from common.bus import Bus
+from common.db import Database, StartupError
+from common.server import Service, Servicer, run
+from common.workdays import CalendarFileError, default_calendar
+from services.notify.api import NotifyServicer
+from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
+from services.notify.config import NotifySettings
+from services.notify.domain.clock import ClockMode, SettableClock
+from services.notify.domain.delivery import RetryPolicy
+from services.notify.domain.model import Channel
+from services.notify.domain.schedule import SchedulePolicy
+from services.notify.engine import EngineOptions, Notifier
+from services.notify.events import RegistryEvents
+from services.notify.storage import models
+
+SERVICE = "notify"
+
+
+def build(settings: NotifySettings | None = None) -> Service:
+    settings = settings or NotifySettings()
+    try:
+        default_calendar()  # a broken operator calendar file is a startup error, not a runtime surprise
+    except CalendarFileError as e:
+        raise StartupError(f"{e}. Fix: correct the file named by BJSV_CALENDAR_FILE or unset it.") from None
+    try:
+        clock = SettableClock(ClockMode.parse(settings.notify_clock))
+        send_time = dt.time.fromisoformat(settings.notify_send_time)
+        channels = tuple(Channel(c.strip()) for c in settings.notify_channels.split(",") if c.strip())
+    except ValueError as e:
+        raise StartupError(f"bad notify setting: {e}") from None
+    db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
+                  migrations=Path(__file__).parent / "storage" / "migrations")
+    bus = Bus(settings, service=SERVICE)
+    notifier = Notifier(
+        db=db, clock=clock, policy=SchedulePolicy(send_time=send_time),
+        retry=RetryPolicy(max_attempts=settings.notify_retry_max_attempts,
+                          base_delay=settings.notify_retry_base_delay, max_delay=settings.notify_retry_max_delay),
+        email=EmailSender(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
+                          timeout=settings.smtp_timeout),
+        nats=NatsInboxSender(bus),
+        documents=DocumentFetcher(settings.target("documents"), settings.notify_documents_timeout),
+        options=EngineOptions(channels=channels, lease=settings.notify_delivery_lease,
+                              concurrency=settings.notify_delivery_concurrency,
+                              tick_interval=settings.notify_tick_interval))
+    db.on_commit(notifier.wake_delivery)
+    registry_events = RegistryEvents(notifier)
+
+    async def start() -> None:
+        notifier.bind_loop()
+        if settings.notify_clock.strip() not in ("", "real"):
+            await notifier.set_clock(clock.mode)  # env setting wins at start; shared with replicas via the DB
+        else:
+            await notifier.refresh_clock()
+
+    async def stop() -> None:
+        if notifier.documents is not None:
+            await notifier.documents.close()
+
+    return Service(
+        name=SERVICE, settings=settings,
+        servicers=[Servicer(notify_pb2_grpc.add_NotifyServiceServicer_to_server, NotifyServicer(notifier),
+                            "bjsv.notify.v1.NotifyService")],
+        database=db, bus=bus, subscriptions=[registry_events.subscription()],
+        tasks=[notifier.run_scheduler, notifier.run_delivery], on_start=[start], on_stop=[stop])
+
+
+if __name__ == "__main__":
+    run(build)

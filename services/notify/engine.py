@@ -1,0 +1,246 @@
+"""The notify runtime: applies reactions, fires durable timers, delivers on the outbound channels.
+
+No in-process-only state matters for correctness: timers, deliveries and the clock setting live in the
+database, so two replicas (or a restarted one) share the work. A timer becomes a notification in the same
+transaction that marks it fired; a delivery is claimed with a lease before it is sent and marked
+delivered right after the channel accepted it, so a killed sender's delivery is retried once the lease
+expires — and the idempotency keys (unique constraints, Nats-Msg-Id, Message-ID) keep every
+notification single.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common.db import Database
+from common.workdays import WorkdayCalendar, default_calendar
+from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
+from services.notify.domain.clock import ClockMode, SettableClock
+from services.notify.domain.delivery import RetryPolicy, SendError, after_failure
+from services.notify.domain.model import Channel, Reaction
+from services.notify.domain.reactions import schedule_deadline
+from services.notify.domain.schedule import SchedulePolicy
+from services.notify.storage import repository as repo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineOptions:
+    channels: tuple[Channel, ...] = (Channel.NATS, Channel.EMAIL)
+    lease: float = 60.0
+    concurrency: int = 8
+    tick_interval: float = 1.0
+    blocked_retry_every: float = 60.0
+
+
+class Notifier:
+    def __init__(self, *, db: Database, clock: SettableClock, policy: SchedulePolicy, retry: RetryPolicy,
+                 email: EmailSender | None, nats: NatsInboxSender | None, documents: DocumentFetcher | None,
+                 options: EngineOptions, calendar: Callable[[], WorkdayCalendar] = default_calendar,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+        self.retry = retry
+        self.email = email
+        self.nats = nats
+        self.documents = documents
+        self.options = options
+        self.channels = tuple(c for c in options.channels
+                              if c != Channel.EMAIL or (email is not None and email.enabled))
+        self._calendar = calendar
+        self.wall = wall
+        self.worker_id = f"notify-{uuid.uuid4().hex[:12]}"
+        self._delivery_wake = asyncio.Event()
+        self._scheduler_wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_blocked_retry = 0.0
+        self.sent = 0
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+
+    def calendar(self) -> WorkdayCalendar:
+        return self._calendar()
+
+    def bind_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def wake_delivery(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._delivery_wake.set)
+
+    def wake_scheduler(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._scheduler_wake.set)
+
+    # -- clock -------------------------------------------------------------------------------------------
+
+    async def refresh_clock(self) -> None:
+        row = await self.db.read(repo.get_clock)
+        if row is not None:
+            self.clock.set_mode(ClockMode(row.mode, row.fixed_ts, row.offset_seconds))
+
+    async def set_clock(self, mode: ClockMode) -> None:
+        await self.db.write(repo.set_clock, mode=mode.mode, fixed_ts=mode.fixed_ts,
+                            offset_seconds=mode.offset_seconds, wall_ts=self.wall())
+        self.clock.set_mode(mode)
+        self.wake_scheduler()
+
+    # -- events ------------------------------------------------------------------------------------------
+
+    async def apply(self, reaction: Reaction, *, consumer: str = "", event_id: str = "",
+                    event_wall_ts: float | None = None) -> list[int] | None:
+        created = await self.db.write(repo.apply_reaction, reaction=reaction, now_ts=self.clock.timestamp(),
+                                      wall_ts=self.wall(), channels=self.channels, consumer=consumer,
+                                      event_id=event_id, event_wall_ts=event_wall_ts)
+        if created:
+            self.wake_delivery()
+        if reaction.timers:
+            self.wake_scheduler()
+        return created
+
+    # -- timers ------------------------------------------------------------------------------------------
+
+    async def fire_due(self, limit: int = 200) -> list[int]:
+        """Fire every timer due at the service clock's now; returns the created notification ids."""
+        created: list[int] = []
+        while True:
+            batch = await self.db.write(repo.fire_due_timers, now_ts=self.clock.timestamp(), wall_ts=self.wall(),
+                                        channels=self.channels, limit=limit)
+            created += batch
+            if len(batch) < limit:
+                break
+        if created:
+            self.wake_delivery()
+        return created
+
+    async def retry_blocked(self) -> int:
+        """Reschedule deadlines that waited for a calendar (D5) once one covers their year."""
+        blocked = await self.db.read(repo.unresolved_blocked)
+        if not blocked:
+            return 0
+        calendar = self.calendar()
+        today = self.clock.today()
+        done = 0
+        for blocked_id, deadline in blocked:
+            reaction = schedule_deadline(deadline, calendar, self.policy, today)
+            if reaction.blocked:
+                continue
+            if await self.db.write(repo.resolve_blocked, blocked_id=blocked_id, reaction=reaction,
+                                   now_ts=self.clock.timestamp(), wall_ts=self.wall(), channels=self.channels):
+                done += 1
+        return done
+
+    async def run_scheduler(self) -> None:
+        self.bind_loop()
+        while True:
+            try:
+                await self.refresh_clock()
+                await self.fire_due()
+                if self.wall() - self._last_blocked_retry >= self.options.blocked_retry_every:
+                    self._last_blocked_retry = self.wall()
+                    await self.retry_blocked()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # e.g. DB busy; the next tick retries, timers stay pending
+                log.exception("scheduler tick failed")
+            try:
+                await asyncio.wait_for(self._scheduler_wake.wait(), timeout=self.options.tick_interval)
+            except TimeoutError:
+                pass
+            self._scheduler_wake.clear()
+
+    # -- deliveries --------------------------------------------------------------------------------------
+
+    async def deliver_due(self) -> int:
+        """Claim and send one batch of due deliveries; returns how many were claimed."""
+        items = await self.db.write(repo.claim_deliveries, wall_ts=self.wall(), lease=self.options.lease,
+                                    worker=self.worker_id, limit=self.options.concurrency * 4)
+        if not items:
+            return 0
+        sem = asyncio.Semaphore(self.options.concurrency)
+
+        async def one(item: dict[str, Any]) -> None:
+            async with sem:
+                await self._deliver(item)
+
+        await asyncio.gather(*(one(i) for i in items))
+        return len(items)
+
+    async def _deliver(self, item: dict[str, Any]) -> None:
+        try:
+            if item["channel"] == Channel.NATS.value:
+                if self.nats is None:
+                    raise SendError("NATS_UNAVAILABLE", "no NATS connection configured")
+                await self.nats.send(item)
+            elif item["channel"] == Channel.EMAIL.value:
+                if self.email is None or not self.email.enabled:
+                    await self.db.write(repo.skip_delivery, delivery_id=item["delivery_id"],
+                                        reason="EMAIL_DISABLED: BJSV_SMTP_HOST not set")
+                    return
+                if not item["email"]:
+                    await self.db.write(repo.skip_delivery, delivery_id=item["delivery_id"],
+                                        reason=f"NO_CONTACT: no e-mail address for {item['recipient']}")
+                    return
+                attachment = await self._attachment(item)
+                await self.email.send(self.email.build(item, attachment))
+            else:
+                raise SendError("UNKNOWN_CHANNEL", item["channel"], permanent=True)
+        except SendError as err:
+            outcome = after_failure(item["attempts"], err, self.retry)
+            log.warning("delivery %s (%s) attempt %d failed: %s -> %s", item["key"], item["channel"],
+                        item["attempts"], err, outcome.state)
+            await self._write_retrying(repo.fail_delivery, delivery_id=item["delivery_id"], outcome=outcome,
+                                       wall_ts=self.wall())
+            if outcome.retry_in is not None and self._loop is not None:
+                self._loop.call_later(outcome.retry_in, self._delivery_wake.set)
+            return
+        await self._write_retrying(repo.complete_delivery, delivery_id=item["delivery_id"], wall_ts=self.wall())
+        self.sent += 1
+
+    async def _write_retrying(self, fn, /, **kwargs) -> Any:
+        """The channel already accepted: record that even if the DB is briefly busy (narrows the resend window)."""
+        for attempt in range(5):
+            try:
+                return await self.db.write(fn, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # retried; the lease protects against a parallel resend
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+        return None
+
+    async def _attachment(self, item: dict[str, Any]) -> tuple[str, bytes] | None:
+        if not item["document_id"] and not item["attachment_request"]:
+            return None
+        if self.documents is None:
+            raise SendError("DOCUMENT_UNAVAILABLE", "documents service not configured")
+        if item["document_id"]:
+            return await self.documents.get(item["document_id"])
+        _name, file_name, content = await self.documents.district_report(item["attachment_request"])
+        return file_name, content
+
+    async def run_delivery(self) -> None:
+        self.bind_loop()
+        while True:
+            try:
+                while await self.deliver_due():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # DB trouble: leases expire and the next round retries
+                log.exception("delivery round failed")
+            try:
+                await asyncio.wait_for(self._delivery_wake.wait(), timeout=self.options.tick_interval)
+            except TimeoutError:
+                pass
+            self._delivery_wake.clear()
+

@@ -1,0 +1,1 @@
+"""Notify storage: inbox, deliveries, durable timers, contacts, operator alerts, clock setting."""
