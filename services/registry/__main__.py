@@ -1,0 +1,108 @@
+"""Composition root of the registry process: `python -m services.registry`.
+
+The process serves RegistryService and (issue #7) the workflow's SupervisionService on one port and one
+database. To add a servicer, append one factory to `SERVICERS` — it gets the shared `Wiring`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bjsv.registry.v1 import registry_pb2_grpc
+from common import clients
+from common.bus import Bus
+from common.clock import Clock
+from common.db import Database
+from common.server import Service, Servicer, run
+from services.registry.api import RegistryServicer
+from services.registry.config import RegistrySettings
+from services.registry.domain.policy import RegistryPolicy
+from services.registry.eligibility import RulesEligibility
+from services.registry.storage import models
+
+SERVICE = "registry"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Wiring:
+    """Adapters shared by every servicer of the registry process."""
+
+    settings: RegistrySettings
+    db: Database
+    bus: Bus
+    clock: Clock
+    policy: RegistryPolicy
+    rules_channel: object  # grpc.aio.Channel to the rules service
+    registry: RegistryServicer | None = None
+
+
+def registry_servicer(w: Wiring) -> Servicer:
+    w.registry = RegistryServicer(
+        w.db, clock=w.clock, rules=RulesEligibility(w.rules_channel, timeout=w.settings.registry_rules_timeout),
+        policy=w.policy,
+    )  # fmt: skip
+    return Servicer(registry_pb2_grpc.add_RegistryServiceServicer_to_server, w.registry,
+                    "bjsv.registry.v1.RegistryService")  # fmt: skip
+
+
+#: One line per gRPC service of this process (the workflow adds its SupervisionService here).
+SERVICERS: list[Callable[[Wiring], Servicer]] = [
+    registry_servicer,
+]
+
+
+def load_models() -> None:
+    """Import every model module so the one metadata has all tables (the workflow's too, when present)."""
+    try:
+        import services.registry.storage.workflow_models  # noqa: F401 - registers tables on models.Base
+    except ModuleNotFoundError as e:
+        if e.name != "services.registry.storage.workflow_models":
+            raise
+
+
+def build(settings: RegistrySettings | None = None) -> Service:
+    settings = settings or RegistrySettings()
+    load_models()
+    db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
+                  migrations=Path(__file__).parent / "storage" / "migrations")  # fmt: skip
+    wiring = Wiring(settings=settings, db=db, bus=Bus(settings, service=SERVICE), clock=Clock(),
+                    policy=settings.policy(), rules_channel=None)  # fmt: skip
+    servicers: list[Servicer] = []
+
+    async def start() -> None:
+        pass
+
+    async def stop() -> None:
+        if wiring.rules_channel is not None:
+            await wiring.rules_channel.close()
+
+    async def expiry_sweep() -> None:
+        """聘期届满自动解聘 (第十三条): a periodic sweep publishes appointment.expired."""
+        interval = settings.registry_expiry_sweep_interval
+        if interval <= 0:
+            return
+        while True:
+            try:
+                expired = await wiring.registry.sweep(wiring.clock.today())
+                if expired:
+                    log.info("expiry sweep: %d appointment(s) expired", len(expired))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiry sweep failed; retrying at the next interval")
+            await asyncio.sleep(interval)
+
+    # the channel is created lazily by grpc (no connection at construction), so building it here is safe
+    wiring.rules_channel = clients.channel(settings.target("rules"))
+    servicers = [factory(wiring) for factory in SERVICERS]
+    return Service(name=SERVICE, settings=settings, servicers=servicers, database=db, bus=wiring.bus,
+                   tasks=[expiry_sweep], on_start=[start], on_stop=[stop])  # fmt: skip
+
+
+if __name__ == "__main__":
+    run(build)

@@ -1,0 +1,1 @@
+"""Registry storage: models (one Base for the process), repository functions, alembic migrations."""
