@@ -108,7 +108,7 @@ class EmailSender:
         msg["From"] = self.sender
         msg["To"] = formataddr((item["display_name"], item["email"])) if item["display_name"] else item["email"]
         msg["Message-ID"] = message_id(item["key"]) if item.get("key") else make_msgid()
-        msg["X-Bjsv-Idempotency-Key"] = item["key"]
+        msg["X-Bjsv-Idempotency-Key"] = item["notification_key"]
         msg["X-Bjsv-Recipient"] = item["recipient"]
         articles = "、".join(item["articles"])
         text = item["body"]

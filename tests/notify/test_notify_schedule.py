@@ -30,7 +30,7 @@ POLICY = SchedulePolicy()
 
 
 def deadline(end, due=None, form=Form.RECORD):
-    return FormDeadline(dispatch="dispatches/7", form=form, party="supervisors/42", party_name="张三",
+    return FormDeadline(dispatch="dispatches/7", form=form, owners=("supervisors/42",), owner_name="督导组（张三）",
                         dispatching_agency="agencies/08", plan_name="2025年第三批电工四级认定",
                         supervision_end=end, due_date=due)
 
