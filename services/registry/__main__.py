@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bjsv.registry.v1 import registry_pb2_grpc
-from common import clients
 from common.bus import Bus
 from common.clock import Clock
 from common.db import Database
 from common.server import Service, Servicer, run
+from services.registry import supervision_api
 from services.registry.api import RegistryServicer
 from services.registry.config import RegistrySettings
 from services.registry.domain.policy import RegistryPolicy
@@ -37,15 +37,12 @@ class Wiring:
     bus: Bus
     clock: Clock
     policy: RegistryPolicy
-    rules_channel: object  # grpc.aio.Channel to the rules service
+    rules: RulesEligibility
     registry: RegistryServicer | None = None
 
 
 def registry_servicer(w: Wiring) -> Servicer:
-    w.registry = RegistryServicer(
-        w.db, clock=w.clock, rules=RulesEligibility(w.rules_channel, timeout=w.settings.registry_rules_timeout),
-        policy=w.policy,
-    )  # fmt: skip
+    w.registry = RegistryServicer(w.db, clock=w.clock, rules=w.rules, policy=w.policy)
     return Servicer(registry_pb2_grpc.add_RegistryServiceServicer_to_server, w.registry,
                     "bjsv.registry.v1.RegistryService")  # fmt: skip
 
@@ -53,6 +50,7 @@ def registry_servicer(w: Wiring) -> Servicer:
 #: One line per gRPC service of this process (the workflow adds its SupervisionService here).
 SERVICERS: list[Callable[[Wiring], Servicer]] = [
     registry_servicer,
+    supervision_api.supervision_servicer,
 ]
 
 
@@ -70,16 +68,12 @@ def build(settings: RegistrySettings | None = None) -> Service:
     load_models()
     db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
                   migrations=Path(__file__).parent / "storage" / "migrations")  # fmt: skip
+    rules = RulesEligibility(settings.target("rules"), timeout=settings.registry_rules_timeout)
     wiring = Wiring(settings=settings, db=db, bus=Bus(settings, service=SERVICE), clock=Clock(),
-                    policy=settings.policy(), rules_channel=None)  # fmt: skip
-    servicers: list[Servicer] = []
-
-    async def start() -> None:
-        pass
+                    policy=settings.policy(), rules=rules)  # fmt: skip
 
     async def stop() -> None:
-        if wiring.rules_channel is not None:
-            await wiring.rules_channel.close()
+        await wiring.rules.close()
 
     async def expiry_sweep() -> None:
         """聘期届满自动解聘 (第十三条): a periodic sweep publishes appointment.expired."""
@@ -97,11 +91,9 @@ def build(settings: RegistrySettings | None = None) -> Service:
                 log.exception("expiry sweep failed; retrying at the next interval")
             await asyncio.sleep(interval)
 
-    # the channel is created lazily by grpc (no connection at construction), so building it here is safe
-    wiring.rules_channel = clients.channel(settings.target("rules"))
     servicers = [factory(wiring) for factory in SERVICERS]
     return Service(name=SERVICE, settings=settings, servicers=servicers, database=db, bus=wiring.bus,
-                   tasks=[expiry_sweep], on_start=[start], on_stop=[stop])  # fmt: skip
+                   tasks=[expiry_sweep, *supervision_api.sweep_tasks(servicers)], on_stop=[stop])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import grpc
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from common import clients
 from common.clients import invoke
 from common.errors import FailedPrecondition, PreconditionViolation
 from services.registry.storage import models as m
@@ -89,13 +90,28 @@ def to_request(f: SupervisorFacts, as_of: dt.date, purpose: str) -> rules_pb2.Ch
 class RulesEligibility:
     """Asks bjsv.rules.v1.RulesService/CheckEligibility; returns the decision name when allowed."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float = 5.0) -> None:
-        self._stub = rules_pb2_grpc.RulesServiceStub(channel)
+    def __init__(self, target: str, *, timeout: float = 5.0) -> None:
+        self._target = target
         self._timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: rules_pb2_grpc.RulesServiceStub | None = None
+
+    def _get_stub(self) -> rules_pb2_grpc.RulesServiceStub:
+        # created on first use, inside the serving event loop (an aio channel is bound to its loop)
+        if self._stub is None:
+            self._channel = clients.channel(self._target)
+            self._stub = rules_pb2_grpc.RulesServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
 
     async def decide(self, facts: SupervisorFacts, *, as_of: dt.date, purpose: str) -> str:
         response = await invoke(
-            self._stub.CheckEligibility(to_request(facts, as_of, purpose), timeout=self._timeout), dependency="rules"
+            self._get_stub().CheckEligibility(to_request(facts, as_of, purpose), timeout=self._timeout),
+            dependency="rules",
         )
         decision = response.decision
         if decision.outcome == rules_pb2.OUTCOME_DENY:

@@ -1,0 +1,185 @@
+"""RegistryService over a real gRPC channel (registry process, SQLite, NATS), without the rules service:
+organisations, registration and its validation errors, code parsing/validation, and UNAVAILABLE when
+the rules service cannot be reached (never an appointment without a decision)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from registry_helpers import build_stack, photo_bytes, supervisor_msg
+
+from bjsv.registry.v1 import registry_pb2 as pb
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory, nats_server):
+    stack = build_stack(tmp_path_factory.mktemp("edge"), nats_server.url, with_rules=False)
+    yield stack.stub()
+    stack.stop()
+
+
+def details(err: grpc.RpcError) -> dict:
+    st = rpc_status.from_call(err)
+    out: dict = {"code": err.code(), "violations": [], "preconditions": [], "reason": ""}
+    for d in st.details:
+        for cls, key in ((error_details_pb2.BadRequest, "violations"),
+                         (error_details_pb2.PreconditionFailure, "preconditions"),
+                         (error_details_pb2.ErrorInfo, "reason")):  # fmt: skip
+            if d.Is(cls.DESCRIPTOR):
+                msg = cls()
+                d.Unpack(msg)
+                if key == "violations":
+                    out[key] += [(v.field, v.description) for v in msg.field_violations]
+                elif key == "preconditions":
+                    out[key] += [(v.type, v.description) for v in msg.violations]
+                else:
+                    out[key] = msg.reason
+    return out
+
+
+def call_error(fn, request) -> dict:
+    with pytest.raises(grpc.RpcError) as e:
+        fn(request, timeout=10)
+    return details(e.value)
+
+
+def test_agencies_are_the_city_centre_and_table3_districts(stub):
+    agencies = stub.ListAgencies(pb.ListAgenciesRequest()).agencies
+    assert [a.code for a in agencies][:3] == ["A", "01", "02"] and len(agencies) == 18
+    assert agencies[0].display_name == "北京市职业技能鉴定管理中心" and agencies[0].city_centre
+    seal = photo_bytes("PNG", (200, 200))
+    updated = stub.UpdateAgency(pb.UpdateAgencyRequest(
+        agency=pb.Agency(name="agencies/A", seal=seal), update_mask={"paths": ["seal"]})).agency  # fmt: skip
+    assert updated.seal_sha256 and not updated.seal  # BASIC view: no bytes
+    assert stub.GetAgency(pb.GetAgencyRequest(name="agencies/A", view=pb.VIEW_FULL)).agency.seal == seal
+
+
+def test_institution_validation_and_duplicate_last_four_digits(stub):
+    ok = stub.CreateInstitution(pb.CreateInstitutionRequest(institution=pb.Institution(
+        number="1100017001", type=pb.INSTITUTION_TYPE_EMPLOYER, display_name="北京某某科技有限公司",
+        district_code="08"))).institution  # fmt: skip
+    assert ok.name == "institutions/1100017001" and ok.code_digits == "7001"
+    err = call_error(stub.CreateInstitution, pb.CreateInstitutionRequest(institution=pb.Institution(
+        number="1100027001", type=pb.INSTITUTION_TYPE_SOCIAL_ORGANIZATION, display_name="另一机构",
+        district_code="05")))  # fmt: skip
+    assert err["code"] == grpc.StatusCode.ALREADY_EXISTS and "后四位" in err["violations"][0][1]
+    err = call_error(stub.CreateInstitution, pb.CreateInstitutionRequest(institution=pb.Institution(
+        number="11000A", display_name="", district_code="03")))  # fmt: skip
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT
+    fields = {f for f, _ in err["violations"]}
+    assert {"institution.number", "institution.type", "institution.display_name", "institution.district_code"} <= fields
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"id_number": "110108197005200010"}, "supervisor.id_number", "校验码"),
+        ({"id_number": "11010819700520001"}, "supervisor.id_number", "18位"),
+        ({"birth_date": "1970-05-21"}, "supervisor.birth_date", "不一致"),
+        ({"gender": pb.GENDER_FEMALE}, "supervisor.gender", "第17位"),
+        ({"district_code": "03"}, "supervisor.district_code", "表3"),
+        ({"photo": b"GIF89a not really"}, "supervisor.photo", "JPEG或PNG"),
+        ({"photo": photo_bytes("JPEG", (40, 40))}, "supervisor.photo", "过小"),
+        ({"full_name": ""}, "supervisor.full_name", "姓名"),
+        ({"type": pb.SUPERVISOR_TYPE_UNSPECIFIED}, "supervisor.type", "第五条"),
+    ],
+)
+def test_bad_supervisor_input_is_invalid_argument_with_a_chinese_field_violation(stub, change, field, words):
+    before = stub.ListSupervisors(pb.ListSupervisorsRequest()).total_size
+    msg = supervisor_msg()
+    for k, v in change.items():
+        setattr(msg, k, v)
+    err = call_error(stub.RegisterSupervisor, pb.RegisterSupervisorRequest(supervisor=msg))
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT
+    assert any(f == field and words in d for f, d in err["violations"]), err["violations"]
+    assert stub.ListSupervisors(pb.ListSupervisorsRequest()).total_size == before  # no partial rows
+
+
+def test_duplicate_id_number_is_already_exists(stub):
+    msg = supervisor_msg(name="王五")
+    sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=msg)).supervisor
+    assert sup.status == pb.APPOINTMENT_STATUS_NOT_APPOINTED and "*" in sup.id_number
+    err = call_error(stub.RegisterSupervisor, pb.RegisterSupervisorRequest(supervisor=msg))
+    assert err["code"] == grpc.StatusCode.ALREADY_EXISTS
+    assert err["violations"][0][0] == "supervisor.id_number" and "重复" in err["violations"][0][1]
+    full = stub.GetSupervisor(pb.GetSupervisorRequest(name=sup.name, view=pb.VIEW_FULL)).supervisor
+    assert full.id_number == msg.id_number and full.photo == msg.photo
+
+
+def test_internal_supervisor_needs_a_registered_institution(stub):
+    err = call_error(stub.RegisterSupervisor, pb.RegisterSupervisorRequest(
+        supervisor=supervisor_msg(institution="institutions/9999999999")))  # fmt: skip
+    assert err["code"] == grpc.StatusCode.FAILED_PRECONDITION and "未登记" in err["preconditions"][0][1]
+
+
+def test_appointment_without_a_reachable_rules_service_is_unavailable_and_stores_nothing(stub):
+    sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name="赵六"))).supervisor
+    err = call_error(stub.AppointSupervisor, pb.AppointSupervisorRequest(supervisor=sup.name))
+    assert err["code"] == grpc.StatusCode.UNAVAILABLE
+    again = stub.GetSupervisor(pb.GetSupervisorRequest(name=sup.name)).supervisor
+    assert again.status == pb.APPOINTMENT_STATUS_NOT_APPOINTED and not again.current_appointment
+
+
+@pytest.mark.parametrize(
+    ("code", "category", "district", "institution", "year", "serial"),
+    [
+        ("R1122A001", pb.BADGE_CATEGORY_EXTERNAL_CITY, "A", "", 2022, 1),
+        ("Y112001220001", pb.BADGE_CATEGORY_INTERNAL_EMPLOYER, "", "2001", 2022, 1),
+        ("R11220801", pb.BADGE_CATEGORY_EXTERNAL_DISTRICT, "08", "", 2022, 1),
+    ],
+)
+def test_parse_badge_code_rpc_returns_the_annex_examples_parts(stub, code, category, district, institution, year,
+                                                               serial):  # fmt: skip
+    p = stub.ParseBadgeCode(pb.ParseBadgeCodeRequest(code=code)).parts
+    assert (p.category, p.district_code, p.institution_digits, p.year, p.serial, p.issuer_region) == (
+        category, district, institution, year, serial, "11")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "field", "words"),
+    [("R1122A00", "code", "9位"), ("R11220301", "district_code", "表3"), ("R1122A000", "serial_digits", "001—999"),
+     ("R11X2A001", "year_digits", "第4位"), ("", "code", "不能为空")],
+)  # fmt: skip
+def test_parse_badge_code_rpc_names_the_violation(stub, code, field, words):
+    err = call_error(stub.ParseBadgeCode, pb.ParseBadgeCodeRequest(code=code))
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT
+    assert err["violations"][0][0] == field and words in err["violations"][0][1]
+
+
+def test_validate_badge_code_checks_the_institution_type(stub):
+    stub.CreateInstitution(pb.CreateInstitutionRequest(institution=pb.Institution(
+        number="1100018002", type=pb.INSTITUTION_TYPE_SOCIAL_ORGANIZATION, display_name="某某培训评价中心",
+        district_code="05")))  # fmt: skip
+    r = stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code="Y118002220001"))
+    assert not r.valid and r.violations[0].reason == "CATEGORY_MISMATCH"
+    assert stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code="S118002220001")).valid
+    r = stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code="S110000220001"))
+    assert r.violations[0].reason == "UNKNOWN_INSTITUTION"
+    year = (dt.date.today().year + 2) % 100
+    r = stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code=f"R11{year:02d}A001"))
+    assert r.violations[0].reason == "YEAR_IN_FUTURE"
+    assert stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code="R1122A0O1")).violations[0].field == "serial_digits"
+
+
+def test_verify_unknown_and_malformed_codes(stub):
+    assert stub.VerifyBadge(pb.VerifyBadgeRequest(code="R1122A001")).status == pb.BADGE_STATUS_UNKNOWN_CODE
+    assert stub.VerifyBadge(pb.VerifyBadgeRequest(code="hello")).status == pb.BADGE_STATUS_UNKNOWN_CODE
+
+
+def test_list_filters_and_page_tokens(stub):
+    for i in range(3):
+        stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name=f"分页{i}", district="30")))
+    first = stub.ListSupervisors(pb.ListSupervisorsRequest(page_size=2, district_code="30"))
+    assert len(first.supervisors) == 2 and first.total_size == 3 and first.next_page_token
+    rest = stub.ListSupervisors(pb.ListSupervisorsRequest(page_size=2, district_code="30",
+                                                          page_token=first.next_page_token))  # fmt: skip
+    assert [s.full_name for s in rest.supervisors] == ["分页2"] and not rest.next_page_token
+    assert stub.ListSupervisors(pb.ListSupervisorsRequest(name_query="分页")).total_size == 3
+    err = call_error(stub.ListSupervisors, pb.ListSupervisorsRequest(district_code="99"))
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT
+    counts = stub.GetRegistryCounts(pb.GetRegistryCountsRequest(district_code="30"))
+    assert counts.total == 3 and counts.counts[0].district_name == "北京经济技术开发区"
