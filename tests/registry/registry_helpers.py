@@ -106,7 +106,7 @@ def build_stack(tmp: Path, nats_url: str, *, registries: int = 1, database_url: 
     try:
         if with_rules:
             if not rules_available():
-                pytest.skip("the rules service (services/rules/__main__.py) does not exist yet; needed for appointments")
+                pytest.skip("the rules service (services/rules/__main__.py) is not there yet; needed for appointments")
             stack.rules = start_service("rules", tmp / "rules", env)
         env["BJSV_RULES_TARGET"] = stack.rules.target if stack.rules else f"127.0.0.1:{free_port()}"
         for i in range(registries):
