@@ -1,0 +1,450 @@
+"""Queries of the supervision workflow (plain sync functions, the session first; run by Database.read/write).
+
+Reads of registry data (institutions, agencies, supervisors with their appointment, attestations and
+badge) are read-only joins on the registry's own tables in the same database: the workflow is part of
+the registry process and assembles the facts the rules service needs from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.registry.storage import models as rm
+from services.registry.storage import workflow_models as wm
+
+# -- registry facts ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SupervisorView:
+    id: int
+    full_name: str
+    male: bool
+    birth_date: dt.date
+    id_number: str
+    type: str
+    level: str
+    district_code: str
+    institution: str  # institutions/<number> for internals, else ""
+    status: str
+    term_start: dt.date | None
+    term_end: dt.date | None
+    training_passed: bool
+    training_date: dt.date | None
+    attestations: list[tuple[str, str, dt.date]] = field(default_factory=list)  # satisfied items only
+    badge_code: str = ""
+    appointing_organization: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"supervisors/{self.id}"
+
+
+@dataclass
+class InstitutionView:
+    name: str
+    number: str
+    display_name: str
+    district_code: str
+
+
+def institution(session: Session, name: str) -> InstitutionView | None:
+    number = name.split("/", 1)[1] if name.startswith("institutions/") else ""
+    row = session.execute(sa.select(rm.Institution).where(rm.Institution.number == number)).scalar_one_or_none()
+    if row is None:
+        return None
+    return InstitutionView(f"institutions/{row.number}", row.number, row.display_name, row.district_code)
+
+
+def agency_names(session: Session) -> dict[str, str]:
+    return {code: name for code, name in session.execute(sa.select(rm.Agency.code, rm.Agency.display_name))}
+
+
+def supervisors(session: Session, ids: list[int]) -> dict[int, SupervisorView]:
+    """Supervisors with their current appointment term, satisfied attestations and latest valid badge."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa.select(rm.Supervisor, rm.Appointment, rm.Institution.number)
+        .outerjoin(rm.Appointment, rm.Appointment.id == rm.Supervisor.current_appointment_id)
+        .outerjoin(rm.Institution, rm.Institution.id == rm.Supervisor.institution_id)
+        .where(rm.Supervisor.id.in_(ids))
+    ).all()
+    out: dict[int, SupervisorView] = {}
+    for sup, appt, inst_number in rows:
+        out[sup.id] = SupervisorView(
+            id=sup.id,
+            full_name=sup.full_name,
+            male=sup.male,
+            birth_date=sup.birth_date,
+            id_number=sup.id_number,
+            type=sup.type,
+            level=sup.level,
+            district_code=sup.district_code,
+            institution=f"institutions/{inst_number}" if inst_number else "",
+            status=sup.status,
+            term_start=appt.term_start if appt else None,
+            term_end=appt.term_end if appt else sup.term_end,
+            training_passed=bool(sup.training_passed),
+            training_date=sup.training_date,
+            appointing_organization=appt.organization if appt else "",
+        )
+    for att in session.execute(
+        sa.select(rm.Attestation).where(rm.Attestation.supervisor_id.in_(ids), rm.Attestation.satisfied.is_(True))
+    ).scalars():
+        out[att.supervisor_id].attestations.append((att.item, att.attested_by, att.attested_date))
+    badges = session.execute(
+        sa.select(rm.Badge.supervisor_id, rm.Badge.code)
+        .where(rm.Badge.supervisor_id.in_(ids), rm.Badge.revoked.is_(False))
+        .order_by(rm.Badge.created_at)
+    ).all()
+    for sup_id, code in badges:  # latest wins
+        out[sup_id].badge_code = code
+    return out
+
+
+def pool_ids(
+    session: Session, *, type: str, level: str | None, district_code: str | None, institution_number: str | None
+) -> list[int]:
+    """Active supervisors a dispatching organisation could plausibly send (the rules decide legality)."""
+    q = sa.select(rm.Supervisor.id).where(rm.Supervisor.type == type, rm.Supervisor.status == "active")
+    if level:
+        q = q.where(rm.Supervisor.level == level)
+    if district_code:
+        q = q.where(rm.Supervisor.district_code == district_code)
+    if institution_number:
+        q = q.join(rm.Institution, rm.Institution.id == rm.Supervisor.institution_id).where(
+            rm.Institution.number == institution_number
+        )
+    return list(session.execute(q.order_by(rm.Supervisor.id)).scalars())
+
+
+def supervisor_ids_by_id_number(session: Session, numbers: list[str]) -> dict[str, int]:
+    if not numbers:
+        return {}
+    rows = session.execute(
+        sa.select(rm.Supervisor.id_number, rm.Supervisor.id).where(rm.Supervisor.id_number.in_(numbers))
+    )
+    return {n: i for n, i in rows}
+
+
+def recent_dispatch_counts(session: Session, ids: list[int], since: dt.date) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa.select(wm.DispatchMember.supervisor_id, sa.func.count())
+        .join(wm.Dispatch, wm.Dispatch.id == wm.DispatchMember.dispatch_id)
+        .where(wm.DispatchMember.supervisor_id.in_(ids), wm.Dispatch.start_day >= since, wm.Dispatch.state == "active")
+        .group_by(wm.DispatchMember.supervisor_id)
+    )
+    return {sid: n for sid, n in rows}
+
+
+# -- plans -----------------------------------------------------------------------------------------------
+
+
+def plan(session: Session, plan_id: int, *, for_update: bool = False) -> wm.CertPlan | None:
+    q = sa.select(wm.CertPlan).where(wm.CertPlan.id == plan_id)
+    if for_update:
+        q = q.with_for_update()
+    return session.execute(q).scalar_one_or_none()
+
+
+def plan_by_request(session: Session, client_request_id: str) -> wm.CertPlan | None:
+    return session.execute(
+        sa.select(wm.CertPlan).where(wm.CertPlan.client_request_id == client_request_id)
+    ).scalar_one_or_none()
+
+
+def list_plans(session: Session, *, institution: str, district: str, offset: int, limit: int) -> tuple[list, int]:
+    q = sa.select(wm.CertPlan)
+    if institution:
+        q = q.where(wm.CertPlan.institution == institution)
+    if district:
+        q = q.where(wm.CertPlan.district == district)
+    total = session.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+    rows = session.execute(q.order_by(wm.CertPlan.id.desc()).offset(offset).limit(limit)).scalars().all()
+    return list(rows), total
+
+
+# -- dispatches -----------------------------------------------------------------------------------------
+
+
+def dispatch(session: Session, dispatch_id: int, *, for_update: bool = False) -> wm.Dispatch | None:
+    q = sa.select(wm.Dispatch).where(wm.Dispatch.id == dispatch_id)
+    if for_update:
+        q = q.with_for_update()
+    return session.execute(q).scalar_one_or_none()
+
+
+def dispatch_by_request(session: Session, client_request_id: str) -> wm.Dispatch | None:
+    return session.execute(
+        sa.select(wm.Dispatch).where(wm.Dispatch.client_request_id == client_request_id)
+    ).scalar_one_or_none()
+
+
+def members(session: Session, dispatch_ids: list[int]) -> dict[int, list[wm.DispatchMember]]:
+    out: dict[int, list[wm.DispatchMember]] = {i: [] for i in dispatch_ids}
+    if dispatch_ids:
+        for m in session.execute(
+            sa.select(wm.DispatchMember)
+            .where(wm.DispatchMember.dispatch_id.in_(dispatch_ids))
+            .order_by(wm.DispatchMember.id)
+        ).scalars():
+            out[m.dispatch_id].append(m)
+    return out
+
+
+def plans_by_ids(session: Session, ids: list[int]) -> dict[int, wm.CertPlan]:
+    if not ids:
+        return {}
+    return {p.id: p for p in session.execute(sa.select(wm.CertPlan).where(wm.CertPlan.id.in_(ids))).scalars()}
+
+
+def record_dispatch_ids(session: Session, dispatch_ids: list[int]) -> set[int]:
+    if not dispatch_ids:
+        return set()
+    return set(
+        session.execute(
+            sa.select(wm.SupervisionRecord.dispatch_id).where(wm.SupervisionRecord.dispatch_id.in_(dispatch_ids))
+        ).scalars()
+    )
+
+
+def feedback_pairs(session: Session, dispatch_ids: list[int]) -> set[tuple[int, int]]:
+    if not dispatch_ids:
+        return set()
+    return set(
+        session.execute(
+            sa.select(wm.SupervisorFeedback.dispatch_id, wm.SupervisorFeedback.supervisor_id).where(
+                wm.SupervisorFeedback.dispatch_id.in_(dispatch_ids)
+            )
+        ).all()
+    )
+
+
+def list_dispatches(
+    session: Session,
+    *,
+    day: dt.date | None,
+    agency: str,
+    plan_id: int | None,
+    include_cancelled: bool,
+    due_before: dt.date | None,
+) -> list[wm.Dispatch]:
+    """Filtered dispatches, earliest supervision first. `due_before` keeps those whose due dates passed
+    (the caller then checks what is missing)."""
+    q = sa.select(wm.Dispatch)
+    if day is not None:
+        q = q.where(wm.Dispatch.start_day <= day, wm.Dispatch.end_day >= day)
+    if agency:
+        q = q.where(wm.Dispatch.dispatching_agency == agency)
+    if plan_id is not None:
+        q = q.where(wm.Dispatch.plan_id == plan_id)
+    if not include_cancelled:
+        q = q.where(wm.Dispatch.state == "active")
+    if due_before is not None:
+        q = q.where(sa.or_(wm.Dispatch.record_due < due_before, wm.Dispatch.feedback_due < due_before))
+    return list(session.execute(q.order_by(wm.Dispatch.window_start, wm.Dispatch.id)).scalars())
+
+
+# -- records and feedback -------------------------------------------------------------------------------
+
+
+def record_version_by_request(session: Session, client_request_id: str) -> wm.SupervisionRecordVersion | None:
+    return session.execute(
+        sa.select(wm.SupervisionRecordVersion).where(wm.SupervisionRecordVersion.client_request_id == client_request_id)
+    ).scalar_one_or_none()
+
+
+def record(session: Session, record_id: int, *, for_update: bool = False) -> wm.SupervisionRecord | None:
+    q = sa.select(wm.SupervisionRecord).where(wm.SupervisionRecord.id == record_id)
+    if for_update:
+        q = q.with_for_update()
+    return session.execute(q).scalar_one_or_none()
+
+
+def record_of_dispatch(session: Session, dispatch_id: int) -> wm.SupervisionRecord | None:
+    return session.execute(
+        sa.select(wm.SupervisionRecord).where(wm.SupervisionRecord.dispatch_id == dispatch_id)
+    ).scalar_one_or_none()
+
+
+def record_versions(session: Session, record_id: int) -> list[wm.SupervisionRecordVersion]:
+    return list(
+        session.execute(
+            sa.select(wm.SupervisionRecordVersion)
+            .where(wm.SupervisionRecordVersion.record_id == record_id)
+            .order_by(wm.SupervisionRecordVersion.version)
+        ).scalars()
+    )
+
+
+def record_version(session: Session, record_id: int, version: int) -> wm.SupervisionRecordVersion | None:
+    return session.execute(
+        sa.select(wm.SupervisionRecordVersion).where(
+            wm.SupervisionRecordVersion.record_id == record_id, wm.SupervisionRecordVersion.version == version
+        )
+    ).scalar_one_or_none()
+
+
+def feedback_by_request(session: Session, client_request_id: str) -> wm.SupervisorFeedback | None:
+    return session.execute(
+        sa.select(wm.SupervisorFeedback).where(wm.SupervisorFeedback.client_request_id == client_request_id)
+    ).scalar_one_or_none()
+
+
+def feedback(session: Session, feedback_id: int) -> wm.SupervisorFeedback | None:
+    return session.get(wm.SupervisorFeedback, feedback_id)
+
+
+def feedback_of_dispatch(session: Session, dispatch_id: int) -> list[wm.SupervisorFeedback]:
+    return list(
+        session.execute(
+            sa.select(wm.SupervisorFeedback)
+            .where(wm.SupervisorFeedback.dispatch_id == dispatch_id)
+            .order_by(wm.SupervisorFeedback.id)
+        ).scalars()
+    )
+
+
+# -- cases ----------------------------------------------------------------------------------------------
+
+
+def case(session: Session, case_id: int, *, for_update: bool = False) -> wm.PenaltyCase | None:
+    q = sa.select(wm.PenaltyCase).where(wm.PenaltyCase.id == case_id)
+    if for_update:
+        q = q.with_for_update()
+    return session.execute(q).scalar_one_or_none()
+
+
+def case_by_request(session: Session, client_request_id: str) -> wm.PenaltyCase | None:
+    return session.execute(
+        sa.select(wm.PenaltyCase).where(wm.PenaltyCase.client_request_id == client_request_id)
+    ).scalar_one_or_none()
+
+
+def decisions(session: Session, case_ids: list[int]) -> dict[int, list[wm.CaseDecision]]:
+    out: dict[int, list[wm.CaseDecision]] = {i: [] for i in case_ids}
+    if case_ids:
+        for d in session.execute(
+            sa.select(wm.CaseDecision).where(wm.CaseDecision.case_id.in_(case_ids)).order_by(wm.CaseDecision.id)
+        ).scalars():
+            out[d.case_id].append(d)
+    return out
+
+
+def cases_of_subject(session: Session, subject: str) -> list[wm.PenaltyCase]:
+    return list(
+        session.execute(
+            sa.select(wm.PenaltyCase).where(wm.PenaltyCase.subject == subject).order_by(wm.PenaltyCase.id)
+        ).scalars()
+    )
+
+
+def case_for_source_item(session: Session, source: str, item_number: int) -> wm.PenaltyCase | None:
+    for c in session.execute(sa.select(wm.PenaltyCase).where(wm.PenaltyCase.source == source)).scalars():
+        if item_number in (c.item_numbers or []):
+            return c
+    return None
+
+
+def list_cases(
+    session: Session, *, subject: str, state: str, district: str, plan_id: int | None, offset: int, limit: int
+) -> tuple[list[wm.PenaltyCase], int]:
+    q = sa.select(wm.PenaltyCase)
+    if subject:
+        q = q.where(wm.PenaltyCase.subject == subject)
+    if state:
+        q = q.where(wm.PenaltyCase.state == state)
+    if district:
+        q = q.where(wm.PenaltyCase.district == district)
+    if plan_id is not None:
+        q = q.where(wm.PenaltyCase.plan_id == plan_id)
+    total = session.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+    rows = session.execute(q.order_by(wm.PenaltyCase.id.desc()).offset(offset).limit(limit)).scalars().all()
+    return list(rows), total
+
+
+def cases_past_correction_deadline(session: Session, today: dt.date) -> list[int]:
+    return list(
+        session.execute(
+            sa.select(wm.PenaltyCase.id).where(
+                wm.PenaltyCase.state == "awaiting_correction", wm.PenaltyCase.correction_deadline < today
+            )
+        ).scalars()
+    )
+
+
+# -- periods and reports --------------------------------------------------------------------------------
+
+
+def closed_period(session: Session, key: str) -> wm.ClosedPeriod | None:
+    return session.get(wm.ClosedPeriod, key)
+
+
+def last_closed_period(session: Session) -> wm.ClosedPeriod | None:
+    return session.execute(sa.select(wm.ClosedPeriod).order_by(wm.ClosedPeriod.period_start.desc()).limit(1)).scalar()
+
+
+def reports_of_period(session: Session, key: str) -> list[wm.DistrictReport]:
+    return list(
+        session.execute(
+            sa.select(wm.DistrictReport).where(wm.DistrictReport.period_key == key).order_by(wm.DistrictReport.id)
+        ).scalars()
+    )
+
+
+def report(session: Session, key: str, district: str) -> wm.DistrictReport | None:
+    return session.execute(
+        sa.select(wm.DistrictReport).where(wm.DistrictReport.period_key == key, wm.DistrictReport.district == district)
+    ).scalar_one_or_none()
+
+
+def earliest_activity(session: Session) -> dt.date | None:
+    firsts = [
+        session.execute(sa.select(sa.func.min(wm.Dispatch.created_on))).scalar(),
+        session.execute(sa.select(sa.func.min(wm.SupervisionRecord.first_submitted_on))).scalar(),
+        session.execute(sa.select(sa.func.min(wm.PenaltyCase.opened_on))).scalar(),
+    ]
+    firsts = [d for d in firsts if d is not None]
+    return min(firsts) if firsts else None
+
+
+def period_facts(session: Session, start: dt.date, end: dt.date) -> dict[str, list]:
+    """Rows touching a period, for report aggregation."""
+    records = (
+        session.execute(
+            sa.select(wm.SupervisionRecord).where(wm.SupervisionRecord.first_submitted_on.between(start, end))
+        )
+        .scalars()
+        .all()
+    )
+    fbs = (
+        session.execute(sa.select(wm.SupervisorFeedback).where(wm.SupervisorFeedback.submitted_on.between(start, end)))
+        .scalars()
+        .all()
+    )
+    decided_case_ids = set(
+        session.execute(
+            sa.select(wm.CaseDecision.case_id).where(wm.CaseDecision.decided_on.between(start, end))
+        ).scalars()
+    )
+    cases_q = sa.select(wm.PenaltyCase).where(
+        sa.or_(wm.PenaltyCase.opened_on.between(start, end), wm.PenaltyCase.id.in_(decided_case_ids or {-1}))
+    )
+    case_rows = session.execute(cases_q).scalars().all()
+    decs = decisions(session, [c.id for c in case_rows])
+    dispatches = session.execute(
+        sa.select(wm.Dispatch.district, wm.Dispatch.created_on).where(wm.Dispatch.created_on.between(start, end))
+    ).all()
+    return {
+        "records": list(records),
+        "feedback": list(fbs),
+        "cases": [(c, decs[c.id]) for c in case_rows],
+        "dispatches": list(dispatches),
+    }
