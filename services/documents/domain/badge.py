@@ -33,7 +33,7 @@ from services.documents.domain.pdfkit import (
 
 CARD_W = 80 * MM
 CARD_H = 110 * MM
-MARGIN = 8 * MM  # safe area: no text closer than this to the cut edge
+MARGIN = 7 * MM  # safe area: no text closer than this to the cut edge
 PHOTO_W = 25 * MM
 PHOTO_H = 35 * MM
 SEAL_D = 24 * MM

@@ -1,0 +1,111 @@
+"""Editable DOCX of Annex 3 and Annex 4 read back with python-docx: values, ticks, A4, East Asian fonts."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import docx
+import pytest
+from documents_helpers import NO_ITEMS, sample_feedback, sample_record
+from docx.oxml.ns import qn
+
+from services.documents.domain import annex3, docx_forms
+from services.documents.domain.annex3 import ChecklistKind
+
+KINDS = [ChecklistKind.ON_SITE, ChecklistKind.RECORDS_REVIEW]
+
+
+def open_docx(data: bytes):
+    return docx.Document(io.BytesIO(data))
+
+
+def unique_cells(row):
+    out = []
+    for cell in row.cells:
+        if not out or out[-1] is not cell._tc:
+            out.append(cell._tc)
+    return [docx.table._Cell(tc, row) .text for tc in out]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_record_docx_reads_back_values_items_and_ticks_annex3(kind):
+    checklist = annex3.CHECKLISTS[kind]
+    d = open_docx(docx_forms.render_record_docx(checklist, sample_record(kind)))
+    assert [p.text for p in d.paragraphs[:2]] == [annex3.FORM_TITLE, checklist.subtitle]
+    table = d.tables[0]
+    rows = table.rows
+    assert rows[0].cells[2].text == "北京市海淀区某某职业技能培训学校"
+    assert rows[1].cells[2].text == "2026年第3期电工（四级）职业技能等级认定"
+    assert rows[1].cells[5].text == "理论知识考试、技能操作考核"
+    for item in checklist.items:
+        r = rows[2 + item.number]
+        assert r.cells[2].text == item.numbered_text
+        assert r.cells[0].text == item.section
+        if item.subsection:
+            assert r.cells[1].text == item.subsection
+        expected = ("☐是", "☑否") if item.number in NO_ITEMS else ("☑是", "☐否")
+        assert (r.cells[3].text, r.cells[4].text) == expected, item.number
+        assert r.cells[5].text == NO_ITEMS.get(item.number, "")
+    footer = rows[3 + len(checklist.items)].cells[2].text
+    assert footer.startswith("存在问题：1. 评价人数与计划不符")
+    sign = rows[4 + len(checklist.items)].cells[2].text
+    assert "外督员签名：李四、王五" in sign and "2026年3月5日" in sign and "机构负责人签字：赵六" in sign
+    assert [p.text for p in d.paragraphs[-2:]] == list(annex3.NOTES)
+    assert "{{" not in "".join(c.text for r in rows for c in r.cells)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_docx_is_a4_and_sets_east_asian_fonts_without_theme_overrides(kind):
+    data = docx_forms.render_record_docx(annex3.CHECKLISTS[kind])
+    d = open_docx(data)
+    s = d.sections[0]
+    assert round(s.page_width.mm) == 210 and round(s.page_height.mm) == 297
+    normal = d.styles["Normal"].element.rPr.find(qn("w:rFonts"))
+    assert normal.get(qn("w:eastAsia")) == "宋体"
+    title_run = d.paragraphs[0].runs[0]._element.rPr.find(qn("w:rFonts"))
+    assert title_run.get(qn("w:eastAsia")) == "黑体"
+    xml = zipfile.ZipFile(io.BytesIO(data)).read("word/styles.xml").decode()
+    assert "eastAsiaTheme" not in xml
+    box_run = d.tables[0].rows[3].cells[3].paragraphs[0].runs[0]
+    assert box_run.text == "☐"
+    assert box_run._element.rPr.find(qn("w:rFonts")).get(qn("w:eastAsia")) == "Segoe UI Symbol"
+
+
+def test_user_data_is_escaped_so_the_docx_stays_valid():
+    record = sample_record(institution_name="王五 & <赵六> 培训中心")
+    d = open_docx(docx_forms.render_record_docx(annex3.ON_SITE, record))
+    assert d.tables[0].rows[0].cells[2].text == "王五 & <赵六> 培训中心"
+
+
+def test_docx_output_is_deterministic():
+    a = docx_forms.render_record_docx(annex3.ON_SITE, sample_record())
+    assert a == docx_forms.render_record_docx(annex3.ON_SITE, sample_record())
+
+
+def test_templates_in_the_repo_carry_every_checklist_item():
+    for kind in KINDS:
+        d = docx.Document(str(docx_forms.TEMPLATE_FILES[kind]))
+        texts = {c.text for r in d.tables[0].rows for c in r.cells}
+        for item in annex3.CHECKLISTS[kind].items:
+            assert item.numbered_text in texts
+
+
+def test_feedback_docx_reads_back_values_and_ticks_annex4():
+    d = open_docx(docx_forms.render_feedback_docx(sample_feedback()))
+    assert d.paragraphs[0].text == annex3.FEEDBACK_TITLE
+    assert any(p.text == "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校" for p in d.paragraphs)
+    r0, r1, r2 = d.tables[0].rows
+    assert (r0.cells[0].text, r0.cells[1].text) == ("外督员姓名", "李四")
+    assert [c.text for c in r1.cells] == ["外督员进场时间", "2026年3月5日 08:30",
+                                          "外督员离场时间", "2026年3月5日 17:10"]
+    body = r2.cells[0].text
+    assert "1. 执行督导任务时佩戴《技能人才评价质量督导员证卡》　　☑是　☐否" in body
+    assert "3. 遵守廉洁纪律，未利用职务谋取私利　　☐是　☑否" in body
+    assert "其他情况说明：督导员工作认真。" in body
+
+
+def test_blank_feedback_docx_has_no_tick():
+    d = open_docx(docx_forms.render_feedback_docx())
+    body = d.tables[0].rows[2].cells[0].text
+    assert "☑" not in body and body.count("☐") == 6
