@@ -65,6 +65,9 @@ _RULE_KEYS = {"id", "kind", "article", "interpretation", "severity", "applies_to
               "message", "description", "when", "rung", "immediate_report"}
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class RuleSetError(ValueError):
     """A rule-set folder or policy file that cannot be loaded; the message names file, rule and field."""
 
@@ -146,7 +149,7 @@ def _canonical(obj: Any) -> str:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise RuleSetError(f"{path}: YAML syntax error: {exc}") from exc
     except OSError as exc:
