@@ -1,0 +1,281 @@
+"""The NATS JetStream backbone: connection, stream provisioning, the outbox relay, durable consumers.
+
+Streams: one per source service, `BJSV_<SOURCE>` on `bjsv.<source>.>`, plus `BJSV_DLQ` on `bjsv.dlq.>`
+for events a consumer gave up on. Everything is provisioned idempotently by whichever service starts
+first; with several replicas each durable consumer is shared, so each event goes to one replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import nats
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import BadRequestError, NotFoundError
+
+from bjsv.events.v1 import envelope_pb2
+from common import context, events
+from common.config import Settings
+from common.db import Database, StartupError
+
+log = logging.getLogger(__name__)
+
+MSG_ID = "Nats-Msg-Id"
+TRACE_HEADER = "Bjsv-Trace-Id"
+DUPLICATE_WINDOW = 120.0  # seconds; covers the relay's retry horizon (library notes §2.2)
+
+
+def stream_name(source: str) -> str:
+    return f"BJSV_{source.upper()}"
+
+
+class Bus:
+    """A service's NATS connection and JetStream context; connect() is called by the server bootstrap."""
+
+    def __init__(self, settings: Settings, *, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.nc: nats.NATS | None = None
+        self.js = None
+
+    async def connect(self) -> None:
+        async def on_error(e: Exception) -> None:
+            log.warning("nats error: %s", e)
+
+        async def on_disconnected() -> None:
+            log.warning("nats disconnected; reconnecting")
+
+        async def on_reconnected() -> None:
+            log.info("nats reconnected to %s", self.nc.connected_url.netloc if self.nc else "?")
+
+        try:
+            # Reconnects are unlimited once connected; the first connect is bounded so a wrong URL fails fast.
+            self.nc = await asyncio.wait_for(self._connect(on_error, on_disconnected, on_reconnected), timeout=8)
+        except (NoServersError, OSError, TimeoutError) as e:
+            raise StartupError(
+                f"cannot reach NATS at {self.settings.nats_url}: {e or type(e).__name__}. "
+                "Fix: start it (`supervisionctl up` starts an embedded one) or set BJSV_NATS_URL."
+            ) from None
+        self.js = self.nc.jetstream()
+
+    async def _connect(self, on_error, on_disconnected, on_reconnected) -> nats.NATS:
+        return await nats.connect(
+            servers=self.settings.nats_servers(),
+            name=f"bjsv-{self.service}",
+            connect_timeout=3,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+        )
+
+    async def ensure_stream(self, source: str) -> None:
+        await self._ensure(stream_name(source), [f"bjsv.{source}.>"])
+
+    async def ensure_dlq(self) -> None:
+        await self._ensure("BJSV_DLQ", ["bjsv.dlq.>"])
+
+    async def _ensure(self, name: str, subjects: list[str]) -> None:
+        config = api.StreamConfig(
+            name=name,
+            subjects=subjects,
+            storage=api.StorageType.FILE,
+            num_replicas=self.settings.nats_replicas,
+            duplicate_window=DUPLICATE_WINDOW,
+        )
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            # Exists with another config (e.g. provisioned by an older version): converge it.
+            await self.js.update_stream(config)
+
+    async def publish_core(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Plain NATS publish (no persistence) — for per-recipient fan-out to calling systems."""
+        await self.nc.publish(subject, data, headers=headers)
+
+    async def close(self) -> None:
+        if self.nc and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=3)
+            except Exception:  # noqa: BLE001 - closing anyway; drain may time out while NATS is down
+                await self.nc.close()
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to JetStream in order, then marks them published.
+
+    Woken right after each write commit (Database.on_commit) and every poll interval otherwise. On
+    PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED so replicas do not publish the same rows
+    concurrently; any duplicate that still happens (crash after publish, before mark) is dropped by
+    JetStream's Nats-Msg-Id deduplication.
+    """
+
+    def __init__(self, db: Database, bus: Bus, *, batch: int = 500, poll_interval: float = 0.5) -> None:
+        self.db = db
+        self.bus = bus
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.published = 0
+
+    def wake(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.db.on_commit(self.wake)
+        backoff = 0.2
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                while await self.flush():
+                    pass
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - NATS/DB trouble: keep rows, retry with backoff
+                log.warning("outbox relay: publish failed, will retry: %s", e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def flush(self) -> int:
+        """Publish one batch; returns how many rows were published (0 when the outbox is drained)."""
+        if self.db.is_postgres:
+            loop = asyncio.get_running_loop()
+
+            def claim_publish_mark(session) -> int:
+                rows = events.unpublished(session, limit=self.batch, lock=True)
+                if rows:
+                    asyncio.run_coroutine_threadsafe(self._publish(rows), loop).result(timeout=30)
+                    events.mark_published(session, [r[0] for r in rows])
+                return len(rows)
+
+            n = await asyncio.to_thread(self.db.write_sync_no_hooks, claim_publish_mark)
+        else:
+            rows = await self.db.read(events.unpublished, limit=self.batch, lock=False)
+            if rows:
+                await self._publish(rows)
+                await asyncio.to_thread(self.db.write_sync_no_hooks, events.mark_published, [r[0] for r in rows])
+            n = len(rows)
+        self.published += n
+        return n
+
+    async def _publish(self, rows: list[tuple[int, str, str, bytes]]) -> None:
+        futures = []
+        for _seq, event_id, subject, envelope in rows:
+            futures.append(await self.bus.js.publish_async(subject, envelope, headers={MSG_ID: event_id}))
+        await asyncio.gather(*futures)
+
+
+Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    """A durable pull consumer on one source service's stream.
+
+    `types` are event types ("badge.issued"); the handler must be idempotent (events.mark_processed).
+    """
+
+    durable: str
+    source: str
+    types: list[str]
+    handler: Handler
+    max_deliver: int = 8
+    ack_wait: float = 60.0
+    batch: int = 64
+    _stopping: bool = field(default=False, init=False, repr=False)
+
+    async def run(self, bus: Bus) -> None:
+        config = api.ConsumerConfig(
+            durable_name=self.durable,
+            filter_subjects=[events.subject_for(self.source, t) for t in self.types],
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+        )
+        stream = stream_name(self.source)
+        try:
+            await bus.js.add_consumer(stream, config)
+        except BadRequestError:
+            await bus.js.add_consumer(stream, config)  # config changed: the server updates in place
+        sub = await bus.js.pull_subscribe_bind(durable=self.durable, stream=stream)
+        while not self._stopping:
+            try:
+                msgs = await sub.fetch(self.batch, timeout=1.0)
+            except (NatsTimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - e.g. NATS restarting; back off, do not spin
+                log.warning("consumer %s: fetch failed: %s", self.durable, e)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._handle(bus, msg)
+
+    async def _handle(self, bus: Bus, msg) -> None:
+        env = envelope_pb2.EventEnvelope()
+        try:
+            env.ParseFromString(msg.data)
+        except Exception:  # noqa: BLE001 - not ours: park it, never crash the loop
+            await self._dead_letter(bus, msg, "undecodable envelope")
+            return
+        context.bind(env.trace_id or context.new_trace_id(), context.Caller(org=env.actor))
+        try:
+            await self.handler(env)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+            delivered = msg.metadata.num_delivered
+            if delivered >= self.max_deliver:
+                log.error(
+                    "consumer %s: giving up on %s %s after %d attempts: %s",
+                    self.durable,
+                    env.type,
+                    env.event_id,
+                    delivered,
+                    e,
+                )
+                await self._dead_letter(bus, msg, f"{type(e).__name__}: {e}")
+            else:
+                log.warning(
+                    "consumer %s: %s %s failed (attempt %d), will retry: %s",
+                    self.durable,
+                    env.type,
+                    env.event_id,
+                    delivered,
+                    e,
+                )
+                await msg.nak(delay=min(2.0**delivered, 30.0))
+            return
+        await msg.ack()
+
+    async def _dead_letter(self, bus: Bus, msg, reason: str) -> None:
+        headers = {"Bjsv-Dead-Letter-Reason": reason[:500], "Bjsv-Original-Subject": msg.subject}
+        await bus.js.publish(f"bjsv.dlq.{self.durable}", msg.data, headers=headers)
+        await msg.ack()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+
+async def consumer_pending(bus: Bus, source: str, durable: str) -> int:
+    try:
+        info = await bus.js.consumer_info(stream_name(source), durable)
+    except NotFoundError:
+        return 0
+    return info.num_pending + info.num_ack_pending

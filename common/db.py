@@ -1,0 +1,147 @@
+"""Database access for a service: engines, one-transaction units of work, migrations.
+
+Embedded default: one SQLite file per service under the data folder, WAL mode; writes start with
+BEGIN IMMEDIATE so two processes on one file serialise their writers instead of failing on a lock
+upgrade. Scale-out: DATABASE_URL (PostgreSQL); each service lives in its own schema, so services
+never read each other's tables.
+
+Repository functions are plain sync functions taking the session first; `Database.write/read` run them
+in a worker thread inside one transaction, so the event loop never blocks on I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.config import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StartupError(Exception):
+    """A problem an operator must fix before the service can start; printed as one line, no traceback."""
+
+
+class Database:
+    def __init__(self, settings: Settings, *, service: str, metadata: sa.MetaData, migrations: Path) -> None:
+        self.service = service
+        self.metadata = metadata
+        self.migrations = migrations
+        self.is_postgres = bool(settings.database_url)
+        if self.is_postgres:
+            self.url = settings.database_url
+            self.schema = f"{settings.db_schema_prefix}{service}"
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.url = f"sqlite:///{(settings.data_dir / f'{service}.db').resolve()}"
+            self.schema = None
+        self.write_engine = self._make_engine(immediate=True)
+        # PostgreSQL needs no separate reader; SQLite readers use deferred BEGIN so they never take the write lock.
+        self.read_engine = self._make_engine(immediate=False) if not self.is_postgres else self.write_engine
+        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info={"service": service})
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info={"service": service})
+        self._commit_hooks: list[Callable[[], None]] = []
+
+    def _make_engine(self, *, immediate: bool) -> Engine:
+        if self.is_postgres:
+            engine = sa.create_engine(self.url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+            schema = self.schema
+
+            @event.listens_for(engine, "connect")
+            def _search_path(dbapi_conn, _record) -> None:
+                with dbapi_conn.cursor() as cur:
+                    cur.execute(f'SET search_path TO "{schema}"')
+                dbapi_conn.commit()
+
+            return engine
+        engine = sa.create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's own is deferred)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            conn.exec_driver_sql(begin)
+
+        return engine
+
+    # -- units of work ---------------------------------------------------------------------------------
+
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Call `hook` (from the committing thread) after every write transaction; the outbox relay wakes."""
+        self._commit_hooks.append(hook)
+
+    def write_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        result = self.write_sync_no_hooks(fn, *args, **kwargs)
+        for hook in self._commit_hooks:
+            hook()
+        return result
+
+    def write_sync_no_hooks(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        with self._write_sessions() as session, session.begin():
+            return fn(session, *args, **kwargs)
+
+    def read_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        with self._read_sessions() as session, session.begin():
+            return fn(session, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn(session, ...)` in one write transaction in a worker thread; commit when it returns."""
+        return await asyncio.to_thread(self.write_sync, fn, *args, **kwargs)
+
+    async def read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(self.read_sync, fn, *args, **kwargs)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """alembic upgrade head; safe to run from several replicas at once."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(self.migrations))
+        cfg.attributes["target_metadata"] = self.metadata
+        try:
+            with self.write_engine.begin() as conn:
+                if self.is_postgres:
+                    # Serialise concurrent migrations of this service's schema across replicas.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(self.schema.encode())})
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as e:
+            where = self.url.split("@")[-1] if self.is_postgres else self.url
+            raise StartupError(
+                f"cannot open the {self.service} database at {where}: {e.orig}. "
+                "Fix: check DATABASE_URL (PostgreSQL must be running and reachable) or unset it for SQLite."
+            ) from None
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+
+def session_service(session: Session) -> str:
+    return session.info["service"]

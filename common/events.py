@@ -1,0 +1,137 @@
+"""Events: the envelope, the transactional outbox and consumer idempotency.
+
+A service never publishes to NATS inside a request. It writes the event into its outbox table in the
+same transaction as the state change (`record_event`); `common.bus.OutboxRelay` publishes committed rows
+with Nats-Msg-Id = event id. So a crash between commit and publish loses nothing, and a replayed publish
+is deduplicated by JetStream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TypeVar
+
+import sqlalchemy as sa
+from google.protobuf import message as pb_message
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.orm import Session
+
+from bjsv.events.v1 import envelope_pb2
+from common import context
+
+M = TypeVar("M", bound=pb_message.Message)
+
+OUTBOX = "outbox"
+PROCESSED = "processed_event"
+
+
+def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """Add the outbox and processed-event tables to a service's metadata (same shape in every service)."""
+    if OUTBOX in metadata.tables:
+        return {OUTBOX: metadata.tables[OUTBOX], PROCESSED: metadata.tables[PROCESSED]}
+    outbox = sa.Table(
+        OUTBOX,
+        metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("nats_subject", sa.String(200), nullable=False),
+        sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Index("ix_outbox_unpublished", "published_at", "seq"),
+    )
+    processed = sa.Table(
+        PROCESSED,
+        metadata,
+        sa.Column("consumer", sa.String(100), primary_key=True),
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return {OUTBOX: outbox, PROCESSED: processed}
+
+
+_TABLES = platform_tables(sa.MetaData())
+
+
+def subject_for(source: str, event_type: str) -> str:
+    return f"bjsv.{source}.{event_type}"
+
+
+def record_event(session: Session, *, type: str, subject: str, payload: pb_message.Message) -> str:
+    """Write an event into the outbox within the caller's transaction; returns the event id.
+
+    `type` is "<entity>.<verb>" in the past tense ("badge.issued"); `subject` is the resource name of the
+    entity ("badges/R1122A001"); `payload` is a message from the service's events.proto.
+    """
+    source = session.info["service"]
+    now = dt.datetime.now(dt.UTC)
+    ts = Timestamp()
+    ts.FromDatetime(now)
+    env = envelope_pb2.EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type=type,
+        occurred_time=ts,
+        source=source,
+        subject=subject,
+        trace_id=context.current_trace_id(),
+        actor=context.current_caller().org,
+    )
+    env.payload.Pack(payload)
+    session.execute(
+        _TABLES[OUTBOX]
+        .insert()
+        .values(
+            event_id=env.event_id,
+            nats_subject=subject_for(source, type),
+            envelope=env.SerializeToString(),
+            created_at=now,
+        )
+    )
+    return env.event_id
+
+
+def mark_processed(session: Session, *, consumer: str, event_id: str) -> bool:
+    """Record that `consumer` handled `event_id` in the caller's transaction; False if it already had.
+
+    Call first thing in a handler's write transaction and return early on False: a redelivered or
+    replayed event then changes nothing.
+    """
+    table = _TABLES[PROCESSED]
+    seen = session.execute(
+        sa.select(table.c.event_id).where(table.c.consumer == consumer, table.c.event_id == event_id)
+    ).first()
+    if seen:
+        return False
+    session.execute(table.insert().values(consumer=consumer, event_id=event_id, processed_at=dt.datetime.now(dt.UTC)))
+    return True
+
+
+def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[M]) -> M:
+    msg = message_type()
+    if not envelope.payload.Unpack(msg):
+        got = envelope.payload.TypeName()
+        raise ValueError(f"event {envelope.event_id} carries {got}, not {msg.DESCRIPTOR.full_name}")
+    return msg
+
+
+# -- relay side: read and mark outbox rows --------------------------------------------------------------
+
+
+def unpublished(session: Session, *, limit: int, lock: bool) -> list[tuple[int, str, str, bytes]]:
+    t = _TABLES[OUTBOX]
+    q = sa.select(t.c.seq, t.c.event_id, t.c.nats_subject, t.c.envelope).where(t.c.published_at.is_(None))
+    q = q.order_by(t.c.seq).limit(limit)
+    if lock:
+        q = q.with_for_update(skip_locked=True)
+    return [tuple(r) for r in session.execute(q)]
+
+
+def mark_published(session: Session, seqs: list[int]) -> None:
+    t = _TABLES[OUTBOX]
+    session.execute(t.update().where(t.c.seq.in_(seqs)).values(published_at=dt.datetime.now(dt.UTC)))
+
+
+def outbox_backlog(session: Session) -> int:
+    t = _TABLES[OUTBOX]
+    return session.execute(sa.select(sa.func.count()).select_from(t).where(t.c.published_at.is_(None))).scalar_one()

@@ -1,0 +1,214 @@
+"""Service bootstrap shared by all four services: one gRPC aio server with health, reflection, the
+context/error interceptor, the outbox relay, event consumers and background tasks, and a graceful stop.
+
+A service's `__main__` is its composition root: it reads settings, builds its adapters (Database, Bus,
+clients) and servicers, and hands a `Service` to `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from common import context, logs
+from common.bus import Bus, OutboxRelay, Subscription
+from common.config import Settings
+from common.db import Database, StartupError
+from common.errors import DomainError, internal_status, to_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Servicer:
+    add_to_server: Callable[[Any, grpc.aio.Server], None]  # the generated add_<X>Servicer_to_server
+    implementation: Any
+    full_name: str  # e.g. "bjsv.registry.v1.RegistryService"
+
+
+@dataclass
+class Service:
+    name: str
+    settings: Settings
+    servicers: list[Servicer]
+    database: Database | None = None
+    bus: Bus | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
+    # Long-running coroutines (sweeps, schedulers); cancelled on shutdown.
+    tasks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Awaited after migrations/NATS and before serving, and on shutdown after the server stopped.
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Sources whose streams this service publishes to besides its own (rare) — consumers' are added.
+    streams: list[str] = field(default_factory=list)
+
+
+class ContextInterceptor(grpc.aio.ServerInterceptor):
+    """Binds trace id and caller identity from metadata, and maps errors to rich statuses.
+
+    This is where authorisation (per organisation and role) and the audit log will hook in.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        md = dict(handler_call_details.invocation_metadata or ())
+        method = handler_call_details.method
+        service = self.service
+
+        def bind() -> str:
+            trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
+            context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
+            return trace
+
+        async def fail(ctx, exc: Exception, trace: str) -> None:
+            if isinstance(exc, DomainError):
+                log.info("%s rejected: %s %s", method, exc.reason, exc.message)
+                await ctx.abort_with_status(rpc_status.to_status(to_status(exc, service=service)))
+            log.exception("%s failed unexpectedly", method)
+            await ctx.abort_with_status(rpc_status.to_status(internal_status(trace, service=service)))
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, ctx):
+                trace = bind()
+                try:
+                    return await inner(request, ctx)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
+                    await fail(ctx, e, trace)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def unary_stream(request, ctx):
+                trace = bind()
+                try:
+                    async for item in inner_stream(request, ctx):
+                        yield item
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - mapped to a status
+                    await fail(ctx, e, trace)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    """Start everything, serve until SIGTERM/SIGINT (or `stop` is set), then stop gracefully."""
+    settings = svc.settings
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    server = grpc.aio.server(interceptors=[ContextInterceptor(svc.name)])
+    address = f"{settings.bind_host}:{settings.port(svc.name)}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise StartupError(
+            f"cannot listen on {address} (port in use or address not local). "
+            f"Fix: stop what uses it (`ss -ltnp | grep {settings.port(svc.name)}`) or set "
+            f"BJSV_{svc.name.upper()}_PORT."
+        )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for s in svc.servicers:
+        s.add_to_server(s.implementation, server)
+    names = [s.full_name for s in svc.servicers]
+    reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+
+    if svc.database is not None:
+        await asyncio.to_thread(svc.database.migrate)
+    relay: OutboxRelay | None = None
+    background: list[asyncio.Task] = []
+    if svc.bus is not None:
+        await svc.bus.connect()
+        for source in {svc.name, *svc.streams, *(s.source for s in svc.subscriptions)}:
+            await svc.bus.ensure_stream(source)
+        await svc.bus.ensure_dlq()
+        if svc.database is not None:
+            relay = OutboxRelay(svc.database, svc.bus, poll_interval=settings.outbox_poll_interval)
+            background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        for sub in svc.subscriptions:
+            background.append(asyncio.create_task(sub.run(svc.bus), name=f"consumer-{sub.durable}"))
+    for hook in svc.on_start:
+        await hook()
+    for task in svc.tasks:
+        background.append(asyncio.create_task(task(), name=getattr(task, "__name__", "task")))
+
+    await server.start()
+    for name in ("", *names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("%s serving on %s", svc.name, address)
+    if ready is not None:
+        ready.set()
+
+    await stop.wait()
+    log.info("%s stopping: draining in-flight calls (grace %.1fs)", svc.name, settings.shutdown_grace)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace)
+    for sub in svc.subscriptions:
+        sub.stop()
+    for task in background:
+        if task.get_name() != "outbox-relay":
+            task.cancel()
+    await asyncio.gather(*(t for t in background if t.get_name() != "outbox-relay"), return_exceptions=True)
+    for hook in svc.on_stop:
+        await hook()
+    if relay is not None:
+        try:  # publish what the last calls committed; what cannot be sent now stays in the outbox
+            await asyncio.wait_for(_drain_outbox(relay), timeout=3)
+        except Exception as e:  # noqa: BLE001 - rows stay in the outbox
+            log.warning("outbox not fully flushed at shutdown (kept for the next start): %s", e)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+    if svc.bus is not None:
+        await svc.bus.close()
+    if svc.database is not None:
+        svc.database.dispose()
+    log.info("%s stopped", svc.name)
+
+
+async def _drain_outbox(relay: OutboxRelay) -> None:
+    while await relay.flush():
+        pass
+
+
+def run(build: Callable[[], Service]) -> None:
+    """Entry point for `python -m services.<name>`: exit 0 after a clean stop, 2 with one line on a bad setup."""
+    try:
+        svc = build()
+        logs.configure(svc.name, fmt=svc.settings.log_format, level=svc.settings.log_level)
+        asyncio.run(serve(svc))
+    except StartupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass

