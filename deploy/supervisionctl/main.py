@@ -1,0 +1,264 @@
+"""`supervisionctl` — run and inspect the supervision platform (北京市职业技能等级认定质量督导).
+
+    supervisionctl up [--detach]        start embedded NATS + the four services, wait until SERVING
+    supervisionctl down                 stop a running stack (services first, NATS last)
+    supervisionctl status [--json]      health, version and NATS streams/consumers
+    supervisionctl logs [SERVICE] [-f]  show service logs
+    supervisionctl migrate              apply every service's database migrations
+    supervisionctl doctor               check this machine and say how to fix each problem
+    supervisionctl seed [--demo]        city centre + 17 districts; --demo adds sample data
+
+Exit codes: 0 ok · 1 a check or command failed · 2 bad configuration/usage · 3 a service is unreachable.
+Configuration comes from the BJSV_* environment variables (README, Configuration).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from common.config import SERVICES, Settings
+from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
+
+app = typer.Typer(help="北京市职业技能等级认定质量督导平台 运维命令", no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+# Command groups owned by the services' developers; each module exposes `app` (a typer.Typer).
+GROUPS = {
+    "registry": "supervisionctl.registry_cmds",
+    "supervision": "supervisionctl.supervision_cmds",
+    "notify": "supervisionctl.notify_cmds",
+    "badge": "supervisionctl.documents_cmds",
+}
+for _name, _module in GROUPS.items():
+    try:
+        app.add_typer(importlib.import_module(_module).app, name=_name)
+    except ModuleNotFoundError as _e:  # a group not installed in this build: leave it out, say why in --help
+        if _e.name != _module:
+            raise
+
+
+def stack_config(settings: Settings) -> StackConfig:
+    external = os.environ.get("BJSV_NATS_URL")
+    return StackConfig(
+        data_dir=settings.data_dir.resolve(),
+        host=settings.bind_host,
+        ports={name: settings.port(name) for name in SERVICES},
+        external_nats_url=external,
+    )
+
+
+def endpoints_table(cfg: StackConfig) -> Table:
+    table = Table(title="督导平台服务")
+    for col in ("服务", "地址", "状态", "进程"):
+        table.add_column(col)
+    pids = running_pids(cfg)
+    for name in SERVICES:
+        table.add_row(name, cfg.target(name), health_status(cfg.target(name)), str(pids.get(name, "-")))
+    table.add_row("nats", cfg.nats_url, "EXTERNAL" if cfg.external_nats_url else "RUNNING", str(pids.get("nats", "-")))
+    return table
+
+
+@app.command()
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="start in the background and return")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for SERVING")] = 60.0,
+) -> None:
+    """启动整个系统（内置 NATS + 四个服务），全部 SERVING 后显示端点；Ctrl-C 干净地停止。"""
+    settings = Settings()
+    cfg = stack_config(settings)
+    if running_pids(cfg):
+        err.print(f"[red]已有一个系统在运行（{cfg.run_dir}）：先执行 supervisionctl down[/red]")
+        raise typer.Exit(2)
+    stack = Stack(cfg)
+    started = time.monotonic()
+    with console.status("正在启动 NATS 和四个服务…"):
+        try:
+            stack.start(timeout=timeout, detach=detach)
+        except StackError as e:
+            err.print(f"[red]启动失败：{e}[/red]")
+            raise typer.Exit(1) from None
+    console.print(endpoints_table(cfg))
+    console.print(
+        f"全部服务已就绪，用时 {time.monotonic() - started:.1f} 秒；数据目录 {cfg.data_dir}，日志 {cfg.log_dir}"
+    )
+    if detach:
+        console.print("后台运行中。停止：supervisionctl down")
+        return
+    console.print("按 Ctrl-C 停止。")
+    stopping = {"flag": False}
+
+    def on_signal(_sig, _frame) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    exit_code = 0
+    while not stopping["flag"]:
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        if dead:
+            err.print(f"[red]服务意外退出：{', '.join(dead)}；日志：[/red]\n" + "\n".join(stack.tail(n) for n in dead))
+            exit_code = 1
+            break
+        time.sleep(0.3)
+    with console.status("正在停止…"):
+        codes = stack.stop()
+    console.print("已停止：" + "，".join(f"{n}（退出码 {c}）" for n, c in codes.items()))
+    raise typer.Exit(exit_code)
+
+
+@app.command()
+def down() -> None:
+    """停止正在运行的系统（先停服务，最后停 NATS），不留下任何进程。"""
+    cfg = stack_config(Settings())
+    if not running_pids(cfg):
+        console.print("没有正在运行的系统。")
+        return
+    result = stop_pids(cfg)
+    for name, how in result.items():
+        console.print(f"{name}: {'已停止' if how == 'stopped' else '已强制结束'}")
+
+
+def _nats_summary(url: str) -> dict:
+    import asyncio
+
+    import nats
+
+    async def collect() -> dict:
+        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=2, max_reconnect_attempts=0), timeout=3)
+        try:
+            js = nc.jetstream()
+            streams = await js.streams_info()
+            return {s.config.name: {"messages": s.state.messages, "consumers": s.state.consumer_count} for s in streams}
+        finally:
+            await nc.close()
+
+    try:
+        return {"url": url, "reachable": True, "streams": asyncio.run(collect())}
+    except Exception as e:  # noqa: BLE001 - status reports it instead of failing
+        return {"url": url, "reachable": False, "error": str(e) or type(e).__name__}
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """各服务的健康状态与版本，以及 NATS 流和消费者数量。"""
+    from importlib.metadata import version
+
+    settings = Settings()
+    cfg = stack_config(settings)
+    pids = running_pids(cfg)
+    services = {}
+    for name in SERVICES:
+        target = settings.target(name)
+        services[name] = {
+            "target": target,
+            "health": health_status(target),
+            "pid": pids.get(name),
+        }
+    report = {"version": version("bjsv"), "services": services, "nats": _nats_summary(settings.nats_url)}
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        table = Table(title=f"督导平台 {report['version']}")
+        for col in ("服务", "地址", "健康", "进程"):
+            table.add_column(col)
+        for name, s in services.items():
+            table.add_row(name, s["target"], s["health"], str(s["pid"] or "-"))
+        console.print(table)
+        nats_info = report["nats"]
+        if nats_info["reachable"]:
+            st = Table(title=f"NATS {nats_info['url']}")
+            for col in ("流", "消息数", "消费者"):
+                st.add_column(col)
+            for sname, s in sorted(nats_info["streams"].items()):
+                st.add_row(sname, str(s["messages"]), str(s["consumers"]))
+            console.print(st)
+        else:
+            console.print(f"NATS {nats_info['url']} 无法连接：{nats_info['error']}")
+    if any(s["health"] != "SERVING" for s in services.values()):
+        raise typer.Exit(3)
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="registry | rules | documents | notify | nats")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+) -> None:
+    """显示服务日志（默认全部服务的最后 50 行）。"""
+    cfg = stack_config(Settings())
+    names = [service] if service else [*SERVICES, "nats"]
+    files = [cfg.log_dir / f"{n}.log" for n in names if (cfg.log_dir / f"{n}.log").exists()]
+    if not files:
+        err.print(f"没有日志：{cfg.log_dir}")
+        raise typer.Exit(1)
+    os.execvp("tail", ["tail", f"-n{lines}", *(["-F"] if follow else []), *map(str, files)])
+
+
+def _build_service(name: str):
+    import asyncio
+
+    module = importlib.import_module(f"services.{name}.__main__")
+
+    async def build():  # some adapters (gRPC aio channels) want a running loop
+        return module.build()
+
+    return asyncio.run(build())
+
+
+@app.command()
+def migrate() -> None:
+    """执行各服务的数据库迁移（alembic upgrade head）；可重复执行。"""
+    from common.db import StartupError
+
+    for name in SERVICES:
+        svc = _build_service(name)
+        if svc.database is None:
+            continue
+        try:
+            svc.database.migrate()
+        except StartupError as e:
+            err.print(f"[red]{name}: {e}[/red]")
+            raise typer.Exit(2) from None
+        finally:
+            svc.database.dispose()
+        console.print(f"{name}: 数据库已是最新（{svc.database.url.split('@')[-1]}）")
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """检查本机环境（Python、字体、数据库、NATS、端口），并说明每个问题的解决办法。"""
+    from supervisionctl.doctor import run_checks
+
+    checks = run_checks(Settings())
+    if as_json:
+        print(json.dumps([{**c.__dict__, "fix": "" if c.ok else c.fix} for c in checks], ensure_ascii=False, indent=2))
+    else:
+        table = Table(title="环境检查")
+        for col in ("检查项", "结果", "说明", "解决办法"):
+            table.add_column(col)
+        for c in checks:
+            verdict = "[green]通过[/green]" if c.ok else "[red]未通过[/red]"
+            table.add_row(c.name, verdict, c.detail, "" if c.ok else c.fix)
+        console.print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def seed(demo: Annotated[bool, typer.Option("--demo", help="also add sample institutions and supervisors")] = False):
+    """写入市鉴定管理中心和 17 个区鉴定管理机构（附件1 表3）；--demo 另加示例评价机构和督导员。"""
+    from supervisionctl.registry_cmds import seed as registry_seed
+
+    registry_seed(demo=demo)
