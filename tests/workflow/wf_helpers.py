@@ -22,6 +22,17 @@ HAIDIAN = ("agencies/08", "district-agency")
 OPERATOR = ("agencies/A", "operator")
 
 
+def workflow_env(**extra: str) -> dict[str, str]:
+    """Service environment for workflow tests: test clock on, periodic sweeps off (tests run them)."""
+    return {
+        "BJSV_LOG_LEVEL": "WARNING",
+        "BJSV_SUPERVISION_TEST_CLOCK": "1",
+        "BJSV_SUPERVISION_SWEEP_INTERVAL": "0",
+        "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
+        **extra,
+    }
+
+
 def md(who: tuple[str, str]) -> tuple[tuple[str, str], ...]:
     return (("x-bjsv-org", who[0]), ("x-bjsv-role", who[1]))
 

@@ -1,0 +1,241 @@
+"""SupervisionService over real gRPC with the real rules service: deadlines across holidays (D5), recusal
+(第十六条), Annex 3 validation/idempotency/corrections (第二十三条, D11), Annex 4 validation (D12), the case
+ladder (第二十六条, D13) and period close (D10)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import grpc
+import pytest
+import wf_helpers as h
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from bjsv.registry.v1 import supervision_pb2 as spb
+from common.clock import SHANGHAI
+from supervisionctl.natsd import free_port
+from supervisionctl.stack import Stack, StackConfig
+
+D = dt.date
+
+
+def error_reason(e: grpc.RpcError) -> tuple[str, list[str]]:
+    st = rpc_status.from_call(e)
+    reason, texts = "", []
+    for d in st.details:
+        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.PreconditionFailure, error_details_pb2.BadRequest):
+            if d.Is(cls.DESCRIPTOR):
+                m = cls()
+                d.Unpack(m)
+                if isinstance(m, error_details_pb2.ErrorInfo):
+                    reason = m.reason
+                elif isinstance(m, error_details_pb2.PreconditionFailure):
+                    texts += [f"{v.type}|{v.description}" for v in m.violations]
+                else:
+                    texts += [f"{v.field}|{v.description}" for v in m.field_violations]
+    return reason, texts
+
+
+@pytest.fixture(scope="module")
+def world(clients: h.Clients) -> dict:
+    c = clients
+    inst = h.institution(c, "1100012001", "北京某某电力技术有限公司", "08")
+    sups = {n: h.supervisor(c, n) for n in ("张督导", "王督导", "赵督导", "钱督导")}
+    return {"inst": inst, "sups": sups}
+
+
+def make_plan(c: h.Clients, world: dict, day: D, **kw) -> spb.Plan:
+    return c.sv.CreatePlan(
+        spb.CreatePlanRequest(plan=h.plan_msg(world["inst"], day, **kw), client_request_id=h.request_id("plan")),
+        metadata=h.md(h.HAIDIAN),
+    ).plan
+
+
+def dispatch(
+    c: h.Clients,
+    plan: spb.Plan,
+    names: list[str],
+    world: dict,
+    *,
+    form=spb.SUPERVISION_FORM_ON_SITE,
+    start=None,
+    end=None,
+    sessions=(),
+) -> spb.Dispatch:
+    d = spb.Dispatch(plan=plan.name, dispatching_agency="agencies/08", form=form, session_ids=list(sessions))
+    if start is not None:
+        d.supervision_start_time.CopyFrom(start)
+        d.supervision_end_time.CopyFrom(end)
+    req = spb.CreateDispatchRequest(
+        dispatch=d,
+        selection=spb.TEAM_SELECTION_MANUAL,
+        supervisors=[world["sups"][n][0] for n in names],
+        client_request_id=h.request_id("dispatch"),
+    )
+    return c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+
+
+def test_record_due_five_working_days_after_supervision_across_national_day_art23_d5(clients, world):
+    plan = make_plan(clients, world, D(2025, 9, 30))
+    d = dispatch(clients, plan, ["张督导", "王督导"], world)
+    assert (d.record_due_date, d.feedback_due_date) == ("2025-10-14", "2025-10-14")
+    # 250 candidates: D7 recommends a third supervisor (第二十条); stored as advice, not refused.
+    assert any("第二十条" in f.article for f in d.advisory_findings), d.advisory_findings
+    assert d.selection == spb.TEAM_SELECTION_MANUAL and len(d.members) == 2
+
+
+def test_record_due_counts_the_spring_festival_make_up_saturday_art23_d5(clients, world):
+    plan = make_plan(clients, world, D(2026, 2, 13))
+    d = dispatch(clients, plan, ["张督导", "王督导"], world)
+    assert d.record_due_date == "2026-02-27"
+
+
+def test_deadline_in_uncovered_2027_is_refused_with_an_explicit_calendar_error_d5(clients, world):
+    plan = make_plan(clients, world, D(2026, 12, 28))
+    with pytest.raises(grpc.RpcError) as e:
+        dispatch(clients, plan, ["张督导", "王督导"], world)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    reason, texts = error_reason(e.value)
+    assert reason == "CALENDAR_NOT_COVERED"
+    assert any("2027年法定工作日历尚未配置" in t and "第二十三条" in t for t in texts), texts
+
+
+def test_deadline_in_2027_uses_the_operator_calendar_when_configured_d5(clients, world, wf_stack, tmp_path):
+    cal = tmp_path / "calendar-2027.json"
+    cal.write_text(json.dumps({"2027": {"holidays": ["2027-01-01"], "workdays": []}}))
+    cfg = wf_stack.config
+    second = StackConfig(
+        data_dir=cfg.data_dir,
+        nats_port=cfg.nats_port,
+        external_nats_url=cfg.nats_url,
+        ports={**cfg.ports, "registry": free_port()},
+        extra_env=h.workflow_env(BJSV_CALENDAR_FILE=str(cal), BJSV_RULES_TARGET=cfg.target("rules")),
+    )
+    other = Stack(second, services=("registry",))
+    other.start(timeout=60)
+    try:
+        c2 = h.Clients(second.target("registry"))
+        plan = make_plan(c2, world, D(2026, 12, 28))
+        d = dispatch(c2, plan, ["张督导", "王督导"], world)
+        assert d.record_due_date == "2027-01-05"
+        c2.close()
+    finally:
+        other.stop()
+
+
+def test_supervisor_who_examines_in_the_same_session_is_refused_art16(clients, world):
+    qian = world["sups"]["钱督导"][0]
+    plan = make_plan(clients, world, D(2026, 3, 10), examiners=[h.person("钱督导", sup=qian)])
+    with pytest.raises(grpc.RpcError) as e:
+        dispatch(clients, plan, ["张督导", "钱督导"], world, sessions=["S1"])
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    reason, texts = error_reason(e.value)
+    assert reason == "TEAM_CHECK_FAILED"
+    assert any("第十六条" in t or "同场次" in t for t in texts), texts
+    # The other session has other examiners: the same team may supervise it.
+    d = dispatch(clients, plan, ["张督导", "钱督导"], world, sessions=["S2"])
+    assert d.session_ids == ["S2"]
+
+
+def submit(c, d, sup, crid, no=None, n=17, sign="2026-03-10"):
+    rec = spb.SupervisionRecord(
+        dispatch=d.name,
+        submitted_by=sup,
+        answers=h.answers(n, no),
+        problems="见备注",
+        supervisor_signatures=["张督导", "王督导"],
+        institution_head_signature="李主任",
+        sign_date=sign,
+    )
+    return c.sv.SubmitRecord(spb.SubmitRecordRequest(record=rec, client_request_id=crid), metadata=h.md(h.HAIDIAN))
+
+
+def test_record_validation_idempotency_correction_and_lateness_art23_d11(clients, world):
+    c, zhang = clients, world["sups"]["张督导"][0]
+    plan = make_plan(c, world, D(2026, 3, 10))
+    d = dispatch(c, plan, ["张督导", "王督导"], world)
+    c.set_clock(dt.datetime(2026, 3, 20, 10, tzinfo=SHANGHAI))  # due 2026-03-17 → 3 days late
+    with pytest.raises(grpc.RpcError) as e:
+        submit(c, d, zhang, "bad", no={12: " "})
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert any(t.startswith("record.answers[11].remark|") for t in error_reason(e.value)[1])
+    first = submit(c, d, zhang, "rec-1", no={12: "两名考务人员未佩带工作证卡"}).record
+    again = submit(c, d, zhang, "rec-1", no={12: "两名考务人员未佩带工作证卡"}).record
+    assert again.name == first.name and again.version == 1 and again.submit_time == first.submit_time
+    assert (first.late, first.due_date, first.late_working_days, first.late_calendar_days) == (True, "2026-03-17", 3, 3)
+    assert [(f.item_number, f.item_text) for f in first.findings] == [(12, "现场工作人员全程佩带相应工作证卡")]
+    assert first.findings[0].opened_case == ""  # D14 opens cases for records-review item 12 only
+    assert first.institution_name == "北京某某电力技术有限公司"
+    assert first.certification_mode_text == "理论知识考试、技能操作考核"
+    with pytest.raises(grpc.RpcError) as e:
+        submit(c, d, zhang, "rec-2")
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    corrected = c.sv.CorrectRecord(spb.CorrectRecordRequest(
+        name=first.name, reason="补充第17项影像资料情况", client_request_id="rec-fix-1",
+        record=spb.SupervisionRecord(submitted_by=zhang, answers=h.answers(17, {12: "同上", 17: "无录像"}),
+                                     supervisor_signatures=["张督导"], sign_date="2026-03-20")),
+        metadata=h.md(h.HAIDIAN)).record  # fmt: skip
+    assert (corrected.version, corrected.correction_reason) == (2, "补充第17项影像资料情况")
+    versions = c.sv.ListRecordVersions(spb.ListRecordVersionsRequest(name=first.name)).versions
+    assert [v.version for v in versions] == [1, 2]
+    assert [f.item_number for f in versions[0].findings] == [12]
+    assert [f.item_number for f in versions[1].findings] == [12, 17]
+    assert c.sv.GetRecord(spb.GetRecordRequest(name=first.name)).record.version == 2
+
+
+def test_feedback_exit_must_follow_entry_on_the_supervised_day_d12(clients, world):
+    c = clients
+    plan = make_plan(c, world, D(2026, 3, 11))
+    d = dispatch(c, plan, ["张督导", "王督导"], world)
+    c.set_clock(dt.datetime(2026, 3, 12, 9, tzinfo=SHANGHAI))
+    fb = spb.SupervisorFeedback(
+        dispatch=d.name,
+        supervisor=world["sups"]["王督导"][0],
+        entry_time=h.at(D(2026, 3, 11), 12),
+        exit_time=h.at(D(2026, 3, 11), 8),
+        badge_worn=spb.ANSWER_VALUE_YES,
+        duties_performed=spb.ANSWER_VALUE_YES,
+        integrity_kept=spb.ANSWER_VALUE_YES,
+        signed_by="李主任",
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.SubmitFeedback(spb.SubmitFeedbackRequest(feedback=fb, client_request_id="fb-bad"))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert any("离场时间应晚于进场时间" in t for t in error_reason(e.value)[1])
+    fb.exit_time.CopyFrom(h.at(D(2026, 3, 11), 17))
+    ok = c.sv.SubmitFeedback(spb.SubmitFeedbackRequest(feedback=fb, client_request_id="fb-ok")).feedback
+    assert (ok.late, ok.review_case, ok.supervisor_name) == (False, "", "王督导")
+    status = c.sv.GetPlanStatus(spb.GetPlanStatusRequest(plan=plan.name))
+    assert list(status.dispatches[0].feedback_missing) == [world["sups"]["张督导"][0]]
+
+
+def test_period_cannot_close_before_it_ends_d10(clients):
+    clients.set_clock(dt.datetime(2026, 3, 15, 23, tzinfo=SHANGHAI))
+    with pytest.raises(grpc.RpcError) as e:
+        clients.sv.ClosePeriod(spb.ClosePeriodRequest(date="2026-03-02"))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(e.value)[0] == "PERIOD_NOT_ENDED"
+
+
+def test_only_the_city_centre_decides_an_institution_case_art26_d13(clients, world):
+    c = clients
+    c.set_clock(dt.datetime(2026, 3, 16, 9, tzinfo=SHANGHAI))
+    case = c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
+        subject_kind=spb.CASE_SUBJECT_KIND_INSTITUTION, subject=world["inst"],
+        triggers=[spb.CASE_TRIGGER_FALSIFICATION], description="伪造考生签到表"), client_request_id="case-f"),
+        metadata=h.md(h.CITY)).penalty_case  # fmt: skip
+    # (四) is serious by default: second rung and an immediate report (D13, 第二十四条).
+    assert case.recommendation.rung == spb.PENALTY_RUNG_DISCIPLINARY_RECOMMENDATION
+    assert case.immediate_report_raised
+    decision = spb.CaseDecision(rung=spb.PENALTY_RUNG_DISCIPLINARY_RECOMMENDATION, official="市中心 刘主任")
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.RecordCaseDecision(
+            spb.RecordCaseDecisionRequest(name=case.name, decision=decision), metadata=h.md(h.HAIDIAN)
+        )
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    done = c.sv.RecordCaseDecision(
+        spb.RecordCaseDecisionRequest(name=case.name, decision=decision), metadata=h.md(h.CITY)
+    ).penalty_case
+    assert done.state == spb.CASE_STATE_CLOSED and done.decisions[0].official == "市中心 刘主任"
