@@ -1389,7 +1389,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             decided_date=_iso(last.decided_on),
             sanction=RUNG_TO_SANCTION.get(PenaltyRung(last.rung), rules_pb2.SANCTION_UNSPECIFIED),
             correction_deadline=_iso(last.correction_deadline),
-            corrected_date=_iso(c.corrected_at.date()) if c.corrected_at else "",
+            corrected_date=_iso(c.corrected_at.astimezone(SHANGHAI).date()) if c.corrected_at else "",
         )
 
     async def _recommend(

@@ -12,7 +12,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.registry.storage.models import Base
 
-TS = sa.DateTime(timezone=True)
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Instants stored in UTC and read back timezone-aware on both SQLite (which keeps no offset) and
+    PostgreSQL, so a value never shifts by the Asia/Shanghai offset on the way through the database."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored in a workflow table")
+        value = value.astimezone(dt.UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+TS = UTCDateTime()
 JSON = sa.JSON()
 
 
