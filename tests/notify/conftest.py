@@ -47,7 +47,14 @@ async def start_inprocess(data_dir, nats_url: str, smtp: SmtpSink, **overrides):
 
 async def stop_inprocess(stop: asyncio.Event, task: asyncio.Task) -> None:
     stop.set()
-    await asyncio.wait_for(task, 20)
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 10)
+    except TimeoutError:
+        import sys
+        for t in asyncio.all_tasks():
+            print("TASK", t.get_name(), file=sys.stderr)
+            t.print_stack(file=sys.stderr)
+        raise
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
