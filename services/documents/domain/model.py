@@ -120,3 +120,7 @@ class DistrictReport:
     cases_opened: int = 0
     cases_decided: int = 0
     report_date: dt.date | None = None
+    late_record_count: int = 0  # used when late_submissions are not itemised
+    late_feedback_count: int = 0
+    feedback_count: int = 0
+    dispatches_created: int = 0

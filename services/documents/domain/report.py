@@ -127,9 +127,13 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
 
     f.heading("一、督导完成情况")
     total = report.on_site_count + report.records_review_count
-    _table(f, [60 * MM, 40 * MM], ["督导形式", "完成次数"],
-           [["现场督导", str(report.on_site_count)], ["事后认定材料督导", str(report.records_review_count)],
-            ["合计", str(total)]])
+    rows = [["现场督导", str(report.on_site_count)], ["事后认定材料督导", str(report.records_review_count)],
+            ["合计", str(total)]]
+    if report.dispatches_created:
+        rows.append(["本期委派督导", str(report.dispatches_created)])
+    if report.feedback_count:
+        rows.append(["收到外督员情况反馈表", str(report.feedback_count)])
+    _table(f, [60 * MM, 40 * MM], ["督导形式", "完成次数"], rows)
 
     f.heading("二、督导记录表“否”项统计")
     for kind in (ChecklistKind.ON_SITE, ChecklistKind.RECORDS_REVIEW):
@@ -150,11 +154,16 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
         _bar_chart(f, kind, counts)
 
     f.heading("三、逾期提交（督导结束后5个工作日内提交，第二十三条）")
+    late_records = max(report.late_record_count, len(report.late_submissions))
+    f.need(ROW)
+    draw_text(c, LEFT, f.y - 11, f"逾期提交督导记录表{late_records}份；逾期提交外督员情况反馈表"
+              f"{report.late_feedback_count}份。", 10.5)
+    f.y -= 11 + 8
     if report.late_submissions:
         _table(f, [40 * MM, 70 * MM, 32 * MM, 32 * MM], ["记录", "被督导评价机构", "应提交日期", "提交日期"],
                [[s.record, s.institution_name, cn_date(s.due_date), cn_date(s.submitted_date)]
                 for s in report.late_submissions])
-    else:
+    elif not late_records and not report.late_feedback_count:
         draw_text(c, LEFT + 4 * MM, f.y - 10, "本期无逾期提交。", 10)
         f.y -= 16
 

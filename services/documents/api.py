@@ -1,0 +1,351 @@
+"""gRPC servicer of the documents service: thin, proto <-> domain (from_proto_* / to_proto_*)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import queue
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_status import rpc_status
+
+from bjsv.documents.v1 import documents_pb2 as pb
+from bjsv.documents.v1 import documents_pb2_grpc
+from common import context
+from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
+from services.documents.domain import annex3, signing
+from services.documents.domain.annex3 import ChecklistKind
+from services.documents.domain.model import (
+    Badge,
+    ChecklistAnswer,
+    DistrictReport,
+    Feedback,
+    ItemCount,
+    LateSubmission,
+    SupervisionRecord,
+    SupervisorCategory,
+)
+from services.documents.rendering import (
+    BLANK_SUBJECT,
+    DOCX,
+    KIND_FEEDBACK,
+    KIND_RECORD,
+    PDF,
+    DocumentRenderer,
+)
+from services.documents.storage.repository import DocumentInfo
+
+log = logging.getLogger(__name__)
+SERVICE = "documents"
+DEFAULT_CHUNK = 256 * 1024
+MAX_CHUNK = 1024 * 1024
+PROGRESS_EVERY = 100
+
+_KIND_TO_PROTO = {
+    "badge": pb.DOCUMENT_KIND_BADGE, "print_sheet": pb.DOCUMENT_KIND_PRINT_SHEET,
+    "on_site_record": pb.DOCUMENT_KIND_ON_SITE_RECORD, "records_review_record": pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD,
+    "feedback": pb.DOCUMENT_KIND_FEEDBACK, "district_report": pb.DOCUMENT_KIND_DISTRICT_REPORT,
+}
+_KIND_FROM_PROTO = {v: k for k, v in _KIND_TO_PROTO.items()}
+_FORM = {pb.SUPERVISION_FORM_ON_SITE: ChecklistKind.ON_SITE,
+         pb.SUPERVISION_FORM_RECORDS_REVIEW: ChecklistKind.RECORDS_REVIEW}
+
+
+def _invalid(reason: str, field: str, description: str) -> InvalidArgument:
+    return InvalidArgument(reason, [FieldViolation(field, description)])
+
+
+def _format(value: int) -> str:
+    return DOCX if value == pb.DOCUMENT_FORMAT_DOCX else PDF
+
+
+def _date(value: str, field: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _invalid("BAD_DATE", field, f"日期格式应为 YYYY-MM-DD：{value}") from None
+
+
+def _month(value: str, field: str) -> str:
+    """'YYYY-MM' (a full date 'YYYY-MM-DD' is accepted and cut to its month, D4)."""
+    v = value[:7]
+    try:
+        dt.date.fromisoformat(v + "-01")
+    except ValueError:
+        raise _invalid("BAD_MONTH", field, f"月份格式应为 YYYY-MM：{value}") from None
+    return v
+
+
+def to_proto_document(info: DocumentInfo) -> pb.Document:
+    ts = Timestamp()
+    ts.FromDatetime(info.created_at.astimezone(dt.UTC) if info.created_at.tzinfo else info.created_at)
+    return pb.Document(name=info.name, kind=_KIND_TO_PROTO.get(info.kind, pb.DOCUMENT_KIND_UNSPECIFIED),
+                       format=pb.DOCUMENT_FORMAT_DOCX if info.format == DOCX else pb.DOCUMENT_FORMAT_PDF,
+                       subject=info.subject, media_type=info.media_type, size_bytes=info.size_bytes,
+                       sha256=info.sha256, page_count=info.page_count, create_time=ts, file_name=info.file_name)
+
+
+def from_proto_badge(m: pb.BadgeData, field: str = "badge") -> Badge:
+    missing = [f for f in ("code", "holder_name", "valid_from", "valid_until", "issuer", "issuer_name")
+               if not getattr(m, f).strip()]
+    if missing:
+        raise InvalidArgument("BADGE_INCOMPLETE", [FieldViolation(f"{field}.{f}", "证卡必填项为空（附件2）")
+                                                   for f in missing])
+    if "|" in m.code or "|" in m.issuer:
+        raise _invalid("BAD_CHARACTER", f"{field}.code", "证卡编号或颁证机构含非法字符“|”")
+    category = {pb.SUPERVISOR_CATEGORY_EXTERNAL: SupervisorCategory.EXTERNAL,
+                pb.SUPERVISOR_CATEGORY_INTERNAL: SupervisorCategory.INTERNAL}.get(m.category)
+    return Badge(code=m.code.strip(), holder_name=m.holder_name.strip(),
+                 valid_from=_month(m.valid_from, f"{field}.valid_from"),
+                 valid_until=_month(m.valid_until, f"{field}.valid_until"), issuer=m.issuer.strip(),
+                 issuer_name=m.issuer_name.strip(), category=category, level=m.level, photo=m.photo,
+                 issuer_seal=m.issuer_seal, issuer_logo=m.issuer_logo)
+
+
+def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:
+    kind = _FORM.get(m.form)
+    if kind is None:
+        raise _invalid("FORM_REQUIRED", "record.form", "请指明督导形式：现场督导或事后认定材料督导（第十九条）")
+    if not m.name:
+        raise _invalid("NAME_REQUIRED", "record.name", "督导记录表的资源名不能为空")
+    checklist = annex3.CHECKLISTS[kind]
+    answers = []
+    for a in m.answers:
+        if a.item not in checklist.numbers:
+            raise _invalid("UNKNOWN_ITEM", "record.answers", f"第{a.item}项不在附件3{checklist.subtitle}的项目范围内")
+        answers.append(ChecklistAnswer(a.item, a.compliant, a.remark))
+    return SupervisionRecord(name=m.name, kind=kind, institution_name=m.institution_name, plan_name=m.plan_name,
+                             assessment_method=m.assessment_method, answers=tuple(answers), problems=m.problems,
+                             supervisor_names=tuple(m.supervisor_names),
+                             signed_date=_date(m.signed_date, "record.signed_date"),
+                             institution_head_name=m.institution_head_name)
+
+
+def _time(ts: Timestamp, present: bool) -> dt.datetime | None:
+    return ts.ToDatetime(tzinfo=dt.UTC) if present else None
+
+
+def from_proto_feedback(m: pb.FeedbackData) -> Feedback:
+    if not m.name:
+        raise _invalid("NAME_REQUIRED", "feedback.name", "反馈表的资源名不能为空")
+    entry = _time(m.entry_time, m.HasField("entry_time"))
+    exit_ = _time(m.exit_time, m.HasField("exit_time"))
+    if entry and exit_ and exit_ < entry:
+        raise _invalid("EXIT_BEFORE_ENTRY", "feedback.exit_time", "外督员离场时间不得早于进场时间（D12）")
+    return Feedback(name=m.name, reporting_unit=m.reporting_unit, supervisor_name=m.supervisor_name,
+                    entry_time=entry, exit_time=exit_, badge_worn=m.badge_worn, duties_performed=m.duties_performed,
+                    integrity_kept=m.integrity_kept, comments=m.comments)
+
+
+def from_proto_report(m: pb.DistrictReportData) -> DistrictReport:
+    if not m.name or not m.district_code:
+        raise _invalid("NAME_REQUIRED", "report.name", "半月报的资源名和区划代码不能为空")
+    start = _date(m.period_start, "report.period_start")
+    end = _date(m.period_end, "report.period_end")
+    if start is None or end is None or end < start:
+        raise _invalid("BAD_PERIOD", "report.period_end", "报告期起止日期无效（D10）")
+    counts = []
+    for c in m.non_compliant_counts:
+        kind = _FORM.get(c.form)
+        if kind is None or c.item not in annex3.CHECKLISTS[kind].numbers:
+            raise _invalid("UNKNOWN_ITEM", "report.non_compliant_counts", f"无效的督导项目：{c.form}/{c.item}")
+        counts.append(ItemCount(kind, c.item, c.count))
+    late = tuple(LateSubmission(s.record, s.institution_name, _date(s.due_date, "report.late_submissions"),
+                                _date(s.submitted_date, "report.late_submissions")) for s in m.late_submissions)
+    return DistrictReport(name=m.name, district_code=m.district_code, district_name=m.district_name,
+                          period_start=start, period_end=end, on_site_count=m.on_site_count,
+                          records_review_count=m.records_review_count, non_compliant_counts=tuple(counts),
+                          late_submissions=late, cases_opened=m.cases_opened, cases_decided=m.cases_decided,
+                          report_date=_date(m.report_date, "report.report_date"),
+                          late_record_count=m.late_record_count, late_feedback_count=m.late_feedback_count,
+                          feedback_count=m.feedback_count, dispatches_created=m.dispatches_created)
+
+
+class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
+    def __init__(self, renderer: DocumentRenderer, *, default_chunk: int = DEFAULT_CHUNK) -> None:
+        self.renderer = renderer
+        self.default_chunk = default_chunk
+
+    async def RenderBadge(self, request, context):
+        rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
+        return pb.RenderBadgeResponse(document=to_proto_document(rendered.info), verification_payload=payload,
+                                      content=rendered.content if request.include_content else b"")
+
+    async def RenderSupervisionRecord(self, request, context):
+        r = await self.renderer.record(from_proto_record(request.record), _format(request.format))
+        return pb.RenderSupervisionRecordResponse(document=to_proto_document(r.info),
+                                                  content=r.content if request.include_content else b"")
+
+    async def RenderFeedback(self, request, context):
+        r = await self.renderer.feedback(from_proto_feedback(request.feedback), _format(request.format))
+        return pb.RenderFeedbackResponse(document=to_proto_document(r.info),
+                                         content=r.content if request.include_content else b"")
+
+    async def RenderBlankForm(self, request, context):
+        kinds = {pb.DOCUMENT_KIND_ON_SITE_RECORD: KIND_RECORD[ChecklistKind.ON_SITE],
+                 pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD: KIND_RECORD[ChecklistKind.RECORDS_REVIEW],
+                 pb.DOCUMENT_KIND_FEEDBACK: KIND_FEEDBACK}
+        if request.kind not in kinds:
+            raise _invalid("NOT_A_FORM", "kind", "空白表仅限附件3（两种督导记录表）和附件4")
+        r = await self.renderer.blank(kinds[request.kind], _format(request.format))
+        return pb.RenderBlankFormResponse(document=to_proto_document(r.info),
+                                          content=r.content if request.include_content else b"")
+
+    async def RenderDistrictReport(self, request, context):
+        r = await self.renderer.report(from_proto_report(request.report))
+        return pb.RenderDistrictReportResponse(document=to_proto_document(r.info),
+                                               content=r.content if request.include_content else b"")
+
+    async def GetDocument(self, request, context):
+        doc_id = request.name.removeprefix("documents/")
+        if not request.name.startswith("documents/") or not doc_id:
+            raise _invalid("BAD_NAME", "name", "文档资源名应为 documents/{id}")
+        if request.chunk_size < 0 or request.chunk_size > MAX_CHUNK:
+            raise _invalid("BAD_CHUNK_SIZE", "chunk_size", "分块大小应在 1 字节至 1 MiB 之间")
+        info = await self.renderer.read_document(doc_id)
+        if info is None:
+            raise NotFound(request.name)
+        yield pb.GetDocumentResponse(document=to_proto_document(info))
+        async for chunk in self.renderer.iter_chunks(info, request.chunk_size or self.default_chunk):
+            yield pb.GetDocumentResponse(chunk=chunk)
+
+    async def ListDocuments(self, request, context):
+        size = request.page_size or 50
+        if size < 0 or size > 500:
+            raise _invalid("BAD_PAGE_SIZE", "page_size", "每页数量应在 1 至 500 之间")
+        try:
+            offset = int(request.page_token or 0)
+        except ValueError:
+            raise _invalid("BAD_PAGE_TOKEN", "page_token", "分页标记无效") from None
+        kind = _KIND_FROM_PROTO.get(request.kind, "")
+        from services.documents.storage import repository
+
+        rows, total = await self.renderer.db.read(repository.list_documents, kind=kind, subject=request.subject,
+                                                  offset=offset, limit=size)
+        token = str(offset + len(rows)) if offset + len(rows) < total else ""
+        return pb.ListDocumentsResponse(documents=[to_proto_document(r) for r in rows], next_page_token=token)
+
+    async def GetIssuerPublicKey(self, request, context):
+        if not request.issuer:
+            raise _invalid("ISSUER_REQUIRED", "issuer", "请指明颁证机构，如 agencies/A")
+        info = await self.renderer.public_key(request.issuer)
+        if info is None:
+            raise NotFound(f"{request.issuer}/keys", f"颁证机构 {request.issuer} 尚未签发过证卡（无签名密钥）")
+        return pb.GetIssuerPublicKeyResponse(issuer=info.issuer, public_key=info.public_key,
+                                             public_key_pem=signing.public_pem(info.public_key), key_id=info.key_id)
+
+    async def VerifyBadgePayload(self, request, context):
+        result = await self.renderer.verify(request.payload, holder_name=request.holder_name)
+        f = result.fields
+        return pb.VerifyBadgePayloadResponse(valid=result.valid, reason=result.reason, code=f.code if f else "",
+                                             issuer=f.issuer if f else "", validity=f.validity if f else "",
+                                             key_id=f.key_id if f else "")
+
+    async def RenderPrintSheet(self, request_iterator, context):
+        """Bidirectional stream. common.server's interceptor wraps unary and server-streaming handlers
+        only, so this handler binds the trace context and maps domain errors itself (same mapping)."""
+        md = dict(context.invocation_metadata() or ())
+        _bind_context(md)
+        try:
+            async for item in self._print_sheet(request_iterator):
+                yield item
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except DomainError as e:
+            await context.abort_with_status(rpc_status.to_status(to_status(e, service=SERVICE)))
+
+    async def _print_sheet(self, request_iterator):
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("options"):
+            raise _invalid("OPTIONS_FIRST", "options", "第一条消息必须是打印选项（PrintSheetOptions）")
+        options = first.options
+        if options.max_badges_per_volume < 0:
+            raise _invalid("BAD_VOLUME", "options.max_badges_per_volume", "每册证卡数不能为负数")
+        loop = asyncio.get_running_loop()
+        inbox: queue.Queue = queue.Queue(maxsize=256)  # bounded: a fast client waits for the renderer
+        outbox: asyncio.Queue = asyncio.Queue()
+
+        def emit(item) -> None:
+            loop.call_soon_threadsafe(outbox.put_nowait, item)
+
+        job = asyncio.create_task(self.renderer.run_print_job(
+            inbox, emit, title=options.title or "技能人才评价质量督导员证卡",
+            subject=options.subject or "print-runs/adhoc", volume_badges=options.max_badges_per_volume))
+        job.add_done_callback(lambda _t: loop.call_soon_threadsafe(outbox.put_nowait, ("done",)))
+
+        def put(item) -> bool:
+            """Blocking put that gives up when the render job has ended (it will read no more)."""
+            while not job.done():
+                try:
+                    inbox.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        async def feed() -> None:
+            index = 0
+            try:
+                async for req in request_iterator:
+                    if not req.HasField("badge"):
+                        raise _invalid("OPTIONS_ONCE", "options", "打印选项只能在第一条消息中发送一次")
+                    badge = from_proto_badge(req.badge, field=f"badge[{index}]")
+                    index += 1
+                    if not await asyncio.to_thread(put, badge):
+                        return
+                await asyncio.to_thread(put, None)
+            except BaseException as e:
+                _abort(inbox, e if isinstance(e, Exception) else RuntimeError("cancelled"))
+                raise
+
+        feeder = asyncio.create_task(feed())
+        last_sent = 0
+        final = (0, 0)
+        try:
+            while True:
+                item = await outbox.get()
+                if item[0] == "progress":
+                    final = item[1:]
+                    if final[0] - last_sent >= PROGRESS_EVERY:
+                        last_sent = final[0]
+                        yield pb.RenderPrintSheetResponse(progress=pb.PrintSheetProgress(
+                            badges_done=final[0], sheets_done=final[1]))
+                elif item[0] == "document":
+                    yield pb.RenderPrintSheetResponse(document=to_proto_document(item[1]))
+                else:
+                    break
+            if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+                raise feeder.exception()
+            await job  # re-raises a render failure
+            if final[0] != last_sent:
+                yield pb.RenderPrintSheetResponse(progress=pb.PrintSheetProgress(badges_done=final[0],
+                                                                               sheets_done=final[1]))
+        finally:
+            feeder.cancel()
+            if not job.done():
+                _abort(inbox, RuntimeError("print run aborted: the client went away"))
+
+
+def _abort(inbox: queue.Queue, error: Exception) -> None:
+    """Make the render thread stop: drop queued badges and hand it the error."""
+    while True:
+        try:
+            inbox.get_nowait()
+        except queue.Empty:
+            break
+    try:
+        inbox.put_nowait(error)
+    except queue.Full:
+        pass
+
+
+def _bind_context(md: dict) -> None:
+    trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
+    context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
+
+
+__all__ = ["BLANK_SUBJECT", "DocumentsServicer", "from_proto_badge", "to_proto_document"]
