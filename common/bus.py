@@ -55,7 +55,9 @@ class Bus:
 
         try:
             # Reconnects are unlimited once connected; the first connect is bounded so a wrong URL fails fast.
-            self.nc = await asyncio.wait_for(self._connect(on_error, on_disconnected, on_reconnected), timeout=8)
+            self.nc = await asyncio.wait_for(
+                self._connect(on_error, on_disconnected, on_reconnected), timeout=self.settings.nats_connect_timeout
+            )
         except (NoServersError, OSError, TimeoutError) as e:
             raise StartupError(
                 f"cannot reach NATS at {self.settings.nats_url}: {e or type(e).__name__}. "
@@ -124,6 +126,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.published = 0
+        self.ack_timeout = 5.0
 
     def wake(self) -> None:
         if self._loop is not None:
@@ -176,7 +179,9 @@ class OutboxRelay:
         futures = []
         for _seq, event_id, subject, envelope in rows:
             futures.append(await self.bus.js.publish_async(subject, envelope, headers={MSG_ID: event_id}))
-        await asyncio.gather(*futures)
+        # An ack lost while NATS restarts never resolves: give up on the batch (cancelling the futures frees
+        # their publish slots) and retry it — Nats-Msg-Id makes the retry idempotent.
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=self.ack_timeout)
 
 
 Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     notify_target: str | None = None
 
     nats_url: str = Field(default="nats://127.0.0.1:14222", description="comma-separated NATS URLs")
+    nats_connect_timeout: float = Field(default=8.0, description="seconds the first NATS connect may take")
     nats_replicas: int = Field(default=1, description="JetStream stream replicas (3 on a NATS cluster)")
     database_url: str | None = Field(
         default=None,

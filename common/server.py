@@ -24,7 +24,7 @@ from common import context, logs
 from common.bus import Bus, OutboxRelay, Subscription
 from common.config import Settings
 from common.db import Database, StartupError
-from common.errors import DomainError, internal_status, to_status
+from common.errors import DomainError, Unavailable, internal_status, to_status
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ class Service:
     streams: list[str] = field(default_factory=list)
 
 
+class ShuttingDown(Unavailable):
+    def __init__(self) -> None:
+        super().__init__("SERVER_SHUTTING_DOWN", "服务正在停止，请稍后重试")
+
+
 class ContextInterceptor(grpc.aio.ServerInterceptor):
     """Binds trace id and caller identity from metadata, and maps errors to rich statuses.
 
@@ -61,6 +66,12 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, service: str) -> None:
         self.service = service
+        # Set on SIGTERM: calls arriving from then on are refused with UNAVAILABLE (retry elsewhere) before
+        # any work starts, while calls already running finish within the grace period.
+        self.draining = False
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -69,11 +80,23 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         md = dict(handler_call_details.invocation_metadata or ())
         method = handler_call_details.method
         service = self.service
+        interceptor = self
 
-        def bind() -> str:
+        async def bind(ctx) -> str:
             trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
             context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
+            if interceptor.draining:
+                await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=service)))
             return trace
+
+        def enter() -> None:
+            interceptor.in_flight += 1
+            interceptor.idle.clear()
+
+        def leave() -> None:
+            interceptor.in_flight -= 1
+            if interceptor.in_flight == 0:
+                interceptor.idle.set()
 
         async def fail(ctx, exc: Exception, trace: str) -> None:
             if isinstance(exc, DomainError):
@@ -86,13 +109,16 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary_unary(request, ctx):
-                trace = bind()
+                trace = await bind(ctx)
+                enter()
                 try:
                     return await inner(request, ctx)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
                     await fail(ctx, e, trace)
+                finally:
+                    leave()
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -101,7 +127,8 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def unary_stream(request, ctx):
-                trace = bind()
+                trace = await bind(ctx)
+                enter()
                 try:
                     async for item in inner_stream(request, ctx):
                         yield item
@@ -109,6 +136,8 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status
                     await fail(ctx, e, trace)
+                finally:
+                    leave()
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer
@@ -124,7 +153,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    server = grpc.aio.server(interceptors=[ContextInterceptor(svc.name)])
+    interceptor = ContextInterceptor(svc.name)
+    server = grpc.aio.server(interceptors=[interceptor])
     address = f"{settings.bind_host}:{settings.port(svc.name)}"
     try:
         bound = server.add_insecure_port(address)
@@ -171,8 +201,13 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
 
     await stop.wait()
     log.info("%s stopping: draining in-flight calls (grace %.1fs)", svc.name, settings.shutdown_grace)
+    interceptor.draining = True
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(settings.shutdown_grace)
+    try:  # in-flight calls finish; new ones meanwhile get UNAVAILABLE (retryable) from the interceptor
+        await asyncio.wait_for(interceptor.idle.wait(), timeout=settings.shutdown_grace)
+    except TimeoutError:
+        log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
+    await server.stop(0.5)
     for sub in svc.subscriptions:
         sub.stop()
     for task in background:
@@ -208,7 +243,7 @@ def run(build: Callable[[], Service]) -> None:
         logs.configure(svc.name, fmt=svc.settings.log_format, level=svc.settings.log_level)
         asyncio.run(serve(svc))
     except StartupError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the driver said
         sys.exit(2)
     except KeyboardInterrupt:
         pass
