@@ -90,8 +90,10 @@ def to_proto_document(info: DocumentInfo) -> pb.Document:
 
 
 def from_proto_badge(m: pb.BadgeData, field: str = "badge") -> Badge:
-    missing = [f for f in ("code", "holder_name", "valid_from", "valid_until", "issuer", "issuer_name")
-               if not getattr(m, f).strip()]
+    required = ["code", "holder_name", "issuer", "issuer_name"]
+    if not m.validity_text:
+        required += ["valid_from", "valid_until"]
+    missing = [f for f in required if not getattr(m, f).strip()]
     if missing:
         raise InvalidArgument("BADGE_INCOMPLETE", [FieldViolation(f"{field}.{f}", "证卡必填项为空（附件2）")
                                                    for f in missing])
@@ -99,11 +101,14 @@ def from_proto_badge(m: pb.BadgeData, field: str = "badge") -> Badge:
         raise _invalid("BAD_CHARACTER", f"{field}.code", "证卡编号或颁证机构含非法字符“|”")
     category = {pb.SUPERVISOR_CATEGORY_EXTERNAL: SupervisorCategory.EXTERNAL,
                 pb.SUPERVISOR_CATEGORY_INTERNAL: SupervisorCategory.INTERNAL}.get(m.category)
+    validity = m.validity_text.strip()
+    if validity and ("|" in validity or len(validity) > 40):
+        raise _invalid("BAD_VALIDITY", f"{field}.validity_text", "有效期限格式应为 YYYY.MM-YYYY.MM（D4）")
     return Badge(code=m.code.strip(), holder_name=m.holder_name.strip(),
-                 valid_from=_month(m.valid_from, f"{field}.valid_from"),
-                 valid_until=_month(m.valid_until, f"{field}.valid_until"), issuer=m.issuer.strip(),
-                 issuer_name=m.issuer_name.strip(), category=category, level=m.level, photo=m.photo,
-                 issuer_seal=m.issuer_seal, issuer_logo=m.issuer_logo)
+                 valid_from=_month(m.valid_from, f"{field}.valid_from") if m.valid_from else "",
+                 valid_until=_month(m.valid_until, f"{field}.valid_until") if m.valid_until else "",
+                 issuer=m.issuer.strip(), issuer_name=m.issuer_name.strip(), category=category, level=m.level,
+                 photo=m.photo, issuer_seal=m.issuer_seal, issuer_logo=m.issuer_logo, validity=validity)
 
 
 def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:

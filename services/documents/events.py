@@ -68,7 +68,7 @@ def from_registry_badge(b: registry_pb2.Badge) -> Badge:
     return Badge(code=b.code, holder_name=b.holder_name, valid_from=valid_from, valid_until=valid_until,
                  issuer=b.issuer, issuer_name=b.issuer_name, category=category,
                  level=registry_pb2.SupervisorLevel.Name(b.level) if b.level else "", photo=b.photo,
-                 issuer_seal=b.issuer_seal, issuer_logo=b.issuer_logo)
+                 issuer_seal=b.issuer_seal, issuer_logo=b.issuer_logo, validity=b.validity_text)
 
 
 def from_registry_record(r: supervision_pb2.SupervisionRecord) -> SupervisionRecord:

@@ -36,6 +36,7 @@ class Badge:
     photo: bytes = b""
     issuer_seal: bytes = b""
     issuer_logo: bytes = b""
+    validity: str = ""  # as printed, when the registry supplies it (D4 text is the registry's call)
 
     @property
     def resolved_category(self) -> SupervisorCategory:
@@ -43,7 +44,9 @@ class Badge:
 
     @property
     def validity_text(self) -> str:
-        """D4: `YYYY.MM-YYYY.MM`."""
+        """D4: `YYYY.MM-YYYY.MM` (the registry's text when given)."""
+        if self.validity:
+            return self.validity
         return f"{self.valid_from.replace('-', '.')}-{self.valid_until.replace('-', '.')}"
 
     @property

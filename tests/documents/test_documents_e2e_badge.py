@@ -1,0 +1,96 @@
+"""End to end: the registry issues a badge → badge.issued → the documents service fetches the badge with
+its photo (GetBadge view=FULL) and stores the badge PDF (附件2). Real processes: rules, registry, documents
+and a nats-server, as `supervisionctl up` runs them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from documents_helpers import lines_of, plumber
+from PIL import Image
+
+from bjsv.documents.v1 import documents_pb2 as pb
+from bjsv.documents.v1 import documents_pb2_grpc
+from bjsv.registry.v1 import registry_pb2 as rpb
+from bjsv.registry.v1 import registry_pb2_grpc
+from services.documents.domain import signing
+from services.registry.domain import id_number
+from supervisionctl.natsd import free_port
+from supervisionctl.stack import Stack, StackConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CITY = (("x-bjsv-org", "agencies/A"), ("x-bjsv-role", "city-centre"))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    for service in ("rules", "registry"):
+        if not (ROOT / "services" / service / "__main__.py").exists():
+            pytest.skip(f"services/{service}/__main__.py does not exist yet")
+    cfg = StackConfig(data_dir=tmp_path_factory.mktemp("docs-e2e"), nats_port=free_port(),
+                      ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
+                      extra_env={"BJSV_LOG_LEVEL": "WARNING", "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
+                                 "BJSV_SUPERVISION_SWEEP_INTERVAL": "0"})
+    s = Stack(cfg, services=("rules", "registry", "documents"))
+    s.start(timeout=90)
+    yield s
+    s.stop()
+
+
+def photo() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (295, 413), (200, 60, 60)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
+    with grpc.insecure_channel(stack.config.target("registry")) as rch, \
+            grpc.insecure_channel(stack.config.target("documents")) as dch:
+        registry = registry_pb2_grpc.RegistryServiceStub(rch)
+        documents = documents_pb2_grpc.DocumentsServiceStub(dch)
+        number = id_number.compose("110108", dt.date(1975, 5, 6), 13)
+        attested = [rpb.Attestation(item=i, satisfied=True, attested_by="市鉴定管理中心", attested_date="2025-01-05")
+                     for i in (rpb.ATTESTATION_ITEM_ART9_1, rpb.ATTESTATION_ITEM_ART9_2, rpb.ATTESTATION_ITEM_ART9_3,
+                               rpb.ATTESTATION_ITEM_ART9_4, rpb.ATTESTATION_ITEM_HEALTH)]
+        sup = registry.RegisterSupervisor(rpb.RegisterSupervisorRequest(supervisor=rpb.Supervisor(
+            full_name="欧阳明远", gender=rpb.GENDER_MALE, birth_date="1975-05-06", id_number=number,
+            type=rpb.SUPERVISOR_TYPE_EXTERNAL, level=rpb.SUPERVISOR_LEVEL_CITY, phone="13800000000",
+            photo=photo(), attestations=attested,
+            training=rpb.TrainingAssessment(passed=True, assessed_by="市鉴定管理中心", assessed_date="2025-05-01"))),
+            metadata=CITY, timeout=20).supervisor
+        appt = registry.AppointSupervisor(rpb.AppointSupervisorRequest(
+            supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"), metadata=CITY,
+            timeout=20).appointment
+        badge = registry.IssueBadge(rpb.IssueBadgeRequest(appointment=appt.name), metadata=CITY, timeout=20).badge
+
+        deadline = time.monotonic() + 30
+        docs = []
+        while not docs and time.monotonic() < deadline:
+            docs = documents.ListDocuments(pb.ListDocumentsRequest(subject=f"badges/{badge.code}")).documents
+            time.sleep(0.2)
+        assert docs, "badge.issued was not rendered"
+        chunks = [r.chunk for r in documents.GetDocument(pb.GetDocumentRequest(name=docs[0].name))
+                  if not r.HasField("document")]
+        pdf = plumber(b"".join(chunks))
+        front = [t for _, t in lines_of(pdf.pages[0])]
+        assert "姓　　名：欧阳明远" in front and f"证卡编号：{badge.code}" in front
+        assert f"有效期限：{badge.validity_text}" in front
+        assert "质量督导员 (外督员)" in front
+        assert pdf.pages[0].images, "the registry photo is on the card"
+        # the QR payload of this badge verifies against the issuer key the documents service publishes
+        key = documents.GetIssuerPublicKey(pb.GetIssuerPublicKeyRequest(issuer=badge.issuer))
+        again = documents.RenderBadge(pb.RenderBadgeRequest(badge=pb.BadgeData(
+            code=badge.code, holder_name=badge.holder_name, valid_from=badge.valid_from,
+            valid_until=badge.valid_until, issuer=badge.issuer, issuer_name=badge.issuer_name,
+            validity_text=badge.validity_text)))
+        public = signing.load_public_key(key.public_key)
+        assert signing.verify_payload(again.verification_payload, lambda i, k: public,
+                                      holder_name="欧阳明远").valid
