@@ -20,17 +20,20 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("data"), description="embedded SQLite files, NATS store, logs, pid files")
     bind_host: str = Field(default="127.0.0.1", description="address every gRPC server binds to")
-    registry_port: int = DEFAULT_PORTS["registry"]
-    rules_port: int = DEFAULT_PORTS["rules"]
-    documents_port: int = DEFAULT_PORTS["documents"]
-    notify_port: int = DEFAULT_PORTS["notify"]
-    # host:port a service uses to reach another; defaults to bind_host:<port>. A balancer address in scale-out.
-    registry_target: str | None = None
-    rules_target: str | None = None
-    documents_target: str | None = None
-    notify_target: str | None = None
+    registry_port: int = Field(default=DEFAULT_PORTS["registry"], description="gRPC port of the registry")
+    rules_port: int = Field(default=DEFAULT_PORTS["rules"], description="gRPC port of the rules service")
+    documents_port: int = Field(default=DEFAULT_PORTS["documents"], description="gRPC port of the documents service")
+    notify_port: int = Field(default=DEFAULT_PORTS["notify"], description="gRPC port of the notify service")
+    # How a service reaches another: defaults to bind_host:<port>; a balancer address in scale-out.
+    registry_target: str | None = Field(default=None, description="address other services call the registry at")
+    rules_target: str | None = Field(default=None, description="address other services call the rules service at")
+    documents_target: str | None = Field(default=None, description="address other services call documents at")
+    notify_target: str | None = Field(default=None, description="address other services call notify at")
 
     nats_url: str = Field(default="nats://127.0.0.1:14222", description="comma-separated NATS URLs")
+    nats_embedded: bool = Field(
+        default=True, description="`supervisionctl up` starts its own nats-server on the port of nats_url (loopback)"
+    )
     nats_connect_timeout: float = Field(default=8.0, description="seconds the first NATS connect may take")
     nats_replicas: int = Field(default=1, description="JetStream stream replicas (3 on a NATS cluster)")
     database_url: str | None = Field(
@@ -40,9 +43,9 @@ class Settings(BaseSettings):
     )
     db_schema_prefix: str = Field(default="", description="prefix of the per-service PostgreSQL schema")
     log_format: str = Field(default="text", description="text | json")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG | INFO | WARNING | ERROR")
     shutdown_grace: float = Field(default=8.0, description="seconds in-flight calls get on SIGTERM")
-    outbox_poll_interval: float = 0.5
+    outbox_poll_interval: float = Field(default=0.5, description="seconds between outbox scans (commits also wake it)")
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

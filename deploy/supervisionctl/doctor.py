@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys
@@ -11,10 +10,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from common.config import SERVICES, Settings
+from services.documents.config import DocumentsSettings
 from supervisionctl.natsd import nats_server_binary, port_open
-from supervisionctl.stack import NATS_PORT, StackConfig, running_pids
+from supervisionctl.stack import StackConfig, running_pids
 
-CJK_FONT_DEFAULT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+BOOTSTRAP = Path(__file__).resolve().parent.parent / "bootstrap.py"
 
 
 @dataclass
@@ -22,120 +22,83 @@ class Check:
     name: str
     ok: bool
     detail: str
-    fix: str = ""
+    fix: str = ""  # shown only when the check fails
 
 
 def _bootstrap():
-    path = Path(__file__).resolve().parent.parent / "bootstrap.py"
-    spec = importlib.util.spec_from_file_location("bjsv_bootstrap", path)
+    spec = importlib.util.spec_from_file_location("bjsv_bootstrap", BOOTSTRAP)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def run_checks(settings: Settings) -> list[Check]:
-    checks: list[Check] = []
+def _python() -> list[Check]:
     ok = sys.version_info >= (3, 11)
-    checks.append(Check("Python", ok, sys.version.split()[0], "" if ok else "install Python 3.11 or newer"))
+    return [Check("Python", ok, sys.version.split()[0], "install Python 3.11 or newer")]
 
-    missing = [
-        m
-        for m in ("grpc", "durable.lang", "reportlab", "docxtpl", "nats", "sqlalchemy", "chinese_calendar")
-        if importlib.util.find_spec(m.split(".")[0]) is None
-    ]
-    checks.append(
-        Check(
-            "packages",
-            not missing,
-            "all importable" if not missing else f"missing {missing}",
-            "python3 deploy/bootstrap.py install",
-        )
-    )
 
+def _packages() -> list[Check]:
+    modules = ("grpc", "durable", "reportlab", "docxtpl", "nats", "sqlalchemy", "chinese_calendar")
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    detail = f"missing {missing}" if missing else "all importable"
     boot = _bootstrap()
     stamp = boot.GEN / ".stamp"
     fresh = stamp.exists() and stamp.read_text() == boot.proto_digest()
-    checks.append(
-        Check(
-            "protobuf stubs",
-            fresh,
-            "up to date" if fresh else "missing or older than proto/",
-            "python3 deploy/bootstrap.py gen",
-        )
-    )
+    return [
+        Check("packages", not missing, detail, "python3 deploy/bootstrap.py install"),
+        Check("protobuf stubs", fresh, "up to date" if fresh else "missing or older than proto/",
+              "python3 deploy/bootstrap.py gen"),
+    ]
 
-    font = os.environ.get("BJSV_CJK_FONT", CJK_FONT_DEFAULT)
-    checks.append(
-        Check(
-            "CJK font (黑体)",
-            Path(font).exists(),
-            font,
-            "apt-get install fonts-wqy-zenhei, or set BJSV_CJK_FONT to a TrueType 黑体 font",
-        )
-    )
 
+def _fonts() -> list[Check]:
+    docs = DocumentsSettings()
+    fix = "apt-get install fonts-wqy-zenhei fonts-dejavu-core, or set BJSV_DOCUMENTS_FONT_CJK / _SYMBOL"
+    return [
+        Check("CJK font (黑体)", Path(docs.documents_font_cjk).exists(), docs.documents_font_cjk, fix),
+        Check("symbol font (☑)", Path(docs.documents_font_symbol).exists(), docs.documents_font_symbol, fix),
+    ]
+
+
+def _database(settings: Settings) -> list[Check]:
     if settings.database_url:
-        url = urlparse(settings.database_url.replace("+psycopg", ""))
+        url = urlparse(settings.database_url)
         host, port = url.hostname or "127.0.0.1", url.port or 5432
-        reachable = port_open(host, port, timeout=1)
-        checks.append(
-            Check(
-                "database",
-                reachable,
-                f"PostgreSQL {host}:{port}",
-                "" if reachable else "start PostgreSQL or fix DATABASE_URL (unset it for SQLite)",
-            )
-        )
-    else:
-        data = settings.data_dir.resolve()
-        try:
-            data.mkdir(parents=True, exist_ok=True)
-            writable = os.access(data, os.W_OK)
-        except OSError:
-            writable = False
-        checks.append(
-            Check(
-                "database",
-                writable,
-                f"SQLite files under {data}",
-                "" if writable else "set BJSV_DATA_DIR to a writable folder",
-            )
-        )
+        ok = port_open(host, port, timeout=1)
+        return [Check("database", ok, f"PostgreSQL {host}:{port}",
+                      "start PostgreSQL or fix DATABASE_URL (unset it for the embedded SQLite)")]
+    data = settings.data_dir.resolve()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        ok = os.access(data, os.W_OK)
+    except OSError:
+        ok = False
+    return [Check("database", ok, f"SQLite files under {data}", "set BJSV_DATA_DIR to a writable folder")]
 
-    cfg = StackConfig(
-        data_dir=settings.data_dir.resolve(), host=settings.bind_host, ports={n: settings.port(n) for n in SERVICES}
-    )
-    ours = running_pids(cfg)
-    if os.environ.get("BJSV_NATS_URL"):
-        url = urlparse(settings.nats_servers()[0])
-        reachable = port_open(url.hostname or "127.0.0.1", url.port or 4222, timeout=1)
-        checks.append(
-            Check("NATS", reachable, settings.nats_url, "" if reachable else "start NATS or fix BJSV_NATS_URL")
-        )
+
+def _nats_and_ports(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    ours = running_pids(StackConfig(data_dir=settings.data_dir.resolve()))
+    nats_url = urlparse(settings.nats_servers()[0])
+    nats_port = nats_url.port or 4222
+    if not settings.nats_embedded:
+        ok = port_open(nats_url.hostname or "127.0.0.1", nats_port, timeout=1)
+        checks.append(Check("NATS", ok, settings.nats_url, "start NATS or fix BJSV_NATS_URL"))
     else:
         try:
-            binary = nats_server_binary()
-            checks.append(Check("nats-server", True, binary))
+            checks.append(Check("nats-server", True, nats_server_binary()))
         except FileNotFoundError as e:
             checks.append(Check("nats-server", False, str(e), "python3 deploy/bootstrap.py install"))
-        free = "nats" in ours or not port_open(settings.bind_host, NATS_PORT)
-        checks.append(
-            Check(
-                f"port {NATS_PORT} (embedded NATS)",
-                free,
-                "free" if free else "in use",
-                "" if free else f"stop what listens on {NATS_PORT} (ss -ltnp)",
-            )
-        )
+        free = "nats" in ours or not port_open(settings.bind_host, nats_port)
+        checks.append(Check(f"port {nats_port} (embedded NATS)", free, "free" if free else "in use",
+                            f"stop what listens on {nats_port} (ss -ltnp) or set BJSV_NATS_URL"))
     for name in SERVICES:
         port = settings.port(name)
         free = name in ours or not port_open(settings.bind_host, port)
-        checks.append(
-            Check(
-                f"port {port} ({name})",
-                free,
-                "free" if free else "in use by another program",
-                "" if free else f"stop it (ss -ltnp | grep {port}) or set BJSV_{name.upper()}_PORT",
-            )
-        )
+        checks.append(Check(f"port {port} ({name})", free, "free" if free else "in use by another program",
+                            f"stop it (ss -ltnp | grep {port}) or set BJSV_{name.upper()}_PORT"))
     return checks
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [*_python(), *_packages(), *_fonts(), *_database(settings), *_nats_and_ports(settings)]

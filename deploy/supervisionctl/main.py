@@ -20,6 +20,7 @@ import os
 import signal
 import time
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
 from rich.console import Console
@@ -50,12 +51,13 @@ for _name, _module in GROUPS.items():
 
 
 def stack_config(settings: Settings) -> StackConfig:
-    external = os.environ.get("BJSV_NATS_URL")
+    nats = urlparse(settings.nats_servers()[0])
     return StackConfig(
         data_dir=settings.data_dir.resolve(),
         host=settings.bind_host,
+        nats_port=nats.port or 4222,
         ports={name: settings.port(name) for name in SERVICES},
-        external_nats_url=external,
+        external_nats_url=None if settings.nats_embedded else settings.nats_url,
     )
 
 
