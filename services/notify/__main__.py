@@ -68,7 +68,7 @@ def build(settings: NotifySettings | None = None) -> Service:
         name=SERVICE, settings=settings,
         servicers=[Servicer(notify_pb2_grpc.add_NotifyServiceServicer_to_server, NotifyServicer(notifier),
                             "bjsv.notify.v1.NotifyService")],
-        database=db, bus=bus, subscriptions=[registry_events.subscription()],
+        database=db, bus=bus, subscriptions=[registry_events.subscription(ack_wait=settings.notify_ack_wait)],
         tasks=[notifier.run_scheduler, notifier.run_delivery], on_start=[start], on_stop=[stop])
 
 

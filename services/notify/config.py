@@ -22,4 +22,6 @@ class NotifySettings(Settings):
     notify_delivery_concurrency: int = Field(default=8, description="deliveries sent in parallel per replica")
     notify_channels: str = Field(default="nats,email", description="outbound channels (the inbox is always on)")
     notify_send_time: str = Field(default="09:00", description="local time (Asia/Shanghai) date-based notices fire")
+    notify_ack_wait: float = Field(
+        default=30.0, description="seconds before an unacknowledged registry event is redelivered (after a crash)")
     notify_documents_timeout: float = Field(default=10.0, description="seconds to fetch/render an attachment")
