@@ -1,0 +1,329 @@
+"""`supervisionctl badge …` — badges and documents for operators and print rooms (issue #5).
+
+    supervisionctl badge verify PAYLOAD [--public-key FILE|PEM|base64url] [--holder-name 张三] [--json]
+    supervisionctl badge public-key agencies/A [--out key.pem] [--json]
+    supervisionctl badge print-badges --input badges.jsonl | --registry [--district 08] [--institution …]
+                                      [--year 2026] [--title …] [--volume 1000] --out DIR
+    supervisionctl badge blank-form on-site|records-review|feedback [--format pdf|docx] --out FILE
+    supervisionctl badge get documents/<id> --out FILE
+
+`verify` is offline when --public-key is given (the key from `public-key`, e.g. distributed to
+inspectors); otherwise it fetches the issuer's public key from the documents service once and verifies
+locally. `print-badges` streams the badges to the documents service (RenderPrintSheet), shows a progress
+bar and downloads each A4 volume (fronts and backs on alternating pages for long-edge duplex).
+
+Exit codes: 0 success / payload valid · 1 payload invalid or the service answered with an error ·
+2 bad usage (file missing, malformed input) · 3 the documents or registry service is unreachable.
+Targets: BJSV_DOCUMENTS_TARGET / BJSV_REGISTRY_TARGET or BJSV_BIND_HOST:BJSV_<SERVICE>_PORT (common.config).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bjsv.documents.v1 import documents_pb2 as pb
+from bjsv.documents.v1 import documents_pb2_grpc
+from common.config import Settings
+from services.documents.domain import signing
+
+app = typer.Typer(help="督导员证卡（附件2）：验证二维码、批量打印、空白表格与文档下载", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+OrgOpt = Annotated[str, typer.Option("--org", envvar="BJSV_CLI_ORG", help="caller organisation, e.g. agencies/A")]
+RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="caller role")]
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def _md(org: str, role: str) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)
+
+
+def _channel(service: str) -> grpc.Channel:
+    return grpc.insecure_channel(Settings().target(service), options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
+
+
+def _rpc_failed(e: grpc.RpcError, service: str) -> typer.Exit:
+    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        err.print(f"[red]{service} at {Settings().target(service)} is unreachable[/red]: {e.details()}")
+        return typer.Exit(3)
+    err.print(f"[red]{e.code().name}[/red]: {e.details()}")
+    return typer.Exit(1)
+
+
+def _load_key_argument(value: str) -> Any:
+    path = Path(value)
+    text = path.read_text() if path.exists() else value
+    try:
+        return signing.load_public_key(text)
+    except ValueError as e:
+        err.print(f"[red]not an Ed25519 public key[/red]: {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command("verify")
+def verify(
+    payload: Annotated[str, typer.Argument(help="the text scanned from the badge QR code (BJSV1.…)")],
+    public_key: Annotated[str, typer.Option("--public-key", help="issuer public key: PEM file, PEM text or "
+                                            "base64url raw key; omit to fetch it from the documents service")] = "",
+    holder_name: Annotated[str, typer.Option("--holder-name", help="also check the holder's name")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a badge QR payload's Ed25519 signature (offline with --public-key)."""
+    try:
+        fields = signing.parse_payload(payload)
+    except (ValueError, UnicodeDecodeError):
+        fields = None
+    key = None
+    if public_key:
+        key = _load_key_argument(public_key)
+    elif fields is not None:
+        with _channel("documents") as ch:
+            try:
+                resp = documents_pb2_grpc.DocumentsServiceStub(ch).GetIssuerPublicKey(
+                    pb.GetIssuerPublicKeyRequest(issuer=fields.issuer), timeout=10)
+                key = signing.load_public_key(resp.public_key)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND:
+                    raise _rpc_failed(e, "documents") from None
+    result = signing.verify_payload(payload, lambda issuer, kid: key, holder_name=holder_name)
+    f = result.fields
+    out = {"valid": result.valid, "reason": result.reason, "code": f.code if f else "",
+           "issuer": f.issuer if f else "", "validity": f.validity if f else "", "key_id": f.key_id if f else ""}
+    if as_json:
+        print(json.dumps(out, ensure_ascii=False))
+    elif result.valid:
+        console.print(f"[green]有效[/green] 证卡编号 {f.code}  有效期限 {f.validity}  颁证机构 {f.issuer}  "
+                      f"(key {f.key_id})")
+    else:
+        console.print(f"[red]无效[/red] {result.reason}" + (f"  证卡编号 {f.code}" if f else ""))
+    raise typer.Exit(0 if result.valid else 1)
+
+
+@app.command("public-key")
+def public_key_cmd(
+    issuer: Annotated[str, typer.Argument(help="issuer resource name, e.g. agencies/A")],
+    out: Annotated[Path | None, typer.Option("--out", help="write the PEM here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print (or save) an issuer's badge-signing public key for offline verification."""
+    with _channel("documents") as ch:
+        try:
+            resp = documents_pb2_grpc.DocumentsServiceStub(ch).GetIssuerPublicKey(
+                pb.GetIssuerPublicKeyRequest(issuer=issuer), timeout=10)
+        except grpc.RpcError as e:
+            raise _rpc_failed(e, "documents") from None
+    if out:
+        out.write_text(resp.public_key_pem)
+    if as_json:
+        print(json.dumps({"issuer": resp.issuer, "key_id": resp.key_id, "public_key_pem": resp.public_key_pem,
+                          "public_key": signing.b64url(resp.public_key)}, ensure_ascii=False))
+    elif not out:
+        print(resp.public_key_pem, end="")
+    else:
+        console.print(f"{resp.issuer} key {resp.key_id} → {out}")
+
+
+def _read_file(base: Path, value: str | None) -> bytes:
+    if not value:
+        return b""
+    if value.startswith("base64:"):
+        return base64.b64decode(value[7:])
+    path = (base / value) if not Path(value).is_absolute() else Path(value)
+    return path.read_bytes()
+
+
+def badges_from_jsonl(path: Path) -> Iterator[pb.BadgeData]:
+    """One JSON object per line: code, holder_name, valid_from, valid_until (or validity_text), issuer,
+    issuer_name, and optional photo / issuer_seal / issuer_logo (file path relative to the file, or
+    "base64:…"). Images repeated across lines are read once."""
+    cache: dict[str, bytes] = {}
+
+    def image(value: str | None) -> bytes:
+        if not value:
+            return b""
+        if value not in cache:
+            cache.clear() if len(cache) > 64 else None
+            cache[value] = _read_file(path.parent, value)
+        return cache[value]
+
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                yield pb.BadgeData(
+                    code=row["code"], holder_name=row["holder_name"], valid_from=row.get("valid_from", ""),
+                    valid_until=row.get("valid_until", ""), validity_text=row.get("validity_text", ""),
+                    issuer=row["issuer"], issuer_name=row["issuer_name"], level=row.get("level", ""),
+                    photo=image(row.get("photo")), issuer_seal=image(row.get("issuer_seal")),
+                    issuer_logo=image(row.get("issuer_logo")))
+            except (KeyError, ValueError, OSError) as e:
+                err.print(f"[red]{path}:{lineno}[/red]: {type(e).__name__}: {e}")
+                raise typer.Exit(2) from None
+
+
+def badges_from_registry(*, district: str, institution: str, year: int, md) -> tuple[int, Iterator[pb.BadgeData]]:
+    """Active badges from the registry (ListBadges, then GetBadge view=FULL one at a time: the photos
+    are never all in memory)."""
+    from bjsv.registry.v1 import registry_pb2 as rpb
+    from bjsv.registry.v1 import registry_pb2_grpc
+
+    ch = _channel("registry")
+    stub = registry_pb2_grpc.RegistryServiceStub(ch)
+    request = rpb.ListBadgesRequest(page_size=500, district_code=district, institution=institution, year=year,
+                                    status=rpb.BADGE_STATUS_ACTIVE)
+    try:
+        first = stub.ListBadges(request, metadata=md, timeout=30)
+    except grpc.RpcError as e:
+        ch.close()
+        raise _rpc_failed(e, "registry") from None
+
+    def generate() -> Iterator[pb.BadgeData]:
+        page = first
+        try:
+            while True:
+                for basic in page.badges:
+                    b = stub.GetBadge(rpb.GetBadgeRequest(name=basic.name, view=rpb.VIEW_FULL), metadata=md,
+                                      timeout=30).badge
+                    yield pb.BadgeData(
+                        code=b.code, holder_name=b.holder_name, valid_from=b.valid_from, valid_until=b.valid_until,
+                        validity_text=b.validity_text, issuer=b.issuer, issuer_name=b.issuer_name,
+                        category=pb.SUPERVISOR_CATEGORY_INTERNAL if b.type == rpb.SUPERVISOR_TYPE_INTERNAL
+                        else pb.SUPERVISOR_CATEGORY_EXTERNAL, photo=b.photo, issuer_seal=b.issuer_seal,
+                        issuer_logo=b.issuer_logo)
+                if not page.next_page_token:
+                    return
+                page = stub.ListBadges(rpb.ListBadgesRequest(
+                    page_size=500, page_token=page.next_page_token, district_code=district,
+                    institution=institution, year=year, status=rpb.BADGE_STATUS_ACTIVE), metadata=md, timeout=30)
+        finally:
+            ch.close()
+
+    return first.total_size, generate()
+
+
+def download(stub, name: str, dest: Path) -> int:
+    size = 0
+    with dest.open("wb") as fh:
+        for item in stub.GetDocument(pb.GetDocumentRequest(name=name), timeout=300):
+            if not item.HasField("document"):
+                fh.write(item.chunk)
+                size += len(item.chunk)
+    return size
+
+
+@app.command("print-badges")
+def print_badges(
+    out: Annotated[Path, typer.Option("--out", help="folder the A4 volumes are written to")],
+    input_file: Annotated[Path | None, typer.Option("--input", help="badges as JSON lines (see module help)")] = None,
+    registry: Annotated[bool, typer.Option("--registry", help="take the active badges from the registry")] = False,
+    district: Annotated[str, typer.Option("--district", help="registry filter: district code, A = city")] = "",
+    institution: Annotated[str, typer.Option("--institution", help="registry filter: institutions/<n>")] = "",
+    year: Annotated[int, typer.Option("--year", help="registry filter: issue year")] = 0,
+    title: Annotated[str, typer.Option("--title", help="title in the sheet margin")] = "技能人才评价质量督导员证卡",
+    subject: Annotated[str, typer.Option("--subject", help="file the volumes under this subject")] = "",
+    volume: Annotated[int, typer.Option("--volume", help="badges per PDF volume (0 = service default)")] = 0,
+    org: OrgOpt = "agencies/A",
+    role: RoleOpt = "operator",
+    as_json: JsonOpt = False,
+) -> None:
+    """Impose badges on A4 for long-edge duplex printing, with crop marks and a sheet/slot index."""
+    if bool(input_file) == registry:
+        err.print("[red]give exactly one source: --input FILE or --registry[/red]")
+        raise typer.Exit(2)
+    md = _md(org, role)
+    if input_file:
+        if not input_file.exists():
+            err.print(f"[red]{input_file} does not exist[/red]")
+            raise typer.Exit(2)
+        with input_file.open(encoding="utf-8") as fh:
+            total = sum(1 for line in fh if line.strip())
+        source = badges_from_jsonl(input_file)
+    else:
+        total, source = badges_from_registry(district=district, institution=institution, year=year, md=md)
+    out.mkdir(parents=True, exist_ok=True)
+    options = pb.PrintSheetOptions(title=title, max_badges_per_volume=volume,
+                                   subject=subject or f"print-runs/{out.resolve().name}")
+
+    def requests() -> Iterator[pb.RenderPrintSheetRequest]:
+        yield pb.RenderPrintSheetRequest(options=options)
+        for b in source:
+            yield pb.RenderPrintSheetRequest(badge=b)
+
+    files: list[dict[str, Any]] = []
+    with _channel("documents") as ch:
+        stub = documents_pb2_grpc.DocumentsServiceStub(ch)
+        columns = (TextColumn("[bold]证卡排版"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("印张 {task.fields[sheets]}"), TimeElapsedColumn())
+        with Progress(*columns, console=err, disable=as_json) as progress:
+            task = progress.add_task("print", total=total or None, sheets=0)
+            try:
+                for resp in stub.RenderPrintSheet(requests(), metadata=md, timeout=24 * 3600):
+                    if resp.HasField("progress"):
+                        progress.update(task, completed=resp.progress.badges_done, sheets=resp.progress.sheets_done)
+                    else:
+                        doc = resp.document
+                        dest = out / doc.file_name
+                        download(stub, doc.name, dest)
+                        files.append({"document": doc.name, "file": str(dest), "pages": doc.page_count,
+                                      "sha256": doc.sha256, "size_bytes": doc.size_bytes})
+            except grpc.RpcError as e:
+                raise _rpc_failed(e, "documents") from None
+    if as_json:
+        print(json.dumps({"badges": total, "volumes": files}, ensure_ascii=False, indent=2))
+    else:
+        for f in files:
+            console.print(f"{f['file']}  {f['pages']} 页  sha256 {f['sha256'][:16]}…")
+        console.print("双面打印：长边翻转；正反面交替，每张 A4 排 4 枚证卡。")
+
+
+_BLANK = {"on-site": pb.DOCUMENT_KIND_ON_SITE_RECORD, "records-review": pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD,
+          "feedback": pb.DOCUMENT_KIND_FEEDBACK}
+
+
+@app.command("blank-form")
+def blank_form(
+    kind: Annotated[str, typer.Argument(help="on-site | records-review | feedback")],
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", help="pdf | docx")] = "pdf",
+) -> None:
+    """A blank printable 附件3 (on-site / records-review) or 附件4 form."""
+    if kind not in _BLANK or fmt not in ("pdf", "docx"):
+        err.print("[red]kind must be on-site | records-review | feedback; format pdf | docx[/red]")
+        raise typer.Exit(2)
+    with _channel("documents") as ch:
+        try:
+            resp = documents_pb2_grpc.DocumentsServiceStub(ch).RenderBlankForm(pb.RenderBlankFormRequest(
+                kind=_BLANK[kind], format=pb.DOCUMENT_FORMAT_DOCX if fmt == "docx" else pb.DOCUMENT_FORMAT_PDF,
+                include_content=True), timeout=60)
+        except grpc.RpcError as e:
+            raise _rpc_failed(e, "documents") from None
+    out.write_bytes(resp.content)
+    console.print(f"{out}  sha256 {resp.document.sha256[:16]}…  ({resp.document.name})")
+
+
+@app.command("get")
+def get_document(
+    name: Annotated[str, typer.Argument(help="documents/<id>")],
+    out: Annotated[Path, typer.Option("--out", help="file to write")],
+) -> None:
+    """Download a stored document (streamed in chunks)."""
+    with _channel("documents") as ch:
+        try:
+            size = download(documents_pb2_grpc.DocumentsServiceStub(ch), name, out)
+        except grpc.RpcError as e:
+            raise _rpc_failed(e, "documents") from None
+    console.print(f"{out}  {size} bytes")
