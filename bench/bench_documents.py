@@ -1,0 +1,171 @@
+"""Benchmarks of the documents service (issue #5).
+
+    .venv/bin/python bench/bench_documents.py                 # all, 10,000-badge print run included
+    .venv/bin/python bench/bench_documents.py --badges 2000   # smaller print run
+
+Measures, on this machine:
+  * single badge PDFs/s   — render_badge() per badge (a new 2-page PDF each, QR signed per issuer key)
+  * batched badges/s      — badges imposed on A4 in one PDF (render_print_sheets)
+  * print run             — N badges (distinct photos, shared seal/logo) streamed from a generator through
+                            the service's print_run (render + store each volume in SQLite with its digest),
+                            in a child process: wall time, badges/s, peak RSS (ru_maxrss of that process)
+Results are printed and written to bench/results/documents.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _photo(i: int) -> bytes:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (300, 420), (60 + i % 150, 120, 200))
+    d = ImageDraw.Draw(im)
+    d.ellipse((90, 60, 210, 200), fill=(240, 200, 170))
+    d.rectangle((60, 230, 240, 420), fill=(30, 30, 60))
+    d.text((10, 10), str(i), fill=(255, 255, 255))
+    b = io.BytesIO()
+    im.save(b, "JPEG", quality=85)
+    return b.getvalue()
+
+
+def _seal() -> bytes:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.ellipse((10, 10, 390, 390), outline=(220, 30, 30, 200), width=18)
+    b = io.BytesIO()
+    im.save(b, "PNG")
+    return b.getvalue()
+
+
+def badges(n: int, *, distinct_photos: bool = True):
+    from services.documents.domain.model import Badge
+
+    seal = _seal()
+    shared = _photo(0)
+    for i in range(n):
+        yield Badge(code=f"R11{22 + i // 999 % 70:02d}A{i % 999 + 1:03d}", holder_name=f"督导员{i:05d}",
+                    valid_from="2022-06", valid_until="2025-06", issuer="agencies/A",
+                    issuer_name="北京市职业技能鉴定管理中心", photo=_photo(i) if distinct_photos else shared,
+                    issuer_seal=seal, issuer_logo=seal)
+
+
+def bench_single(n: int) -> dict:
+    from services.documents.domain import signing
+    from services.documents.domain.badge import render_badge
+    from services.documents.domain.pdfkit import register_fonts
+
+    register_fonts()
+    key = signing.generate_key()
+    items = list(badges(n))
+    render_badge(items[0], "warm-up")
+    t = time.perf_counter()
+    size = 0
+    for b in items:
+        payload = signing.badge_payload(code=b.code, holder_name=b.holder_name, validity=b.validity_text,
+                                        issuer=b.issuer, key=key)
+        size += len(render_badge(b, payload))
+    dt = time.perf_counter() - t
+    return {"badges": n, "seconds": round(dt, 3), "badges_per_s": round(n / dt, 1),
+            "avg_pdf_kb": round(size / n / 1024, 1)}
+
+
+def bench_batched(n: int) -> dict:
+    from services.documents.domain import signing
+    from services.documents.domain.pdfkit import register_fonts
+    from services.documents.domain.sheet import render_print_sheets
+
+    register_fonts()
+    key = signing.generate_key()
+    items = list(badges(n))
+
+    def payload(b):
+        return signing.badge_payload(code=b.code, holder_name=b.holder_name, validity=b.validity_text,
+                                     issuer=b.issuer, key=key)
+
+    t = time.perf_counter()
+    vols = list(render_print_sheets(iter(items), payload, max_badges_per_volume=n))
+    dt = time.perf_counter() - t
+    size = sum(len(v.pdf) for v in vols)
+    return {"badges": n, "seconds": round(dt, 3), "badges_per_s": round(n / dt, 1),
+            "kb_per_badge": round(size / n / 1024, 1)}
+
+
+def print_run_child(n: int, volume: int) -> None:
+    """Runs in a child process so its peak RSS is the print run's alone."""
+    import asyncio  # noqa: F401 - common imports expect it
+
+    from common.clock import Clock
+    from common.db import Database
+    from services.documents.config import DocumentsSettings
+    from services.documents.rendering import DocumentRenderer
+    from services.documents.storage import models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = DocumentsSettings(data_dir=Path(tmp))
+        db = Database(settings, service="documents", metadata=models.Base.metadata,
+                      migrations=ROOT / "services" / "documents" / "storage" / "migrations")
+        db.migrate()
+        renderer = DocumentRenderer(db, Clock(), volume_badges=volume)
+        renderer.start()
+        rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        vols = list(renderer.print_run(badges(n), title="基准测试", subject="print-runs/bench"))
+        dt = time.perf_counter() - t
+        db.dispose()
+    print(json.dumps({"badges": n, "volumes": len(vols), "sheets": -(-n // 4), "pages": sum(v.page_count for v in vols),
+                      "bytes": sum(v.size_bytes for v in vols), "seconds": round(dt, 2),
+                      "badges_per_s": round(n / dt, 1), "sheets_per_s": round(n / 4 / dt, 1),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "rss_before_run_mb": round(rss_start / 1024, 1)}))
+
+
+def bench_print_run(n: int, volume: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(n), "--volume", str(volume)], check=True,
+                         capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--single", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=400)
+    ap.add_argument("--badges", type=int, default=10_000)
+    ap.add_argument("--volume", type=int, default=1000)
+    ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print_run_child(args.child, args.volume)
+        return
+    results = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "single_badge_pdf": bench_single(args.single),
+        "batched_print_sheet": bench_batched(args.batch),
+        "print_run": bench_print_run(args.badges, args.volume),
+    }
+    results["machine"]["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "documents.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    print(json.dumps(results, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
