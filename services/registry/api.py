@@ -641,10 +641,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         issue_date = parse_date(request.issue_date, "issue_date", today)
         if request.explicit_serial < 0:
             raise InvalidArgument("SERIAL_OUT_OF_RANGE", [FieldViolation("explicit_serial", "证卡序列码不能为负数")])
-        out = await self.db.write(lambda s: to_proto_badge(s, repo.issue_badge(
+        # The write transaction (which holds the allocation lock) only allocates, inserts and records the
+        # events; the response is built afterwards in a read transaction so the lock is held briefly.
+        code = await self.db.write(lambda s: repo.issue_badge(
             s, appointment_id=aid, issue_date=issue_date, explicit_serial=request.explicit_serial,
             replace_existing=request.replace_existing, now=now, policy=self.policy,
-        ), today=today, full=False, policy=self.policy))  # fmt: skip
+        ).code)  # fmt: skip
+        out = await self.db.read(
+            lambda s: to_proto_badge(s, repo.get_badge(s, code=code), today=today, full=False, policy=self.policy)
+        )
         return pb.IssueBadgeResponse(badge=out)
 
     def _badge_code(self, name: str) -> str:

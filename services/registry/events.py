@@ -42,6 +42,14 @@ LEVEL = {
 INSTITUTION_TYPE = {"Y": registry_pb2.INSTITUTION_TYPE_EMPLOYER, "S": registry_pb2.INSTITUTION_TYPE_SOCIAL_ORGANIZATION}
 
 
+def institution_by_number(session: Session, number: str) -> m.Institution | None:
+    """Institution by number, memoised for the session (one transaction): issuing a badge needs it 4 times."""
+    memo = session.info.setdefault("institution_by_number", {})
+    if number not in memo:
+        memo[number] = session.query(m.Institution).filter_by(number=number).one_or_none()
+    return memo[number]
+
+
 def institution_name(inst: m.Institution) -> str:
     return f"institutions/{inst.number}"
 
@@ -64,7 +72,7 @@ def organization_snapshot(session: Session, name: str) -> events_pb2.Organizatio
             name=name, display_name=a.display_name, district_code=a.code, district_name=a.district_name,
             contact=a.contact,
         )  # fmt: skip
-    inst = session.query(m.Institution).filter_by(number=key).one()
+    inst = institution_by_number(session, key)
     return events_pb2.OrganizationSnapshot(
         name=name, display_name=inst.display_name, district_code=inst.district_code,
         district_name=district_name(inst.district_code), contact=inst.contact,

@@ -13,5 +13,3 @@ def registry_stack(tmp_path_factory, nats_server) -> Iterator[RegistryStack]:
     stack = build_stack(tmp_path_factory.mktemp("registry"), nats_server.url)
     yield stack
     stack.stop()
-
-

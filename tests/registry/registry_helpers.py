@@ -119,6 +119,7 @@ def build_stack(tmp: Path, nats_url: str, *, registries: int = 1, database_url: 
 
 # ----------------------------------------------------------------------------- data builders
 
+
 def photo_bytes(fmt: str = "JPEG", size=(295, 413)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, (90, 120, 200)).save(buf, fmt)

@@ -168,7 +168,7 @@ def create_institution(
 
 
 def get_institution(session: Session, *, number: str) -> m.Institution:
-    inst = session.execute(sa.select(m.Institution).where(m.Institution.number == number)).scalar_one_or_none()
+    inst = ev.institution_by_number(session, number)
     if inst is None:
         raise NotFound(f"institutions/{number}")
     return inst
@@ -705,12 +705,16 @@ STATUS_ZH = {
 
 
 def badge_status(badge: m.Badge, appointment_status: str, as_of: dt.date) -> str:
+    return status_of(badge.revoked, badge.valid_until, appointment_status, as_of)
+
+
+def status_of(revoked: bool, valid_until: dt.date, appointment_status: str, as_of: dt.date) -> str:
     """Status at the exam door: revoked > suspended > expired (term ended or validity passed) > active."""
-    if badge.revoked or appointment_status == REVOKED:
+    if revoked or appointment_status == REVOKED:
         return "revoked"
     if appointment_status == SUSPENDED:
         return "suspended"
-    if appointment_status == EXPIRED or as_of > badge.valid_until:
+    if appointment_status == EXPIRED or as_of > valid_until:
         return "expired"
     return "active"
 
@@ -752,15 +756,18 @@ def allocate_code(
                 field_name="explicit_serial", resource_name=f"badges/{code}",
             )  # fmt: skip
         return code, explicit_serial
-    _ensure_counter(session, scope.prefix)
     serial_max = scope.serial_max(policy)
+    bump = (
+        sa.update(m.BadgeCounter)
+        .where(m.BadgeCounter.prefix == scope.prefix)
+        .values(last_serial=m.BadgeCounter.last_serial + 1)
+        .returning(m.BadgeCounter.last_serial)
+    )
     while True:
-        serial = session.execute(
-            sa.update(m.BadgeCounter)
-            .where(m.BadgeCounter.prefix == scope.prefix)
-            .values(last_serial=m.BadgeCounter.last_serial + 1)
-            .returning(m.BadgeCounter.last_serial)
-        ).scalar_one()
+        serial = session.execute(bump).scalar_one_or_none()
+        if serial is None:  # first code of this scope and year: create the counter row, then lock it
+            _ensure_counter(session, scope.prefix)
+            serial = session.execute(bump).scalar_one()
         if serial > serial_max:
             raise ResourceExhausted(
                 "BADGE_SERIALS_EXHAUSTED",
@@ -781,7 +788,11 @@ def issue_badge(
     """Issue a badge for an active appointment (第十一条/第十二条), code per 附件1; internal badges are filed
     with the city centre in the same transaction (第十二条)."""
     now = now or _now()
-    appt = get_appointment(session, appointment_id=appointment_id)
+    # Lock the appointment row (PostgreSQL) so two concurrent issues for one term cannot both pass the
+    # "already issued" check; on SQLite the write transaction is already exclusive (BEGIN IMMEDIATE).
+    appt = session.get(m.Appointment, appointment_id, with_for_update=session.bind.dialect.name == "postgresql")
+    if appt is None:
+        raise NotFound(f"appointments/{appointment_id}")
     subject = f"appointments/{appt.id}"
     if appt.status != ACTIVE:
         raise _precondition("APPOINTMENT_NOT_ACTIVE", "registry.badge.active-appointment", subject,
@@ -815,6 +826,12 @@ def issue_badge(
         _revoke_badge_row(session, old, reason="补发/换发证卡", decided_by="", now=now)
         replaces = old.code
     scope, issuer = _scope_for(session, sup, issue_date.year, policy)
+    # Everything that only reads is prepared before the allocation: from the counter UPDATE to the commit
+    # the scope's counter row is locked, so that stretch is kept to a few INSERTs.
+    issuer_snap = ev.organization_snapshot(session, issuer)
+    sup_snap = ev.supervisor_snapshot(session, sup)
+    seal_sha, logo_sha = issuer_images_sha(session, issuer)
+    validity_text = terms.validity_text(appt.term_start, policy)
     code, serial = allocate_code(session, scope=scope, explicit_serial=explicit_serial, policy=policy)
     badge = m.Badge(
         code=code, prefix=scope.prefix, serial=serial, explicit_serial=bool(explicit_serial),
@@ -822,14 +839,11 @@ def issue_badge(
         term_number=appt.term_number, issuer=issuer,
         district_code=scope.district_code, institution_id=sup.institution_id,
         valid_from=appt.term_start, valid_until=appt.term_end,
-        validity_text=terms.validity_text(appt.term_start, policy), issue_date=issue_date,
+        validity_text=validity_text, issue_date=issue_date,
         replaces_code=replaces, created_at=now,
     )  # fmt: skip
     session.add(badge)
     session.flush()
-    issuer_snap = ev.organization_snapshot(session, issuer)
-    sup_snap = ev.supervisor_snapshot(session, sup)
-    seal_sha, logo_sha = issuer_images_sha(session, issuer)
     parts = bc.parse(code, policy)
     ev.publish(session, ev.BADGE_ISSUED, f"badges/{code}", events_pb2.BadgeIssued(
         badge=f"badges/{code}", code=code, parts=code_parts_message(parts), supervisor=sup_snap,
@@ -980,28 +994,43 @@ class Verification:
     status_article: str
 
 
+VERIFY_SQL = """
+SELECT b.code, b.revoked, b.valid_from, b.valid_until, b.validity_text, b.issuer, b.district_code,
+       a.status, a.status_article, s.full_name, s.id_number, s.photo_sha256, s.type, s.level,
+       i.number, i.display_name, ag.display_name
+FROM badge b
+JOIN appointment a ON a.id = b.appointment_id
+JOIN supervisor s ON s.id = b.supervisor_id
+LEFT JOIN institution i ON i.id = b.institution_id
+LEFT JOIN agency ag ON ag.code = 'A'
+WHERE b.code = {param}
+"""
+_VERIFY = {"qmark": VERIFY_SQL.format(param="?"), "pyformat": VERIFY_SQL.format(param="%s"),
+           "format": VERIFY_SQL.format(param="%s")}  # fmt: skip
+
+
+def _as_date(v) -> dt.date:
+    return v if isinstance(v, dt.date) else dt.date.fromisoformat(v)
+
+
 def verify(session: Session, *, code: str, as_of: dt.date) -> Verification | None:
-    """One indexed query: what the exam door needs (第十七条 佩戴证卡; 第十二条 内督证卡仅限本机构)."""
-    b, a, s, inst = m.Badge, m.Appointment, m.Supervisor, m.Institution
-    row = session.execute(
-        sa.select(b.code, b.revoked, b.valid_from, b.valid_until, b.validity_text, b.issuer, b.district_code,
-                  a.status, a.status_article, s.full_name, s.id_number, s.photo_sha256, s.type, s.level,
-                  inst.number, inst.display_name, b)
-        .join(a, a.id == b.appointment_id).join(s, s.id == b.supervisor_id)
-        .outerjoin(inst, inst.id == b.institution_id)
-        .where(b.code == code)
-    ).first()  # fmt: skip
+    """What the exam door needs (第十七条 佩戴证卡; 第十二条 内督证卡仅限本机构), in ONE indexed query.
+
+    Plain SQL on the DB-API connection: this is the hot path (target p99 ≤ 5 ms at 500 calls/s), and the
+    ORM's per-statement overhead is most of the budget on this class of machine."""
+    conn = session.connection()
+    sql = _VERIFY[conn.dialect.paramstyle]
+    row = conn.exec_driver_sql(sql, (code,)).first()
     if row is None:
         return None
-    status = badge_status(row[-1], row.status, as_of)
-    if row.issuer == CITY_CENTRE:
-        issuer_name = session.execute(sa.select(m.Agency.display_name).where(m.Agency.code == CITY_CODE)).scalar_one()
-    else:
-        issuer_name = row.display_name
+    (code_, revoked, valid_from, valid_until, validity_text, issuer, district, appt_status, article, full_name,
+     id_no, photo_sha, typ, level, inst_number, inst_name, centre_name) = row  # fmt: skip
+    valid_until = _as_date(valid_until)
+    status = status_of(bool(revoked), valid_until, appt_status, as_of)
     return Verification(
-        code=row.code, status=status, holder_name=row.full_name, id_number=row.id_number,
-        photo_sha256=row.photo_sha256, type=row.type, level=row.level, issuer_name=issuer_name,
-        validity_text=row.validity_text, valid_from=row.valid_from, valid_until=row.valid_until,
-        institution=f"institutions/{row.number}" if row.number else "", institution_name=row.display_name or "",
-        district_code=row.district_code, status_article=row.status_article,
+        code=code_, status=status, holder_name=full_name, id_number=id_no, photo_sha256=photo_sha, type=typ,
+        level=level, issuer_name=centre_name if issuer == CITY_CENTRE else inst_name, validity_text=validity_text,
+        valid_from=_as_date(valid_from), valid_until=valid_until,
+        institution=f"institutions/{inst_number}" if inst_number else "", institution_name=inst_name or "",
+        district_code=district, status_article=article,
     )  # fmt: skip

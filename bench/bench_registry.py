@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Registry bench: badge issuance under concurrency (2 processes × 32 clients) and VerifyBadge latency.
+
+    .venv/bin/python bench/bench_registry.py                      # SQLite, then PostgreSQL if reachable
+    .venv/bin/python bench/bench_registry.py --backend sqlite --badges 2000 --clients 32 --processes 2
+    .venv/bin/python bench/bench_registry.py --json
+
+What it does, per backend: starts a fresh nats-server and N registry processes sharing ONE database (a
+SQLite file, or one PostgreSQL schema), seeds N appointments through the repository (bypassing the rules
+service: decision ids "seed:bench"), then
+  1. issues one badge per appointment with `--clients` concurrent gRPC clients spread over the processes
+     (events flow through the outbox relay to NATS meanwhile) → calls/s, p50/p99 latency;
+  2. checks the codes in the database: no duplicate, and per allocation scope the serials are exactly
+     1..n (gap-free, 附件1 D1/D2);
+  3. drives VerifyBadge open-loop at `--verify-rate` calls/s for `--verify-seconds` against one process
+     → p50/p99 (target p99 ≤ 5 ms at 500 calls/s).
+The test tests/registry/test_registry_concurrency.py runs the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "deploy")]
+
+from bjsv.registry.v1 import registry_pb2 as pb  # noqa: E402 - after the path setup above
+from bjsv.registry.v1 import registry_pb2_grpc  # noqa: E402
+from common.clock import Clock  # noqa: E402
+from common.config import Settings  # noqa: E402
+from common.db import Database  # noqa: E402
+from supervisionctl.natsd import NatsServer, free_port, port_open  # noqa: E402
+from supervisionctl.stack import health_status  # noqa: E402
+
+PG_URL = os.environ.get("BJSV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    nats: NatsServer
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.nats.stop()
+
+
+def database_settings(data_dir: Path, database_url: str = "", schema_prefix: str = "") -> Settings:
+    if database_url:
+        return Settings(data_dir=data_dir, database_url=database_url, db_schema_prefix=schema_prefix)
+    return Settings(data_dir=data_dir)
+
+
+def open_database(settings: Settings) -> Database:
+    from services.registry.__main__ import load_models
+    from services.registry.storage import models
+
+    load_models()
+    db = Database(settings, service="registry", metadata=models.Base.metadata,
+                  migrations=ROOT / "services" / "registry" / "storage" / "migrations")  # fmt: skip
+    db.migrate()
+    return db
+
+
+def seed(db: Database, specs) -> list[int]:
+    from services.registry.storage.seed import seed_population
+
+    today = Clock().today()
+    return db.write_sync(lambda s: seed_population(s, specs=specs, today=today, reason="bench"))
+
+
+def default_specs(total: int):
+    """Spread `total` appointments over scopes: two institutions (Y, S), the city, and districts 08 / 30."""
+    from services.registry.storage.seed import ScopeSpec
+
+    district = min(99, total // 20)
+    city = min(999, total // 6)
+    rest = total - 2 * district - city
+    y = rest * 5 // 8
+    return [
+        ScopeSpec(institution_number="1100019001", institution_letter="Y", count=y),
+        ScopeSpec(institution_number="1100029002", institution_letter="S", count=rest - y),
+        ScopeSpec(district="A", count=city),
+        ScopeSpec(district="08", count=district),
+        ScopeSpec(district="30", count=district),
+    ]
+
+
+def start_cluster(data_dir: Path, *, processes: int, database_url: str = "", schema_prefix: str = "",
+                  log_level: str = "WARNING") -> Cluster:  # fmt: skip
+    nats = NatsServer(store_dir=data_dir / "nats", port=free_port(), name=f"bench-{uuid.uuid4().hex[:6]}")
+    nats.start()
+    cluster = Cluster(data_dir, nats)
+    env = dict(os.environ)
+    env.update({"BJSV_DATA_DIR": str(data_dir), "BJSV_BIND_HOST": "127.0.0.1", "BJSV_NATS_URL": nats.url,
+                "BJSV_LOG_LEVEL": log_level, "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
+                "BJSV_RULES_TARGET": f"127.0.0.1:{free_port()}", "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    if database_url:
+        env.update({"DATABASE_URL": database_url, "BJSV_DB_SCHEMA_PREFIX": schema_prefix})
+    cluster.env = env
+    try:
+        for i in range(processes):
+            port = free_port()
+            log = (data_dir / f"registry{i}.log").open("ab")
+            proc = subprocess.Popen([sys.executable, "-m", "services.registry"], cwd=ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT, env={**env, "BJSV_REGISTRY_PORT": str(port)})  # fmt: skip
+            cluster.procs.append(proc)
+            target = f"127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while health_status(target, "", timeout=0.5) != "SERVING":
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log_text = (data_dir / f"registry{i}.log").read_text()[-2000:]
+                    raise RuntimeError(f"registry{i} did not start: {log_text}")
+                time.sleep(0.2)
+            cluster.targets.append(target)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@dataclass
+class IssueResult:
+    badges: int
+    clients: int
+    processes: int
+    seconds: float
+    calls_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    codes: list[str] = field(repr=False, default_factory=list)
+
+
+async def issue_concurrently(targets: list[str], appointment_ids: list[int], clients: int) -> IssueResult:
+    channels = [grpc.aio.insecure_channel(t) for t in targets]
+    stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for a in appointment_ids:
+        queue.put_nowait(a)
+    latencies: list[float] = []
+    codes: list[str] = []
+    errors: list[str] = []
+
+    async def client(i: int) -> None:
+        stub = stubs[i % len(stubs)]
+        while True:
+            try:
+                appt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t0 = time.perf_counter()
+            try:
+                r = await stub.IssueBadge(pb.IssueBadgeRequest(appointment=f"appointments/{appt}"), timeout=60)
+                codes.append(r.badge.code)
+            except grpc.aio.AioRpcError as e:
+                errors.append(f"{e.code().name}: {e.details()}")
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    seconds = time.perf_counter() - t0
+    for ch in channels:
+        await ch.close()
+    if errors:
+        print(f"{len(errors)} errors, e.g. {errors[:3]}", file=sys.stderr)
+    return IssueResult(
+        badges=len(codes), clients=clients, processes=len(targets), seconds=round(seconds, 2),
+        calls_per_second=round(len(appointment_ids) / seconds, 1), p50_ms=round(percentile(latencies, 50) * 1000, 2),
+        p99_ms=round(percentile(latencies, 99) * 1000, 2), errors=len(errors), codes=codes,
+    )  # fmt: skip
+
+
+@dataclass
+class CodeCheck:
+    rows: int
+    distinct: int
+    duplicates: int
+    scopes: dict[str, int]
+    gap_free: bool
+    problems: list[str]
+
+
+def check_codes(db: Database, returned: list[str]) -> CodeCheck:
+    """Codes in the DB: unique; per prefix the serials are exactly 1..n; and what the clients got matches."""
+    import sqlalchemy as sa
+
+    from services.registry.storage import models as m
+
+    rows = db.read_sync(lambda s: s.execute(sa.select(m.Badge.code, m.Badge.prefix, m.Badge.serial)).all())
+    by_prefix: dict[str, list[int]] = defaultdict(list)
+    for _code, prefix, serial in rows:
+        by_prefix[prefix].append(serial)
+    problems = []
+    for prefix, serials in by_prefix.items():
+        if sorted(serials) != list(range(1, len(serials) + 1)):
+            problems.append(f"{prefix}: serials not 1..{len(serials)}")
+    dup_returned = [c for c, n in Counter(returned).items() if n > 1]
+    if dup_returned:
+        problems.append(f"duplicate codes returned to clients: {dup_returned[:5]}")
+    if sorted(returned) != sorted(c for c, _, _ in rows):
+        problems.append("codes returned to clients differ from the codes stored")
+    distinct = len({c for c, _, _ in rows})
+    return CodeCheck(rows=len(rows), distinct=distinct, duplicates=len(rows) - distinct + len(dup_returned),
+                     scopes={p: len(s) for p, s in sorted(by_prefix.items())}, gap_free=not problems,
+                     problems=problems)  # fmt: skip
+
+
+@dataclass
+class VerifyResult:
+    rate: float
+    seconds: float
+    calls: int
+    achieved_rate: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+
+async def verify_load(target: str, codes: list[str], *, rate: float, seconds: float) -> VerifyResult:
+    """Open-loop load: a call is started every 1/rate s regardless of responses (latency under load)."""
+    channel = grpc.aio.insecure_channel(target)
+    stub = registry_pb2_grpc.RegistryServiceStub(channel)
+    for c in codes[:20]:  # warm-up
+        await stub.VerifyBadge(pb.VerifyBadgeRequest(code=c))
+    latencies: list[float] = []
+    errors = 0
+    tasks = []
+
+    async def one(code: str) -> None:
+        nonlocal errors
+        t0 = time.perf_counter()
+        try:
+            r = await stub.VerifyBadge(pb.VerifyBadgeRequest(code=code), timeout=5)
+            if r.status != pb.BADGE_STATUS_ACTIVE:
+                errors += 1
+        except grpc.aio.AioRpcError:
+            errors += 1
+        latencies.append(time.perf_counter() - t0)
+
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(codes[i % len(codes)])))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    await channel.close()
+    return VerifyResult(
+        rate=rate, seconds=seconds, calls=n, achieved_rate=round(n / elapsed, 1),
+        p50_ms=round(percentile(latencies, 50) * 1000, 2), p99_ms=round(percentile(latencies, 99) * 1000, 2),
+        max_ms=round(max(latencies) * 1000, 2), errors=errors,
+    )  # fmt: skip
+
+
+async def outbox_backlog_drains(db: Database, wait_at_most: float = 30.0) -> tuple[int, float]:
+    """Wait until the relay has published every event; returns (events recorded, seconds waited)."""
+    import sqlalchemy as sa
+
+    t0 = time.perf_counter()
+    total = db.read_sync(lambda s: s.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one())
+    while time.perf_counter() - t0 < wait_at_most:
+        left = db.read_sync(
+            lambda s: s.execute(sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
+        )
+        if left == 0:
+            break
+        await asyncio.sleep(0.2)
+    return total, round(time.perf_counter() - t0, 2)
+
+
+def run_backend(backend: str, *, badges: int, clients: int, processes: int, verify_rate: float,
+                verify_seconds: float) -> dict:  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix=f"bench-registry-{backend}-") as tmp:
+        data_dir = Path(tmp)
+        url, prefix = (PG_URL, f"b{uuid.uuid4().hex[:8]}_") if backend == "postgres" else ("", "")
+        db = open_database(database_settings(data_dir, url, prefix))
+        try:
+            t0 = time.perf_counter()
+            appointments = seed(db, default_specs(badges))
+            seed_seconds = round(time.perf_counter() - t0, 2)
+            cluster = start_cluster(data_dir, processes=processes, database_url=url, schema_prefix=prefix)
+            try:
+                issued = asyncio.run(issue_concurrently(cluster.targets, appointments, clients))
+                check = check_codes(db, issued.codes)
+                events, drain_seconds = asyncio.run(outbox_backlog_drains(db))
+                verify = asyncio.run(verify_load(cluster.targets[0], issued.codes, rate=verify_rate,
+                                                 seconds=verify_seconds)) if verify_seconds > 0 else None  # fmt: skip
+            finally:
+                cluster.stop()
+        finally:
+            if url:
+                import sqlalchemy as sa
+
+                with db.write_engine.begin() as conn:
+                    conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{prefix}registry" CASCADE'))
+            db.dispose()
+    out = {"backend": backend, "seed_seconds": seed_seconds, "issue": {k: v for k, v in asdict(issued).items()
+                                                                        if k != "codes"},
+           "codes": asdict(check), "events_recorded": events, "outbox_drained_after_s": drain_seconds,
+           "verify": asdict(verify) if verify else None}  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--badges", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--verify-rate", type=float, default=500)
+    ap.add_argument("--verify-seconds", type=float, default=10)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results = []
+    for backend in backends:
+        if backend == "postgres" and not port_open("127.0.0.1", 5432, timeout=0.5):
+            print("PostgreSQL not reachable at 127.0.0.1:5432; skipped", file=sys.stderr)
+            continue
+        r = run_backend(backend, badges=args.badges, clients=args.clients, processes=args.processes,
+                        verify_rate=args.verify_rate, verify_seconds=args.verify_seconds)  # fmt: skip
+        results.append(r)
+        if not args.json:
+            i, c, v = r["issue"], r["codes"], r["verify"]
+            print(
+                f"[{backend}] IssueBadge: {i['badges']} badges, {i['processes']} processes × {i['clients']} clients:"
+                f" {i['calls_per_second']} calls/s, p50 {i['p50_ms']} ms, p99 {i['p99_ms']} ms, errors {i['errors']}"
+            )
+            print(
+                f"[{backend}] codes: {c['rows']} rows, {c['distinct']} distinct, duplicates {c['duplicates']},"
+                f" gap-free {c['gap_free']} {c['scopes']} {c['problems'] or ''}"
+            )
+            print(
+                f"[{backend}] events: {r['events_recorded']} recorded, outbox drained {r['outbox_drained_after_s']} s"
+                " after the last call"
+            )
+            if v:
+                print(
+                    f"[{backend}] VerifyBadge at {v['rate']}/s for {v['seconds']} s"
+                    f" (achieved {v['achieved_rate']}/s):"
+                    f" p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms, max {v['max_ms']} ms, errors {v['errors']}"
+                )
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    ok = all(r["codes"]["gap_free"] and r["codes"]["duplicates"] == 0 and r["issue"]["errors"] == 0 for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Bulk demo / bench population, written straight through the repository in one transaction.
+
+Used by `supervisionctl seed --demo` (via deploy/supervisionctl/registry_cmds.py), the concurrency test and
+bench/bench_registry.py. It bypasses the rules service on purpose (thousands of appointments in seconds);
+such appointments carry the decision id "seed:<reason>" so they are recognisable as not rules-checked.
+Events (supervisor.registered, appointment.started) are recorded as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.registry.domain import id_number
+from services.registry.domain.districts import CITY_CODE
+from services.registry.domain.institutions import validate_institution
+from services.registry.domain.supervisors import SupervisorInput, validate_supervisor
+from services.registry.storage import models as m
+from services.registry.storage import repository as repo
+
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"]
+
+
+@dataclass(frozen=True)
+class ScopeSpec:
+    """Where supervisors go: city level ("A"), a district code, or an institution (number, Y/S)."""
+
+    district: str = ""
+    institution_number: str = ""
+    institution_letter: str = "Y"
+    count: int = 1
+
+
+def _ensure_institution(session: Session, number: str, letter: str) -> None:
+    if repo.institution_exists(session, number=number):
+        return
+    draft = validate_institution(number, letter, f"演示评价机构{number[-4:]}", "08", "演示联系人 010-00000000")
+    repo.create_institution(session, draft=draft)
+
+
+def seed_population(
+    session: Session, *, specs: list[ScopeSpec], today: dt.date, start: dt.date | None = None,
+    reason: str = "demo", id_region_base: int = 110101,
+) -> list[int]:  # fmt: skip
+    """Register and appoint supervisors per spec; returns the appointment ids in order."""
+    start = start or today
+    used = set(session.execute(sa.select(m.Supervisor.id_number)).scalars())
+    appointments: list[int] = []
+    region, seq = id_region_base, 1
+    n = 0
+    for spec in specs:
+        if spec.institution_number:
+            _ensure_institution(session, spec.institution_number, spec.institution_letter)
+        for _ in range(spec.count):
+            n += 1
+            birth = dt.date(1965 + n % 25, 1 + n % 12, 1 + n % 28)
+            while True:
+                number = id_number.compose(str(region), birth, seq)
+                seq += 1
+                if seq >= 1000:
+                    seq, region = 1, region + 1
+                if number not in used:
+                    used.add(number)
+                    break
+            internal = bool(spec.institution_number)
+            draft = validate_supervisor(
+                SupervisorInput(
+                    full_name=SURNAMES[n % len(SURNAMES)] + GIVEN[n % len(GIVEN)], gender="", birth_date="",
+                    id_number=number, type="internal" if internal else "external",
+                    level="" if internal else ("city" if spec.district == CITY_CODE else "district"),
+                    district_code="" if internal else spec.district, institution_number=spec.institution_number,
+                    phone=f"1380000{n:04d}",
+                ),
+                today,
+            )  # fmt: skip
+            sup = repo.register_supervisor(session, draft=draft)
+            appt = repo.appoint(session, supervisor_id=sup.id, start=start, decision_id=f"seed:{reason}", today=today)
+            appointments.append(appt.id)
+    return appointments
