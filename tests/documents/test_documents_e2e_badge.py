@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def docs_stack(tmp_path_factory) -> Iterator[Stack]:
     for service in ("rules", "registry"):
         if not (ROOT / "services" / service / "__main__.py").exists():
             pytest.skip(f"services/{service}/__main__.py does not exist yet")
@@ -51,9 +51,9 @@ def photo() -> bytes:
     return buf.getvalue()
 
 
-def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
-    with grpc.insecure_channel(stack.config.target("registry")) as rch, \
-            grpc.insecure_channel(stack.config.target("documents")) as dch:
+def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(docs_stack):
+    with grpc.insecure_channel(docs_stack.config.target("registry")) as rch, \
+            grpc.insecure_channel(docs_stack.config.target("documents")) as dch:
         registry = registry_pb2_grpc.RegistryServiceStub(rch)
         documents = documents_pb2_grpc.DocumentsServiceStub(dch)
         number = id_number.compose("110108", dt.date(1975, 5, 6), 13)
