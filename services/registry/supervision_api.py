@@ -23,9 +23,9 @@ from grpc_status import rpc_status
 from pydantic import Field
 from sqlalchemy.orm import Session
 
+from bjsv.registry.v1 import registry_pb2, registry_pb2_grpc, supervision_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as pb
-from bjsv.registry.v1 import supervision_pb2_grpc
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common.clients import channel, invoke
 from common.clock import SHANGHAI, Clock
@@ -675,6 +675,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         self.policy = policy
         self._calendar = calendar
         self._rules = rules
+        self._registry: registry_pb2_grpc.RegistryServiceStub | None = None
         self._sweep_lock = asyncio.Lock()
 
     # -- dependencies --
@@ -724,6 +725,40 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
 
     def today(self) -> dt.date:
         return self.clock.today()
+
+    def registry(self) -> registry_pb2_grpc.RegistryServiceStub:
+        """The registry's own public API (loopback): appointment status changes stay with their owner."""
+        if self._registry is None:
+            self._registry = registry_pb2_grpc.RegistryServiceStub(channel(self.settings.target("registry")))
+        return self._registry
+
+    async def _apply_supervisor_sanction(
+        self, case_name: str, subject: str, rung: PenaltyRung, official: str, note: str
+    ) -> None:
+        """第二十七条 暂停督导工作 / 取消外督员资格 take effect on the appointment (RegistryService), so the
+        supervisor is no longer dispatchable (rules: only active supervisors)."""
+        views = await self.db.read(repo.supervisors, [_id(subject, "supervisors")])
+        view = views.get(_id(subject, "supervisors"))
+        if view is None or view.appointment_id is None:
+            return
+        name = f"appointments/{view.appointment_id}"
+        reason = f"{rung.text}（{case_name}）" + (f"：{note}" if note else "")
+        if rung is PenaltyRung.SUPERVISOR_SUSPENSION and view.appointment_status == "active":
+            req = registry_pb2.SuspendAppointmentRequest(
+                name=name, reason=reason, article="第二十七条", decided_by=official, case_reference=case_name
+            )
+            await invoke(
+                self.registry().SuspendAppointment(req, timeout=self.settings.supervision_rules_timeout),
+                dependency="registry",
+            )
+        elif rung is PenaltyRung.SUPERVISOR_REVOCATION and view.appointment_status != "revoked":
+            req = registry_pb2.RevokeAppointmentRequest(
+                name=name, reason=reason, article="第二十七条", decided_by=official, case_reference=case_name
+            )
+            await invoke(
+                self.registry().RevokeAppointment(req, timeout=self.settings.supervision_rules_timeout),
+                dependency="registry",
+            )
 
     # ---------------------------------------------------------------------------------------------- plans
 
@@ -2094,6 +2129,15 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         deadline = _parse_date(dec.correction_deadline, "decision.correction_deadline", required=False)
         today, now = self.today(), self.clock.now()
         org = dec.official_org or _caller_org()
+
+        try:  # validate before anything takes effect; the transaction re-checks against the locked row
+            case_rules.decide(request.name, CaseState(row.state), kind, rung, deadline, dec.official, today)
+        except ProblemsError as e:
+            raise _problems(e) from None
+        if rung in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
+            await self._apply_supervisor_sanction(
+                request.name, row.subject, rung, dec.official.strip(), dec.note.strip()
+            )
 
         def tx(session: Session) -> pb.PenaltyCase:
             c = repo.case(session, case_id, for_update=True)

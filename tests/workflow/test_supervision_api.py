@@ -13,6 +13,7 @@ import wf_helpers as h
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
@@ -239,3 +240,33 @@ def test_only_the_city_centre_decides_an_institution_case_art26_d13(clients, wor
         spb.RecordCaseDecisionRequest(name=case.name, decision=decision), metadata=h.md(h.CITY)
     ).penalty_case
     assert done.state == spb.CASE_STATE_CLOSED and done.decisions[0].official == "市中心 刘主任"
+
+
+def test_suspension_decided_under_art27_suspends_the_appointment_and_blocks_dispatch(clients, world):
+    c = clients
+    sun = h.supervisor(c, "孙督导")[0]
+    c.set_clock(dt.datetime(2026, 3, 16, 10, tzinfo=SHANGHAI))
+    opened = spb.PenaltyCase(
+        subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR,
+        subject=sun,
+        description="擅自离场",
+        triggers=[spb.CASE_TRIGGER_SUPERVISOR_DUTY_FAILURE],
+    )
+    req = spb.OpenCaseRequest(penalty_case=opened, client_request_id="case-sun")
+    case = c.sv.OpenCase(req, metadata=h.md(h.HAIDIAN)).penalty_case
+    assert case.recommendation.article == "第二十七条" and case.district == "08"
+    decision = spb.CaseDecision(rung=spb.PENALTY_RUNG_SUPERVISOR_SUSPENSION, official="海淀区鉴定所 周所长")
+    done = c.sv.RecordCaseDecision(
+        spb.RecordCaseDecisionRequest(name=case.name, decision=decision), metadata=h.md(h.HAIDIAN)
+    ).penalty_case
+    assert done.state == spb.CASE_STATE_CLOSED
+    sup = c.registry.GetSupervisor(rpb.GetSupervisorRequest(name=sun)).supervisor
+    assert sup.status == rpb.APPOINTMENT_STATUS_SUSPENDED
+    plan = make_plan(c, world, D(2026, 3, 20))
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.CreateDispatch(spb.CreateDispatchRequest(
+            dispatch=spb.Dispatch(plan=plan.name, dispatching_agency="agencies/08", form=spb.SUPERVISION_FORM_ON_SITE),
+            selection=spb.TEAM_SELECTION_MANUAL, supervisors=[world["sups"]["张督导"][0], sun],
+            client_request_id="dispatch-sun"), metadata=h.md(h.HAIDIAN))  # fmt: skip
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(e.value)[0] == "TEAM_CHECK_FAILED"

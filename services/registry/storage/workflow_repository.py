@@ -38,6 +38,8 @@ class SupervisorView:
     attestations: list[tuple[str, str, dt.date]] = field(default_factory=list)  # satisfied items only
     badge_code: str = ""
     appointing_organization: str = ""
+    appointment_id: int | None = None
+    appointment_status: str = ""
 
     @property
     def name(self) -> str:
@@ -92,6 +94,8 @@ def supervisors(session: Session, ids: list[int]) -> dict[int, SupervisorView]:
             training_passed=bool(sup.training_passed),
             training_date=sup.training_date,
             appointing_organization=appt.organization if appt else "",
+            appointment_id=appt.id if appt else None,
+            appointment_status=appt.status if appt else "",
         )
     for att in session.execute(
         sa.select(rm.Attestation).where(rm.Attestation.supervisor_id.in_(ids), rm.Attestation.satisfied.is_(True))
