@@ -15,12 +15,22 @@ First message from the worker: ("ready", pid) or ("failed", text) when loading o
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import traceback
 from multiprocessing.connection import Connection
 
 from services.rules.domain.ruleset import RuleSet
+
+TRIM_EVERY = 2000
+
+
+def _trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back
+        pass
 
 
 def rss_kb() -> int:
@@ -42,6 +52,7 @@ def worker_main(conn: Connection) -> None:
             conn.send(("failed", "; ".join(problems)))
             return
         conn.send(("ready", os.getpid()))
+        since_trim = 0
     except Exception:  # noqa: BLE001 — report any load failure to the pool instead of dying silently
         conn.send(("failed", traceback.format_exc(limit=5)))
         return
@@ -56,6 +67,12 @@ def worker_main(conn: Connection) -> None:
                 conn.send(("ok", host.evaluate(msg[1], msg[2], msg[3])))
             except Exception as exc:  # noqa: BLE001 — an evaluation error is the request's, not the worker's
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            since_trim += len(msg[3])
+            if since_trim >= TRIM_EVERY:
+                # The native engine allocates per fact; glibc keeps the freed arenas, so RSS would sit at
+                # the high-water mark of the largest batch. Giving them back keeps RSS flat (bench: 1M evals).
+                _trim()
+                since_trim = 0
         elif op == "stats":
             conn.send(("ok", {"pid": os.getpid(), "rss_kb": rss_kb(), "evaluations": host.evaluations,
                               "open_sessions": host.open_sessions}))
