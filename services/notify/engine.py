@@ -62,6 +62,7 @@ class Notifier:
         self._scheduler_wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_blocked_retry = 0.0
+        self._clock_version = 0.0
         self.sent = 0
 
     # -- plumbing ----------------------------------------------------------------------------------------
@@ -83,13 +84,21 @@ class Notifier:
     # -- clock -------------------------------------------------------------------------------------------
 
     async def refresh_clock(self) -> None:
+        """Adopt the shared clock setting (another replica may have changed it).
+
+        The row's version (updated_ts) guards against a read that started before our own SetClock
+        landing after it and turning the clock back.
+        """
         row = await self.db.read(repo.get_clock)
-        if row is not None:
+        if row is not None and row.updated_ts > self._clock_version:
+            self._clock_version = row.updated_ts
             self.clock.set_mode(ClockMode(row.mode, row.fixed_ts, row.offset_seconds))
 
     async def set_clock(self, mode: ClockMode) -> None:
+        version = max(self.wall(), self._clock_version + 1e-6)
         await self.db.write(repo.set_clock, mode=mode.mode, fixed_ts=mode.fixed_ts,
-                            offset_seconds=mode.offset_seconds, wall_ts=self.wall())
+                            offset_seconds=mode.offset_seconds, wall_ts=version)
+        self._clock_version = version
         self.clock.set_mode(mode)
         self.wake_scheduler()
 
@@ -151,10 +160,7 @@ class Notifier:
                 raise
             except Exception:  # e.g. DB busy; the next tick retries, timers stay pending
                 log.exception("scheduler tick failed")
-            try:
-                await asyncio.wait_for(self._scheduler_wake.wait(), timeout=self.options.tick_interval)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(self._scheduler_wake, self.options.tick_interval)
             self._scheduler_wake.clear()
 
     # -- deliveries --------------------------------------------------------------------------------------
@@ -238,9 +244,19 @@ class Notifier:
                 raise
             except Exception:  # DB trouble: leases expire and the next round retries
                 log.exception("delivery round failed")
-            try:
-                await asyncio.wait_for(self._delivery_wake.wait(), timeout=self.options.tick_interval)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(self._delivery_wake, self.options.tick_interval)
             self._delivery_wake.clear()
 
+
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``.
+
+    Not ``asyncio.wait_for``: on CPython 3.11 it can swallow a cancellation that arrives as the event
+    fires (cpython#86296), and a loop built on it then never stops on shutdown. ``asyncio.timeout``
+    counts cancellations correctly.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass

@@ -221,3 +221,29 @@ async def test_missing_recipient_is_invalid_argument(notify_env):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await notify_env.stub.ListNotifications(K.ListNotificationsRequest())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_cli_notify_preview_shows_what_would_be_sent_and_sends_nothing(notify_env):
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from supervisionctl.notify_cmds import app
+
+    env = notify_env
+    await set_clock(env, 2025, 9, 30, 18)
+    await publish(env.js, support.dispatch_created(6, end=dt.date(2025, 9, 30)))
+    await inbox_count(env, "supervisors/600", 1)
+    run_env = {"BJSV_NOTIFY_TARGET": f"127.0.0.1:{env.port}"}
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "2025-10-12", "--recipient",
+                                                              "supervisors/600", "--json"], env=run_env)
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)["items"]
+    assert [i["kind"] for i in items] == ["NOTIFICATION_KIND_DEADLINE_REMINDER"]
+    assert "2025年10月14日" in items[0]["body"] and "第二十三条" in items[0]["body"]
+    table = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "2025-10-14"], env=run_env)
+    assert table.exit_code == 0 and "今日截止" in table.output
+    assert (await inbox(env, "supervisors/600")).total_size == 1     # nothing was sent
+    bad = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "tomorrow"], env=run_env)
+    assert bad.exit_code == 2
