@@ -87,6 +87,11 @@ def to_request(f: SupervisorFacts, as_of: dt.date, purpose: str) -> rules_pb2.Ch
     return rules_pb2.CheckEligibilityRequest(supervisor=facts, as_of_date=as_of.isoformat(), purpose=PURPOSE[purpose])
 
 
+def _cite(message: str, article: str) -> str:
+    """The rules service's Chinese message, with its article appended unless it already cites it."""
+    return message if not article or article in message else f"{message}（{article}）"
+
+
 class RulesEligibility:
     """Asks bjsv.rules.v1.RulesService/CheckEligibility; returns the decision name when allowed."""
 
@@ -121,7 +126,7 @@ class RulesEligibility:
             raise FailedPrecondition(
                 "NOT_ELIGIBLE",
                 [
-                    PreconditionViolation(f.rule_id, f.subject or facts.name, f"{f.message}（{f.article}）")
+                    PreconditionViolation(f.rule_id, f.subject or facts.name, _cite(f.message, f.article))
                     for f in blocking
                 ],
                 metadata={"decision": decision.name},
