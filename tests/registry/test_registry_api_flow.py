@@ -176,8 +176,8 @@ def test_internal_badges_are_coded_by_institution_and_filed_with_the_city_centre
 def test_renewal_starts_a_new_term_with_a_new_decision_and_expiry_is_automatic_art13(stub, nats_server):
     _, appt = appointed(stub, district="11")
     later = TODAY + dt.timedelta(days=30)
-    renewed = stub.RenewAppointment(pb.RenewAppointmentRequest(name=appt.name, start_date=later.isoformat(),
-                                                               renewed_by="房山区鉴定管理机构")).appointment  # fmt: skip
+    req = pb.RenewAppointmentRequest(name=appt.name, start_date=later.isoformat(), renewed_by="房山区鉴定管理机构")
+    renewed = stub.RenewAppointment(req).appointment
     assert renewed.current_term.term_number == 2 and len(renewed.terms) == 2
     assert renewed.current_term.start_date == later.isoformat()
     assert renewed.current_term.eligibility_decision_id.startswith("decisions/")
