@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from docx import Document
-from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
+from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_ROW_HEIGHT_RULE, WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt
@@ -111,6 +111,29 @@ def _title(doc, title: str, subtitle: str) -> None:
     _para(doc, "")
 
 
+def _fix_widths(table, widths) -> None:
+    """Column widths that Word *and* LibreOffice honour: a fixed layout, the grid columns and every cell's
+    tcW (python-docx sets only tcW, which LibreOffice ignores in favour of the grid)."""
+    tbl = table._tbl
+    tbl_pr = tbl.tblPr
+    layout = tbl_pr.find(qn("w:tblLayout"))
+    if layout is None:
+        layout = tbl_pr.makeelement(qn("w:tblLayout"), {})
+        tbl_pr.append(layout)
+    layout.set(qn("w:type"), "fixed")
+    width = tbl_pr.find(qn("w:tblW"))
+    if width is None:
+        width = tbl_pr.makeelement(qn("w:tblW"), {})
+        tbl_pr.append(width)
+    width.set(qn("w:type"), "dxa")
+    width.set(qn("w:w"), str(sum(w.twips for w in widths)))
+    for col, w in zip(tbl.tblGrid.findall(qn("w:gridCol")), widths, strict=True):
+        col.set(qn("w:w"), str(w.twips))
+    for row in table.rows:
+        for i, w in enumerate(widths):
+            row.cells[i].width = w
+
+
 def _check_cell(cell, placeholder: str, word: str) -> None:
     p = _para(cell, align=WD_ALIGN_PARAGRAPH.CENTER)
     _run(p, placeholder, size=11, east_asia=SYMBOL_FONT, latin=SYMBOL_FONT)
@@ -127,15 +150,13 @@ def _build_record_template(checklist: Checklist) -> Document:
     doc = _new_document()
     _title(doc, annex3.FORM_TITLE, checklist.subtitle)
     # columns: section | subsection | content | 是 | 否 | 备注 (mm)
-    widths = [Mm(14), Mm(13), Mm(95), Mm(13), Mm(13), Mm(26)]
+    widths = [Mm(15), Mm(15), Mm(92), Mm(13), Mm(13), Mm(26)]
     n_items = len(checklist.items)
     table = doc.add_table(rows=3 + n_items + 2, cols=6)
     table.style = doc.styles["Table Grid"]
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     table.autofit = False
-    for row in table.rows:
-        for i, w in enumerate(widths):
-            row.cells[i].width = w
+    _fix_widths(table, widths)
     rows = table.rows
     # header rows
     _label(rows[0].cells[0].merge(rows[0].cells[1]), annex3.HEADER_INSTITUTION)
@@ -181,6 +202,11 @@ def _build_record_template(checklist: Checklist) -> Document:
     _run(p, "　　　　{{ signed_date }}　　　　")
     _run(p, annex3.FOOTER_HEAD_SIGNATURE)
     _run(p, "{{ institution_head_name }}")
+    # comfortable heights for handwriting on the printed blank form (at least; text may grow a row)
+    for i, row in enumerate(rows):
+        row.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
+        row.height = Mm(9) if i < 2 else Mm(7) if i == 2 else Mm(8)
+    op1.height, op2.height = Mm(24), Mm(10)
     for note in annex3.NOTES:
         _para(doc, note, size=9)
     return doc
@@ -196,11 +222,12 @@ def _build_feedback_template() -> Document:
     table = doc.add_table(rows=3, cols=4)
     table.style = doc.styles["Table Grid"]
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
-    widths = [Mm(32), Mm(55), Mm(32), Mm(55)]
-    for row in table.rows:
-        for i, w in enumerate(widths):
-            row.cells[i].width = w
+    table.autofit = False
+    _fix_widths(table, [Mm(32), Mm(55), Mm(32), Mm(55)])
     r0, r1, r2 = table.rows
+    for row, height in ((r0, Mm(12)), (r1, Mm(12)), (r2, Mm(150))):
+        row.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
+        row.height = height
     _label(r0.cells[0], annex3.FEEDBACK_SUPERVISOR_NAME)
     _label(r0.cells[1].merge(r0.cells[3]), "{{ supervisor_name }}", align=None)
     _label(r1.cells[0], annex3.FEEDBACK_ENTRY_TIME)
@@ -220,8 +247,6 @@ def _build_feedback_template() -> Document:
     p = _para(body, first=False)
     _run(p, "其他情况说明：")
     _run(p, "{{ comments }}")
-    for _ in range(12):
-        _para(body, "", first=False)
     return doc
 
 
