@@ -8,6 +8,7 @@ first; with several replicas each durable consumer is shared, so each event goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,13 +43,15 @@ class Bus:
         self.service = service
         self.nc: nats.NATS | None = None
         self.js = None
+        self.closing = False
 
     async def connect(self) -> None:
         async def on_error(e: Exception) -> None:
             log.warning("nats error: %s", e)
 
         async def on_disconnected() -> None:
-            log.warning("nats disconnected; reconnecting")
+            if not self.closing:
+                log.warning("nats disconnected; reconnecting")
 
         async def on_reconnected() -> None:
             log.info("nats reconnected to %s", self.nc.connected_url.netloc if self.nc else "?")
@@ -102,6 +105,7 @@ class Bus:
         await self.nc.publish(subject, data, headers=headers)
 
     async def close(self) -> None:
+        self.closing = True
         if self.nc and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=3)
@@ -218,19 +222,24 @@ class Subscription:
         except BadRequestError:
             await bus.js.add_consumer(stream, config)  # config changed: the server updates in place
         sub = await bus.js.pull_subscribe_bind(durable=self.durable, stream=stream)
-        while not self._stopping:
-            try:
-                msgs = await sub.fetch(self.batch, timeout=1.0)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - e.g. NATS restarting; back off, do not spin
-                log.warning("consumer %s: fetch failed: %s", self.durable, e)
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self._handle(bus, msg)
+        try:
+            while not self._stopping:
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - e.g. NATS restarting; back off, do not spin
+                    log.warning("consumer %s: fetch failed: %s", self.durable, e)
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self._handle(bus, msg)
+        finally:
+            # The durable stays on the server (it is shared by replicas); only this subscription goes.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _handle(self, bus: Bus, msg) -> None:
         env = envelope_pb2.EventEnvelope()

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.config import Settings
+from common.events import discard_outbox, flush_outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +56,11 @@ class Database:
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info={"service": service})
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info={"service": service})
         self._commit_hooks: list[Callable[[], None]] = []
+        # Outbox rows collected by record_event are inserted just before any session commits (all sessions,
+        # so no event can be dropped by a session made elsewhere); a rollback discards them.
+        if not event.contains(Session, "before_commit", flush_outbox):
+            event.listen(Session, "before_commit", flush_outbox)
+            event.listen(Session, "after_rollback", discard_outbox)
 
     def _make_engine(self, *, immediate: bool) -> Engine:
         if self.is_postgres:

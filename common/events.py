@@ -78,17 +78,26 @@ def record_event(session: Session, *, type: str, subject: str, payload: pb_messa
         actor=context.current_caller().org,
     )
     env.payload.Pack(payload)
-    session.execute(
-        _TABLES[OUTBOX]
-        .insert()
-        .values(
-            event_id=env.event_id,
-            nats_subject=subject_for(source, type),
-            envelope=env.SerializeToString(),
-            created_at=now,
-        )
-    )
+    row = {
+        "event_id": env.event_id,
+        "nats_subject": subject_for(source, type),
+        "envelope": env.SerializeToString(),
+        "created_at": now,
+    }
+    # Rows are inserted in one statement just before the transaction commits (Database's before_commit
+    # hook calls flush_outbox): the same atomicity, far fewer statements for calls emitting many events.
+    session.info.setdefault("outbox_rows", []).append(row)
     return env.event_id
+
+
+def flush_outbox(session: Session) -> None:
+    rows = session.info.pop("outbox_rows", None)
+    if rows:
+        session.execute(_TABLES[OUTBOX].insert(), rows)
+
+
+def discard_outbox(session: Session) -> None:
+    session.info.pop("outbox_rows", None)
 
 
 def mark_processed(session: Session, *, consumer: str, event_id: str) -> bool:
