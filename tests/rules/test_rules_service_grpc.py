@@ -9,7 +9,6 @@ import signal
 import grpc
 import nats
 import pytest
-import yaml
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rules_service import RulesProcess
@@ -52,8 +51,12 @@ def details(err: grpc.aio.AioRpcError) -> dict:
 
 @pytest.fixture(scope="module")
 def service(nats_server, tmp_path_factory):
-    proc = RulesProcess(data_dir=tmp_path_factory.mktemp("rules"), port=free_port(), nats_url=nats_server.url,
-                        reload_interval=0.3)
+    data = tmp_path_factory.mktemp("rules")
+    policy = data / "policy.yaml"
+    policy.write_text("rulesets: {}\n", encoding="utf-8")
+    proc = RulesProcess(data_dir=data, port=free_port(), nats_url=nats_server.url, reload_interval=0.3,
+                        extra_env={"BJSV_RULES_POLICY_FILE": str(policy)})
+    proc.policy = policy
     proc.start()
     yield proc
     proc.stop()
@@ -227,20 +230,18 @@ async def test_decisions_are_published_as_events(stub, nats_server):
         await nc.close()
 
 
-def _set_param(rules_dir, name: str, value) -> None:
-    path = rules_dir / "bj-2022" / "parameters.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for p in params:
-        if p["name"] == name:
-            p["value"] = value
-    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+AGE_MESSAGE = "不具备第九条第（五）项条件：男性不超过65周岁、女性不超过60周岁"
 
 
 async def test_hot_reload_blue_green_and_broken_file_keeps_old_version(stub, service):
     before = (await stub.GetRuleSet(rules_pb2.GetRuleSetRequest(as_of_date="2024-06-03"))).rule_set
     old_decision = await stub.CheckEligibility(elig(sup(5, birth_date="1956-01-01")))  # 68: denied at 65
     old_pids = service.worker_pids()
-    _set_param(service.rules_dir, "eligibility.max_age_male", 70)
+    # a rule file changes (the message) and the deployment policy overrides the male age limit
+    rule_file = service.rules_dir / "bj-2022" / "rules" / "eligibility.yaml"
+    original_rules = rule_file.read_text(encoding="utf-8")
+    rule_file.write_text(original_rules.replace(AGE_MESSAGE, AGE_MESSAGE + "（本地口径）"), encoding="utf-8")
+    service.policy.write_text("rulesets:\n  bj-2022:\n    eligibility.max_age_male: 70\n", encoding="utf-8")
     reload = await stub.ReloadRuleSet(rules_pb2.ReloadRuleSetRequest())
     assert reload.changed and list(reload.previous_versions) == [before.version]
     new_version = reload.rule_sets[0].version
@@ -272,11 +273,13 @@ async def test_hot_reload_blue_green_and_broken_file_keeps_old_version(stub, ser
         assert still.decision.ruleset_version == new_version
     finally:
         bad.write_text(good, encoding="utf-8")
-    # the watcher picks up a valid change on its own (no RPC)
-    _set_param(service.rules_dir, "eligibility.max_age_male", 65)
+    # the watcher picks up a valid change on its own (no RPC): back to the original files and defaults
+    rule_file.write_text(original_rules, encoding="utf-8")
+    service.policy.write_text("rulesets: {}\n", encoding="utf-8")
     for _ in range(50):
         d = await stub.CheckEligibility(elig(sup(5, birth_date="1956-01-01")))
         if d.decision.ruleset_version != new_version:
             break
         await asyncio.sleep(0.1)
     assert d.decision.ruleset_version == before.version and d.decision.outcome == rules_pb2.OUTCOME_DENY
+    assert d.decision.findings[0].message == AGE_MESSAGE
