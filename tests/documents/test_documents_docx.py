@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import zipfile
 
 import docx
 import pytest
-from documents_helpers import NO_ITEMS, sample_feedback, sample_record
+from documents_helpers import NO_ITEMS, fonts, lines_of, page_sizes_mm, plumber, sample_feedback, sample_record
 from docx.oxml.ns import qn
 
 from services.documents.domain import annex3, docx_forms
@@ -109,3 +111,18 @@ def test_blank_feedback_docx_has_no_tick():
     d = open_docx(docx_forms.render_feedback_docx())
     body = d.tables[0].rows[2].cells[0].text
     assert "☑" not in body and body.count("☐") == 6
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (libreoffice-writer-nogui) not installed")
+def test_docx_opens_in_libreoffice_on_one_a4_page_with_a_cjk_face(tmp_path):
+    src = tmp_path / "onsite.docx"
+    src.write_bytes(docx_forms.render_record_docx(annex3.ON_SITE, sample_record()))
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(src)], check=True, capture_output=True, timeout=120)
+    pdf = (tmp_path / "onsite.pdf").read_bytes()
+    ((w, h),) = page_sizes_mm(pdf)
+    assert (w, h) == (pytest.approx(210, abs=0.05), pytest.approx(297, abs=0.05))
+    names = {f["name"].split("+")[-1] for f in fonts(pdf)}
+    assert any("WenQuanYi" in n or "SimSun" in n or "Noto" in n for n in names), names
+    text = "".join(t for _, t in lines_of(plumber(pdf).pages[0]))
+    assert "北京市海淀区某某职业技能培训学校" in text and "☑" in text

@@ -1,14 +1,14 @@
 """End to end: the registry issues a badge → badge.issued → the documents service fetches the badge with
 its photo (GetBadge view=FULL) and stores the badge PDF (附件2). Real processes: rules, registry, documents
-and a nats-server, as `supervisionctl up` runs them."""
+and a nats-server, as `supervisionctl up` runs them — the session-wide `stack` fixture of tests/conftest.py,
+shared with the other end-to-end tests so its start-up is paid once per test run."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -21,28 +21,10 @@ from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import registry_pb2_grpc
 from services.documents.domain import signing
 from services.registry.domain import id_number
-from supervisionctl.natsd import free_port
-from supervisionctl.stack import Stack, StackConfig
 
-ROOT = Path(__file__).resolve().parents[2]
 CITY = (("x-bjsv-org", "agencies/A"), ("x-bjsv-role", "city-centre"))
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def docs_stack(tmp_path_factory) -> Iterator[Stack]:
-    for service in ("rules", "registry"):
-        if not (ROOT / "services" / service / "__main__.py").exists():
-            pytest.skip(f"services/{service}/__main__.py does not exist yet")
-    cfg = StackConfig(data_dir=tmp_path_factory.mktemp("docs-e2e"), nats_port=free_port(),
-                      ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
-                      extra_env={"BJSV_LOG_LEVEL": "WARNING", "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
-                                 "BJSV_SUPERVISION_SWEEP_INTERVAL": "0"})
-    s = Stack(cfg, services=("rules", "registry", "documents"))
-    s.start(timeout=90)
-    yield s
-    s.stop()
 
 
 def photo() -> bytes:
@@ -51,12 +33,12 @@ def photo() -> bytes:
     return buf.getvalue()
 
 
-def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(docs_stack):
-    with grpc.insecure_channel(docs_stack.config.target("registry")) as rch, \
-            grpc.insecure_channel(docs_stack.config.target("documents")) as dch:
+def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
+    with grpc.insecure_channel(stack.config.target("registry")) as rch, \
+            grpc.insecure_channel(stack.config.target("documents")) as dch:
         registry = registry_pb2_grpc.RegistryServiceStub(rch)
         documents = documents_pb2_grpc.DocumentsServiceStub(dch)
-        number = id_number.compose("110108", dt.date(1975, 5, 6), 13)
+        number = id_number.compose("110108", dt.date(1975, 5, 6), 2 * random.randrange(1, 490) + 1)
         attested = [rpb.Attestation(item=i, satisfied=True, attested_by="市鉴定管理中心", attested_date="2025-01-05")
                      for i in (rpb.ATTESTATION_ITEM_ART9_1, rpb.ATTESTATION_ITEM_ART9_2, rpb.ATTESTATION_ITEM_ART9_3,
                                rpb.ATTESTATION_ITEM_ART9_4, rpb.ATTESTATION_ITEM_HEALTH)]
