@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 
@@ -194,3 +195,14 @@ def test_same_input_renders_byte_identical_pdf_across_processes(external_pdf):
         "b=sample_badge();print(hashlib.sha256(render_badge(b,payload_for(b))).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == hashlib.sha256(external_pdf).hexdigest()
+
+
+@pytest.mark.skipif(shutil.which("zbarimg") is None, reason="zbar-tools not installed (the module-sampling test "
+                    "above checks the QR without a decoder)")
+def test_qr_code_decodes_with_a_real_scanner(external_pdf, tmp_path):
+    png = tmp_path / "back.png"
+    (tmp_path / "b.pdf").write_bytes(external_pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", "2", "-l", "2", "-singlefile", str(tmp_path / "b.pdf"),
+                    str(tmp_path / "back")], check=True)
+    out = subprocess.run(["zbarimg", "-q", "--raw", str(png)], capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip() == payload_for(sample_badge())
