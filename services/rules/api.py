@@ -305,9 +305,10 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             lv.raise_if_any()
             return s
 
-        only_pool = rules_pb2.ProposeTeamRequest()
-        only_pool.pool.MergeFrom(r.pool)
-        digest = hashlib.sha256(only_pool.SerializeToString(deterministic=True)).hexdigest()
+        # digest of the draw input without the seed (pool, plan, session, date): one serialisation, no copy
+        seed, r.seed = r.seed, ""
+        digest = hashlib.sha256(r.SerializeToString(deterministic=True)).hexdigest()
+        r.seed = seed
         draw = await draws.propose_team(
             self.decider, catalog, ev, agency=r.dispatching_agency, plan=plan, session=session, as_of=day,
             pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned)
@@ -401,18 +402,14 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             responses=await self._decide_and_log(self._batch(request.requests, "requests"), "requests"))
 
     async def ProposeTeam(self, request, context_):
-        item = rules_pb2.ProposeTeamRequest()
-        item.CopyFrom(request)
-        if not item.seed:
-            item.seed = draws.new_seed()  # logged with the input, so the draw can be re-run exactly
-        return (await self._decide_and_log([item]))[0]
+        if not request.seed:
+            request.seed = draws.new_seed()  # logged with the input, so the draw can be re-run exactly
+        return (await self._decide_and_log([request]))[0]
 
     async def SampleInspectionTargets(self, request, context_):
-        item = rules_pb2.SampleInspectionTargetsRequest()
-        item.CopyFrom(request)
-        if not item.seed:
-            item.seed = draws.new_seed()
-        return (await self._decide_and_log([item]))[0]
+        if not request.seed:
+            request.seed = draws.new_seed()
+        return (await self._decide_and_log([request]))[0]
 
     async def _row(self, name: str):
         if not name.startswith("decisions/"):

@@ -1,10 +1,10 @@
 """双随机 draws: ProposeTeam (who supervises) and SampleInspectionTargets (which plans are reviewed).
 
-Reproducible by construction: every pool member gets a key from sha256(seed, name) — independent of the
-order the pool was sent in — and a draw takes the best keys. ProposeTeam weights the keys so supervisors
-with fewer recent dispatches are preferred (weighted sampling without replacement, Efraimidis–Spirakis:
-key = ln(u) / w with w = (1 + recent)^-exponent; exponent 0 = uniform, parameter
-dispatch.recent_dispatch_exponent).
+Reproducible by construction: the pool is sorted by name and a PRNG seeded with sha256(seed) gives every
+member a key — independent of the order the pool was sent in — and a draw takes the best keys.
+ProposeTeam weights the keys so supervisors with fewer recent dispatches are preferred (weighted sampling
+without replacement, Efraimidis–Spirakis: key = ln(u) / w with w = (1 + recent)^-exponent; exponent 0 =
+uniform; parameter dispatch.recent_dispatch_exponent).
 
 Legality is checked lazily in key order: the draw walks the ordered pool in chunks and asks the engine
 about each member (scope, eligibility for dispatch, recusal) until the team is full, so a pool of
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,23 +34,29 @@ def new_seed() -> str:
     return secrets.token_hex(16)
 
 
-def draw_key(seed: str, name: str, weight: float = 1.0) -> float:
-    digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
-    u = (int.from_bytes(digest[:8], "big") + 1) / 2.0**64  # (0, 1]
-    return math.log(u) / weight
-
-
 def order_pool(seed: str, entries: Sequence[tuple[str, int]], exponent: float) -> list[int]:
-    """Indexes of (name, recent_dispatch_count) entries, best key first; duplicates of a name dropped."""
-    keyed, seen = [], set()
-    for i, (name, recent) in enumerate(entries):
-        if name in seen:
-            continue
-        seen.add(name)
-        weight = (1.0 + max(0, recent)) ** -exponent if exponent else 1.0
-        keyed.append((-draw_key(seed, name, weight), name, i))
+    """Indexes of (name, recent_dispatch_count) entries, best key first; duplicates of a name dropped.
+
+    The pool is put in name order first and one PRNG seeded with sha256(seed) gives each member its u, so
+    the result depends only on the set of members, the weights and the seed — not on the order sent.
+    """
+    first: dict[str, int] = {}
+    for i, (name, _) in enumerate(entries):
+        first.setdefault(name, i)
+    rnd = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big"))
+    log, rand = math.log, rnd.random
+    inverse_weight: dict[int, float] = {}  # 1/w = (1 + recent)^exponent, computed once per distinct count
+    keyed = []
+    for name in sorted(first):
+        i = first[name]
+        recent = entries[i][1]
+        iw = inverse_weight.get(recent)
+        if iw is None:
+            iw = inverse_weight[recent] = (1.0 + max(0, recent)) ** exponent
+        # Efraimidis–Spirakis with u in (0, 1]: the smallest -ln(u)/w is the best key
+        keyed.append((-log(1.0 - rand()) * iw, i))
     keyed.sort()
-    return [i for _, _, i in keyed]
+    return [i for _, i in keyed]
 
 
 @dataclass
