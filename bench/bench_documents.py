@@ -9,6 +9,9 @@ Measures, on this machine:
   * print run             — N badges (distinct photos, shared seal/logo) streamed from a generator through
                             the service's print_run (render + store each volume in SQLite with its digest),
                             in a child process: wall time, badges/s, peak RSS (ru_maxrss of that process)
+  * --grpc N              — the same over gRPC: a real documents service process (+ nats-server), badges
+                            streamed with RenderPrintSheet like `supervisionctl badge print-badges`; wall
+                            time and the server's peak RSS (VmHWM)
 Results are printed and written to bench/results/documents.json.
 """
 
@@ -142,12 +145,54 @@ def bench_print_run(n: int, volume: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_grpc(n: int, volume: int) -> dict:
+    import grpc
+
+    from bjsv.documents.v1 import documents_pb2 as pb
+    from bjsv.documents.v1 import documents_pb2_grpc
+    from supervisionctl.natsd import NatsServer, free_port
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nats_srv = NatsServer(store_dir=Path(tmp) / "nats", port=free_port())
+        nats_srv.start()
+        port = free_port()
+        env = dict(os.environ, BJSV_DATA_DIR=tmp, BJSV_DOCUMENTS_PORT=str(port), BJSV_NATS_URL=nats_srv.url,
+                   BJSV_LOG_LEVEL="WARNING", BJSV_DOCUMENTS_VOLUME_BADGES=str(volume))
+        proc = subprocess.Popen([sys.executable, "-m", "services.documents"], cwd=ROOT, env=env)
+        try:
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            grpc.channel_ready_future(channel).result(timeout=60)
+            stub = documents_pb2_grpc.DocumentsServiceStub(channel)
+
+            def requests():
+                yield pb.RenderPrintSheetRequest(options=pb.PrintSheetOptions(subject="print-runs/bench-grpc"))
+                for b in badges(n):
+                    yield pb.RenderPrintSheetRequest(badge=pb.BadgeData(
+                        code=b.code, holder_name=b.holder_name, valid_from=b.valid_from, valid_until=b.valid_until,
+                        issuer=b.issuer, issuer_name=b.issuer_name, photo=b.photo, issuer_seal=b.issuer_seal,
+                        issuer_logo=b.issuer_logo))
+
+            t = time.perf_counter()
+            docs = [r.document for r in stub.RenderPrintSheet(requests(), timeout=3600) if r.HasField("document")]
+            dt = time.perf_counter() - t
+            hwm = next((int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                        if line.startswith("VmHWM")), 0)
+            channel.close()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            nats_srv.stop()
+    return {"badges": n, "volumes": len(docs), "seconds": round(dt, 2), "badges_per_s": round(n / dt, 1),
+            "server_peak_rss_mb": round(hwm / 1024, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--single", type=int, default=100)
     ap.add_argument("--batch", type=int, default=400)
     ap.add_argument("--badges", type=int, default=10_000)
     ap.add_argument("--volume", type=int, default=1000)
+    ap.add_argument("--grpc", type=int, default=0, help="also stream N badges through a real service process")
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -160,6 +205,8 @@ def main() -> None:
         "batched_print_sheet": bench_batched(args.batch),
         "print_run": bench_print_run(args.badges, args.volume),
     }
+    if args.grpc:
+        results["print_run_grpc"] = bench_grpc(args.grpc, args.volume)
     results["machine"]["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
