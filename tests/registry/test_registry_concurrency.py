@@ -33,6 +33,9 @@ def run(tmp_path: Path, database_url: str = "", prefix: str = "") -> tuple:
         cluster = bench.start_cluster(tmp_path, processes=PROCESSES, database_url=database_url, schema_prefix=prefix)
         try:
             issued = asyncio.run(bench.issue_concurrently(cluster.targets, appointments, CLIENTS))
+            if issued.errors:  # keep the evidence: the tmp dir may be gone when someone reads the report
+                for log in sorted(tmp_path.glob("registry*.log")):
+                    print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
             check = bench.check_codes(db, issued.codes)
             events, _ = asyncio.run(bench.outbox_backlog_drains(db, wait_at_most=30))
             unpublished = db.read_sync(
