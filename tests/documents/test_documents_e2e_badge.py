@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import random
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -76,3 +77,21 @@ def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
         public = signing.load_public_key(key.public_key)
         assert signing.verify_payload(again.verification_payload, lambda i, k: public,
                                       holder_name="欧阳明远").valid
+
+
+def test_print_badges_from_the_registry_imposes_the_active_badges(stack, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {"BJSV_REGISTRY_TARGET": stack.config.target("registry"),
+           "BJSV_DOCUMENTS_TARGET": stack.config.target("documents"), "PATH": "/usr/bin:/bin"}
+    cli = str(Path(sys.executable).parent / "supervisionctl")
+    out = subprocess.run([cli, "badge", "print-badges", "--registry",
+                          "--district", "A", "--out", str(tmp_path / "run"), "--json"],
+                         capture_output=True, text=True, timeout=180, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout[out.stdout.index("{"):])
+    assert result["badges"] >= 1 and result["volumes"]
+    pdf = plumber((tmp_path / "run" / result["volumes"][0]["file"].split("/")[-1]).read_bytes())
+    assert any("R11" in t and "正面" in t for _, t in lines_of(pdf.pages[0]))
