@@ -187,6 +187,17 @@ def _ts(at: dt.datetime) -> Timestamp:
     return ts
 
 
+_TS_CACHE: dict[dt.datetime, Timestamp] = {}
+
+
+def _ts_cached(at: dt.datetime) -> Timestamp:
+    ts = _TS_CACHE.get(at)
+    if ts is None:
+        _TS_CACHE.clear()  # batches share one instant; keep only the latest
+        ts = _TS_CACHE[at] = _ts(at)
+    return ts
+
+
 def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
     return rules_pb2.Decision(
         name=d.name, kind=d.kind, outcome=d.outcome,
@@ -195,7 +206,7 @@ def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
                   for f in d.findings],
         subject=d.subject, as_of_date=d.as_of.isoformat(), ruleset_id=d.ruleset_id,
         ruleset_version=d.ruleset_version, ruleset_effective_date=d.ruleset_effective.isoformat(),
-        evaluation_time=_ts(d.evaluated_at) if d.evaluated_at else None, input_digest=d.input_digest,
+        evaluation_time=_ts_cached(d.evaluated_at) if d.evaluated_at else None, input_digest=d.input_digest,
         derived_facts=d.derived)
 
 

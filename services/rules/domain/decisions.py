@@ -87,11 +87,10 @@ class Decider:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
 
-    def _decision(self, kind: int, job: Job, subject: str, as_of, derived: dict[str, str],
-                  findings: list[m.Finding] | None = None) -> m.Decision:
-        found = findings_of(job) if findings is None else findings
+    def _decision(self, kind: int, job: Job, subject: str, as_of, derived: dict[str, str], now) -> m.Decision:
+        found = findings_of(job)
         return m.Decision(kind, outcome_of(found), found, subject, as_of, job.rs.id, job.rs.version,
-                          job.rs.effective_from, derived, evaluated_at=self.clock.now())
+                          job.rs.effective_from, derived, evaluated_at=now)
 
     @staticmethod
     def _rs(catalog: Catalog, day, pinned: RuleSet | None) -> RuleSet:
@@ -108,7 +107,8 @@ class Decider:
             jobs.append(job)
             derived.append(d)
         await fire(ev, jobs)
-        return [self._decision(m.KIND_ELIGIBILITY, j, it.supervisor.name, it.as_of, d)
+        now = self.clock.now()  # one evaluation time per call (a batch is evaluated at one instant)
+        return [self._decision(m.KIND_ELIGIBILITY, j, it.supervisor.name, it.as_of, d, now)
                 for j, it, d in zip(jobs, items, derived, strict=True)]
 
     # -- recusal (第十六条, 第十二条, 第二十条; D9) -------------------------------------------------------------
@@ -121,8 +121,9 @@ class Decider:
                                  it.supervisor.name))
             jobs.append(job)
         await fire(ev, jobs)
+        now = self.clock.now()
         return [self._decision(m.KIND_RECUSAL, j, it.supervisor.name, it.as_of,
-                               {"plan": it.plan.name, "session": it.session.name})
+                               {"plan": it.plan.name, "session": it.session.name}, now)
                 for j, it in zip(jobs, items, strict=True)]
 
     # -- team (第二十条; D7, D8 + each member's eligibility and recusal) --------------------------------------
@@ -144,9 +145,10 @@ class Decider:
                    pinned: RuleSet | None = None) -> list[m.Decision]:
         built = [self.team_job(self._rs(catalog, it.as_of, pinned), it) for it in items]
         await fire(ev, [b[0] for b in built])
+        now = self.clock.now()
         out = []
         for (job, derived, members), it in zip(built, items, strict=True):
-            d = self._decision(m.KIND_TEAM, job, it.plan.name, it.as_of, derived)
+            d = self._decision(m.KIND_TEAM, job, it.plan.name, it.as_of, derived, now)
             d.recommended_team_size = F.recommended_team_size(job.rs, it.plan.candidate_count)
             d.member_count = len(members)
             out.append(d)
@@ -164,9 +166,10 @@ class Decider:
             derived.append(d)
             facts.append(f)
         await fire(ev, jobs)
+        now = self.clock.now()
         out = []
         for job, it, d, f in zip(jobs, items, derived, facts, strict=True):
-            dec = self._decision(m.KIND_PENALTY, job, it.subject, it.as_of, d)
+            dec = self._decision(m.KIND_PENALTY, job, it.subject, it.as_of, d, now)
             dec.recommendation = recommend(job.rs, it, f, job.fired[0])
             dec.outcome = m.ADVISE
             out.append(dec)
