@@ -133,6 +133,21 @@ async def _stream(url: str, stream: str) -> list[tuple[str, bytes, dict[str, str
         await nc.close()
 
 
+async def _consumers_drained(url: str, stream: str) -> bool:
+    """Every durable consumer of the stream has delivered and got acks for everything."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        consumers = await js.consumers_info(stream)
+        return bool(consumers) and all(ci.num_pending == 0 and ci.num_ack_pending == 0 for ci in consumers)
+    finally:
+        await nc.close()
+
+
+def drained(url: str, stream: str = "BJSV_REGISTRY") -> bool:
+    return asyncio.run(_consumers_drained(url, stream))
+
+
 def registry_events(url: str) -> list[envelope_pb2.EventEnvelope]:
     envs = []
     for _, data, _ in asyncio.run(_stream(url, "BJSV_REGISTRY")):
@@ -441,7 +456,7 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
     docs, notify = Docs(cfg.target("documents")), Notify(cfg.target("notify"))
     eventually(lambda: docs.find("reports/08/2026-12-1", dpb.DOCUMENT_KIND_DISTRICT_REPORT) or
                notify.inbox("agencies/A", subject="reports/08/2026-12-1"), what="original processing")  # fmt: skip
-    time.sleep(1.0)  # let the original consumers settle
+    eventually(lambda: drained(cfg.nats_url), what="original consumers to finish")
     original_docs = docs.all()
     assert {k for _, k, _ in original_docs} == WORKFLOW_KINDS - {dpb.DOCUMENT_KIND_ON_SITE_RECORD}
     recipients = [
@@ -485,7 +500,8 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
             _copy_stream(cfg.nats_url, fresh_nats.url, "BJSV_REGISTRY", ["bjsv.registry.>"], msg_id_suffix="#replay")
         )
         assert again == copied
-        time.sleep(3.0)
+        time.sleep(0.5)
+        eventually(lambda: drained(fresh_nats.url), what="fresh consumers to process the replay")
         for r in recipients:
             keys = [n.idempotency_key for n in fnotify.inbox(r)]
             assert len(keys) == len(set(keys)) and sorted(keys) == original_notes[r]
