@@ -115,6 +115,17 @@ class Notifier:
             self.wake_scheduler()
         return created
 
+    async def apply_batch(self, items: list[tuple[str, Reaction | None, float | None]], *,
+                          consumer: str) -> list[int]:
+        """Apply a batch of events' reactions in one transaction (throughput: one commit per batch)."""
+        created = await self.db.write(repo.apply_reactions, items=items, consumer=consumer,
+                                      now_ts=self.clock.timestamp(), wall_ts=self.wall(), channels=self.channels)
+        if created:
+            self.wake_delivery()
+        if any(r is not None and r.timers for _, r, _ in items):
+            self.wake_scheduler()
+        return created
+
     # -- timers ------------------------------------------------------------------------------------------
 
     async def fire_due(self, limit: int = 200) -> list[int]:
@@ -168,33 +179,43 @@ class Notifier:
     async def deliver_due(self) -> int:
         """Claim and send one batch of due deliveries; returns how many were claimed."""
         items = await self.db.write(repo.claim_deliveries, wall_ts=self.wall(), lease=self.options.lease,
-                                    worker=self.worker_id, limit=self.options.concurrency * 4)
+                                    worker=self.worker_id, limit=max(self.options.concurrency * 4, 256))
         if not items:
             return 0
-        sem = asyncio.Semaphore(self.options.concurrency)
+        sems = {Channel.NATS.value: asyncio.Semaphore(64), Channel.EMAIL.value: asyncio.Semaphore(
+            self.options.concurrency)}
+        nats_done: list[int] = []
 
         async def one(item: dict[str, Any]) -> None:
-            async with sem:
-                await self._deliver(item)
+            async with sems.get(item["channel"], sems[Channel.EMAIL.value]):
+                if await self._deliver(item):
+                    nats_done.append(item["delivery_id"])
 
         await asyncio.gather(*(one(i) for i in items))
+        if nats_done:
+            # NATS completions in one commit; e-mail completions are written one by one right after the
+            # server accepted, because an SMTP resend cannot be deduplicated by the channel itself.
+            await self._write_retrying(repo.complete_nats_deliveries, delivery_ids=nats_done, wall_ts=self.wall())
+            self.sent += len(nats_done)
         return len(items)
 
-    async def _deliver(self, item: dict[str, Any]) -> None:
+    async def _deliver(self, item: dict[str, Any]) -> bool:
+        """Send one delivery; True when it is a NATS delivery that the caller must mark delivered."""
         try:
             if item["channel"] == Channel.NATS.value:
                 if self.nats is None:
                     raise SendError("NATS_UNAVAILABLE", "no NATS connection configured")
                 await self.nats.send(item)
-            elif item["channel"] == Channel.EMAIL.value:
+                return True
+            if item["channel"] == Channel.EMAIL.value:
                 if self.email is None or not self.email.enabled:
                     await self.db.write(repo.skip_delivery, delivery_id=item["delivery_id"],
                                         reason="EMAIL_DISABLED: BJSV_SMTP_HOST not set")
-                    return
+                    return False
                 if not item["email"]:
                     await self.db.write(repo.skip_delivery, delivery_id=item["delivery_id"],
                                         reason=f"NO_CONTACT: no e-mail address for {item['recipient']}")
-                    return
+                    return False
                 attachment = await self._attachment(item)
                 await self.email.send(self.email.build(item, attachment))
             else:
@@ -207,9 +228,10 @@ class Notifier:
                                        wall_ts=self.wall())
             if outcome.retry_in is not None and self._loop is not None:
                 self._loop.call_later(outcome.retry_in, self._delivery_wake.set)
-            return
+            return False
         await self._write_retrying(repo.complete_delivery, delivery_id=item["delivery_id"], wall_ts=self.wall())
         self.sent += 1
+        return False
 
     async def _write_retrying(self, fn, /, **kwargs) -> Any:
         """The channel already accepted: record that even if the DB is briefly busy (narrows the resend window)."""

@@ -11,19 +11,26 @@ Published by notify (outbox, subject bjsv.notify.<type>): ``notification.deliver
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import BadRequestError
 
 from bjsv.documents.v1 import documents_pb2
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import events_pb2 as reg_events
 from bjsv.registry.v1 import registry_pb2, supervision_events_pb2, supervision_pb2
-from common.bus import Subscription
+from common import context
+from common.bus import Subscription, stream_name
 from common.clock import SHANGHAI
-from common.events import unpack
+from common.events import subject_for, unpack
 from services.notify.domain import messages, reactions
 from services.notify.domain.model import CITY_CENTRE, AppointmentTerm, Reaction
 from services.notify.domain.reactions import DispatchInfo, Party
@@ -133,18 +140,19 @@ class RegistryEvents:
             "badge.filed": self.badge_filed,
         }
 
-    def subscription(self, *, max_deliver: int = 8, ack_wait: float = 60.0) -> Subscription:
-        return Subscription(durable=CONSUMER, source="registry", types=list(self.handlers),
-                            handler=self.handle, max_deliver=max_deliver, ack_wait=ack_wait)
+    def subscription(self, *, max_deliver: int = 8, ack_wait: float = 60.0, batch: int = 128) -> Subscription:
+        return BatchSubscription(durable=CONSUMER, source="registry", types=list(self.handlers),
+                                 handler=self.handle, max_deliver=max_deliver, ack_wait=ack_wait, batch=batch,
+                                 registry_events=self)
+
+    def reaction_for(self, env: envelope_pb2.EventEnvelope) -> Reaction | None:
+        handler = self.handlers.get(env.type)
+        return handler(env) if handler is not None else None
 
     async def handle(self, env: envelope_pb2.EventEnvelope) -> None:
-        handler = self.handlers.get(env.type)
-        if handler is None:
-            return
-        reaction = handler(env)
-        if reaction is None:
-            return
-        await self.n.apply(reaction, consumer=CONSUMER, event_id=env.event_id,
+        """One event (the fallback path of BatchSubscription, and what a plain Subscription would call)."""
+        reaction = self.reaction_for(env)
+        await self.n.apply(reaction or Reaction(), consumer=CONSUMER, event_id=env.event_id,
                            event_wall_ts=ts_epoch(env.occurred_time))
 
     # Each method below is pure (payload → Reaction) apart from reading the clock and the calendar.
@@ -267,6 +275,78 @@ class RegistryEvents:
                                      supervisor_name=ev.supervisor.full_name,
                                      filed_on=ts_date(env.occurred_time) or self.n.clock.today())
         return Reaction(notifications=[draft])
+
+
+@dataclass
+class BatchSubscription(Subscription):
+    """common.bus.Subscription, but a fetched batch is applied in ONE database transaction.
+
+    Why not the plain Subscription: it commits once per event, and on SQLite the commit dominates
+    (~70 events/s on the 2-core box under load, see bench/bench_notify.py). Semantics are unchanged:
+    each event still gets its own mark_processed row; if the batch transaction fails, every message of
+    the batch goes through the plain per-event path (retry with backoff, then bjsv.dlq.<durable>).
+    """
+
+    registry_events: RegistryEvents | None = None
+
+    async def run(self, bus) -> None:
+        config = api.ConsumerConfig(
+            durable_name=self.durable,
+            filter_subjects=[subject_for(self.source, t) for t in self.types],
+            ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self.ack_wait, max_deliver=self.max_deliver)
+        stream = stream_name(self.source)
+        try:
+            await bus.js.add_consumer(stream, config)
+        except BadRequestError:
+            await bus.js.add_consumer(stream, config)
+        sub = await bus.js.pull_subscribe_bind(durable=self.durable, stream=stream)
+        try:
+            while not self._stopping:
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - e.g. NATS restarting; back off, do not spin
+                    log.warning("consumer %s: fetch failed: %s", self.durable, e)
+                    await asyncio.sleep(0.5)
+                    continue
+                await self._handle_batch(bus, msgs)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _handle_batch(self, bus, msgs) -> None:
+        assert self.registry_events is not None
+        items, good, rest = [], [], []
+        for msg in msgs:
+            env = envelope_pb2.EventEnvelope()
+            try:
+                env.ParseFromString(msg.data)
+                reaction = self.registry_events.reaction_for(env)
+            except Exception:  # noqa: BLE001 - this message takes the per-event path (retry, then DLQ)
+                rest.append(msg)
+                continue
+            items.append((env.event_id, reaction, ts_epoch(env.occurred_time)))
+            good.append(msg)
+        if items:
+            if good:
+                first = envelope_pb2.EventEnvelope.FromString(good[0].data)
+                context.bind(first.trace_id or context.new_trace_id(), context.Caller(org=first.actor))
+            try:
+                await self.registry_events.n.apply_batch(items, consumer=self.durable)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - fall back to one transaction per event
+                log.warning("consumer %s: batch of %d failed (%s); retrying one by one", self.durable, len(good), e)
+                rest = good + rest
+            else:
+                for msg in good:
+                    await msg.ack()
+        for msg in rest:
+            await self._handle(bus, msg)
 
 
 Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]

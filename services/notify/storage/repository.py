@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from common.events import mark_processed, record_event
+from common.events import PROCESSED, mark_processed, platform_tables, record_event
 from services.notify.domain.delivery import DeliveryState, FailureOutcome
 from services.notify.domain.model import (
     AlertDraft,
@@ -31,6 +31,7 @@ from services.notify.domain.model import (
     TimerSpec,
 )
 from services.notify.storage.models import (
+    Base,
     BlockedDeadline,
     ClockSetting,
     Contact,
@@ -140,6 +141,28 @@ def upsert_timer(session: Session, spec: TimerSpec, *, now_ts: float, source_eve
             state="pending", fire_ts=values["fire_ts"], draft=values["draft"], group_key=spec.group, done_ts=None))
 
 
+def upsert_timers(session: Session, specs: Sequence[TimerSpec], *, now_ts: float, source_event_id: str = "") -> None:
+    """Bulk upsert_timer: new keys inserted, cancelled ones with the same key revived, fired ones left alone."""
+    if not specs:
+        return
+    rows = {s.key: dict(key=s.key, group_key=s.group, kind=s.draft.kind.value, recipient=s.draft.recipient,
+                        subject=s.draft.subject, due_date=s.draft.due_date.isoformat() if s.draft.due_date else "",
+                        fire_ts=s.fire_at.timestamp(), state="pending", draft=draft_to_json(s.draft),
+                        source_event_id=source_event_id, created_ts=now_ts, done_ts=None) for s in specs}
+    table = Timer.__table__
+    dialect = session.get_bind().dialect.name
+    values = list(rows.values())
+    inserted: set[str] = set()
+    for i in range(0, len(values), 200):
+        ins = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(values[i:i + 200])
+        ins = ins.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        inserted.update(session.execute(ins).scalars())
+    for key in set(rows) - inserted:
+        v = rows[key]
+        session.execute(sa.update(Timer).where(Timer.key == key, Timer.state == "cancelled").values(
+            state="pending", fire_ts=v["fire_ts"], draft=v["draft"], group_key=v["group_key"], done_ts=None))
+
+
 def add_alert(session: Session, alert: AlertDraft, *, now_ts: float) -> int | None:
     aid = _insert_ignore(session, OperatorAlert, dict(key=alert.key, code=alert.code, message=alert.message,
                                                       subject=alert.subject, year=alert.year, created_ts=now_ts))
@@ -165,8 +188,7 @@ def apply_reaction(session: Session, /, *, reaction: Reaction, now_ts: float, wa
     for prefix in reaction.cancel_group_prefixes:
         session.execute(sa.update(Timer).where(Timer.group_key.startswith(prefix, autoescape=True),
                                                Timer.state == "pending").values(state="cancelled", done_ts=now_ts))
-    for spec in reaction.timers:
-        upsert_timer(session, spec, now_ts=now_ts, source_event_id=event_id)
+    upsert_timers(session, reaction.timers, now_ts=now_ts, source_event_id=event_id)
     created = []
     for draft in reaction.notifications:
         nid = add_notification(session, draft, now_ts=now_ts, wall_ts=wall_ts, channels=channels,
@@ -182,17 +204,80 @@ def apply_reaction(session: Session, /, *, reaction: Reaction, now_ts: float, wa
     return created
 
 
+def apply_reactions(session: Session, /, *, items: Sequence[tuple[str, Reaction | None, float | None]],
+                    consumer: str, now_ts: float, wall_ts: float, channels: Sequence[Channel]) -> list[int]:
+    """A fetched batch of events in ONE transaction: (event id, reaction or None, event wall time) each.
+
+    Bulk statements (one SELECT/INSERT per table per batch, not per event): statement construction, not
+    SQLite, is what costs on a busy 2-core box.
+    """
+    processed = platform_tables(Base.metadata)[PROCESSED]
+    ids = [event_id for event_id, _, _ in items]
+    seen = set(session.execute(sa.select(processed.c.event_id).where(
+        processed.c.consumer == consumer, processed.c.event_id.in_(ids))).scalars())
+    fresh, batch_ids = [], set()
+    for event_id, reaction, event_wall_ts in items:
+        if event_id in seen or event_id in batch_ids:
+            continue
+        batch_ids.add(event_id)
+        fresh.append((event_id, reaction or Reaction(), event_wall_ts))
+    if not fresh:
+        return []
+    now = dt.datetime.now(dt.UTC)
+    session.execute(processed.insert(), [dict(consumer=consumer, event_id=e, processed_at=now) for e, _, _ in fresh])
+    drafts: list[tuple[NotificationDraft, str, float | None, bytes | None]] = []
+    for event_id, reaction, event_wall_ts in fresh:
+        if reaction.cancel_groups or reaction.cancel_group_prefixes or reaction.timers or reaction.alerts \
+                or reaction.blocked:
+            apply_reaction(session, reaction=Reaction(
+                timers=reaction.timers, cancel_groups=reaction.cancel_groups,
+                cancel_group_prefixes=reaction.cancel_group_prefixes, alerts=reaction.alerts,
+                blocked=reaction.blocked), now_ts=now_ts, wall_ts=wall_ts, channels=channels, event_id=event_id)
+        drafts += [(d, event_id, event_wall_ts, reaction.attachment_requests.get(d.key))
+                   for d in reaction.notifications]
+    return add_notifications(session, drafts, now_ts=now_ts, wall_ts=wall_ts, channels=channels)
+
+
+def add_notifications(session: Session, drafts: Sequence[tuple[NotificationDraft, str, float | None, bytes | None]],
+                      *, now_ts: float, wall_ts: float, channels: Sequence[Channel]) -> list[int]:
+    """Bulk form of add_notification: one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING."""
+    rows, keys = [], set()
+    for d, event_id, event_wall_ts, attachment in drafts:
+        if d.key in keys:
+            continue
+        keys.add(d.key)
+        rows.append(dict(
+            key=d.key, recipient=d.recipient, kind=d.kind.value, title=d.title, body=d.body,
+            articles=json.dumps(list(d.articles), ensure_ascii=False), subject=d.subject,
+            due_date=d.due_date.isoformat() if d.due_date else "", document_id=d.document_id,
+            attachment_request=attachment, source_event_id=event_id, created_ts=now_ts, inserted_wall_ts=wall_ts,
+            event_wall_ts=event_wall_ts, read_ts=None))
+    if not rows:
+        return []
+    table = Notification.__table__
+    dialect = session.get_bind().dialect.name
+    created: dict[str, int] = {}
+    for i in range(0, len(rows), 200):  # SQLite's bound-parameter limit
+        chunk = rows[i:i + 200]
+        ins = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(chunk)
+        ins = ins.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id, table.c.key)
+        created.update({key: nid for nid, key in session.execute(ins)})
+    by_key = {d.key: d for d, _, _, _ in drafts}
+    deliveries = [dict(notification_id=nid, channel=c.value, key=f"{key}#{c.value}", state=DeliveryState.PENDING.value,
+                       attempts=0, next_attempt_ts=wall_ts, lease_until_ts=None, claimed_by="", last_error="")
+                  for key, nid in created.items() for c in by_key[key].channels if c in channels]
+    if deliveries:
+        session.execute(sa.insert(Delivery.__table__), deliveries)
+    return sorted(created.values())
+
+
 def fire_due_timers(session: Session, /, *, now_ts: float, wall_ts: float, channels: Sequence[Channel],
                     limit: int = 200) -> list[int]:
     """Turn due timers into notifications, exactly once: the timer is marked fired in the same transaction."""
     q = sa.select(Timer.id, Timer.draft).where(Timer.state == "pending", Timer.fire_ts <= now_ts)
     rows = session.execute(_lock(q.order_by(Timer.fire_ts, Timer.id).limit(limit), session)).all()
-    created = []
-    for tid, draft_json in rows:
-        nid = add_notification(session, draft_from_json(draft_json), now_ts=now_ts, wall_ts=wall_ts,
-                               channels=channels, source_event_id=f"timers/{tid}")
-        if nid is not None:
-            created.append(nid)
+    created = add_notifications(session, [(draft_from_json(d), f"timers/{tid}", None, None) for tid, d in rows],
+                                now_ts=now_ts, wall_ts=wall_ts, channels=channels)
     if rows:
         session.execute(sa.update(Timer).where(Timer.id.in_([r[0] for r in rows]), Timer.state == "pending")
                         .values(state="fired", done_ts=now_ts))
@@ -264,6 +349,15 @@ def complete_delivery(session: Session, /, *, delivery_id: int, wall_ts: float) 
                          notification=f"notifications/{nt.id}", recipient=nt.recipient, channel=d.channel,
                          idempotency_key=d.key, attempts=d.attempts, delivered_time=ts))
     return bool(n)
+
+
+def complete_nats_deliveries(session: Session, /, *, delivery_ids: list[int], wall_ts: float) -> int:
+    """Mark a batch of NATS deliveries delivered (a resend is harmless: JetStream drops it by Nats-Msg-Id)."""
+    return session.execute(sa.update(Delivery).where(
+        Delivery.id.in_(delivery_ids),
+        Delivery.state.in_([DeliveryState.SENDING.value, DeliveryState.PENDING.value]))
+        .values(state=DeliveryState.DELIVERED.value, delivered_ts=wall_ts, lease_until_ts=None,
+                last_error="")).rowcount
 
 
 def _delivery_channel(session: Session, delivery_id: int) -> str:
