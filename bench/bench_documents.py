@@ -63,10 +63,17 @@ def badges(n: int, *, distinct_photos: bool = True):
     seal = _seal()
     shared = _photo(0)
     for i in range(n):
-        yield Badge(code=f"R11{22 + i // 999 % 70:02d}A{i % 999 + 1:03d}", holder_name=f"督导员{i:05d}",
-                    valid_from="2022-06", valid_until="2025-06", issuer="agencies/A",
-                    issuer_name="北京市职业技能鉴定管理中心", photo=_photo(i) if distinct_photos else shared,
-                    issuer_seal=seal, issuer_logo=seal)
+        yield Badge(
+            code=f"R11{22 + i // 999 % 70:02d}A{i % 999 + 1:03d}",
+            holder_name=f"督导员{i:05d}",
+            valid_from="2022-06",
+            valid_until="2025-06",
+            issuer="agencies/A",
+            issuer_name="北京市职业技能鉴定管理中心",
+            photo=_photo(i) if distinct_photos else shared,
+            issuer_seal=seal,
+            issuer_logo=seal,
+        )
 
 
 def bench_single(n: int) -> dict:
@@ -81,12 +88,17 @@ def bench_single(n: int) -> dict:
     t = time.perf_counter()
     size = 0
     for b in items:
-        payload = signing.badge_payload(code=b.code, holder_name=b.holder_name, validity=b.validity_text,
-                                        issuer=b.issuer, key=key)
+        payload = signing.badge_payload(
+            code=b.code, holder_name=b.holder_name, validity=b.validity_text, issuer=b.issuer, key=key
+        )
         size += len(render_badge(b, payload))
     dt = time.perf_counter() - t
-    return {"badges": n, "seconds": round(dt, 3), "badges_per_s": round(n / dt, 1),
-            "avg_pdf_kb": round(size / n / 1024, 1)}
+    return {
+        "badges": n,
+        "seconds": round(dt, 3),
+        "badges_per_s": round(n / dt, 1),
+        "avg_pdf_kb": round(size / n / 1024, 1),
+    }
 
 
 def bench_batched(n: int) -> dict:
@@ -99,15 +111,20 @@ def bench_batched(n: int) -> dict:
     items = list(badges(n))
 
     def payload(b):
-        return signing.badge_payload(code=b.code, holder_name=b.holder_name, validity=b.validity_text,
-                                     issuer=b.issuer, key=key)
+        return signing.badge_payload(
+            code=b.code, holder_name=b.holder_name, validity=b.validity_text, issuer=b.issuer, key=key
+        )
 
     t = time.perf_counter()
     vols = list(render_print_sheets(iter(items), payload, max_badges_per_volume=n))
     dt = time.perf_counter() - t
     size = sum(len(v.pdf) for v in vols)
-    return {"badges": n, "seconds": round(dt, 3), "badges_per_s": round(n / dt, 1),
-            "kb_per_badge": round(size / n / 1024, 1)}
+    return {
+        "badges": n,
+        "seconds": round(dt, 3),
+        "badges_per_s": round(n / dt, 1),
+        "kb_per_badge": round(size / n / 1024, 1),
+    }
 
 
 def print_run_child(n: int, volume: int) -> None:
@@ -122,8 +139,12 @@ def print_run_child(n: int, volume: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = DocumentsSettings(data_dir=Path(tmp))
-        db = Database(settings, service="documents", metadata=models.Base.metadata,
-                      migrations=ROOT / "services" / "documents" / "storage" / "migrations")
+        db = Database(
+            settings,
+            service="documents",
+            metadata=models.Base.metadata,
+            migrations=ROOT / "services" / "documents" / "storage" / "migrations",
+        )
         db.migrate()
         renderer = DocumentRenderer(db, Clock(), volume_badges=volume)
         renderer.start()
@@ -132,16 +153,32 @@ def print_run_child(n: int, volume: int) -> None:
         vols = list(renderer.print_run(badges(n), title="基准测试", subject="print-runs/bench"))
         dt = time.perf_counter() - t
         db.dispose()
-    print(json.dumps({"badges": n, "volumes": len(vols), "sheets": -(-n // 4), "pages": sum(v.page_count for v in vols),
-                      "bytes": sum(v.size_bytes for v in vols), "seconds": round(dt, 2),
-                      "badges_per_s": round(n / dt, 1), "sheets_per_s": round(n / 4 / dt, 1),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "rss_before_run_mb": round(rss_start / 1024, 1)}))
+    print(
+        json.dumps(
+            {
+                "badges": n,
+                "volumes": len(vols),
+                "sheets": -(-n // 4),
+                "pages": sum(v.page_count for v in vols),
+                "bytes": sum(v.size_bytes for v in vols),
+                "seconds": round(dt, 2),
+                "badges_per_s": round(n / dt, 1),
+                "sheets_per_s": round(n / 4 / dt, 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "rss_before_run_mb": round(rss_start / 1024, 1),
+            }
+        )
+    )
 
 
 def bench_print_run(n: int, volume: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(n), "--volume", str(volume)], check=True,
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(n), "--volume", str(volume)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -156,8 +193,14 @@ def bench_grpc(n: int, volume: int) -> dict:
         nats_srv = NatsServer(store_dir=Path(tmp) / "nats", port=free_port())
         nats_srv.start()
         port = free_port()
-        env = dict(os.environ, BJSV_DATA_DIR=tmp, BJSV_DOCUMENTS_PORT=str(port), BJSV_NATS_URL=nats_srv.url,
-                   BJSV_LOG_LEVEL="WARNING", BJSV_DOCUMENTS_VOLUME_BADGES=str(volume))
+        env = dict(
+            os.environ,
+            BJSV_DATA_DIR=tmp,
+            BJSV_DOCUMENTS_PORT=str(port),
+            BJSV_NATS_URL=nats_srv.url,
+            BJSV_LOG_LEVEL="WARNING",
+            BJSV_DOCUMENTS_VOLUME_BADGES=str(volume),
+        )
         proc = subprocess.Popen([sys.executable, "-m", "services.documents"], cwd=ROOT, env=env)
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -167,23 +210,43 @@ def bench_grpc(n: int, volume: int) -> dict:
             def requests():
                 yield pb.RenderPrintSheetRequest(options=pb.PrintSheetOptions(subject="print-runs/bench-grpc"))
                 for b in badges(n):
-                    yield pb.RenderPrintSheetRequest(badge=pb.BadgeData(
-                        code=b.code, holder_name=b.holder_name, valid_from=b.valid_from, valid_until=b.valid_until,
-                        issuer=b.issuer, issuer_name=b.issuer_name, photo=b.photo, issuer_seal=b.issuer_seal,
-                        issuer_logo=b.issuer_logo))
+                    yield pb.RenderPrintSheetRequest(
+                        badge=pb.BadgeData(
+                            code=b.code,
+                            holder_name=b.holder_name,
+                            valid_from=b.valid_from,
+                            valid_until=b.valid_until,
+                            issuer=b.issuer,
+                            issuer_name=b.issuer_name,
+                            photo=b.photo,
+                            issuer_seal=b.issuer_seal,
+                            issuer_logo=b.issuer_logo,
+                        )
+                    )
 
             t = time.perf_counter()
             docs = [r.document for r in stub.RenderPrintSheet(requests(), timeout=3600) if r.HasField("document")]
             dt = time.perf_counter() - t
-            hwm = next((int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                        if line.startswith("VmHWM")), 0)
+            hwm = next(
+                (
+                    int(line.split()[1])
+                    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                    if line.startswith("VmHWM")
+                ),
+                0,
+            )
             channel.close()
         finally:
             proc.terminate()
             proc.wait(20)
             nats_srv.stop()
-    return {"badges": n, "volumes": len(docs), "seconds": round(dt, 2), "badges_per_s": round(n / dt, 1),
-            "server_peak_rss_mb": round(hwm / 1024, 1)}
+    return {
+        "badges": n,
+        "volumes": len(docs),
+        "seconds": round(dt, 2),
+        "badges_per_s": round(n / dt, 1),
+        "server_peak_rss_mb": round(hwm / 1024, 1),
+    }
 
 
 def main() -> None:
@@ -199,8 +262,11 @@ def main() -> None:
         print_run_child(args.child, args.volume)
         return
     results = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
         "single_badge_pdf": bench_single(args.single),
         "batched_print_sheet": bench_batched(args.batch),
         "print_run": bench_print_run(args.badges, args.volume),

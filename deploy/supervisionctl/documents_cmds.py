@@ -50,8 +50,10 @@ def _md(org: str, role: str) -> tuple[tuple[str, str], ...]:
 
 
 def _channel(service: str) -> grpc.Channel:
-    return grpc.insecure_channel(Settings().target(service), options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
+    return grpc.insecure_channel(
+        Settings().target(service),
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
+    )
 
 
 def _rpc_failed(e: grpc.RpcError, service: str) -> typer.Exit:
@@ -75,8 +77,14 @@ def _load_key_argument(value: str) -> Any:
 @app.command("verify")
 def verify(
     payload: Annotated[str, typer.Argument(help="the text scanned from the badge QR code (BJSV1.…)")],
-    public_key: Annotated[str, typer.Option("--public-key", help="issuer public key: PEM file, PEM text or "
-                                            "base64url raw key; omit to fetch it from the documents service")] = "",
+    public_key: Annotated[
+        str,
+        typer.Option(
+            "--public-key",
+            help="issuer public key: PEM file, PEM text or "
+            "base64url raw key; omit to fetch it from the documents service",
+        ),
+    ] = "",
     holder_name: Annotated[str, typer.Option("--holder-name", help="also check the holder's name")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -92,20 +100,28 @@ def verify(
         with _channel("documents") as ch:
             try:
                 resp = documents_pb2_grpc.DocumentsServiceStub(ch).GetIssuerPublicKey(
-                    pb.GetIssuerPublicKeyRequest(issuer=fields.issuer), timeout=10)
+                    pb.GetIssuerPublicKeyRequest(issuer=fields.issuer), timeout=10
+                )
                 key = signing.load_public_key(resp.public_key)
             except grpc.RpcError as e:
                 if e.code() != grpc.StatusCode.NOT_FOUND:
                     raise _rpc_failed(e, "documents") from None
     result = signing.verify_payload(payload, lambda issuer, kid: key, holder_name=holder_name)
     f = result.fields
-    out = {"valid": result.valid, "reason": result.reason, "code": f.code if f else "",
-           "issuer": f.issuer if f else "", "validity": f.validity if f else "", "key_id": f.key_id if f else ""}
+    out = {
+        "valid": result.valid,
+        "reason": result.reason,
+        "code": f.code if f else "",
+        "issuer": f.issuer if f else "",
+        "validity": f.validity if f else "",
+        "key_id": f.key_id if f else "",
+    }
     if as_json:
         print(json.dumps(out, ensure_ascii=False))
     elif result.valid:
-        console.print(f"[green]有效[/green] 证卡编号 {f.code}  有效期限 {f.validity}  颁证机构 {f.issuer}  "
-                      f"(key {f.key_id})")
+        console.print(
+            f"[green]有效[/green] 证卡编号 {f.code}  有效期限 {f.validity}  颁证机构 {f.issuer}  (key {f.key_id})"
+        )
     else:
         console.print(f"[red]无效[/red] {result.reason}" + (f"  证卡编号 {f.code}" if f else ""))
     raise typer.Exit(0 if result.valid else 1)
@@ -121,14 +137,24 @@ def public_key_cmd(
     with _channel("documents") as ch:
         try:
             resp = documents_pb2_grpc.DocumentsServiceStub(ch).GetIssuerPublicKey(
-                pb.GetIssuerPublicKeyRequest(issuer=issuer), timeout=10)
+                pb.GetIssuerPublicKeyRequest(issuer=issuer), timeout=10
+            )
         except grpc.RpcError as e:
             raise _rpc_failed(e, "documents") from None
     if out:
         out.write_text(resp.public_key_pem)
     if as_json:
-        print(json.dumps({"issuer": resp.issuer, "key_id": resp.key_id, "public_key_pem": resp.public_key_pem,
-                          "public_key": signing.b64url(resp.public_key)}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "issuer": resp.issuer,
+                    "key_id": resp.key_id,
+                    "public_key_pem": resp.public_key_pem,
+                    "public_key": signing.b64url(resp.public_key),
+                },
+                ensure_ascii=False,
+            )
+        )
     elif not out:
         print(resp.public_key_pem, end="")
     else:
@@ -165,11 +191,18 @@ def badges_from_jsonl(path: Path) -> Iterator[pb.BadgeData]:
             try:
                 row = json.loads(line)
                 yield pb.BadgeData(
-                    code=row["code"], holder_name=row["holder_name"], valid_from=row.get("valid_from", ""),
-                    valid_until=row.get("valid_until", ""), validity_text=row.get("validity_text", ""),
-                    issuer=row["issuer"], issuer_name=row["issuer_name"], level=row.get("level", ""),
-                    photo=image(row.get("photo")), issuer_seal=image(row.get("issuer_seal")),
-                    issuer_logo=image(row.get("issuer_logo")))
+                    code=row["code"],
+                    holder_name=row["holder_name"],
+                    valid_from=row.get("valid_from", ""),
+                    valid_until=row.get("valid_until", ""),
+                    validity_text=row.get("validity_text", ""),
+                    issuer=row["issuer"],
+                    issuer_name=row["issuer_name"],
+                    level=row.get("level", ""),
+                    photo=image(row.get("photo")),
+                    issuer_seal=image(row.get("issuer_seal")),
+                    issuer_logo=image(row.get("issuer_logo")),
+                )
             except (KeyError, ValueError, OSError) as e:
                 err.print(f"[red]{path}:{lineno}[/red]: {type(e).__name__}: {e}")
                 raise typer.Exit(2) from None
@@ -183,8 +216,9 @@ def badges_from_registry(*, district: str, institution: str, year: int, md) -> t
 
     ch = _channel("registry")
     stub = registry_pb2_grpc.RegistryServiceStub(ch)
-    request = rpb.ListBadgesRequest(page_size=500, district_code=district, institution=institution, year=year,
-                                    status=rpb.BADGE_STATUS_ACTIVE)
+    request = rpb.ListBadgesRequest(
+        page_size=500, district_code=district, institution=institution, year=year, status=rpb.BADGE_STATUS_ACTIVE
+    )
     try:
         first = stub.ListBadges(request, metadata=md, timeout=30)
     except grpc.RpcError as e:
@@ -196,19 +230,38 @@ def badges_from_registry(*, district: str, institution: str, year: int, md) -> t
         try:
             while True:
                 for basic in page.badges:
-                    b = stub.GetBadge(rpb.GetBadgeRequest(name=basic.name, view=rpb.VIEW_FULL), metadata=md,
-                                      timeout=30).badge
+                    b = stub.GetBadge(
+                        rpb.GetBadgeRequest(name=basic.name, view=rpb.VIEW_FULL), metadata=md, timeout=30
+                    ).badge
                     yield pb.BadgeData(
-                        code=b.code, holder_name=b.holder_name, valid_from=b.valid_from, valid_until=b.valid_until,
-                        validity_text=b.validity_text, issuer=b.issuer, issuer_name=b.issuer_name,
-                        category=pb.SUPERVISOR_CATEGORY_INTERNAL if b.type == rpb.SUPERVISOR_TYPE_INTERNAL
-                        else pb.SUPERVISOR_CATEGORY_EXTERNAL, photo=b.photo, issuer_seal=b.issuer_seal,
-                        issuer_logo=b.issuer_logo)
+                        code=b.code,
+                        holder_name=b.holder_name,
+                        valid_from=b.valid_from,
+                        valid_until=b.valid_until,
+                        validity_text=b.validity_text,
+                        issuer=b.issuer,
+                        issuer_name=b.issuer_name,
+                        category=pb.SUPERVISOR_CATEGORY_INTERNAL
+                        if b.type == rpb.SUPERVISOR_TYPE_INTERNAL
+                        else pb.SUPERVISOR_CATEGORY_EXTERNAL,
+                        photo=b.photo,
+                        issuer_seal=b.issuer_seal,
+                        issuer_logo=b.issuer_logo,
+                    )
                 if not page.next_page_token:
                     return
-                page = stub.ListBadges(rpb.ListBadgesRequest(
-                    page_size=500, page_token=page.next_page_token, district_code=district,
-                    institution=institution, year=year, status=rpb.BADGE_STATUS_ACTIVE), metadata=md, timeout=30)
+                page = stub.ListBadges(
+                    rpb.ListBadgesRequest(
+                        page_size=500,
+                        page_token=page.next_page_token,
+                        district_code=district,
+                        institution=institution,
+                        year=year,
+                        status=rpb.BADGE_STATUS_ACTIVE,
+                    ),
+                    metadata=md,
+                    timeout=30,
+                )
         finally:
             ch.close()
 
@@ -255,8 +308,9 @@ def print_badges(
     else:
         total, source = badges_from_registry(district=district, institution=institution, year=year, md=md)
     out.mkdir(parents=True, exist_ok=True)
-    options = pb.PrintSheetOptions(title=title, max_badges_per_volume=volume,
-                                   subject=subject or f"print-runs/{out.resolve().name}")
+    options = pb.PrintSheetOptions(
+        title=title, max_badges_per_volume=volume, subject=subject or f"print-runs/{out.resolve().name}"
+    )
 
     def requests() -> Iterator[pb.RenderPrintSheetRequest]:
         yield pb.RenderPrintSheetRequest(options=options)
@@ -266,8 +320,13 @@ def print_badges(
     files: list[dict[str, Any]] = []
     with _channel("documents") as ch:
         stub = documents_pb2_grpc.DocumentsServiceStub(ch)
-        columns = (TextColumn("[bold]证卡排版"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("印张 {task.fields[sheets]}"), TimeElapsedColumn())
+        columns = (
+            TextColumn("[bold]证卡排版"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("印张 {task.fields[sheets]}"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=err, disable=as_json) as progress:
             task = progress.add_task("print", total=total or None, sheets=0)
             try:
@@ -278,8 +337,15 @@ def print_badges(
                         doc = resp.document
                         dest = out / doc.file_name
                         download(stub, doc.name, dest)
-                        files.append({"document": doc.name, "file": str(dest), "pages": doc.page_count,
-                                      "sha256": doc.sha256, "size_bytes": doc.size_bytes})
+                        files.append(
+                            {
+                                "document": doc.name,
+                                "file": str(dest),
+                                "pages": doc.page_count,
+                                "sha256": doc.sha256,
+                                "size_bytes": doc.size_bytes,
+                            }
+                        )
             except grpc.RpcError as e:
                 raise _rpc_failed(e, "documents") from None
     if as_json:
@@ -290,8 +356,11 @@ def print_badges(
         console.print("双面打印：长边翻转；正反面交替，每张 A4 排 4 枚证卡。")
 
 
-_BLANK = {"on-site": pb.DOCUMENT_KIND_ON_SITE_RECORD, "records-review": pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD,
-          "feedback": pb.DOCUMENT_KIND_FEEDBACK}
+_BLANK = {
+    "on-site": pb.DOCUMENT_KIND_ON_SITE_RECORD,
+    "records-review": pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD,
+    "feedback": pb.DOCUMENT_KIND_FEEDBACK,
+}
 
 
 @app.command("blank-form")
@@ -306,9 +375,14 @@ def blank_form(
         raise typer.Exit(2)
     with _channel("documents") as ch:
         try:
-            resp = documents_pb2_grpc.DocumentsServiceStub(ch).RenderBlankForm(pb.RenderBlankFormRequest(
-                kind=_BLANK[kind], format=pb.DOCUMENT_FORMAT_DOCX if fmt == "docx" else pb.DOCUMENT_FORMAT_PDF,
-                include_content=True), timeout=60)
+            resp = documents_pb2_grpc.DocumentsServiceStub(ch).RenderBlankForm(
+                pb.RenderBlankFormRequest(
+                    kind=_BLANK[kind],
+                    format=pb.DOCUMENT_FORMAT_DOCX if fmt == "docx" else pb.DOCUMENT_FORMAT_PDF,
+                    include_content=True,
+                ),
+                timeout=60,
+            )
         except grpc.RpcError as e:
             raise _rpc_failed(e, "documents") from None
     out.write_bytes(resp.content)

@@ -21,29 +21,51 @@ SERVICE = "documents"
 
 def build(settings: DocumentsSettings | None = None) -> Service:
     settings = settings or DocumentsSettings()
-    fonts = FontConfig(cjk_path=settings.documents_font_cjk, cjk_subfont_index=settings.documents_font_cjk_index,
-                       symbol_path=settings.documents_font_symbol)
-    db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
-                  migrations=Path(__file__).parent / "storage" / "migrations")
-    renderer = DocumentRenderer(db, Clock(), chunk_size=settings.documents_chunk_size, fonts=fonts,
-                                volume_badges=settings.documents_volume_badges)
+    fonts = FontConfig(
+        cjk_path=settings.documents_font_cjk,
+        cjk_subfont_index=settings.documents_font_cjk_index,
+        symbol_path=settings.documents_font_symbol,
+    )
+    db = Database(
+        settings,
+        service=SERVICE,
+        metadata=models.Base.metadata,
+        migrations=Path(__file__).parent / "storage" / "migrations",
+    )
+    renderer = DocumentRenderer(
+        db,
+        Clock(),
+        chunk_size=settings.documents_chunk_size,
+        fonts=fonts,
+        volume_badges=settings.documents_volume_badges,
+    )
     try:
         renderer.start()
     except FileNotFoundError as e:
         raise StartupError(str(e)) from None
-    events = DocumentEvents(renderer, registry_target=settings.target("registry"),
-                            timeout=settings.documents_registry_timeout)
+    events = DocumentEvents(
+        renderer, registry_target=settings.target("registry"), timeout=settings.documents_registry_timeout
+    )
 
     async def stop() -> None:
         await events.close()
         renderer.close()
 
     return Service(
-        name=SERVICE, settings=settings,
-        servicers=[Servicer(documents_pb2_grpc.add_DocumentsServiceServicer_to_server,
-                            DocumentsServicer(renderer, default_chunk=settings.documents_chunk_size),
-                            "bjsv.documents.v1.DocumentsService")],
-        database=db, bus=Bus(settings, service=SERVICE), subscriptions=events.subscriptions(), on_stop=[stop])
+        name=SERVICE,
+        settings=settings,
+        servicers=[
+            Servicer(
+                documents_pb2_grpc.add_DocumentsServiceServicer_to_server,
+                DocumentsServicer(renderer, default_chunk=settings.documents_chunk_size),
+                "bjsv.documents.v1.DocumentsService",
+            )
+        ],
+        database=db,
+        bus=Bus(settings, service=SERVICE),
+        subscriptions=events.subscriptions(),
+        on_stop=[stop],
+    )
 
 
 if __name__ == "__main__":

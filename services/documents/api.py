@@ -44,13 +44,18 @@ MAX_CHUNK = 1024 * 1024
 PROGRESS_EVERY = 100
 
 _KIND_TO_PROTO = {
-    "badge": pb.DOCUMENT_KIND_BADGE, "print_sheet": pb.DOCUMENT_KIND_PRINT_SHEET,
-    "on_site_record": pb.DOCUMENT_KIND_ON_SITE_RECORD, "records_review_record": pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD,
-    "feedback": pb.DOCUMENT_KIND_FEEDBACK, "district_report": pb.DOCUMENT_KIND_DISTRICT_REPORT,
+    "badge": pb.DOCUMENT_KIND_BADGE,
+    "print_sheet": pb.DOCUMENT_KIND_PRINT_SHEET,
+    "on_site_record": pb.DOCUMENT_KIND_ON_SITE_RECORD,
+    "records_review_record": pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD,
+    "feedback": pb.DOCUMENT_KIND_FEEDBACK,
+    "district_report": pb.DOCUMENT_KIND_DISTRICT_REPORT,
 }
 _KIND_FROM_PROTO = {v: k for k, v in _KIND_TO_PROTO.items()}
-_FORM = {pb.SUPERVISION_FORM_ON_SITE: ChecklistKind.ON_SITE,
-         pb.SUPERVISION_FORM_RECORDS_REVIEW: ChecklistKind.RECORDS_REVIEW}
+_FORM = {
+    pb.SUPERVISION_FORM_ON_SITE: ChecklistKind.ON_SITE,
+    pb.SUPERVISION_FORM_RECORDS_REVIEW: ChecklistKind.RECORDS_REVIEW,
+}
 
 
 def _invalid(reason: str, field: str, description: str) -> InvalidArgument:
@@ -83,10 +88,18 @@ def _month(value: str, field: str) -> str:
 def to_proto_document(info: DocumentInfo) -> pb.Document:
     ts = Timestamp()
     ts.FromDatetime(info.created_at.astimezone(dt.UTC) if info.created_at.tzinfo else info.created_at)
-    return pb.Document(name=info.name, kind=_KIND_TO_PROTO.get(info.kind, pb.DOCUMENT_KIND_UNSPECIFIED),
-                       format=pb.DOCUMENT_FORMAT_DOCX if info.format == DOCX else pb.DOCUMENT_FORMAT_PDF,
-                       subject=info.subject, media_type=info.media_type, size_bytes=info.size_bytes,
-                       sha256=info.sha256, page_count=info.page_count, create_time=ts, file_name=info.file_name)
+    return pb.Document(
+        name=info.name,
+        kind=_KIND_TO_PROTO.get(info.kind, pb.DOCUMENT_KIND_UNSPECIFIED),
+        format=pb.DOCUMENT_FORMAT_DOCX if info.format == DOCX else pb.DOCUMENT_FORMAT_PDF,
+        subject=info.subject,
+        media_type=info.media_type,
+        size_bytes=info.size_bytes,
+        sha256=info.sha256,
+        page_count=info.page_count,
+        create_time=ts,
+        file_name=info.file_name,
+    )
 
 
 def from_proto_badge(m: pb.BadgeData, field: str = "badge") -> Badge:
@@ -95,20 +108,32 @@ def from_proto_badge(m: pb.BadgeData, field: str = "badge") -> Badge:
         required += ["valid_from", "valid_until"]
     missing = [f for f in required if not getattr(m, f).strip()]
     if missing:
-        raise InvalidArgument("BADGE_INCOMPLETE", [FieldViolation(f"{field}.{f}", "证卡必填项为空（附件2）")
-                                                   for f in missing])
+        raise InvalidArgument(
+            "BADGE_INCOMPLETE", [FieldViolation(f"{field}.{f}", "证卡必填项为空（附件2）") for f in missing]
+        )
     if "|" in m.code or "|" in m.issuer:
         raise _invalid("BAD_CHARACTER", f"{field}.code", "证卡编号或颁证机构含非法字符“|”")
-    category = {pb.SUPERVISOR_CATEGORY_EXTERNAL: SupervisorCategory.EXTERNAL,
-                pb.SUPERVISOR_CATEGORY_INTERNAL: SupervisorCategory.INTERNAL}.get(m.category)
+    category = {
+        pb.SUPERVISOR_CATEGORY_EXTERNAL: SupervisorCategory.EXTERNAL,
+        pb.SUPERVISOR_CATEGORY_INTERNAL: SupervisorCategory.INTERNAL,
+    }.get(m.category)
     validity = m.validity_text.strip()
     if validity and ("|" in validity or len(validity) > 40):
         raise _invalid("BAD_VALIDITY", f"{field}.validity_text", "有效期限格式应为 YYYY.MM-YYYY.MM（D4）")
-    return Badge(code=m.code.strip(), holder_name=m.holder_name.strip(),
-                 valid_from=_month(m.valid_from, f"{field}.valid_from") if m.valid_from else "",
-                 valid_until=_month(m.valid_until, f"{field}.valid_until") if m.valid_until else "",
-                 issuer=m.issuer.strip(), issuer_name=m.issuer_name.strip(), category=category, level=m.level,
-                 photo=m.photo, issuer_seal=m.issuer_seal, issuer_logo=m.issuer_logo, validity=validity)
+    return Badge(
+        code=m.code.strip(),
+        holder_name=m.holder_name.strip(),
+        valid_from=_month(m.valid_from, f"{field}.valid_from") if m.valid_from else "",
+        valid_until=_month(m.valid_until, f"{field}.valid_until") if m.valid_until else "",
+        issuer=m.issuer.strip(),
+        issuer_name=m.issuer_name.strip(),
+        category=category,
+        level=m.level,
+        photo=m.photo,
+        issuer_seal=m.issuer_seal,
+        issuer_logo=m.issuer_logo,
+        validity=validity,
+    )
 
 
 def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:
@@ -123,11 +148,18 @@ def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:
         if a.item not in checklist.numbers:
             raise _invalid("UNKNOWN_ITEM", "record.answers", f"第{a.item}项不在附件3{checklist.subtitle}的项目范围内")
         answers.append(ChecklistAnswer(a.item, a.compliant, a.remark))
-    return SupervisionRecord(name=m.name, kind=kind, institution_name=m.institution_name, plan_name=m.plan_name,
-                             assessment_method=m.assessment_method, answers=tuple(answers), problems=m.problems,
-                             supervisor_names=tuple(m.supervisor_names),
-                             signed_date=_date(m.signed_date, "record.signed_date"),
-                             institution_head_name=m.institution_head_name)
+    return SupervisionRecord(
+        name=m.name,
+        kind=kind,
+        institution_name=m.institution_name,
+        plan_name=m.plan_name,
+        assessment_method=m.assessment_method,
+        answers=tuple(answers),
+        problems=m.problems,
+        supervisor_names=tuple(m.supervisor_names),
+        signed_date=_date(m.signed_date, "record.signed_date"),
+        institution_head_name=m.institution_head_name,
+    )
 
 
 def _time(ts: Timestamp, present: bool) -> dt.datetime | None:
@@ -141,9 +173,17 @@ def from_proto_feedback(m: pb.FeedbackData) -> Feedback:
     exit_ = _time(m.exit_time, m.HasField("exit_time"))
     if entry and exit_ and exit_ < entry:
         raise _invalid("EXIT_BEFORE_ENTRY", "feedback.exit_time", "外督员离场时间不得早于进场时间（D12）")
-    return Feedback(name=m.name, reporting_unit=m.reporting_unit, supervisor_name=m.supervisor_name,
-                    entry_time=entry, exit_time=exit_, badge_worn=m.badge_worn, duties_performed=m.duties_performed,
-                    integrity_kept=m.integrity_kept, comments=m.comments)
+    return Feedback(
+        name=m.name,
+        reporting_unit=m.reporting_unit,
+        supervisor_name=m.supervisor_name,
+        entry_time=entry,
+        exit_time=exit_,
+        badge_worn=m.badge_worn,
+        duties_performed=m.duties_performed,
+        integrity_kept=m.integrity_kept,
+        comments=m.comments,
+    )
 
 
 def from_proto_report(m: pb.DistrictReportData) -> DistrictReport:
@@ -159,15 +199,33 @@ def from_proto_report(m: pb.DistrictReportData) -> DistrictReport:
         if kind is None or c.item not in annex3.CHECKLISTS[kind].numbers:
             raise _invalid("UNKNOWN_ITEM", "report.non_compliant_counts", f"无效的督导项目：{c.form}/{c.item}")
         counts.append(ItemCount(kind, c.item, c.count))
-    late = tuple(LateSubmission(s.record, s.institution_name, _date(s.due_date, "report.late_submissions"),
-                                _date(s.submitted_date, "report.late_submissions")) for s in m.late_submissions)
-    return DistrictReport(name=m.name, district_code=m.district_code, district_name=m.district_name,
-                          period_start=start, period_end=end, on_site_count=m.on_site_count,
-                          records_review_count=m.records_review_count, non_compliant_counts=tuple(counts),
-                          late_submissions=late, cases_opened=m.cases_opened, cases_decided=m.cases_decided,
-                          report_date=_date(m.report_date, "report.report_date"),
-                          late_record_count=m.late_record_count, late_feedback_count=m.late_feedback_count,
-                          feedback_count=m.feedback_count, dispatches_created=m.dispatches_created)
+    late = tuple(
+        LateSubmission(
+            s.record,
+            s.institution_name,
+            _date(s.due_date, "report.late_submissions"),
+            _date(s.submitted_date, "report.late_submissions"),
+        )
+        for s in m.late_submissions
+    )
+    return DistrictReport(
+        name=m.name,
+        district_code=m.district_code,
+        district_name=m.district_name,
+        period_start=start,
+        period_end=end,
+        on_site_count=m.on_site_count,
+        records_review_count=m.records_review_count,
+        non_compliant_counts=tuple(counts),
+        late_submissions=late,
+        cases_opened=m.cases_opened,
+        cases_decided=m.cases_decided,
+        report_date=_date(m.report_date, "report.report_date"),
+        late_record_count=m.late_record_count,
+        late_feedback_count=m.late_feedback_count,
+        feedback_count=m.feedback_count,
+        dispatches_created=m.dispatches_created,
+    )
 
 
 class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
@@ -177,33 +235,42 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
 
     async def RenderBadge(self, request, context):
         rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
-        return pb.RenderBadgeResponse(document=to_proto_document(rendered.info), verification_payload=payload,
-                                      content=rendered.content if request.include_content else b"")
+        return pb.RenderBadgeResponse(
+            document=to_proto_document(rendered.info),
+            verification_payload=payload,
+            content=rendered.content if request.include_content else b"",
+        )
 
     async def RenderSupervisionRecord(self, request, context):
         r = await self.renderer.record(from_proto_record(request.record), _format(request.format))
-        return pb.RenderSupervisionRecordResponse(document=to_proto_document(r.info),
-                                                  content=r.content if request.include_content else b"")
+        return pb.RenderSupervisionRecordResponse(
+            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+        )
 
     async def RenderFeedback(self, request, context):
         r = await self.renderer.feedback(from_proto_feedback(request.feedback), _format(request.format))
-        return pb.RenderFeedbackResponse(document=to_proto_document(r.info),
-                                         content=r.content if request.include_content else b"")
+        return pb.RenderFeedbackResponse(
+            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+        )
 
     async def RenderBlankForm(self, request, context):
-        kinds = {pb.DOCUMENT_KIND_ON_SITE_RECORD: KIND_RECORD[ChecklistKind.ON_SITE],
-                 pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD: KIND_RECORD[ChecklistKind.RECORDS_REVIEW],
-                 pb.DOCUMENT_KIND_FEEDBACK: KIND_FEEDBACK}
+        kinds = {
+            pb.DOCUMENT_KIND_ON_SITE_RECORD: KIND_RECORD[ChecklistKind.ON_SITE],
+            pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD: KIND_RECORD[ChecklistKind.RECORDS_REVIEW],
+            pb.DOCUMENT_KIND_FEEDBACK: KIND_FEEDBACK,
+        }
         if request.kind not in kinds:
             raise _invalid("NOT_A_FORM", "kind", "空白表仅限附件3（两种督导记录表）和附件4")
         r = await self.renderer.blank(kinds[request.kind], _format(request.format))
-        return pb.RenderBlankFormResponse(document=to_proto_document(r.info),
-                                          content=r.content if request.include_content else b"")
+        return pb.RenderBlankFormResponse(
+            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+        )
 
     async def RenderDistrictReport(self, request, context):
         r = await self.renderer.report(from_proto_report(request.report))
-        return pb.RenderDistrictReportResponse(document=to_proto_document(r.info),
-                                               content=r.content if request.include_content else b"")
+        return pb.RenderDistrictReportResponse(
+            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+        )
 
     async def GetDocument(self, request, context):
         doc_id = request.name.removeprefix("documents/")
@@ -229,8 +296,9 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         kind = _KIND_FROM_PROTO.get(request.kind, "")
         from services.documents.storage import repository
 
-        rows, total = await self.renderer.db.read(repository.list_documents, kind=kind, subject=request.subject,
-                                                  offset=offset, limit=size)
+        rows, total = await self.renderer.db.read(
+            repository.list_documents, kind=kind, subject=request.subject, offset=offset, limit=size
+        )
         token = str(offset + len(rows)) if offset + len(rows) < total else ""
         return pb.ListDocumentsResponse(documents=[to_proto_document(r) for r in rows], next_page_token=token)
 
@@ -240,15 +308,24 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         info = await self.renderer.public_key(request.issuer)
         if info is None:
             raise NotFound(f"{request.issuer}/keys", f"颁证机构 {request.issuer} 尚未签发过证卡（无签名密钥）")
-        return pb.GetIssuerPublicKeyResponse(issuer=info.issuer, public_key=info.public_key,
-                                             public_key_pem=signing.public_pem(info.public_key), key_id=info.key_id)
+        return pb.GetIssuerPublicKeyResponse(
+            issuer=info.issuer,
+            public_key=info.public_key,
+            public_key_pem=signing.public_pem(info.public_key),
+            key_id=info.key_id,
+        )
 
     async def VerifyBadgePayload(self, request, context):
         result = await self.renderer.verify(request.payload, holder_name=request.holder_name)
         f = result.fields
-        return pb.VerifyBadgePayloadResponse(valid=result.valid, reason=result.reason, code=f.code if f else "",
-                                             issuer=f.issuer if f else "", validity=f.validity if f else "",
-                                             key_id=f.key_id if f else "")
+        return pb.VerifyBadgePayloadResponse(
+            valid=result.valid,
+            reason=result.reason,
+            code=f.code if f else "",
+            issuer=f.issuer if f else "",
+            validity=f.validity if f else "",
+            key_id=f.key_id if f else "",
+        )
 
     async def RenderPrintSheet(self, request_iterator, context):
         """Bidirectional stream. common.server's interceptor wraps unary and server-streaming handlers
@@ -277,9 +354,15 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         def emit(item) -> None:
             loop.call_soon_threadsafe(outbox.put_nowait, item)
 
-        job = asyncio.create_task(self.renderer.run_print_job(
-            inbox, emit, title=options.title or "技能人才评价质量督导员证卡",
-            subject=options.subject or "print-runs/adhoc", volume_badges=options.max_badges_per_volume))
+        job = asyncio.create_task(
+            self.renderer.run_print_job(
+                inbox,
+                emit,
+                title=options.title or "技能人才评价质量督导员证卡",
+                subject=options.subject or "print-runs/adhoc",
+                volume_badges=options.max_badges_per_volume,
+            )
+        )
         job.add_done_callback(lambda _t: loop.call_soon_threadsafe(outbox.put_nowait, ("done",)))
 
         def put(item) -> bool:
@@ -317,8 +400,9 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
                     final = item[1:]
                     if final[0] - last_sent >= PROGRESS_EVERY:
                         last_sent = final[0]
-                        yield pb.RenderPrintSheetResponse(progress=pb.PrintSheetProgress(
-                            badges_done=final[0], sheets_done=final[1]))
+                        yield pb.RenderPrintSheetResponse(
+                            progress=pb.PrintSheetProgress(badges_done=final[0], sheets_done=final[1])
+                        )
                 elif item[0] == "document":
                     yield pb.RenderPrintSheetResponse(document=to_proto_document(item[1]))
                 else:
@@ -327,8 +411,9 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
                 raise feeder.exception()
             await job  # re-raises a render failure
             if final[0] != last_sent:
-                yield pb.RenderPrintSheetResponse(progress=pb.PrintSheetProgress(badges_done=final[0],
-                                                                               sheets_done=final[1]))
+                yield pb.RenderPrintSheetResponse(
+                    progress=pb.PrintSheetProgress(badges_done=final[0], sheets_done=final[1])
+                )
         finally:
             feeder.cancel()
             if not job.done():

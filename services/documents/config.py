@@ -9,11 +9,13 @@ from services.documents.domain.pdfkit import DEFAULT_CJK_PATH, DEFAULT_SYMBOL_PA
 
 
 class DocumentsSettings(Settings):
-    documents_font_cjk: str = Field(default=DEFAULT_CJK_PATH,
-                                    description="黑体-style CJK TrueType/TTC font (fonts-wqy-zenhei)")
+    documents_font_cjk: str = Field(
+        default=DEFAULT_CJK_PATH, description="黑体-style CJK TrueType/TTC font (fonts-wqy-zenhei)"
+    )
     documents_font_cjk_index: int = Field(default=0, description="face index inside a .ttc font collection")
-    documents_font_symbol: str = Field(default=DEFAULT_SYMBOL_PATH,
-                                       description="font with ☐/☑ (DejaVuSans, fonts-dejavu-core)")
+    documents_font_symbol: str = Field(
+        default=DEFAULT_SYMBOL_PATH, description="font with ☐/☑ (DejaVuSans, fonts-dejavu-core)"
+    )
     documents_chunk_size: int = Field(default=256 * 1024, description="bytes per stored chunk and per streamed chunk")
     documents_volume_badges: int = Field(default=1000, description="badges per print-sheet PDF (bounds memory)")
     documents_registry_timeout: float = Field(default=10.0, description="seconds for a GetBadge call to the registry")

@@ -43,8 +43,10 @@ DURABLE_RECORD = "documents-record-submitted"
 DURABLE_FEEDBACK = "documents-feedback-submitted"
 DURABLE_PERIOD = "documents-period-closed"
 
-_FORM = {supervision_pb2.SUPERVISION_FORM_ON_SITE: ChecklistKind.ON_SITE,
-         supervision_pb2.SUPERVISION_FORM_RECORDS_REVIEW: ChecklistKind.RECORDS_REVIEW}
+_FORM = {
+    supervision_pb2.SUPERVISION_FORM_ON_SITE: ChecklistKind.ON_SITE,
+    supervision_pb2.SUPERVISION_FORM_RECORDS_REVIEW: ChecklistKind.RECORDS_REVIEW,
+}
 
 
 def _answer(value: int) -> bool | None:
@@ -59,52 +61,88 @@ def _date(value: str) -> dt.date | None:
 
 
 def from_registry_badge(b: registry_pb2.Badge) -> Badge:
-    category = {registry_pb2.SUPERVISOR_TYPE_EXTERNAL: SupervisorCategory.EXTERNAL,
-                registry_pb2.SUPERVISOR_TYPE_INTERNAL: SupervisorCategory.INTERNAL}.get(b.type)
+    category = {
+        registry_pb2.SUPERVISOR_TYPE_EXTERNAL: SupervisorCategory.EXTERNAL,
+        registry_pb2.SUPERVISOR_TYPE_INTERNAL: SupervisorCategory.INTERNAL,
+    }.get(b.type)
     valid_from, valid_until = b.valid_from[:7], b.valid_until[:7]
     if (not valid_from or not valid_until) and "-" in b.validity_text:  # "2022.06-2025.06"
         start, end = b.validity_text.split("-", 1)
         valid_from, valid_until = start.replace(".", "-"), end.replace(".", "-")
-    return Badge(code=b.code, holder_name=b.holder_name, valid_from=valid_from, valid_until=valid_until,
-                 issuer=b.issuer, issuer_name=b.issuer_name, category=category,
-                 level=registry_pb2.SupervisorLevel.Name(b.level) if b.level else "", photo=b.photo,
-                 issuer_seal=b.issuer_seal, issuer_logo=b.issuer_logo, validity=b.validity_text)
+    return Badge(
+        code=b.code,
+        holder_name=b.holder_name,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        issuer=b.issuer,
+        issuer_name=b.issuer_name,
+        category=category,
+        level=registry_pb2.SupervisorLevel.Name(b.level) if b.level else "",
+        photo=b.photo,
+        issuer_seal=b.issuer_seal,
+        issuer_logo=b.issuer_logo,
+        validity=b.validity_text,
+    )
 
 
 def from_registry_record(r: supervision_pb2.SupervisionRecord) -> SupervisionRecord:
     kind = _FORM.get(r.form)
     if kind is None:
         raise ValueError(f"{r.name}: record without a form")
-    answers = tuple(ChecklistAnswer(a.item_number, a.answer == supervision_pb2.ANSWER_VALUE_YES, a.remark)
-                    for a in r.answers if a.answer != supervision_pb2.ANSWER_VALUE_UNSPECIFIED)
-    return SupervisionRecord(name=r.name, kind=kind, institution_name=r.institution_name, plan_name=r.plan_title,
-                             assessment_method=r.certification_mode_text, answers=answers, problems=r.problems,
-                             supervisor_names=tuple(r.supervisor_signatures), signed_date=_date(r.sign_date),
-                             institution_head_name=r.institution_head_signature)
+    answers = tuple(
+        ChecklistAnswer(a.item_number, a.answer == supervision_pb2.ANSWER_VALUE_YES, a.remark)
+        for a in r.answers
+        if a.answer != supervision_pb2.ANSWER_VALUE_UNSPECIFIED
+    )
+    return SupervisionRecord(
+        name=r.name,
+        kind=kind,
+        institution_name=r.institution_name,
+        plan_name=r.plan_title,
+        assessment_method=r.certification_mode_text,
+        answers=answers,
+        problems=r.problems,
+        supervisor_names=tuple(r.supervisor_signatures),
+        signed_date=_date(r.sign_date),
+        institution_head_name=r.institution_head_signature,
+    )
 
 
 def from_registry_feedback(f: supervision_pb2.SupervisorFeedback) -> Feedback:
-    return Feedback(name=f.name, reporting_unit=f.institution_name, supervisor_name=f.supervisor_name,
-                    entry_time=f.entry_time.ToDatetime(tzinfo=dt.UTC) if f.HasField("entry_time") else None,
-                    exit_time=f.exit_time.ToDatetime(tzinfo=dt.UTC) if f.HasField("exit_time") else None,
-                    badge_worn=_answer(f.badge_worn), duties_performed=_answer(f.duties_performed),
-                    integrity_kept=_answer(f.integrity_kept), comments=f.comments)
+    return Feedback(
+        name=f.name,
+        reporting_unit=f.institution_name,
+        supervisor_name=f.supervisor_name,
+        entry_time=f.entry_time.ToDatetime(tzinfo=dt.UTC) if f.HasField("entry_time") else None,
+        exit_time=f.exit_time.ToDatetime(tzinfo=dt.UTC) if f.HasField("exit_time") else None,
+        badge_worn=_answer(f.badge_worn),
+        duties_performed=_answer(f.duties_performed),
+        integrity_kept=_answer(f.integrity_kept),
+        comments=f.comments,
+    )
 
 
 def from_registry_report(r: supervision_pb2.DistrictReport) -> DistrictReport:
     by_form = {_FORM.get(c.form): c.count for c in r.supervisions_by_form}
-    counts = tuple(ItemCount(_FORM[c.form], c.item_number, c.count) for c in r.no_counts
-                   if c.form in _FORM and c.count)
-    closed = r.close_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI).date() if r.HasField("close_time") \
-        else None
-    return DistrictReport(name=r.name, district_code=r.district, district_name=r.district_name,
-                          period_start=dt.date.fromisoformat(r.period_start),
-                          period_end=dt.date.fromisoformat(r.period_end),
-                          on_site_count=by_form.get(ChecklistKind.ON_SITE, 0),
-                          records_review_count=by_form.get(ChecklistKind.RECORDS_REVIEW, 0),
-                          non_compliant_counts=counts, cases_opened=r.cases_opened, cases_decided=r.cases_decided,
-                          report_date=closed, late_record_count=r.late_records, late_feedback_count=r.late_feedback,
-                          feedback_count=r.feedback_count, dispatches_created=r.dispatches_created)
+    counts = tuple(ItemCount(_FORM[c.form], c.item_number, c.count) for c in r.no_counts if c.form in _FORM and c.count)
+    closed = r.close_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI).date() if r.HasField("close_time") else None
+    return DistrictReport(
+        name=r.name,
+        district_code=r.district,
+        district_name=r.district_name,
+        period_start=dt.date.fromisoformat(r.period_start),
+        period_end=dt.date.fromisoformat(r.period_end),
+        on_site_count=by_form.get(ChecklistKind.ON_SITE, 0),
+        records_review_count=by_form.get(ChecklistKind.RECORDS_REVIEW, 0),
+        non_compliant_counts=counts,
+        cases_opened=r.cases_opened,
+        cases_decided=r.cases_decided,
+        report_date=closed,
+        late_record_count=r.late_records,
+        late_feedback_count=r.late_feedback,
+        feedback_count=r.feedback_count,
+        dispatches_created=r.dispatches_created,
+    )
 
 
 class DocumentEvents:
@@ -118,14 +156,34 @@ class DocumentEvents:
 
     def subscriptions(self) -> list[Subscription]:
         return [
-            Subscription(durable=DURABLE_BADGE, source="registry", types=["badge.issued"],
-                         handler=self.on_badge_issued, ack_wait=120.0),
-            Subscription(durable=DURABLE_RECORD, source="registry", types=["record.submitted", "record.corrected"],
-                         handler=self.on_record, ack_wait=120.0),
-            Subscription(durable=DURABLE_FEEDBACK, source="registry", types=["feedback.submitted"],
-                         handler=self.on_feedback, ack_wait=120.0),
-            Subscription(durable=DURABLE_PERIOD, source="registry", types=["period.closed"],
-                         handler=self.on_period_closed, ack_wait=120.0),
+            Subscription(
+                durable=DURABLE_BADGE,
+                source="registry",
+                types=["badge.issued"],
+                handler=self.on_badge_issued,
+                ack_wait=120.0,
+            ),
+            Subscription(
+                durable=DURABLE_RECORD,
+                source="registry",
+                types=["record.submitted", "record.corrected"],
+                handler=self.on_record,
+                ack_wait=120.0,
+            ),
+            Subscription(
+                durable=DURABLE_FEEDBACK,
+                source="registry",
+                types=["feedback.submitted"],
+                handler=self.on_feedback,
+                ack_wait=120.0,
+            ),
+            Subscription(
+                durable=DURABLE_PERIOD,
+                source="registry",
+                types=["period.closed"],
+                handler=self.on_period_closed,
+                ack_wait=120.0,
+            ),
         ]
 
     async def close(self) -> None:
@@ -136,8 +194,10 @@ class DocumentEvents:
         if self._channel is None:
             self._channel = clients.channel(self.registry_target)
         stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
-        resp = await clients.invoke(stub.GetBadge(registry_pb2.GetBadgeRequest(name=name, view=registry_pb2.VIEW_FULL),
-                                                  timeout=self.timeout), dependency="registry")
+        resp = await clients.invoke(
+            stub.GetBadge(registry_pb2.GetBadgeRequest(name=name, view=registry_pb2.VIEW_FULL), timeout=self.timeout),
+            dependency="registry",
+        )
         return resp.badge
 
     async def on_badge_issued(self, env: envelope_pb2.EventEnvelope) -> None:
@@ -147,15 +207,17 @@ class DocumentEvents:
         log.info("badge rendered from %s: %s", env.event_id, rendered.info.name if rendered.info else "duplicate")
 
     async def on_record(self, env: envelope_pb2.EventEnvelope) -> None:
-        msg_type = supervision_events_pb2.RecordSubmitted if env.type == "record.submitted" \
+        msg_type = (
+            supervision_events_pb2.RecordSubmitted
+            if env.type == "record.submitted"
             else supervision_events_pb2.RecordCorrected
+        )
         event = unpack(env, msg_type)
         await self.renderer.record(from_registry_record(event.record), processed=(DURABLE_RECORD, env.event_id))
 
     async def on_feedback(self, env: envelope_pb2.EventEnvelope) -> None:
         event = unpack(env, supervision_events_pb2.FeedbackSubmitted)
-        await self.renderer.feedback(from_registry_feedback(event.feedback),
-                                     processed=(DURABLE_FEEDBACK, env.event_id))
+        await self.renderer.feedback(from_registry_feedback(event.feedback), processed=(DURABLE_FEEDBACK, env.event_id))
 
     async def on_period_closed(self, env: envelope_pb2.EventEnvelope) -> None:
         event = unpack(env, supervision_events_pb2.PeriodClosed)

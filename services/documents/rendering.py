@@ -58,8 +58,15 @@ class Rendered:
 
 
 class DocumentRenderer:
-    def __init__(self, db: Database, clock: Clock, *, chunk_size: int = 256 * 1024,
-                 fonts: FontConfig | None = None, volume_badges: int = sheet.DEFAULT_VOLUME) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        chunk_size: int = 256 * 1024,
+        fonts: FontConfig | None = None,
+        volume_badges: int = sheet.DEFAULT_VOLUME,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.chunk_size = chunk_size
@@ -82,8 +89,9 @@ class DocumentRenderer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, ctx.run, fn, *args)
 
     async def _store(self, doc: NewDocument, processed: tuple[str, str] | None = None) -> Rendered:
-        info, _created = await self.db.write(repository.store_document, doc, chunk_size=self.chunk_size,
-                                             now=self.clock.now(), processed=processed)
+        info, _created = await self.db.write(
+            repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now(), processed=processed
+        )
         return Rendered(info, doc.content)
 
     # -- keys and payloads ----------------------------------------------------------------------------
@@ -100,8 +108,13 @@ class DocumentRenderer:
         return key
 
     def payload_for(self, b: Badge) -> str:
-        return signing.badge_payload(code=b.code, holder_name=b.holder_name, validity=b.validity_text,
-                                     issuer=b.issuer, key=self.private_key(b.issuer))
+        return signing.badge_payload(
+            code=b.code,
+            holder_name=b.holder_name,
+            validity=b.validity_text,
+            issuer=b.issuer,
+            key=self.private_key(b.issuer),
+        )
 
     async def public_key(self, issuer: str, *, create: bool = False) -> repository.KeyInfo | None:
         if create:
@@ -126,33 +139,50 @@ class DocumentRenderer:
     async def badge(self, b: Badge, *, processed: tuple[str, str] | None = None) -> tuple[Rendered, str]:
         payload = await asyncio.to_thread(self.payload_for, b)
         pdf = await self._run(badge.render_badge, b, payload)
-        rendered = await self._store(NewDocument(KIND_BADGE, PDF, b.subject, PDF_MEDIA_TYPE,
-                                                 f"badge-{b.code}.pdf", pdf, 2), processed)
+        rendered = await self._store(
+            NewDocument(KIND_BADGE, PDF, b.subject, PDF_MEDIA_TYPE, f"badge-{b.code}.pdf", pdf, 2), processed
+        )
         return rendered, payload
 
-    async def record(self, record: SupervisionRecord, fmt: str = PDF, *,
-                     processed: tuple[str, str] | None = None) -> Rendered:
+    async def record(
+        self, record: SupervisionRecord, fmt: str = PDF, *, processed: tuple[str, str] | None = None
+    ) -> Rendered:
         checklist = annex3.CHECKLISTS[record.kind]
         if fmt == DOCX:
             data = await self._run(docx_forms.render_record_docx, checklist, record)
-            doc = NewDocument(KIND_RECORD[record.kind], DOCX, record.name, docx_forms.DOCX_MEDIA_TYPE,
-                              f"{_safe(record.name)}.docx", data, 0)
+            doc = NewDocument(
+                KIND_RECORD[record.kind],
+                DOCX,
+                record.name,
+                docx_forms.DOCX_MEDIA_TYPE,
+                f"{_safe(record.name)}.docx",
+                data,
+                0,
+            )
         else:
             data = await self._run(forms.render_record, checklist, record)
-            doc = NewDocument(KIND_RECORD[record.kind], PDF, record.name, PDF_MEDIA_TYPE,
-                              f"{_safe(record.name)}.pdf", data, page_count(data))
+            doc = NewDocument(
+                KIND_RECORD[record.kind],
+                PDF,
+                record.name,
+                PDF_MEDIA_TYPE,
+                f"{_safe(record.name)}.pdf",
+                data,
+                page_count(data),
+            )
         return await self._store(doc, processed)
 
-    async def feedback(self, fb: Feedback, fmt: str = PDF, *,
-                       processed: tuple[str, str] | None = None) -> Rendered:
+    async def feedback(self, fb: Feedback, fmt: str = PDF, *, processed: tuple[str, str] | None = None) -> Rendered:
         if fmt == DOCX:
             data = await self._run(docx_forms.render_feedback_docx, fb)
-            doc = NewDocument(KIND_FEEDBACK, DOCX, fb.name, docx_forms.DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx",
-                              data, 0)
+            doc = NewDocument(
+                KIND_FEEDBACK, DOCX, fb.name, docx_forms.DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx", data, 0
+            )
         else:
             data = await self._run(forms.render_feedback, fb)
-            doc = NewDocument(KIND_FEEDBACK, PDF, fb.name, PDF_MEDIA_TYPE, f"{_safe(fb.name)}.pdf", data,
-                              page_count(data))
+            doc = NewDocument(
+                KIND_FEEDBACK, PDF, fb.name, PDF_MEDIA_TYPE, f"{_safe(fb.name)}.pdf", data, page_count(data)
+            )
         return await self._store(doc, processed)
 
     async def blank(self, kind: str, fmt: str = PDF) -> Rendered:
@@ -172,26 +202,45 @@ class DocumentRenderer:
 
     async def report(self, r: DistrictReport, *, processed: tuple[str, str] | None = None) -> Rendered:
         data = await self._run(report.render_report, r)
-        return await self._store(NewDocument(KIND_REPORT, PDF, r.name, PDF_MEDIA_TYPE, f"{_safe(r.name)}.pdf", data,
-                                             page_count(data)), processed)
+        return await self._store(
+            NewDocument(KIND_REPORT, PDF, r.name, PDF_MEDIA_TYPE, f"{_safe(r.name)}.pdf", data, page_count(data)),
+            processed,
+        )
 
     # -- print runs -------------------------------------------------------------------------------------
 
-    def print_run(self, badges: Iterable[Badge], *, title: str, subject: str, volume_badges: int = 0,
-                  on_progress: Callable[[int, int], None] | None = None) -> Iterator[DocumentInfo]:
+    def print_run(
+        self,
+        badges: Iterable[Badge],
+        *,
+        title: str,
+        subject: str,
+        volume_badges: int = 0,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Iterator[DocumentInfo]:
         """Synchronous (call from a worker thread): render volumes lazily from `badges` and store each one
         as it is finished; yields the stored documents. Memory is bounded by one volume."""
         per_volume = volume_badges or self.volume_badges
-        for vol in sheet.render_print_sheets(badges, self.payload_for, title=title,
-                                             max_badges_per_volume=per_volume, on_progress=on_progress):
-            doc = NewDocument(KIND_PRINT_SHEET, PDF, subject, PDF_MEDIA_TYPE,
-                              f"{_safe(subject)}-vol{vol.number:03d}.pdf", vol.pdf, 2 * vol.sheet_count)
-            info, _ = self.db.write_sync(repository.store_document, doc, chunk_size=self.chunk_size,
-                                         now=self.clock.now())
+        for vol in sheet.render_print_sheets(
+            badges, self.payload_for, title=title, max_badges_per_volume=per_volume, on_progress=on_progress
+        ):
+            doc = NewDocument(
+                KIND_PRINT_SHEET,
+                PDF,
+                subject,
+                PDF_MEDIA_TYPE,
+                f"{_safe(subject)}-vol{vol.number:03d}.pdf",
+                vol.pdf,
+                2 * vol.sheet_count,
+            )
+            info, _ = self.db.write_sync(
+                repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now()
+            )
             yield info
 
-    async def run_print_job(self, source: queue.Queue, emit: Callable[[object], None], *, title: str,
-                            subject: str, volume_badges: int = 0) -> None:
+    async def run_print_job(
+        self, source: queue.Queue, emit: Callable[[object], None], *, title: str, subject: str, volume_badges: int = 0
+    ) -> None:
         """Run `print_run` in the render thread, pulling badges from `source` (None ends the input, an
         exception aborts) and calling `emit` (thread-safe) with ("progress", done, sheets) / ("document",
         DocumentInfo) items."""
@@ -206,8 +255,13 @@ class DocumentRenderer:
                 yield item
 
         def work() -> None:
-            for info in self.print_run(badges(), title=title, subject=subject, volume_badges=volume_badges,
-                                       on_progress=lambda d, s: emit(("progress", d, s))):
+            for info in self.print_run(
+                badges(),
+                title=title,
+                subject=subject,
+                volume_badges=volume_badges,
+                on_progress=lambda d, s: emit(("progress", d, s)),
+            ):
                 emit(("document", info))
 
         await self._run(work)

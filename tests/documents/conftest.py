@@ -31,18 +31,26 @@ class DocumentsEnv:
 @pytest.fixture(scope="module")
 async def docs_env(nats_server, tmp_path_factory):
     port = free_port()
-    settings = DocumentsSettings(data_dir=tmp_path_factory.mktemp("documents"), documents_port=port,
-                                 nats_url=nats_server.url, registry_port=free_port(), shutdown_grace=0.5,
-                                 documents_chunk_size=64 * 1024, documents_registry_timeout=2.0)
+    settings = DocumentsSettings(
+        data_dir=tmp_path_factory.mktemp("documents"),
+        documents_port=port,
+        nats_url=nats_server.url,
+        registry_port=free_port(),
+        shutdown_grace=0.5,
+        documents_chunk_size=64 * 1024,
+        documents_registry_timeout=2.0,
+    )
     svc = build(settings)
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(svc, ready=ready, stop=stop))
     await asyncio.wait_for(ready.wait(), 20)
     nc = await nats.connect(nats_server.url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}",
-                                        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-    yield DocumentsEnv(documents_pb2_grpc.DocumentsServiceStub(channel), channel, nc, nc.jetstream(), port,
-                       f"127.0.0.1:{port}")
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    )
+    yield DocumentsEnv(
+        documents_pb2_grpc.DocumentsServiceStub(channel), channel, nc, nc.jetstream(), port, f"127.0.0.1:{port}"
+    )
     await channel.close()
     await nc.close()
     stop.set()

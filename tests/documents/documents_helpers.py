@@ -47,16 +47,30 @@ def seal_bytes() -> bytes:
 
 
 def sample_badge(**kw) -> Badge:
-    base = dict(code="R1122A001", holder_name="张三", valid_from="2022-06", valid_until="2025-06",
-                issuer="agencies/A", issuer_name="北京市职业技能鉴定管理中心", photo=photo_bytes(),
-                issuer_seal=seal_bytes(), issuer_logo=seal_bytes())
+    base = dict(
+        code="R1122A001",
+        holder_name="张三",
+        valid_from="2022-06",
+        valid_until="2025-06",
+        issuer="agencies/A",
+        issuer_name="北京市职业技能鉴定管理中心",
+        photo=photo_bytes(),
+        issuer_seal=seal_bytes(),
+        issuer_logo=seal_bytes(),
+    )
     base.update(kw)
     return Badge(**base)
 
 
 def internal_badge(**kw) -> Badge:
-    base = dict(code="Y112001220001", holder_name="李四", valid_from="2022-06", valid_until="2025-06",
-                issuer="institutions/1100012001", issuer_name="北京某某电力设备有限公司")
+    base = dict(
+        code="Y112001220001",
+        holder_name="李四",
+        valid_from="2022-06",
+        valid_until="2025-06",
+        issuer="institutions/1100012001",
+        issuer_name="北京某某电力设备有限公司",
+    )
     base.update(kw)
     return Badge(**base)
 
@@ -68,42 +82,71 @@ def sample_record(kind=annex3.ChecklistKind.ON_SITE, no_items=None, **kw) -> Sup
     no_items = NO_ITEMS if no_items is None else no_items
     checklist = annex3.CHECKLISTS[kind]
     answers = tuple(ChecklistAnswer(n, n not in no_items, no_items.get(n, "")) for n in checklist.numbers)
-    base = dict(name="records/17", kind=kind, institution_name="北京市海淀区某某职业技能培训学校",
-                plan_name="2026年第3期电工（四级）职业技能等级认定", assessment_method="理论知识考试、技能操作考核",
-                answers=answers, problems="1. 评价人数与计划不符；2. 部分考务人员未佩戴工作证卡。",
-                supervisor_names=("李四", "王五"), signed_date=dt.date(2026, 3, 5), institution_head_name="赵六")
+    base = dict(
+        name="records/17",
+        kind=kind,
+        institution_name="北京市海淀区某某职业技能培训学校",
+        plan_name="2026年第3期电工（四级）职业技能等级认定",
+        assessment_method="理论知识考试、技能操作考核",
+        answers=answers,
+        problems="1. 评价人数与计划不符；2. 部分考务人员未佩戴工作证卡。",
+        supervisor_names=("李四", "王五"),
+        signed_date=dt.date(2026, 3, 5),
+        institution_head_name="赵六",
+    )
     base.update(kw)
     return SupervisionRecord(**base)
 
 
 def sample_feedback(**kw) -> Feedback:
     tz = dt.timezone(dt.timedelta(hours=8))
-    base = dict(name="feedback/5", reporting_unit="北京市海淀区某某职业技能培训学校", supervisor_name="李四",
-                entry_time=dt.datetime(2026, 3, 5, 8, 30, tzinfo=tz), exit_time=dt.datetime(2026, 3, 5, 17, 10,
-                                                                                           tzinfo=tz),
-                badge_worn=True, duties_performed=True, integrity_kept=False, comments="督导员工作认真。")
+    base = dict(
+        name="feedback/5",
+        reporting_unit="北京市海淀区某某职业技能培训学校",
+        supervisor_name="李四",
+        entry_time=dt.datetime(2026, 3, 5, 8, 30, tzinfo=tz),
+        exit_time=dt.datetime(2026, 3, 5, 17, 10, tzinfo=tz),
+        badge_worn=True,
+        duties_performed=True,
+        integrity_kept=False,
+        comments="督导员工作认真。",
+    )
     base.update(kw)
     return Feedback(**base)
 
 
 def sample_report(**kw) -> DistrictReport:
     K = annex3.ChecklistKind
-    base = dict(name="reports/08/2026-03-1", district_code="08", district_name="海淀区",
-                period_start=dt.date(2026, 3, 1), period_end=dt.date(2026, 3, 15), on_site_count=12,
-                records_review_count=5,
-                non_compliant_counts=(ItemCount(K.ON_SITE, 4, 3), ItemCount(K.ON_SITE, 12, 5),
-                                      ItemCount(K.RECORDS_REVIEW, 12, 2)),
-                late_submissions=(LateSubmission("records/9", "北京市海淀区某某职业技能培训学校",
-                                                 dt.date(2026, 3, 9), dt.date(2026, 3, 11)),),
-                cases_opened=2, cases_decided=1, report_date=dt.date(2026, 3, 16))
+    base = dict(
+        name="reports/08/2026-03-1",
+        district_code="08",
+        district_name="海淀区",
+        period_start=dt.date(2026, 3, 1),
+        period_end=dt.date(2026, 3, 15),
+        on_site_count=12,
+        records_review_count=5,
+        non_compliant_counts=(
+            ItemCount(K.ON_SITE, 4, 3),
+            ItemCount(K.ON_SITE, 12, 5),
+            ItemCount(K.RECORDS_REVIEW, 12, 2),
+        ),
+        late_submissions=(
+            LateSubmission("records/9", "北京市海淀区某某职业技能培训学校", dt.date(2026, 3, 9), dt.date(2026, 3, 11)),
+        ),
+        cases_opened=2,
+        cases_decided=1,
+        report_date=dt.date(2026, 3, 16),
+    )
     base.update(kw)
     return DistrictReport(**base)
 
 
 def page_sizes_mm(pdf: bytes) -> list[tuple[float, float]]:
     reader = pypdf.PdfReader(io.BytesIO(pdf))
-    return [(round(float(p.mediabox.width) / PT_PER_MM, 2), round(float(p.mediabox.height) / PT_PER_MM, 2))
-            for p in reader.pages]
+    return [
+        (round(float(p.mediabox.width) / PT_PER_MM, 2), round(float(p.mediabox.height) / PT_PER_MM, 2))
+        for p in reader.pages
+    ]
 
 
 def fonts(pdf: bytes) -> list[dict]:
@@ -119,8 +162,11 @@ def fonts(pdf: bytes) -> list[dict]:
                 desc = f["/DescendantFonts"][0].get_object().get("/FontDescriptor")
             desc = desc.get_object() if desc is not None else {}
             embedded = any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3"))
-            out[str(f["/BaseFont"])] = {"name": str(f["/BaseFont"]), "subtype": str(f["/Subtype"]),
-                                        "embedded": embedded}
+            out[str(f["/BaseFont"])] = {
+                "name": str(f["/BaseFont"]),
+                "subtype": str(f["/Subtype"]),
+                "embedded": embedded,
+            }
     return list(out.values())
 
 
@@ -134,8 +180,10 @@ def lines_of(page) -> list[tuple[float, str]]:
     for ch in page.chars:
         y = round(ch["matrix"][5], 1)
         rows.setdefault(y, []).append(ch)
-    return [(y, "".join(c["text"] for c in sorted(chs, key=lambda c: c["x0"])))
-            for y, chs in sorted(rows.items(), reverse=True)]
+    return [
+        (y, "".join(c["text"] for c in sorted(chs, key=lambda c: c["x0"])))
+        for y, chs in sorted(rows.items(), reverse=True)
+    ]
 
 
 def chars_of(page, text: str) -> list[dict]:
@@ -144,7 +192,7 @@ def chars_of(page, text: str) -> list[dict]:
     s = "".join(c["text"] for c in chars)
     i = s.find(text)
     assert i >= 0, f"{text!r} not on page"
-    return chars[i:i + len(text)]
+    return chars[i : i + len(text)]
 
 
 def png_pages(pdf: bytes, tmp_path: Path, dpi: int = 100) -> list[Image.Image]:

@@ -7,20 +7,29 @@ def test_on_site_checklist_has_17_numbered_items_in_annex_sections_art21():
     items = annex3.ON_SITE.items
     assert [i.number for i in items] == list(range(1, 18))
     assert [(label, [i.number for i in g]) for label, g in annex3.groups(items, "subsection")] == [
-        ("政策制度执行情况/", [1, 2]), ("考前督导检查/评价计划", [3, 4]), ("考前督导检查/资格审核", [5]),
-        ("考前督导检查/人员安排", [6, 7]), ("考前督导检查/现场布置", [8, 9, 10]),
-        ("考中督导检查/人员履职", [11, 12]), ("考中督导检查/认定过程", [13, 14, 15]),
-        ("考中督导检查/评分过程", [16, 17])]
+        ("政策制度执行情况/", [1, 2]),
+        ("考前督导检查/评价计划", [3, 4]),
+        ("考前督导检查/资格审核", [5]),
+        ("考前督导检查/人员安排", [6, 7]),
+        ("考前督导检查/现场布置", [8, 9, 10]),
+        ("考中督导检查/人员履职", [11, 12]),
+        ("考中督导检查/认定过程", [13, 14, 15]),
+        ("考中督导检查/评分过程", [16, 17]),
+    ]
 
 
 def test_records_review_checklist_has_16_numbered_items_in_annex_sections_art22():
     items = annex3.RECORDS_REVIEW.items
     assert [i.number for i in items] == list(range(1, 17))
     assert [(label, [i.number for i in g]) for label, g in annex3.groups(items, "subsection")] == [
-        ("政策制度执行情况/", [1, 2]), ("认定前资料督导检查/评价计划", [3, 4]),
-        ("认定前资料督导检查/人员履职", [5, 6, 7]), ("认定过程督导检查/考生信息", [8]),
-        ("认定过程督导检查/认定过程", [9, 10, 11, 12]), ("认定过程督导检查/评分过程", [13, 14]),
-        ("认定结果督导资料检查/结果评定", [15, 16])]
+        ("政策制度执行情况/", [1, 2]),
+        ("认定前资料督导检查/评价计划", [3, 4]),
+        ("认定前资料督导检查/人员履职", [5, 6, 7]),
+        ("认定过程督导检查/考生信息", [8]),
+        ("认定过程督导检查/认定过程", [9, 10, 11, 12]),
+        ("认定过程督导检查/评分过程", [13, 14]),
+        ("认定结果督导资料检查/结果评定", [15, 16]),
+    ]
 
 
 def test_item_wording_matches_domain_reading_including_fixed_typo_in_on_site_item_10():

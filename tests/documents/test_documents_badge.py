@@ -30,8 +30,9 @@ KEY = signing.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 
 
 def payload_for(b):
-    return signing.badge_payload(code=b.code, holder_name=b.holder_name, validity=b.validity_text,
-                                 issuer=b.issuer, key=KEY)
+    return signing.badge_payload(
+        code=b.code, holder_name=b.holder_name, validity=b.validity_text, issuer=b.issuer, key=KEY
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +147,14 @@ def test_long_name_shrinks_then_wraps_and_never_leaves_the_card():
 
 def test_shrink_rule_keeps_one_line_down_to_9pt_then_wraps():
     from services.documents.domain.pdfkit import fit_text, register_fonts, text_width
+
     register_fonts()
     short = fit_text("张三", 100, size=12, min_size=9, max_lines=2, height=24)
     assert short.size == 12 and short.lines == ("张三",)
     medium = fit_text("北京市职业技能鉴定管理中心", 130, size=12, min_size=9, max_lines=2, height=24)
     assert len(medium.lines) == 1 and 9 <= medium.size < 12
     assert text_width(medium.lines[0], medium.size) <= 130
-    long = fit_text("北京市某某某某某职业技能培训学校有限责任公司", 120, size=12, min_size=9, max_lines=2,
-                    height=24)
+    long = fit_text("北京市某某某某某职业技能培训学校有限责任公司", 120, size=12, min_size=9, max_lines=2, height=24)
     assert len(long.lines) == 2 and long.size <= 9
     assert "".join(long.lines) == "北京市某某某某某职业技能培训学校有限责任公司"
 
@@ -192,17 +193,34 @@ def test_same_input_renders_byte_identical_pdf_across_processes(external_pdf):
     code = (
         "import hashlib,sys;sys.path.insert(0,'tests/documents');"
         "from test_documents_badge import *;"
-        "b=sample_badge();print(hashlib.sha256(render_badge(b,payload_for(b))).hexdigest())")
+        "b=sample_badge();print(hashlib.sha256(render_badge(b,payload_for(b))).hexdigest())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == hashlib.sha256(external_pdf).hexdigest()
 
 
-@pytest.mark.skipif(shutil.which("zbarimg") is None, reason="zbar-tools not installed (the module-sampling test "
-                    "above checks the QR without a decoder)")
+@pytest.mark.skipif(
+    shutil.which("zbarimg") is None,
+    reason="zbar-tools not installed (the module-sampling test above checks the QR without a decoder)",
+)
 def test_qr_code_decodes_with_a_real_scanner(external_pdf, tmp_path):
     png = tmp_path / "back.png"
     (tmp_path / "b.pdf").write_bytes(external_pdf)
-    subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", "2", "-l", "2", "-singlefile", str(tmp_path / "b.pdf"),
-                    str(tmp_path / "back")], check=True)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "150",
+            "-f",
+            "2",
+            "-l",
+            "2",
+            "-singlefile",
+            str(tmp_path / "b.pdf"),
+            str(tmp_path / "back"),
+        ],
+        check=True,
+    )
     out = subprocess.run(["zbarimg", "-q", "--raw", str(png)], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == payload_for(sample_badge())

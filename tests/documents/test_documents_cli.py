@@ -19,14 +19,24 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def cli(env, *args: str):
     runner = CliRunner()
     # the service runs on this event loop: the (synchronous) CLI must run in another thread
-    return await asyncio.to_thread(runner.invoke, documents_cmds.app, list(args),
-                                   env={"BJSV_DOCUMENTS_TARGET": env.target, "COLUMNS": "120"})
+    return await asyncio.to_thread(
+        runner.invoke, documents_cmds.app, list(args), env={"BJSV_DOCUMENTS_TARGET": env.target, "COLUMNS": "120"}
+    )
 
 
 async def test_verify_is_offline_with_a_key_file_and_rejects_tampering(docs_env, tmp_path):
-    resp = await docs_env.stub.RenderBadge(pb.RenderBadgeRequest(badge=pb.BadgeData(
-        code="R1122A050", holder_name="张三", valid_from="2022-06", valid_until="2025-06", issuer="agencies/A",
-        issuer_name="北京市职业技能鉴定管理中心")))
+    resp = await docs_env.stub.RenderBadge(
+        pb.RenderBadgeRequest(
+            badge=pb.BadgeData(
+                code="R1122A050",
+                holder_name="张三",
+                valid_from="2022-06",
+                valid_until="2025-06",
+                issuer="agencies/A",
+                issuer_name="北京市职业技能鉴定管理中心",
+            )
+        )
+    )
     key_file = tmp_path / "a.pem"
     r = await cli(docs_env, "public-key", "agencies/A", "--out", str(key_file))
     assert r.exit_code == 0 and key_file.read_text().startswith("-----BEGIN PUBLIC KEY-----")
@@ -46,16 +56,29 @@ async def test_verify_is_offline_with_a_key_file_and_rejects_tampering(docs_env,
 async def test_print_badges_from_jsonl_writes_duplex_volumes(docs_env, tmp_path):
     (tmp_path / "photo.jpg").write_bytes(photo_bytes())
     (tmp_path / "seal.png").write_bytes(seal_bytes())
-    lines = [json.dumps({"code": f"R1122A{i:03d}", "holder_name": f"督导员{i}", "valid_from": "2022-06",
-                         "valid_until": "2025-06", "issuer": "agencies/A", "issuer_name": "北京市职业技能鉴定管理中心",
-                         "photo": "photo.jpg", "issuer_seal": "seal.png", "issuer_logo": "seal.png"},
-                        ensure_ascii=False) for i in range(1, 7)]
+    lines = [
+        json.dumps(
+            {
+                "code": f"R1122A{i:03d}",
+                "holder_name": f"督导员{i}",
+                "valid_from": "2022-06",
+                "valid_until": "2025-06",
+                "issuer": "agencies/A",
+                "issuer_name": "北京市职业技能鉴定管理中心",
+                "photo": "photo.jpg",
+                "issuer_seal": "seal.png",
+                "issuer_logo": "seal.png",
+            },
+            ensure_ascii=False,
+        )
+        for i in range(1, 7)
+    ]
     src = tmp_path / "badges.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     r = await cli(docs_env, "print-badges", "--input", str(src), "--out", str(out), "--volume", "4", "--json")
     assert r.exit_code == 0, r.output
-    result = json.loads(r.output[r.output.index("{"):])
+    result = json.loads(r.output[r.output.index("{") :])
     assert result["badges"] == 6 and [v["pages"] for v in result["volumes"]] == [2, 2]
     first = (out / result["volumes"][0]["file"].split("/")[-1]).read_bytes()
     assert page_sizes_mm(first) == [(210.0, 297.0), (210.0, 297.0)]

@@ -27,7 +27,7 @@ def unique_cells(row):
     for cell in row.cells:
         if not out or out[-1] is not cell._tc:
             out.append(cell._tc)
-    return [docx.table._Cell(tc, row) .text for tc in out]
+    return [docx.table._Cell(tc, row).text for tc in out]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -99,8 +99,12 @@ def test_feedback_docx_reads_back_values_and_ticks_annex4():
     assert any(p.text == "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校" for p in d.paragraphs)
     r0, r1, r2 = d.tables[0].rows
     assert (r0.cells[0].text, r0.cells[1].text) == ("外督员姓名", "李四")
-    assert [c.text for c in r1.cells] == ["外督员进场时间", "2026年3月5日 08:30",
-                                          "外督员离场时间", "2026年3月5日 17:10"]
+    assert [c.text for c in r1.cells] == [
+        "外督员进场时间",
+        "2026年3月5日 08:30",
+        "外督员离场时间",
+        "2026年3月5日 17:10",
+    ]
     body = r2.cells[0].text
     assert "1. 执行督导任务时佩戴《技能人才评价质量督导员证卡》　　☑是　☐否" in body
     assert "3. 遵守廉洁纪律，未利用职务谋取私利　　☐是　☑否" in body
@@ -117,8 +121,21 @@ def test_blank_feedback_docx_has_no_tick():
 def test_docx_opens_in_libreoffice_on_one_a4_page_with_a_cjk_face(tmp_path):
     src = tmp_path / "onsite.docx"
     src.write_bytes(docx_forms.render_record_docx(annex3.ON_SITE, sample_record()))
-    subprocess.run(["soffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless", "--convert-to", "pdf",
-                    "--outdir", str(tmp_path), str(src)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            "soffice",
+            f"-env:UserInstallation=file://{tmp_path}/lo",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     pdf = (tmp_path / "onsite.pdf").read_bytes()
     ((w, h),) = page_sizes_mm(pdf)
     assert (w, h) == (pytest.approx(210, abs=0.05), pytest.approx(297, abs=0.05))

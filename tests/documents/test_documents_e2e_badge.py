@@ -35,23 +35,48 @@ def photo() -> bytes:
 
 
 def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
-    with grpc.insecure_channel(stack.config.target("registry")) as rch, \
-            grpc.insecure_channel(stack.config.target("documents")) as dch:
+    with (
+        grpc.insecure_channel(stack.config.target("registry")) as rch,
+        grpc.insecure_channel(stack.config.target("documents")) as dch,
+    ):
         registry = registry_pb2_grpc.RegistryServiceStub(rch)
         documents = documents_pb2_grpc.DocumentsServiceStub(dch)
         number = id_number.compose("110108", dt.date(1975, 5, 6), 2 * random.randrange(1, 490) + 1)
-        attested = [rpb.Attestation(item=i, satisfied=True, attested_by="市鉴定管理中心", attested_date="2025-01-05")
-                     for i in (rpb.ATTESTATION_ITEM_ART9_1, rpb.ATTESTATION_ITEM_ART9_2, rpb.ATTESTATION_ITEM_ART9_3,
-                               rpb.ATTESTATION_ITEM_ART9_4, rpb.ATTESTATION_ITEM_HEALTH)]
-        sup = registry.RegisterSupervisor(rpb.RegisterSupervisorRequest(supervisor=rpb.Supervisor(
-            full_name="欧阳明远", gender=rpb.GENDER_MALE, birth_date="1975-05-06", id_number=number,
-            type=rpb.SUPERVISOR_TYPE_EXTERNAL, level=rpb.SUPERVISOR_LEVEL_CITY, phone="13800000000",
-            photo=photo(), attestations=attested,
-            training=rpb.TrainingAssessment(passed=True, assessed_by="市鉴定管理中心", assessed_date="2025-05-01"))),
-            metadata=CITY, timeout=20).supervisor
-        appt = registry.AppointSupervisor(rpb.AppointSupervisorRequest(
-            supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"), metadata=CITY,
-            timeout=20).appointment
+        attested = [
+            rpb.Attestation(item=i, satisfied=True, attested_by="市鉴定管理中心", attested_date="2025-01-05")
+            for i in (
+                rpb.ATTESTATION_ITEM_ART9_1,
+                rpb.ATTESTATION_ITEM_ART9_2,
+                rpb.ATTESTATION_ITEM_ART9_3,
+                rpb.ATTESTATION_ITEM_ART9_4,
+                rpb.ATTESTATION_ITEM_HEALTH,
+            )
+        ]
+        sup = registry.RegisterSupervisor(
+            rpb.RegisterSupervisorRequest(
+                supervisor=rpb.Supervisor(
+                    full_name="欧阳明远",
+                    gender=rpb.GENDER_MALE,
+                    birth_date="1975-05-06",
+                    id_number=number,
+                    type=rpb.SUPERVISOR_TYPE_EXTERNAL,
+                    level=rpb.SUPERVISOR_LEVEL_CITY,
+                    phone="13800000000",
+                    photo=photo(),
+                    attestations=attested,
+                    training=rpb.TrainingAssessment(
+                        passed=True, assessed_by="市鉴定管理中心", assessed_date="2025-05-01"
+                    ),
+                )
+            ),
+            metadata=CITY,
+            timeout=20,
+        ).supervisor
+        appt = registry.AppointSupervisor(
+            rpb.AppointSupervisorRequest(supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"),
+            metadata=CITY,
+            timeout=20,
+        ).appointment
         badge = registry.IssueBadge(rpb.IssueBadgeRequest(appointment=appt.name), metadata=CITY, timeout=20).badge
 
         deadline = time.monotonic() + 30
@@ -60,8 +85,11 @@ def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
             docs = documents.ListDocuments(pb.ListDocumentsRequest(subject=f"badges/{badge.code}")).documents
             time.sleep(0.2)
         assert docs, "badge.issued was not rendered"
-        chunks = [r.chunk for r in documents.GetDocument(pb.GetDocumentRequest(name=docs[0].name))
-                  if not r.HasField("document")]
+        chunks = [
+            r.chunk
+            for r in documents.GetDocument(pb.GetDocumentRequest(name=docs[0].name))
+            if not r.HasField("document")
+        ]
         pdf = plumber(b"".join(chunks))
         front = [t for _, t in lines_of(pdf.pages[0])]
         assert "姓　　名：欧阳明远" in front and f"证卡编号：{badge.code}" in front
@@ -70,13 +98,21 @@ def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
         assert pdf.pages[0].images, "the registry photo is on the card"
         # the QR payload of this badge verifies against the issuer key the documents service publishes
         key = documents.GetIssuerPublicKey(pb.GetIssuerPublicKeyRequest(issuer=badge.issuer))
-        again = documents.RenderBadge(pb.RenderBadgeRequest(badge=pb.BadgeData(
-            code=badge.code, holder_name=badge.holder_name, valid_from=badge.valid_from,
-            valid_until=badge.valid_until, issuer=badge.issuer, issuer_name=badge.issuer_name,
-            validity_text=badge.validity_text)))
+        again = documents.RenderBadge(
+            pb.RenderBadgeRequest(
+                badge=pb.BadgeData(
+                    code=badge.code,
+                    holder_name=badge.holder_name,
+                    valid_from=badge.valid_from,
+                    valid_until=badge.valid_until,
+                    issuer=badge.issuer,
+                    issuer_name=badge.issuer_name,
+                    validity_text=badge.validity_text,
+                )
+            )
+        )
         public = signing.load_public_key(key.public_key)
-        assert signing.verify_payload(again.verification_payload, lambda i, k: public,
-                                      holder_name="欧阳明远").valid
+        assert signing.verify_payload(again.verification_payload, lambda i, k: public, holder_name="欧阳明远").valid
 
 
 def test_print_badges_from_the_registry_imposes_the_active_badges(stack, tmp_path):
@@ -84,14 +120,22 @@ def test_print_badges_from_the_registry_imposes_the_active_badges(stack, tmp_pat
     import subprocess
     import sys
 
-    env = {"BJSV_REGISTRY_TARGET": stack.config.target("registry"),
-           "BJSV_DOCUMENTS_TARGET": stack.config.target("documents"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "BJSV_REGISTRY_TARGET": stack.config.target("registry"),
+        "BJSV_DOCUMENTS_TARGET": stack.config.target("documents"),
+        "PATH": "/usr/bin:/bin",
+    }
     cli = str(Path(sys.executable).parent / "supervisionctl")
-    out = subprocess.run([cli, "badge", "print-badges", "--registry",
-                          "--district", "A", "--out", str(tmp_path / "run"), "--json"],
-                         capture_output=True, text=True, timeout=180, env=env, cwd=str(tmp_path))
+    out = subprocess.run(
+        [cli, "badge", "print-badges", "--registry", "--district", "A", "--out", str(tmp_path / "run"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout[out.stdout.index("{"):])
+    result = json.loads(out.stdout[out.stdout.index("{") :])
     assert result["badges"] >= 1 and result["volumes"]
     pdf = plumber((tmp_path / "run" / result["volumes"][0]["file"].split("/")[-1]).read_bytes())
     assert any("R11" in t and "正面" in t for _, t in lines_of(pdf.pages[0]))

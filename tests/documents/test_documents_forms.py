@@ -36,7 +36,7 @@ def item_rows(page) -> dict[int, float]:
     rows = {}
     for y, text in lines_of(page.crop((forms.COL_CONTENT, 0, forms.COL_YES, page.height))):
         head = text.split(".", 1)[0]
-        if head.isdigit() and text[len(head):len(head) + 2] == ". ":
+        if head.isdigit() and text[len(head) : len(head) + 2] == ". ":
             rows[int(head)] = y
     return rows
 
@@ -94,10 +94,21 @@ def test_header_footer_signatures_and_both_notes_are_printed_annex3(kind):
     pdf_bytes = forms.render_record(checklist, sample_record(kind))
     assert page_sizes_mm(pdf_bytes) == [(210.0, 297.0)]
     text = "\n".join(t for _, t in lines_of(plumber(pdf_bytes).pages[0]))
-    for expected in (annex3.FORM_TITLE, checklist.subtitle, "被督导评价机构北京市海淀区某某职业技能培训学校",
-                     "评价计划名称2026年第3期电工（四级）职业技能等级认定", "认定形式", "督导内容", "督导结果", "备注",
-                     "存在问题：1. 评价人数与计划不符；2. 部分考务人员未佩戴工作证卡。",
-                     "外督员签名：李四、王五", "2026年3月5日", "机构负责人签字：赵六", "意见"):
+    for expected in (
+        annex3.FORM_TITLE,
+        checklist.subtitle,
+        "被督导评价机构北京市海淀区某某职业技能培训学校",
+        "评价计划名称2026年第3期电工（四级）职业技能等级认定",
+        "认定形式",
+        "督导内容",
+        "督导结果",
+        "备注",
+        "存在问题：1. 评价人数与计划不符；2. 部分考务人员未佩戴工作证卡。",
+        "外督员签名：李四、王五",
+        "2026年3月5日",
+        "机构负责人签字：赵六",
+        "意见",
+    ):
         assert expected in text, expected
     flat = text.replace("\n", "")
     for note in annex3.NOTES:
@@ -110,8 +121,9 @@ def test_header_footer_signatures_and_both_notes_are_printed_annex3(kind):
     for label, group in annex3.groups(checklist.items, "subsection"):
         if group[0].subsection:
             assert group[0].subsection in subsections.replace("\n", ""), label
-    assert "".join(lbl for lbl, g in annex3.groups(checklist.items, "section") if g[0].subsection) \
-        in sections.replace("\n", "").replace(" ", "")
+    assert "".join(lbl for lbl, g in annex3.groups(checklist.items, "section") if g[0].subsection) in sections.replace(
+        "\n", ""
+    ).replace(" ", "")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -151,14 +163,20 @@ def test_feedback_form_shows_values_and_ticks_from_the_structured_answers_annex4
     page = plumber(pdf_bytes).pages[0]
     lines = [t for _, t in lines_of(page)]
     text = "\n".join(lines)
-    for expected in (annex3.FEEDBACK_TITLE, "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校",
-                     "外督员姓名李四", "2026年3月5日 08:302026年3月5日 17:10", "外督员进场时间外督员离场时间",
-                     "工作反馈情况：", "督导员工作认真。"):
+    for expected in (
+        annex3.FEEDBACK_TITLE,
+        "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校",
+        "外督员姓名李四",
+        "2026年3月5日 08:302026年3月5日 17:10",
+        "外督员进场时间外督员离场时间",
+        "工作反馈情况：",
+        "督导员工作认真。",
+    ):
         assert expected in text, expected
     answers = {}
     for i, (_key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
         line = next(t for t in lines if t.startswith(f"{i}. {question}"))
-        answers[i] = line[len(f"{i}. {question}"):]
+        answers[i] = line[len(f"{i}. {question}") :]
     assert answers == {1: "☑是☐否", 2: "☑是☐否", 3: "☐是☑否"}
 
 

@@ -15,8 +15,9 @@ SEAL = sample_badge().issuer_seal
 
 def badges(n):
     for i in range(n):
-        yield sample_badge(code=f"R1122A{i + 1:03d}", holder_name=f"督导员{i + 1}", photo=PHOTO, issuer_seal=SEAL,
-                           issuer_logo=SEAL)
+        yield sample_badge(
+            code=f"R1122A{i + 1:03d}", holder_name=f"督导员{i + 1}", photo=PHOTO, issuer_seal=SEAL, issuer_logo=SEAL
+        )
 
 
 def payload(b):
@@ -69,8 +70,12 @@ def test_each_back_lands_behind_its_front_for_long_edge_duplex():
 def test_cards_have_crop_marks_at_every_corner_outside_the_card():
     (vol,) = list(render_print_sheets(badges(4), payload))
     page = plumber(vol.pdf).pages[0]
-    marks = [ln for ln in page.lines if abs(ln["x1"] - ln["x0"]) == pytest.approx(3 * PT_PER_MM, abs=0.01)
-             or abs(ln["bottom"] - ln["top"]) == pytest.approx(3 * PT_PER_MM, abs=0.01)]
+    marks = [
+        ln
+        for ln in page.lines
+        if abs(ln["x1"] - ln["x0"]) == pytest.approx(3 * PT_PER_MM, abs=0.01)
+        or abs(ln["bottom"] - ln["top"]) == pytest.approx(3 * PT_PER_MM, abs=0.01)
+    ]
     assert len(marks) == 4 * 4 * 2
     for slot in range(4):
         x, y = slot_origin(slot, back=False)
@@ -101,8 +106,9 @@ def test_volumes_split_the_run_and_badges_are_consumed_lazily():
             yield b
 
     progress = []
-    it = render_print_sheets(source(), payload, max_badges_per_volume=4,
-                             on_progress=lambda d, s: progress.append((d, s)))
+    it = render_print_sheets(
+        source(), payload, max_badges_per_volume=4, on_progress=lambda d, s: progress.append((d, s))
+    )
     first = next(it)
     assert first.badge_count == 4 and first.number == 1
     assert len(consumed) <= 8  # the generator is read one sheet at a time, never all at once

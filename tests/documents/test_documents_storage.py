@@ -54,7 +54,12 @@ def test_document_is_stored_in_chunks_with_its_digest_and_a_rendered_event(db):
     payload = events_pb2.DocumentRendered()
     env.payload.Unpack(payload)
     assert (env.subject, payload.document, payload.sha256, payload.kind, payload.subject) == (
-        info.name, info.name, info.sha256, "badge", "badges/R1122A001")
+        info.name,
+        info.name,
+        info.sha256,
+        "badge",
+        "badges/R1122A001",
+    )
 
 
 def test_identical_rerender_is_not_stored_twice_and_publishes_nothing(db):
@@ -70,10 +75,20 @@ def test_identical_rerender_is_not_stored_twice_and_publishes_nothing(db):
 
 
 def test_an_event_handled_once_stores_nothing_the_second_time(db):
-    first, _ = db.write_sync(repository.store_document, doc(b"%PDF x", "records/1"), chunk_size=1000, now=NOW,
-                             processed=("documents-record-submitted", "e1"))
-    again, created = db.write_sync(repository.store_document, doc(b"%PDF y", "records/1"), chunk_size=1000, now=NOW,
-                                   processed=("documents-record-submitted", "e1"))
+    first, _ = db.write_sync(
+        repository.store_document,
+        doc(b"%PDF x", "records/1"),
+        chunk_size=1000,
+        now=NOW,
+        processed=("documents-record-submitted", "e1"),
+    )
+    again, created = db.write_sync(
+        repository.store_document,
+        doc(b"%PDF y", "records/1"),
+        chunk_size=1000,
+        now=NOW,
+        processed=("documents-record-submitted", "e1"),
+    )
     assert first is not None and again is None and not created
 
 

@@ -81,8 +81,9 @@ def front_geometry() -> FrontGeometry:
     body = tuple(b1 - i * BODY_LEADING for i in range(4))
     label_x = MARGIN
     value_x = MARGIN + text_width(LABELS[0], BODY_SIZE)
-    return FrontGeometry((t1, t2), ((CARD_W - PHOTO_W) / 2, photo_y, PHOTO_W, PHOTO_H), body,
-                         label_x, value_x, CARD_W - MARGIN - value_x)
+    return FrontGeometry(
+        (t1, t2), ((CARD_W - PHOTO_W) / 2, photo_y, PHOTO_W, PHOTO_H), body, label_x, value_x, CARD_W - MARGIN - value_x
+    )
 
 
 def draw_front(c: Canvas, badge: Badge, ox: float = 0.0, oy: float = 0.0) -> None:
@@ -110,8 +111,14 @@ def draw_front(c: Canvas, badge: Badge, ox: float = 0.0, oy: float = 0.0) -> Non
         y = oy + g.body_baselines[i]
         draw_text(c, ox + g.label_x, y, label, BODY_SIZE)
         last = i == len(LABELS) - 1
-        fitted = fit_text(value, g.value_width, size=BODY_SIZE, min_size=MIN_SIZE,
-                          max_lines=2, height=BODY_LEADING if not last else 2 * BODY_SIZE)
+        fitted = fit_text(
+            value,
+            g.value_width,
+            size=BODY_SIZE,
+            min_size=MIN_SIZE,
+            max_lines=2,
+            height=BODY_LEADING if not last else 2 * BODY_SIZE,
+        )
         if len(fitted.lines) > 1 and not last:
             # two lines share the 22 pt slot, centred on it
             top = y + fitted.leading / 2
@@ -129,8 +136,7 @@ def _draw_seal(c: Canvas, badge: Badge, cx: float, cy: float) -> None:
         png = images.mark_png(badge.issuer_seal, SEAL_D / MM)
         w, h = images.size_of(png)
         scale = SEAL_D / max(w, h)
-        c.drawImage(images.mark_reader(png), cx - w * scale / 2, cy - h * scale / 2, w * scale, h * scale,
-                    mask="auto")
+        c.drawImage(images.mark_reader(png), cx - w * scale / 2, cy - h * scale / 2, w * scale, h * scale, mask="auto")
         return
     c.saveState()
     c.setStrokeColorRGB(0.85, 0.55, 0.55)
@@ -160,9 +166,14 @@ def back_geometry() -> BackGeometry:
     qr_y = qr_top - QR_SIZE
     code_baseline = qr_y - 9
     printer = code_baseline - 6 * MM - PRINTER_SIZE * 0.88
-    return BackGeometry(((CARD_W - LOGO_D) / 2, logo_y, LOGO_D, LOGO_D), (t1, t2),
-                        ((CARD_W - QR_SIZE) / 2, qr_y, QR_SIZE, QR_SIZE), code_baseline, printer,
-                        CARD_W - 2 * MARGIN)
+    return BackGeometry(
+        ((CARD_W - LOGO_D) / 2, logo_y, LOGO_D, LOGO_D),
+        (t1, t2),
+        ((CARD_W - QR_SIZE) / 2, qr_y, QR_SIZE, QR_SIZE),
+        code_baseline,
+        printer,
+        CARD_W - 2 * MARGIN,
+    )
 
 
 def draw_back(c: Canvas, badge: Badge, payload: str, ox: float = 0.0, oy: float = 0.0) -> None:
@@ -173,8 +184,14 @@ def draw_back(c: Canvas, badge: Badge, payload: str, ox: float = 0.0, oy: float 
         png = images.mark_png(badge.issuer_logo, LOGO_D / MM)
         w, h = images.size_of(png)
         scale = LOGO_D / max(w, h)
-        c.drawImage(images.mark_reader(png), cx - w * scale / 2, oy + ly + (lh - h * scale) / 2, w * scale,
-                    h * scale, mask="auto")
+        c.drawImage(
+            images.mark_reader(png),
+            cx - w * scale / 2,
+            oy + ly + (lh - h * scale) / 2,
+            w * scale,
+            h * scale,
+            mask="auto",
+        )
     else:
         c.saveState()
         c.setStrokeColorRGB(*GREY)
@@ -191,8 +208,14 @@ def draw_back(c: Canvas, badge: Badge, payload: str, ox: float = 0.0, oy: float 
     draw_qr(c, payload, ox + qx, oy + qy, qw)
     draw_text(c, cx, oy + g.code_baseline, badge.code, 8, anchor="centre")
 
-    fitted = fit_text(badge.issuer_name + PRINTER_SUFFIX, g.printer_width, size=PRINTER_SIZE,
-                      min_size=MIN_SIZE, max_lines=3, height=3 * PRINTER_SIZE * 1.15)
+    fitted = fit_text(
+        badge.issuer_name + PRINTER_SUFFIX,
+        g.printer_width,
+        size=PRINTER_SIZE,
+        min_size=MIN_SIZE,
+        max_lines=3,
+        height=3 * PRINTER_SIZE * 1.15,
+    )
     leading = PRINTER_LEADING if len(fitted.lines) == 1 else fitted.leading
     draw_fitted(c, 0, oy + g.printer_top_baseline, _relead(fitted, leading), bold=True, centre_on=cx)
 
@@ -245,5 +268,4 @@ def render_badge(badge: Badge, payload: str) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["CARD_H", "CARD_W", "CJK", "back_geometry", "draw_back", "draw_front", "front_geometry",
-           "render_badge"]
+__all__ = ["CARD_H", "CARD_W", "CJK", "back_geometry", "draw_back", "draw_front", "front_geometry", "render_badge"]

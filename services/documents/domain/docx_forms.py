@@ -46,6 +46,7 @@ DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingm
 
 # ----------------------------------------------------------------------------------- template build
 
+
 def _set_fonts(rpr, east_asia: str, latin: str) -> None:
     fonts = rpr.find(qn("w:rFonts"))
     if fonts is None:
@@ -59,8 +60,9 @@ def _set_fonts(rpr, east_asia: str, latin: str) -> None:
     fonts.set(qn("w:hint"), "eastAsia")
 
 
-def _run(paragraph, text: str, *, size: float = 10.5, bold: bool = False, east_asia: str = BODY_FONT,
-         latin: str = LATIN_FONT):
+def _run(
+    paragraph, text: str, *, size: float = 10.5, bold: bool = False, east_asia: str = BODY_FONT, latin: str = LATIN_FONT
+):
     run = paragraph.add_run(text)
     run.font.size = Pt(size)
     run.font.bold = bold
@@ -88,10 +90,23 @@ def _new_document() -> Document:
     return doc
 
 
-def _para(cell_or_doc, text: str = "", *, align=None, size: float = 10.5, bold: bool = False,
-          east_asia: str = BODY_FONT, first: bool = True):
-    if hasattr(cell_or_doc, "paragraphs") and first and cell_or_doc.paragraphs and \
-            not cell_or_doc.paragraphs[0].text and hasattr(cell_or_doc, "vertical_alignment"):
+def _para(
+    cell_or_doc,
+    text: str = "",
+    *,
+    align=None,
+    size: float = 10.5,
+    bold: bool = False,
+    east_asia: str = BODY_FONT,
+    first: bool = True,
+):
+    if (
+        hasattr(cell_or_doc, "paragraphs")
+        and first
+        and cell_or_doc.paragraphs
+        and not cell_or_doc.paragraphs[0].text
+        and hasattr(cell_or_doc, "vertical_alignment")
+    ):
         p = cell_or_doc.paragraphs[0]
     else:
         p = cell_or_doc.add_paragraph()
@@ -265,6 +280,7 @@ def build_templates(directory: Path = TEMPLATES) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------ render
+
 
 def _fixed_zip(data: bytes) -> bytes:
     """Rewrite a .docx with fixed entry timestamps and order, so equal input gives equal bytes."""

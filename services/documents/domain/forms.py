@@ -90,8 +90,18 @@ class _Pages:
         return True
 
 
-def _cell_text(c: Canvas, x0: float, x1: float, y_top: float, h: float, lines: list[str], size: float,
-               leading: float, *, centre: bool = False) -> None:
+def _cell_text(
+    c: Canvas,
+    x0: float,
+    x1: float,
+    y_top: float,
+    h: float,
+    lines: list[str],
+    size: float,
+    leading: float,
+    *,
+    centre: bool = False,
+) -> None:
     """Lines vertically centred in the cell [y_top - h, y_top]."""
     block = len(lines) * leading
     y = y_top - (h - block) / 2 - leading + (leading - size) / 2 + size * 0.12
@@ -114,8 +124,10 @@ def _label_cell(c: Canvas, x0: float, x1: float, top: float, h: float, label: st
 
 
 def _box_pair(c: Canvas, y_mid: float, compliant: bool | None) -> None:
-    for x0, x1, word, ticked in ((COL_YES, COL_NO, annex3.YES, compliant is True),
-                                 (COL_NO, COL_REMARK, annex3.NO, compliant is False)):
+    for x0, x1, word, ticked in (
+        (COL_YES, COL_NO, annex3.YES, compliant is True),
+        (COL_NO, COL_REMARK, annex3.NO, compliant is False),
+    ):
         w = text_width(BOX, SIZE + 1, SYMBOL) + 1 + text_width(word, SIZE)
         x = (x0 + x1 - w) / 2
         base = y_mid - SIZE * 0.35
@@ -196,14 +208,14 @@ def _header_rows(p: _Pages, record: SupervisionRecord | None) -> None:
         c.line(x, top, x, top - h2)
     _cell_text(c, LEFT, LEFT + label_w, top, h2, [annex3.HEADER_PLAN], SIZE, LEADING, centre=True)
     _cell_text(c, LEFT + label_w, method_label_x, top, h2, plan_lines, SIZE, LEADING)
-    _cell_text(c, method_label_x, method_value_x, top, h2, [annex3.HEADER_METHOD], SIZE, LEADING,
-               centre=True)
+    _cell_text(c, method_label_x, method_value_x, top, h2, [annex3.HEADER_METHOD], SIZE, LEADING, centre=True)
     _cell_text(c, method_value_x, RIGHT, top, h2, method_lines, SIZE, LEADING)
     p.y -= h2
 
 
 def _draw_groups(c: Canvas, placed: list[tuple[_Row, float]]) -> None:
     """Merged section/subsection cells for the rows placed on one page."""
+
     def runs(key):
         out: list[list[tuple[_Row, float]]] = []
         for row, top in placed:
@@ -234,8 +246,7 @@ def _opinion(p: _Pages, record: SupervisionRecord | None) -> None:
     c = p.c
     problems = record.problems if record else ""
     text_w = RIGHT - COL_SUBSECTION - 2 * PAD
-    problem_lines = wrap(problems, text_w - text_width(annex3.FOOTER_PROBLEMS, SIZE), SIZE) if problems \
-        else []
+    problem_lines = wrap(problems, text_w - text_width(annex3.FOOTER_PROBLEMS, SIZE), SIZE) if problems else []
     body_h = max(46, (len(problem_lines) + 1) * LEADING + 2 * PAD + 6)
     sign_h = 26
     h = body_h + sign_h
@@ -339,10 +350,12 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
     top = p.y
     c.rect(LEFT, top - h, WIDTH, h)
     c.line(LEFT + FEEDBACK_LABEL_W, top, LEFT + FEEDBACK_LABEL_W, top - h)
-    _cell_text(c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_SUPERVISOR_NAME], SIZE + 1,
-               LEADING, centre=True)
-    _cell_text(c, LEFT + FEEDBACK_LABEL_W, RIGHT, top, h, [feedback.supervisor_name if feedback else ""],
-               SIZE + 1, LEADING)
+    _cell_text(
+        c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_SUPERVISOR_NAME], SIZE + 1, LEADING, centre=True
+    )
+    _cell_text(
+        c, LEFT + FEEDBACK_LABEL_W, RIGHT, top, h, [feedback.supervisor_name if feedback else ""], SIZE + 1, LEADING
+    )
     p.y -= h
     # row 2: 进场时间 | value | 离场时间 | value
     top = p.y
@@ -350,14 +363,14 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
     c.rect(LEFT, top - h, WIDTH, h)
     for x in (LEFT + FEEDBACK_LABEL_W, mid, mid + FEEDBACK_LABEL_W):
         c.line(x, top, x, top - h)
-    _cell_text(c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_ENTRY_TIME], SIZE + 1, LEADING,
-               centre=True)
-    _cell_text(c, LEFT + FEEDBACK_LABEL_W, mid, top, h, [cn_datetime(feedback.entry_time if feedback
-                                                                      else None)], SIZE, LEADING)
-    _cell_text(c, mid, mid + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_EXIT_TIME], SIZE + 1, LEADING,
-               centre=True)
-    _cell_text(c, mid + FEEDBACK_LABEL_W, RIGHT, top, h, [cn_datetime(feedback.exit_time if feedback
-                                                                       else None)], SIZE, LEADING)
+    _cell_text(c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_ENTRY_TIME], SIZE + 1, LEADING, centre=True)
+    _cell_text(
+        c, LEFT + FEEDBACK_LABEL_W, mid, top, h, [cn_datetime(feedback.entry_time if feedback else None)], SIZE, LEADING
+    )
+    _cell_text(c, mid, mid + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_EXIT_TIME], SIZE + 1, LEADING, centre=True)
+    _cell_text(
+        c, mid + FEEDBACK_LABEL_W, RIGHT, top, h, [cn_datetime(feedback.exit_time if feedback else None)], SIZE, LEADING
+    )
     p.y -= h
     # row 3: 工作反馈情况 — the three D12 answers, then the free text
     top = p.y
@@ -366,8 +379,15 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
     y = top - PAD - SIZE - 4
     draw_text(c, LEFT + PAD, y, annex3.FEEDBACK_SITUATION, SIZE + 1)
     y -= 24
-    answers = {"badge_worn": feedback.badge_worn, "duties_performed": feedback.duties_performed,
-               "integrity_kept": feedback.integrity_kept} if feedback else {}
+    answers = (
+        {
+            "badge_worn": feedback.badge_worn,
+            "duties_performed": feedback.duties_performed,
+            "integrity_kept": feedback.integrity_kept,
+        }
+        if feedback
+        else {}
+    )
     for i, (key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
         draw_text(c, LEFT + 4 * MM, y, f"{i}. {question}", SIZE + 0.5)
         value = answers.get(key)

@@ -54,7 +54,8 @@ def register_fonts(config: FontConfig | None = None) -> None:
             if not Path(path).exists():
                 raise FileNotFoundError(
                     f"font {path} missing; install fonts-wqy-zenhei / fonts-dejavu-core "
-                    "(python3 deploy/bootstrap.py install)")
+                    "(python3 deploy/bootstrap.py install)"
+                )
         pdfmetrics.registerFont(TTFont(CJK, config.cjk_path, subfontIndex=config.cjk_subfont_index))
         pdfmetrics.registerFont(TTFont(SYMBOL, config.symbol_path))
         # Binary (Flate only) streams: ASCII85 costs ~25 % size and noticeable time on 10,000-badge runs.
@@ -65,8 +66,7 @@ def register_fonts(config: FontConfig | None = None) -> None:
 
 def new_canvas(buf: io.BytesIO, pagesize: tuple[float, float], title: str = "") -> Canvas:
     register_fonts()
-    c = Canvas(buf, pagesize=pagesize, invariant=1, initialFontName=CJK, initialFontSize=12,
-               pageCompression=1)
+    c = Canvas(buf, pagesize=pagesize, invariant=1, initialFontName=CJK, initialFontSize=12, pageCompression=1)
     c.setAuthor("bjsv documents")
     c.setCreator("bjsv documents")
     c.setProducer("bjsv documents")
@@ -80,8 +80,18 @@ def text_width(text: str, size: float, font: str = CJK) -> float:
     return pdfmetrics.stringWidth(text, font, size)
 
 
-def draw_text(c: Canvas, x: float, y: float, text: str, size: float, *, bold: bool = False,
-              font: str = CJK, anchor: str = "left", color: tuple[float, float, float] = (0, 0, 0)) -> None:
+def draw_text(
+    c: Canvas,
+    x: float,
+    y: float,
+    text: str,
+    size: float,
+    *,
+    bold: bool = False,
+    font: str = CJK,
+    anchor: str = "left",
+    color: tuple[float, float, float] = (0, 0, 0),
+) -> None:
     """Draw one line at baseline y; anchor left/centre/right; bold = fill+stroke (module docstring)."""
     if anchor == "centre":
         x -= text_width(text, size, font) / 2
@@ -148,8 +158,13 @@ def _kinsoku(lines: list[str]) -> list[str]:
 def _tokens(text: str) -> list[str]:
     out: list[str] = []
     for ch in text:
-        if out and ((ch.isascii() and ch.isalnum()) or ch in "-'.·") and out[-1] and out[-1][-1].isascii() \
-                and (out[-1][-1].isalnum() or out[-1][-1] in "-'."):
+        if (
+            out
+            and ((ch.isascii() and ch.isalnum()) or ch in "-'.·")
+            and out[-1]
+            and out[-1][-1].isascii()
+            and (out[-1][-1].isalnum() or out[-1][-1] in "-'.")
+        ):
             out[-1] += ch
         else:
             out.append(ch)
@@ -163,8 +178,17 @@ class FittedText:
     lines: tuple[str, ...]
 
 
-def fit_text(text: str, width: float, *, size: float, min_size: float, max_lines: int,
-             height: float, font: str = CJK, step: float = 0.5) -> FittedText:
+def fit_text(
+    text: str,
+    width: float,
+    *,
+    size: float,
+    min_size: float,
+    max_lines: int,
+    height: float,
+    font: str = CJK,
+    step: float = 0.5,
+) -> FittedText:
     """The overflow rule for names on badges and forms, in this order:
 
     1. one line, shrinking from `size` down to `min_size` in `step`s;
@@ -187,8 +211,16 @@ def fit_text(text: str, width: float, *, size: float, min_size: float, max_lines
         s -= step
 
 
-def draw_fitted(c: Canvas, x: float, y_top_baseline: float, fitted: FittedText, *, bold: bool = False,
-                anchor: str = "left", centre_on: float | None = None) -> None:
+def draw_fitted(
+    c: Canvas,
+    x: float,
+    y_top_baseline: float,
+    fitted: FittedText,
+    *,
+    bold: bool = False,
+    anchor: str = "left",
+    centre_on: float | None = None,
+) -> None:
     """Draw fitted lines; the first baseline sits at y_top_baseline (lines go down by the leading)."""
     y = y_top_baseline
     for line in fitted.lines:

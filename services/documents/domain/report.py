@@ -41,8 +41,15 @@ class _Flow:
 
     def footer(self) -> None:
         r = self.report
-        draw_text(self.c, PAGE_W / 2, 10 * MM, f"{r.district_name} {cn_date(r.period_start)}—"
-                  f"{cn_date(r.period_end)}  第{self.page}页", 8, anchor="centre", color=(0.4, 0.4, 0.4))
+        draw_text(
+            self.c,
+            PAGE_W / 2,
+            10 * MM,
+            f"{r.district_name} {cn_date(r.period_start)}—{cn_date(r.period_end)}  第{self.page}页",
+            8,
+            anchor="centre",
+            color=(0.4, 0.4, 0.4),
+        )
 
     def heading(self, text: str) -> None:
         self.need(3 * ROW)
@@ -121,14 +128,24 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
         meta += f"　　报送日期：{cn_date(report.report_date)}"
     draw_text(c, PAGE_W / 2, f.y - 10, meta, 10, anchor="centre")
     f.y -= 10 + 6
-    draw_text(c, PAGE_W / 2, f.y - 8, "依据《北京市职业技能等级认定质量督导工作管理办法（试行）》第二十四条", 8,
-              anchor="centre", color=(0.35, 0.35, 0.35))
+    draw_text(
+        c,
+        PAGE_W / 2,
+        f.y - 8,
+        "依据《北京市职业技能等级认定质量督导工作管理办法（试行）》第二十四条",
+        8,
+        anchor="centre",
+        color=(0.35, 0.35, 0.35),
+    )
     f.y -= 8 + 4
 
     f.heading("一、督导完成情况")
     total = report.on_site_count + report.records_review_count
-    rows = [["现场督导", str(report.on_site_count)], ["事后认定材料督导", str(report.records_review_count)],
-            ["合计", str(total)]]
+    rows = [
+        ["现场督导", str(report.on_site_count)],
+        ["事后认定材料督导", str(report.records_review_count)],
+        ["合计", str(total)],
+    ]
     if report.dispatches_created:
         rows.append(["本期委派督导", str(report.dispatches_created)])
     if report.feedback_count:
@@ -139,11 +156,20 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
     for kind in (ChecklistKind.ON_SITE, ChecklistKind.RECORDS_REVIEW):
         counts = {ic.item: ic.count for ic in report.non_compliant_counts if ic.kind is kind}
         checklist = annex3.CHECKLISTS[kind]
-        rows = [[str(item.number), item.text, str(counts.get(item.number, 0))]
-                for item in checklist.items if counts.get(item.number, 0)]
+        rows = [
+            [str(item.number), item.text, str(counts.get(item.number, 0))]
+            for item in checklist.items
+            if counts.get(item.number, 0)
+        ]
         f.need(ROW * 2)
-        draw_text(c, LEFT, f.y - 11, f"（{'一' if kind is ChecklistKind.ON_SITE else '二'}）"
-                  f"{KIND_LABEL[kind]}（共{len(checklist.items)}项，“否”合计{sum(counts.values())}次）", 10.5)
+        draw_text(
+            c,
+            LEFT,
+            f.y - 11,
+            f"（{'一' if kind is ChecklistKind.ON_SITE else '二'}）"
+            f"{KIND_LABEL[kind]}（共{len(checklist.items)}项，“否”合计{sum(counts.values())}次）",
+            10.5,
+        )
         f.y -= 11 + 6
         if rows:
             _table(f, [14 * MM, 130 * MM, 30 * MM], ["序号", "督导内容", "“否”次数"], rows)
@@ -156,20 +182,35 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
     f.heading("三、逾期提交（督导结束后5个工作日内提交，第二十三条）")
     late_records = max(report.late_record_count, len(report.late_submissions))
     f.need(ROW)
-    draw_text(c, LEFT, f.y - 11, f"逾期提交督导记录表{late_records}份；逾期提交外督员情况反馈表"
-              f"{report.late_feedback_count}份。", 10.5)
+    draw_text(
+        c,
+        LEFT,
+        f.y - 11,
+        f"逾期提交督导记录表{late_records}份；逾期提交外督员情况反馈表{report.late_feedback_count}份。",
+        10.5,
+    )
     f.y -= 11 + 8
     if report.late_submissions:
-        _table(f, [40 * MM, 70 * MM, 32 * MM, 32 * MM], ["记录", "被督导评价机构", "应提交日期", "提交日期"],
-               [[s.record, s.institution_name, cn_date(s.due_date), cn_date(s.submitted_date)]
-                for s in report.late_submissions])
+        _table(
+            f,
+            [40 * MM, 70 * MM, 32 * MM, 32 * MM],
+            ["记录", "被督导评价机构", "应提交日期", "提交日期"],
+            [
+                [s.record, s.institution_name, cn_date(s.due_date), cn_date(s.submitted_date)]
+                for s in report.late_submissions
+            ],
+        )
     elif not late_records and not report.late_feedback_count:
         draw_text(c, LEFT + 4 * MM, f.y - 10, "本期无逾期提交。", 10)
         f.y -= 16
 
     f.heading("四、违规处理案件（第二十六条、第二十七条）")
-    _table(f, [60 * MM, 40 * MM], ["项目", "件数"],
-           [["本期立案", str(report.cases_opened)], ["本期作出处理决定", str(report.cases_decided)]])
+    _table(
+        f,
+        [60 * MM, 40 * MM],
+        ["项目", "件数"],
+        [["本期立案", str(report.cases_opened)], ["本期作出处理决定", str(report.cases_decided)]],
+    )
     f.footer()
 
 

@@ -69,8 +69,7 @@ def _crop_marks(c: Canvas, x: float, y: float) -> None:
     c.restoreState()
 
 
-def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *, back: bool,
-          title: str) -> None:
+def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *, back: bool, title: str) -> None:
     for slot, badge in enumerate(badges):
         x, y = slot_origin(slot, back=back)
         if back:
@@ -78,20 +77,40 @@ def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *,
         else:
             draw_front(c, badge, x, y)
         _crop_marks(c, x, y)
-        draw_text(c, x - MARK_OFFSET, y + CARD_H + MARK_OFFSET + 1, f"{sheet_no}-{slot + 1}", 6,
-                  anchor="right", color=(0.4, 0.4, 0.4))
+        draw_text(
+            c,
+            x - MARK_OFFSET,
+            y + CARD_H + MARK_OFFSET + 1,
+            f"{sheet_no}-{slot + 1}",
+            6,
+            anchor="right",
+            color=(0.4, 0.4, 0.4),
+        )
     side = "反面" if back else "正面"
     codes = f"{badges[0].code} – {badges[-1].code}"
-    draw_text(c, PAGE_W / 2, 10 * MM, f"{title}  第{sheet_no}张 {side}  {codes}  共{len(badges)}枚", 7,
-              anchor="centre", color=(0.4, 0.4, 0.4))
-    draw_text(c, PAGE_W / 2, PAGE_H - 12 * MM, "双面打印：长边翻转（沿长边装订）", 7, anchor="centre",
-              color=(0.4, 0.4, 0.4))
+    draw_text(
+        c,
+        PAGE_W / 2,
+        10 * MM,
+        f"{title}  第{sheet_no}张 {side}  {codes}  共{len(badges)}枚",
+        7,
+        anchor="centre",
+        color=(0.4, 0.4, 0.4),
+    )
+    draw_text(
+        c, PAGE_W / 2, PAGE_H - 12 * MM, "双面打印：长边翻转（沿长边装订）", 7, anchor="centre", color=(0.4, 0.4, 0.4)
+    )
     c.showPage()
 
 
-def render_print_sheets(badges: Iterable[Badge], payload_for: Callable[[Badge], str], *,
-                        title: str = "技能人才评价质量督导员证卡", max_badges_per_volume: int = DEFAULT_VOLUME,
-                        on_progress: Callable[[int, int], None] | None = None) -> Iterator[Volume]:
+def render_print_sheets(
+    badges: Iterable[Badge],
+    payload_for: Callable[[Badge], str],
+    *,
+    title: str = "技能人才评价质量督导员证卡",
+    max_badges_per_volume: int = DEFAULT_VOLUME,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Volume]:
     """Yield volumes (PDFs) in order; `on_progress(badges_done, sheets_done)` after every sheet."""
     per_volume = max(PER_SHEET, max_badges_per_volume - max_badges_per_volume % PER_SHEET)
     it = iter(badges)

@@ -50,8 +50,7 @@ def generate_key() -> Ed25519PrivateKey:
 
 
 def private_raw(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
 
 
 def public_raw(key: Ed25519PublicKey) -> bytes:
@@ -61,8 +60,7 @@ def public_raw(key: Ed25519PublicKey) -> bytes:
 def public_pem(key: Ed25519PublicKey | bytes) -> str:
     if isinstance(key, bytes):
         key = Ed25519PublicKey.from_public_bytes(key)
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
 
 def load_public_key(data: bytes | str) -> Ed25519PublicKey:
@@ -101,8 +99,7 @@ def sign_payload(fields: PayloadFields, key: Ed25519PrivateKey) -> str:
     return f"{signed}.{b64url(key.sign(signed.encode('ascii')))}"
 
 
-def badge_payload(*, code: str, holder_name: str, validity: str, issuer: str,
-                  key: Ed25519PrivateKey) -> str:
+def badge_payload(*, code: str, holder_name: str, validity: str, issuer: str, key: Ed25519PrivateKey) -> str:
     kid = key_id(key.public_key())
     return sign_payload(PayloadFields(code, name_digest(holder_name), validity, issuer, kid), key)
 
@@ -124,8 +121,9 @@ def parse_payload(payload: str) -> PayloadFields:
     return PayloadFields(*body)
 
 
-def verify_payload(payload: str, lookup: Callable[[str, str], Ed25519PublicKey | None], *,
-                   holder_name: str = "") -> VerifyResult:
+def verify_payload(
+    payload: str, lookup: Callable[[str, str], Ed25519PublicKey | None], *, holder_name: str = ""
+) -> VerifyResult:
     """Verify offline. `lookup(issuer, key_id)` returns the issuer's public key or None."""
     try:
         fields = parse_payload(payload)

@@ -45,8 +45,9 @@ class Document(Base):
 
 class DocumentChunk(Base):
     __tablename__ = "document_chunk"
-    document_id: Mapped[str] = mapped_column(sa.String(32), sa.ForeignKey("document.id", ondelete="CASCADE"),
-                                             primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        sa.String(32), sa.ForeignKey("document.id", ondelete="CASCADE"), primary_key=True
+    )
     seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
 

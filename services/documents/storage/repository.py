@@ -51,12 +51,24 @@ class DocumentInfo:
 
 
 def _info(row: Document) -> DocumentInfo:
-    return DocumentInfo(row.id, row.kind, row.format, row.subject, row.media_type, row.file_name, row.size_bytes,
-                        row.sha256, row.page_count, row.chunk_count, row.created_at)
+    return DocumentInfo(
+        row.id,
+        row.kind,
+        row.format,
+        row.subject,
+        row.media_type,
+        row.file_name,
+        row.size_bytes,
+        row.sha256,
+        row.page_count,
+        row.chunk_count,
+        row.created_at,
+    )
 
 
-def store_document(session: Session, doc: NewDocument, *, chunk_size: int, now: dt.datetime,
-                   processed: tuple[str, str] | None = None) -> tuple[DocumentInfo | None, bool]:
+def store_document(
+    session: Session, doc: NewDocument, *, chunk_size: int, now: dt.datetime, processed: tuple[str, str] | None = None
+) -> tuple[DocumentInfo | None, bool]:
     """Store a rendered document with its SHA-256 and publish `document.rendered` (outbox, same
     transaction). Rendering is deterministic, so the same (kind, format, subject, digest) is the same
     document: a re-render (e.g. a redelivered event) returns the stored one and publishes nothing.
@@ -65,23 +77,48 @@ def store_document(session: Session, doc: NewDocument, *, chunk_size: int, now: 
     if processed is not None and not mark_processed(session, consumer=processed[0], event_id=processed[1]):
         return None, False
     digest = hashlib.sha256(doc.content).hexdigest()
-    existing = session.execute(sa.select(Document).where(
-        Document.kind == doc.kind, Document.format == doc.format, Document.subject == doc.subject,
-        Document.sha256 == digest)).scalar_one_or_none()
+    existing = session.execute(
+        sa.select(Document).where(
+            Document.kind == doc.kind,
+            Document.format == doc.format,
+            Document.subject == doc.subject,
+            Document.sha256 == digest,
+        )
+    ).scalar_one_or_none()
     if existing is not None:
         return _info(existing), False
-    chunks = [doc.content[i:i + chunk_size] for i in range(0, len(doc.content), chunk_size)] or [b""]
-    row = Document(id=uuid.uuid4().hex, kind=doc.kind, format=doc.format, subject=doc.subject,
-                   media_type=doc.media_type, file_name=doc.file_name, size_bytes=len(doc.content), sha256=digest,
-                   page_count=doc.page_count, chunk_count=len(chunks), created_at=now)
+    chunks = [doc.content[i : i + chunk_size] for i in range(0, len(doc.content), chunk_size)] or [b""]
+    row = Document(
+        id=uuid.uuid4().hex,
+        kind=doc.kind,
+        format=doc.format,
+        subject=doc.subject,
+        media_type=doc.media_type,
+        file_name=doc.file_name,
+        size_bytes=len(doc.content),
+        sha256=digest,
+        page_count=doc.page_count,
+        chunk_count=len(chunks),
+        created_at=now,
+    )
     session.add(row)
     session.flush()
-    session.execute(sa.insert(DocumentChunk), [
-        {"document_id": row.id, "seq": i, "data": data} for i, data in enumerate(chunks)])
-    record_event(session, type=EVENT_RENDERED, subject=f"documents/{row.id}",
-                 payload=events_pb2.DocumentRendered(document=f"documents/{row.id}", kind=doc.kind,
-                                                     subject=doc.subject, sha256=digest, format=doc.format,
-                                                     size_bytes=len(doc.content)))
+    session.execute(
+        sa.insert(DocumentChunk), [{"document_id": row.id, "seq": i, "data": data} for i, data in enumerate(chunks)]
+    )
+    record_event(
+        session,
+        type=EVENT_RENDERED,
+        subject=f"documents/{row.id}",
+        payload=events_pb2.DocumentRendered(
+            document=f"documents/{row.id}",
+            kind=doc.kind,
+            subject=doc.subject,
+            sha256=digest,
+            format=doc.format,
+            size_bytes=len(doc.content),
+        ),
+    )
     return _info(row), True
 
 
@@ -92,13 +129,17 @@ def get_document(session: Session, *, document_id: str) -> DocumentInfo | None:
 
 def read_chunks(session: Session, *, document_id: str, from_seq: int, limit: int) -> list[bytes]:
     rows = session.execute(
-        sa.select(DocumentChunk.data).where(DocumentChunk.document_id == document_id, DocumentChunk.seq >= from_seq)
-        .order_by(DocumentChunk.seq).limit(limit))
+        sa.select(DocumentChunk.data)
+        .where(DocumentChunk.document_id == document_id, DocumentChunk.seq >= from_seq)
+        .order_by(DocumentChunk.seq)
+        .limit(limit)
+    )
     return [r[0] for r in rows]
 
 
-def list_documents(session: Session, *, kind: str = "", subject: str = "", offset: int = 0,
-                   limit: int = 50) -> tuple[list[DocumentInfo], int]:
+def list_documents(
+    session: Session, *, kind: str = "", subject: str = "", offset: int = 0, limit: int = 50
+) -> tuple[list[DocumentInfo], int]:
     q = sa.select(Document)
     count = sa.select(sa.func.count()).select_from(Document)
     if kind:
@@ -127,8 +168,15 @@ def issuer_key(session: Session, *, issuer: str, now: dt.datetime) -> KeyInfo:
         key = signing.generate_key()
         pub = signing.public_raw(key.public_key())
         insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(IssuerKey)
-        session.execute(insert.values(issuer=issuer, key_id=signing.key_id(pub), private_key=signing.private_raw(key),
-                                      public_key=pub, created_at=now).on_conflict_do_nothing())
+        session.execute(
+            insert.values(
+                issuer=issuer,
+                key_id=signing.key_id(pub),
+                private_key=signing.private_raw(key),
+                public_key=pub,
+                created_at=now,
+            ).on_conflict_do_nothing()
+        )
         row = session.get(IssuerKey, issuer)
     return KeyInfo(row.issuer, row.key_id, row.private_key, row.public_key)
 

@@ -36,8 +36,7 @@ def upgrade() -> None:
     op.create_index("ix_document_created", "document", ["created_at", "id"])
     op.create_table(
         "document_chunk",
-        sa.Column("document_id", sa.String(32), sa.ForeignKey("document.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column("document_id", sa.String(32), sa.ForeignKey("document.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("seq", sa.Integer, primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
