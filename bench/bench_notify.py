@@ -4,6 +4,7 @@ delivery lag from event to inbox (p50/p99).
 
     .venv/bin/python bench/bench_notify.py                         # SQLite, 3000 badge.filed events
     .venv/bin/python bench/bench_notify.py --events 2000 --kind dispatch --replicas 2
+    .venv/bin/python bench/bench_notify.py --events 1000 --rate 50     # open loop: lag without a backlog
     .venv/bin/python bench/bench_notify.py --backend postgres --json
 
 What it does: starts a fresh nats-server and `--replicas` notify processes (`python -m services.notify`,
@@ -11,7 +12,8 @@ real clock, outbound channel NATS on, e-mail off) sharing one database; publishe
 events exactly as the registry does (EventEnvelope on bjsv.registry.<type>, Nats-Msg-Id = event id) with
 JetStream publish_async, as fast as NATS takes them; then waits until every resulting notification is in
 its inbox (ListNotifications.total_size) and reads them back:
-  * absorbed events/s = events / (time of the last inbox write − time of the first publish);
+  * absorbed events/s = events / (time of the last inbox write − time of the first publish) — use the
+    default burst mode for this; with --rate it is capped by the publish rate;
   * lag per notification = inbox create_time − the event's occurred_time (both wall clock) → p50/p99/max;
   * the per-recipient NATS deliveries are counted on bjsv.notify.inbox.> meanwhile.
 Kinds: `badge` (badge.filed → 1 notification each), `dispatch` (dispatch.created, 2 supervisors → 3
@@ -112,7 +114,12 @@ async def run(args) -> dict:
             envs.append(env)
         t0 = time.time()
         futures = []
-        for env in envs:
+        for k, env in enumerate(envs):
+            if args.rate:
+                # open loop at a fixed rate: lag then measures processing, not the backlog of a burst
+                delay = t0 + k / args.rate - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             env.occurred_time.GetCurrentTime()
             sent_at[env.subject] = env.occurred_time.seconds + env.occurred_time.nanos / 1e9
             futures.append(await js.publish_async(f"bjsv.registry.{env.type}", env.SerializeToString(),
@@ -156,6 +163,7 @@ async def run(args) -> dict:
         await asyncio.sleep(1.0)
         result = {
             "backend": args.backend, "replicas": args.replicas, "kind": args.kind, "events": args.events,
+            "publish_rate": args.rate or "burst",
             "notifications": expected, "publish_seconds": round(t_published - t0, 3),
             "absorb_seconds": round(absorb_seconds, 3),
             "events_per_second": round(args.events / absorb_seconds, 1),
@@ -188,6 +196,7 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--recipients", type=int, default=10)
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--rate", type=float, default=0, help="publish at this many events/s (0 = burst)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
