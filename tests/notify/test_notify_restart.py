@@ -85,7 +85,8 @@ async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_
         assert len(keys) == 45 and len(set(keys)) == 45                  # at the SMTP server: exactly once
         reminders = [K.NOTIFICATION_KIND_DEADLINE_REMINDER]
         inst_inbox = await stub.ListNotifications(K.ListNotificationsRequest(recipient=INSTITUTION, page_size=100))
-        assert await total(stub, INSTITUTION, reminders) == 10, [(n.kind, n.title) for n in inst_inbox.notifications]           # Annex 4 per external supervisor
+        kinds = [(n.kind, n.title) for n in inst_inbox.notifications]
+        assert await total(stub, INSTITUTION, reminders) == 10, kinds      # Annex 4 per external supervisor
         for m in members:
             assert await total(stub, m, reminders) == 1                  # Annex 3 to each member
             assert await total(stub, m) == 2                             # dispatch notice + reminder
