@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.clock import Clock
+from common.db import StartupError
 from common.errors import FailedPrecondition, PreconditionViolation
 from services.rules.domain.ruleset import Catalog, RuleSet, RuleSetError, fingerprint, load_catalog
 from services.rules.engine.pool import WorkerPool, WorkerStartError
@@ -68,8 +69,6 @@ class RulesRuntime:
         try:
             catalog = load_catalog(self.rules_dir, self.policy_file)
         except RuleSetError as exc:
-            from common.db import StartupError
-
             raise StartupError(f"rule sets cannot be loaded: {exc}") from None
         async with self._lock:
             self._gen = await self._start_generation(catalog)

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+from common.errors import Unavailable
 from services.rules.domain.ruleset import RuleSet
 
 log = logging.getLogger("bjsv.rules.pool")
@@ -36,8 +37,12 @@ class WorkerStartError(RuntimeError):
     """A worker could not load the rule sets or failed a canary."""
 
 
-class EngineUnavailable(RuntimeError):
-    """Evaluation failed twice because workers died (poison request or a broken host)."""
+class EngineUnavailable(Unavailable):
+    """Evaluation failed twice because workers died (poison request or a broken host), or no worker
+    could be (re)started in time. Maps to UNAVAILABLE: the caller may retry."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("ENGINE_UNAVAILABLE", f"规则引擎暂不可用，请稍后重试（{detail}）")
 
 
 class _Worker:
@@ -78,11 +83,14 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def call(self, msg: tuple) -> Any:
+    def call(self, msg: tuple, timeout: float = 60.0) -> Any:
         try:
             self.conn.send(msg)
+            if not self.conn.poll(timeout):  # a hung engine is treated like a dead one
+                self.kill()
+                raise WorkerDied(f"engine worker {self.pid} gave no answer within {timeout}s; killed")
             status, payload = self.conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
+        except (EOFError, OSError) as exc:
             raise WorkerDied(f"engine worker {self.pid} died (exit code {self.proc.poll()})") from exc
         if status == "error":
             raise RuntimeError(payload)
@@ -172,7 +180,10 @@ class WorkerPool:
         self._inflight += 1
         try:
             for attempt in (0, 1):
-                worker = await self._idle.get()
+                try:
+                    worker = await asyncio.wait_for(self._idle.get(), timeout=self.start_timeout * 2)
+                except TimeoutError:
+                    raise EngineUnavailable("no engine worker available") from None
                 try:
                     result = await loop.run_in_executor(self._executor, worker.call, msg)
                 except WorkerDied:
