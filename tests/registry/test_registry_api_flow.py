@@ -215,3 +215,24 @@ def test_dashboard_counts_and_expiring_filter(stub):
     far = (TODAY + dt.timedelta(days=365 * 4)).isoformat()
     expiring = stub.ListSupervisors(pb.ListSupervisorsRequest(expiring_before=far, status=pb.APPOINTMENT_STATUS_ACTIVE))
     assert expiring.total_size > 0 and all(s.term_end < far for s in expiring.supervisors)
+
+
+def test_exhausted_district_range_is_resource_exhausted_with_details_D2(stub, registry_stack):
+    import sqlite3
+
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    _, appt = appointed(stub, district="17")
+    prefix = f"R11{YY}17"
+    with sqlite3.connect(registry_stack.data_dir / "registry" / "registry.db") as conn:  # the range is used up
+        conn.execute("INSERT INTO badge_counter (prefix, last_serial) VALUES (?, 99) "
+                     "ON CONFLICT (prefix) DO UPDATE SET last_serial = 99", (prefix,))  # fmt: skip
+    with pytest.raises(grpc.RpcError) as e:
+        stub.IssueBadge(pb.IssueBadgeRequest(appointment=appt.name))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "01—99" in e.value.details()
+    info = error_details_pb2.ErrorInfo()
+    next(d for d in rpc_status.from_call(e.value).details if d.Unpack(info))
+    assert info.reason == "BADGE_SERIALS_EXHAUSTED" and info.metadata["prefix"] == prefix
+    assert info.metadata["max_serial"] == "99"
+    assert stub.ListBadges(pb.ListBadgesRequest(supervisor=appt.supervisor)).total_size == 0
