@@ -364,6 +364,22 @@ def _windows(plan_row: wm.CertPlan) -> list[SessionWindow]:
     ]
 
 
+def _unmask_people(data: PlanIn, stored: wm.CertPlan) -> None:
+    """A read-modify-write client sends back the masked ID numbers it was shown: keep the stored number for
+    the same person (session, list, name, masked form); anything else masked is left to fail validation."""
+    known: dict[tuple[str, str, str, str], str] = {}
+    for s in stored.sessions:
+        for kind in ("examiners", "staff"):
+            for x in s[kind]:
+                if x["id_number"]:
+                    known[(s["session_id"], kind, x["display_name"], id_number.mask(x["id_number"]))] = x["id_number"]
+    for s in data.sessions:
+        for kind, people in (("examiners", s.examiners), ("staff", s.staff)):
+            for x in people:
+                if "*" in x.id_number:
+                    x.id_number = known.get((s.session_id, kind, x.display_name, x.id_number), x.id_number)
+
+
 def plan_pb(row: wm.CertPlan) -> pb.Plan:
     modes = [CertificationMode(m) for m in row.modes]
     out = pb.Plan(
@@ -816,6 +832,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         if current is None:
             raise NotFound(request.plan.name)
         data.institution = current.institution  # the institution of a plan never changes
+        _unmask_people(data, current)
         try:
             plans.validate_plan(data, policy=self.policy)
         except ProblemsError as e:

@@ -270,3 +270,78 @@ def test_suspension_decided_under_art27_suspends_the_appointment_and_blocks_disp
             client_request_id="dispatch-sun"), metadata=h.md(h.HAIDIAN))  # fmt: skip
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(e.value)[0] == "TEAM_CHECK_FAILED"
+
+
+def test_replace_and_cancel_keep_the_reason_and_recheck_the_team_art14_art20(clients, world):
+    c, s = clients, world["sups"]
+    c.set_clock(dt.datetime(2026, 4, 1, 9, tzinfo=SHANGHAI))
+    plan = make_plan(c, world, D(2026, 4, 8), candidates=120)
+    d = dispatch(c, plan, ["张督导", "王督导"], world)
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.ReplaceDispatchMember(
+            spb.ReplaceDispatchMemberRequest(
+                name=d.name, supervisor=s["王督导"][0], replacement=s["赵督导"][0], reason=""
+            )
+        )
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    replaced = c.sv.ReplaceDispatchMember(spb.ReplaceDispatchMemberRequest(
+        name=d.name, supervisor=s["王督导"][0], replacement=s["赵督导"][0], reason="王督导临时请假"),
+        metadata=h.md(h.HAIDIAN)).dispatch  # fmt: skip
+    states = {m.supervisor: (m.state, m.replaced_by, m.replace_reason) for m in replaced.members}
+    assert states[s["王督导"][0]] == (spb.MEMBER_STATE_REPLACED, s["赵督导"][0], "王督导临时请假")
+    assert states[s["赵督导"][0]][0] == spb.MEMBER_STATE_ACTIVE
+    assert not replaced.advisory_findings  # 120 candidates: no advice for a third supervisor (D7)
+    cancelled = c.sv.CancelDispatch(
+        spb.CancelDispatchRequest(name=d.name, reason="评价计划延期"), metadata=h.md(h.HAIDIAN)
+    ).dispatch
+    assert (cancelled.state, cancelled.cancel_reason) == (spb.DISPATCH_STATE_CANCELLED, "评价计划延期")
+    listed = c.sv.ListDispatches(spb.ListDispatchesRequest(plan=plan.name)).dispatches
+    assert listed == []
+    listed = c.sv.ListDispatches(spb.ListDispatchesRequest(plan=plan.name, include_cancelled=True)).dispatches
+    assert [x.name for x in listed] == [d.name]
+
+
+def test_todays_dispatches_overdue_list_and_plan_update_art23_d5(clients, world, wf_stack):
+    c = clients
+    c.set_clock(dt.datetime(2026, 5, 6, 9, tzinfo=SHANGHAI))
+    plan = make_plan(c, world, D(2026, 5, 7), title="2026年第二期焊工（三级）职业技能等级认定")
+    d = dispatch(c, plan, ["张督导", "王督导"], world, sessions=["S2"])
+    assert d.record_due_date == "2026-05-13"  # 2026-05-09 (Saturday) is a make-up working day
+    today = c.sv.ListDispatches(spb.ListDispatchesRequest(date="2026-05-07", dispatching_agency="agencies/08"))
+    assert d.name in [x.name for x in today.dispatches]
+    assert c.sv.ListDispatches(spb.ListDispatchesRequest(date="2026-05-08", plan=plan.name)).dispatches == []
+    c.set_clock(dt.datetime(2026, 5, 18, 9, tzinfo=SHANGHAI))  # 3 working days after the due date
+    overdue = [i for i in c.sv.ListOverdue(spb.ListOverdueRequest(district="08")).items if i.dispatch == d.name]
+    assert sorted((i.kind, i.supervisor, i.overdue_working_days) for i in overdue) == [
+        ("feedback", world["sups"]["张督导"][0], 3),
+        ("feedback", world["sups"]["王督导"][0], 3),
+        ("record", "", 3),
+    ]
+    od = c.sv.ListDispatches(spb.ListDispatchesRequest(plan=plan.name, overdue_only=True)).dispatches
+    assert [x.name for x in od] == [d.name]
+    status = c.sv.GetPlanStatus(spb.GetPlanStatusRequest(plan=plan.name))
+    assert status.dispatches[0].record_overdue and status.dispatches[0].feedback_overdue
+    # The operator CLI shows the same.
+    from typer.testing import CliRunner
+
+    from supervisionctl.supervision_cmds import app
+
+    env = {"BJSV_REGISTRY_TARGET": wf_stack.config.target("registry"), "COLUMNS": "240"}
+    out = CliRunner().invoke(app, ["overdue", "--district", "08", "--json"], env=env)
+    assert out.exit_code == 0, out.output
+    assert d.name in out.output and '"overdue_working_days": 3' in out.output
+    out = CliRunner().invoke(app, ["today", "--date", "2026-05-07"], env=env)
+    assert out.exit_code == 0 and d.name in out.output, out.output
+    out = CliRunner().invoke(app, ["plan-status", plan.name], env=env)
+    assert out.exit_code == 0 and "焊工" in out.output, out.output
+    out = CliRunner().invoke(app, ["plan-status", "plans/99999"], env=env)
+    assert out.exit_code == 1 and "NOT_FOUND" in out.output
+    # Optimistic concurrency on plan updates.
+    changed = spb.Plan()
+    changed.CopyFrom(plan)
+    changed.candidate_count = 260
+    updated = c.sv.UpdatePlan(spb.UpdatePlanRequest(plan=changed)).plan
+    assert (updated.candidate_count, updated.etag) == (260, "2")
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.UpdatePlan(spb.UpdatePlanRequest(plan=changed))  # stale etag "1"
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
