@@ -70,8 +70,12 @@ class DocumentFetcher:
         file_name = (meta.file_name if meta and meta.file_name else f"{name.replace('/', '-')}.pdf")
         return file_name, b"".join(chunks)
 
-    async def district_report(self, data: bytes) -> tuple[str, str, bytes]:
-        """Find or render the district report (第二十四条); (document name, file name, bytes)."""
+    async def district_report(self, data: bytes, *, may_render: bool) -> tuple[str, str, bytes]:
+        """Find or render the district report (第二十四条); (document name, file name, bytes).
+
+        The documents service renders it itself on period.closed; we look it up first and, while
+        ``may_render`` is false, wait for it (retryable DOCUMENT_NOT_READY) instead of rendering a twin.
+        """
         report = documents_pb2.DistrictReportData.FromString(data)
         try:
             found = await self._stub().ListDocuments(documents_pb2.ListDocumentsRequest(
@@ -81,6 +85,8 @@ class DocumentFetcher:
                 doc = found.documents[0]
                 file_name, content = await self.get(doc.name)
                 return doc.name, file_name, content
+            if not may_render:
+                raise SendError("DOCUMENT_NOT_READY", f"{report.name} not rendered yet")
             resp = await self._stub().RenderDistrictReport(documents_pb2.RenderDistrictReportRequest(
                 report=report, include_content=True), timeout=self.timeout)
         except grpc.aio.AioRpcError as e:

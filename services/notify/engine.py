@@ -253,7 +253,9 @@ class Notifier:
             raise SendError("DOCUMENT_UNAVAILABLE", "documents service not configured")
         if item["document_id"]:
             return await self.documents.get(item["document_id"])
-        _name, file_name, content = await self.documents.district_report(item["attachment_request"])
+        # give the documents service's own period.closed consumer two attempts before rendering ourselves
+        _name, file_name, content = await self.documents.district_report(
+            item["attachment_request"], may_render=item["attempts"] >= 3 or item["attempts"] >= self.retry.max_attempts)
         return file_name, content
 
     async def run_delivery(self) -> None:

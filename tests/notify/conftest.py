@@ -33,11 +33,11 @@ class NotifyEnv:
 async def start_inprocess(data_dir, nats_url: str, smtp: SmtpSink, **overrides):
     os.environ.pop("BJSV_CALENDAR_FILE", None)
     port = free_port()
-    settings = NotifySettings(
+    values = dict(
         data_dir=data_dir, notify_port=port, nats_url=nats_url, smtp_host="127.0.0.1", smtp_port=smtp.port,
         notify_clock="fixed:2025-09-29T10:00:00+08:00", notify_tick_interval=0.05, notify_retry_base_delay=0.05,
-        notify_retry_max_attempts=3, notify_delivery_lease=2.0, documents_port=free_port(), shutdown_grace=0.5,
-        **overrides)
+        notify_retry_max_attempts=3, notify_delivery_lease=2.0, documents_port=free_port(), shutdown_grace=0.5)
+    settings = NotifySettings(**{**values, **overrides})
     svc = build(settings)
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(svc, ready=ready, stop=stop))
