@@ -345,3 +345,40 @@ def test_todays_dispatches_overdue_list_and_plan_update_art23_d5(clients, world,
     with pytest.raises(grpc.RpcError) as e:
         c.sv.UpdatePlan(spb.UpdatePlanRequest(plan=changed))  # stale etag "1"
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_institution_dispatches_its_internal_supervisors_like_external_ones_art14_art25(clients, world):
+    c, inst = clients, world["inst"]
+    mine = [h.internal_supervisor(c, n, inst) for n in ("陈内督", "林内督")]
+    c.set_clock(dt.datetime(2026, 6, 1, 9, tzinfo=SHANGHAI))
+    plan = make_plan(c, world, D(2026, 6, 2), candidates=60)
+    who = (inst, "institution")
+    req = spb.CreateDispatchRequest(
+        dispatch=spb.Dispatch(plan=plan.name, dispatching_agency=inst, form=spb.SUPERVISION_FORM_ON_SITE),
+        selection=spb.TEAM_SELECTION_MANUAL, supervisors=mine, client_request_id="internal-1")  # fmt: skip
+    d = c.sv.CreateDispatch(req, metadata=h.md(who)).dispatch
+    assert d.scope == spb.DISPATCH_SCOPE_INTERNAL and d.record_due_date == "2026-06-09"
+    # An institution cannot dispatch external supervisors (第十四条, D8).
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.CreateDispatch(spb.CreateDispatchRequest(
+            dispatch=spb.Dispatch(plan=plan.name, dispatching_agency=inst, form=spb.SUPERVISION_FORM_ON_SITE),
+            selection=spb.TEAM_SELECTION_MANUAL, supervisors=[world["sups"]["张督导"][0], world["sups"]["王督导"][0]],
+            client_request_id="internal-2"), metadata=h.md(who))  # fmt: skip
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Internal supervisors fill the same record (第二十五条); Annex 4 is about external supervisors only.
+    c.set_clock(dt.datetime(2026, 6, 3, 9, tzinfo=SHANGHAI))
+    rec = submit(c, d, mine[0], "internal-rec", sign="2026-06-02").record
+    assert rec.version == 1 and not rec.findings
+    fb = spb.SupervisorFeedback(
+        dispatch=d.name,
+        supervisor=mine[1],
+        entry_time=h.at(D(2026, 6, 2), 8),
+        exit_time=h.at(D(2026, 6, 2), 18),
+        badge_worn=spb.ANSWER_VALUE_YES,
+        duties_performed=spb.ANSWER_VALUE_YES,
+        integrity_kept=spb.ANSWER_VALUE_YES,
+        signed_by="李主任",
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.SubmitFeedback(spb.SubmitFeedbackRequest(feedback=fb, client_request_id="internal-fb"))
+    assert error_reason(e.value)[0] == "FEEDBACK_EXTERNAL_ONLY"

@@ -162,3 +162,18 @@ def answers(n: int, no: dict[int, str] | None = None) -> list[spb.ChecklistAnswe
 
 def request_id(prefix: str) -> str:
     return f"{prefix}-{next(_seq)}"
+
+
+def internal_supervisor(c: Clients, name: str, institution_name: str, start: str = "2025-06-01") -> str:
+    """Register and appoint an internal supervisor (内督员) of an institution (第八条, 第十二条)."""
+    number = new_id_number(dt.date(1978, 8, 8))
+    org = (institution_name, "institution")
+    sup = c.registry.RegisterSupervisor(rpb.RegisterSupervisorRequest(supervisor=rpb.Supervisor(
+        full_name=name, gender=rpb.GENDER_MALE, birth_date="1978-08-08", id_number=number,
+        type=rpb.SUPERVISOR_TYPE_INTERNAL, level=rpb.SUPERVISOR_LEVEL_INSTITUTION, institution=institution_name,
+        phone="13900000000", photo=photo(), attestations=ATTESTED,
+        training=rpb.TrainingAssessment(passed=True, assessed_by=institution_name, assessed_date="2025-05-01"),
+    )), metadata=md(org)).supervisor  # fmt: skip
+    c.registry.AppointSupervisor(rpb.AppointSupervisorRequest(supervisor=sup.name, start_date=start,
+                                                              appointed_by="机构负责人"), metadata=md(org))  # fmt: skip
+    return sup.name
