@@ -179,10 +179,11 @@ class OutboxRelay:
         self.published += n
         return n
 
-    async def _publish(self, rows: list[tuple[int, str, str, bytes]]) -> None:
+    async def _publish(self, rows: list[tuple[int, str, str, bytes, str | None]]) -> None:
         futures = []
-        for _seq, event_id, subject, envelope in rows:
-            futures.append(await self.bus.js.publish_async(subject, envelope, headers={MSG_ID: event_id}))
+        for _seq, event_id, subject, envelope, trace_id in rows:
+            headers = {MSG_ID: event_id, TRACE_HEADER: trace_id or ""}
+            futures.append(await self.bus.js.publish_async(subject, envelope, headers=headers))
         # An ack lost while NATS restarts never resolves: give up on the batch (cancelling the futures frees
         # their publish slots) and retry it — Nats-Msg-Id makes the retry idempotent.
         await asyncio.wait_for(asyncio.gather(*futures), timeout=self.ack_timeout)

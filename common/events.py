@@ -37,6 +37,7 @@ def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("event_id", sa.String(36), nullable=False, unique=True),
         sa.Column("nats_subject", sa.String(200), nullable=False),
         sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("trace_id", sa.String(64), nullable=True),  # also sent as a NATS header, for log correlation
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.Index("ix_outbox_unpublished", "published_at", "seq"),
@@ -82,6 +83,7 @@ def record_event(session: Session, *, type: str, subject: str, payload: pb_messa
         "event_id": env.event_id,
         "nats_subject": subject_for(source, type),
         "envelope": env.SerializeToString(),
+        "trace_id": env.trace_id,
         "created_at": now,
     }
     # Rows are inserted in one statement just before the transaction commits (Database's before_commit
@@ -127,9 +129,10 @@ def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[M]) -> M:
 # -- relay side: read and mark outbox rows --------------------------------------------------------------
 
 
-def unpublished(session: Session, *, limit: int, lock: bool) -> list[tuple[int, str, str, bytes]]:
+def unpublished(session: Session, *, limit: int, lock: bool) -> list[tuple[int, str, str, bytes, str | None]]:
     t = _TABLES[OUTBOX]
-    q = sa.select(t.c.seq, t.c.event_id, t.c.nats_subject, t.c.envelope).where(t.c.published_at.is_(None))
+    q = sa.select(t.c.seq, t.c.event_id, t.c.nats_subject, t.c.envelope, t.c.trace_id)
+    q = q.where(t.c.published_at.is_(None))
     q = q.order_by(t.c.seq).limit(limit)
     if lock:
         q = q.with_for_update(skip_locked=True)
