@@ -38,8 +38,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 class NatsServer:
     """One nats-server process with JetStream, its store under `store_dir`, bound to `host`."""
 
-    def __init__(self, *, store_dir: Path, port: int, host: str = "127.0.0.1", log_file: Path | None = None,
-                 name: str = "bjsv-embedded") -> None:
+    def __init__(
+        self,
+        *,
+        store_dir: Path,
+        port: int,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        name: str = "bjsv-embedded",
+    ) -> None:
         self.store_dir = store_dir
         self.port = port
         self.host = host
@@ -52,8 +59,18 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [nats_server_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir),
-               "--server_name", self.name]
+        cmd = [
+            nats_server_binary(),
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store_dir),
+            "--server_name",
+            self.name,
+        ]
         if self.log_file:
             cmd += ["-l", str(self.log_file)]
         return cmd

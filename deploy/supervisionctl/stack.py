@@ -96,8 +96,9 @@ class Stack:
                 "or set BJSV_<SERVICE>_PORT."
             )
         if cfg.external_nats_url is None:
-            self.nats = NatsServer(store_dir=cfg.data_dir / "nats", port=cfg.nats_port, host=cfg.host,
-                                   log_file=cfg.log_dir / "nats.log")
+            self.nats = NatsServer(
+                store_dir=cfg.data_dir / "nats", port=cfg.nats_port, host=cfg.host, log_file=cfg.log_dir / "nats.log"
+            )
             try:
                 self.nats.start(detach=detach)
             except RuntimeError as e:
