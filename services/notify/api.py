@@ -256,6 +256,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     async def RunDueTimers(self, request, context):
         await self.n.refresh_clock()
         await self.n.retry_blocked()  # a calendar configured since may unblock deadlines (D5)
+        await self.n.check_calendar_horizon()
         ids = await self.n.fire_due()
         rows = await self.db.read(repo.get_notifications, ids)
         return notify_pb2.RunDueTimersResponse(fired_count=len(ids), notifications=await self._notifications(rows))

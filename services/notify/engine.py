@@ -11,6 +11,7 @@ notification single.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 import uuid
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.db import Database
-from common.workdays import WorkdayCalendar, default_calendar
+from common.workdays import CalendarNotCovered, WorkdayCalendar, default_calendar
 from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
 from services.notify.domain.clock import ClockMode, SettableClock
 from services.notify.domain.delivery import RetryPolicy, SendError, after_failure
-from services.notify.domain.model import Channel, Reaction
+from services.notify.domain.model import AlertDraft, Channel, Reaction
 from services.notify.domain.reactions import schedule_deadline
 from services.notify.domain.schedule import SchedulePolicy
 from services.notify.storage import repository as repo
@@ -38,6 +39,7 @@ class EngineOptions:
     concurrency: int = 8
     tick_interval: float = 1.0
     blocked_retry_every: float = 60.0
+    calendar_horizon_days: int = 60
 
 
 class Notifier:
@@ -158,6 +160,19 @@ class Notifier:
                 done += 1
         return done
 
+    async def check_calendar_horizon(self) -> bool:
+        """Alert the operator ahead of time when the coming months reach a year no calendar covers (D5)."""
+        horizon = self.clock.today() + dt.timedelta(days=self.options.calendar_horizon_days)
+        calendar = self.calendar()
+        missing = [y for y in range(self.clock.today().year, horizon.year + 1) if not calendar.covers(y)]
+        if not missing:
+            return False
+        alerts = [AlertDraft(key=f"CALENDAR_NOT_COVERED/{y}/horizon", code="CALENDAR_NOT_COVERED",
+                             message=f"{CalendarNotCovered(y).message_zh}；{self.options.calendar_horizon_days}天内的"
+                                     f"第二十三条期限将落入该年度", subject=f"calendars/{y}", year=y) for y in missing]
+        await self.apply(Reaction(alerts=alerts))
+        return True
+
     async def run_scheduler(self) -> None:
         self.bind_loop()
         while True:
@@ -167,6 +182,7 @@ class Notifier:
                 if self.wall() - self._last_blocked_retry >= self.options.blocked_retry_every:
                     self._last_blocked_retry = self.wall()
                     await self.retry_blocked()
+                    await self.check_calendar_horizon()
             except asyncio.CancelledError:
                 raise
             except Exception:  # e.g. DB busy; the next tick retries, timers stay pending

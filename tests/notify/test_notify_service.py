@@ -247,3 +247,15 @@ async def test_cli_notify_preview_shows_what_would_be_sent_and_sends_nothing(not
     assert (await inbox(env, "supervisors/600")).total_size == 1     # nothing was sent
     bad = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "tomorrow"], env=run_env)
     assert bad.exit_code == 2
+
+
+async def test_operator_is_alerted_60_days_before_deadlines_reach_an_uncovered_year_d5(notify_env):
+    env = notify_env
+    await set_clock(env, 2026, 11, 15, 9)
+    await env.stub.RunDueTimers(K.RunDueTimersRequest())
+    r = await env.stub.ListOperatorAlerts(K.ListOperatorAlertsRequest(code="CALENDAR_NOT_COVERED"))
+    horizon = [a for a in r.alerts if a.subject == "calendars/2027"]
+    assert len(horizon) == 1 and horizon[0].year == 2027
+    await env.stub.RunDueTimers(K.RunDueTimersRequest())          # raised once, not on every tick
+    r = await env.stub.ListOperatorAlerts(K.ListOperatorAlertsRequest(code="CALENDAR_NOT_COVERED"))
+    assert len([a for a in r.alerts if a.subject == "calendars/2027"]) == 1
