@@ -382,3 +382,34 @@ def test_institution_dispatches_its_internal_supervisors_like_external_ones_art1
     with pytest.raises(grpc.RpcError) as e:
         c.sv.SubmitFeedback(spb.SubmitFeedbackRequest(feedback=fb, client_request_id="internal-fb"))
     assert error_reason(e.value)[0] == "FEEDBACK_EXTERNAL_ONLY"
+
+
+def test_correction_recorded_before_the_deadline_closes_the_case_and_nothing_escalates_art26(clients, world):
+    c = clients
+    inst = h.institution(c, "1100013002", "北京某某职业技能培训学校", "05")  # no case history (D13 repeats climb)
+    c.set_clock(dt.datetime(2026, 7, 1, 9, tzinfo=SHANGHAI))
+    opened = spb.PenaltyCase(
+        subject_kind=spb.CASE_SUBJECT_KIND_INSTITUTION,
+        subject=inst,
+        triggers=[spb.CASE_TRIGGER_REFUSED_IMPROVEMENT],
+        description="未按督导意见整改考场布置",
+    )
+    case = c.sv.OpenCase(
+        spb.OpenCaseRequest(penalty_case=opened, client_request_id="case-fix"), metadata=h.md(h.CITY)
+    ).penalty_case
+    assert case.recommendation.sanction_text == "通报批评并责令改正" and not case.immediate_report_raised
+    decision = spb.CaseDecision(
+        rung=spb.PENALTY_RUNG_CRITICISM_AND_CORRECTION, official="刘主任", correction_deadline="2026-07-10"
+    )
+    c.sv.RecordCaseDecision(spb.RecordCaseDecisionRequest(name=case.name, decision=decision), metadata=h.md(h.CITY))
+    c.set_clock(dt.datetime(2026, 7, 9, 9, tzinfo=SHANGHAI))
+    fixed = c.sv.RecordCorrection(
+        spb.RecordCorrectionRequest(name=case.name, note="已重新布置考场并报送照片"), metadata=h.md(h.CITY)
+    ).penalty_case
+    assert fixed.state == spb.CASE_STATE_CLOSED and fixed.correction_note == "已重新布置考场并报送照片"
+    c.set_clock(dt.datetime(2026, 7, 20, 9, tzinfo=SHANGHAI))
+    sweep = c.sv.RunSweep(spb.RunSweepRequest(), metadata=h.md(h.OPERATOR))
+    assert case.name not in sweep.escalated_cases
+    assert case.district == "05"
+    listed = c.sv.ListCases(spb.ListCasesRequest(subject=inst, state=spb.CASE_STATE_CLOSED)).cases
+    assert case.name in [x.name for x in listed]
