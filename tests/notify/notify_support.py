@@ -231,7 +231,7 @@ class NotifyProcess:
         return ch, notify_pb2_grpc.NotifyServiceStub(ch)
 
 
-async def wait_for(predicate, limit: float = 10.0, interval: float = 0.05, what: str = "condition"):
+async def wait_for(predicate, limit: float = 30.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + limit
     while True:
         value = await predicate()

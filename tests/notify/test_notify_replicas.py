@@ -38,13 +38,13 @@ async def _two_replicas_deliver_exactly_once(nats_server, data_dir, first: int, 
         async def all_in():
             r = await b.ListNotifications(K.ListNotificationsRequest(recipient=INSTITUTION, page_size=1))
             return r.total_size >= N
-        await wait_for(all_in, limit=30, what="dispatch notices")
+        await wait_for(all_in, limit=60, what="dispatch notices")
         # the reminder day, set on replica B; both replicas fire at once
         await b.SetClock(K.SetClockRequest(fixed_time=support.ts(dt.datetime(2025, 10, 11, 9, tzinfo=SHANGHAI))))
         await asyncio.gather(a.RunDueTimers(K.RunDueTimersRequest()), b.RunDueTimers(K.RunDueTimersRequest()),
                              a.RunDueTimers(K.RunDueTimersRequest()))
         expected_mails = N + 2 * N       # dispatch notice + one Annex 4 reminder per supervisor
-        await wait_for(lambda: _ge(len(smtp.keys()), expected_mails), limit=30, what="mails")
+        await wait_for(lambda: _ge(len(smtp.keys()), expected_mails), limit=60, what="mails")
         await asyncio.sleep(0.5)
         keys = smtp.keys()
         assert len(keys) == expected_mails and len(set(keys)) == expected_mails

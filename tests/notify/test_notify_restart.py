@@ -49,7 +49,7 @@ async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_
             await stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient=r, email=email)))
         for n in dispatches:
             await publish(nc.jetstream(), support.dispatch_created(n, end=dt.date(2025, 9, 30)))
-        await wait_for(lambda: _ge(len(smtp.keys()), 15), limit=20, what="15 dispatch mails")  # 10 members + 5
+        await wait_for(lambda: _ge(len(smtp.keys()), 15), limit=60, what="15 dispatch mails")  # 10 members + 5
 
         async def pending():
             t = await stub.ListTimers(K.ListTimersRequest(state=K.TIMER_STATE_PENDING, page_size=500))
@@ -69,7 +69,7 @@ async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_
         # restart on the reminder day (the make-up Saturday 2025-10-11): 20 reminders + 10 resent mails
         proc.start(BJSV_NOTIFY_CLOCK="fixed:2025-10-11T09:00:00+08:00")
         ch, stub = proc.stub()
-        await wait_for(lambda: _ge(len(smtp.keys()), 45), limit=20, what="45 mails after restart")
+        await wait_for(lambda: _ge(len(smtp.keys()), 45), limit=60, what="45 mails after restart")
 
         async def all_email_delivered():
             r = await stub.ListNotifications(K.ListNotificationsRequest(recipient=inst, page_size=50))

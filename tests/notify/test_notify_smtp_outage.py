@@ -33,7 +33,7 @@ async def test_smtp_down_retries_then_dead_letters_with_reason_and_redelivers_on
         async def dead():
             r = await stub.ListDeadLetters(K.ListDeadLettersRequest(channel=K.CHANNEL_EMAIL))
             return r.dead_letters if len(r.dead_letters) == 5 else None
-        letters = await wait_for(dead, limit=15, what="5 dead letters")
+        letters = await wait_for(dead, limit=40, what="5 dead letters")
         assert all(d.attempts == 3 and d.reason.startswith("SMTP_UNAVAILABLE") for d in letters)
         assert {d.recipient for d in letters} == {INST}
         inbox = await stub.ListNotifications(K.ListNotificationsRequest(recipient=INST))
