@@ -141,14 +141,15 @@ def upsert_timer(session: Session, spec: TimerSpec, *, now_ts: float, source_eve
             state="pending", fire_ts=values["fire_ts"], draft=values["draft"], group_key=spec.group, done_ts=None))
 
 
-def upsert_timers(session: Session, specs: Sequence[TimerSpec], *, now_ts: float, source_event_id: str = "") -> None:
-    """Bulk upsert_timer: new keys inserted, cancelled ones with the same key revived, fired ones left alone."""
+def upsert_timers(session: Session, specs: Sequence[tuple[TimerSpec, str]], *, now_ts: float) -> None:
+    """Bulk upsert_timer of (spec, source event id): new keys inserted, cancelled ones with the same key
+    revived, fired ones left alone."""
     if not specs:
         return
     rows = {s.key: dict(key=s.key, group_key=s.group, kind=s.draft.kind.value, recipient=s.draft.recipient,
                         subject=s.draft.subject, due_date=s.draft.due_date.isoformat() if s.draft.due_date else "",
                         fire_ts=s.fire_at.timestamp(), state="pending", draft=draft_to_json(s.draft),
-                        source_event_id=source_event_id, created_ts=now_ts, done_ts=None) for s in specs}
+                        source_event_id=event_id, created_ts=now_ts, done_ts=None) for s, event_id in specs}
     table = Timer.__table__
     dialect = session.get_bind().dialect.name
     values = list(rows.values())
@@ -188,7 +189,7 @@ def apply_reaction(session: Session, /, *, reaction: Reaction, now_ts: float, wa
     for prefix in reaction.cancel_group_prefixes:
         session.execute(sa.update(Timer).where(Timer.group_key.startswith(prefix, autoescape=True),
                                                Timer.state == "pending").values(state="cancelled", done_ts=now_ts))
-    upsert_timers(session, reaction.timers, now_ts=now_ts, source_event_id=event_id)
+    upsert_timers(session, [(t, event_id) for t in reaction.timers], now_ts=now_ts)
     created = []
     for draft in reaction.notifications:
         nid = add_notification(session, draft, now_ts=now_ts, wall_ts=wall_ts, channels=channels,
@@ -226,15 +227,20 @@ def apply_reactions(session: Session, /, *, items: Sequence[tuple[str, Reaction 
     now = dt.datetime.now(dt.UTC)
     session.execute(processed.insert(), [dict(consumer=consumer, event_id=e, processed_at=now) for e, _, _ in fresh])
     drafts: list[tuple[NotificationDraft, str, float | None, bytes | None]] = []
+    timers: list[tuple[TimerSpec, str]] = []   # consecutive timer upserts are merged into bulk statements
     for event_id, reaction, event_wall_ts in fresh:
-        if reaction.cancel_groups or reaction.cancel_group_prefixes or reaction.timers or reaction.alerts \
-                or reaction.blocked:
+        if reaction.cancel_groups or reaction.cancel_group_prefixes or reaction.alerts or reaction.blocked:
+            # keep the event order: timers of earlier events first, then this event's cancellations
+            upsert_timers(session, timers, now_ts=now_ts)
+            timers = []
             apply_reaction(session, reaction=Reaction(
-                timers=reaction.timers, cancel_groups=reaction.cancel_groups,
-                cancel_group_prefixes=reaction.cancel_group_prefixes, alerts=reaction.alerts,
-                blocked=reaction.blocked), now_ts=now_ts, wall_ts=wall_ts, channels=channels, event_id=event_id)
+                cancel_groups=reaction.cancel_groups, cancel_group_prefixes=reaction.cancel_group_prefixes,
+                alerts=reaction.alerts, blocked=reaction.blocked),
+                now_ts=now_ts, wall_ts=wall_ts, channels=channels, event_id=event_id)
+        timers += [(t, event_id) for t in reaction.timers]
         drafts += [(d, event_id, event_wall_ts, reaction.attachment_requests.get(d.key))
                    for d in reaction.notifications]
+    upsert_timers(session, timers, now_ts=now_ts)
     return add_notifications(session, drafts, now_ts=now_ts, wall_ts=wall_ts, channels=channels)
 
 
