@@ -29,6 +29,7 @@ def workflow_env(**extra: str) -> dict[str, str]:
         "BJSV_SUPERVISION_TEST_CLOCK": "1",
         "BJSV_SUPERVISION_SWEEP_INTERVAL": "0",
         "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
+        "BJSV_SHUTDOWN_GRACE": "2",
         **extra,
     }
 
