@@ -820,7 +820,7 @@ def issue_badge(
     if existing and not replace_existing:
         raise AlreadyExists(
             "BADGE_ALREADY_ISSUED", f"本聘期已颁发证卡{existing[0].code}；补发须注明换发（replace_existing）",
-            resource_name=f"badges/{existing[0].code}",
+            field_name="appointment", resource_name=f"badges/{existing[0].code}",
         )  # fmt: skip
     for old in existing:
         _revoke_badge_row(session, old, reason="补发/换发证卡", decided_by="", now=now)
