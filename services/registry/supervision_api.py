@@ -444,6 +444,7 @@ def dispatch_pb(d: wm.Dispatch, members: list[wm.DispatchMember], plan_row: wm.C
         institution=plan_row.institution,
         institution_name=plan_row.institution_name,
         district=d.district,
+        rule_decisions=d.decisions,
     )
     for f in d.advisory_findings:
         out.advisory_findings.append(
@@ -563,6 +564,7 @@ def recommendation_pb(r: dict[str, Any]) -> pb.CaseRecommendation:
         serious=r["serious"],
         rule_ids=r["rule_ids"],
         rule_set_version=r["rule_set_version"],
+        rule_decisions=r.get("decisions", []),
     )
     if r.get("evaluate_time"):
         out.evaluate_time.CopyFrom(_ts(dt.datetime.fromisoformat(r["evaluate_time"])))

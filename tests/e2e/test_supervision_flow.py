@@ -268,6 +268,8 @@ def test_propose_and_dispatch_record_the_seed_and_the_advice_for_a_third_supervi
     assert advice and advice[0].severity == spb.FINDING_SEVERITY_ADVISORY
     assert d.form == spb.SUPERVISION_FORM_RECORDS_REVIEW and d.record_due_date == d.feedback_due_date == "2026-12-09"
     assert (d.plan_title, d.institution_name, d.district) == (PLAN_TITLE, INSTITUTION_NAME, "08")
+    # D15: the rules decisions behind the team check are kept (one per supervised session: S1, S2)
+    assert len(d.rule_decisions) == 2 and all(x.startswith("decisions/") for x in d.rule_decisions)
 
 
 def test_supervisor_who_examines_in_the_same_session_is_refused_art16(flow):
@@ -294,7 +296,7 @@ def test_records_review_item_12_no_is_a_finding_and_an_art26_case_d11_d14(flow):
     r = case.recommendation
     assert (r.rung, r.sanction_text, r.article) == (spb.PENALTY_RUNG_CRITICISM_AND_CORRECTION, "通报批评并责令改正",
                                                     "第二十六条")  # fmt: skip
-    assert r.rule_set_version
+    assert r.rule_set_version and r.rule_decisions and r.rule_decisions[0].startswith("decisions/")
 
 
 def test_official_decision_then_missed_deadline_escalates_one_rung_art26_d13(flow):

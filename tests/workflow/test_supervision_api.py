@@ -4,22 +4,55 @@ ladder (第二十六条, D13) and period close (D10)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import time
 
 import grpc
+import nats
 import pytest
 import wf_helpers as h
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import registry_pb2 as rpb
+from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack, StackConfig
 
 D = dt.date
+
+
+def eventually_events(url: str, type_: str, subject: str, timeout: float = 15.0) -> list:
+    """Payloads of the events of a type about a subject on BJSV_REGISTRY, once the outbox relay published them."""
+
+    async def read() -> list:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info("BJSV_REGISTRY")
+            out = []
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                env = envelope_pb2.EventEnvelope()
+                env.ParseFromString((await js.get_msg("BJSV_REGISTRY", seq)).data)
+                if env.type == type_ and env.subject == subject:
+                    msg = ev.ImmediateReportRaised() if type_ == "immediate_report.raised" else None
+                    env.payload.Unpack(msg)
+                    out.append(msg)
+            return out
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = asyncio.run(read())
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def error_reason(e: grpc.RpcError) -> tuple[str, list[str]]:
@@ -220,7 +253,7 @@ def test_period_cannot_close_before_it_ends_d10(clients):
     assert error_reason(e.value)[0] == "PERIOD_NOT_ENDED"
 
 
-def test_only_the_city_centre_decides_an_institution_case_art26_d13(clients, world):
+def test_only_the_city_centre_decides_an_institution_case_art26_d13(clients, world, wf_stack):
     c = clients
     c.set_clock(dt.datetime(2026, 3, 16, 9, tzinfo=SHANGHAI))
     case = c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
@@ -230,6 +263,10 @@ def test_only_the_city_centre_decides_an_institution_case_art26_d13(clients, wor
     # (四) is serious by default: second rung and an immediate report (D13, 第二十四条).
     assert case.recommendation.rung == spb.PENALTY_RUNG_DISCIPLINARY_RECOMMENDATION
     assert case.immediate_report_raised
+    reports = eventually_events(wf_stack.config.nats_url, "immediate_report.raised", case.name)
+    (report,) = reports
+    assert report.reporting_agency == "agencies/08" and "第二十四条" in report.summary
+    assert [(r.party, r.role) for r in report.recipients] == [("agencies/A", "city_centre")]
     decision = spb.CaseDecision(rung=spb.PENALTY_RUNG_DISCIPLINARY_RECOMMENDATION, official="市中心 刘主任")
     with pytest.raises(grpc.RpcError) as e:
         c.sv.RecordCaseDecision(
