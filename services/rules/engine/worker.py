@@ -74,6 +74,8 @@ def worker_main(conn: Connection) -> None:
                 _trim()
                 since_trim = 0
         elif op == "stats":
+            _trim()  # report the resting RSS (what stays between evaluations), not a batch's working set
+            since_trim = 0
             conn.send(("ok", {"pid": os.getpid(), "rss_kb": rss_kb(), "evaluations": host.evaluations,
                               "open_sessions": host.open_sessions}))
         elif op == "stop":
