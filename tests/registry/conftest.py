@@ -32,8 +32,10 @@ def pg_url_module() -> Iterator[tuple[str, str]]:
     yield url, prefix
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for schema in conn.execute(
-            sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"), {"p": f"{prefix}%"}
-        ).scalars().all():
+        for schema in (
+            conn.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"), {"p": f"{prefix}%"})
+            .scalars()
+            .all()
+        ):
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
