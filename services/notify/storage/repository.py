@@ -99,6 +99,16 @@ def _insert_ignore(session: Session, model: Any, values: dict[str, Any], *, retu
     return None
 
 
+def _bulk_insert_ignore(session: Session, table: sa.Table, rows: list[dict[str, Any]], *returning: Any) -> list:
+    """executemany INSERT … ON CONFLICT (key) DO NOTHING RETURNING … (compiled once, batched by the driver)."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+    ins = ins.on_conflict_do_nothing(index_elements=["key"]).returning(*returning)
+    return list(session.execute(ins, rows))
+
+
 def _lock(q: sa.Select, session: Session) -> sa.Select:
     if session.get_bind().dialect.name == "postgresql":
         return q.with_for_update(skip_locked=True)
@@ -151,17 +161,13 @@ def upsert_timers(session: Session, specs: Sequence[tuple[TimerSpec, str]], *, n
                         fire_ts=s.fire_at.timestamp(), state="pending", draft=draft_to_json(s.draft),
                         source_event_id=event_id, created_ts=now_ts, done_ts=None) for s, event_id in specs}
     table = Timer.__table__
-    dialect = session.get_bind().dialect.name
-    values = list(rows.values())
-    inserted: set[str] = set()
-    for i in range(0, len(values), 200):
-        ins = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(values[i:i + 200])
-        ins = ins.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
-        inserted.update(session.execute(ins).scalars())
-    for key in set(rows) - inserted:
-        v = rows[key]
-        session.execute(sa.update(Timer).where(Timer.key == key, Timer.state == "cancelled").values(
-            state="pending", fire_ts=v["fire_ts"], draft=v["draft"], group_key=v["group_key"], done_ts=None))
+    inserted = {key for (key,) in _bulk_insert_ignore(session, table, list(rows.values()), table.c.key)}
+    revive = [dict(k=key, f=rows[key]["fire_ts"], d=rows[key]["draft"], g=rows[key]["group_key"])
+              for key in set(rows) - inserted]
+    if revive:
+        session.execute(table.update().where(table.c.key == sa.bindparam("k"), table.c.state == "cancelled").values(
+            state="pending", fire_ts=sa.bindparam("f"), draft=sa.bindparam("d"), group_key=sa.bindparam("g"),
+            done_ts=None), revive)
 
 
 def add_alert(session: Session, alert: AlertDraft, *, now_ts: float) -> int | None:
@@ -261,13 +267,7 @@ def add_notifications(session: Session, drafts: Sequence[tuple[NotificationDraft
     if not rows:
         return []
     table = Notification.__table__
-    dialect = session.get_bind().dialect.name
-    created: dict[str, int] = {}
-    for i in range(0, len(rows), 200):  # SQLite's bound-parameter limit
-        chunk = rows[i:i + 200]
-        ins = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(chunk)
-        ins = ins.on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id, table.c.key)
-        created.update({key: nid for nid, key in session.execute(ins)})
+    created = {key: nid for nid, key in _bulk_insert_ignore(session, table, rows, table.c.id, table.c.key)}
     by_key = {d.key: d for d, _, _, _ in drafts}
     deliveries = [dict(notification_id=nid, channel=c.value, key=f"{key}#{c.value}", state=DeliveryState.PENDING.value,
                        attempts=0, next_attempt_ts=wall_ts, lease_until_ts=None, claimed_by="", last_error="")
