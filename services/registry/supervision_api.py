@@ -2401,8 +2401,18 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                     )
                 ],
             )
-        out, new = await self.db.write(self._close_period_tx, period, request.include_empty_districts)
+        out, new = await self._close(period, request.include_empty_districts)
         return pb.ClosePeriodResponse(reports=out, newly_closed=new)
+
+    async def _close(self, period: Period, include_empty: bool) -> tuple[list[pb.DistrictReport], bool]:
+        """Close once: a concurrent close (sweep task, another replica) loses on the closed_period key."""
+        try:
+            return await self.db.write(self._close_period_tx, period, include_empty)
+        except sa.exc.IntegrityError:
+            return await self.db.read(self._close_period_tx_readonly, period)
+
+    def _close_period_tx_readonly(self, session: Session, period: Period) -> tuple[list[pb.DistrictReport], bool]:
+        return [report_pb(r, self.policy.city_centre) for r in repo.reports_of_period(session, period.key)], False
 
     async def close_ended_periods(self) -> list[str]:
         today = self.today()
@@ -2414,8 +2424,8 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             None, today, first=periods.period_of(first_day, self.policy), policy=self.policy
         ):
             if await self.db.read(repo.closed_period, period.key) is None:
-                out, _ = await self.db.write(self._close_period_tx, period, False)
-                names += [r.name for r in out]
+                out, new = await self._close(period, False)
+                names += [r.name for r in out] if new else []
         return names
 
     async def GetDistrictReport(self, request: pb.GetDistrictReportRequest, context) -> pb.GetDistrictReportResponse:
