@@ -183,3 +183,54 @@ def test_list_filters_and_page_tokens(stub):
     assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT
     counts = stub.GetRegistryCounts(pb.GetRegistryCountsRequest(district_code="30"))
     assert counts.total == 3 and counts.counts[0].district_name == "北京经济技术开发区"
+
+
+def test_update_supervisor_attestations_training_photo_and_publishes_updated(stub):
+    sup = stub.RegisterSupervisor(
+        pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name="孙七", attested=False, photo=False))
+    ).supervisor
+    assert not sup.attestations and not sup.photo_sha256
+    new = pb.Supervisor(
+        name=sup.name, full_name="孙七七", phone="010-1234", photo=photo_bytes("PNG"),
+        attestations=[pb.Attestation(item=pb.ATTESTATION_ITEM_HEALTH, satisfied=True, attested_by="体检中心",
+                                     attested_date="2026-03-01")],
+        training=pb.TrainingAssessment(passed=True, assessed_by="agencies/08", assessed_date="2026-03-02"),
+    )  # fmt: skip
+    mask = {"paths": ["full_name", "phone", "photo", "attestations", "training"]}
+    out = stub.UpdateSupervisor(pb.UpdateSupervisorRequest(supervisor=new, update_mask=mask)).supervisor
+    assert (out.full_name, out.phone, out.photo_mime_type) == ("孙七七", "010-1234", "image/png")
+    assert [(a.item, a.attested_by) for a in out.attestations] == [(pb.ATTESTATION_ITEM_HEALTH, "体检中心")]
+    assert out.training.assessed_by == "agencies/08" and out.training.passed
+    bad = pb.Supervisor(name=sup.name, attestations=[pb.Attestation(item=pb.ATTESTATION_ITEM_ART9_1, satisfied=True)])
+    err = call_error(
+        stub.UpdateSupervisor, pb.UpdateSupervisorRequest(supervisor=bad, update_mask={"paths": ["attestations"]})
+    )
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT
+    assert {f for f, _ in err["violations"]} >= {"supervisor.attestations[0].attested_by"}
+    err = call_error(
+        stub.UpdateSupervisor, pb.UpdateSupervisorRequest(supervisor=bad, update_mask={"paths": ["id_number"]})
+    )
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT and err["violations"][0][0] == "update_mask"
+    err = call_error(stub.GetSupervisor, pb.GetSupervisorRequest(name="supervisors/99999"))
+    assert err["code"] == grpc.StatusCode.NOT_FOUND
+
+
+def test_update_and_list_institutions(stub):
+    inst = pb.Institution(
+        number="1100019301", type=pb.INSTITUTION_TYPE_EMPLOYER, display_name="北京某某集团", district_code="13"
+    )
+    stub.CreateInstitution(pb.CreateInstitutionRequest(institution=inst))
+    logo = photo_bytes("PNG", (120, 120))
+    out = stub.UpdateInstitution(pb.UpdateInstitutionRequest(
+        institution=pb.Institution(name="institutions/1100019301", display_name="北京某某集团有限公司", logo=logo),
+        update_mask={"paths": ["display_name", "logo"]})).institution  # fmt: skip
+    assert out.display_name == "北京某某集团有限公司" and out.logo_sha256 and not out.logo
+    full = stub.GetInstitution(pb.GetInstitutionRequest(name="institutions/1100019301", view=pb.VIEW_FULL)).institution
+    assert full.logo == logo
+    listed = stub.ListInstitutions(pb.ListInstitutionsRequest(district_code="13", type=pb.INSTITUTION_TYPE_EMPLOYER))
+    assert [i.number for i in listed.institutions] == ["1100019301"]
+    bad = pb.Institution(name="institutions/1100019301", logo=b"nope")
+    err = call_error(
+        stub.UpdateInstitution, pb.UpdateInstitutionRequest(institution=bad, update_mask={"paths": ["logo"]})
+    )
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT and err["violations"][0][0] == "institution.logo"

@@ -236,3 +236,22 @@ def test_exhausted_district_range_is_resource_exhausted_with_details_D2(stub, re
     assert info.reason == "BADGE_SERIALS_EXHAUSTED" and info.metadata["prefix"] == prefix
     assert info.metadata["max_serial"] == "99"
     assert stub.ListBadges(pb.ListBadgesRequest(supervisor=appt.supervisor)).total_size == 0
+
+
+def test_list_badges_and_appointments_by_status(stub):
+    _, appt = appointed(stub, district="06")
+    badge = stub.IssueBadge(pb.IssueBadgeRequest(appointment=appt.name)).badge
+    sup = appt.supervisor
+    active = stub.ListBadges(pb.ListBadgesRequest(supervisor=sup, status=pb.BADGE_STATUS_ACTIVE)).badges
+    assert [b.code for b in active] == [badge.code]
+    stub.SuspendAppointment(pb.SuspendAppointmentRequest(name=appt.name, reason="调查中", article="第二十七条"))
+    assert not stub.ListBadges(pb.ListBadgesRequest(supervisor=sup, status=pb.BADGE_STATUS_ACTIVE)).badges
+    suspended = stub.ListBadges(pb.ListBadgesRequest(supervisor=sup, status=pb.BADGE_STATUS_SUSPENDED)).badges
+    assert [b.code for b in suspended] == [badge.code]
+    appts = stub.ListAppointments(
+        pb.ListAppointmentsRequest(status=pb.APPOINTMENT_STATUS_SUSPENDED, district_code="06")
+    )
+    assert appt.name in [a.name for a in appts.appointments]
+    assert appts.appointments[0].status_article == "第二十七条"
+    by_year = stub.ListBadges(pb.ListBadgesRequest(district_code="06", year=TODAY.year))
+    assert badge.code in [b.code for b in by_year.badges]
