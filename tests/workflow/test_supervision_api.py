@@ -450,3 +450,28 @@ def test_correction_recorded_before_the_deadline_closes_the_case_and_nothing_esc
     assert case.district == "05"
     listed = c.sv.ListCases(spb.ListCasesRequest(subject=inst, state=spb.CASE_STATE_CLOSED)).cases
     assert case.name in [x.name for x in listed]
+
+
+def test_concurrent_submissions_create_exactly_one_record_art23(clients, world):
+    from concurrent.futures import ThreadPoolExecutor
+
+    c, zhang, wang = clients, world["sups"]["张督导"][0], world["sups"]["王督导"][0]
+    c.set_clock(dt.datetime(2026, 8, 3, 9, tzinfo=SHANGHAI))
+    plan = make_plan(c, world, D(2026, 8, 4), candidates=40)
+    d = dispatch(c, plan, ["张督导", "王督导"], world)
+    c.set_clock(dt.datetime(2026, 8, 5, 9, tzinfo=SHANGHAI))
+
+    def attempt(i: int):
+        try:
+            crid = "race-same" if i % 2 == 0 else f"race-{i}"
+            return submit(c, d, zhang if i % 2 == 0 else wang, crid, sign="2026-08-04").record.name
+        except grpc.RpcError as e:
+            return e.code()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    names = {r for r in results if isinstance(r, str)}
+    assert len(names) == 1, results
+    assert set(results) - names <= {grpc.StatusCode.ALREADY_EXISTS}
+    (name,) = names
+    assert [v.version for v in c.sv.ListRecordVersions(spb.ListRecordVersionsRequest(name=name)).versions] == [1]
