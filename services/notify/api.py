@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from services.notify.domain.clock import ClockMode
-from services.notify.domain.model import Channel, Kind
+from services.notify.domain.model import Kind
 from services.notify.engine import Notifier
 from services.notify.storage import models
 from services.notify.storage import repository as repo
@@ -35,8 +35,11 @@ def to_proto_kind(kind: str) -> int:
 
 
 def from_proto_kind(value: int) -> str:
-    name = notify_pb2.NotificationKind.Name(value)
-    return Kind(name.removeprefix("NOTIFICATION_KIND_").lower()).value
+    try:
+        name = notify_pb2.NotificationKind.Name(value)
+        return Kind(name.removeprefix("NOTIFICATION_KIND_").lower()).value
+    except ValueError:
+        raise InvalidArgument("UNKNOWN_KIND", [FieldViolation("kinds", f"未知的通知类型：{value}")]) from None
 
 
 def to_proto_channel(channel: str) -> int:
@@ -261,5 +264,3 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         rows = await self.db.read(repo.get_notifications, ids)
         return notify_pb2.RunDueTimersResponse(fired_count=len(ids), notifications=await self._notifications(rows))
 
-
-__all__ = ["Channel", "NotifyServicer"]

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -348,5 +348,3 @@ class BatchSubscription(Subscription):
         for msg in rest:
             await self._handle(bus, msg)
 
-
-Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]
