@@ -34,29 +34,29 @@ def _bootstrap():
 
 def _python() -> list[Check]:
     ok = sys.version_info >= (3, 11)
-    return [Check("Python", ok, sys.version.split()[0], "install Python 3.11 or newer")]
+    return [Check("Python", ok, sys.version.split()[0], "安装 Python 3.11 或更高版本")]
 
 
 def _packages() -> list[Check]:
     modules = ("grpc", "durable", "reportlab", "docxtpl", "nats", "sqlalchemy", "chinese_calendar")
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    detail = f"missing {missing}" if missing else "all importable"
+    detail = f"缺少 {missing}" if missing else "均可导入"
     boot = _bootstrap()
     stamp = boot.GEN / ".stamp"
     fresh = stamp.exists() and stamp.read_text() == boot.proto_digest()
     return [
-        Check("packages", not missing, detail, "python3 deploy/bootstrap.py install"),
-        Check("protobuf stubs", fresh, "up to date" if fresh else "missing or older than proto/",
-              "python3 deploy/bootstrap.py gen"),
+        Check("依赖包", not missing, detail, "执行 python3 deploy/bootstrap.py install"),
+        Check("protobuf 生成代码", fresh, "已是最新" if fresh else "缺失或旧于 proto/",
+              "执行 python3 deploy/bootstrap.py gen"),
     ]
 
 
 def _fonts() -> list[Check]:
     docs = DocumentsSettings()
-    fix = "apt-get install fonts-wqy-zenhei fonts-dejavu-core, or set BJSV_DOCUMENTS_FONT_CJK / _SYMBOL"
+    fix = "执行 apt-get install fonts-wqy-zenhei fonts-dejavu-core，或设置 BJSV_DOCUMENTS_FONT_CJK / _SYMBOL"
     return [
-        Check("CJK font (黑体)", Path(docs.documents_font_cjk).exists(), docs.documents_font_cjk, fix),
-        Check("symbol font (☑)", Path(docs.documents_font_symbol).exists(), docs.documents_font_symbol, fix),
+        Check("中文字体（黑体）", Path(docs.documents_font_cjk).exists(), docs.documents_font_cjk, fix),
+        Check("符号字体（☑）", Path(docs.documents_font_symbol).exists(), docs.documents_font_symbol, fix),
     ]
 
 
@@ -65,15 +65,15 @@ def _database(settings: Settings) -> list[Check]:
         url = urlparse(settings.database_url)
         host, port = url.hostname or "127.0.0.1", url.port or 5432
         ok = port_open(host, port, timeout=1)
-        return [Check("database", ok, f"PostgreSQL {host}:{port}",
-                      "start PostgreSQL or fix DATABASE_URL (unset it for the embedded SQLite)")]
+        return [Check("数据库", ok, f"PostgreSQL {host}:{port}",
+                      "启动 PostgreSQL 或更正 DATABASE_URL（不设置则使用内置 SQLite）")]
     data = settings.data_dir.resolve()
     try:
         data.mkdir(parents=True, exist_ok=True)
         ok = os.access(data, os.W_OK)
     except OSError:
         ok = False
-    return [Check("database", ok, f"SQLite files under {data}", "set BJSV_DATA_DIR to a writable folder")]
+    return [Check("数据库", ok, f"SQLite 文件位于 {data}", "将 BJSV_DATA_DIR 设为可写目录")]
 
 
 def _nats_and_ports(settings: Settings) -> list[Check]:
@@ -83,20 +83,20 @@ def _nats_and_ports(settings: Settings) -> list[Check]:
     nats_port = nats_url.port or 4222
     if not settings.nats_embedded:
         ok = port_open(nats_url.hostname or "127.0.0.1", nats_port, timeout=1)
-        checks.append(Check("NATS", ok, settings.nats_url, "start NATS or fix BJSV_NATS_URL"))
+        checks.append(Check("NATS", ok, settings.nats_url, "启动 NATS 或更正 BJSV_NATS_URL"))
     else:
         try:
             checks.append(Check("nats-server", True, nats_server_binary()))
         except FileNotFoundError as e:
-            checks.append(Check("nats-server", False, str(e), "python3 deploy/bootstrap.py install"))
+            checks.append(Check("nats-server", False, str(e), "执行 python3 deploy/bootstrap.py install"))
         free = "nats" in ours or not port_open(settings.bind_host, nats_port)
-        checks.append(Check(f"port {nats_port} (embedded NATS)", free, "free" if free else "in use",
-                            f"stop what listens on {nats_port} (ss -ltnp) or set BJSV_NATS_URL"))
+        checks.append(Check(f"端口 {nats_port}（内置 NATS）", free, "空闲" if free else "已被占用",
+                            f"停止占用 {nats_port} 的程序（ss -ltnp）或设置 BJSV_NATS_URL"))
     for name in SERVICES:
         port = settings.port(name)
         free = name in ours or not port_open(settings.bind_host, port)
-        checks.append(Check(f"port {port} ({name})", free, "free" if free else "in use by another program",
-                            f"stop it (ss -ltnp | grep {port}) or set BJSV_{name.upper()}_PORT"))
+        checks.append(Check(f"端口 {port}（{name}）", free, "空闲" if free else "已被其他程序占用",
+                            f"停止该程序（ss -ltnp | grep {port}）或设置 BJSV_{name.upper()}_PORT"))
     return checks
 
 
