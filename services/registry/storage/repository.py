@@ -781,16 +781,27 @@ def allocate_code(
             return code, serial
 
 
-def issue_badge(
-    session: Session, *, appointment_id: int, issue_date: dt.date, explicit_serial: int = 0,
-    replace_existing: bool = False, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
-) -> m.Badge:  # fmt: skip
-    """Issue a badge for an active appointment (第十一条/第十二条), code per 附件1; internal badges are filed
-    with the city centre in the same transaction (第十二条)."""
-    now = now or _now()
-    # Lock the appointment row (PostgreSQL) so two concurrent issues for one term cannot both pass the
-    # "already issued" check; on SQLite the write transaction is already exclusive (BEGIN IMMEDIATE).
-    appt = session.get(m.Appointment, appointment_id, with_for_update=session.bind.dialect.name == "postgresql")
+@dataclass(frozen=True)
+class IssuePlan:
+    """Everything IssueBadge can read before it takes the allocation lock (see `issue_badge`)."""
+
+    appointment_id: int
+    term_number: int
+    supervisor_id: int
+    supervisor_type: str
+    institution_id: int | None
+    scope: bc.Scope
+    issuer: str
+    issuer_snapshot: events_pb2.OrganizationSnapshot
+    supervisor_snapshot: events_pb2.SupervisorSnapshot
+    issuer_seal_sha256: str
+    issuer_logo_sha256: str
+    valid_from: dt.date
+    valid_until: dt.date
+    validity_text: str
+
+
+def _check_issuable(appt: m.Appointment | None, appointment_id: int, issue_date: dt.date) -> m.Appointment:
     if appt is None:
         raise NotFound(f"appointments/{appointment_id}")
     subject = f"appointments/{appt.id}"
@@ -798,68 +809,113 @@ def issue_badge(
         raise _precondition("APPOINTMENT_NOT_ACTIVE", "registry.badge.active-appointment", subject,
                             f"只有在聘的质量督导员可颁发证卡，当前状态为{STATUS_ZH[appt.status]}"
                             "（第十一条、第十二条）")  # fmt: skip
-    if issue_date > appt.term_end or terms.is_expired(appt.term_end, issue_date):
+    if terms.is_expired(appt.term_end, issue_date):
         raise _precondition("TERM_ENDED", "registry.badge.within-term", subject,
                             f"核发日期{issue_date.isoformat()}已超出聘期"
                             f"（至{appt.term_end.isoformat()}，第十三条）")  # fmt: skip
-    sup = get_supervisor(session, supervisor_id=appt.supervisor_id)
-    if explicit_serial and sup.type != "internal":
-        raise InvalidArgument(
-            "EXPLICIT_SERIAL_EXTERNAL",
-            [
-                FieldViolation(
-                    "explicit_serial", "外督员证卡由市鉴定管理中心按顺序统一赋码，不能指定序列码（第十一条、附件1）"
-                )
-            ],
-        )
-    existing = session.execute(
+    return appt
+
+
+def _existing_badges(session: Session, appt: m.Appointment) -> list[m.Badge]:
+    return list(session.execute(
         sa.select(m.Badge).where(m.Badge.appointment_id == appt.id, m.Badge.term_number == appt.term_number,
                                  m.Badge.revoked.is_(False))
-    ).scalars().all()  # fmt: skip
-    replaces = ""
+    ).scalars())  # fmt: skip
+
+
+def _refuse_if_issued(existing: list[m.Badge], replace_existing: bool) -> None:
     if existing and not replace_existing:
         raise AlreadyExists(
             "BADGE_ALREADY_ISSUED", f"本聘期已颁发证卡{existing[0].code}；补发须注明换发（replace_existing）",
             field_name="appointment", resource_name=f"badges/{existing[0].code}",
         )  # fmt: skip
+
+
+def prepare_issue(
+    session: Session, *, appointment_id: int, issue_date: dt.date, explicit_serial: int = 0,
+    replace_existing: bool = False, policy: RegistryPolicy = DEFAULT_POLICY,
+) -> IssuePlan:  # fmt: skip
+    """The read-only half of IssueBadge: checks and event snapshots (may run in a read transaction)."""
+    appt = _check_issuable(session.get(m.Appointment, appointment_id), appointment_id, issue_date)
+    sup = get_supervisor(session, supervisor_id=appt.supervisor_id)
+    if explicit_serial and sup.type != "internal":
+        why = "外督员证卡由市鉴定管理中心按顺序统一赋码，不能指定序列码（第十一条、附件1）"
+        raise InvalidArgument("EXPLICIT_SERIAL_EXTERNAL", [FieldViolation("explicit_serial", why)])
+    _refuse_if_issued(_existing_badges(session, appt), replace_existing)
+    scope, issuer = _scope_for(session, sup, issue_date.year, policy)
+    if explicit_serial:
+        bc.check_serial_in_range(scope, explicit_serial, policy)
+    seal_sha, logo_sha = issuer_images_sha(session, issuer)
+    return IssuePlan(
+        appointment_id=appt.id, term_number=appt.term_number, supervisor_id=sup.id, supervisor_type=sup.type,
+        institution_id=sup.institution_id, scope=scope, issuer=issuer,
+        issuer_snapshot=ev.organization_snapshot(session, issuer),
+        supervisor_snapshot=ev.supervisor_snapshot(session, sup), issuer_seal_sha256=seal_sha,
+        issuer_logo_sha256=logo_sha, valid_from=appt.term_start, valid_until=appt.term_end,
+        validity_text=terms.validity_text(appt.term_start, policy),
+    )  # fmt: skip
+
+
+def issue_badge(
+    session: Session, *, appointment_id: int, issue_date: dt.date, explicit_serial: int = 0,
+    replace_existing: bool = False, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
+    plan: IssuePlan | None = None,
+) -> m.Badge:  # fmt: skip
+    """Issue a badge for an active appointment (第十一条/第十二条), code per 附件1; internal badges are filed
+    with the city centre in the same transaction (第十二条).
+
+    `plan` (from `prepare_issue` in an earlier read transaction) keeps the reads out of this write
+    transaction: on SQLite the whole database is locked from BEGIN IMMEDIATE to COMMIT, on PostgreSQL the
+    scope's counter row from the bump to COMMIT. What the plan assumed is re-checked here under the lock."""
+    now = now or _now()
+    # Lock the appointment row (PostgreSQL) so two concurrent issues for one term cannot both pass the
+    # "already issued" check; on SQLite the write transaction is already exclusive (BEGIN IMMEDIATE).
+    appt = _check_issuable(
+        session.get(m.Appointment, appointment_id, with_for_update=session.bind.dialect.name == "postgresql"),
+        appointment_id, issue_date,
+    )  # fmt: skip
+    if plan is None or plan.term_number != appt.term_number or plan.appointment_id != appt.id:
+        plan = prepare_issue(
+            session,
+            appointment_id=appointment_id,
+            issue_date=issue_date,
+            explicit_serial=explicit_serial,
+            replace_existing=replace_existing,
+            policy=policy,
+        )
+    existing = _existing_badges(session, appt)
+    _refuse_if_issued(existing, replace_existing)
+    replaces = ""
     for old in existing:
         _revoke_badge_row(session, old, reason="补发/换发证卡", decided_by="", now=now)
         replaces = old.code
-    scope, issuer = _scope_for(session, sup, issue_date.year, policy)
-    # Everything that only reads is prepared before the allocation: from the counter UPDATE to the commit
-    # the scope's counter row is locked, so that stretch is kept to a few INSERTs.
-    issuer_snap = ev.organization_snapshot(session, issuer)
-    sup_snap = ev.supervisor_snapshot(session, sup)
-    seal_sha, logo_sha = issuer_images_sha(session, issuer)
-    validity_text = terms.validity_text(appt.term_start, policy)
+    scope, issuer = plan.scope, plan.issuer
     code, serial = allocate_code(session, scope=scope, explicit_serial=explicit_serial, policy=policy)
     badge = m.Badge(
         code=code, prefix=scope.prefix, serial=serial, explicit_serial=bool(explicit_serial),
-        category=scope.category.value, year=issue_date.year, supervisor_id=sup.id, appointment_id=appt.id,
-        term_number=appt.term_number, issuer=issuer,
-        district_code=scope.district_code, institution_id=sup.institution_id,
-        valid_from=appt.term_start, valid_until=appt.term_end,
-        validity_text=validity_text, issue_date=issue_date,
-        replaces_code=replaces, created_at=now,
+        category=scope.category.value, year=issue_date.year, supervisor_id=plan.supervisor_id, appointment_id=appt.id,
+        term_number=appt.term_number, issuer=issuer, district_code=scope.district_code,
+        institution_id=plan.institution_id, valid_from=plan.valid_from, valid_until=plan.valid_until,
+        validity_text=plan.validity_text, issue_date=issue_date, replaces_code=replaces, created_at=now,
     )  # fmt: skip
     session.add(badge)
     session.flush()
-    parts = bc.parse(code, policy)
     ev.publish(session, ev.BADGE_ISSUED, f"badges/{code}", events_pb2.BadgeIssued(
-        badge=f"badges/{code}", code=code, parts=code_parts_message(parts), supervisor=sup_snap,
-        appointment=f"appointments/{appt.id}", term_number=appt.term_number, issuer=issuer_snap,
-        validity_text=badge.validity_text, valid_from=badge.valid_from.isoformat(),
-        valid_until=badge.valid_until.isoformat(), issue_date=issue_date.isoformat(), title=badge_title(sup.type),
-        issuer_seal_sha256=seal_sha, issuer_logo_sha256=logo_sha, replaces_code=replaces,
+        badge=f"badges/{code}", code=code, parts=code_parts_message(bc.parse(code, policy)),
+        supervisor=plan.supervisor_snapshot, appointment=f"appointments/{appt.id}", term_number=appt.term_number,
+        issuer=plan.issuer_snapshot, validity_text=badge.validity_text, valid_from=badge.valid_from.isoformat(),
+        valid_until=badge.valid_until.isoformat(), issue_date=issue_date.isoformat(),
+        title=badge_title(plan.supervisor_type), issuer_seal_sha256=plan.issuer_seal_sha256,
+        issuer_logo_sha256=plan.issuer_logo_sha256, replaces_code=replaces,
     ))  # fmt: skip
     if scope.category.internal:
-        filing = m.BadgeFiling(badge_code=code, institution_id=sup.institution_id, filed_with=CITY_CENTRE,
+        filing = m.BadgeFiling(badge_code=code, institution_id=plan.institution_id, filed_with=CITY_CENTRE,
                                year=issue_date.year, filed_at=now)  # fmt: skip
         session.add(filing)
         session.flush()
         ev.publish(session, ev.BADGE_FILED, f"badges/{code}", events_pb2.BadgeFiled(
-            filing=f"filings/{filing.id}", badge=f"badges/{code}", code=code, institution=issuer_snap,
-            supervisor=sup_snap, validity_text=badge.validity_text, filed_with=CITY_CENTRE,
+            filing=f"filings/{filing.id}", badge=f"badges/{code}", code=code, institution=plan.issuer_snapshot,
+            supervisor=plan.supervisor_snapshot, validity_text=badge.validity_text, filed_with=CITY_CENTRE,
         ))  # fmt: skip
     return badge
 
