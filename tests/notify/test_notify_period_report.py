@@ -10,9 +10,8 @@ import grpc
 import nats
 import notify_support as support
 import pytest
-from conftest import start_inprocess, stop_inprocess
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from notify_support import ROOT, SmtpSink, publish, wait_for
+from notify_support import ROOT, SmtpSink, publish, start_inprocess, stop_inprocess, wait_for
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc

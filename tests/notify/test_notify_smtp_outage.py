@@ -5,8 +5,7 @@ import grpc
 import nats
 import notify_support as support
 import pytest
-from conftest import start_inprocess, stop_inprocess
-from notify_support import SmtpSink, publish, wait_for
+from notify_support import SmtpSink, publish, start_inprocess, stop_inprocess, wait_for
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
