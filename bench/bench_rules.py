@@ -91,7 +91,7 @@ class InProcessEngine:
 
 async def bench_in_process(n: int) -> dict:
     from common.clock import Clock
-    from services.rules.api import from_proto_eligibility
+    from services.rules.codec import from_proto_eligibility
     from services.rules.domain.decisions import Decider, PythonEvaluator
     from services.rules.domain.ruleset import load_catalog
 
@@ -288,7 +288,7 @@ async def bench_reloads(svc: Service, target: str, count: int) -> dict:
 async def bench_memory(total: int, batch: int) -> dict:
     from pathlib import Path as _P
 
-    from services.rules.api import from_proto_eligibility
+    from services.rules.codec import from_proto_eligibility
     from services.rules.domain import facts as F
     from services.rules.domain.ruleset import load_catalog
     from services.rules.engine.pool import WorkerPool

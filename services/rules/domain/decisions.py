@@ -25,6 +25,17 @@ class Evaluator(Protocol):
         ...
 
 
+def run_sync(coro):
+    """Drive a decision coroutine whose evaluator is synchronous (`evaluate_sync`): it never suspends,
+    so no event loop is needed — this is how the engine workers run the domain code."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("decision coroutine suspended; the evaluator must be synchronous here")
+
+
 class PythonEvaluator:
     """Evaluates the same declarations in plain Python (bench baseline, cross-checks)."""
 
@@ -58,8 +69,12 @@ async def fire(evaluator: Evaluator, jobs: list[Job]) -> None:
         for i, msg in enumerate(job.msgs):
             groups[(job.rs.version, msg.kind)].append((job, i))
     keys = list(groups)
-    results = await asyncio.gather(*[
-        evaluator.evaluate(v, k, [job.msgs[i].facts for job, i in groups[(v, k)]]) for v, k in keys])
+    sync = getattr(evaluator, "evaluate_sync", None)
+    if sync is not None:  # in an engine worker: no event loop, no suspension (see run_sync)
+        results = [sync(v, k, [job.msgs[i].facts for job, i in groups[(v, k)]]) for v, k in keys]
+    else:
+        results = await asyncio.gather(*[
+            evaluator.evaluate(v, k, [job.msgs[i].facts for job, i in groups[(v, k)]]) for v, k in keys])
     for key, fired_lists in zip(keys, results, strict=True):
         for (job, i), ids in zip(groups[key], fired_lists, strict=True):
             by_id = job.rs.by_id

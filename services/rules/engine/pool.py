@@ -23,7 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
-from common.errors import Unavailable
+from common import errors
+from common.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    PreconditionViolation,
+    Unavailable,
+)
 from services.rules.domain.ruleset import RuleSet
 
 log = logging.getLogger("bjsv.rules.pool")
@@ -35,6 +43,18 @@ class WorkerDied(Exception):
 
 class WorkerStartError(RuntimeError):
     """A worker could not load the rule sets or failed a canary."""
+
+
+def rebuild_domain_error(cls: str, reason: str, message: str, metadata: dict, violations: list) -> DomainError:
+    """The domain error a worker reported, as the same exception class in the front."""
+    if cls == "InvalidArgument":
+        return InvalidArgument(reason, [FieldViolation(*v) for v in violations], message, metadata=metadata)
+    if cls == "FailedPrecondition":
+        return FailedPrecondition(reason, [PreconditionViolation(*v) for v in violations], message,
+                                  metadata=metadata)
+    err = DomainError(reason, message, metadata=metadata)
+    err.code = getattr(errors, cls, DomainError).code
+    return err
 
 
 class EngineUnavailable(Unavailable):
@@ -94,6 +114,8 @@ class _Worker:
             raise WorkerDied(f"engine worker {self.pid} died (exit code {self.proc.poll()})") from exc
         if status == "error":
             raise RuntimeError(payload)
+        if status == "domain":
+            raise rebuild_domain_error(*payload)
         return payload
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -216,6 +238,18 @@ class WorkerPool:
         chunks = await asyncio.gather(
             *[self._call(("eval", version, kind, facts[i:i + step])) for i in range(0, n, step)])
         return [fired for chunk in chunks for fired in chunk]
+
+    async def decide(self, type_name: str, blobs: list[bytes], pinned: str | None,
+                     prefix: str = "requests") -> list[tuple[dict, bytes]]:
+        """Batch decisions end to end in the workers (services.rules.codec.decide_blobs), split across them."""
+        n = len(blobs)
+        if n == 0:
+            return []
+        parts = min(self.size, max(1, n // self.split_min))
+        step = -(-n // parts)
+        chunks = await asyncio.gather(*[self._call(("decide", type_name, blobs[i:i + step], pinned, i, prefix))
+                                        for i in range(0, n, step)])
+        return [item for chunk in chunks for item in chunk]
 
     async def stats(self) -> list[dict]:
         """Stats of every worker: takes all of them (waiting for running calls), asks each, gives them back."""

@@ -8,6 +8,9 @@ pool retries the request on a fresh worker.
 
 Protocol (tuples over a multiprocessing Connection):
     → ("eval", version, kind, [facts, ...])   ← ("ok", [[rule ids], ...]) | ("error", text)
+    → ("decide", request type, [item bytes], pinned version | None, offset, field prefix)
+                                              ← ("ok", [(log row, DecisionMade bytes), ...])
+                                                | ("domain", (error class, reason, message, metadata, violations))
     → ("stats",)                              ← ("ok", {"pid", "rss_kb", "evaluations", "open_sessions"})
     → ("stop",)                               (exits)
 First message from the worker: ("ready", pid) or ("failed", text) when loading or a canary failed.
@@ -21,6 +24,7 @@ import sys
 import traceback
 from multiprocessing.connection import Connection
 
+from common.errors import DomainError
 from services.rules.domain.ruleset import RuleSet
 
 TRIM_EVERY = 2000
@@ -38,6 +42,24 @@ def rss_kb() -> int:
         return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
+class _SyncEngine:
+    """The domain's Evaluator over this process's engine host, synchronous (services.rules.domain.run_sync)."""
+
+    def __init__(self, host) -> None:
+        self.host = host
+
+    def evaluate_sync(self, version: str, kind: str, facts: list[dict]) -> list[list[str]]:
+        return self.host.evaluate(version, kind, facts)
+
+    async def evaluate(self, version: str, kind: str, facts: list[dict]) -> list[list[str]]:
+        return self.evaluate_sync(version, kind, facts)
+
+
+def domain_error_payload(exc: DomainError) -> tuple:
+    violations = [tuple(vars(v).values()) for v in getattr(exc, "violations", [])]
+    return (type(exc).__name__, exc.reason, exc.message, exc.metadata, violations)
+
+
 def worker_main(conn: Connection) -> None:
     try:
         rulesets: list[RuleSet] = conn.recv()
@@ -51,6 +73,16 @@ def worker_main(conn: Connection) -> None:
         if problems:
             conn.send(("failed", "; ".join(problems)))
             return
+        # the batch decisions run here end to end (services.rules.codec): parse, validate, facts, rules,
+        # response bytes — so the gRPC front stays thin and both cores work
+        from common.clock import Clock
+        from services.rules.codec import decide_blobs
+        from services.rules.domain.decisions import Decider
+        from services.rules.domain.ruleset import Catalog
+
+        catalog = Catalog(tuple(rulesets), "")
+        decider = Decider(Clock())
+        engine = _SyncEngine(host)
         conn.send(("ready", os.getpid()))
         since_trim = 0
     except Exception:  # noqa: BLE001 — report any load failure to the pool instead of dying silently
@@ -71,6 +103,23 @@ def worker_main(conn: Connection) -> None:
             if since_trim >= TRIM_EVERY:
                 # The native engine allocates per fact; glibc keeps the freed arenas, so RSS would sit at
                 # the high-water mark of the largest batch. Giving them back keeps RSS flat (bench: 1M evals).
+                _trim()
+                since_trim = 0
+        elif op == "decide":
+            _, type_name, blobs, pinned, offset, prefix = msg
+            try:
+                decided = decide_blobs(decider, type_name, blobs, catalog, engine, pinned, offset, prefix)
+                out = []
+                for d in decided:
+                    d.row.pop("input")  # the front has the request bytes already
+                    out.append((d.row, d.event))
+                conn.send(("ok", out))
+            except DomainError as exc:  # invalid facts, no rule set in force …: the caller's error
+                conn.send(("domain", domain_error_payload(exc)))
+            except Exception as exc:  # noqa: BLE001 — an evaluation error is the request's, not the worker's
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            since_trim += len(blobs)
+            if since_trim >= TRIM_EVERY:
                 _trim()
                 since_trim = 0
         elif op == "stats":

@@ -33,10 +33,10 @@ class LoggedDecision:
     row: dict  # DecisionRow columns
     event_type: str
     event_subject: str
-    payload: pb_message.Message
+    payload: pb_message.Message | tuple[str, bytes]  # a message, or (full name, bytes) already serialized
 
 
-def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message.Message]]) -> None:
+def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message.Message | tuple[str, bytes]]]) -> None:
     """Bulk form of common.events.record_event: (type, subject, payload) → outbox rows, one executemany."""
     if not events:
         return
@@ -49,7 +49,11 @@ def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message
     for type_, subject, payload in events:
         env = envelope_pb2.EventEnvelope(event_id=str(uuid.uuid4()), type=type_, occurred_time=ts, source=source,
                                          subject=subject, trace_id=trace, actor=actor)
-        env.payload.Pack(payload)
+        if isinstance(payload, tuple):  # (full message name, serialized bytes) made by an engine worker
+            env.payload.type_url = f"type.googleapis.com/{payload[0]}"
+            env.payload.value = payload[1]
+        else:
+            env.payload.Pack(payload)
         rows.append({"event_id": env.event_id, "nats_subject": subject_for(source, type_),
                      "envelope": env.SerializeToString(), "created_at": now})
     session.execute(_OUTBOX.insert(), rows)

@@ -1,0 +1,281 @@
+"""Proto ⇄ domain conversion and the per-item decision pipeline, shared by the gRPC front and the engine
+workers.
+
+Why not in api.py: the batch decisions (eligibility, recusal, team, penalty) run entirely inside the engine
+worker processes — parse the request item, validate, derive facts, fire the rules, build the response
+and the `decision.made` payload — so the two workers use both cores and the gRPC front only moves bytes
+and writes the decision log. This module therefore imports protobuf messages and the domain only (no gRPC
+server, no database, no durable_rules).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from google.protobuf import message as pb_message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bjsv.rules.v1 import events_pb2, rules_pb2
+from common.errors import FieldViolation, InvalidArgument
+from services.rules.domain import model as m
+from services.rules.domain.dates import BadDate, parse_date
+from services.rules.domain.decisions import Decider, Evaluator, run_sync
+from services.rules.domain.ruleset import Catalog, RuleSet
+
+DATE_MSG = "日期格式应为 YYYY-MM-DD 且为有效日期"
+REQUIRED = "必填"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# from_proto_*: validation at the edge (violations collected, then one INVALID_ARGUMENT)
+
+
+class Violations(list):
+    def add(self, field: str, description: str) -> None:
+        self.append(FieldViolation(field, description))
+
+    def raise_if_any(self) -> None:
+        if self:
+            raise InvalidArgument("INVALID_FACTS", list(self))
+
+
+def date_field(value: str, path: str, v: Violations, *, required: bool = True) -> dt.date | None:
+    if not value:
+        if required:
+            v.add(path, REQUIRED + "（" + DATE_MSG + "）")
+        return None
+    try:
+        return parse_date(value)
+    except BadDate:
+        v.add(path, f"{DATE_MSG}：{value!r}")
+        return None
+
+
+def from_proto_supervisor(p: rules_pb2.SupervisorFacts, path: str, v: Violations) -> m.Supervisor:
+    if not p.name:
+        v.add(f"{path}.name", REQUIRED)
+    if p.gender not in (m.MALE, m.FEMALE):
+        v.add(f"{path}.gender", "性别未指定（第九条第（五）项年龄上限按性别确定）")
+    if p.kind not in (m.EXTERNAL, m.INTERNAL):
+        v.add(f"{path}.kind", "督导员类别（外督员/内督员）未指定")
+    birth = date_field(p.birth_date, f"{path}.birth_date", v)
+    start = date_field(p.term_start_date, f"{path}.term_start_date", v, required=False)
+    end = date_field(p.term_end_date, f"{path}.term_end_date", v, required=False)
+    if start and end and end < start:
+        v.add(f"{path}.term_end_date", "聘期结束日期早于开始日期")
+    return m.Supervisor(
+        name=p.name, person_id=p.person_id, gender=p.gender, birth_date=birth or dt.date(1900, 1, 1), kind=p.kind,
+        level=p.level, district_code=p.district_code, institution=p.institution, status=p.status,
+        term_start=start, term_end=end, training_passed=p.training_passed,
+        attestations=frozenset(a.item for a in p.attestations), employer=p.employer,
+        affiliations=tuple(p.affiliations),
+        conflicts=tuple(m.Conflict(c.kind, c.counterpart) for c in p.declared_conflicts),
+        recent_dispatch_count=p.recent_dispatch_count)
+
+
+def from_proto_plan(p: rules_pb2.PlanFacts, path: str, v: Violations) -> m.Plan:
+    if not p.name:
+        v.add(f"{path}.name", REQUIRED)
+    if p.candidate_count < 0:
+        v.add(f"{path}.candidate_count", "考生人数不能为负数")
+    return m.Plan(p.name, p.institution, p.district_code, p.candidate_count)
+
+
+def from_proto_session(p: rules_pb2.SessionFacts, path: str, v: Violations) -> m.Session:
+    day = date_field(p.date, f"{path}.date", v, required=False)
+    return m.Session(p.name, day, frozenset(p.examiner_person_ids), frozenset(p.candidate_person_ids))
+
+
+def agency_violation(value: str, path: str, v: Violations) -> None:
+    if not (value.startswith("agencies/") or value.startswith("institutions/")) or value.endswith("/"):
+        v.add(path, "委派机构应为 agencies/<区代码>、agencies/A 或 institutions/<机构编号>（第十四条）")
+
+
+def from_proto_eligibility(items, prefix: str, offset: int = 0) -> list[m.EligibilityInput]:
+    v = Violations()
+    out = []
+    for i, r in enumerate(items, offset):
+        path = f"{prefix}[{i}]" if prefix else ""
+        dot = f"{path}." if path else ""
+        s = from_proto_supervisor(r.supervisor, f"{dot}supervisor", v)
+        day = date_field(r.as_of_date, f"{dot}as_of_date", v)
+        if r.purpose not in m.PURPOSE_NAMES:
+            v.add(f"{dot}purpose", "用途（聘任/续聘/委派）未指定")
+        elif r.purpose != m.APPOINTMENT and s.status == m.STATUS_NONE:
+            v.add(f"{dot}supervisor.status", "续聘或委派时须提供督导员状态")
+        out.append(m.EligibilityInput(s, day, r.purpose))
+    v.raise_if_any()
+    return out
+
+
+def from_proto_recusal(items, prefix: str, offset: int = 0) -> list[m.RecusalInput]:
+    v = Violations()
+    out = []
+    for i, r in enumerate(items, offset):
+        dot = f"{prefix}[{i}]." if prefix else ""
+        out.append(m.RecusalInput(from_proto_supervisor(r.supervisor, f"{dot}supervisor", v),
+                                  from_proto_plan(r.plan, f"{dot}plan", v),
+                                  from_proto_session(r.session, f"{dot}session", v),
+                                  date_field(r.as_of_date, f"{dot}as_of_date", v)))
+    v.raise_if_any()
+    return out
+
+
+def from_proto_team(items, prefix: str, offset: int = 0) -> list[m.TeamInput]:
+    v = Violations()
+    out = []
+    for i, r in enumerate(items, offset):
+        dot = f"{prefix}[{i}]." if prefix else ""
+        agency_violation(r.dispatching_agency, f"{dot}dispatching_agency", v)
+        members = tuple(from_proto_supervisor(s, f"{dot}supervisors[{j}]", v) for j, s in enumerate(r.supervisors))
+        out.append(m.TeamInput(r.dispatching_agency, from_proto_plan(r.plan, f"{dot}plan", v),
+                               from_proto_session(r.session, f"{dot}session", v), members,
+                               date_field(r.as_of_date, f"{dot}as_of_date", v)))
+    v.raise_if_any()
+    return out
+
+
+def from_proto_penalty(items, prefix: str, offset: int = 0) -> list[m.PenaltyInput]:
+    v = Violations()
+    out = []
+    for i, r in enumerate(items, offset):
+        dot = f"{prefix}[{i}]." if prefix else ""
+        day = date_field(r.as_of_date, f"{dot}as_of_date", v)
+        trig = r.trigger.trigger
+        if r.subject_kind == m.SUBJECT_INSTITUTION and trig not in m.ART26_TRIGGERS:
+            v.add(f"{dot}trigger.trigger", "被督导机构适用第二十六条（一）至（六）项情形")
+        elif r.subject_kind == m.SUBJECT_SUPERVISOR and trig not in m.ART27_TRIGGERS:
+            v.add(f"{dot}trigger.trigger", "外督员适用第二十七条情形（未认真履行职责、利用职务谋取私利）")
+        elif r.subject_kind not in (m.SUBJECT_INSTITUTION, m.SUBJECT_SUPERVISOR):
+            v.add(f"{dot}subject_kind", "处理对象类别未指定")
+        if not r.subject:
+            v.add(f"{dot}subject", REQUIRED)
+        occurred = date_field(r.trigger.occurred_date, f"{dot}trigger.occurred_date", v, required=False) or day
+        history = []
+        for j, c in enumerate(r.history):
+            cp = f"{dot}history[{j}]"
+            decided = date_field(c.decided_date, f"{cp}.decided_date", v)
+            rung = 0 if c.sanction == 0 else (c.sanction - 1) % 3 + 1
+            deadline = date_field(c.correction_deadline, f"{cp}.correction_deadline", v, required=False)
+            corrected = date_field(c.corrected_date, f"{cp}.corrected_date", v, required=False)
+            history.append(m.PriorCase(c.name, c.trigger, decided or dt.date(1900, 1, 1), rung, deadline, corrected))
+        out.append(m.PenaltyInput(r.subject_kind, r.subject, tuple(history), trig, occurred, r.trigger.serious, day))
+    v.raise_if_any()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# to_proto_*
+
+
+def ts(at: dt.datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+_TS_CACHE: dict[dt.datetime, Timestamp] = {}
+
+
+def _ts_cached(at: dt.datetime) -> Timestamp:
+    stamp = _TS_CACHE.get(at)
+    if stamp is None:
+        _TS_CACHE.clear()  # batches share one instant; keep only the latest
+        stamp = _TS_CACHE[at] = ts(at)
+    return stamp
+
+
+def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
+    return rules_pb2.Decision(
+        name=d.name, kind=d.kind, outcome=d.outcome,
+        findings=[rules_pb2.Finding(rule_id=f.rule_id, article=f.article, interpretation=f.interpretation,
+                                    severity=f.severity, message=f.message, subject=f.subject, facts=f.facts)
+                  for f in d.findings],
+        subject=d.subject, as_of_date=d.as_of.isoformat(), ruleset_id=d.ruleset_id,
+        ruleset_version=d.ruleset_version, ruleset_effective_date=d.ruleset_effective.isoformat(),
+        evaluation_time=_ts_cached(d.evaluated_at) if d.evaluated_at else None, input_digest=d.input_digest,
+        derived_facts=d.derived)
+
+
+BATCH_KINDS = {
+    "bjsv.rules.v1.CheckEligibilityRequest": rules_pb2.CheckEligibilityRequest,
+    "bjsv.rules.v1.CheckRecusalRequest": rules_pb2.CheckRecusalRequest,
+    "bjsv.rules.v1.CheckTeamRequest": rules_pb2.CheckTeamRequest,
+    "bjsv.rules.v1.EvaluatePenaltyRequest": rules_pb2.EvaluatePenaltyRequest,
+}
+
+
+async def evaluate_items(decider: Decider, type_name: str, items: list, catalog: Catalog, ev: Evaluator,
+                         pinned: RuleSet | None, prefix: str = "",
+                         offset: int = 0) -> list[tuple[m.Decision, pb_message.Message]]:
+    """Decide request items of one batch kind: (domain decision, response message without name) each."""
+    d = decider
+    if type_name == "bjsv.rules.v1.CheckEligibilityRequest":
+        decs = await d.eligibility(catalog, ev, from_proto_eligibility(items, prefix, offset), pinned)
+        return [(x, rules_pb2.CheckEligibilityResponse(decision=to_proto_decision(x))) for x in decs]
+    if type_name == "bjsv.rules.v1.CheckRecusalRequest":
+        decs = await d.recusal(catalog, ev, from_proto_recusal(items, prefix, offset), pinned)
+        return [(x, rules_pb2.CheckRecusalResponse(decision=to_proto_decision(x))) for x in decs]
+    if type_name == "bjsv.rules.v1.CheckTeamRequest":
+        decs = await d.team(catalog, ev, from_proto_team(items, prefix, offset), pinned)
+        return [(x, rules_pb2.CheckTeamResponse(decision=to_proto_decision(x),
+                                                recommended_team_size=x.recommended_team_size,
+                                                member_count=x.member_count)) for x in decs]
+    if type_name == "bjsv.rules.v1.EvaluatePenaltyRequest":
+        decs = await d.penalty(catalog, ev, from_proto_penalty(items, prefix, offset), pinned)
+        out = []
+        for x in decs:
+            r = x.recommendation
+            out.append((x, rules_pb2.EvaluatePenaltyResponse(
+                decision=to_proto_decision(x), recommendation=rules_pb2.PenaltyRecommendation(
+                    article=r.article, rung=r.rung, sanction=r.sanction, sanction_text=r.sanction_text,
+                    immediate_report=r.immediate_report, serious=r.serious))))
+        return out
+    raise ValueError(f"not a batch decision kind: {type_name}")
+
+
+def decision_made(resp: pb_message.Message, dec: m.Decision) -> events_pb2.DecisionMade:
+    d = resp.decision
+    rec = dec.recommendation
+    return events_pb2.DecisionMade(
+        name=d.name, kind=d.kind, outcome=d.outcome, subject=d.subject, as_of_date=d.as_of_date,
+        ruleset_id=d.ruleset_id, ruleset_version=d.ruleset_version, rule_ids=[f.rule_id for f in d.findings],
+        evaluation_time=d.evaluation_time, recommended_sanction=rec.sanction if rec else 0,
+        immediate_report=rec.immediate_report if rec else False)
+
+
+@dataclass
+class Decided:
+    """One decided item ready for the decision log: columns, response bytes, event payload bytes."""
+
+    row: dict
+    response: bytes
+    event: bytes
+
+
+def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_message.Message) -> Decided:
+    did = str(uuid.uuid4())
+    resp.decision.name = f"decisions/{did}"
+    resp.decision.input_digest = digest = hashlib.sha256(item_bytes).hexdigest()
+    response = resp.SerializeToString()
+    row = {"id": did, "kind": dec.kind, "outcome": dec.outcome, "subject": dec.subject,
+           "as_of_date": dec.as_of.isoformat(), "ruleset_id": dec.ruleset_id, "ruleset_version": dec.ruleset_version,
+           "evaluated_at": dec.evaluated_at, "input_digest": digest, "input_type": type_name, "input": item_bytes,
+           "result_type": resp.DESCRIPTOR.full_name, "result": response}
+    return Decided(row, response, decision_made(resp, dec).SerializeToString())
+
+
+def decide_blobs(decider: Decider, type_name: str, blobs: list[bytes], catalog: Catalog, ev: Evaluator,
+                 pinned_version: str | None, offset: int = 0, prefix: str = "requests") -> list[Decided]:
+    """The worker side of a batch: parse, decide (synchronous evaluator), name and serialise every item."""
+    cls = BATCH_KINDS[type_name]
+    items = [cls.FromString(b) for b in blobs]
+    pinned = catalog.by_version(pinned_version) if pinned_version else None
+    if pinned_version and pinned is None:
+        raise ValueError(f"rule-set version {pinned_version} not hosted by this worker")
+    # field paths in errors count from the start of the whole batch, not of this worker's chunk
+    results = run_sync(evaluate_items(decider, type_name, items, catalog, ev, pinned, prefix, offset))
+    return [name_and_pack(b, type_name, dec, resp) for b, (dec, resp) in zip(blobs, results, strict=True)]
