@@ -174,3 +174,11 @@ def test_immediate_report_goes_to_city_centre_art24():
                                   institution_name="某评价机构", articles=("第二十六条",))
     assert d.recipient == "agencies/A" and d.articles == ("第二十四条", "第二十六条")
     assert "应随时向市鉴定管理中心报告" in d.body
+
+
+def test_immediate_report_names_the_district_agency_and_ends_with_one_full_stop():
+    d = messages.immediate_report(report="cases/5", reporting_agency="agencies/08", reporting_agency_name="",
+                                  summary="严重违规情况报告（第二十四条）：某机构弄虚作假。", institution_name="某机构",
+                                  articles=("第二十六条（四）",))
+    assert d.body.startswith("海淀区鉴定管理机构报告严重违规情况（被督导机构：某机构）：")
+    assert "。。" not in d.body

@@ -17,6 +17,7 @@ from services.notify.domain.model import (
     FormDeadline,
     Kind,
     NotificationDraft,
+    agency_name,
 )
 
 ART_23 = "第二十三条"
@@ -115,9 +116,9 @@ def deadline_overdue(deadline: FormDeadline, on: dt.date, workdays_late: int, se
 
 def immediate_report(*, report: str, reporting_agency: str, reporting_agency_name: str, summary: str,
                      institution_name: str, articles: tuple[str, ...], document_id: str = "") -> NotificationDraft:
-    who = reporting_agency_name or reporting_agency
+    who = reporting_agency_name or agency_name(reporting_agency)
     inst = f"（被督导机构：{institution_name}）" if institution_name else ""
-    body = f"{who}报告严重违规情况{inst}：{summary or '详见报告'}。{cite(ART_24)}"
+    body = f"{who}报告严重违规情况{inst}：{(summary or '详见报告').rstrip('。')}。{cite(ART_24)}"
     return NotificationDraft(
         key=f"{Kind.IMMEDIATE_REPORT}/{report}", recipient=CITY_CENTRE, kind=Kind.IMMEDIATE_REPORT,
         title=f"严重违规情况报告：{institution_name or report}", body=body,

@@ -8,6 +8,22 @@ from dataclasses import dataclass, field
 
 CITY_CENTRE = "agencies/A"
 
+# Table 3 district codes (domain.md §1; 28/29 are the seed's codes) — for naming agencies in messages.
+DISTRICT_NAMES = {
+    "01": "东城区", "02": "西城区", "05": "朝阳区", "06": "丰台区", "07": "石景山区", "08": "海淀区", "09": "门头沟区",
+    "11": "房山区", "12": "通州区", "13": "顺义区", "14": "昌平区", "15": "大兴区", "16": "怀柔区", "17": "平谷区",
+    "28": "密云区", "29": "延庆区", "30": "北京经济技术开发区",
+}
+
+
+def agency_name(agency: str) -> str:
+    """"agencies/08" → "海淀区鉴定管理机构"; "agencies/A" → "市鉴定管理中心" (the regulation's short names)."""
+    code = agency.removeprefix("agencies/")
+    if code == "A":
+        return "市鉴定管理中心"
+    district = DISTRICT_NAMES.get(code)
+    return f"{district}鉴定管理机构" if district else agency
+
 
 class Kind(enum.StrEnum):
     """What a notification is about (mirrors bjsv.notify.v1.NotificationKind)."""
