@@ -113,6 +113,18 @@ class SupervisionSettings(RegistrySettings):
     supervision_recent_window_days: int = Field(
         default=90, description="window for recent_dispatch_count sent to ProposeTeam (fairness of the draw)"
     )
+    supervision_submission_working_days: int = Field(
+        default=5, description="D5/第二十三条: working days from supervision end to the records/feedback due date"
+    )
+    supervision_first_half_last_day: int = Field(
+        default=15, description="D10: last day of the first half-month reporting period"
+    )
+
+    def workflow_policy(self) -> WorkflowPolicy:
+        return WorkflowPolicy(
+            submission_working_days=self.supervision_submission_working_days,
+            first_half_last_day=self.supervision_first_half_last_day,
+        )
 
 
 class WorkflowClock(Clock):
@@ -2568,7 +2580,7 @@ def attach(
     settings = settings or SupervisionSettings()
     if service.database is None:
         raise RuntimeError("the supervision workflow needs the registry database")
-    api = SupervisionApi(settings, service.database, clock=clock)
+    api = SupervisionApi(settings, service.database, clock=clock, policy=settings.workflow_policy())
     service.servicers.append(Servicer(supervision_pb2_grpc.add_SupervisionServiceServicer_to_server, api, SERVICE_NAME))
     if settings.supervision_sweep_interval > 0:
         service.tasks.append(api.sweep_loop)
@@ -2578,7 +2590,7 @@ def attach(
 def supervision_servicer(wiring: Any) -> Servicer:
     """Factory for the registry composition root's SERVICERS list (shares its database and rules channel)."""
     settings = SupervisionSettings()
-    api = SupervisionApi(settings, wiring.db, clock=WorkflowClock(base=wiring.clock))
+    api = SupervisionApi(settings, wiring.db, clock=WorkflowClock(base=wiring.clock), policy=settings.workflow_policy())
     return Servicer(supervision_pb2_grpc.add_SupervisionServiceServicer_to_server, api, SERVICE_NAME)
 
 
