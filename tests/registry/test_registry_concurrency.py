@@ -1,7 +1,7 @@
 """No duplicate badge code under concurrency (附件1, D1/D2): 2 registry processes sharing one database,
 32 concurrent gRPC clients → 0 duplicates and gap-free serials per scope, on SQLite and on PostgreSQL.
 
-The suite issues BJSV_TEST_REGISTRY_BADGES badges (default 400, to keep the suite fast on a shared
+The suite issues BJSV_TEST_REGISTRY_BADGES badges (default 256, to keep the suite fast on a shared
 2-core machine); the full 2,000-badge run is `bench/bench_registry.py` (same functions, also latency)
 or this test with BJSV_TEST_REGISTRY_BADGES=2000."""
 
@@ -23,7 +23,7 @@ bench = importlib.util.module_from_spec(_spec)
 sys.modules["bench_registry"] = bench  # dataclasses look their module up in sys.modules
 _spec.loader.exec_module(bench)
 
-BADGES, CLIENTS, PROCESSES = int(os.environ.get("BJSV_TEST_REGISTRY_BADGES", "400")), 32, 2
+BADGES, CLIENTS, PROCESSES = int(os.environ.get("BJSV_TEST_REGISTRY_BADGES", "256")), 32, 2
 
 
 def run(tmp_path: Path, database_url: str = "", prefix: str = "") -> tuple:
