@@ -204,6 +204,12 @@ def update_institution(session: Session, *, number: str, changes: dict, now: dt.
     inst = get_institution(session, number=number)
     _apply_org_changes(inst, changes)
     inst.updated_at = now or _now()
+    if "district_code" in changes:  # an internal supervisor's district is their institution's
+        session.execute(
+            sa.update(m.Supervisor)
+            .where(m.Supervisor.institution_id == inst.id)
+            .values(district_code=inst.district_code)
+        )
     return inst
 
 
