@@ -214,7 +214,12 @@ def seed(demo: Annotated[bool, typer.Option("--demo", help="also add sample inst
     except StartupError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(EXIT_USAGE) from None
-    console.print(f"registry: {summary}")
+    if "badges" in summary:
+        codes = summary["badges"]
+        console.print(f"registry: {summary['supervisors']} demo supervisors appointed, {len(codes)} badges"
+                      f" ({', '.join(codes[:3])} …)")  # fmt: skip
+    else:
+        console.print(f"registry: {summary}")
     return summary
 
 
