@@ -53,6 +53,7 @@ PAYLOAD = {
 WORKFLOW_KINDS = {dpb.DOCUMENT_KIND_ON_SITE_RECORD, dpb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD, dpb.DOCUMENT_KIND_FEEDBACK,
                   dpb.DOCUMENT_KIND_DISTRICT_REPORT}  # fmt: skip
 INSTITUTION_NAME = "北京某某电力技术有限公司"
+CITY_CENTRE_EMAIL = "zhongxin@example.bj.cn"
 PLAN_TITLE = "2026年第四期电工（四级）职业技能等级认定"
 ITEM_12 = "被督导单位配合外督员人员工作"
 REMARK_12 = "被督导单位拒绝提供考场录像和评分记录表"
@@ -169,6 +170,8 @@ def flow(e2e_stack: Stack) -> dict[str, Any]:
     cfg = e2e_stack.config
     c = h.Clients(cfg.target("registry"))
     out: dict[str, Any] = {"clients": c}
+    Notify(cfg.target("notify")).stub.SetContact(npb.SetContactRequest(contact=npb.Contact(
+        recipient="agencies/A", email=CITY_CENTRE_EMAIL, display_name="北京市职业技能鉴定管理中心")))  # fmt: skip
     inst = h.institution(c, "1100012001", INSTITUTION_NAME, "08")
     sups = {n: h.supervisor(c, n) for n in ("张督导", "王督导", "赵督导", "钱督导")}
     qian = sups["钱督导"][0]
@@ -389,7 +392,7 @@ def test_every_workflow_event_is_published_once_with_self_sufficient_payloads(fl
     }
 
 
-def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack):
+def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack, smtp):
     docs = Docs(e2e_stack.config.target("documents"))
     rec = flow["record"]
     d3 = eventually(lambda: docs.find(rec.name, dpb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD), what="Annex 3 PDF")
@@ -435,6 +438,16 @@ def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack)
         "本期作出处理决定1",
     ):
         assert expected in text, expected
+
+    # The city centre's e-mail carries the rendered report PDF (第二十四条 报送).
+    def mailed() -> list:
+        return [m for m in smtp.to(CITY_CENTRE_EMAIL) if "2026年12月1日" in str(m["Subject"])]
+
+    (mail,) = eventually(mailed, timeout=30, what="period report e-mail to the city centre")
+    assert "半月督导结果报送" in str(mail["Subject"])
+    (pdf_part,) = [p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]
+    attached = pdf_text(pdf_part.get_content()).replace("\n", "")
+    assert "海淀区职业技能等级认定质量督导情况半月报" in attached and f"12{ITEM_12}1" in attached
 
 
 async def _copy_stream(src: str, dst: str, stream: str, subjects: list[str], msg_id_suffix: str = "") -> int:
