@@ -39,13 +39,9 @@ from services.rules.domain import draws
 from services.rules.domain import model as m
 from services.rules.domain.decisions import Decider, Evaluator
 from services.rules.domain.ruleset import Catalog, RuleSet, RuleSetError, build_ruleset
-from services.rules.events import DECISION_MADE, ruleset_loaded
+from services.rules.events import ruleset_loaded
 from services.rules.runtime import Generation, RulesRuntime
 from services.rules.storage import repository
-from services.rules.storage.repository import LoggedDecision
-
-_DECISION_MADE_TYPE = "bjsv.rules.v1.DecisionMade"
-
 
 # ----------------------------------------------------------------------------------------------------------
 # to_proto_* for rule sets; response helpers
@@ -100,24 +96,24 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
 
     # -- evaluation (shared by the RPCs and by replay) ------------------------------------------------------
     async def _decide(self, type_name: str, items: list, blobs: list[bytes], catalog: Catalog, pool,
-                      pinned: RuleSet | None, prefix: str = "") -> list[tuple[dict, bytes | tuple[str, bytes]]]:
-        """(log row without actor/trace, event payload) per item. Batch kinds run end to end in the engine
-        workers (codec.decide_blobs); the 双随机 draws run here, asking the workers about candidates."""
+                      pinned: RuleSet | None, prefix: str = "") -> list[tuple[dict, dict]]:
+        """(decision-log row, outbox row) per item. Batch kinds run end to end in the engine workers
+        (codec.decide_blobs); the 双随机 draws run here, asking the workers about candidates."""
+        trace, actor = context.current_trace_id(), context.current_caller().org
         if type_name in BATCH_KINDS:
-            decided = await pool.decide(type_name, blobs, pinned.version if pinned else None, prefix)
-            out = []
-            for blob, (row, event) in zip(blobs, decided, strict=True):
+            decided = await pool.decide(type_name, blobs, pinned.version if pinned else None, prefix,
+                                        trace=trace, actor=actor)
+            for blob, (row, _outbox) in zip(blobs, decided, strict=True):
                 row["input"] = blob
-                out.append((row, (_DECISION_MADE_TYPE, event)))
-            return out
+            return decided
         if type_name == "bjsv.rules.v1.ProposeTeamRequest":
             dec, resp = await self._propose(items[0], catalog, pool, pinned)
         elif type_name == "bjsv.rules.v1.SampleInspectionTargetsRequest":
             dec, resp = self._sample(items[0], catalog, pinned)
         else:
             raise ValueError(type_name)
-        packed = name_and_pack(blobs[0], type_name, dec, resp)
-        return [(packed.row, (_DECISION_MADE_TYPE, packed.event))]
+        packed = name_and_pack(blobs[0], type_name, dec, resp, trace=trace, actor=actor)
+        return [(packed.row, packed.outbox)]
 
     async def _propose(self, r: rules_pb2.ProposeTeamRequest, catalog: Catalog, ev: Evaluator,
                        pinned: RuleSet | None) -> tuple[m.Decision, pb_message.Message]:
@@ -185,12 +181,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         blobs = [it.SerializeToString(deterministic=True) for it in items]
         async with self.runtime.use() as gen:
             decided = await self._decide(type_name, items, blobs, gen.catalog, gen.pool, None, prefix)
-        trace, actor = context.current_trace_id(), context.current_caller().org
-        logged = []
-        for row, event in decided:
-            row["actor"], row["trace_id"] = actor, trace
-            logged.append(LoggedDecision(row, DECISION_MADE, f"decisions/{row['id']}", event))
-        await self.db.write(repository.log_decisions, decisions=logged)
+        await self.db.write(repository.log_decisions, rows=[r for r, _ in decided], outbox=[o for _, o in decided])
         return [row["result"] for row, _ in decided]
 
     async def _single(self, request, response_type):

@@ -239,16 +239,17 @@ class WorkerPool:
             *[self._call(("eval", version, kind, facts[i:i + step])) for i in range(0, n, step)])
         return [fired for chunk in chunks for fired in chunk]
 
-    async def decide(self, type_name: str, blobs: list[bytes], pinned: str | None,
-                     prefix: str = "requests") -> list[tuple[dict, bytes]]:
+    async def decide(self, type_name: str, blobs: list[bytes], pinned: str | None, prefix: str = "requests",
+                     *, trace: str = "", actor: str = "") -> list[tuple[dict, dict]]:
         """Batch decisions end to end in the workers (services.rules.codec.decide_blobs), split across them."""
         n = len(blobs)
         if n == 0:
             return []
         parts = min(self.size, max(1, n // self.split_min))
         step = -(-n // parts)
-        chunks = await asyncio.gather(*[self._call(("decide", type_name, blobs[i:i + step], pinned, i, prefix))
-                                        for i in range(0, n, step)])
+        chunks = await asyncio.gather(*[
+            self._call(("decide", type_name, blobs[i:i + step], pinned, i, prefix, trace, actor))
+            for i in range(0, n, step)])
         return [item for chunk in chunks for item in chunk]
 
     async def stats(self) -> list[dict]:

@@ -8,8 +8,8 @@ pool retries the request on a fresh worker.
 
 Protocol (tuples over a multiprocessing Connection):
     → ("eval", version, kind, [facts, ...])   ← ("ok", [[rule ids], ...]) | ("error", text)
-    → ("decide", request type, [item bytes], pinned version | None, offset, field prefix)
-                                              ← ("ok", [(log row, DecisionMade bytes), ...])
+    → ("decide", request type, [item bytes], pinned version | None, offset, field prefix, trace, actor)
+                                              ← ("ok", [(decision row, outbox row), ...])
                                                 | ("domain", (error class, reason, message, metadata, violations))
     → ("stats",)                              ← ("ok", {"pid", "rss_kb", "evaluations", "open_sessions"})
     → ("stop",)                               (exits)
@@ -106,13 +106,14 @@ def worker_main(conn: Connection) -> None:
                 _trim()
                 since_trim = 0
         elif op == "decide":
-            _, type_name, blobs, pinned, offset, prefix = msg
+            _, type_name, blobs, pinned, offset, prefix, trace, actor = msg
             try:
-                decided = decide_blobs(decider, type_name, blobs, catalog, engine, pinned, offset, prefix)
+                decided = decide_blobs(decider, type_name, blobs, catalog, engine, pinned, offset, prefix,
+                                       trace=trace, actor=actor)
                 out = []
                 for d in decided:
                     d.row.pop("input")  # the front has the request bytes already
-                    out.append((d.row, d.event))
+                    out.append((d.row, d.outbox))
                 conn.send(("ok", out))
             except DomainError as exc:  # invalid facts, no rule set in force …: the caller's error
                 conn.send(("domain", domain_error_payload(exc)))

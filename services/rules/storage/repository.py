@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from google.protobuf import message as pb_message
@@ -28,15 +27,7 @@ _VERSION = RuleSetVersionRow.__table__
 _OUTBOX = platform_tables(Base.metadata)[OUTBOX]
 
 
-@dataclass
-class LoggedDecision:
-    row: dict  # DecisionRow columns
-    event_type: str
-    event_subject: str
-    payload: pb_message.Message | tuple[str, bytes]  # a message, or (full name, bytes) already serialized
-
-
-def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message.Message | tuple[str, bytes]]]) -> None:
+def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message.Message]]) -> None:
     """Bulk form of common.events.record_event: (type, subject, payload) → outbox rows, one executemany."""
     if not events:
         return
@@ -49,21 +40,19 @@ def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message
     for type_, subject, payload in events:
         env = envelope_pb2.EventEnvelope(event_id=str(uuid.uuid4()), type=type_, occurred_time=ts, source=source,
                                          subject=subject, trace_id=trace, actor=actor)
-        if isinstance(payload, tuple):  # (full message name, serialized bytes) made by an engine worker
-            env.payload.type_url = f"type.googleapis.com/{payload[0]}"
-            env.payload.value = payload[1]
-        else:
-            env.payload.Pack(payload)
+        env.payload.Pack(payload)
         rows.append({"event_id": env.event_id, "nats_subject": subject_for(source, type_),
-                     "envelope": env.SerializeToString(), "created_at": now})
+                     "envelope": env.SerializeToString(), "trace_id": trace, "created_at": now})
     session.execute(_OUTBOX.insert(), rows)
 
 
-def log_decisions(session: Session, *, decisions: list[LoggedDecision]) -> None:
-    if not decisions:
-        return
-    session.execute(_DECISION.insert(), [d.row for d in decisions])
-    record_events_bulk(session, [(d.event_type, d.event_subject, d.payload) for d in decisions])
+def log_decisions(session: Session, *, rows: list[dict], outbox: list[dict]) -> None:
+    """The decisions and their `decision.made` outbox rows (envelopes built by codec.name_and_pack), one
+    transaction, one INSERT each."""
+    if rows:
+        session.execute(_DECISION.insert(), rows)
+    if outbox:
+        session.execute(_OUTBOX.insert(), outbox)
 
 
 def get_decision(session: Session, *, decision_id: str) -> DecisionRow | None:
