@@ -107,7 +107,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
                 row["input"] = blob
             return decided
         if type_name == "bjsv.rules.v1.ProposeTeamRequest":
-            dec, resp = await self._propose(items[0], catalog, pool, pinned)
+            dec, resp = await self._propose(items[0], catalog, pool, pinned, blobs[0])
         elif type_name == "bjsv.rules.v1.SampleInspectionTargetsRequest":
             dec, resp = self._sample(items[0], catalog, pinned)
         else:
@@ -116,7 +116,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         return [(packed.row, packed.outbox)]
 
     async def _propose(self, r: rules_pb2.ProposeTeamRequest, catalog: Catalog, ev: Evaluator,
-                       pinned: RuleSet | None) -> tuple[m.Decision, pb_message.Message]:
+                       pinned: RuleSet | None, blob: bytes) -> tuple[m.Decision, pb_message.Message]:
         v = Violations()
         agency_violation(r.dispatching_agency, "dispatching_agency", v)
         plan = from_proto_plan(r.plan, "plan", v)
@@ -137,10 +137,16 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             lv.raise_if_any()
             return s
 
-        # digest of the draw input without the seed (pool, plan, session, date): one serialisation, no copy
-        seed, r.seed = r.seed, ""
-        digest = hashlib.sha256(r.SerializeToString(deterministic=True)).hexdigest()
-        r.seed = seed
+        # digest of the draw input without the seed (pool, plan, session, date, size). `seed` is the last field,
+        # and a deterministic serialisation writes fields in number order, so the request bytes without the
+        # seed are the logged bytes minus the seed's own encoding (a 1 MB pool is not serialised twice).
+        seed_suffix = rules_pb2.ProposeTeamRequest(seed=r.seed).SerializeToString()
+        if r.seed and blob.endswith(seed_suffix):
+            digest = hashlib.sha256(memoryview(blob)[:len(blob) - len(seed_suffix)]).hexdigest()
+        else:
+            seed, r.seed = r.seed, ""
+            digest = hashlib.sha256(r.SerializeToString(deterministic=True)).hexdigest()
+            r.seed = seed
         draw = await draws.propose_team(
             self.decider, catalog, ev, agency=r.dispatching_agency, plan=plan, session=session, as_of=day,
             pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned)
