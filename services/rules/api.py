@@ -1,9 +1,9 @@
-"""gRPC servicer of bjsv.rules.v1.RulesService: proto ⇄ domain, decision logging, replay.
+"""gRPC servicer of bjsv.rules.v1.RulesService: request in, logged and published decision out, replay.
 
-Thin by design: validation of the request shape and conversion (from_proto_* / to_proto_*) live here,
-the rules in services.rules.domain, the engine behind services.rules.runtime. Every decision returned is
-logged (request item bytes + response bytes, rule-set version) and published as `decision.made` through
-the outbox in the same transaction.
+Thin by design. Proto ⇄ domain conversion lives in services.rules.codec (not here) because the batch
+decisions run end to end inside the engine worker processes — the front serialises request items, hands
+them to the workers, and writes what they return (decision rows + `decision.made` outbox rows) to the
+decision log in one transaction. The 双随机 draws run here and ask the workers about candidates.
 """
 
 from __future__ import annotations
