@@ -249,21 +249,24 @@ class VerifyResult:
     errors: int
 
 
-async def verify_load(target: str, codes: list[str], *, rate: float, seconds: float) -> VerifyResult:
-    """Open-loop load: a call is started every 1/rate s regardless of responses (latency under load)."""
-    channel = grpc.aio.insecure_channel(target)
-    stub = registry_pb2_grpc.RegistryServiceStub(channel)
-    for c in codes[:20]:  # warm-up
-        await stub.VerifyBadge(pb.VerifyBadgeRequest(code=c))
+async def verify_load(target: str | list[str], codes: list[str], *, rate: float, seconds: float) -> VerifyResult:
+    """Open-loop load: a call is started every 1/rate s regardless of responses (latency under load).
+
+    `target` may be a list: calls are spread round-robin over the processes (replicas behind a balancer)."""
+    targets = [target] if isinstance(target, str) else list(target)
+    channels = [grpc.aio.insecure_channel(t) for t in targets]
+    stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
+    for i, c in enumerate(codes[:20]):  # warm-up
+        await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=c))
     latencies: list[float] = []
     errors = 0
     tasks = []
 
-    async def one(code: str) -> None:
+    async def one(i: int, code: str) -> None:
         nonlocal errors
         t0 = time.perf_counter()
         try:
-            r = await stub.VerifyBadge(pb.VerifyBadgeRequest(code=code), timeout=5)
+            r = await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=code), timeout=5)
             if r.status != pb.BADGE_STATUS_ACTIVE:
                 errors += 1
         except grpc.aio.AioRpcError:
@@ -277,10 +280,11 @@ async def verify_load(target: str, codes: list[str], *, rate: float, seconds: fl
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(codes[i % len(codes)])))
+        tasks.append(asyncio.create_task(one(i, codes[i % len(codes)])))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    await channel.close()
+    for ch in channels:
+        await ch.close()
     return VerifyResult(
         rate=rate, seconds=seconds, calls=n, achieved_rate=round(n / elapsed, 1),
         p50_ms=round(percentile(latencies, 50) * 1000, 2), p99_ms=round(percentile(latencies, 99) * 1000, 2),
@@ -305,7 +309,7 @@ async def outbox_backlog_drains(db: Database, wait_at_most: float = 30.0) -> tup
 
 
 def run_backend(backend: str, *, badges: int, clients: int, processes: int, verify_rate: float,
-                verify_seconds: float) -> dict:  # fmt: skip
+                verify_seconds: float, verify_spread: bool = False) -> dict:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix=f"bench-registry-{backend}-") as tmp:
         data_dir = Path(tmp)
         url, prefix = (PG_URL, f"b{uuid.uuid4().hex[:8]}_") if backend == "postgres" else ("", "")
@@ -319,7 +323,8 @@ def run_backend(backend: str, *, badges: int, clients: int, processes: int, veri
                 issued = asyncio.run(issue_concurrently(cluster.targets, appointments, clients))
                 check = check_codes(db, issued.codes)
                 events, drain_seconds = asyncio.run(outbox_backlog_drains(db))
-                verify = asyncio.run(verify_load(cluster.targets[0], issued.codes, rate=verify_rate,
+                targets = cluster.targets if verify_spread else cluster.targets[0]
+                verify = asyncio.run(verify_load(targets, issued.codes, rate=verify_rate,
                                                  seconds=verify_seconds)) if verify_seconds > 0 else None  # fmt: skip
             finally:
                 cluster.stop()
@@ -345,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--verify-rate", type=float, default=500)
     ap.add_argument("--verify-seconds", type=float, default=10)
+    ap.add_argument("--verify-spread", action="store_true", help="spread VerifyBadge over all processes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -354,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             print("PostgreSQL not reachable at 127.0.0.1:5432; skipped", file=sys.stderr)
             continue
         r = run_backend(backend, badges=args.badges, clients=args.clients, processes=args.processes,
-                        verify_rate=args.verify_rate, verify_seconds=args.verify_seconds)  # fmt: skip
+                        verify_rate=args.verify_rate, verify_seconds=args.verify_seconds,
+                        verify_spread=args.verify_spread)  # fmt: skip
         results.append(r)
         if not args.json:
             i, c, v = r["issue"], r["codes"], r["verify"]
