@@ -96,6 +96,11 @@ class Notifier:
             self._clock_version = row.updated_ts
             self.clock.set_mode(ClockMode(row.mode, row.fixed_ts, row.offset_seconds))
 
+    def _now_from_row(self, row) -> float:
+        """The service clock's now per the shared clock row (read inside the firing transaction)."""
+        mode = ClockMode(row.mode, row.fixed_ts, row.offset_seconds) if row is not None else self.clock.mode
+        return SettableClock(mode, wall=self.wall).timestamp()
+
     async def set_clock(self, mode: ClockMode) -> None:
         version = max(self.wall(), self._clock_version + 1e-6)
         await self.db.write(repo.set_clock, mode=mode.mode, fixed_ts=mode.fixed_ts,
@@ -134,7 +139,7 @@ class Notifier:
         """Fire every timer due at the service clock's now; returns the created notification ids."""
         created: list[int] = []
         while True:
-            batch = await self.db.write(repo.fire_due_timers, now_ts=self.clock.timestamp(), wall_ts=self.wall(),
+            batch = await self.db.write(repo.fire_due_timers, now_ts=self._now_from_row, wall_ts=self.wall(),
                                         channels=self.channels, limit=limit)
             created += batch
             if len(batch) < limit:

@@ -133,7 +133,7 @@ async def test_redelivered_or_republished_event_never_notifies_twice(notify_env)
         return r.notifications
     await wait_for(filed, what="badge filed")
     r = await inbox(env, "supervisors/300")
-    assert len(r.notifications) == 1
+    assert len(r.notifications) == 1, [(n.kind, n.title) for n in r.notifications]
     timers = await env.stub.ListTimers(K.ListTimersRequest(subject="dispatches/3"))
     assert len({t.key for t in timers.timers}) == len(timers.timers)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -277,9 +277,15 @@ def add_notifications(session: Session, drafts: Sequence[tuple[NotificationDraft
     return sorted(created.values())
 
 
-def fire_due_timers(session: Session, /, *, now_ts: float, wall_ts: float, channels: Sequence[Channel],
-                    limit: int = 200) -> list[int]:
-    """Turn due timers into notifications, exactly once: the timer is marked fired in the same transaction."""
+def fire_due_timers(session: Session, /, *, now_ts: float | Callable[[ClockSetting | None], float], wall_ts: float,
+                    channels: Sequence[Channel], limit: int = 200) -> list[int]:
+    """Turn due timers into notifications, exactly once: the timer is marked fired in the same transaction.
+
+    ``now_ts`` may be a function of the shared clock row, read inside this transaction: a tick that was
+    queued behind a SetClock then uses the new clock, never the one it started with.
+    """
+    if callable(now_ts):
+        now_ts = now_ts(session.get(ClockSetting, 1))
     q = sa.select(Timer.id, Timer.draft).where(Timer.state == "pending", Timer.fire_ts <= now_ts)
     rows = session.execute(_lock(q.order_by(Timer.fire_ts, Timer.id).limit(limit), session)).all()
     created = add_notifications(session, [(draft_from_json(d), f"timers/{tid}", None, None) for tid, d in rows],
