@@ -28,7 +28,6 @@ from services.documents.domain.model import (
     SupervisorCategory,
 )
 from services.documents.rendering import (
-    BLANK_SUBJECT,
     DOCX,
     KIND_FEEDBACK,
     KIND_RECORD,
@@ -294,11 +293,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         except ValueError:
             raise _invalid("BAD_PAGE_TOKEN", "page_token", "分页标记无效") from None
         kind = _KIND_FROM_PROTO.get(request.kind, "")
-        from services.documents.storage import repository
-
-        rows, total = await self.renderer.db.read(
-            repository.list_documents, kind=kind, subject=request.subject, offset=offset, limit=size
-        )
+        rows, total = await self.renderer.list_documents(kind=kind, subject=request.subject, offset=offset, limit=size)
         token = str(offset + len(rows)) if offset + len(rows) < total else ""
         return pb.ListDocumentsResponse(documents=[to_proto_document(r) for r in rows], next_page_token=token)
 
@@ -438,4 +433,4 @@ def _bind_context(md: dict) -> None:
     context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
 
 
-__all__ = ["BLANK_SUBJECT", "DocumentsServicer", "from_proto_badge", "to_proto_document"]
+__all__ = ["DocumentsServicer", "from_proto_badge", "to_proto_document"]

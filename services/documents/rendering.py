@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import queue
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +42,6 @@ BLANK_SUBJECT = "forms/blank"
 
 def page_count(pdf: bytes) -> int:
     """Pages of a reportlab PDF: its page tree root carries /Count (no full parse needed)."""
-    import re
-
     counts = [int(m) for m in re.findall(rb"/Count (\d+)", pdf)]
     return max(counts) if counts else 0
 
@@ -266,6 +265,9 @@ class DocumentRenderer:
 
         await self._run(work)
 
+    async def list_documents(self, *, kind: str, subject: str, offset: int, limit: int):
+        return await self.db.read(repository.list_documents, kind=kind, subject=subject, offset=offset, limit=limit)
+
     async def read_document(self, document_id: str) -> DocumentInfo | None:
         return await self.db.read(repository.get_document, document_id=document_id)
 
@@ -287,4 +289,4 @@ class DocumentRenderer:
             yield bytes(buffer)
 
 
-__all__ = ["BLANK_SUBJECT", "DOCX", "PDF", "DocumentRenderer", "Rendered", "forms"]
+__all__ = ["BLANK_SUBJECT", "DOCX", "PDF", "DocumentRenderer", "Rendered"]

@@ -171,6 +171,16 @@ async def test_print_sheet_stream_returns_progress_and_one_document_per_volume(d
         pb.ListDocumentsRequest(kind=pb.DOCUMENT_KIND_PRINT_SHEET, subject=subject)
     )
     assert {d.name for d in listed.documents} == {d.name for d in docs}
+    paged, token = [], ""
+    while True:
+        page = await docs_env.stub.ListDocuments(
+            pb.ListDocumentsRequest(subject=subject, page_size=2, page_token=token)
+        )
+        paged += [d.name for d in page.documents]
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(paged) == sorted(d.name for d in docs) and len(paged) == 3
     _, content, _ = await fetch(docs_env.stub, docs[0].name)
     text = "".join(t for _, t in lines_of(plumber(content).pages[0]))
     assert "测试批次" in text and "R1122A001 – R1122A004" in text
