@@ -35,6 +35,7 @@ from services.rules.codec import (
     to_proto_decision,
     ts,
 )
+from services.rules.decision_log import DecisionLogWriter
 from services.rules.domain import draws
 from services.rules.domain import model as m
 from services.rules.domain.decisions import Decider, Evaluator
@@ -93,6 +94,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         self.clock = clock
         self.decider = Decider(clock)
         self.batch_max = batch_max
+        self.log = DecisionLogWriter(db)
 
     # -- evaluation (shared by the RPCs and by replay) ------------------------------------------------------
     async def _decide(self, type_name: str, items: list, blobs: list[bytes], catalog: Catalog, pool,
@@ -187,7 +189,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         blobs = [it.SerializeToString(deterministic=True) for it in items]
         async with self.runtime.use() as gen:
             decided = await self._decide(type_name, items, blobs, gen.catalog, gen.pool, None, prefix)
-        await self.db.write(repository.log_decisions, rows=[r for r, _ in decided], outbox=[o for _, o in decided])
+        await self.log.append([r for r, _ in decided], [o for _, o in decided])
         return [row["result"] for row, _ in decided]
 
     async def _single(self, request, response_type):
