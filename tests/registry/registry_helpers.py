@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import os
@@ -12,11 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from PIL import Image
 
+from bjsv.events.v1 import envelope_pb2
+from bjsv.registry.v1 import events_pb2, registry_pb2_grpc
 from bjsv.registry.v1 import registry_pb2 as pb
-from bjsv.registry.v1 import registry_pb2_grpc
 from services.registry.domain import id_number
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import health_status
@@ -162,3 +167,62 @@ def supervisor_msg(*, level=pb.SUPERVISOR_LEVEL_DISTRICT, district="08", institu
         phone="13800000000", photo=photo_bytes() if photo else b"", attestations=ATTESTED if attested else [],
         training=pb.TrainingAssessment(passed=trained, assessed_by="市鉴定管理中心", assessed_date="2026-02-01"),
     )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- errors and events
+
+
+def details(err: grpc.RpcError) -> dict:
+    st = rpc_status.from_call(err)
+    out: dict = {"code": err.code(), "violations": [], "preconditions": [], "reason": ""}
+    for d in st.details:
+        for cls, key in ((error_details_pb2.BadRequest, "violations"),
+                         (error_details_pb2.PreconditionFailure, "preconditions"),
+                         (error_details_pb2.ErrorInfo, "reason")):  # fmt: skip
+            if d.Is(cls.DESCRIPTOR):
+                msg = cls()
+                d.Unpack(msg)
+                if key == "violations":
+                    out[key] += [(v.field, v.description) for v in msg.field_violations]
+                elif key == "preconditions":
+                    out[key] += [(v.type, v.description) for v in msg.violations]
+                else:
+                    out[key] = msg.reason
+    return out
+
+
+def call_error(fn, request) -> dict:
+    with pytest.raises(grpc.RpcError) as e:
+        fn(request, timeout=10)
+    return details(e.value)
+
+
+def stream_events(nats_url: str, event_type: str) -> list:
+    """Every event of one type on the BJSV_REGISTRY stream so far (payload unpacked)."""
+    cls = {
+        "appointment.started": events_pb2.AppointmentStarted, "appointment.renewed": events_pb2.AppointmentRenewed,
+        "appointment.expired": events_pb2.AppointmentExpired, "appointment.suspended": events_pb2.AppointmentSuspended,
+        "appointment.revoked": events_pb2.AppointmentRevoked, "badge.issued": events_pb2.BadgeIssued,
+        "badge.filed": events_pb2.BadgeFiled, "supervisor.registered": events_pb2.SupervisorRegistered,
+    }[event_type]  # fmt: skip
+
+    async def run():
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            sub = await js.subscribe(f"bjsv.registry.{event_type}", ordered_consumer=True)
+            out = []
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1.0)
+                except nats.errors.TimeoutError:
+                    return out
+                env = envelope_pb2.EventEnvelope()
+                env.ParseFromString(msg.data)
+                payload = cls()
+                env.payload.Unpack(payload)
+                out.append((env, payload))
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())

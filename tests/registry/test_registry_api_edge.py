@@ -8,9 +8,7 @@ import datetime as dt
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from registry_helpers import build_stack, photo_bytes, supervisor_msg
+from registry_helpers import build_stack, call_error, photo_bytes, supervisor_msg
 
 from bjsv.registry.v1 import registry_pb2 as pb
 
@@ -20,31 +18,6 @@ def stub(tmp_path_factory, nats_server):
     stack = build_stack(tmp_path_factory.mktemp("edge"), nats_server.url, with_rules=False)
     yield stack.stub()
     stack.stop()
-
-
-def details(err: grpc.RpcError) -> dict:
-    st = rpc_status.from_call(err)
-    out: dict = {"code": err.code(), "violations": [], "preconditions": [], "reason": ""}
-    for d in st.details:
-        for cls, key in ((error_details_pb2.BadRequest, "violations"),
-                         (error_details_pb2.PreconditionFailure, "preconditions"),
-                         (error_details_pb2.ErrorInfo, "reason")):  # fmt: skip
-            if d.Is(cls.DESCRIPTOR):
-                msg = cls()
-                d.Unpack(msg)
-                if key == "violations":
-                    out[key] += [(v.field, v.description) for v in msg.field_violations]
-                elif key == "preconditions":
-                    out[key] += [(v.type, v.description) for v in msg.violations]
-                else:
-                    out[key] = msg.reason
-    return out
-
-
-def call_error(fn, request) -> dict:
-    with pytest.raises(grpc.RpcError) as e:
-        fn(request, timeout=10)
-    return details(e.value)
 
 
 def test_agencies_are_the_city_centre_and_table3_districts(stub):

@@ -4,17 +4,12 @@ reinstatement / revocation (第二十七条), renewal and automatic expiry (第�
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import grpc
-import nats
 import pytest
-from registry_helpers import photo_bytes, supervisor_msg
-from test_registry_api_edge import call_error
+from registry_helpers import call_error, photo_bytes, stream_events, supervisor_msg
 
-from bjsv.events.v1 import envelope_pb2
-from bjsv.registry.v1 import events_pb2
 from bjsv.registry.v1 import registry_pb2 as pb
 
 TODAY = dt.date.today()
@@ -24,37 +19,6 @@ YY = f"{TODAY.year % 100:02d}"
 @pytest.fixture(scope="module")
 def stub(registry_stack):
     return registry_stack.stub()
-
-
-def stream_events(nats_url: str, event_type: str) -> list:
-    """Every event of one type on the BJSV_REGISTRY stream so far (payload unpacked)."""
-    cls = {
-        "appointment.started": events_pb2.AppointmentStarted, "appointment.renewed": events_pb2.AppointmentRenewed,
-        "appointment.expired": events_pb2.AppointmentExpired, "appointment.suspended": events_pb2.AppointmentSuspended,
-        "appointment.revoked": events_pb2.AppointmentRevoked, "badge.issued": events_pb2.BadgeIssued,
-        "badge.filed": events_pb2.BadgeFiled, "supervisor.registered": events_pb2.SupervisorRegistered,
-    }[event_type]  # fmt: skip
-
-    async def run():
-        nc = await nats.connect(nats_url)
-        try:
-            js = nc.jetstream()
-            sub = await js.subscribe(f"bjsv.registry.{event_type}", ordered_consumer=True)
-            out = []
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=1.0)
-                except nats.errors.TimeoutError:
-                    return out
-                env = envelope_pb2.EventEnvelope()
-                env.ParseFromString(msg.data)
-                payload = cls()
-                env.payload.Unpack(payload)
-                out.append((env, payload))
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
 
 
 def appointed(stub, **kw) -> tuple[pb.Supervisor, pb.Appointment]:

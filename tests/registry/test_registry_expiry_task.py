@@ -7,8 +7,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from registry_helpers import start_service
-from test_registry_api_flow import stream_events
+from registry_helpers import start_service, stream_events
 
 from bjsv.registry.v1 import registry_pb2 as pb
 from common.config import Settings
