@@ -359,6 +359,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
             )
         )
         job.add_done_callback(lambda _t: loop.call_soon_threadsafe(outbox.put_nowait, ("done",)))
+        job.add_done_callback(_retrieve)  # a job aborted because the input failed has nothing to report
 
         def put(item) -> bool:
             """Blocking put that gives up when the render job has ended (it will read no more)."""
@@ -382,7 +383,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
                         return
                 await asyncio.to_thread(put, None)
             except BaseException as e:
-                _abort(inbox, e if isinstance(e, Exception) else RuntimeError("cancelled"))
+                _abort(inbox, RuntimeError(f"print run aborted: {type(e).__name__}"))
                 raise
 
         feeder = asyncio.create_task(feed())
@@ -413,6 +414,11 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
             feeder.cancel()
             if not job.done():
                 _abort(inbox, RuntimeError("print run aborted: the client went away"))
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _abort(inbox: queue.Queue, error: Exception) -> None:
