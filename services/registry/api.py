@@ -276,6 +276,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self.verifier = VerifyReader(db)
         self._sqlite_writer = asyncio.Lock()
 
+    def _now(self) -> dt.datetime:
+        """The instant to store: UTC (SQLite keeps no UTC offset; the clock's zone is Asia/Shanghai)."""
+        return self.clock.now().astimezone(dt.UTC)
+
     async def _write(self, fn, /, *args, **kwargs):
         """db.write, one at a time per process on SQLite.
 
@@ -315,7 +319,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def UpdateAgency(self, request, context):
         code = self._agency_code(request.agency.name)
         changes = self._org_changes(request.agency, request.update_mask.paths, "agency", ("display_name", "contact"))
-        now = self.clock.now()
+        now = self._now()
         agency = await self._write(
             lambda s: to_proto_agency(repo.update_agency(s, code=code, changes=changes, now=now), False)
         )
@@ -362,7 +366,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             logo = _image_in(i.logo, "logo", self.policy)
         except ProblemsError as e:
             raise invalid(e, "institution.") from None
-        now = self.clock.now()
+        now = self._now()
         out = await self._write(
             lambda s: to_proto_institution(
                 repo.create_institution(s, draft=draft, seal=seal, logo=logo, now=now), False
@@ -399,7 +403,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         changes = self._org_changes(
             request.institution, request.update_mask.paths, "institution", ("display_name", "contact", "district_code")
         )
-        now = self.clock.now()
+        now = self._now()
         out = await self._write(
             lambda s: to_proto_institution(repo.update_institution(s, number=number, changes=changes, now=now), False)
         )
@@ -421,7 +425,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @edge
     async def RegisterSupervisor(self, request, context):
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         try:
             draft = validate_supervisor(self._supervisor_input(request.supervisor), today)
             photo = _image_in(request.supervisor.photo, "photo", self.policy, photo=True)
@@ -467,7 +471,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         paths = list(request.update_mask.paths)
         if not paths:
             raise InvalidArgument("UPDATE_MASK_REQUIRED", [FieldViolation("update_mask", "须指定要修改的字段")])
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         s = request.supervisor
         changes: dict = {}
         try:
@@ -504,7 +508,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @edge
     async def ImportRoster(self, request, context):
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         rows = [(r.row_number, dict(r.cells)) for r in request.rows]
 
         def run(s):
@@ -546,7 +550,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def AppointSupervisor(self, request, context):
         sid = repo._int_id(request.supervisor, "supervisors", "supervisor")
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         start = parse_date(request.start_date, "start_date", today)
         repo.check_start_date(start, today, self.policy)
         facts, _ = await self._facts(sid, renewal=False)
@@ -564,7 +568,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def RenewAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         start = parse_date(request.start_date, "start_date", today)
         repo.check_start_date(start, today, self.policy)
         facts, _ = await self._facts(appointment_id=aid, renewal=True)
@@ -582,7 +586,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def SuspendAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
-        now = self.clock.now()
+        now = self._now()
         out = await self._write(lambda s: to_proto_appointment(s, repo.suspend(
             s, appointment_id=aid, reason=request.reason, article=request.article, decided_by=request.decided_by,
             case_reference=request.case_reference, now=now, policy=self.policy), self.policy))  # fmt: skip
@@ -591,7 +595,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def ReinstateAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         out = await self._write(lambda s: to_proto_appointment(s, repo.reinstate(
             s, appointment_id=aid, reason=request.reason, decided_by=request.decided_by, today=today, now=now,
             policy=self.policy), self.policy))  # fmt: skip
@@ -600,7 +604,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def RevokeAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
-        now = self.clock.now()
+        now = self._now()
         out = await self._write(lambda s: to_proto_appointment(s, repo.revoke(
             s, appointment_id=aid, reason=request.reason, article=request.article, decided_by=request.decided_by,
             case_reference=request.case_reference, now=now, policy=self.policy), self.policy))  # fmt: skip
@@ -643,7 +647,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         """聘期届满自动解聘 (第十三条): expire due appointments in batches (one transaction per batch)."""
         done: list[int] = []
         while True:
-            batch = await self._write(repo.expire_due, as_of=as_of, now=self.clock.now(), policy=self.policy)
+            batch = await self._write(repo.expire_due, as_of=as_of, now=self._now(), policy=self.policy)
             done += batch
             if len(batch) < 500:
                 return done
@@ -653,7 +657,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def IssueBadge(self, request, context):
         aid = repo._int_id(request.appointment, "appointments", "appointment")
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         issue_date = parse_date(request.issue_date, "issue_date", today)
         if request.explicit_serial < 0:
             raise InvalidArgument("SERIAL_OUT_OF_RANGE", [FieldViolation("explicit_serial", "证卡序列码不能为负数")])
@@ -662,11 +666,26 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         kw = dict(appointment_id=aid, issue_date=issue_date, explicit_serial=request.explicit_serial,
                   replace_existing=request.replace_existing, policy=self.policy)  # fmt: skip
         plan = await self.db.read(lambda s: repo.prepare_issue(s, **kw))
-        code = await self._write(lambda s: repo.issue_badge(s, now=now, plan=plan, **kw).code)
-        out = await self.db.read(
-            lambda s: to_proto_badge(s, repo.get_badge(s, code=code), today=today, full=False, policy=self.policy)
-        )
-        return pb.IssueBadgeResponse(badge=out)
+        badge = await self._write(lambda s: repo.issue_badge(s, now=now, plan=plan, **kw))
+        return pb.IssueBadgeResponse(badge=self.to_proto_issued(plan, badge, today))
+
+    def to_proto_issued(self, plan: repo.IssuePlan, b: m.Badge, today: dt.date) -> pb.Badge:
+        """The response of IssueBadge from what the call already holds (no third transaction)."""
+        sup, issuer = plan.supervisor_snapshot, plan.issuer_snapshot
+        out = pb.Badge(
+            name=f"badges/{b.code}", code=b.code, parts=repo.code_parts_message(bc.parse(b.code, self.policy)),
+            supervisor=sup.name, appointment=f"appointments/{b.appointment_id}", term_number=b.term_number,
+            holder_name=sup.full_name, type=sup.type, level=sup.level, issuer=b.issuer,
+            issuer_name=issuer.display_name, validity_text=b.validity_text, valid_from=b.valid_from.isoformat(),
+            valid_until=b.valid_until.isoformat(), issue_date=b.issue_date.isoformat(),
+            status=BADGE_STATUS_TO_PB[repo.status_of(False, b.valid_until, "active", today)],
+            photo_sha256=sup.photo_sha256, photo_mime_type=plan.photo_mime_type,
+            filed=plan.scope.category.internal, institution=sup.institution,
+            title=repo.badge_title(plan.supervisor_type),
+            issuer_seal_sha256=plan.issuer_seal_sha256, issuer_logo_sha256=plan.issuer_logo_sha256,
+        )  # fmt: skip
+        _ts(out.create_time, b.created_at)
+        return out
 
     def _badge_code(self, name: str) -> str:
         code = repo._parse_resource(name, "badges")
@@ -710,7 +729,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def RevokeBadge(self, request, context):
         code = self._badge_code(request.name)
-        today, now = self.clock.today(), self.clock.now()
+        today, now = self.clock.today(), self._now()
         out = await self._write(lambda s: to_proto_badge(s, repo.revoke_badge(
             s, code=code, reason=request.reason, decided_by=request.decided_by, now=now),
             today=today, full=False, policy=self.policy))  # fmt: skip

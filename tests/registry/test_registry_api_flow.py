@@ -79,6 +79,9 @@ def test_external_badge_code_validity_verify_and_status_changes_art11_art27(stub
     assert badge.validity_text == appt.current_term.validity_text and badge.title == "质量督导员 (外督员)"
     full = stub.GetBadge(pb.GetBadgeRequest(name=badge.name, view=pb.VIEW_FULL)).badge
     assert full.photo and full.photo_mime_type == "image/jpeg" and full.holder_name == "欧阳娜娜"
+    assert stub.GetBadge(pb.GetBadgeRequest(name=badge.name)).badge == badge  # IssueBadge answers what is stored
+    created = badge.create_time.ToDatetime(dt.UTC)
+    assert abs((created - dt.datetime.now(dt.UTC)).total_seconds()) < 120  # instants stored in UTC
     assert not stub.GetBadge(pb.GetBadgeRequest(name=badge.name)).badge.photo  # BASIC: no bytes
 
     v = stub.VerifyBadge(pb.VerifyBadgeRequest(code=badge.code.lower()))
@@ -123,6 +126,7 @@ def test_internal_badges_are_coded_by_institution_and_filed_with_the_city_centre
     assert stub.IssueBadge(pb.IssueBadgeRequest(appointment=a2.name)).badge.code == f"S116101{YY}0001"
     next_year = stub.IssueBadge(pb.IssueBadgeRequest(appointment=a3.name, issue_date=f"{TODAY.year + 1}-01-02")).badge
     assert next_year.code == f"S116101{(TODAY.year + 1) % 100:02d}0001"  # serials restart in a new year (D1/D3)
+    assert stub.GetBadge(pb.GetBadgeRequest(name=explicit.name)).badge == explicit
     full = stub.GetBadge(pb.GetBadgeRequest(name=explicit.name, view=pb.VIEW_FULL)).badge
     assert (full.issuer_seal, full.issuer_logo) == (seal, logo)
     filings = stub.ListBadgeFilings(pb.ListBadgeFilingsRequest(institution=inst.name)).filings

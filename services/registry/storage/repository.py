@@ -783,7 +783,8 @@ def allocate_code(
                           "category": scope.category.value},
             )  # fmt: skip
         code = scope.format(serial)
-        if not _code_taken(session, code):
+        # only internal scopes can hold explicit serials (D1) that the sequence has to step over
+        if not scope.category.internal or not _code_taken(session, code):
             return code, serial
 
 
@@ -795,6 +796,7 @@ class IssuePlan:
     term_number: int
     supervisor_id: int
     supervisor_type: str
+    photo_mime_type: str
     institution_id: int | None
     scope: bc.Scope
     issuer: str
@@ -854,6 +856,7 @@ def prepare_issue(
     seal_sha, logo_sha = issuer_images_sha(session, issuer)
     return IssuePlan(
         appointment_id=appt.id, term_number=appt.term_number, supervisor_id=sup.id, supervisor_type=sup.type,
+        photo_mime_type=sup.photo_mime,
         institution_id=sup.institution_id, scope=scope, issuer=issuer,
         issuer_snapshot=ev.organization_snapshot(session, issuer),
         supervisor_snapshot=ev.supervisor_snapshot(session, sup), issuer_seal_sha256=seal_sha,
