@@ -108,7 +108,8 @@ class Bus:
         self.closing = True
         if self.nc and not self.nc.is_closed:
             try:
-                await asyncio.wait_for(self.nc.drain(), timeout=3)
+                async with asyncio.timeout(3):
+                    await self.nc.drain()
             except Exception:  # noqa: BLE001 - closing anyway; drain may time out while NATS is down
                 await self.nc.close()
 
@@ -142,7 +143,9 @@ class OutboxRelay:
         backoff = 0.2
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the shutdown's cancellation.
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -186,7 +189,8 @@ class OutboxRelay:
             futures.append(await self.bus.js.publish_async(subject, envelope, headers=headers))
         # An ack lost while NATS restarts never resolves: give up on the batch (cancelling the futures frees
         # their publish slots) and retry it — Nats-Msg-Id makes the retry idempotent.
-        await asyncio.wait_for(asyncio.gather(*futures), timeout=self.ack_timeout)
+        async with asyncio.timeout(self.ack_timeout):
+            await asyncio.gather(*futures)
 
 
 Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]

@@ -105,10 +105,8 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             log.exception("%s failed unexpectedly", method)
             await ctx.abort_with_status(rpc_status.to_status(internal_status(trace, service=service)))
 
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            async def unary_unary(request, ctx):
+        def unary_response(inner):  # unary-unary and stream-unary
+            async def behavior(request, ctx):
                 trace = await bind(ctx)
                 enter()
                 try:
@@ -120,17 +118,14 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     leave()
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
+            return behavior
 
-            async def unary_stream(request, ctx):
+        def streamed_response(inner):  # unary-stream and stream-stream
+            async def behavior(request, ctx):
                 trace = await bind(ctx)
                 enter()
                 try:
-                    async for item in inner_stream(request, ctx):
+                    async for item in inner(request, ctx):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -139,9 +134,18 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     leave()
 
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
+            return behavior
+
+        kinds = (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler, unary_response),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler, unary_response),
+            ("unary_stream", grpc.unary_stream_rpc_method_handler, streamed_response),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler, streamed_response),
+        )
+        for attr, make_handler, wrap in kinds:
+            inner = getattr(handler, attr)
+            if inner is not None:
+                return make_handler(wrap(inner), handler.request_deserializer, handler.response_serializer)
         return handler
 
 
@@ -204,7 +208,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     interceptor.draining = True
     await health_servicer.enter_graceful_shutdown()
     try:  # in-flight calls finish; new ones meanwhile get UNAVAILABLE (retryable) from the interceptor
-        await asyncio.wait_for(interceptor.idle.wait(), timeout=settings.shutdown_grace)
+        async with asyncio.timeout(settings.shutdown_grace):
+            await interceptor.idle.wait()
     except TimeoutError:
         log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
     await server.stop(0.5)
@@ -218,7 +223,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         await hook()
     if relay is not None:
         try:  # publish what the last calls committed; what cannot be sent now stays in the outbox
-            await asyncio.wait_for(_drain_outbox(relay), timeout=3)
+            async with asyncio.timeout(3):
+                await _drain_outbox(relay)
         except Exception as e:  # noqa: BLE001 - rows stay in the outbox
             log.warning("outbox not fully flushed at shutdown (kept for the next start): %s", e)
         for task in background:
