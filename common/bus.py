@@ -194,6 +194,7 @@ class OutboxRelay:
 
 
 Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]
+BatchHandler = Callable[[list[envelope_pb2.EventEnvelope]], Awaitable[None]]
 
 
 @dataclass
@@ -201,12 +202,16 @@ class Subscription:
     """A durable pull consumer on one source service's stream.
 
     `types` are event types ("badge.issued"); the handler must be idempotent (events.mark_processed).
+    With `batch_handler`, each fetched batch is first offered whole (e.g. applied in one transaction, so
+    one commit serves many events); if that raises, every event of the batch takes the per-event path
+    (`handler`, retries with backoff, then the dead-letter subject).
     """
 
     durable: str
     source: str
     types: list[str]
     handler: Handler
+    batch_handler: BatchHandler | None = None
     max_deliver: int = 8
     ack_wait: float = 60.0
     batch: int = 64
@@ -239,12 +244,32 @@ class Subscription:
                     log.warning("consumer %s: fetch failed: %s", self.durable, e)
                     await asyncio.sleep(0.5)
                     continue
+                if self.batch_handler is not None and await self._handle_batch(msgs):
+                    continue
                 for msg in msgs:
                     await self._handle(bus, msg)
         finally:
             # The durable stays on the server (it is shared by replicas); only this subscription goes.
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _handle_batch(self, msgs) -> bool:
+        """Offer the whole batch to batch_handler; True when it was applied and acknowledged."""
+        try:
+            envs = [envelope_pb2.EventEnvelope.FromString(m.data) for m in msgs]
+        except Exception:  # noqa: BLE001 - an undecodable message: the per-event path parks it
+            return False
+        context.bind(envs[0].trace_id or context.new_trace_id(), context.Caller(org=envs[0].actor))
+        try:
+            await self.batch_handler(envs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - fall back to one event at a time
+            log.warning("consumer %s: batch of %d failed (%s); retrying one by one", self.durable, len(msgs), e)
+            return False
+        for msg in msgs:
+            await msg.ack()
+        return True
 
     async def _handle(self, bus: Bus, msg) -> None:
         env = envelope_pb2.EventEnvelope()
