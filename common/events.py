@@ -59,37 +59,58 @@ def subject_for(source: str, event_type: str) -> str:
     return f"bjsv.{source}.{event_type}"
 
 
-def record_event(session: Session, *, type: str, subject: str, payload: pb_message.Message) -> str:
-    """Write an event into the outbox within the caller's transaction; returns the event id.
-
-    `type` is "<entity>.<verb>" in the past tense ("badge.issued"); `subject` is the resource name of the
-    entity ("badges/R1122A001"); `payload` is a message from the service's events.proto.
-    """
-    source = session.info["service"]
-    now = dt.datetime.now(dt.UTC)
+def outbox_row(
+    *,
+    source: str,
+    type: str,
+    subject: str,
+    payload: pb_message.Message,
+    trace_id: str,
+    actor: str,
+    occurred: dt.datetime | None = None,
+) -> dict:
+    """The outbox row of one event: its envelope serialised, ready to insert (and to publish as is)."""
+    occurred = occurred or dt.datetime.now(dt.UTC)
     ts = Timestamp()
-    ts.FromDatetime(now)
+    ts.FromDatetime(occurred)
     env = envelope_pb2.EventEnvelope(
         event_id=str(uuid.uuid4()),
         type=type,
         occurred_time=ts,
         source=source,
         subject=subject,
-        trace_id=context.current_trace_id(),
-        actor=context.current_caller().org,
+        trace_id=trace_id,
+        actor=actor,
     )
     env.payload.Pack(payload)
-    row = {
+    return {
         "event_id": env.event_id,
         "nats_subject": subject_for(source, type),
         "envelope": env.SerializeToString(),
-        "trace_id": env.trace_id,
-        "created_at": now,
+        "trace_id": trace_id,
+        "created_at": occurred,
     }
+
+
+def record_event(session: Session, *, type: str, subject: str, payload: pb_message.Message) -> str:
+    """Write an event into the outbox within the caller's transaction; returns the event id.
+
+    `type` is "<entity>.<verb>" in the past tense ("badge.issued"); `subject` is the resource name of the
+    entity ("badges/R1122A001"); `payload` is a message from the service's events.proto. Trace id and
+    actor come from the request context.
+    """
+    row = outbox_row(
+        source=session.info["service"],
+        type=type,
+        subject=subject,
+        payload=payload,
+        trace_id=context.current_trace_id(),
+        actor=context.current_caller().org,
+    )
     # Rows are inserted in one statement just before the transaction commits (Database's before_commit
     # hook calls flush_outbox): the same atomicity, far fewer statements for calls emitting many events.
     session.info.setdefault("outbox_rows", []).append(row)
-    return env.event_id
+    return row["event_id"]
 
 
 def flush_outbox(session: Session) -> None:

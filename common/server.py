@@ -154,8 +154,18 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     settings = svc.settings
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    serving = asyncio.Event()
+
+    def on_signal() -> None:
+        # Before serving, start-up (e.g. waiting for NATS or a migration lock) is abandoned at once.
+        if serving.is_set():
+            stop.set()
+        else:
+            main_task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
     interceptor = ContextInterceptor(svc.name)
     server = grpc.aio.server(interceptors=[interceptor])
@@ -199,6 +209,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     await server.start()
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    serving.set()
     log.info("%s serving on %s", svc.name, address)
     if ready is not None:
         ready.set()
@@ -251,5 +262,7 @@ def run(build: Callable[[], Service]) -> None:
     except StartupError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the driver said
         sys.exit(2)
+    except asyncio.CancelledError:
+        print("stopped during start-up", file=sys.stderr)
     except KeyboardInterrupt:
         pass

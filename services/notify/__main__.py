@@ -50,7 +50,6 @@ def build(settings: NotifySettings | None = None) -> Service:
         options=EngineOptions(channels=channels, lease=settings.notify_delivery_lease,
                               concurrency=settings.notify_delivery_concurrency,
                               tick_interval=settings.notify_tick_interval))
-    db.on_commit(notifier.wake_delivery)
     registry_events = RegistryEvents(notifier)
 
     async def start() -> None:

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bjsv.events.v1 import envelope_pb2
 from bjsv.rules.v1 import events_pb2, rules_pb2
 from common.errors import FieldViolation, InvalidArgument
-from common.events import subject_for
+from common.events import outbox_row
 from services.rules.domain import model as m
 from services.rules.domain.dates import BadDate, parse_date
 from services.rules.domain.decisions import Decider, Evaluator, run_sync
@@ -263,9 +262,9 @@ DECISION_MADE = "decision.made"
 
 def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_message.Message, *, trace: str,
                   actor: str) -> Decided:
-    """Name the decision, serialise the response, and build its `decision.made` envelope exactly as
-    common.events.record_event would (same fields, Nats-Msg-Id = event id) — here, so that in a batch the
-    engine workers do this work in parallel instead of the gRPC front."""
+    """Name the decision, serialise the response, and build its `decision.made` outbox row
+    (common.events.outbox_row) — here, so that in a batch the engine workers do this work in parallel
+    instead of the gRPC front."""
     did = str(uuid.uuid4())
     resp.decision.name = name = f"decisions/{did}"
     resp.decision.input_digest = digest = hashlib.sha256(item_bytes).hexdigest()
@@ -274,12 +273,8 @@ def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_m
            "as_of_date": dec.as_of.isoformat(), "ruleset_id": dec.ruleset_id, "ruleset_version": dec.ruleset_version,
            "evaluated_at": dec.evaluated_at, "input_digest": digest, "input_type": type_name, "input": item_bytes,
            "result_type": resp.DESCRIPTOR.full_name, "result": response, "actor": actor, "trace_id": trace}
-    env = envelope_pb2.EventEnvelope(event_id=str(uuid.uuid4()), type=DECISION_MADE,
-                                     occurred_time=resp.decision.evaluation_time, source=EVENT_SOURCE,
-                                     subject=name, trace_id=trace, actor=actor)
-    env.payload.Pack(decision_made(resp, dec))
-    outbox = {"event_id": env.event_id, "nats_subject": subject_for(EVENT_SOURCE, DECISION_MADE),
-              "envelope": env.SerializeToString(), "trace_id": trace, "created_at": dec.evaluated_at}
+    outbox = outbox_row(source=EVENT_SOURCE, type=DECISION_MADE, subject=name, payload=decision_made(resp, dec),
+                        trace_id=trace, actor=actor, occurred=dec.evaluated_at)
     return Decided(row, outbox)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import socket
+import time
 import uuid
 
 import grpc
@@ -222,3 +223,12 @@ async def test_outbox_on_postgresql_publishes_each_event_once(tmp_path, nats_ser
         assert sorted(mine) == sorted(f"items/{k}" for k in keys)
     finally:
         echo.kill()
+
+
+def test_sigterm_while_waiting_for_nats_at_start_up_stops_at_once(tmp_path):
+    waiting = EchoProcess(tmp_path / "echo", f"nats://127.0.0.1:{free_port()}", BJSV_NATS_CONNECT_TIMEOUT="60")
+    waiting.start(wait=False)
+    time.sleep(3)  # imported, migrated, now retrying NATS
+    started = time.monotonic()
+    code = waiting.terminate(timeout=10)
+    assert code == 0 and time.monotonic() - started < 5
