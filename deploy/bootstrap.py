@@ -24,7 +24,11 @@ GEN = ROOT / "gen"
 PROTO = ROOT / "proto"
 STAMP = VENV / ".bjsv-installed"
 # Debian packages the documents service and its tests need: a 黑体-style CJK TrueType font and pdftoppm.
-DEBIAN_PACKAGES = {"fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "poppler-utils": "/usr/bin/pdftoppm"}
+DEBIAN_PACKAGES = {
+    "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "fonts-dejavu-core": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "poppler-utils": "/usr/bin/pdftoppm",
+}
 
 
 def say(msg: str) -> None:
