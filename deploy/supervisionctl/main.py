@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from common.config import SERVICES, Settings
-from supervisionctl import documents_cmds, notify_cmds, registry_cmds, supervision_cmds
+from supervisionctl import documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
 from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
 
 app = typer.Typer(help="北京市职业技能等级认定质量督导平台 运维命令", no_args_is_help=True, add_completion=False)
@@ -41,6 +41,7 @@ app.add_typer(registry_cmds.app, name="registry")
 app.add_typer(supervision_cmds.app, name="supervision")
 app.add_typer(notify_cmds.app, name="notify")
 app.add_typer(documents_cmds.app, name="badge")
+app.add_typer(rules_cmds.app, name="rules")
 # `supervisionctl print-badges` is what the print room types; it is the badge group's command.
 app.command("print-badges")(documents_cmds.print_badges)
 

@@ -17,13 +17,10 @@ The target is BJSV_NOTIFY_TARGET or BJSV_BIND_HOST:BJSV_NOTIFY_PORT (common.conf
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +28,7 @@ from rich.table import Table
 from bjsv.notify.v1 import notify_pb2 as npb
 from bjsv.notify.v1 import notify_pb2_grpc
 from common.clock import SHANGHAI
-from common.config import Settings
+from supervisionctl import rpc
 
 app = typer.Typer(help="通知：期限提醒预览、收件箱、联系邮箱、死信重试、运维告警", no_args_is_help=True)
 console = Console()
@@ -57,22 +54,8 @@ KIND_LABELS = {
 
 
 def _call(fn: Callable[..., T], request: Any, org: str = "", role: str = "operator") -> T:
-    target = Settings().target("notify")
-    md = tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)
-    with grpc.insecure_channel(target) as ch:
-        stub = notify_pb2_grpc.NotifyServiceStub(ch)
-        try:
-            return fn(stub)(request, metadata=md, timeout=15)
-        except grpc.RpcError as e:
-            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                console.print(f"[red]notify at {target} is unreachable[/red]: {e.details()}")
-                raise typer.Exit(3) from None
-            console.print(f"[red]{e.code().name}[/red]: {e.details()}")
-            raise typer.Exit(1) from None
+    return rpc.call("notify", notify_pb2_grpc.NotifyServiceStub, fn, request, org=org, role=role)
 
-
-def _dump(msg: Any) -> None:
-    print(json.dumps(MessageToDict(msg, preserving_proto_field_name=True), ensure_ascii=False, indent=2))
 
 
 def _local(ts: Timestamp) -> str:
@@ -108,7 +91,7 @@ def preview(
     """预览（不发送）：截至指定日期将发出的提醒、逾期通知等，以及未解决的运维告警。"""
     resp = _call(lambda s: s.Preview, npb.PreviewRequest(at_time=_ts(parse_at(at)), recipient=recipient), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     table = Table(title=f"将发送的通知（{_local(resp.from_time)} 至 {parse_at(at):%Y-%m-%d %H:%M}）")
     for col in ("发送时间", "收件方", "类型", "标题"):
@@ -132,7 +115,7 @@ def inbox(
     resp = _call(lambda s: s.ListNotifications, npb.ListNotificationsRequest(
         recipient=recipient, unread_only=unread, page_size=page_size), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     table = Table(title=f"{recipient} 收件箱（共 {resp.total_size} 条，未读 {resp.unread_count} 条）")
     for col in ("时间", "类型", "标题", "依据", "已读"):
@@ -161,7 +144,7 @@ def dead_letters(as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "op
     """死信：重试用尽仍未投递成功的通知及原因。"""
     resp = _call(lambda s: s.ListDeadLetters, npb.ListDeadLettersRequest(page_size=500), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     table = Table(title=f"死信 {len(resp.dead_letters)} 条")
     for col in ("名称", "收件方", "渠道", "次数", "原因"):
@@ -185,7 +168,7 @@ def alerts(as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator
     """运维告警，如某年度法定工作日历未配置（CALENDAR_NOT_COVERED）。"""
     resp = _call(lambda s: s.ListOperatorAlerts, npb.ListOperatorAlertsRequest(page_size=500), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     for a in resp.alerts:
         console.print(f"{_local(a.create_time)} [yellow]{a.code}[/yellow] {a.subject} {a.message}")
@@ -210,6 +193,6 @@ def clock(
     else:
         resp = _call(lambda s: s.GetClock, npb.GetClockRequest(), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     console.print(f"{_local(resp.now)} ({resp.mode})")

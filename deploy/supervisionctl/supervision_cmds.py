@@ -11,20 +11,17 @@ unreachable. The target is BJSV_REGISTRY_TARGET or BJSV_BIND_HOST:BJSV_REGISTRY_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
 from bjsv.registry.v1 import supervision_pb2 as spb
 from bjsv.registry.v1 import supervision_pb2_grpc
 from common.clock import SHANGHAI
-from common.config import Settings
+from supervisionctl import rpc
 
 app = typer.Typer(
     help="督导工作：今日委派、评价计划督导情况、逾期未交的记录表和反馈表（第二十三条）", no_args_is_help=True
@@ -39,21 +36,8 @@ RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="ca
 
 
 def _call(fn: Callable[..., T], request: Any, org: str, role: str) -> T:
-    target = Settings().target("registry")
-    with grpc.insecure_channel(target) as ch:
-        stub = supervision_pb2_grpc.SupervisionServiceStub(ch)
-        try:
-            return fn(stub)(request, metadata=(("x-bjsv-org", org), ("x-bjsv-role", role)), timeout=15)
-        except grpc.RpcError as e:
-            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                console.print(f"[red]registry at {target} is unreachable[/red]: {e.details()}")
-                raise typer.Exit(3) from None
-            console.print(f"[red]{e.code().name}[/red]: {e.details()}")
-            raise typer.Exit(1) from None
+    return rpc.call("registry", supervision_pb2_grpc.SupervisionServiceStub, fn, request, org=org, role=role)
 
-
-def _dump(msg: Any) -> None:
-    print(json.dumps(MessageToDict(msg, preserving_proto_field_name=True), ensure_ascii=False, indent=2))
 
 
 def _members(d: spb.Dispatch) -> str:
@@ -75,7 +59,7 @@ def today(
     resp = _call(lambda s: s.ListDispatches, spb.ListDispatchesRequest(date=date, dispatching_agency=agency,
                                                                        page_size=500), org, role)  # fmt: skip
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     table = Table(title=f"{date} 督导委派（{resp.total_size}）")
     for col in ("委派", "评价计划", "评价机构", "形式", "委派单位", "督导组", "记录表截止"):
@@ -92,7 +76,7 @@ def plan_status(plan: Annotated[str, typer.Argument(help="plans/<id>")], as_json
     """Show a plan's supervision status: dispatches, records, feedback, cases."""
     resp = _call(lambda s: s.GetPlanStatus, spb.GetPlanStatusRequest(plan=plan), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     p = resp.plan
     console.print(
@@ -130,7 +114,7 @@ def overdue(
     resp = _call(lambda s: s.ListOverdue, spb.ListOverdueRequest(dispatching_agency=agency, district=district), org,
                  role)  # fmt: skip
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     table = Table(title=f"截至 {resp.as_of_date} 逾期未提交（{len(resp.items)}）")
     for col in ("类别", "委派", "评价计划", "督导员", "截止日期", "逾期工作日"):
@@ -146,7 +130,7 @@ def sweep(as_json: JsonOpt = False, org: OrgOpt = "agencies/A", role: RoleOpt = 
     """Run the deadline sweep now: escalate passed correction deadlines (D13), close ended periods (D10)."""
     resp = _call(lambda s: s.RunSweep, spb.RunSweepRequest(), org, role)
     if as_json:
-        _dump(resp)
+        rpc.dump(resp)
         return
     escalated, closed = list(resp.escalated_cases) or "无", list(resp.closed_reports) or "无"
     console.print(f"{resp.as_of_date}: 升级案件 {escalated}；生成半月报告 {closed}")

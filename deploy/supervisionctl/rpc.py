@@ -1,0 +1,40 @@
+"""How every command group calls a service: one channel per command, caller identity as metadata,
+uniform failures (exit 3 when the service is unreachable, 1 when it refused, with its Chinese message)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.console import Console
+
+from common.config import Settings
+
+T = TypeVar("T")
+EXIT_REFUSED, EXIT_UNAVAILABLE = 1, 3
+err = Console(stderr=True)
+
+
+def call(service: str, stub_type: type, method: Callable[[Any], Callable[..., T]], request: Any, *,
+         org: str = "", role: str = "operator", timeout: float = 15) -> T:
+    """`method(stub)(request)` on `service` (resolved from BJSV_<SERVICE>_TARGET / _PORT)."""
+    target = Settings().target(service)
+    metadata = tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)
+    with grpc.insecure_channel(target) as channel:
+        try:
+            return method(stub_type(channel))(request, metadata=metadata, timeout=timeout)
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                err.print(f"[red]{service} 服务无法连接（{target}）[/red]：{e.details()}")
+                raise typer.Exit(EXIT_UNAVAILABLE) from None
+            err.print(f"[red]{e.code().name}[/red]：{e.details()}")
+            raise typer.Exit(EXIT_REFUSED) from None
+
+
+def dump(message: Any) -> None:
+    """A response as JSON (field names as in the proto) for --json."""
+    print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), ensure_ascii=False, indent=2))
