@@ -921,6 +921,19 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             window = dispatch_rules.supervision_window(form, selected, start=start, end=end)
         except ProblemsError as e:
             raise _problems(e) from None
+        if form is SupervisionForm.ON_SITE and (ended := dispatch_rules.ended_sessions(selected, self.clock.now())):
+            raise FailedPrecondition(
+                "ON_SITE_SESSION_ENDED",
+                [
+                    PreconditionViolation(
+                        "bj-2022.dispatch.on-site-not-ended",
+                        f"plans/{plan_row.id}/sessions/{s.session_id}",
+                        f"场次{s.session_id}已于{s.end.astimezone(SHANGHAI):%Y-%m-%d %H:%M}结束，现场督导须在评价活动"
+                        "进行时实施（第二十一条）；已完成的评价活动请委派事后认定资料督导（第二十二条）",
+                    )
+                    for s in ended
+                ],
+            )
         if form is SupervisionForm.ON_SITE:
             days = [s.start.astimezone(SHANGHAI).date() for s in selected]
         else:

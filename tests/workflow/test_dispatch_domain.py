@@ -65,3 +65,9 @@ def test_session_selection_and_team_list_shape():
     with pytest.raises(ProblemsError) as e:
         dispatch.validate_replacement(["supervisors/1", "supervisors/2"], "supervisors/3", "supervisors/2", "")
     assert {p.reason for p in e.value.problems} == {"NOT_A_MEMBER", "ALREADY_A_MEMBER", "REASON_REQUIRED"}
+
+
+def test_on_site_cannot_cover_a_session_that_has_ended_art21():
+    assert dispatch.ended_sessions(SESSIONS, t(10, 10)) == []  # S1 under way
+    assert [s.session_id for s in dispatch.ended_sessions(SESSIONS, t(10, 11))] == ["S1"]  # ends at 11:00
+    assert [s.session_id for s in dispatch.ended_sessions(SESSIONS, t(12, 9))] == ["S1", "S2"]

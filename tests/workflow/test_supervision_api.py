@@ -112,6 +112,7 @@ def dispatch(
 
 
 def test_record_due_five_working_days_after_supervision_across_national_day_art23_d5(clients, world):
+    clients.set_clock(dt.datetime(2025, 9, 29, 9, tzinfo=SHANGHAI))  # on-site: before the session (第二十一条)
     plan = make_plan(clients, world, D(2025, 9, 30))
     d = dispatch(clients, plan, ["张督导", "王督导"], world)
     assert (d.record_due_date, d.feedback_due_date) == ("2025-10-14", "2025-10-14")
@@ -121,12 +122,14 @@ def test_record_due_five_working_days_after_supervision_across_national_day_art2
 
 
 def test_record_due_counts_the_spring_festival_make_up_saturday_art23_d5(clients, world):
+    clients.set_clock(dt.datetime(2026, 2, 12, 9, tzinfo=SHANGHAI))
     plan = make_plan(clients, world, D(2026, 2, 13))
     d = dispatch(clients, plan, ["张督导", "王督导"], world)
     assert d.record_due_date == "2026-02-27"
 
 
 def test_deadline_in_uncovered_2027_is_refused_with_an_explicit_calendar_error_d5(clients, world):
+    clients.set_clock(dt.datetime(2026, 12, 27, 9, tzinfo=SHANGHAI))
     plan = make_plan(clients, world, D(2026, 12, 28))
     with pytest.raises(grpc.RpcError) as e:
         dispatch(clients, plan, ["张督导", "王督导"], world)
@@ -151,6 +154,7 @@ def test_deadline_in_2027_uses_the_operator_calendar_when_configured_d5(clients,
     other.start(timeout=60)
     try:
         c2 = h.Clients(second.target("registry"))
+        c2.set_clock(dt.datetime(2026, 12, 27, 9, tzinfo=SHANGHAI))
         plan = make_plan(c2, world, D(2026, 12, 28))
         d = dispatch(c2, plan, ["张督导", "王督导"], world)
         assert d.record_due_date == "2027-01-05"
@@ -161,6 +165,7 @@ def test_deadline_in_2027_uses_the_operator_calendar_when_configured_d5(clients,
 
 def test_supervisor_who_examines_in_the_same_session_is_refused_art16(clients, world):
     qian = world["sups"]["钱督导"][0]
+    clients.set_clock(dt.datetime(2026, 3, 9, 9, tzinfo=SHANGHAI))
     plan = make_plan(clients, world, D(2026, 3, 10), examiners=[h.person("钱督导", sup=qian)])
     with pytest.raises(grpc.RpcError) as e:
         dispatch(clients, plan, ["张督导", "钱督导"], world, sessions=["S1"])
@@ -188,6 +193,7 @@ def submit(c, d, sup, crid, no=None, n=17, sign="2026-03-10"):
 
 def test_record_validation_idempotency_correction_and_lateness_art23_d11(clients, world):
     c, zhang = clients, world["sups"]["张督导"][0]
+    c.set_clock(dt.datetime(2026, 3, 9, 9, tzinfo=SHANGHAI))
     plan = make_plan(c, world, D(2026, 3, 10))
     d = dispatch(c, plan, ["张督导", "王督导"], world)
     c.set_clock(dt.datetime(2026, 3, 20, 10, tzinfo=SHANGHAI))  # due 2026-03-17 → 3 days late
@@ -221,6 +227,7 @@ def test_record_validation_idempotency_correction_and_lateness_art23_d11(clients
 
 def test_feedback_exit_must_follow_entry_on_the_supervised_day_d12(clients, world):
     c = clients
+    c.set_clock(dt.datetime(2026, 3, 10, 9, tzinfo=SHANGHAI))
     plan = make_plan(c, world, D(2026, 3, 11))
     d = dispatch(c, plan, ["张督导", "王督导"], world)
     c.set_clock(dt.datetime(2026, 3, 12, 9, tzinfo=SHANGHAI))
@@ -475,3 +482,30 @@ def test_concurrent_submissions_create_exactly_one_record_art23(clients, world):
     assert set(results) - names <= {grpc.StatusCode.ALREADY_EXISTS}
     (name,) = names
     assert [v.version for v in c.sv.ListRecordVersions(spb.ListRecordVersionsRequest(name=name)).versions] == [1]
+
+
+def test_on_site_dispatch_to_an_ended_session_is_refused_art21_records_review_stays_allowed_art22(clients, world):
+    c = clients
+    c.set_clock(dt.datetime(2026, 9, 8, 12, tzinfo=SHANGHAI))  # S1 (09:00–11:30) has ended, S2 (14:00–17:00) not
+    plan = make_plan(c, world, D(2026, 9, 8), candidates=80)
+    with pytest.raises(grpc.RpcError) as e:
+        dispatch(c, plan, ["张督导", "王督导"], world)  # every session, S1 included
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    reason, texts = error_reason(e.value)
+    assert reason == "ON_SITE_SESSION_ENDED"
+    assert any(t.startswith("bj-2022.dispatch.on-site-not-ended|场次S1") and "第二十一条" in t for t in texts), texts
+    with pytest.raises(grpc.RpcError) as e:
+        dispatch(c, plan, ["张督导", "王督导"], world, sessions=["S1"])
+    assert error_reason(e.value)[0] == "ON_SITE_SESSION_ENDED"
+    with pytest.raises(grpc.RpcError) as e:  # a proposal for it is refused the same way
+        c.sv.ProposeDispatch(spb.ProposeDispatchRequest(
+            plan=plan.name, dispatching_agency="agencies/08", form=spb.SUPERVISION_FORM_ON_SITE, session_ids=["S1"],
+            team_size=2, seed="ended"), metadata=h.md(h.HAIDIAN))  # fmt: skip
+    assert error_reason(e.value)[0] == "ON_SITE_SESSION_ENDED"
+    # The session still to come can be supervised on site.
+    assert dispatch(c, plan, ["张督导", "王督导"], world, sessions=["S2"]).session_ids == ["S2"]
+    # The finished session is supervised by records review (第二十二条).
+    c.set_clock(dt.datetime(2026, 9, 9, 9, tzinfo=SHANGHAI))
+    review = dispatch(c, plan, ["张督导", "王督导"], world, form=spb.SUPERVISION_FORM_RECORDS_REVIEW,
+                      start=h.at(D(2026, 9, 9), 9), end=h.at(D(2026, 9, 9), 17), sessions=["S1"])  # fmt: skip
+    assert review.form == spb.SUPERVISION_FORM_RECORDS_REVIEW and review.session_ids == ["S1"]

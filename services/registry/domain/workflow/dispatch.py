@@ -116,6 +116,13 @@ def supervision_window(
     return Window(start, end)  # type: ignore[arg-type]
 
 
+def ended_sessions(sessions: list[SessionWindow], now: dt.datetime) -> list[SessionWindow]:
+    """Sessions that have already ended at `now`. On-site supervision (现场督导, 第二十一条) checks an activity
+    while it takes place, so it cannot be dispatched to these; a finished activity is supervised by records
+    review (事后认定资料督导, 第十九条 / 第二十二条)."""
+    return [s for s in sessions if s.end <= now]
+
+
 def validate_team_list(supervisors: list[str], *, field: str = "supervisors") -> list[str]:
     """Shape only (names, duplicates); the rules service decides legality."""
     problems = []
