@@ -651,6 +651,21 @@ def report_pb(r: wm.DistrictReport, city_centre: str) -> pb.DistrictReport:
     )
 
 
+def _draw_session(session_facts: list[rules_pb2.SessionFacts]) -> rules_pb2.SessionFacts:
+    """The one session ProposeTeam draws for, standing for every session the dispatch covers.
+
+    CheckTeam checks the team against each covered session, so the draw must exclude anyone who is an examiner
+    (or candidate) in ANY of them (第十六条 不能兼任同场次考评工作), not only in the first: the first session's
+    name and date, with the examiners and candidates of all covered sessions (in session order, deduplicated)."""
+    first = session_facts[0]
+    return rules_pb2.SessionFacts(
+        name=first.name,
+        date=first.date,
+        examiner_person_ids=list(dict.fromkeys(p for sf in session_facts for p in sf.examiner_person_ids)),
+        candidate_person_ids=list(dict.fromkeys(p for sf in session_facts for p in sf.candidate_person_ids)),
+    )
+
+
 # -- recipients ------------------------------------------------------------------------------------------
 
 
@@ -1060,15 +1075,16 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         else:
             filters = {"type": EXTERNAL, "level": "district", "district_code": district, "institution_number": None}
         ids = await self.db.read(repo.pool_ids, **filters)
-        plan_facts, session_facts, views = await self._facts(ctx["plan"], ctx["sessions"][:1], ctx["days"][:1], ids)
+        plan_facts, session_facts, views = await self._facts(ctx["plan"], ctx["sessions"], ctx["days"], ids)
         since = self.today() - dt.timedelta(days=self.settings.supervision_recent_window_days)
         recent = await self.db.read(repo.recent_dispatch_counts, ids, since)
+        drawn_for = _draw_session(session_facts)
         req = rules_pb2.ProposeTeamRequest(
             dispatching_agency=agency,
             plan=plan_facts,
-            session=session_facts[0],
+            session=drawn_for,
             pool=[self._supervisor_facts(views[i], recent.get(i, 0)) for i in ids if i in views],
-            as_of_date=session_facts[0].date,
+            as_of_date=drawn_for.date,
             team_size=team_size,
             seed=seed,
         )

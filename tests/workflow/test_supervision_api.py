@@ -509,3 +509,27 @@ def test_on_site_dispatch_to_an_ended_session_is_refused_art21_records_review_st
     review = dispatch(c, plan, ["张督导", "王督导"], world, form=spb.SUPERVISION_FORM_RECORDS_REVIEW,
                       start=h.at(D(2026, 9, 9), 9), end=h.at(D(2026, 9, 9), 17), sessions=["S1"])  # fmt: skip
     assert review.form == spb.SUPERVISION_FORM_RECORDS_REVIEW and review.session_ids == ["S1"]
+
+
+def test_draw_excludes_an_examiner_of_any_covered_session_not_only_the_first_art16(clients):
+    c = clients
+    chaoyang = ("agencies/05", "district-agency")
+    inst = h.institution(c, "1100015003", "北京某某焊接技术有限公司", "05")
+    pool = {n: h.supervisor(c, n, district="05")[0] for n in ("周督导", "吴督导", "郑督导")}
+    c.set_clock(dt.datetime(2026, 9, 14, 9, tzinfo=SHANGHAI))
+    msg = h.plan_msg(inst, D(2026, 9, 15), district="05", candidates=60)
+    msg.sessions[1].examiners.append(h.person("郑督导", sup=pool["郑督导"]))  # examiner in S2 only
+    plan = c.sv.CreatePlan(spb.CreatePlanRequest(plan=msg, client_request_id=h.request_id("plan")),
+                           metadata=h.md(chaoyang)).plan  # fmt: skip
+    for seed in [f"art16-{i}" for i in range(8)]:  # 郑督导 would be drawn 2 times in 3 if only S1 counted
+        proposal = c.sv.ProposeDispatch(spb.ProposeDispatchRequest(
+            plan=plan.name, dispatching_agency="agencies/05", form=spb.SUPERVISION_FORM_ON_SITE, team_size=2,
+            seed=seed), metadata=h.md(chaoyang))  # fmt: skip
+        assert sorted(proposal.supervisors) == sorted([pool["周督导"], pool["吴督导"]]), seed
+        assert not [f for f in proposal.findings if f.severity == spb.FINDING_SEVERITY_BLOCKING], proposal.findings
+    d = c.sv.CreateDispatch(spb.CreateDispatchRequest(
+        dispatch=spb.Dispatch(plan=plan.name, dispatching_agency="agencies/05", form=spb.SUPERVISION_FORM_ON_SITE),
+        selection=spb.TEAM_SELECTION_PROPOSED, seed=proposal.seed, team_size=2, supervisors=proposal.supervisors,
+        client_request_id=h.request_id("dispatch")), metadata=h.md(chaoyang)).dispatch  # fmt: skip
+    assert sorted(m.supervisor for m in d.members) == sorted([pool["周督导"], pool["吴督导"]])
+    assert len(d.rule_decisions) == 2  # checked against S1 and S2
