@@ -3,7 +3,7 @@
 Thin by design. Proto ⇄ domain conversion lives in services.rules.codec (not here) because the batch
 decisions run end to end inside the engine worker processes — the front serialises request items, hands
 them to the workers, and writes what they return (decision rows + `decision.made` outbox rows) to the
-decision log in one transaction. The 双随机 draws run here and ask the workers about candidates.
+decision log in one transaction. ProposeTeam runs in a worker too (its draw asks the engine about candidates).
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ from common.db import Database
 from common.errors import FieldViolation, InvalidArgument, NotFound
 from services.rules.codec import (
     BATCH_KINDS,
+    PROPOSE_TEAM,
     REQUIRED,
     Violations,
-    agency_violation,
     date_field,
-    from_proto_plan,
-    from_proto_session,
-    from_proto_supervisor,
     name_and_pack,
     to_proto_decision,
     ts,
@@ -38,7 +35,7 @@ from services.rules.codec import (
 from services.rules.decision_log import DecisionLogWriter
 from services.rules.domain import draws
 from services.rules.domain import model as m
-from services.rules.domain.decisions import Decider, Evaluator
+from services.rules.domain.decisions import Decider
 from services.rules.domain.ruleset import Catalog, RuleSet, RuleSetError, build_ruleset
 from services.rules.events import ruleset_loaded
 from services.rules.runtime import Generation, RulesRuntime
@@ -100,64 +97,21 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
     async def _decide(self, type_name: str, items: list, blobs: list[bytes], catalog: Catalog, pool,
                       pinned: RuleSet | None, prefix: str = "") -> list[tuple[dict, dict]]:
         """(decision-log row, outbox row) per item. Batch kinds run end to end in the engine workers
-        (codec.decide_blobs); the 双随机 draws run here, asking the workers about candidates."""
+        (codec.decide_blobs), and so does ProposeTeam (its draw asks the engine about candidates, so it runs
+        next to the engine); SampleInspectionTargets needs no engine and runs here."""
         trace, actor = context.current_trace_id(), context.current_caller().org
-        if type_name in BATCH_KINDS:
+        if type_name in BATCH_KINDS or type_name == PROPOSE_TEAM:  # end to end in an engine worker
             decided = await pool.decide(type_name, blobs, pinned.version if pinned else None, prefix,
                                         trace=trace, actor=actor)
             for blob, (row, _outbox) in zip(blobs, decided, strict=True):
                 row["input"] = blob
             return decided
-        if type_name == "bjsv.rules.v1.ProposeTeamRequest":
-            dec, resp = await self._propose(items[0], catalog, pool, pinned, blobs[0])
-        elif type_name == "bjsv.rules.v1.SampleInspectionTargetsRequest":
+        if type_name == "bjsv.rules.v1.SampleInspectionTargetsRequest":
             dec, resp = self._sample(items[0], catalog, pinned)
         else:
             raise ValueError(type_name)
         packed = name_and_pack(blobs[0], type_name, dec, resp, trace=trace, actor=actor)
         return [(packed.row, packed.outbox)]
-
-    async def _propose(self, r: rules_pb2.ProposeTeamRequest, catalog: Catalog, ev: Evaluator,
-                       pinned: RuleSet | None, blob: bytes) -> tuple[m.Decision, pb_message.Message]:
-        v = Violations()
-        agency_violation(r.dispatching_agency, "dispatching_agency", v)
-        plan = from_proto_plan(r.plan, "plan", v)
-        session = from_proto_session(r.session, "session", v)
-        day = date_field(r.as_of_date, "as_of_date", v)
-        if r.team_size < 0:
-            v.add("team_size", "人数不能为负数")
-        entries = []
-        for i, p in enumerate(r.pool):
-            if not p.name:
-                v.add(f"pool[{i}].name", REQUIRED)
-            entries.append((p.name, p.recent_dispatch_count))
-        v.raise_if_any()
-
-        def load(i: int) -> m.Supervisor:
-            lv = Violations()
-            s = from_proto_supervisor(r.pool[i], f"pool[{i}]", lv)
-            lv.raise_if_any()
-            return s
-
-        # digest of the draw input without the seed (pool, plan, session, date, size). `seed` is the last field,
-        # and a deterministic serialisation writes fields in number order, so the request bytes without the
-        # seed are the logged bytes minus the seed's own encoding (a 1 MB pool is not serialised twice).
-        seed_suffix = rules_pb2.ProposeTeamRequest(seed=r.seed).SerializeToString()
-        if r.seed and blob.endswith(seed_suffix):
-            digest = hashlib.sha256(memoryview(blob)[:len(blob) - len(seed_suffix)]).hexdigest()
-        else:
-            seed, r.seed = r.seed, ""
-            digest = hashlib.sha256(r.SerializeToString(deterministic=True)).hexdigest()
-            r.seed = seed
-        draw = await draws.propose_team(
-            self.decider, catalog, ev, agency=r.dispatching_agency, plan=plan, session=session, as_of=day,
-            pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned)
-        resp = rules_pb2.ProposeTeamResponse(
-            team=draw.team, seed=draw.seed, pool_digest=digest, eligible_count=draw.eligible_count,
-            evaluated_count=draw.evaluated_count,
-            exclusions=[rules_pb2.Exclusion(supervisor=n, rule_ids=ids) for n, ids in draw.exclusions.items()],
-            decision=to_proto_decision(draw.decision))
-        return draw.decision, resp
 
     def _sample(self, r: rules_pb2.SampleInspectionTargetsRequest, catalog: Catalog,
                 pinned: RuleSet | None) -> tuple[m.Decision, pb_message.Message]:

@@ -278,15 +278,78 @@ def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_m
     return Decided(row, outbox)
 
 
+PROPOSE_TEAM = "bjsv.rules.v1.ProposeTeamRequest"
+
+
+def _pool_digest(r: rules_pb2.ProposeTeamRequest, blob: bytes) -> str:
+    """Digest of the draw input without the seed (pool, plan, session, date, size). `seed` is the last field,
+    and a deterministic serialisation writes fields in number order, so the request bytes without the seed
+    are the logged bytes minus the seed's own encoding (a 1 MB pool is not serialised twice)."""
+    seed_suffix = rules_pb2.ProposeTeamRequest(seed=r.seed).SerializeToString()
+    if r.seed and blob.endswith(seed_suffix):
+        return hashlib.sha256(memoryview(blob)[:len(blob) - len(seed_suffix)]).hexdigest()
+    seed, r.seed = r.seed, ""
+    digest = hashlib.sha256(r.SerializeToString(deterministic=True)).hexdigest()
+    r.seed = seed
+    return digest
+
+
+async def propose_team(decider: Decider, r: rules_pb2.ProposeTeamRequest, blob: bytes, catalog: Catalog,
+                       ev: Evaluator, pinned: RuleSet | None) -> tuple[m.Decision, rules_pb2.ProposeTeamResponse]:
+    """ProposeTeam (双随机): validate, draw, let the engine decide the drawn members and the team. Runs in an
+    engine worker (decide_blobs), next to its engine, so checking candidates costs no round trips."""
+    from services.rules.domain import draws  # draws imports decisions; keep codec import-light
+
+    v = Violations()
+    agency_violation(r.dispatching_agency, "dispatching_agency", v)
+    plan = from_proto_plan(r.plan, "plan", v)
+    session = from_proto_session(r.session, "session", v)
+    day = date_field(r.as_of_date, "as_of_date", v)
+    if r.team_size < 0:
+        v.add("team_size", "人数不能为负数")
+    pool = r.pool
+    entries = [(p.name, p.recent_dispatch_count) for p in pool]
+    if not all(name for name, _ in entries):
+        for i, (name, _) in enumerate(entries):
+            if not name:
+                v.add(f"pool[{i}].name", REQUIRED)
+    v.raise_if_any()
+
+    def load(i: int) -> m.Supervisor:
+        lv = Violations()
+        s = from_proto_supervisor(pool[i], f"pool[{i}]", lv)
+        lv.raise_if_any()
+        return s
+
+    digest = _pool_digest(r, blob)
+    draw = await draws.propose_team(
+        decider, catalog, ev, agency=r.dispatching_agency, plan=plan, session=session, as_of=day,
+        pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned)
+    resp = rules_pb2.ProposeTeamResponse(
+        team=draw.team, seed=draw.seed, pool_digest=digest, eligible_count=draw.eligible_count,
+        evaluated_count=draw.evaluated_count,
+        exclusions=[rules_pb2.Exclusion(supervisor=n, rule_ids=ids) for n, ids in draw.exclusions.items()],
+        decision=to_proto_decision(draw.decision))
+    return draw.decision, resp
+
+
 def decide_blobs(decider: Decider, type_name: str, blobs: list[bytes], catalog: Catalog, ev: Evaluator,
                  pinned_version: str | None, offset: int = 0, prefix: str = "requests", *, trace: str = "",
                  actor: str = "") -> list[Decided]:
-    """The worker side of a batch: parse, decide (synchronous evaluator), name and serialise every item."""
-    cls = BATCH_KINDS[type_name]
-    items = [cls.FromString(b) for b in blobs]
+    """The worker side of a batch (or of a ProposeTeam): parse, decide (synchronous evaluator), name and
+    serialise every item."""
     pinned = catalog.by_version(pinned_version) if pinned_version else None
     if pinned_version and pinned is None:
         raise ValueError(f"rule-set version {pinned_version} not hosted by this worker")
+    if type_name == PROPOSE_TEAM:
+        out = []
+        for b in blobs:
+            dec, resp = run_sync(propose_team(decider, rules_pb2.ProposeTeamRequest.FromString(b), b, catalog, ev,
+                                              pinned))
+            out.append(name_and_pack(b, type_name, dec, resp, trace=trace, actor=actor))
+        return out
+    cls = BATCH_KINDS[type_name]
+    items = [cls.FromString(b) for b in blobs]
     # field paths in errors count from the start of the whole batch, not of this worker's chunk
     results = run_sync(evaluate_items(decider, type_name, items, catalog, ev, pinned, prefix, offset))
     return [name_and_pack(b, type_name, dec, resp, trace=trace, actor=actor)

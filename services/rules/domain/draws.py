@@ -16,6 +16,7 @@ say how many are eligible and why the others were excluded.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import random
 import secrets
@@ -34,29 +35,52 @@ def new_seed() -> str:
     return secrets.token_hex(16)
 
 
-def order_pool(seed: str, entries: Sequence[tuple[str, int]], exponent: float) -> list[int]:
-    """Indexes of (name, recent_dispatch_count) entries, best key first; duplicates of a name dropped.
+def _keyed_pool(seed: str, entries: Sequence[tuple[str, int]], exponent: float) -> list[tuple[float, int]]:
+    """(key, index) per distinct member name, in name order (unsorted by key).
 
     The pool is put in name order first and one PRNG seeded with sha256(seed) gives each member its u, so
-    the result depends only on the set of members, the weights and the seed — not on the order sent.
+    the keys depend only on the set of members, the weights and the seed — not on the order sent.
     """
-    first: dict[str, int] = {}
-    for i, (name, _) in enumerate(entries):
-        first.setdefault(name, i)
+    n = len(entries)
+    names = [e[0] for e in entries]
+    # a name's first index wins (later duplicates are dropped)
+    first = dict(zip(reversed(names), range(n - 1, -1, -1), strict=True))
+    idx = [first[name] for name in sorted(first)]
     rnd = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big"))
-    log, rand = math.log, rnd.random
-    inverse_weight: dict[int, float] = {}  # 1/w = (1 + recent)^exponent, computed once per distinct count
-    keyed = []
-    for name in sorted(first):
-        i = first[name]
-        recent = entries[i][1]
-        iw = inverse_weight.get(recent)
-        if iw is None:
-            iw = inverse_weight[recent] = (1.0 + max(0, recent)) ** exponent
-        # Efraimidis–Spirakis with u in (0, 1]: the smallest -ln(u)/w is the best key
-        keyed.append((-log(1.0 - rand()) * iw, i))
+    rand, log = rnd.random, math.log
+    # 1/w = (1 + recent)^exponent, computed once per distinct count
+    inverse_weight = {r: (1.0 + max(0, r)) ** exponent for r in {entries[i][1] for i in idx}}
+    # Efraimidis–Spirakis with u in (0, 1]: the smallest -ln(u)/w is the best key (u drawn in name order)
+    return [(-log(1.0 - rand()) * inverse_weight[entries[i][1]], i) for i in idx]
+
+
+def order_pool(seed: str, entries: Sequence[tuple[str, int]], exponent: float) -> list[int]:
+    """Indexes of (name, recent_dispatch_count) entries, best key first; duplicates of a name dropped."""
+    keyed = _keyed_pool(seed, entries, exponent)
     keyed.sort()
     return [i for _, i in keyed]
+
+
+class DrawOrder:
+    """order_pool() computed lazily: all keys are drawn (the PRNG sequence must not change), but only the
+    prefix a draw actually walks is put in order (heap pops), not the whole pool. `order[a:b]` and
+    `len(order)` give exactly what the eager list would."""
+
+    def __init__(self, seed: str, entries: Sequence[tuple[str, int]], exponent: float) -> None:
+        self._heap = _keyed_pool(seed, entries, exponent)
+        self._len = len(self._heap)
+        heapq.heapify(self._heap)  # (key, index) pairs are distinct, so pops follow the sort order exactly
+        self._done: list[int] = []
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, sl: slice) -> list[int]:
+        stop = self._len if sl.stop is None else min(sl.stop, self._len)
+        heap, done, pop = self._heap, self._done, heapq.heappop
+        while len(done) < stop:
+            done.append(pop(heap)[1])
+        return done[sl]
 
 
 @dataclass
@@ -90,7 +114,7 @@ async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, age
             metadata={"team_size": str(need), "dispatching_agency": agency})
 
     exponent = float(rs.param("dispatch.recent_dispatch_exponent"))
-    order = order_pool(seed, pool, exponent)
+    order = DrawOrder(seed, pool, exponent)
     legal: list[m.Supervisor] = []
     exclusions: dict[str, list[str]] = {}
     evaluated = 0
