@@ -23,9 +23,9 @@ from grpc_status import rpc_status
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from bjsv.registry.v1 import registry_pb2, registry_pb2_grpc, supervision_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as pb
+from bjsv.registry.v1 import supervision_pb2_grpc
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common.clients import channel, invoke
 from common.clock import SHANGHAI, Clock
@@ -46,6 +46,8 @@ from common.workdays import CalendarFileError, CalendarNotCovered, WorkdayCalend
 from services.registry.config import RegistrySettings
 from services.registry.domain import id_number
 from services.registry.domain.districts import CITY_CENTRE_NAME, CITY_CODE, is_district
+from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
+from services.registry.domain.policy import RegistryPolicy
 from services.registry.domain.problems import ProblemsError
 from services.registry.domain.workflow import cases as case_rules
 from services.registry.domain.workflow import checklists, deadlines, periods, plans, records, reports
@@ -713,6 +715,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         policy: WorkflowPolicy = DEFAULT_POLICY,
         calendar: WorkdayCalendar | None = None,
         rules: rules_pb2_grpc.RulesServiceStub | None = None,
+        registry_policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -720,7 +723,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         self.policy = policy
         self._calendar = calendar
         self._rules = rules
-        self._registry: registry_pb2_grpc.RegistryServiceStub | None = None
+        self.registry_policy = registry_policy
         self._sweep_lock = asyncio.Lock()
 
     # -- dependencies --
@@ -770,40 +773,6 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
 
     def today(self) -> dt.date:
         return self.clock.today()
-
-    def registry(self) -> registry_pb2_grpc.RegistryServiceStub:
-        """The registry's own public API (loopback): appointment status changes stay with their owner."""
-        if self._registry is None:
-            self._registry = registry_pb2_grpc.RegistryServiceStub(channel(self.settings.target("registry")))
-        return self._registry
-
-    async def _apply_supervisor_sanction(
-        self, case_name: str, subject: str, rung: PenaltyRung, official: str, note: str
-    ) -> None:
-        """第二十七条 暂停督导工作 / 取消外督员资格 take effect on the appointment (RegistryService), so the
-        supervisor is no longer dispatchable (rules: only active supervisors)."""
-        views = await self.db.read(repo.supervisors, [_id(subject, "supervisors")])
-        view = views.get(_id(subject, "supervisors"))
-        if view is None or view.appointment_id is None:
-            return
-        name = f"appointments/{view.appointment_id}"
-        reason = f"{rung.text}（{case_name}）" + (f"：{note}" if note else "")
-        if rung is PenaltyRung.SUPERVISOR_SUSPENSION and view.appointment_status == "active":
-            req = registry_pb2.SuspendAppointmentRequest(
-                name=name, reason=reason, article="第二十七条", decided_by=official, case_reference=case_name
-            )
-            await invoke(
-                self.registry().SuspendAppointment(req, timeout=self.settings.supervision_rules_timeout),
-                dependency="registry",
-            )
-        elif rung is PenaltyRung.SUPERVISOR_REVOCATION and view.appointment_status != "revoked":
-            req = registry_pb2.RevokeAppointmentRequest(
-                name=name, reason=reason, article="第二十七条", decided_by=official, case_reference=case_name
-            )
-            await invoke(
-                self.registry().RevokeAppointment(req, timeout=self.settings.supervision_rules_timeout),
-                dependency="registry",
-            )
 
     # ---------------------------------------------------------------------------------------------- plans
 
@@ -2194,10 +2163,6 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             case_rules.decide(request.name, CaseState(row.state), kind, rung, deadline, dec.official, today)
         except ProblemsError as e:
             raise _problems(e) from None
-        if rung in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
-            await self._apply_supervisor_sanction(
-                request.name, row.subject, rung, dec.official.strip(), dec.note.strip()
-            )
 
         def tx(session: Session) -> pb.PenaltyCase:
             c = repo.case(session, case_id, for_update=True)
@@ -2230,6 +2195,20 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 subject=proto.name,
                 payload=ev.CaseDecided(penalty_case=proto, decision=decision_pb(d), recipients=recipients),
             )
+            if rung in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
+                # 第二十七条 暂停督导工作 / 取消外督员资格 take effect on the appointment (the supervisor is no
+                # longer dispatchable) in this same transaction: no decision without the change, nor the reverse.
+                note = d.note
+                repo.apply_supervisor_sanction(
+                    session,
+                    supervisor_id=_id(c.subject, "supervisors"),
+                    revoke=rung is PenaltyRung.SUPERVISOR_REVOCATION,
+                    reason=f"{rung.text}（{request.name}）" + (f"：{note}" if note else ""),
+                    decided_by=d.official,
+                    case_reference=request.name,
+                    now=now.astimezone(dt.UTC),
+                    policy=self.registry_policy,
+                )
             return proto
 
         return pb.RecordCaseDecisionResponse(penalty_case=await self.db.write(tx))
@@ -2609,7 +2588,13 @@ def attach(
     settings = settings or SupervisionSettings()
     if service.database is None:
         raise RuntimeError("the supervision workflow needs the registry database")
-    api = SupervisionApi(settings, service.database, clock=clock, policy=settings.workflow_policy())
+    api = SupervisionApi(
+        settings,
+        service.database,
+        clock=clock,
+        policy=settings.workflow_policy(),
+        registry_policy=settings.policy(),
+    )
     service.servicers.append(Servicer(supervision_pb2_grpc.add_SupervisionServiceServicer_to_server, api, SERVICE_NAME))
     if settings.supervision_sweep_interval > 0:
         service.tasks.append(api.sweep_loop)
@@ -2619,7 +2604,13 @@ def attach(
 def supervision_servicer(wiring: Any) -> Servicer:
     """Factory for the registry composition root's SERVICERS list (shares its database and rules channel)."""
     settings = SupervisionSettings()
-    api = SupervisionApi(settings, wiring.db, clock=WorkflowClock(base=wiring.clock), policy=settings.workflow_policy())
+    api = SupervisionApi(
+        settings,
+        wiring.db,
+        clock=WorkflowClock(base=wiring.clock),
+        policy=settings.workflow_policy(),
+        registry_policy=wiring.policy,
+    )
     return Servicer(supervision_pb2_grpc.add_SupervisionServiceServicer_to_server, api, SERVICE_NAME)
 
 

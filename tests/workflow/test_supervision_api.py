@@ -533,3 +533,46 @@ def test_draw_excludes_an_examiner_of_any_covered_session_not_only_the_first_art
         client_request_id=h.request_id("dispatch")), metadata=h.md(chaoyang)).dispatch  # fmt: skip
     assert sorted(m.supervisor for m in d.members) == sorted([pool["周督导"], pool["吴督导"]])
     assert len(d.rule_decisions) == 2  # checked against S1 and S2
+
+
+def test_art27_sanction_commits_with_its_decision_a_losing_concurrent_decision_changes_no_appointment(clients):
+    """第二十七条: the suspension/revocation and the case decision are one transaction. Two officials decide the
+    same case at once (批评教育 vs 暂停/取消); whichever decision is recorded, the appointment matches it."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    c = clients
+    c.set_clock(dt.datetime(2026, 10, 12, 10, tzinfo=SHANGHAI))
+    sanction_status = {
+        spb.PENALTY_RUNG_SUPERVISOR_SUSPENSION: rpb.APPOINTMENT_STATUS_SUSPENDED,
+        spb.PENALTY_RUNG_SUPERVISOR_REVOCATION: rpb.APPOINTMENT_STATUS_REVOKED,
+    }
+    outcomes = []
+    for i in range(6):
+        sanction = spb.PENALTY_RUNG_SUPERVISOR_REVOCATION if i % 2 else spb.PENALTY_RUNG_SUPERVISOR_SUSPENSION
+        sup = h.supervisor(c, f"冯督导{i}")[0]
+        case = c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
+            subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=sup, description="未按要求填写督导记录表",
+            triggers=[spb.CASE_TRIGGER_SUPERVISOR_DUTY_FAILURE]), client_request_id=f"case-race-{i}"),
+            metadata=h.md(h.HAIDIAN)).penalty_case  # fmt: skip
+        barrier = Barrier(2)
+
+        def decide(rung: int, case_name: str = case.name, barrier: Barrier = barrier):
+            req = spb.RecordCaseDecisionRequest(
+                name=case_name, decision=spb.CaseDecision(rung=rung, official="海淀区鉴定所 周所长")
+            )
+            barrier.wait()
+            try:
+                return c.sv.RecordCaseDecision(req, metadata=h.md(h.HAIDIAN)).penalty_case
+            except grpc.RpcError as e:
+                return e.code()
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(decide, [spb.PENALTY_RUNG_SUPERVISOR_CRITICISM, sanction]))
+        assert sum(isinstance(r, spb.PenaltyCase) for r in results) == 1, results
+        assert set(r for r in results if not isinstance(r, spb.PenaltyCase)) == {grpc.StatusCode.FAILED_PRECONDITION}
+        (decided,) = c.sv.GetCase(spb.GetCaseRequest(name=case.name)).penalty_case.decisions
+        status = c.registry.GetSupervisor(rpb.GetSupervisorRequest(name=sup)).supervisor.status
+        outcomes.append((decided.rung, status))
+        assert status == sanction_status.get(decided.rung, rpb.APPOINTMENT_STATUS_ACTIVE), (i, decided.rung, status)
+    assert outcomes  # which decision wins each race is up to the scheduler; consistency is not
