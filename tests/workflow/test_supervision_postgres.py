@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 import wf_helpers as h
 
+from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
@@ -68,6 +69,16 @@ def test_flow_on_postgresql_from_plan_to_closed_period_art23_art26_d10(pg_url, t
         rpt = c.sv.GetDistrictReport(spb.GetDistrictReportRequest(name="reports/05/2026-04-1")).report
         assert (rpt.district_name, rpt.cases_opened, rpt.cases_decided, rpt.dispatches_created) == ("朝阳区", 1, 1, 1)
         assert [(n.item_number, n.count) for n in rpt.no_counts] == [(12, 1)]
+        # 第二十七条 取消外督员资格 on PostgreSQL: the revocation commits in the decision's own transaction.
+        sup_case = c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
+            subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=b, description="利用督导职务谋取私利",
+            triggers=[spb.CASE_TRIGGER_SUPERVISOR_PRIVATE_GAIN]), client_request_id="pg-sup-case"),
+            metadata=h.md(("agencies/05", "district-agency"))).penalty_case  # fmt: skip
+        c.sv.RecordCaseDecision(spb.RecordCaseDecisionRequest(name=sup_case.name, decision=spb.CaseDecision(
+            rung=spb.PENALTY_RUNG_SUPERVISOR_REVOCATION, official="朝阳区鉴定所 陈所长")),
+            metadata=h.md(("agencies/05", "district-agency")))  # fmt: skip
+        revoked = c.registry.GetSupervisor(rpb.GetSupervisorRequest(name=b)).supervisor
+        assert revoked.status == rpb.APPOINTMENT_STATUS_REVOKED
     finally:
         c.close()
         stack.stop()
