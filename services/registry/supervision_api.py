@@ -356,21 +356,6 @@ def plan_in(p: pb.Plan) -> PlanIn:
     )
 
 
-def _session_json(s: PlanSessionIn) -> dict[str, Any]:
-    def person(x: SessionPersonIn) -> dict[str, str]:
-        return {"display_name": x.display_name, "id_number": x.id_number, "supervisor": x.supervisor, "role": x.role}
-
-    return {
-        "session_id": s.session_id,
-        "start": s.start.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
-        "end": s.end.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
-        "venue": s.venue,
-        "examiners": [person(x) for x in s.examiners],
-        "staff": [person(x) for x in s.staff],
-        "internal_supervisors": list(s.internal_supervisors),
-    }
-
-
 def _windows(plan_row: wm.CertPlan) -> list[SessionWindow]:
     return [
         SessionWindow(s["session_id"], dt.datetime.fromisoformat(s["start"]), dt.datetime.fromisoformat(s["end"]))
@@ -795,27 +780,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         def tx(session: Session) -> wm.CertPlan:
             if crid and (again := repo.plan_by_request(session, crid)) is not None:
                 return again
-            days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]
-            row = wm.CertPlan(
-                institution=inst.name,
-                institution_name=inst.display_name,
-                title=data.title,
-                modes=[m.value for m in data.modes],
-                other_mode_text=data.other_mode_text,
-                district=data.district,
-                candidate_count=data.candidate_count,
-                occupation=data.occupation,
-                sessions=[_session_json(s) for s in data.sessions],
-                first_day=min(days),
-                last_day=max(days),
-                version=1,
-                client_request_id=crid,
-                created_by=actor,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()
+            row = repo.insert_plan(session, data, institution=inst, client_request_id=crid, actor=actor, now=now)
             record_event(
                 session, type=PLAN_CREATED, subject=f"plans/{row.id}", payload=ev.PlanCreated(plan=plan_pb(row))
             )
@@ -850,14 +815,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                         )
                     ],
                 )
-            days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]
-            row.title, row.modes, row.other_mode_text = data.title, [m.value for m in data.modes], data.other_mode_text
-            row.district, row.candidate_count, row.occupation = data.district, data.candidate_count, data.occupation
-            row.sessions = [_session_json(s) for s in data.sessions]
-            row.first_day, row.last_day = min(days), max(days)
-            row.version += 1
-            row.updated_at = now
-            session.flush()
+            repo.update_plan(session, row, data, now=now)
             record_event(
                 session, type=PLAN_UPDATED, subject=f"plans/{row.id}", payload=ev.PlanUpdated(plan=plan_pb(row))
             )

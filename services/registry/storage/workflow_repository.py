@@ -1,4 +1,4 @@
-"""Queries of the supervision workflow (plain sync functions, the session first; run by Database.read/write).
+"""Queries and writes of the supervision workflow (plain sync functions, the session first; run by Database.read/write).
 
 Reads of registry data (institutions, agencies, supervisors with their appointment, attestations and
 badge) are read-only joins on the registry's own tables in the same database: the workflow is part of
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from common.clock import SHANGHAI
 from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
 from services.registry.domain.policy import RegistryPolicy
+from services.registry.domain.workflow.model import PlanIn, PlanSessionIn, SessionPersonIn
 from services.registry.storage import models as rm
 from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
@@ -159,6 +162,74 @@ def plan(session: Session, plan_id: int, *, for_update: bool = False) -> wm.Cert
     if for_update:
         q = q.with_for_update()
     return session.execute(q).scalar_one_or_none()
+
+
+def session_json(s: PlanSessionIn) -> dict[str, Any]:
+    """A plan session as stored in CertPlan.sessions (JSON; instants in UTC ISO form)."""
+
+    def person(x: SessionPersonIn) -> dict[str, str]:
+        return {"display_name": x.display_name, "id_number": x.id_number, "supervisor": x.supervisor, "role": x.role}
+
+    return {
+        "session_id": s.session_id,
+        "start": s.start.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
+        "end": s.end.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
+        "venue": s.venue,
+        "examiners": [person(x) for x in s.examiners],
+        "staff": [person(x) for x in s.staff],
+        "internal_supervisors": list(s.internal_supervisors),
+    }
+
+
+def _plan_days(data: PlanIn) -> tuple[dt.date, dt.date]:
+    days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]
+    return min(days), max(days)
+
+
+def insert_plan(
+    session: Session,
+    data: PlanIn,
+    *,
+    institution: InstitutionView,
+    client_request_id: str | None,
+    actor: str,
+    now: dt.datetime,
+) -> wm.CertPlan:
+    """A new (validated) evaluation plan, version 1."""
+    first_day, last_day = _plan_days(data)
+    row = wm.CertPlan(
+        institution=institution.name,
+        institution_name=institution.display_name,
+        title=data.title,
+        modes=[m.value for m in data.modes],
+        other_mode_text=data.other_mode_text,
+        district=data.district,
+        candidate_count=data.candidate_count,
+        occupation=data.occupation,
+        sessions=[session_json(s) for s in data.sessions],
+        first_day=first_day,
+        last_day=last_day,
+        version=1,
+        client_request_id=client_request_id,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_plan(session: Session, row: wm.CertPlan, data: PlanIn, *, now: dt.datetime) -> wm.CertPlan:
+    """Overwrite a (locked) plan with validated data; the version (etag) goes up by one."""
+    row.title, row.modes, row.other_mode_text = data.title, [m.value for m in data.modes], data.other_mode_text
+    row.district, row.candidate_count, row.occupation = data.district, data.candidate_count, data.occupation
+    row.sessions = [session_json(s) for s in data.sessions]
+    row.first_day, row.last_day = _plan_days(data)
+    row.version += 1
+    row.updated_at = now
+    session.flush()
+    return row
 
 
 def plan_by_request(session: Session, client_request_id: str) -> wm.CertPlan | None:
