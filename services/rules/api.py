@@ -143,7 +143,10 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         blobs = [it.SerializeToString(deterministic=True) for it in items]
         async with self.runtime.use() as gen:
             decided = await self._decide(type_name, items, blobs, gen.catalog, gen.pool, None, prefix)
-        await self.log.append([r for r, _ in decided], [o for _, o in decided])
+        parts = {}
+        if type_name == PROPOSE_TEAM:
+            parts = _share_pool(items[0], decided[0][0])
+        await self.log.append([r for r, _ in decided], [o for _, o in decided], parts)
         return [row["result"] for row, _ in decided]
 
     async def _single(self, request, response_type):
@@ -196,17 +199,18 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         return await self._single(request, rules_pb2.SampleInspectionTargetsResponse)
 
     async def _row(self, name: str):
+        """(decision-log row, complete input bytes)."""
         if not name.startswith("decisions/"):
             raise InvalidArgument("BAD_NAME", [FieldViolation("name", "应为 decisions/<id>")])
-        row = await self.db.read(repository.get_decision, decision_id=name.split("/", 1)[1])
-        if row is None:
+        found = await self.db.read(repository.get_decision_with_input, decision_id=name.split("/", 1)[1])
+        if found is None:
             raise NotFound(name)
-        return row
+        return found
 
     async def GetDecision(self, request, context_):
-        row = await self._row(request.name)
+        row, input_bytes = await self._row(request.name)
         result = _TYPES[row.result_type].FromString(row.result)
-        item = _TYPES[row.input_type].FromString(row.input)
+        item = _TYPES[row.input_type].FromString(input_bytes)
         return rules_pb2.GetDecisionResponse(
             decision=result.decision, actor=row.actor, trace_id=row.trace_id,
             input_json=json_format.MessageToJson(item, preserving_proto_field_name=True, sort_keys=True,
@@ -246,13 +250,13 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         return rs
 
     async def ReplayDecision(self, request, context_):
-        row = await self._row(request.name)
+        row, input_bytes = await self._row(request.name)
         original = _TYPES[row.result_type].FromString(row.result)
-        item = _TYPES[row.input_type].FromString(row.input)
+        item = _TYPES[row.input_type].FromString(input_bytes)
         rs = await self._ruleset_for_version(row.ruleset_version)
         async with self.runtime.replay_pool(rs) as pool:
-            (new_row, _event), = await self._decide(row.input_type, [item], [row.input], Catalog((rs,), ""), pool,
-                                                    rs)
+            (new_row, _event), = await self._decide(row.input_type, [item], [input_bytes], Catalog((rs,), ""),
+                                                    pool, rs)
         replayed = _TYPES[row.result_type].FromString(new_row["result"])
         replayed.decision.name = ""  # replays are not logged
         return rules_pb2.ReplayDecisionResponse(
@@ -290,6 +294,35 @@ def on_loaded_hook(db: Database) -> Callable:
                        loaded_at=gen.loaded_at, events=events)
 
     return hook
+
+
+def _share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
+    """Cut the pool out of a ProposeTeam decision's logged input: it is stored once per content digest
+    (input_part) and the row keeps the rest plus where the pool goes back (repository.get_decision_with_input),
+    so the decision log still holds every input byte for byte, without ~1.1 MB per draw of a 5,000 pool.
+
+    A deterministic serialisation writes fields in number order, so the bytes are: fields 1–3, then every
+    pool entry (field 4), then fields 5–7. Anything else (e.g. unknown fields) → the row keeps the whole input.
+    """
+    blob = row["input"]
+    if not r.pool:
+        return {}
+    head = rules_pb2.ProposeTeamRequest(dispatching_agency=r.dispatching_agency)
+    if r.HasField("plan"):
+        head.plan.CopyFrom(r.plan)
+    if r.HasField("session"):
+        head.session.CopyFrom(r.session)
+    tail = rules_pb2.ProposeTeamRequest(as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed)
+    head_b, tail_b = head.SerializeToString(deterministic=True), tail.SerializeToString(deterministic=True)
+    end = len(blob) - len(tail_b)
+    if not (blob.startswith(head_b) and blob.endswith(tail_b) and end > len(head_b) and blob[len(head_b)] == 0x22):
+        return {}
+    pool = blob[len(head_b):end]
+    digest = hashlib.sha256(pool).hexdigest()
+    row["input"] = head_b + tail_b
+    row["input_part_digest"] = digest
+    row["input_part_offset"] = len(head_b)
+    return {digest: pool}
 
 
 def _varint(n: int) -> bytes:

@@ -18,14 +18,15 @@ from services.rules.storage import repository
 class DecisionLogWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._pending: list[tuple[list[dict], list[dict], asyncio.Future]] = []
+        self._pending: list[tuple[list[dict], list[dict], dict[str, bytes], asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
         self.transactions = 0
 
-    async def append(self, rows: list[dict], outbox: list[dict]) -> None:
-        """Return once `rows` and their outbox rows are committed (raises what the write raised)."""
+    async def append(self, rows: list[dict], outbox: list[dict], parts: dict[str, bytes] | None = None) -> None:
+        """Return once `rows`, their outbox rows and the shared input parts they refer to are committed
+        (raises what the write raised)."""
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, outbox, fut))
+        self._pending.append((rows, outbox, parts or {}, fut))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         await asyncio.shield(fut)
@@ -36,14 +37,15 @@ class DecisionLogWriter:
                 batch, self._pending = self._pending, []
                 try:
                     await self.db.write(repository.log_decisions, rows=[r for b in batch for r in b[0]],
-                                        outbox=[o for b in batch for o in b[1]])
+                                        outbox=[o for b in batch for o in b[1]],
+                                        parts={d: p for b in batch for d, p in b[2].items()})
                 except Exception as exc:  # noqa: BLE001 — handed to every waiting caller
-                    for _, _, fut in batch:
+                    for *_, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                 else:
                     self.transactions += 1
-                    for _, _, fut in batch:
+                    for *_, fut in batch:
                         if not fut.done():
                             fut.set_result(None)
         finally:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
+import sqlite3
 
 import grpc
 import nats
@@ -170,6 +173,38 @@ async def test_propose_team_is_reproducible_passes_check_team_and_is_replayable(
     assert check.decision.outcome == rules_pb2.OUTCOME_ALLOW
     replay = await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=first.decision.name))
     assert replay.identical
+
+
+async def test_propose_team_pool_is_logged_once_per_content_and_decisions_keep_their_full_input_d15(stub, service):
+    base = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(120),
+                                        as_of_date="2024-06-03")
+    made = []
+    for seed in ("a", "b", "c"):
+        req = rules_pb2.ProposeTeamRequest()
+        req.CopyFrom(base)
+        req.seed = seed
+        made.append((req, await stub.ProposeTeam(req)))
+    for req, resp in made:  # each decision: its own input byte for byte (digest), pool included, replayable
+        got = await stub.GetDecision(rules_pb2.GetDecisionRequest(name=resp.decision.name))
+        assert resp.decision.input_digest == hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
+        assert json.loads(got.input_json)["pool"][119]["name"] == req.pool[119].name
+        assert json.loads(got.input_json)["seed"] == req.seed
+        assert (await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=resp.decision.name))).identical
+    with sqlite3.connect(service.data_dir / "rules.db") as db:
+        digest = hashlib.sha256(b"".join(b"\x22" + _len(s) + s for s in
+                                         (p.SerializeToString(deterministic=True) for p in base.pool))).hexdigest()
+        assert db.execute("SELECT count(*) FROM input_part WHERE digest = ?", (digest,)).fetchone()[0] == 1
+        rows = db.execute("SELECT length(input) FROM decision WHERE input_part_digest = ?", (digest,)).fetchall()
+        assert len(rows) == 3 and all(n < 1000 for (n,) in rows)
+
+
+def _len(b: bytes) -> bytes:
+    n, out = len(b), bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 async def test_too_small_pool_is_failed_precondition_with_counts(stub):

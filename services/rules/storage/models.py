@@ -33,11 +33,25 @@ class DecisionRow(Base):
     evaluated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     input_digest: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     input_type: Mapped[str] = mapped_column(sa.String(120), nullable=False)  # full proto name of `input`
-    input: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)  # deterministic proto bytes
+    # deterministic proto bytes of the request item; when `input_part_digest` is set, the bytes of that
+    # shared part (InputPartRow) were cut out at `input_part_offset` and belong there (see full_input)
+    input: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
+    input_part_digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    input_part_offset: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     result_type: Mapped[str] = mapped_column(sa.String(120), nullable=False)
     result: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
     actor: Mapped[str] = mapped_column(sa.String(200), nullable=False, default="")
     trace_id: Mapped[str] = mapped_column(sa.String(64), nullable=False, default="")
+
+
+class InputPartRow(Base):
+    """A large part of decision inputs stored once by sha256 (a ProposeTeam pool: ~1.1 MB for 5,000
+    supervisors, usually sent unchanged for many draws)."""
+
+    __tablename__ = "input_part"
+
+    digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
 
 
 class RuleSetVersionRow(Base):

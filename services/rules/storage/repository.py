@@ -14,16 +14,19 @@ import uuid
 import sqlalchemy as sa
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bjsv.events.v1 import envelope_pb2
 from common import context
 from common.events import OUTBOX, platform_tables, subject_for
 from services.rules.domain.ruleset import RuleSet
-from services.rules.storage.models import Base, DecisionRow, RuleSetVersionRow
+from services.rules.storage.models import Base, DecisionRow, InputPartRow, RuleSetVersionRow
 
 _DECISION = DecisionRow.__table__
 _VERSION = RuleSetVersionRow.__table__
+_PART = InputPartRow.__table__
+_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _OUTBOX = platform_tables(Base.metadata)[OUTBOX]
 
 
@@ -46,10 +49,30 @@ def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message
     session.execute(_OUTBOX.insert(), rows)
 
 
-def log_decisions(session: Session, *, rows: list[dict], outbox: list[dict]) -> None:
+def save_input_parts(session: Session, parts: dict[str, bytes]) -> None:
+    """Store shared input parts not stored yet (content-addressed: an existing digest has the same bytes)."""
+    if not parts:
+        return
+    have = set(session.execute(sa.select(_PART.c.digest).where(_PART.c.digest.in_(list(parts)))).scalars())
+    missing = [{"digest": d, "data": b} for d, b in parts.items() if d not in have]
+    if missing:
+        insert = _UPSERT.get(session.get_bind().dialect.name)
+        if insert is not None:  # a concurrent writer may store the same part: that is fine
+            session.execute(insert(_PART).on_conflict_do_nothing(), missing)
+        else:
+            session.execute(_PART.insert(), missing)
+
+
+def log_decisions(session: Session, *, rows: list[dict], outbox: list[dict],
+                  parts: dict[str, bytes] | None = None) -> None:
     """The decisions and their `decision.made` outbox rows (envelopes built by codec.name_and_pack), one
-    transaction, one INSERT each."""
+    transaction, one INSERT each; `parts` = shared input parts the rows refer to (input_part_digest)."""
+    save_input_parts(session, parts or {})
     if rows:
+        if parts:  # one executemany needs the same columns in every row
+            for r in rows:
+                r.setdefault("input_part_digest", None)
+                r.setdefault("input_part_offset", None)
         session.execute(_DECISION.insert(), rows)
     if outbox:
         session.execute(_OUTBOX.insert(), outbox)
@@ -57,6 +80,18 @@ def log_decisions(session: Session, *, rows: list[dict], outbox: list[dict]) -> 
 
 def get_decision(session: Session, *, decision_id: str) -> DecisionRow | None:
     return session.execute(sa.select(DecisionRow).where(DecisionRow.id == decision_id)).scalar_one_or_none()
+
+
+def get_decision_with_input(session: Session, *, decision_id: str) -> tuple[DecisionRow, bytes] | None:
+    """The decision and its complete input bytes (a shared part put back where it was cut out)."""
+    row = get_decision(session, decision_id=decision_id)
+    if row is None:
+        return None
+    if row.input_part_digest is None:
+        return row, row.input
+    part = session.execute(sa.select(_PART.c.data).where(_PART.c.digest == row.input_part_digest)).scalar_one()
+    at = row.input_part_offset
+    return row, row.input[:at] + part + row.input[at:]
 
 
 def list_decisions(session: Session, *, subject: str, kind: int, before_seq: int | None,
