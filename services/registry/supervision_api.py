@@ -847,7 +847,12 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         form_pb: int,
         start: dt.datetime | None,
         end: dt.datetime | None,
+        *,
+        new_dispatch: bool = True,
     ) -> dict[str, Any]:
+        """The plan, form, scope, supervised sessions and window of a dispatch. A new on-site dispatch must not
+        cover a session that has ended (第二十一条); changes to an existing dispatch (`new_dispatch=False`, e.g.
+        replacing a member before its remaining sessions) are not refused for that."""
         plan_row = await self.db.read(repo.plan, _id(plan_name, "plans", "dispatch.plan"))
         if plan_row is None:
             raise NotFound(plan_name)
@@ -863,7 +868,8 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             window = dispatch_rules.supervision_window(form, selected, start=start, end=end)
         except ProblemsError as e:
             raise _problems(e) from None
-        if form is SupervisionForm.ON_SITE and (ended := dispatch_rules.ended_sessions(selected, self.clock.now())):
+        ended = dispatch_rules.ended_sessions(selected, self.clock.now()) if new_dispatch else []
+        if form is SupervisionForm.ON_SITE and ended:
             raise FailedPrecondition(
                 "ON_SITE_SESSION_ENDED",
                 [
@@ -1242,6 +1248,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             FORM[SupervisionForm(row.form)],
             _aware(row.window_start),
             _aware(row.window_end),
+            new_dispatch=False,
         )
         leaving, joining = _id(request.supervisor, "supervisors"), _id(request.replacement, "supervisors")
         team = [_id(n, "supervisors") for n in active if n != request.supervisor] + [joining]

@@ -576,3 +576,16 @@ def test_art27_sanction_commits_with_its_decision_a_losing_concurrent_decision_c
         outcomes.append((decided.rung, status))
         assert status == sanction_status.get(decided.rung, rpb.APPOINTMENT_STATUS_ACTIVE), (i, decided.rung, status)
     assert outcomes  # which decision wins each race is up to the scheduler; consistency is not
+
+
+def test_member_replaced_after_the_first_of_two_on_site_sessions_ended_art14_art21(clients, world):
+    c, s = clients, world["sups"]
+    c.set_clock(dt.datetime(2026, 9, 21, 9, tzinfo=SHANGHAI))
+    plan = make_plan(c, world, D(2026, 9, 22), candidates=90)
+    d = dispatch(c, plan, ["张督导", "王督导"], world)  # S1 and S2, both still to come
+    c.set_clock(dt.datetime(2026, 9, 22, 12, tzinfo=SHANGHAI))  # S1 over; 王督导 falls ill before S2
+    replaced = c.sv.ReplaceDispatchMember(spb.ReplaceDispatchMemberRequest(
+        name=d.name, supervisor=s["王督导"][0], replacement=s["赵督导"][0], reason="王督导突发疾病"),
+        metadata=h.md(h.HAIDIAN)).dispatch  # fmt: skip
+    active = sorted(m.supervisor for m in replaced.members if m.state == spb.MEMBER_STATE_ACTIVE)
+    assert active == sorted([s["张督导"][0], s["赵督导"][0]])
