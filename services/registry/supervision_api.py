@@ -1118,8 +1118,9 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         def tx(session: Session) -> pb.Dispatch:
             if crid and (again := repo.dispatch_by_request(session, crid)) is not None:
                 return self._dispatch_proto(session, again)
-            row = wm.Dispatch(
-                plan_id=plan_row.id,
+            row, members = repo.insert_dispatch(
+                session,
+                plan_row,
                 session_ids=[s.session_id for s in ctx["sessions"]] if d.session_ids else [],
                 dispatching_agency=d.dispatching_agency,
                 scope=ctx["scope"].value,
@@ -1129,35 +1130,14 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 advisory_findings=checked["advisory"],
                 rule_set_version=checked["version"],
                 decisions=checked["decisions"],
-                district=plan_row.district,
-                window_start=window.start,
-                window_end=window.end,
-                start_day=window.start_day,
-                end_day=window.end_day,
+                window=window,
                 record_due=record_due,
                 feedback_due=feedback_due,
-                state="active",
+                team=[views[sid] for sid in team],
                 client_request_id=crid,
-                created_by=actor,
-                created_at=now,
-                created_on=now.date(),
-                updated_at=now,
+                actor=actor,
+                now=now,
             )
-            session.add(row)
-            session.flush()
-            members = []
-            for sid in team:
-                m = wm.DispatchMember(
-                    dispatch_id=row.id,
-                    supervisor_id=sid,
-                    display_name=views[sid].full_name,
-                    badge_code=views[sid].badge_code,
-                    state="active",
-                    added_at=now,
-                )
-                session.add(m)
-                members.append(m)
-            session.flush()
             proto = dispatch_pb(row, members, plan_row)
             record_event(
                 session,
@@ -1264,22 +1244,17 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                     "TEAM_CHANGED",
                     [PreconditionViolation("bjsv.dispatch.members", request.name, "督导组已被他人修改，请重新读取")],
                 )
-            new = wm.DispatchMember(
-                dispatch_id=dispatch_id,
-                supervisor_id=joining,
-                display_name=view.full_name,
-                badge_code=view.badge_code,
-                state="active",
-                added_at=now,
+            ms = repo.replace_member(
+                session,
+                d,
+                old,
+                view,
+                reason=request.reason.strip(),
+                advisory_findings=checked["advisory"],
+                rule_set_version=checked["version"],
+                decisions=checked["decisions"],
+                now=now,
             )
-            session.add(new)
-            session.flush()
-            old.state, old.replaced_by, old.replace_reason = "replaced", joining, request.reason.strip()
-            d.advisory_findings, d.rule_set_version = checked["advisory"], checked["version"]
-            d.decisions = [*d.decisions, *checked["decisions"]]
-            d.updated_at = now
-            session.flush()
-            ms = repo.members(session, [dispatch_id])[dispatch_id]
             proto = dispatch_pb(d, ms, plan_row)
             recipients = _dispatch_recipients(session, d, ms, plan_row)
             recipients.insert(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from common.clock import SHANGHAI
 from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
 from services.registry.domain.policy import RegistryPolicy
+from services.registry.domain.workflow.dispatch import Window
 from services.registry.domain.workflow.model import PlanIn, PlanSessionIn, SessionPersonIn
 from services.registry.storage import models as rm
 from services.registry.storage import repository as registry_repo
@@ -257,6 +258,96 @@ def dispatch(session: Session, dispatch_id: int, *, for_update: bool = False) ->
     if for_update:
         q = q.with_for_update()
     return session.execute(q).scalar_one_or_none()
+
+
+def _member(dispatch_id: int, v: SupervisorView, now: dt.datetime) -> wm.DispatchMember:
+    return wm.DispatchMember(
+        dispatch_id=dispatch_id,
+        supervisor_id=v.id,
+        display_name=v.full_name,
+        badge_code=v.badge_code,
+        state="active",
+        added_at=now,
+    )
+
+
+def insert_dispatch(
+    session: Session,
+    plan_row: wm.CertPlan,
+    *,
+    session_ids: list[str],
+    dispatching_agency: str,
+    scope: str,
+    form: str,
+    selection: str,
+    seed: str,
+    advisory_findings: list[dict[str, str]],
+    rule_set_version: str,
+    decisions: list[str],
+    window: Window,
+    record_due: dt.date,
+    feedback_due: dt.date,
+    team: list[SupervisorView],
+    client_request_id: str | None,
+    actor: str,
+    now: dt.datetime,
+) -> tuple[wm.Dispatch, list[wm.DispatchMember]]:
+    """A new active dispatch (委派, 第十四条) of a checked team, with its members in team order."""
+    row = wm.Dispatch(
+        plan_id=plan_row.id,
+        session_ids=session_ids,
+        dispatching_agency=dispatching_agency,
+        scope=scope,
+        form=form,
+        selection=selection,
+        seed=seed,
+        advisory_findings=advisory_findings,
+        rule_set_version=rule_set_version,
+        decisions=decisions,
+        district=plan_row.district,
+        window_start=window.start,
+        window_end=window.end,
+        start_day=window.start_day,
+        end_day=window.end_day,
+        record_due=record_due,
+        feedback_due=feedback_due,
+        state="active",
+        client_request_id=client_request_id,
+        created_by=actor,
+        created_at=now,
+        created_on=now.date(),
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    members = [_member(row.id, v, now) for v in team]
+    session.add_all(members)
+    session.flush()
+    return row, members
+
+
+def replace_member(
+    session: Session,
+    row: wm.Dispatch,
+    leaving: wm.DispatchMember,
+    joining: SupervisorView,
+    *,
+    reason: str,
+    advisory_findings: list[dict[str, str]],
+    rule_set_version: str,
+    decisions: list[str],
+    now: dt.datetime,
+) -> list[wm.DispatchMember]:
+    """Replace an active member of a (locked) dispatch; the re-checked team's findings and decisions are kept.
+    Returns the dispatch's members afterwards."""
+    session.add(_member(row.id, joining, now))
+    session.flush()
+    leaving.state, leaving.replaced_by, leaving.replace_reason = "replaced", joining.id, reason
+    row.advisory_findings, row.rule_set_version = advisory_findings, rule_set_version
+    row.decisions = [*row.decisions, *decisions]
+    row.updated_at = now
+    session.flush()
+    return members(session, [row.id])[row.id]
 
 
 def dispatch_by_request(session: Session, client_request_id: str) -> wm.Dispatch | None:
