@@ -1186,8 +1186,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                     "DISPATCH_HAS_RECORD",
                     [PreconditionViolation("bjsv.dispatch.state", request.name, "督导记录表已提交，不能取消本次委派")],
                 )
-            row.state, row.cancel_reason, row.updated_at = "cancelled", request.reason.strip(), now
-            session.flush()
+            repo.cancel_dispatch(session, row, reason=request.reason.strip(), now=now)
             members = repo.members(session, [row.id])[row.id]
             plan_row = repo.plan(session, row.plan_id)
             proto = dispatch_pb(row, members, plan_row)
@@ -2110,19 +2109,18 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 state = case_rules.decide(request.name, CaseState(c.state), kind, rung, deadline, dec.official, today)
             except ProblemsError as e:
                 raise _problems(e) from None
-            d = wm.CaseDecision(
-                case_id=c.id,
-                rung=rung.value,
+            d = repo.insert_case_decision(
+                session,
+                c,
+                state=state.value,
+                rung=rung.value,  # type: ignore[union-attr]
                 official=dec.official.strip(),
-                official_org=org,  # type: ignore[union-attr]
+                official_org=org,
                 note=dec.note.strip(),
                 correction_deadline=deadline,
-                decided_at=now,
-                decided_on=today,
+                now=now,
+                today=today,
             )
-            session.add(d)
-            c.state, c.correction_deadline = state.value, deadline
-            session.flush()
             proto = self._case_proto(session, c)
             recipients = _city_and_district(session, c.district)
             if c.subject_kind == CaseSubjectKind.INSTITUTION.value:
@@ -2167,8 +2165,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 )
             except ProblemsError as e:
                 raise _problems(e) from None
-            c.state, c.corrected_at, c.correction_note = state.value, now, request.note.strip()
-            session.flush()
+            repo.record_correction(session, c, state=state.value, note=request.note.strip(), now=now)
             proto = self._case_proto(session, c)
             recipients = _city_and_district(session, c.district)
             record_event(

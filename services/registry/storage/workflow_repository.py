@@ -350,6 +350,12 @@ def replace_member(
     return members(session, [row.id])[row.id]
 
 
+def cancel_dispatch(session: Session, row: wm.Dispatch, *, reason: str, now: dt.datetime) -> None:
+    """Cancel a (locked) dispatch, keeping the reason."""
+    row.state, row.cancel_reason, row.updated_at = "cancelled", reason, now
+    session.flush()
+
+
 def dispatch_by_request(session: Session, client_request_id: str) -> wm.Dispatch | None:
     return session.execute(
         sa.select(wm.Dispatch).where(wm.Dispatch.client_request_id == client_request_id)
@@ -489,6 +495,42 @@ def case(session: Session, case_id: int, *, for_update: bool = False) -> wm.Pena
     if for_update:
         q = q.with_for_update()
     return session.execute(q).scalar_one_or_none()
+
+
+def insert_case_decision(
+    session: Session,
+    row: wm.PenaltyCase,
+    *,
+    state: str,
+    rung: str,
+    official: str,
+    official_org: str,
+    note: str,
+    correction_deadline: dt.date | None,
+    now: dt.datetime,
+    today: dt.date,
+) -> wm.CaseDecision:
+    """An official's decision on a (locked) case (D13) and the case's resulting state."""
+    d = wm.CaseDecision(
+        case_id=row.id,
+        rung=rung,
+        official=official,
+        official_org=official_org,
+        note=note,
+        correction_deadline=correction_deadline,
+        decided_at=now,
+        decided_on=today,
+    )
+    session.add(d)
+    row.state, row.correction_deadline = state, correction_deadline
+    session.flush()
+    return d
+
+
+def record_correction(session: Session, row: wm.PenaltyCase, *, state: str, note: str, now: dt.datetime) -> None:
+    """The correction of a (locked) case, recorded before its deadline (第二十六条 责令改正)."""
+    row.state, row.corrected_at, row.correction_note = state, now, note
+    session.flush()
 
 
 def case_by_request(session: Session, client_request_id: str) -> wm.PenaltyCase | None:
