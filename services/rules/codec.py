@@ -238,14 +238,16 @@ async def evaluate_items(decider: Decider, type_name: str, items: list, catalog:
     raise ValueError(f"not a batch decision kind: {type_name}")
 
 
-def decision_made(resp: pb_message.Message, dec: m.Decision) -> events_pb2.DecisionMade:
-    d = resp.decision
+def decision_made(name: str, dec: m.Decision) -> events_pb2.DecisionMade:
+    """The `decision.made` payload, from the domain decision (the same values the response carries, without
+    reading them back out of the response message)."""
     rec = dec.recommendation
     return events_pb2.DecisionMade(
-        name=d.name, kind=d.kind, outcome=d.outcome, subject=d.subject, as_of_date=d.as_of_date,
-        ruleset_id=d.ruleset_id, ruleset_version=d.ruleset_version, rule_ids=[f.rule_id for f in d.findings],
-        evaluation_time=d.evaluation_time, recommended_sanction=rec.sanction if rec else 0,
-        immediate_report=rec.immediate_report if rec else False)
+        name=name, kind=dec.kind, outcome=dec.outcome, subject=dec.subject, as_of_date=dec.as_of.isoformat(),
+        ruleset_id=dec.ruleset_id, ruleset_version=dec.ruleset_version,
+        rule_ids=[f.rule_id for f in dec.findings],
+        evaluation_time=_ts_cached(dec.evaluated_at) if dec.evaluated_at else None,
+        recommended_sanction=rec.sanction if rec else 0, immediate_report=rec.immediate_report if rec else False)
 
 
 @dataclass
@@ -273,7 +275,7 @@ def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_m
            "as_of_date": dec.as_of.isoformat(), "ruleset_id": dec.ruleset_id, "ruleset_version": dec.ruleset_version,
            "evaluated_at": dec.evaluated_at, "input_digest": digest, "input_type": type_name, "input": item_bytes,
            "result_type": resp.DESCRIPTOR.full_name, "result": response, "actor": actor, "trace_id": trace}
-    outbox = outbox_row(source=EVENT_SOURCE, type=DECISION_MADE, subject=name, payload=decision_made(resp, dec),
+    outbox = outbox_row(source=EVENT_SOURCE, type=DECISION_MADE, subject=name, payload=decision_made(name, dec),
                         trace_id=trace, actor=actor, occurred=dec.evaluated_at)
     return Decided(row, outbox)
 
