@@ -1456,8 +1456,8 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         dispatch_id: int | None,
         crid: str | None,
     ) -> wm.PenaltyCase:
-        now = self.clock.now()
-        row = wm.PenaltyCase(
+        row = repo.insert_case(
+            session,
             subject_kind=kind.value,
             subject=subject,
             subject_name=subject_name,
@@ -1472,13 +1472,9 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             plan_id=plan_id,
             dispatch_id=dispatch_id,
             opened_by=_caller_org(),
-            opened_at=now,
-            opened_on=now.date(),
             client_request_id=crid,
-            immediate_report_raised=False,
+            now=self.clock.now(),
         )
-        session.add(row)
-        session.flush()
         proto = case_pb(row, [])
         record_event(
             session,

@@ -497,6 +497,52 @@ def case(session: Session, case_id: int, *, for_update: bool = False) -> wm.Pena
     return session.execute(q).scalar_one_or_none()
 
 
+def insert_case(
+    session: Session,
+    *,
+    subject_kind: str,
+    subject: str,
+    subject_name: str,
+    district: str,
+    triggers: list[str],
+    origin: str,
+    source: str,
+    item_numbers: list[int],
+    description: str,
+    state: str,
+    recommendation: dict[str, Any],
+    plan_id: int | None,
+    dispatch_id: int | None,
+    opened_by: str,
+    client_request_id: str | None,
+    now: dt.datetime,
+) -> wm.PenaltyCase:
+    """A new penalty case (第二十六条 / 第二十七条) with the rules service's recommendation (D13)."""
+    row = wm.PenaltyCase(
+        subject_kind=subject_kind,
+        subject=subject,
+        subject_name=subject_name,
+        district=district,
+        triggers=triggers,
+        origin=origin,
+        source=source,
+        item_numbers=item_numbers,
+        description=description,
+        state=state,
+        recommendation=recommendation,
+        plan_id=plan_id,
+        dispatch_id=dispatch_id,
+        opened_by=opened_by,
+        opened_at=now,
+        opened_on=now.date(),
+        client_request_id=client_request_id,
+        immediate_report_raised=False,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 def insert_case_decision(
     session: Session,
     row: wm.PenaltyCase,
