@@ -55,12 +55,8 @@ SERVICERS: list[Callable[[Wiring], Servicer]] = [
 
 
 def load_models() -> None:
-    """Import every model module so the one metadata has all tables (the workflow's too, when present)."""
-    try:
-        import services.registry.storage.workflow_models  # noqa: F401 - registers tables on models.Base
-    except ModuleNotFoundError as e:
-        if e.name != "services.registry.storage.workflow_models":
-            raise
+    """Import every model module so the one metadata has all tables (the workflow's too)."""
+    import services.registry.storage.workflow_models  # noqa: F401 - registers tables on models.Base
 
 
 def build(settings: RegistrySettings | None = None) -> Service:
