@@ -1585,17 +1585,15 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 return again
             if repo.record_of_dispatch(session, dispatch_id) is not None:
                 raise AlreadyExists("RECORD_ALREADY_SUBMITTED", "本次委派的督导记录表已提交", resource_name=r.dispatch)
-            rec = wm.SupervisionRecord(
+            rec = repo.insert_record(
+                session,
                 dispatch_id=dispatch_id,
-                current_version=1,
                 district=d.district,
                 form=form.value,
                 first_submitted_on=today,
                 late=lateness.late,
                 no_items=[f.item_number for f in findings],
             )
-            session.add(rec)
-            session.flush()
             opened = {}
             for f, desc, recommendation in to_open:
                 c = self._open_case_tx(
@@ -1615,11 +1613,22 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                     crid=None,
                 )
                 opened[f.item_number] = f"cases/{c.id}"
-            ver = self._version_row(
-                rec.id, 1, submitter, answers, inp, findings, opened, now, d.record_due, lateness, "", crid
+            ver = repo.insert_record_version(
+                session,
+                record_id=rec.id,
+                version=1,
+                submitter=submitter,
+                answers=answers,
+                inp=inp,
+                findings=findings,
+                opened=opened,
+                now=now,
+                due=d.record_due,
+                lateness=lateness,
+                reason="",
+                client_request_id=crid,
+                actor=_caller_org(),
             )
-            session.add(ver)
-            session.flush()
             proto = record_pb(rec, ver, d, plan_row)
             record_event(
                 session,
@@ -1642,51 +1651,6 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 "RECORD_ALREADY_SUBMITTED", "本次委派的督导记录表已提交", resource_name=r.dispatch
             ) from None
         return pb.SubmitRecordResponse(record=proto)
-
-    @staticmethod
-    def _version_row(
-        record_id: int,
-        version: int,
-        submitter: int,
-        answers: list[ItemAnswer],
-        inp: dict[str, Any],
-        findings: list,
-        opened: dict[int, str],
-        now: dt.datetime,
-        due: dt.date,
-        lateness: Any,
-        reason: str,
-        crid: str,
-    ) -> wm.SupervisionRecordVersion:
-        return wm.SupervisionRecordVersion(
-            record_id=record_id,
-            version=version,
-            submitted_by=submitter,
-            answers=[
-                {"item_number": a.item_number, "answer": a.answer.value, "remark": a.remark.strip()}  # type: ignore[union-attr]
-                for a in answers
-            ],
-            problems=inp["problems"],
-            signatures=inp["signatures"],
-            head_signature=inp["head"],
-            sign_date=inp["sign_date"],
-            findings=[
-                {
-                    "item_number": f.item_number,
-                    "item_text": f.item_text,
-                    "remark": f.remark,
-                    "opened_case": opened.get(f.item_number, ""),
-                }
-                for f in findings
-            ],
-            submitted_at=now,
-            due_date=due,
-            late_working_days=lateness.working_days,
-            late_calendar_days=lateness.calendar_days,
-            correction_reason=reason,
-            client_request_id=crid,
-            actor=_caller_org(),
-        )
 
     async def CorrectRecord(self, request: pb.CorrectRecordRequest, context) -> pb.CorrectRecordResponse:
         crid = request.client_request_id.strip()
@@ -1774,24 +1738,23 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 )
                 opened[f.item_number] = f"cases/{c.id}"
             previous = row.current_version
-            ver = self._version_row(
-                record_id,
-                previous + 1,
-                submitter,
-                answers,
-                inp,
-                findings,
-                opened,
-                now,
-                d.record_due,
-                lateness,
-                request.reason.strip(),
-                crid,
+            ver = repo.insert_record_version(
+                session,
+                record_id=record_id,
+                version=previous + 1,
+                submitter=submitter,
+                answers=answers,
+                inp=inp,
+                findings=findings,
+                opened=opened,
+                now=now,
+                due=d.record_due,
+                lateness=lateness,
+                reason=request.reason.strip(),
+                client_request_id=crid,
+                actor=_caller_org(),
             )
-            session.add(ver)
-            row.current_version = previous + 1
-            row.no_items = [f.item_number for f in findings]
-            session.flush()
+            repo.set_current_version(session, row, previous + 1, no_items=[f.item_number for f in findings])
             proto = record_pb(row, ver, d, plan_row)
             record_event(
                 session,

@@ -18,7 +18,7 @@ from common.clock import SHANGHAI
 from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
 from services.registry.domain.policy import RegistryPolicy
 from services.registry.domain.workflow.dispatch import Window
-from services.registry.domain.workflow.model import PlanIn, PlanSessionIn, SessionPersonIn
+from services.registry.domain.workflow.model import ItemAnswer, PlanIn, PlanSessionIn, SessionPersonIn
 from services.registry.storage import models as rm
 from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
@@ -428,6 +428,90 @@ def list_dispatches(
 
 
 # -- records and feedback -------------------------------------------------------------------------------
+
+
+def insert_record(
+    session: Session,
+    *,
+    dispatch_id: int,
+    district: str,
+    form: str,
+    first_submitted_on: dt.date,
+    late: bool,
+    no_items: list[int],
+) -> wm.SupervisionRecord:
+    """The Annex 3 record of a dispatch (第二十三条), at version 1; its versions hold the answers."""
+    rec = wm.SupervisionRecord(
+        dispatch_id=dispatch_id,
+        current_version=1,
+        district=district,
+        form=form,
+        first_submitted_on=first_submitted_on,
+        late=late,
+        no_items=no_items,
+    )
+    session.add(rec)
+    session.flush()
+    return rec
+
+
+def insert_record_version(
+    session: Session,
+    *,
+    record_id: int,
+    version: int,
+    submitter: int,
+    answers: list[ItemAnswer],
+    inp: dict[str, Any],
+    findings: list,
+    opened: dict[int, str],
+    now: dt.datetime,
+    due: dt.date,
+    lateness: Any,
+    reason: str,
+    client_request_id: str,
+    actor: str,
+) -> wm.SupervisionRecordVersion:
+    """One submitted or corrected version of a record: answers, signatures, findings (D11) with the cases they
+    opened (D14), lateness against the due date (第二十三条, D5). Versions are never changed afterwards."""
+    ver = wm.SupervisionRecordVersion(
+        record_id=record_id,
+        version=version,
+        submitted_by=submitter,
+        answers=[
+            {"item_number": a.item_number, "answer": a.answer.value, "remark": a.remark.strip()}  # type: ignore[union-attr]
+            for a in answers
+        ],
+        problems=inp["problems"],
+        signatures=inp["signatures"],
+        head_signature=inp["head"],
+        sign_date=inp["sign_date"],
+        findings=[
+            {
+                "item_number": f.item_number,
+                "item_text": f.item_text,
+                "remark": f.remark,
+                "opened_case": opened.get(f.item_number, ""),
+            }
+            for f in findings
+        ],
+        submitted_at=now,
+        due_date=due,
+        late_working_days=lateness.working_days,
+        late_calendar_days=lateness.calendar_days,
+        correction_reason=reason,
+        client_request_id=client_request_id,
+        actor=actor,
+    )
+    session.add(ver)
+    session.flush()
+    return ver
+
+
+def set_current_version(session: Session, rec: wm.SupervisionRecord, version: int, *, no_items: list[int]) -> None:
+    """A corrected (locked) record points at its new version and that version's 否 items."""
+    rec.current_version, rec.no_items = version, no_items
+    session.flush()
 
 
 def record_version_by_request(session: Session, client_request_id: str) -> wm.SupervisionRecordVersion | None:
