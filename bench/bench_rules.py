@@ -136,15 +136,25 @@ class Service:
 
     def tree_cpu_s(self) -> float:
         """utime+stime of the service process and its current workers (seconds)."""
-        total = 0
+        return sum(self.split_cpu_s())
+
+    def split_cpu_s(self) -> tuple[float, float]:
+        """(gRPC front process, engine workers) utime+stime in seconds — less sensitive to other load on the
+        box than wall-clock rates."""
+        front = workers = 0
         for pid in [self.proc.proc.pid, *self.proc.worker_pids()]:
             try:
                 with open(f"/proc/{pid}/stat") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
             except OSError:
-                pass
-        return total / os.sysconf("SC_CLK_TCK")
+                continue
+            ticks = int(fields[11]) + int(fields[12])
+            if pid == self.proc.proc.pid:
+                front += ticks
+            else:
+                workers += ticks
+        tck = os.sysconf("SC_CLK_TCK")
+        return front / tck, workers / tck
 
     def tree_rss_kb(self) -> dict:
         pids = [self.proc.proc.pid, *self.proc.worker_pids()]
@@ -180,16 +190,18 @@ async def bench_grpc_batch(svc, target: str, n: int, batch: int, inflight: int) 
                 lat.append(time.perf_counter() - t0)
                 assert len(r.responses) == len(b.requests)
 
-        t, cpu = time.perf_counter(), svc.tree_cpu_s()
+        t, (f0, w0) = time.perf_counter(), svc.split_cpu_s()
         await asyncio.gather(*[runner() for _ in range(inflight)])
         el = time.perf_counter() - t
-        cpu = svc.tree_cpu_s() - cpu
+        f1, w1 = svc.split_cpu_s()
+        cpu = f1 - f0 + w1 - w0
     return {"decisions_per_s": n / el, "service_cpu_s": cpu, "decisions_per_service_cpu_s": n / cpu,
+            "front_cpu_us_per_decision": (f1 - f0) / n * 1e6, "workers_cpu_us_per_decision": (w1 - w0) / n * 1e6,
             "batch": batch, "inflight": inflight, "batch_p50_ms": _pct(lat, 50) * 1e3,
             "batch_p99_ms": _pct(lat, 99) * 1e3}
 
 
-async def bench_grpc_single(target: str, n_seq: int, rate: float, seconds: float) -> dict:
+async def bench_grpc_single(svc, target: str, n_seq: int, rate: float, seconds: float) -> dict:
     import grpc
 
     from bjsv.rules.v1 import rules_pb2_grpc
@@ -211,6 +223,7 @@ async def bench_grpc_single(target: str, n_seq: int, rate: float, seconds: float
             lat.append(time.perf_counter() - t0)
 
         tasks = []
+        f0, w0 = svc.split_cpu_s()
         start = time.perf_counter()
         total = int(rate * seconds)
         for i in range(total):
@@ -221,7 +234,10 @@ async def bench_grpc_single(target: str, n_seq: int, rate: float, seconds: float
             tasks.append(asyncio.ensure_future(one(reqs[i])))
         await asyncio.gather(*tasks)
         achieved = total / (time.perf_counter() - start)
+        f1, w1 = svc.split_cpu_s()
     return {"sequential_calls_per_s": seq_rate, "paced_rate": rate, "achieved_rate": achieved,
+            "paced_front_cpu_ms_per_call": (f1 - f0) / total * 1e3,
+            "paced_workers_cpu_ms_per_call": (w1 - w0) / total * 1e3,
             "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3, "max_ms": max(lat) * 1e3}
 
 
@@ -241,6 +257,8 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
     async with grpc.aio.insecure_channel(target, options=opts) as ch:
         stub = rules_pb2_grpc.RulesServiceStub(ch)
         for i in range(calls + 5):
+            if i == 5:
+                f0, w0 = svc.split_cpu_s()
             req = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=plan, session=session,
                                                pool=pool, as_of_date=DAY, seed=f"bench-{i}")
             t0, c0 = time.perf_counter(), svc.tree_cpu_s()
@@ -249,7 +267,10 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
                 lat.append(time.perf_counter() - t0)
                 cpu.append(svc.tree_cpu_s() - c0)
             assert len(resp.team) == 4
-    return {"pool_size": pool_size, "calls": calls, "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3,
+        f1, w1 = svc.split_cpu_s()
+    return {"pool_size": pool_size, "calls": calls,
+            "front_cpu_ms_per_call": (f1 - f0) / calls * 1e3, "workers_cpu_ms_per_call": (w1 - w0) / calls * 1e3,
+            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3,
             "service_cpu_ms_per_call_p50": _pct(cpu, 50) * 1e3,
             "request_bytes": req.ByteSize()}
 
@@ -336,7 +357,7 @@ async def main(args) -> dict:
                 results["grpc_batch"] = await bench_grpc_batch(svc, target, 10_000 if q else 50_000, 1000, 2)
                 print("gRPC batch:", results["grpc_batch"], flush=True)
             if "latency" in want:
-                results["grpc_single"] = await bench_grpc_single(target, 500 if q else 2000, 200.0,
+                results["grpc_single"] = await bench_grpc_single(svc, target, 500 if q else 2000, 200.0,
                                                                  3.0 if q else 10.0)
                 print("gRPC single:", results["grpc_single"], flush=True)
             if "propose" in want:
