@@ -1894,12 +1894,10 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         def tx(session: Session) -> pb.SupervisorFeedback:
             if (again := self._feedback_by_request(session, crid)) is not None:
                 return again
-            row = wm.SupervisorFeedback(
-                dispatch_id=d.id,
-                supervisor_id=sup_id,
-                supervisor_name=member.display_name,
-                badge_code=member.badge_code,
-                district=d.district,
+            row = repo.insert_feedback(
+                session,
+                d,
+                member,
                 entry_time=entry,
                 exit_time=exit_,
                 badge_worn=answers.badge_worn.value,
@@ -1907,16 +1905,12 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 integrity_kept=answers.integrity_kept.value,
                 comments=f.comments.strip(),  # type: ignore[union-attr]
                 signed_by=f.signed_by.strip(),
-                submitted_at=now,
-                submitted_on=today,
-                due_date=d.feedback_due,
-                late_working_days=lateness.working_days,
-                late_calendar_days=lateness.calendar_days,
+                now=now,
+                today=today,
+                lateness=lateness,
                 client_request_id=crid,
                 actor=_caller_org(),
             )
-            session.add(row)
-            session.flush()
             if review is not None:
                 c = self._open_case_tx(
                     session,

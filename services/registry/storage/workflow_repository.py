@@ -551,6 +551,51 @@ def record_version(session: Session, record_id: int, version: int) -> wm.Supervi
     ).scalar_one_or_none()
 
 
+def insert_feedback(
+    session: Session,
+    d: wm.Dispatch,
+    member: wm.DispatchMember,
+    *,
+    entry_time: dt.datetime,
+    exit_time: dt.datetime,
+    badge_worn: str,
+    duties_performed: str,
+    integrity_kept: str,
+    comments: str,
+    signed_by: str,
+    now: dt.datetime,
+    today: dt.date,
+    lateness: Any,
+    client_request_id: str,
+    actor: str,
+) -> wm.SupervisorFeedback:
+    """The institution's Annex 4 feedback on one external supervisor of a dispatch (第二十三条, D12)."""
+    row = wm.SupervisorFeedback(
+        dispatch_id=d.id,
+        supervisor_id=member.supervisor_id,
+        supervisor_name=member.display_name,
+        badge_code=member.badge_code,
+        district=d.district,
+        entry_time=entry_time,
+        exit_time=exit_time,
+        badge_worn=badge_worn,
+        duties_performed=duties_performed,
+        integrity_kept=integrity_kept,
+        comments=comments,
+        signed_by=signed_by,
+        submitted_at=now,
+        submitted_on=today,
+        due_date=d.feedback_due,
+        late_working_days=lateness.working_days,
+        late_calendar_days=lateness.calendar_days,
+        client_request_id=client_request_id,
+        actor=actor,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 def feedback_by_request(session: Session, client_request_id: str) -> wm.SupervisorFeedback | None:
     return session.execute(
         sa.select(wm.SupervisorFeedback).where(wm.SupervisorFeedback.client_request_id == client_request_id)
