@@ -2237,62 +2237,15 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         key = period.key
         if repo.closed_period(session, key) is not None:
             return [report_pb(r, self.policy.city_centre) for r in repo.reports_of_period(session, key)], False
-        facts = repo.period_facts(session, period.start, period.end)
-        figures = reports.aggregate(
-            period,
-            records=[
-                reports.RecordFact(
-                    f"records/{r.id}",
-                    r.district,
-                    SupervisionForm(r.form),
-                    r.first_submitted_on,
-                    r.late,
-                    tuple(r.no_items),
-                )
-                for r in facts["records"]
-            ],
-            feedback=[
-                reports.FeedbackFact(f.district, f.submitted_on, f.late_calendar_days > 0) for f in facts["feedback"]
-            ],
-            cases=[
-                reports.CaseFact(f"cases/{c.id}", c.district, c.opened_on, tuple(d.decided_on for d in decs))
-                for c, decs in facts["cases"]
-            ],
-            dispatches=[reports.DispatchFact(district, created_on) for district, created_on in facts["dispatches"]],
-            include_empty=include_empty,
-        )
-        now = self.clock.now()
-        session.add(wm.ClosedPeriod(period_key=key, period_start=period.start, closed_at=now, closed_by=_caller_org()))
+        figures = reports.aggregate(period, **repo.period_report_facts(session, period), include_empty=include_empty)
         out = []
-        for fig in figures:
-            row = wm.DistrictReport(
-                period_key=key,
-                district=fig.district,
-                closed_at=now,
-                figures={
-                    "district_name": fig.district_name,
-                    "period_start": period.start.isoformat(),
-                    "period_end": period.end.isoformat(),
-                    "supervisions_by_form": {k.value: v for k, v in fig.supervisions_by_form.items()},
-                    "no_counts": [[form.value, n, text, count] for form, n, text, count in fig.no_counts],
-                    "late_records": fig.late_records,
-                    "late_feedback": fig.late_feedback,
-                    "feedback_count": fig.feedback_count,
-                    "cases_opened": fig.cases_opened,
-                    "cases_decided": fig.cases_decided,
-                    "dispatches_created": fig.dispatches_created,
-                    "records": fig.records,
-                    "cases": fig.cases,
-                },
-            )
-            session.add(row)
-            session.flush()
+        for row in repo.insert_closed_period(session, period, figures, closed_by=_caller_org(), now=self.clock.now()):
             proto = report_pb(row, self.policy.city_centre)
             record_event(
                 session,
                 type=PERIOD_CLOSED,
                 subject=proto.name,
-                payload=ev.PeriodClosed(report=proto, recipients=_city_and_district(session, fig.district)),
+                payload=ev.PeriodClosed(report=proto, recipients=_city_and_district(session, row.district)),
             )
             out.append(proto)
         return out, True

@@ -17,8 +17,16 @@ from sqlalchemy.orm import Session
 from common.clock import SHANGHAI
 from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
 from services.registry.domain.policy import RegistryPolicy
+from services.registry.domain.workflow import reports
 from services.registry.domain.workflow.dispatch import Window
-from services.registry.domain.workflow.model import ItemAnswer, PlanIn, PlanSessionIn, SessionPersonIn
+from services.registry.domain.workflow.model import (
+    ItemAnswer,
+    Period,
+    PlanIn,
+    PlanSessionIn,
+    SessionPersonIn,
+    SupervisionForm,
+)
 from services.registry.storage import models as rm
 from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
@@ -834,6 +842,61 @@ def period_facts(session: Session, start: dt.date, end: dt.date) -> dict[str, li
         "cases": [(c, decs[c.id]) for c in case_rows],
         "dispatches": list(dispatches),
     }
+
+
+def period_report_facts(session: Session, period: Period) -> dict[str, list]:
+    """The half-month period's facts (D10, 第二十四条) as the report aggregation's inputs."""
+    facts = period_facts(session, period.start, period.end)
+    return {
+        "records": [
+            reports.RecordFact(
+                f"records/{r.id}", r.district, SupervisionForm(r.form), r.first_submitted_on, r.late, tuple(r.no_items)
+            )
+            for r in facts["records"]
+        ],
+        "feedback": [
+            reports.FeedbackFact(f.district, f.submitted_on, f.late_calendar_days > 0) for f in facts["feedback"]
+        ],
+        "cases": [
+            reports.CaseFact(f"cases/{c.id}", c.district, c.opened_on, tuple(d.decided_on for d in decs))
+            for c, decs in facts["cases"]
+        ],
+        "dispatches": [reports.DispatchFact(district, created_on) for district, created_on in facts["dispatches"]],
+    }
+
+
+def insert_closed_period(
+    session: Session, period: Period, figures: list, *, closed_by: str, now: dt.datetime
+) -> list[wm.DistrictReport]:
+    """Mark a period closed and keep one district report per district's figures (D10, 第二十四条)."""
+    key = period.key
+    session.add(wm.ClosedPeriod(period_key=key, period_start=period.start, closed_at=now, closed_by=closed_by))
+    out = []
+    for fig in figures:
+        row = wm.DistrictReport(
+            period_key=key,
+            district=fig.district,
+            closed_at=now,
+            figures={
+                "district_name": fig.district_name,
+                "period_start": period.start.isoformat(),
+                "period_end": period.end.isoformat(),
+                "supervisions_by_form": {k.value: v for k, v in fig.supervisions_by_form.items()},
+                "no_counts": [[form.value, n, text, count] for form, n, text, count in fig.no_counts],
+                "late_records": fig.late_records,
+                "late_feedback": fig.late_feedback,
+                "feedback_count": fig.feedback_count,
+                "cases_opened": fig.cases_opened,
+                "cases_decided": fig.cases_decided,
+                "dispatches_created": fig.dispatches_created,
+                "records": fig.records,
+                "cases": fig.cases,
+            },
+        )
+        session.add(row)
+        session.flush()
+        out.append(row)
+    return out
 
 
 def apply_supervisor_sanction(
