@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bjsv.rules.v1 import rules_pb2_grpc
 from common.bus import Bus
 from common.clock import Clock
 from common.db import Database
 from common.server import Service, Servicer, run
-from services.rules.api import RulesServicer, on_loaded_hook
+from services.rules.api import RulesServicer, add_to_server, on_loaded_hook
 from services.rules.config import RulesSettings
 from services.rules.runtime import RulesRuntime
 from services.rules.storage import models
@@ -34,7 +33,7 @@ def build(settings: RulesSettings | None = None) -> Service:
         tasks.append(watch_rulesets)
     return Service(
         name=SERVICE, settings=settings, database=db, bus=bus,
-        servicers=[Servicer(rules_pb2_grpc.add_RulesServiceServicer_to_server, servicer,
+        servicers=[Servicer(add_to_server, servicer,
                             "bjsv.rules.v1.RulesService")],
         on_start=[runtime.start], on_stop=[runtime.close], tasks=tasks)
 

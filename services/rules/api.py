@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf import message as pb_message
 
@@ -104,7 +105,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             decided = await pool.decide(type_name, blobs, pinned.version if pinned else None, prefix,
                                         trace=trace, actor=actor)
             for blob, (row, _outbox) in zip(blobs, decided, strict=True):
-                row["input"] = blob
+                row.setdefault("input", blob)  # a ProposeTeam row comes back with its canonical input
             return decided
         if type_name == "bjsv.rules.v1.SampleInspectionTargetsRequest":
             dec, resp = self._sample(items[0], catalog, pinned)
@@ -135,17 +136,19 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
                                                          decision=to_proto_decision(draw.decision))
         return draw.decision, resp
 
-    async def _decide_and_log(self, items: list, prefix: str = "") -> list[bytes]:
+    async def _decide_and_log(self, items: list, prefix: str = "", *, type_name: str = "",
+                              blobs: list[bytes] | None = None) -> list[bytes]:
         """Decide, log every decision with its input and publish `decision.made`; response bytes per item."""
         if not items:
             return []
-        type_name = items[0].DESCRIPTOR.full_name
-        blobs = [it.SerializeToString(deterministic=True) for it in items]
+        type_name = type_name or items[0].DESCRIPTOR.full_name
+        if blobs is None:
+            blobs = [it.SerializeToString(deterministic=True) for it in items]
         async with self.runtime.use() as gen:
             decided = await self._decide(type_name, items, blobs, gen.catalog, gen.pool, None, prefix)
         parts = {}
-        if type_name == PROPOSE_TEAM:
-            parts = _share_pool(items[0], decided[0][0])
+        for row, _ in decided:
+            parts.update(row.pop("_parts", None) or {})  # ProposeTeam: the pool, stored once per digest
         await self.log.append([r for r, _ in decided], [o for _, o in decided], parts)
         return [row["result"] for row, _ in decided]
 
@@ -188,10 +191,11 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
     async def BatchEvaluatePenalty(self, request, context_):
         return await self._many(request, rules_pb2.BatchEvaluatePenaltyResponse)
 
-    async def ProposeTeam(self, request, context_):
-        if not request.seed:
-            request.seed = draws.new_seed()  # logged with the input, so the draw can be re-run exactly
-        return await self._single(request, rules_pb2.ProposeTeamResponse)
+    async def ProposeTeam(self, request: bytes, context_):
+        """`request` is the raw ProposeTeamRequest (add_to_server): a 5,000-supervisor pool is ~1.1 MB, and
+        the engine worker parses it anyway — parsing and re-serialising it here cost ~7 ms of front CPU."""
+        (result,) = await self._decide_and_log([request], type_name=PROPOSE_TEAM, blobs=[request])
+        return rules_pb2.ProposeTeamResponse.FromString(result)
 
     async def SampleInspectionTargets(self, request, context_):
         if not request.seed:
@@ -283,6 +287,29 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             rule_sets=[to_proto_ruleset(rs, self.runtime.known[rs.version][1]) for rs in gen.catalog.rulesets])
 
 
+def add_to_server(servicer: RulesServicer, server) -> None:
+    """rules_pb2_grpc.add_RulesServiceServicer_to_server, except that ProposeTeam gets its request as bytes
+    (no request deserializer): the worker that decides it parses it (services.rules.codec.decide_blobs)."""
+
+    class _Capture:
+        def __init__(self) -> None:
+            self.handlers: dict = {}
+
+        def add_generic_rpc_handlers(self, _handlers) -> None:
+            pass
+
+        def add_registered_method_handlers(self, _service, handlers) -> None:
+            self.handlers = dict(handlers)
+
+    cap = _Capture()
+    rules_pb2_grpc.add_RulesServiceServicer_to_server(servicer, cap)
+    handlers = cap.handlers
+    handlers["ProposeTeam"] = handlers["ProposeTeam"]._replace(request_deserializer=None)
+    service = "bjsv.rules.v1.RulesService"
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
 def on_loaded_hook(db: Database) -> Callable:
     """Store every newly served rule-set version (for replay) and publish `ruleset.loaded`."""
 
@@ -294,35 +321,6 @@ def on_loaded_hook(db: Database) -> Callable:
                        loaded_at=gen.loaded_at, events=events)
 
     return hook
-
-
-def _share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
-    """Cut the pool out of a ProposeTeam decision's logged input: it is stored once per content digest
-    (input_part) and the row keeps the rest plus where the pool goes back (repository.get_decision_with_input),
-    so the decision log still holds every input byte for byte, without ~1.1 MB per draw of a 5,000 pool.
-
-    A deterministic serialisation writes fields in number order, so the bytes are: fields 1–3, then every
-    pool entry (field 4), then fields 5–7. Anything else (e.g. unknown fields) → the row keeps the whole input.
-    """
-    blob = row["input"]
-    if not r.pool:
-        return {}
-    head = rules_pb2.ProposeTeamRequest(dispatching_agency=r.dispatching_agency)
-    if r.HasField("plan"):
-        head.plan.CopyFrom(r.plan)
-    if r.HasField("session"):
-        head.session.CopyFrom(r.session)
-    tail = rules_pb2.ProposeTeamRequest(as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed)
-    head_b, tail_b = head.SerializeToString(deterministic=True), tail.SerializeToString(deterministic=True)
-    end = len(blob) - len(tail_b)
-    if not (blob.startswith(head_b) and blob.endswith(tail_b) and end > len(head_b) and blob[len(head_b)] == 0x22):
-        return {}
-    pool = blob[len(head_b):end]
-    digest = hashlib.sha256(pool).hexdigest()
-    row["input"] = head_b + tail_b
-    row["input_part_digest"] = digest
-    row["input_part_offset"] = len(head_b)
-    return {digest: pool}
 
 
 def _varint(n: int) -> bytes:

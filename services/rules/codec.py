@@ -335,6 +335,35 @@ async def propose_team(decider: Decider, r: rules_pb2.ProposeTeamRequest, blob: 
     return draw.decision, resp
 
 
+def share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
+    """Cut the pool out of a ProposeTeam decision's logged input: it is stored once per content digest
+    (input_part) and the row keeps the rest plus where the pool goes back (repository.get_decision_with_input),
+    so the decision log still holds every input byte for byte, without ~1.1 MB per draw of a 5,000 pool.
+
+    A deterministic serialisation writes fields in number order, so the bytes are: fields 1–3, then every
+    pool entry (field 4), then fields 5–7. Anything else (e.g. unknown fields) → the row keeps the whole input.
+    """
+    blob = row["input"]
+    if not r.pool:
+        return {}
+    head = rules_pb2.ProposeTeamRequest(dispatching_agency=r.dispatching_agency)
+    if r.HasField("plan"):
+        head.plan.CopyFrom(r.plan)
+    if r.HasField("session"):
+        head.session.CopyFrom(r.session)
+    tail = rules_pb2.ProposeTeamRequest(as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed)
+    head_b, tail_b = head.SerializeToString(deterministic=True), tail.SerializeToString(deterministic=True)
+    end = len(blob) - len(tail_b)
+    if not (blob.startswith(head_b) and blob.endswith(tail_b) and end > len(head_b) and blob[len(head_b)] == 0x22):
+        return {}
+    pool = blob[len(head_b):end]
+    digest = hashlib.sha256(pool).hexdigest()
+    row["input"] = head_b + tail_b
+    row["input_part_digest"] = digest
+    row["input_part_offset"] = len(head_b)
+    return {digest: pool}
+
+
 def decide_blobs(decider: Decider, type_name: str, blobs: list[bytes], catalog: Catalog, ev: Evaluator,
                  pinned_version: str | None, offset: int = 0, prefix: str = "requests", *, trace: str = "",
                  actor: str = "") -> list[Decided]:
@@ -344,11 +373,20 @@ def decide_blobs(decider: Decider, type_name: str, blobs: list[bytes], catalog: 
     if pinned_version and pinned is None:
         raise ValueError(f"rule-set version {pinned_version} not hosted by this worker")
     if type_name == PROPOSE_TEAM:
+        # the front hands over the request bytes as received (it never parses a ~1 MB pool); the seed is
+        # drawn and the canonical (deterministic) bytes made here, and the pool is cut out for the log
         out = []
         for b in blobs:
-            dec, resp = run_sync(propose_team(decider, rules_pb2.ProposeTeamRequest.FromString(b), b, catalog, ev,
-                                              pinned))
-            out.append(name_and_pack(b, type_name, dec, resp, trace=trace, actor=actor))
+            r = rules_pb2.ProposeTeamRequest.FromString(b)
+            if not r.seed:
+                from services.rules.domain.draws import new_seed
+
+                r.seed = new_seed()  # logged with the input, so the draw can be re-run exactly
+            canonical = r.SerializeToString(deterministic=True)
+            dec, resp = run_sync(propose_team(decider, r, canonical, catalog, ev, pinned))
+            packed = name_and_pack(canonical, type_name, dec, resp, trace=trace, actor=actor)
+            packed.row["_parts"] = share_pool(r, packed.row)
+            out.append(packed)
         return out
     cls = BATCH_KINDS[type_name]
     items = [cls.FromString(b) for b in blobs]

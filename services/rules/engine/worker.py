@@ -76,7 +76,7 @@ def worker_main(conn: Connection) -> None:
         # the batch decisions run here end to end (services.rules.codec): parse, validate, facts, rules,
         # response bytes — so the gRPC front stays thin and both cores work
         from common.clock import Clock
-        from services.rules.codec import decide_blobs
+        from services.rules.codec import PROPOSE_TEAM, decide_blobs
         from services.rules.domain.decisions import Decider
         from services.rules.domain.ruleset import Catalog
 
@@ -112,7 +112,8 @@ def worker_main(conn: Connection) -> None:
                                        trace=trace, actor=actor)
                 out = []
                 for d in decided:
-                    d.row.pop("input")  # the front has the request bytes already
+                    if type_name != PROPOSE_TEAM:
+                        d.row.pop("input")  # the front has the request bytes already
                     out.append((d.row, d.outbox))
                 conn.send(("ok", out))
             except DomainError as exc:  # invalid facts, no rule set in force …: the caller's error
