@@ -1488,10 +1488,8 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
 
     def _raise_immediate_report(self, session: Session, row: wm.PenaltyCase) -> None:
         """第二十四条 如发现严重违规情况，应随时向市鉴定管理中心报告."""
-        if row.immediate_report_raised:
+        if not repo.mark_immediate_report(session, row):
             return
-        row.immediate_report_raised = True
-        session.flush()
         proto = case_pb(row, repo.decisions(session, [row.id])[row.id])
         summary = (
             f"严重违规情况报告（第二十四条）：{row.subject_name or row.subject}，"
@@ -1928,8 +1926,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                     dispatch_id=d.id,
                     crid=None,
                 )
-                row.review_case_id = c.id
-                session.flush()
+                repo.link_review_case(session, row, c)
             proto = feedback_pb(row, d, plan_row)
             record_event(
                 session,
@@ -2196,11 +2193,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
                 c = repo.case(session, case_id, for_update=True)
                 if not case_rules.due_for_escalation(CaseState(c.state), c.correction_deadline, today):
                     return None  # corrected or escalated meanwhile
-                missed = c.correction_deadline
-                c.state, c.correction_deadline = CaseState.ESCALATED.value, None
-                c.escalation_count += 1
-                c.recommendation = recommendation
-                session.flush()
+                missed = repo.escalate_case(session, c, state=CaseState.ESCALATED.value, recommendation=recommendation)
                 proto = self._case_proto(session, c)
                 recipients = _city_and_district(session, c.district)
                 recipients.append(

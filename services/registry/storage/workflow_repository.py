@@ -604,6 +604,12 @@ def insert_feedback(
     return row
 
 
+def link_review_case(session: Session, row: wm.SupervisorFeedback, case_row: wm.PenaltyCase) -> None:
+    """The 第二十七条 review a feedback's "no" answer opened (D12)."""
+    row.review_case_id = case_row.id
+    session.flush()
+
+
 def feedback_by_request(session: Session, client_request_id: str) -> wm.SupervisorFeedback | None:
     return session.execute(
         sa.select(wm.SupervisorFeedback).where(wm.SupervisorFeedback.client_request_id == client_request_id)
@@ -714,6 +720,28 @@ def record_correction(session: Session, row: wm.PenaltyCase, *, state: str, note
     """The correction of a (locked) case, recorded before its deadline (第二十六条 责令改正)."""
     row.state, row.corrected_at, row.correction_note = state, now, note
     session.flush()
+
+
+def escalate_case(
+    session: Session, row: wm.PenaltyCase, *, state: str, recommendation: dict[str, Any]
+) -> dt.date | None:
+    """D13 拒不改正: a (locked) case whose correction deadline passed climbs one rung with a new
+    recommendation; returns the missed deadline."""
+    missed = row.correction_deadline
+    row.state, row.correction_deadline = state, None
+    row.escalation_count += 1
+    row.recommendation = recommendation
+    session.flush()
+    return missed
+
+
+def mark_immediate_report(session: Session, row: wm.PenaltyCase) -> bool:
+    """Flag a case as reported at once (第二十四条); False when it already was (report once)."""
+    if row.immediate_report_raised:
+        return False
+    row.immediate_report_raised = True
+    session.flush()
+    return True
 
 
 def case_by_request(session: Session, client_request_id: str) -> wm.PenaltyCase | None:
