@@ -37,6 +37,8 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "deploy")]
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+
 from bjsv.registry.v1 import registry_pb2 as pb  # noqa: E402 - after the path setup above
 from bjsv.registry.v1 import registry_pb2_grpc  # noqa: E402
 from common.clock import Clock  # noqa: E402
@@ -249,25 +251,17 @@ class VerifyResult:
     errors: int
 
 
-async def verify_load(target: str | list[str], codes: list[str], *, rate: float, seconds: float) -> VerifyResult:
-    """Open-loop load: a call is started every 1/rate s regardless of responses (latency under load).
-
-    `target` may be a list: calls are spread round-robin over the processes (replicas behind a balancer)."""
-    targets = [target] if isinstance(target, str) else list(target)
-    channels = [grpc.aio.insecure_channel(t) for t in targets]
-    stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
-    for i, c in enumerate(codes[:20]):  # warm-up
-        await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=c))
+async def open_loop(call, *, rate: float, seconds: float) -> VerifyResult:
+    """Start `call(i)` every 1/rate s regardless of responses (latency under load); `call` returns ok."""
     latencies: list[float] = []
     errors = 0
     tasks = []
 
-    async def one(i: int, code: str) -> None:
+    async def one(i: int) -> None:
         nonlocal errors
         t0 = time.perf_counter()
         try:
-            r = await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=code), timeout=5)
-            if r.status != pb.BADGE_STATUS_ACTIVE:
+            if not await call(i):
                 errors += 1
         except grpc.aio.AioRpcError:
             errors += 1
@@ -276,20 +270,49 @@ async def verify_load(target: str | list[str], codes: list[str], *, rate: float,
     n = int(rate * seconds)
     start = time.perf_counter()
     for i in range(n):
-        due = start + i / rate
-        delay = due - time.perf_counter()
+        delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, codes[i % len(codes)])))
+        tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    for ch in channels:
-        await ch.close()
     return VerifyResult(
         rate=rate, seconds=seconds, calls=n, achieved_rate=round(n / elapsed, 1),
         p50_ms=round(percentile(latencies, 50) * 1000, 2), p99_ms=round(percentile(latencies, 99) * 1000, 2),
         max_ms=round(max(latencies) * 1000, 2), errors=errors,
     )  # fmt: skip
+
+
+async def verify_load(target: str | list[str], codes: list[str], *, rate: float, seconds: float) -> VerifyResult:
+    """VerifyBadge open-loop. `target` may be a list: calls go round-robin over the processes (replicas
+    behind a balancer)."""
+    targets = [target] if isinstance(target, str) else list(target)
+    channels = [grpc.aio.insecure_channel(t) for t in targets]
+    stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
+    for i, c in enumerate(codes[:20]):  # warm-up
+        await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=c))
+
+    async def verify(i: int) -> bool:
+        r = await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=codes[i % len(codes)]), timeout=5)
+        return r.status == pb.BADGE_STATUS_ACTIVE
+
+    try:
+        return await open_loop(verify, rate=rate, seconds=seconds)
+    finally:
+        for ch in channels:
+            await ch.close()
+
+
+async def health_baseline(target: str, *, rate: float, seconds: float) -> VerifyResult:
+    """The floor on this machine, same client, same server process: gRPC Health.Check at the same rate."""
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+
+        async def check(_i: int) -> bool:
+            r = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            return r.status == health_pb2.HealthCheckResponse.SERVING
+
+        return await open_loop(check, rate=rate, seconds=seconds)
 
 
 async def outbox_backlog_drains(db: Database, wait_at_most: float = 30.0) -> tuple[int, float]:
@@ -326,6 +349,10 @@ def run_backend(backend: str, *, badges: int, clients: int, processes: int, veri
                 targets = cluster.targets if verify_spread else cluster.targets[0]
                 verify = asyncio.run(verify_load(targets, issued.codes, rate=verify_rate,
                                                  seconds=verify_seconds)) if verify_seconds > 0 else None  # fmt: skip
+                baseline = None
+                if verify_seconds > 0:
+                    floor = health_baseline(cluster.targets[0], rate=verify_rate, seconds=verify_seconds)
+                    baseline = asyncio.run(floor)
             finally:
                 cluster.stop()
         finally:
@@ -338,7 +365,8 @@ def run_backend(backend: str, *, badges: int, clients: int, processes: int, veri
     out = {"backend": backend, "seed_seconds": seed_seconds, "issue": {k: v for k, v in asdict(issued).items()
                                                                         if k != "codes"},
            "codes": asdict(check), "events_recorded": events, "outbox_drained_after_s": drain_seconds,
-           "verify": asdict(verify) if verify else None}  # fmt: skip
+           "verify": asdict(verify) if verify else None,
+           "baseline_health_check": asdict(baseline) if baseline else None}  # fmt: skip
     return out
 
 
@@ -382,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"[{backend}] VerifyBadge at {v['rate']}/s for {v['seconds']} s"
                     f" (achieved {v['achieved_rate']}/s):"
                     f" p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms, max {v['max_ms']} ms, errors {v['errors']}"
+                )
+                b = r["baseline_health_check"]
+                print(
+                    f"[{backend}] baseline, gRPC Health.Check on the same process at {b['rate']}/s:"
+                    f" p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms — VerifyBadge p99 is"
+                    f" {v['p99_ms'] / b['p99_ms']:.1f}× the floor of any RPC here (target p99 ≤ 5 ms)"
                 )
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
