@@ -17,7 +17,7 @@ import nats
 from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError
 
 from bjsv.events.v1 import envelope_pb2
 from common import context, events
@@ -323,11 +323,3 @@ class Subscription:
 
     def stop(self) -> None:
         self._stopping = True
-
-
-async def consumer_pending(bus: Bus, source: str, durable: str) -> int:
-    try:
-        info = await bus.js.consumer_info(stream_name(source), durable)
-    except NotFoundError:
-        return 0
-    return info.num_pending + info.num_ack_pending

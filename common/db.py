@@ -147,7 +147,3 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
-
-
-def session_service(session: Session) -> str:
-    return session.info["service"]

@@ -163,8 +163,3 @@ def unpublished(session: Session, *, limit: int, lock: bool) -> list[tuple[int, 
 def mark_published(session: Session, seqs: list[int]) -> None:
     t = _TABLES[OUTBOX]
     session.execute(t.update().where(t.c.seq.in_(seqs)).values(published_at=dt.datetime.now(dt.UTC)))
-
-
-def outbox_backlog(session: Session) -> int:
-    t = _TABLES[OUTBOX]
-    return session.execute(sa.select(sa.func.count()).select_from(t).where(t.c.published_at.is_(None))).scalar_one()
