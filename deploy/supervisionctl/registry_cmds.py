@@ -214,12 +214,13 @@ def seed(demo: Annotated[bool, typer.Option("--demo", help="also add sample inst
     except StartupError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(EXIT_USAGE) from None
+    console.print("已写入市鉴定管理中心和 17 个区鉴定管理机构（附件1 表3）。")
     if "badges" in summary:
         codes = summary["badges"]
-        console.print(f"registry: {summary['supervisors']} demo supervisors appointed, {len(codes)} badges"
-                      f" ({', '.join(codes[:3])} …)")  # fmt: skip
-    else:
-        console.print(f"registry: {summary}")
+        console.print(f"示例数据：{summary['supervisors']} 名督导员已聘任，{len(codes)} 张证卡"
+                      f"（{'、'.join(codes[:3])} …）")  # fmt: skip
+    elif "skipped" in summary:
+        console.print("已有督导员，未重复写入示例数据。")
     return summary
 
 
