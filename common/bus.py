@@ -8,8 +8,12 @@ first; with several replicas each durable consumer is shared, so each event goes
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import datetime as dt
+import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +21,7 @@ import nats
 from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import BadRequestError
+from nats.js.errors import APIError, BadRequestError
 
 from bjsv.events.v1 import envelope_pb2
 from common import context, events
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 MSG_ID = "Nats-Msg-Id"
 TRACE_HEADER = "Bjsv-Trace-Id"
 DUPLICATE_WINDOW = 120.0  # seconds; covers the relay's retry horizon (library notes §2.2)
+ATOMIC_BATCH_MAX = 1000  # nats-server's jetstream.limits.batch.max_msgs default
+ATOMIC_DUPLICATE = 10201  # err_code: "atomic publish batch contains duplicate message id"
 
 
 def stream_name(source: str) -> str:
@@ -44,6 +50,8 @@ class Bus:
         self.nc: nats.NATS | None = None
         self.js = None
         self.closing = False
+        # Streams that accept atomic batch publishes (nats-server ≥ 2.12 keeps `allow_atomic`; older ones drop it).
+        self.atomic_streams: set[str] = set()
 
     async def connect(self) -> None:
         async def on_error(e: Exception) -> None:
@@ -93,12 +101,15 @@ class Bus:
             storage=api.StorageType.FILE,
             num_replicas=self.settings.nats_replicas,
             duplicate_window=DUPLICATE_WINDOW,
+            allow_atomic=True,
         )
         try:
-            await self.js.add_stream(config)
+            info = await self.js.add_stream(config)
         except BadRequestError:
             # Exists with another config (e.g. provisioned by an older version): converge it.
-            await self.js.update_stream(config)
+            info = await self.js.update_stream(config)
+        if info.config.allow_atomic:
+            self.atomic_streams.add(name)
 
     async def publish_core(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Plain NATS publish (no persistence) — for per-recipient fan-out to calling systems."""
@@ -114,91 +125,179 @@ class Bus:
                 await self.nc.close()
 
 
-class OutboxRelay:
-    """Publishes committed outbox rows to JetStream in order, then marks them published.
+Row = tuple[str, str, bytes, str | None]  # event id, NATS subject, envelope, trace id (events.unpublished)
 
-    Woken right after each write commit (Database.on_commit) and every poll interval otherwise. On
-    PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED so replicas do not publish the same rows
-    concurrently; any duplicate that still happens (crash after publish, before mark) is dropped by
-    JetStream's Nats-Msg-Id deduplication.
+
+class OutboxRelay:
+    """Publishes committed outbox rows to JetStream, then marks them published.
+
+    Fast path: every write transaction hands the outbox rows it committed to the relay in memory
+    (Database.on_commit); they are published at once, in commit order, without reading them back, and
+    marked published in batches (every `mark_every` seconds or `batch` rows).
+    Safety net: every `poll_interval` a scan publishes rows still unpublished `grace` seconds after they
+    were written: a process that died between commit and publish (or before marking), another process's
+    leftovers. On PostgreSQL the scan claims rows with FOR UPDATE SKIP LOCKED so replicas do not scan the
+    same rows at once. A row published twice (a scan overtaking a late mark, a crash before the mark) is
+    dropped by JetStream's Nats-Msg-Id deduplication: DUPLICATE_WINDOW is far longer than `grace`.
     """
 
-    def __init__(
-        self, db: Database, bus: Bus, *, batch: int = 500, poll_interval: float = 0.5, min_interval: float = 0.02
-    ) -> None:
+    def __init__(self, db: Database, bus: Bus, *, batch: int = 500, poll_interval: float = 0.5,
+                 grace: float = 5.0, mark_every: float = 0.25) -> None:
         self.db = db
         self.bus = bus
         self.batch = batch
         self.poll_interval = poll_interval
-        # A relay cycle costs two transactions and a thread hop; under load, commits arriving within
-        # `min_interval` of the last cycle share the next one instead of each paying for a cycle.
-        self.min_interval = min_interval
+        self.grace = grace
+        self.mark_every = mark_every
+        self._handed: collections.deque[Row] = collections.deque()
+        self._published: list[str] = []  # event ids published and not marked yet
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.published = 0
         self.ack_timeout = 5.0
 
-    def wake(self) -> None:
+    def handover(self, rows: list[dict]) -> None:
+        """Database.on_commit hook; runs in the committing thread."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._receive, rows)
+
+    def _receive(self, rows: list[dict]) -> None:
+        self._handed.extend((r["event_id"], r["nats_subject"], r["envelope"], r["trace_id"]) for r in rows)
+        self._wake.set()
 
     async def run(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
-        self.db.on_commit(self.wake)
+        self.db.on_commit(self.handover)
         backoff = 0.2
-        last_cycle = 0.0
+        next_scan = next_mark = loop.time()  # scan at start: rows left by an earlier run
         while True:
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the shutdown's cancellation.
-                async with asyncio.timeout(self.poll_interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            await asyncio.sleep(max(0.0, last_cycle + self.min_interval - loop.time()))
-            self._wake.clear()
-            last_cycle = loop.time()
-            try:
-                while await self.flush():
+            due = min(next_scan, next_mark if self._published else next_scan)
+            if not self._handed and due > loop.time():
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the shutdown's cancellation
+                    async with asyncio.timeout(due - loop.time()):
+                        await self._wake.wait()
+                except TimeoutError:
                     pass
+            self._wake.clear()
+            try:
+                await self._publish_handed()
+                if self._published and (loop.time() >= next_mark or len(self._published) >= self.batch):
+                    await self._mark()
+                    next_mark = loop.time() + self.mark_every
+                if loop.time() >= next_scan:
+                    while await self.scan(self.grace) == self.batch:
+                        pass
+                    next_scan = loop.time() + self.poll_interval
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - NATS/DB trouble: keep rows, retry with backoff
+            except Exception as e:  # noqa: BLE001 - NATS/DB trouble: rows stay handed / in the outbox; retry
                 log.warning("outbox relay: publish failed, will retry: %s", e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def flush(self) -> int:
-        """Publish one batch; returns how many rows were published (0 when the outbox is drained)."""
+    async def _publish_handed(self) -> None:
+        while self._handed:
+            rows = [self._handed[i] for i in range(min(len(self._handed), ATOMIC_BATCH_MAX))]
+            await self._publish(rows)  # on failure the rows stay at the head, in order
+            for _ in rows:
+                self._handed.popleft()
+            self._published += [r[0] for r in rows]
+            self.published += len(rows)
+
+    async def _mark(self) -> None:
+        ids, self._published = self._published, []
+        try:
+            await asyncio.to_thread(self.db.write_sync, events.mark_published, ids)
+        except BaseException:
+            self._published[:0] = ids
+            raise
+
+    async def scan(self, grace: float) -> int:
+        """Publish and mark rows unpublished `grace` seconds after they were written; returns how many."""
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=grace)
         if self.db.is_postgres:
             loop = asyncio.get_running_loop()
 
             def claim_publish_mark(session) -> int:
-                rows = events.unpublished(session, limit=self.batch, lock=True)
+                rows = events.unpublished(session, limit=self.batch, lock=True, written_before=before)
                 if rows:
                     asyncio.run_coroutine_threadsafe(self._publish(rows), loop).result(timeout=30)
                     events.mark_published(session, [r[0] for r in rows])
                 return len(rows)
 
-            n = await asyncio.to_thread(self.db.write_sync_no_hooks, claim_publish_mark)
+            n = await asyncio.to_thread(self.db.write_sync, claim_publish_mark)
         else:
-            rows = await self.db.read(events.unpublished, limit=self.batch, lock=False)
+            rows = await self.db.read(events.unpublished, limit=self.batch, lock=False, written_before=before)
             if rows:
                 await self._publish(rows)
-                await asyncio.to_thread(self.db.write_sync_no_hooks, events.mark_published, [r[0] for r in rows])
+                await asyncio.to_thread(self.db.write_sync, events.mark_published, [r[0] for r in rows])
             n = len(rows)
         self.published += n
         return n
 
-    async def _publish(self, rows: list[tuple[int, str, str, bytes, str | None]]) -> None:
+    async def drain(self) -> None:
+        """At shutdown: publish what was handed over, mark it, then everything still unpublished."""
+        await self._publish_handed()
+        if self._published:
+            await self._mark()
+        while await self.scan(0.0) == self.batch:
+            pass
+
+    async def _publish(self, rows: list[Row]) -> None:
+        """Publish rows in order. Runs of one stream go as atomic batches where the stream allows them: one
+        ack per batch instead of one per event (4× less client CPU per event, bench_pipeline)."""
+        start = 0
+        while start < len(rows):
+            stream = _stream_of(rows[start][1])
+            end = start + 1
+            while end < len(rows) and end - start < ATOMIC_BATCH_MAX and _stream_of(rows[end][1]) == stream:
+                end += 1
+            run = rows[start:end]
+            if stream in self.bus.atomic_streams and len(run) > 1:
+                try:
+                    await self._publish_atomic(run)
+                except APIError as e:
+                    if e.err_code != ATOMIC_DUPLICATE:
+                        raise
+                    # Part of the run was stored by an earlier attempt whose ack was lost. One by one,
+                    # JetStream drops those duplicates (Nats-Msg-Id) and stores the rest.
+                    await self._publish_each(run)
+            else:
+                await self._publish_each(run)
+            start = end
+
+    async def _publish_atomic(self, rows: list[Row]) -> None:
+        nc, batch_id, last = self.bus.nc, uuid.uuid4().hex, len(rows)
+        for n, (event_id, subject, envelope, trace_id) in enumerate(rows, 1):
+            headers = {MSG_ID: event_id, TRACE_HEADER: trace_id or "", api.Header.BATCH_ID: batch_id,
+                       api.Header.BATCH_SEQUENCE: str(n)}
+            if n < last:
+                await nc.publish(subject, envelope, headers=headers)
+                continue
+            headers[api.Header.BATCH_COMMIT] = "1"
+            try:
+                reply = await nc.request(subject, envelope, headers=headers, timeout=self.ack_timeout)
+            except NatsTimeoutError:
+                raise TimeoutError("no ack for an atomic batch") from None  # retried by run()
+            ack = json.loads(reply.data)
+            if "error" in ack:
+                raise APIError.from_error(ack["error"])
+
+    async def _publish_each(self, rows: list[Row]) -> None:
         futures = []
-        for _seq, event_id, subject, envelope, trace_id in rows:
+        for event_id, subject, envelope, trace_id in rows:
             headers = {MSG_ID: event_id, TRACE_HEADER: trace_id or ""}
             futures.append(await self.bus.js.publish_async(subject, envelope, headers=headers))
         # An ack lost while NATS restarts never resolves: give up on the batch (cancelling the futures frees
         # their publish slots) and retry it — Nats-Msg-Id makes the retry idempotent.
         async with asyncio.timeout(self.ack_timeout):
             await asyncio.gather(*futures)
+
+
+def _stream_of(subject: str) -> str:
+    """`bjsv.<source>.<type>` → `BJSV_<SOURCE>`."""
+    return stream_name(subject.split(".", 2)[1])
 
 
 Handler = Callable[[envelope_pb2.EventEnvelope], Awaitable[None]]

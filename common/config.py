@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", description="text | json")
     log_level: str = Field(default="INFO", description="DEBUG | INFO | WARNING | ERROR")
     shutdown_grace: float = Field(default=8.0, description="seconds in-flight calls get on SIGTERM")
-    outbox_poll_interval: float = Field(default=0.5, description="seconds between outbox scans (commits also wake it)")
+    outbox_poll_interval: float = Field(
+        default=0.5, description="seconds between scans for outbox rows no commit handed over"
+    )
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.config import Settings
-from common.events import discard_outbox, flush_outbox
+from common.events import committed_outbox, discard_outbox, flush_outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,19 +96,20 @@ class Database:
 
     # -- units of work ---------------------------------------------------------------------------------
 
-    def on_commit(self, hook: Callable[[], None]) -> None:
-        """Call `hook` (from the committing thread) after every write transaction; the outbox relay wakes."""
+    def on_commit(self, hook: Callable[[list[dict]], None]) -> None:
+        """Call `hook(outbox rows)` (from the committing thread) after every write transaction that inserted
+        outbox rows: the relay publishes them without reading them back."""
         self._commit_hooks.append(hook)
 
     def write_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        result = self.write_sync_no_hooks(fn, *args, **kwargs)
-        for hook in self._commit_hooks:
-            hook()
+        with self._write_sessions() as session:
+            with session.begin():
+                result = fn(session, *args, **kwargs)
+            rows = committed_outbox(session)
+        if rows:
+            for hook in self._commit_hooks:
+                hook(rows)
         return result
-
-    def write_sync_no_hooks(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        with self._write_sessions() as session, session.begin():
-            return fn(session, *args, **kwargs)
 
     def read_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         with self._read_sessions() as session, session.begin():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ M = TypeVar("M", bound=pb_message.Message)
 
 OUTBOX = "outbox"
 PROCESSED = "processed_event"
+COMMITTED = "outbox_committed"  # session.info key: rows inserted by this transaction (insert_outbox)
 
 
 def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
@@ -68,15 +70,15 @@ def outbox_row(
     trace_id: str,
     actor: str,
     occurred: dt.datetime | None = None,
+    event_id: str = "",
 ) -> dict:
-    """The outbox row of one event: its envelope serialised, ready to insert (and to publish as is)."""
+    """The outbox row of one event: its envelope serialised, ready to insert (and to publish as is).
+    `event_id` defaults to a new UUID; an event that exists once per entity may reuse the entity's id."""
     occurred = occurred or dt.datetime.now(dt.UTC)
-    ts = Timestamp()
-    ts.FromDatetime(occurred)
     env = envelope_pb2.EventEnvelope(
-        event_id=str(uuid.uuid4()),
+        event_id=event_id or str(uuid.uuid4()),
         type=type,
-        occurred_time=ts,
+        occurred_time=timestamp(occurred),
         source=source,
         subject=subject,
         trace_id=trace_id,
@@ -90,6 +92,21 @@ def outbox_row(
         "trace_id": trace_id,
         "created_at": occurred,
     }
+
+
+_last_stamp: tuple[dt.datetime | None, Timestamp] = (None, Timestamp())
+
+
+def timestamp(at: dt.datetime) -> Timestamp:
+    """`at` as a Timestamp (read-only: copy it into messages); the last one is kept, as a batch of events or
+    decisions usually shares one instant."""
+    global _last_stamp
+    last_at, stamp = _last_stamp
+    if last_at != at:
+        stamp = Timestamp()
+        stamp.FromDatetime(at)
+        _last_stamp = (at, stamp)
+    return stamp
 
 
 def record_event(session: Session, *, type: str, subject: str, payload: pb_message.Message) -> str:
@@ -113,14 +130,31 @@ def record_event(session: Session, *, type: str, subject: str, payload: pb_messa
     return row["event_id"]
 
 
-def flush_outbox(session: Session) -> None:
-    rows = session.info.pop("outbox_rows", None)
-    if rows:
+def insert_outbox(session: Session, rows: list[dict], *, insert: Callable[[list[dict]], None] | None = None) -> None:
+    """Insert outbox rows (outbox_row) in the caller's transaction and note them for the hand-over: once the
+    transaction commits, Database gives them to the relay in memory (committed_outbox). `insert` replaces the
+    plain executemany (e.g. a faster DB-API path for large batches)."""
+    if not rows:
+        return
+    if insert is None:
         session.execute(_TABLES[OUTBOX].insert(), rows)
+    else:
+        insert(rows)
+    session.info.setdefault(COMMITTED, []).extend(rows)
+
+
+def committed_outbox(session: Session) -> list[dict]:
+    """The outbox rows the session's transaction inserted; call after it committed."""
+    return session.info.pop(COMMITTED, [])
+
+
+def flush_outbox(session: Session) -> None:
+    insert_outbox(session, session.info.pop("outbox_rows", None) or [])
 
 
 def discard_outbox(session: Session) -> None:
     session.info.pop("outbox_rows", None)
+    session.info.pop(COMMITTED, None)
 
 
 def mark_processed(session: Session, *, consumer: str, event_id: str) -> bool:
@@ -150,16 +184,22 @@ def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[M]) -> M:
 # -- relay side: read and mark outbox rows --------------------------------------------------------------
 
 
-def unpublished(session: Session, *, limit: int, lock: bool) -> list[tuple[int, str, str, bytes, str | None]]:
+def unpublished(session: Session, *, limit: int, lock: bool,
+                written_before: dt.datetime | None = None) -> list[tuple[str, str, bytes, str | None]]:
+    """(event id, subject, envelope, trace id) of unpublished rows in outbox order."""
     t = _TABLES[OUTBOX]
-    q = sa.select(t.c.seq, t.c.event_id, t.c.nats_subject, t.c.envelope, t.c.trace_id)
+    q = sa.select(t.c.event_id, t.c.nats_subject, t.c.envelope, t.c.trace_id)
     q = q.where(t.c.published_at.is_(None))
+    if written_before is not None:
+        q = q.where(t.c.created_at < written_before)
     q = q.order_by(t.c.seq).limit(limit)
     if lock:
         q = q.with_for_update(skip_locked=True)
     return [tuple(r) for r in session.execute(q)]
 
 
-def mark_published(session: Session, seqs: list[int]) -> None:
+def mark_published(session: Session, event_ids: list[str]) -> None:
     t = _TABLES[OUTBOX]
-    session.execute(t.update().where(t.c.seq.in_(seqs)).values(published_at=dt.datetime.now(dt.UTC)))
+    now = dt.datetime.now(dt.UTC)
+    for i in range(0, len(event_ids), 1000):  # bounded statement size
+        session.execute(t.update().where(t.c.event_id.in_(event_ids[i:i + 1000])).values(published_at=now))

@@ -235,7 +235,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     if relay is not None:
         try:  # publish what the last calls committed; what cannot be sent now stays in the outbox
             async with asyncio.timeout(3):
-                await _drain_outbox(relay)
+                await relay.drain()
         except Exception as e:  # noqa: BLE001 - rows stay in the outbox
             log.warning("outbox not fully flushed at shutdown (kept for the next start): %s", e)
         for task in background:
@@ -246,11 +246,6 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     if svc.database is not None:
         svc.database.dispose()
     log.info("%s stopped", svc.name)
-
-
-async def _drain_outbox(relay: OutboxRelay) -> None:
-    while await relay.flush():
-        pass
 
 
 def run(build: Callable[[], Service]) -> None:

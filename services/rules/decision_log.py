@@ -4,7 +4,7 @@ Every decision must be in the log (and its `decision.made` event in the outbox) 
 it. With one transaction per call, 200 single calls/s mean 200 SQLite commits/s plus as many outbox-relay
 wake-ups. Here the first caller writes at once (no added latency when idle); callers arriving while that
 write runs are written together by the next one, so the number of transactions adapts to the load.
-Each write wakes the outbox relay, which coalesces wake-ups (common.bus.OutboxRelay.min_interval).
+Each write hands its `decision.made` rows to the outbox relay in memory (common.bus.OutboxRelay).
 """
 
 from __future__ import annotations

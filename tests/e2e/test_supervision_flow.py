@@ -458,7 +458,9 @@ async def _copy_stream(src: str, dst: str, stream: str, subjects: list[str], msg
         if not msg_id_suffix:
             await js.add_stream(name=stream, subjects=subjects)
         for subject, data, headers in msgs:
-            headers = {**headers, "Nats-Msg-Id": headers.get("Nats-Msg-Id", "") + msg_id_suffix}
+            # Nats-Batch-* headers record how the relay sent the event (an atomic batch), not the event itself
+            headers = {k: v for k, v in headers.items() if not k.startswith("Nats-Batch-")}
+            headers["Nats-Msg-Id"] = headers.get("Nats-Msg-Id", "") + msg_id_suffix
             await js.publish(subject, data, headers=headers)
         return len(msgs)
     finally:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 
 import sqlalchemy as sa
 from google.protobuf import message as pb_message
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bjsv.events.v1 import envelope_pb2
 from common import context
-from common.events import OUTBOX, platform_tables, subject_for
+from common.events import OUTBOX, insert_outbox, outbox_row, platform_tables
 from services.rules.domain.ruleset import RuleSet
 from services.rules.storage.models import Base, DecisionRow, InputPartRow, RuleSetVersionRow
 
@@ -32,21 +29,10 @@ _OUTBOX = platform_tables(Base.metadata)[OUTBOX]
 
 def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message.Message]]) -> None:
     """Bulk form of common.events.record_event: (type, subject, payload) → outbox rows, one executemany."""
-    if not events:
-        return
-    source = session.info["service"]
-    now = dt.datetime.now(dt.UTC)
-    ts = Timestamp()
-    ts.FromDatetime(now)
+    source, now = session.info["service"], dt.datetime.now(dt.UTC)
     trace, actor = context.current_trace_id(), context.current_caller().org
-    rows = []
-    for type_, subject, payload in events:
-        env = envelope_pb2.EventEnvelope(event_id=str(uuid.uuid4()), type=type_, occurred_time=ts, source=source,
-                                         subject=subject, trace_id=trace, actor=actor)
-        env.payload.Pack(payload)
-        rows.append({"event_id": env.event_id, "nats_subject": subject_for(source, type_),
-                     "envelope": env.SerializeToString(), "trace_id": trace, "created_at": now})
-    session.execute(_OUTBOX.insert(), rows)
+    insert_outbox(session, [outbox_row(source=source, type=type_, subject=subject, payload=payload, trace_id=trace,
+                                       actor=actor, occurred=now) for type_, subject, payload in events])
 
 
 def save_input_parts(session: Session, parts: dict[str, bytes]) -> None:
@@ -73,13 +59,14 @@ def log_decisions(session: Session, *, rows: list[dict], outbox: list[dict],
             r.setdefault("input_part_digest", None)
             r.setdefault("input_part_offset", None)
     conn = session.connection()
-    for table, values in ((_DECISION, rows), (_OUTBOX, outbox)):
-        if not values:
-            continue
-        if conn.dialect.name == "sqlite":
-            _insert_sqlite(conn, table, values)
-        else:
-            session.execute(table.insert(), values)
+    if conn.dialect.name == "sqlite":
+        if rows:
+            _insert_sqlite(conn, _DECISION, rows)
+        insert_outbox(session, outbox, insert=lambda values: _insert_sqlite(conn, _OUTBOX, values))
+    else:
+        if rows:
+            session.execute(_DECISION.insert(), rows)
+        insert_outbox(session, outbox)
 
 
 def _insert_sqlite(conn: sa.Connection, table: sa.Table, values: list[dict]) -> None:
