@@ -23,6 +23,7 @@ from common import context
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument, NotFound
+from common.events import timestamp
 from services.rules.codec import (
     BATCH_KINDS,
     PROPOSE_TEAM,
@@ -31,7 +32,6 @@ from services.rules.codec import (
     date_field,
     name_and_pack,
     to_proto_decision,
-    ts,
 )
 from services.rules.decision_log import DecisionLogWriter
 from services.rules.domain import draws
@@ -63,7 +63,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
             name=p.name, value_json=_json(p.value), article=p.article, interpretation=p.interpretation,
             description=p.description, overridden=p.overridden, default_json=_json(p.default))
             for p in rs.parameters.values()],
-        loaded_time=ts(loaded_at) if loaded_at else None)
+        loaded_time=timestamp(loaded_at) if loaded_at else None)
 
 
 def _strip_volatile(resp: pb_message.Message) -> bytes:
@@ -152,13 +152,15 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         await self.log.append([r for r, _ in decided], [o for _, o in decided], parts)
         return [row["result"] for row, _ in decided]
 
-    async def _single(self, request, response_type):
-        return response_type.FromString((await self._decide_and_log([request]))[0])
+    # The decision RPCs answer with bytes (no response serializer, see add_to_server): the response each
+    # worker serialised and logged is what the caller receives, byte for byte, without a parse and re-encode.
+    async def _single(self, request) -> bytes:
+        return (await self._decide_and_log([request]))[0]
 
-    async def _many(self, request, response_type):
+    async def _many(self, request) -> bytes:
         results = await self._decide_and_log(self._batch(request.requests, "requests"), "requests")
-        # a repeated field 1 of messages is the concatenation of (tag 0x0A, length, bytes): no re-encoding
-        return response_type.FromString(b"".join(b"\x0a" + _varint(len(r)) + r for r in results))
+        # a repeated field 1 of messages is the concatenation of (tag 0x0A, length, bytes)
+        return b"".join(b"\x0a" + _varint(len(r)) + r for r in results)
 
     def _batch(self, items, name: str) -> list:
         if len(items) > self.batch_max:
@@ -168,39 +170,39 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
 
     # -- RPCs --------------------------------------------------------------------------------------------
     async def CheckEligibility(self, request, context_):
-        return await self._single(request, rules_pb2.CheckEligibilityResponse)
+        return await self._single(request)
 
     async def BatchCheckEligibility(self, request, context_):
-        return await self._many(request, rules_pb2.BatchCheckEligibilityResponse)
+        return await self._many(request)
 
     async def CheckRecusal(self, request, context_):
-        return await self._single(request, rules_pb2.CheckRecusalResponse)
+        return await self._single(request)
 
     async def BatchCheckRecusal(self, request, context_):
-        return await self._many(request, rules_pb2.BatchCheckRecusalResponse)
+        return await self._many(request)
 
     async def CheckTeam(self, request, context_):
-        return await self._single(request, rules_pb2.CheckTeamResponse)
+        return await self._single(request)
 
     async def BatchCheckTeam(self, request, context_):
-        return await self._many(request, rules_pb2.BatchCheckTeamResponse)
+        return await self._many(request)
 
     async def EvaluatePenalty(self, request, context_):
-        return await self._single(request, rules_pb2.EvaluatePenaltyResponse)
+        return await self._single(request)
 
     async def BatchEvaluatePenalty(self, request, context_):
-        return await self._many(request, rules_pb2.BatchEvaluatePenaltyResponse)
+        return await self._many(request)
 
     async def ProposeTeam(self, request: bytes, context_):
         """`request` is the raw ProposeTeamRequest (add_to_server): a 5,000-supervisor pool is ~1.1 MB, and
         the engine worker parses it anyway — parsing and re-serialising it here cost ~7 ms of front CPU."""
         (result,) = await self._decide_and_log([request], type_name=PROPOSE_TEAM, blobs=[request])
-        return rules_pb2.ProposeTeamResponse.FromString(result)
+        return result
 
     async def SampleInspectionTargets(self, request, context_):
         if not request.seed:
             request.seed = draws.new_seed()
-        return await self._single(request, rules_pb2.SampleInspectionTargetsResponse)
+        return await self._single(request)
 
     async def _row(self, name: str):
         """(decision-log row, complete input bytes)."""
@@ -287,9 +289,16 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             rule_sets=[to_proto_ruleset(rs, self.runtime.known[rs.version][1]) for rs in gen.catalog.rulesets])
 
 
+# RPCs whose handler returns the response already serialised (the decision log's `result` bytes).
+_BYTES_RESPONSE = ("CheckEligibility", "BatchCheckEligibility", "CheckRecusal", "BatchCheckRecusal", "CheckTeam",
+                   "BatchCheckTeam", "EvaluatePenalty", "BatchEvaluatePenalty", "ProposeTeam",
+                   "SampleInspectionTargets")
+
+
 def add_to_server(servicer: RulesServicer, server) -> None:
     """rules_pb2_grpc.add_RulesServiceServicer_to_server, except that ProposeTeam gets its request as bytes
-    (no request deserializer): the worker that decides it parses it (services.rules.codec.decide_blobs)."""
+    (no request deserializer): the worker that decides it parses it (services.rules.codec.decide_blobs);
+    and the decision RPCs return bytes (no response serializer): _single/_many."""
 
     class _Capture:
         def __init__(self) -> None:
@@ -305,6 +314,8 @@ def add_to_server(servicer: RulesServicer, server) -> None:
     rules_pb2_grpc.add_RulesServiceServicer_to_server(servicer, cap)
     handlers = cap.handlers
     handlers["ProposeTeam"] = handlers["ProposeTeam"]._replace(request_deserializer=None)
+    for name in _BYTES_RESPONSE:
+        handlers[name] = handlers[name]._replace(response_serializer=None)
     service = "bjsv.rules.v1.RulesService"
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     server.add_registered_method_handlers(service, handlers)

@@ -16,11 +16,10 @@ import uuid
 from dataclasses import dataclass
 
 from google.protobuf import message as pb_message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from bjsv.rules.v1 import events_pb2, rules_pb2
 from common.errors import FieldViolation, InvalidArgument
-from common.events import outbox_row
+from common.events import outbox_row, timestamp
 from services.rules.domain import model as m
 from services.rules.domain.dates import BadDate, parse_date
 from services.rules.domain.decisions import Decider, Evaluator, run_sync
@@ -172,23 +171,6 @@ def from_proto_penalty(items, prefix: str, offset: int = 0) -> list[m.PenaltyInp
 # to_proto_*
 
 
-def ts(at: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(at)
-    return ts
-
-
-_TS_CACHE: dict[dt.datetime, Timestamp] = {}
-
-
-def _ts_cached(at: dt.datetime) -> Timestamp:
-    stamp = _TS_CACHE.get(at)
-    if stamp is None:
-        _TS_CACHE.clear()  # batches share one instant; keep only the latest
-        stamp = _TS_CACHE[at] = ts(at)
-    return stamp
-
-
 def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
     return rules_pb2.Decision(
         name=d.name, kind=d.kind, outcome=d.outcome,
@@ -197,7 +179,7 @@ def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
                   for f in d.findings],
         subject=d.subject, as_of_date=d.as_of.isoformat(), ruleset_id=d.ruleset_id,
         ruleset_version=d.ruleset_version, ruleset_effective_date=d.ruleset_effective.isoformat(),
-        evaluation_time=_ts_cached(d.evaluated_at) if d.evaluated_at else None, input_digest=d.input_digest,
+        evaluation_time=timestamp(d.evaluated_at) if d.evaluated_at else None, input_digest=d.input_digest,
         derived_facts=d.derived)
 
 
@@ -246,7 +228,7 @@ def decision_made(name: str, dec: m.Decision) -> events_pb2.DecisionMade:
         name=name, kind=dec.kind, outcome=dec.outcome, subject=dec.subject, as_of_date=dec.as_of.isoformat(),
         ruleset_id=dec.ruleset_id, ruleset_version=dec.ruleset_version,
         rule_ids=[f.rule_id for f in dec.findings],
-        evaluation_time=_ts_cached(dec.evaluated_at) if dec.evaluated_at else None,
+        evaluation_time=timestamp(dec.evaluated_at) if dec.evaluated_at else None,
         recommended_sanction=rec.sanction if rec else 0, immediate_report=rec.immediate_report if rec else False)
 
 
@@ -276,7 +258,7 @@ def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_m
            "evaluated_at": dec.evaluated_at, "input_digest": digest, "input_type": type_name, "input": item_bytes,
            "result_type": resp.DESCRIPTOR.full_name, "result": response, "actor": actor, "trace_id": trace}
     outbox = outbox_row(source=EVENT_SOURCE, type=DECISION_MADE, subject=name, payload=decision_made(name, dec),
-                        trace_id=trace, actor=actor, occurred=dec.evaluated_at)
+                        trace_id=trace, actor=actor, occurred=dec.evaluated_at, event_id=did)  # one event per decision
     return Decided(row, outbox)
 
 

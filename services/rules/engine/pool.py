@@ -2,10 +2,12 @@
 
 - Workers are spawned (never forked from the gRPC process) with the rule sets of one generation and
   run their canaries before they are used.
-- Each worker serves one evaluation at a time; a call takes an idle worker, sends, waits (in a thread
-  of a small executor so the event loop stays free) and gives the worker back.
+- Each worker serves one evaluation at a time; a call takes an idle worker, sends, awaits the answer on
+  the event loop (asyncio streams over the socket pair: no thread hand-off, whose GIL wait showed in the
+  single-call p99) and gives the worker back.
 - A worker that dies mid-call (SIGKILL, SIGSEGV in the native engine …) is replaced and the call is
-  retried once on another worker; the caller only sees an error if the retry dies too.
+  retried once on another worker; the caller only sees an error if the retry dies too. One that dies
+  while idle is noticed within a second (and before it is used) and replaced.
 - Large batches are split across the workers so both cores are used.
 - `close(drain=True)` waits for in-flight calls, then stops the processes — used for blue-green
   reloads: old generations drain while the new one already serves, and their memory goes with them.
@@ -14,8 +16,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import pickle
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -65,11 +71,20 @@ class EngineUnavailable(Unavailable):
         super().__init__("ENGINE_UNAVAILABLE", f"规则引擎暂不可用，请稍后重试（{detail}）")
 
 
+def _frame(msg: tuple) -> tuple[bytes, bytes]:
+    """`msg` as multiprocessing.Connection.send frames it: a big-endian length (-1 + 8 bytes past 2 GiB), pickle."""
+    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+    n = len(data)
+    return (struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)), data
+
+
 class _Worker:
     """One engine process: `python -m services.rules.engine.worker <fd>` on one end of a socket pair.
 
     A plain subprocess (not multiprocessing spawn) so the parent's __main__ is never re-imported and
-    nothing of the gRPC process (threads, sockets) is inherited.
+    nothing of the gRPC process (threads, sockets) is inherited. Start-up (spawn, rule sets, canaries) is
+    blocking and runs in a thread; `attach` then moves the socket onto the event loop. Messages are framed
+    as multiprocessing.Connection frames them (the worker side uses a Connection).
     """
 
     def __init__(self, rulesets: list[RuleSet], start_timeout: float) -> None:
@@ -80,18 +95,27 @@ class _Worker:
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
-        self.conn = Connection(ours.detach())
+        self.sock = ours
         self.pid = self.proc.pid
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        handshake = Connection(os.dup(ours.fileno()))
         try:
-            self.conn.send(list(rulesets))
-            ready = self.conn.poll(start_timeout)
+            self._handshake(handshake, rulesets, start_timeout)
+        finally:
+            handshake.close()
+
+    def _handshake(self, conn: Connection, rulesets: list[RuleSet], start_timeout: float) -> None:
+        try:
+            conn.send(list(rulesets))
+            ready = conn.poll(start_timeout)
         except OSError:
             ready = False
         if not ready:
             self.kill()
             raise WorkerStartError(f"engine worker did not become ready within {start_timeout}s")
         try:
-            status, detail = self.conn.recv()
+            status, detail = conn.recv()
         except (EOFError, OSError) as exc:
             self.kill()
             raise WorkerStartError(f"engine worker exited during start (exit code {self.proc.poll()})") from exc
@@ -99,18 +123,27 @@ class _Worker:
             self.kill()
             raise WorkerStartError(f"engine worker rejected the rule sets: {detail}")
 
+    async def attach(self) -> _Worker:
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
+        return self
+
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def call(self, msg: tuple, timeout: float = 60.0) -> Any:
+    async def call(self, msg: tuple, answer_within: float = 60.0) -> Any:
         try:
-            self.conn.send(msg)
-            if not self.conn.poll(timeout):  # a hung engine is treated like a dead one
-                self.kill()
-                raise WorkerDied(f"engine worker {self.pid} gave no answer within {timeout}s; killed")
-            status, payload = self.conn.recv()
-        except (EOFError, OSError) as exc:
+            self.writer.writelines(_frame(msg))
+            async with asyncio.timeout(answer_within):  # a hung engine is treated like a dead one
+                await self.writer.drain()
+                (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+                if size == -1:
+                    (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+                status, payload = pickle.loads(await self.reader.readexactly(size))
+        except TimeoutError:
+            self.kill()
+            raise WorkerDied(f"engine worker {self.pid} gave no answer within {answer_within}s; killed") from None
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             raise WorkerDied(f"engine worker {self.pid} died (exit code {self.proc.poll()})") from exc
         if status == "error":
             raise RuntimeError(payload)
@@ -118,16 +151,16 @@ class _Worker:
             raise rebuild_domain_error(*payload)
         return payload
 
-    def stop(self, timeout: float = 2.0) -> None:
+    async def stop(self, exit_within: float = 2.0) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(OSError):
+                self.writer.writelines(_frame(("stop",)))
+                await self.writer.drain()
         try:
-            self.conn.send(("stop",))
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout)
+            await asyncio.to_thread(self.proc.wait, exit_within)
         except subprocess.TimeoutExpired:
             self.kill()
-        self.conn.close()
+        self._close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -136,10 +169,13 @@ class _Worker:
             self.proc.wait(2.0)
         except subprocess.TimeoutExpired:
             log.error("engine worker %s did not exit after SIGKILL", self.pid)
-        try:
-            self.conn.close()
-        except OSError:
-            pass
+        self._close()
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        else:
+            self.sock.close()
 
 
 class WorkerPool:
@@ -151,19 +187,22 @@ class WorkerPool:
         self.start_timeout = start_timeout
         self.workers: list[_Worker] = []
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=size + 2, thread_name_prefix="rules-pool")
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="rules-pool")  # start-ups only
         self._inflight = 0
         self._drained = asyncio.Event()
         self._closed = False
         self.replaced = 0
-        self._tasks: set[asyncio.Future] = set()
+        self._tasks: set[asyncio.Future] = set()  # replacements under way
+        self._watcher: asyncio.Future | None = None
         self.retried = 0
 
+    async def _spawn(self) -> _Worker:
+        worker = await asyncio.get_running_loop().run_in_executor(
+            self._executor, _Worker, self.rulesets, self.start_timeout)
+        return await worker.attach()
+
     async def start(self) -> WorkerPool:
-        loop = asyncio.get_running_loop()
-        started = await asyncio.gather(
-            *[loop.run_in_executor(self._executor, _Worker, self.rulesets, self.start_timeout)
-              for _ in range(self.size)], return_exceptions=True)
+        started = await asyncio.gather(*[self._spawn() for _ in range(self.size)], return_exceptions=True)
         errors = [w for w in started if isinstance(w, BaseException)]
         for w in started:
             if isinstance(w, _Worker):
@@ -172,55 +211,80 @@ class WorkerPool:
         if errors:
             await self.close(drain=False)
             raise errors[0]
+        self._watcher = asyncio.ensure_future(self._watch())
         log.info("engine workers ready: pids %s, versions %s", self.pids(), [r.version[:12] for r in self.rulesets])
         return self
 
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers]
 
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, every: float = 1.0) -> None:
+        """Replace workers that died while idle (the next call would otherwise find out the hard way)."""
+        while not self._closed:
+            await asyncio.sleep(every)
+            for w in list(self.workers):
+                if not w.alive:
+                    self._background(self._replace(w))
+
     async def _replace(self, dead: _Worker) -> None:
+        if dead not in self.workers:  # already being replaced
+            return
+        self.workers.remove(dead)
         dead.kill()
-        if dead in self.workers:
-            self.workers.remove(dead)
         if self._closed:
             return
-        loop = asyncio.get_running_loop()
         for attempt in range(3):
             try:
-                fresh = await loop.run_in_executor(self._executor, _Worker, self.rulesets, self.start_timeout)
+                fresh = await self._spawn()
             except WorkerStartError:
                 log.exception("replacement engine worker failed to start (attempt %d)", attempt + 1)
                 continue
+            if self._closed:
+                await fresh.stop()
+                return
             self.workers.append(fresh)
             self._idle.put_nowait(fresh)
             self.replaced += 1
             log.warning("engine worker %s died; replaced by %s", dead.pid, fresh.pid)
             return
 
+    async def _take(self) -> _Worker:
+        while True:
+            try:
+                worker = await asyncio.wait_for(self._idle.get(), timeout=self.start_timeout * 2)
+            except TimeoutError:
+                raise EngineUnavailable("no engine worker available") from None
+            if worker.alive:
+                return worker
+            self._background(self._replace(worker))  # died while idle: not a failed attempt
+
+    def _give_back(self, worker: _Worker, exchange: asyncio.Future) -> None:
+        """After an exchange: an intact worker goes back to the idle queue, a dead one is replaced."""
+        if not exchange.cancelled() and isinstance(exchange.exception(), WorkerDied):
+            self._background(self._replace(worker))
+        else:
+            self._idle.put_nowait(worker)
+
     async def _call(self, msg: tuple) -> Any:
-        loop = asyncio.get_running_loop()
         self._inflight += 1
         try:
             for attempt in (0, 1):
+                worker = await self._take()
+                # The exchange runs to its end even if this caller is cancelled (a half-read answer would
+                # desynchronise the socket); the worker goes back only then.
+                exchange = asyncio.ensure_future(worker.call(msg))
+                exchange.add_done_callback(lambda fut, w=worker: self._give_back(w, fut))
                 try:
-                    worker = await asyncio.wait_for(self._idle.get(), timeout=self.start_timeout * 2)
-                except TimeoutError:
-                    raise EngineUnavailable("no engine worker available") from None
-                try:
-                    result = await loop.run_in_executor(self._executor, worker.call, msg)
+                    return await asyncio.shield(exchange)
                 except WorkerDied:
-                    task = asyncio.ensure_future(self._replace(worker))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
                     if attempt == 1:
                         raise EngineUnavailable("engine workers died twice on this request") from None
                     self.retried += 1
-                    continue
-                except BaseException:
-                    self._idle.put_nowait(worker)
-                    raise
-                self._idle.put_nowait(worker)
-                return result
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -254,11 +318,9 @@ class WorkerPool:
 
     async def stats(self) -> list[dict]:
         """Stats of every worker: takes all of them (waiting for running calls), asks each, gives them back."""
-        loop = asyncio.get_running_loop()
-        held = [await self._idle.get() for _ in range(len(self.workers))]
+        held = [await self._take() for _ in range(len(self.workers))]
         try:
-            return sorted([await loop.run_in_executor(self._executor, w.call, ("stats",)) for w in held],
-                          key=lambda s: s["pid"])
+            return sorted([await w.call(("stats",)) for w in held], key=lambda s: s["pid"])
         finally:
             for w in held:
                 self._idle.put_nowait(w)
@@ -274,9 +336,11 @@ class WorkerPool:
                     break
                 self._drained.clear()
         self._closed = True
-        for task in list(self._tasks):
-            await task
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*[loop.run_in_executor(self._executor, w.stop) for w in self.workers])
+        if self._watcher is not None:
+            self._watcher.cancel()
+        # Replacements are not cancelled: one cancelled mid-start would leave its process behind. Each
+        # finishes its start and stops the fresh worker because the pool is closed.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*[w.stop() for w in self.workers])
         self.workers.clear()
         self._executor.shutdown(wait=False)
