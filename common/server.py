@@ -8,6 +8,7 @@ clients) and servicers, and hands a `Service` to `run()`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -191,6 +192,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         await asyncio.to_thread(svc.database.migrate)
     relay: OutboxRelay | None = None
     background: list[asyncio.Task] = []
+    if svc.database is not None and not svc.database.is_postgres:
+        background.append(asyncio.create_task(svc.database.checkpoints(), name="wal-checkpoints"))
     if svc.bus is not None:
         await svc.bus.connect()
         for source in {svc.name, *svc.streams, *(s.source for s in svc.subscriptions)}:
@@ -210,6 +213,9 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     serving.set()
+    # What start-up allocated (modules, descriptors, rule sets, pools) lives as long as the process: keep it
+    # out of the cyclic GC, whose full collections otherwise paused the event loop for 20–40 ms (p99).
+    gc.freeze()
     log.info("%s serving on %s", svc.name, address)
     if ready is not None:
         ready.set()
