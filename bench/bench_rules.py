@@ -343,6 +343,8 @@ async def bench_memory(total: int, batch: int) -> dict:
 
 
 async def main(args) -> dict:
+    from bench_registry import health_baseline
+
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "load_avg_at_start": os.getloadavg()}, "when": dt.datetime.now(dt.UTC).isoformat()}
     q = args.quick
@@ -360,6 +362,12 @@ async def main(args) -> dict:
                 results["grpc_single"] = await bench_grpc_single(svc, target, 500 if q else 2000, 200.0,
                                                                  3.0 if q else 10.0)
                 print("gRPC single:", results["grpc_single"], flush=True)
+                # the floor of any RPC on this machine: same client, same server process, same rate
+                floor = await health_baseline(target, rate=200.0, seconds=3.0 if q else 10.0)
+                results["health_floor"] = {"p50_ms": floor.p50_ms, "p99_ms": floor.p99_ms, "max_ms": floor.max_ms}
+                print("gRPC Health.Check floor at 200/s:", results["health_floor"],
+                      f"— CheckEligibility p99 is {results['grpc_single']['p99_ms'] / floor.p99_ms:.1f}× the floor",
+                      flush=True)
             if "propose" in want:
                 results["propose_team"] = await bench_propose(svc, target, 5000, 20 if q else 100)
                 print("ProposeTeam:", results["propose_team"], flush=True)

@@ -186,7 +186,8 @@ class WorkerPool:
         self.split_min = split_min
         self.start_timeout = start_timeout
         self.workers: list[_Worker] = []
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        # LIFO: a lone call goes to the worker that served the last one, whose caches are still warm
+        self._idle: asyncio.LifoQueue[_Worker] = asyncio.LifoQueue()
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="rules-pool")  # start-ups only
         self._inflight = 0
         self._drained = asyncio.Event()
