@@ -71,7 +71,7 @@ def build(settings: RegistrySettings | None = None) -> Service:
     async def stop() -> None:
         await wiring.rules.close()
         if wiring.registry is not None:
-            wiring.registry.verifier.close()
+            await wiring.registry.verifier.close()
 
     async def expiry_sweep() -> None:
         """聘期届满自动解聘 (第十三条): a periodic sweep publishes appointment.expired."""

@@ -37,6 +37,9 @@ def run(tmp_path: Path, database_url: str = "", prefix: str = "") -> tuple:
                 for log in sorted(tmp_path.glob("registry*.log")):
                     print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
             check = bench.check_codes(db, issued.codes)
+            # every issued code verifies as active at the exam door, on both processes (round-robin)
+            verified = asyncio.run(bench.verify_load(cluster.targets, issued.codes, rate=200, seconds=1))
+            assert verified.calls == 200 and verified.errors == 0, verified
             events, _ = asyncio.run(bench.outbox_backlog_drains(db, wait_at_most=30))
             unpublished = db.read_sync(
                 lambda s: s.execute(sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()

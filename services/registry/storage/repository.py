@@ -1072,6 +1072,7 @@ WHERE b.code = {param}
 """
 _VERIFY = {"qmark": VERIFY_SQL.format(param="?"), "pyformat": VERIFY_SQL.format(param="%s"),
            "format": VERIFY_SQL.format(param="%s")}  # fmt: skip
+VERIFY_SQL_PG = _VERIFY["format"]
 
 
 def _as_date(v) -> dt.date:
@@ -1093,8 +1094,11 @@ def verify_dbapi(dbapi_conn, paramstyle: str, *, code: str, as_of: dt.date) -> V
         row = cur.fetchone()
     finally:
         cur.close()
-    if row is None:
-        return None
+    return verification_of(row, as_of) if row is not None else None
+
+
+def verification_of(row, as_of: dt.date) -> Verification:
+    """A VERIFY_SQL row → what the exam door sees on `as_of`."""
     (code_, revoked, valid_from, valid_until, validity_text, issuer, district, appt_status, article, full_name,
      id_no, photo_sha, typ, level, inst_number, inst_name, centre_name) = row  # fmt: skip
     valid_until = _as_date(valid_until)
