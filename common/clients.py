@@ -6,9 +6,11 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from common import context
-from common.errors import Unavailable
+from common.errors import FailedPrecondition, PreconditionViolation, Unavailable
 
 T = TypeVar("T")
 
@@ -41,7 +43,9 @@ def channel(target: str) -> grpc.aio.Channel:
 
 
 async def invoke(call: Awaitable[T], *, dependency: str) -> T:
-    """Await a call to another service; connectivity failures become a clean UNAVAILABLE for our caller."""
+    """Await a call to another service. Connectivity failures become a clean UNAVAILABLE for our caller; a
+    refusal (FAILED_PRECONDITION / INVALID_ARGUMENT: e.g. no rule set in force on that date) becomes our
+    FAILED_PRECONDITION with the dependency's reason and violations, so the official sees why."""
     try:
         return await call
     except grpc.aio.AioRpcError as e:
@@ -49,4 +53,24 @@ async def invoke(call: Awaitable[T], *, dependency: str) -> T:
             raise Unavailable(
                 "DEPENDENCY_UNAVAILABLE", f"{dependency} 服务暂不可用，请稍后重试", metadata={"dependency": dependency}
             ) from None
+        if e.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
+            raise _refusal(e, dependency) from None
         raise
+
+
+def _refusal(e: grpc.aio.AioRpcError, dependency: str) -> FailedPrecondition:
+    reason, violations = f"{dependency.upper()}_REFUSED", []
+    status = rpc_status.from_call(e)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason or reason
+        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            pf = error_details_pb2.PreconditionFailure()
+            detail.Unpack(pf)
+            violations += [PreconditionViolation(v.type, v.subject, v.description) for v in pf.violations]
+    return FailedPrecondition(
+        reason, violations or [PreconditionViolation(f"bjsv.{dependency}", "", e.details() or "")],
+        message=e.details() or None, metadata={"dependency": dependency},
+    )

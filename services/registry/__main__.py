@@ -16,6 +16,7 @@ from bjsv.registry.v1 import registry_pb2_grpc
 from common.bus import Bus
 from common.clock import Clock
 from common.db import Database
+from common.policy import PolicyParameters
 from common.server import Service, Servicer, run
 from services.registry import supervision_api
 from services.registry.api import RegistryServicer
@@ -38,11 +39,12 @@ class Wiring:
     clock: Clock
     policy: RegistryPolicy
     rules: RulesEligibility
+    parameters: PolicyParameters  # rule-set parameters in force (第十三条 term, D5 deadline), from the rules service
     registry: RegistryServicer | None = None
 
 
 def registry_servicer(w: Wiring) -> Servicer:
-    w.registry = RegistryServicer(w.db, clock=w.clock, rules=w.rules, policy=w.policy)
+    w.registry = RegistryServicer(w.db, clock=w.clock, rules=w.rules, parameters=w.parameters, policy=w.policy)
     return Servicer(registry_pb2_grpc.add_RegistryServiceServicer_to_server, w.registry,
                     "bjsv.registry.v1.RegistryService")  # fmt: skip
 
@@ -65,11 +67,13 @@ def build(settings: RegistrySettings | None = None) -> Service:
     db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
                   migrations=Path(__file__).parent / "storage" / "migrations")  # fmt: skip
     rules = RulesEligibility(settings.target("rules"), timeout=settings.registry_rules_timeout)
+    parameters = PolicyParameters(settings.target("rules"), timeout=settings.registry_rules_timeout)
     wiring = Wiring(settings=settings, db=db, bus=Bus(settings, service=SERVICE), clock=Clock(),
-                    policy=settings.policy(), rules=rules)  # fmt: skip
+                    policy=settings.policy(), rules=rules, parameters=parameters)  # fmt: skip
 
     async def stop() -> None:
         await wiring.rules.close()
+        await wiring.parameters.close()
         if wiring.registry is not None:
             await wiring.registry.verifier.close()
 

@@ -17,6 +17,7 @@ from bjsv.registry.v1 import registry_pb2_grpc
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument
+from common.policy import PolicyParameters
 from services.registry import events as ev
 from services.registry.domain import badge_codes as bc
 from services.registry.domain import id_number, images, institutions, roster, terms
@@ -182,8 +183,8 @@ def to_proto_supervisor(session, s: m.Supervisor, full: bool) -> pb.Supervisor:
     return out
 
 
-def to_proto_term(t: m.AppointmentTerm, policy: RegistryPolicy) -> pb.AppointmentTerm:
-    return ev.term_message(t, terms.validity_text(t.start_date, policy))
+def to_proto_term(t: m.AppointmentTerm) -> pb.AppointmentTerm:
+    return ev.term_message(t, terms.validity_text(t.start_date, t.end_date))
 
 
 def to_proto_appointment(session, a: m.Appointment, policy: RegistryPolicy) -> pb.Appointment:
@@ -193,14 +194,14 @@ def to_proto_appointment(session, a: m.Appointment, policy: RegistryPolicy) -> p
     out = pb.Appointment(
         name=f"appointments/{a.id}", supervisor=f"supervisors/{a.supervisor_id}", supervisor_name=sup.full_name,
         appointing_organization=a.organization, appointing_organization_name=org_name, status=STATUS_TO_PB[a.status],
-        terms=[to_proto_term(t, policy) for t in all_terms], status_reason=a.status_reason,
+        terms=[to_proto_term(t) for t in all_terms], status_reason=a.status_reason,
         status_article=a.status_article, status_decided_by=a.status_decided_by, type=ev.TYPE[sup.type],
         level=ev.LEVEL[sup.level], district_code=sup.district_code,
         institution=a.organization if a.organization.startswith("institutions/") else "",
     )  # fmt: skip
     cur = [t for t in all_terms if t.term_number == a.term_number]
     if cur:
-        out.current_term.CopyFrom(to_proto_term(cur[0], policy))
+        out.current_term.CopyFrom(to_proto_term(cur[0]))
     _ts(out.create_time, a.created_at)
     _ts(out.update_time, a.updated_at)
     return out
@@ -268,10 +269,12 @@ def _image_in(data: bytes, field: str, policy: RegistryPolicy, photo: bool = Fal
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, db: Database, *, clock: Clock, rules: RulesEligibility, policy: RegistryPolicy) -> None:
+    def __init__(self, db: Database, *, clock: Clock, rules: RulesEligibility, parameters: PolicyParameters,
+                 policy: RegistryPolicy) -> None:
         self.db = db
         self.clock = clock
         self.rules = rules
+        self.parameters = parameters
         self.policy = policy
         self.verifier = VerifyReader(db)
         self._sqlite_writer = asyncio.Lock()
@@ -552,14 +555,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         sid = repo._int_id(request.supervisor, "supervisors", "supervisor")
         today, now = self.clock.today(), self._now()
         start = parse_date(request.start_date, "start_date", today)
-        repo.check_start_date(start, today, self.policy)
+        term_years = await self.parameters.get("appointment.term_years", start)  # 第十三条, from the rule set
+        repo.check_start_date(start, today, self.policy, term_years=term_years)
         facts, _ = await self._facts(sid, renewal=False)
         decision = await self.rules.decide(facts, as_of=start, purpose="appointment")
         out = await self._write(
             lambda s: to_proto_appointment(
                 s,
-                repo.appoint(s, supervisor_id=sid, start=start, decision_id=decision, appointed_by=request.appointed_by,
-                             today=today, now=now, policy=self.policy),
+                repo.appoint(s, supervisor_id=sid, start=start, decision_id=decision, term_years=term_years,
+                             appointed_by=request.appointed_by, today=today, now=now, policy=self.policy),
                 self.policy,
             )
         )  # fmt: skip
@@ -570,14 +574,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         aid = repo._int_id(request.name, "appointments")
         today, now = self.clock.today(), self._now()
         start = parse_date(request.start_date, "start_date", today)
-        repo.check_start_date(start, today, self.policy)
+        term_years = await self.parameters.get("appointment.term_years", start)  # 第十三条, from the rule set
+        repo.check_start_date(start, today, self.policy, term_years=term_years)
         facts, _ = await self._facts(appointment_id=aid, renewal=True)
         decision = await self.rules.decide(facts, as_of=start, purpose="renewal")
         out = await self._write(
             lambda s: to_proto_appointment(
                 s,
-                repo.renew(s, appointment_id=aid, start=start, decision_id=decision, renewed_by=request.renewed_by,
-                           today=today, now=now, policy=self.policy),
+                repo.renew(s, appointment_id=aid, start=start, decision_id=decision, term_years=term_years,
+                           renewed_by=request.renewed_by, today=today, now=now, policy=self.policy),
                 self.policy,
             )
         )  # fmt: skip

@@ -9,12 +9,11 @@ from services.registry.domain.policy import RegistryPolicy
 
 
 class RegistrySettings(Settings):
-    registry_term_years: int = Field(default=3, description="第十三条 聘期 (years)")
     registry_photo_max_bytes: int = Field(default=2 * 1024 * 1024, description="largest accepted photo")
     registry_expiry_sweep_interval: float = Field(
         default=3600.0, description="seconds between expiry sweeps (聘期届满自动解聘); 0 disables the task"
     )
-    registry_rules_timeout: float = Field(default=5.0, description="deadline of CheckEligibility calls (s)")
+    registry_rules_timeout: float = Field(default=5.0, description="deadline of calls to the rules service (s)")
 
     def policy(self) -> RegistryPolicy:
-        return RegistryPolicy(term_years=self.registry_term_years, photo_max_bytes=self.registry_photo_max_bytes)
+        return RegistryPolicy(photo_max_bytes=self.registry_photo_max_bytes)

@@ -15,11 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import grpc
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from pydantic import Field
 from sqlalchemy.orm import Session
 
@@ -41,6 +38,7 @@ from common.errors import (
     PreconditionViolation,
 )
 from common.events import record_event
+from common.policy import PolicyParameters
 from common.server import Service, Servicer
 from common.workdays import CalendarFileError, CalendarNotCovered, WorkdayCalendar, default_calendar
 from services.registry.config import RegistrySettings
@@ -115,18 +113,12 @@ class SupervisionSettings(RegistrySettings):
     supervision_recent_window_days: int = Field(
         default=90, description="window for recent_dispatch_count sent to ProposeTeam (fairness of the draw)"
     )
-    supervision_submission_working_days: int = Field(
-        default=5, description="D5/第二十三条: working days from supervision end to the records/feedback due date"
-    )
     supervision_first_half_last_day: int = Field(
         default=15, description="D10: last day of the first half-month reporting period"
     )
 
     def workflow_policy(self) -> WorkflowPolicy:
-        return WorkflowPolicy(
-            submission_working_days=self.supervision_submission_working_days,
-            first_half_last_day=self.supervision_first_half_last_day,
-        )
+        return WorkflowPolicy(first_half_last_day=self.supervision_first_half_last_day)
 
 
 class WorkflowClock(Clock):
@@ -700,6 +692,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         policy: WorkflowPolicy = DEFAULT_POLICY,
         calendar: WorkdayCalendar | None = None,
         rules: rules_pb2_grpc.RulesServiceStub | None = None,
+        parameters: PolicyParameters | None = None,
         registry_policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY,
     ) -> None:
         self.settings = settings
@@ -708,6 +701,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         self.policy = policy
         self._calendar = calendar
         self._rules = rules
+        self._parameters = parameters
         self.registry_policy = registry_policy
         self._sweep_lock = asyncio.Lock()
 
@@ -733,28 +727,14 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             self._rules = rules_pb2_grpc.RulesServiceStub(channel(self.settings.target("rules")))
         return self._rules
 
+    def parameters(self) -> PolicyParameters:
+        if self._parameters is None:
+            self._parameters = PolicyParameters(self.settings.target("rules"),
+                                                timeout=self.settings.supervision_rules_timeout)  # fmt: skip
+        return self._parameters
+
     async def _rules_call(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
-        try:
-            return await invoke(call(request, timeout=self.settings.supervision_rules_timeout), dependency="rules")
-        except grpc.aio.AioRpcError as e:
-            if e.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
-                raise
-            reason, violations = "RULES_REFUSED", []
-            status = rpc_status.from_call(e)
-            for detail in status.details if status else []:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    reason = info.reason or reason
-                elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
-                    pf = error_details_pb2.PreconditionFailure()
-                    detail.Unpack(pf)
-                    violations += [PreconditionViolation(v.type, v.subject, v.description) for v in pf.violations]
-            raise FailedPrecondition(
-                reason,
-                violations or [PreconditionViolation("bjsv.rules", "", e.details() or "")],
-                message=e.details() or None,
-            ) from None
+        return await invoke(call(request, timeout=self.settings.supervision_rules_timeout), dependency="rules")
 
     def today(self) -> dt.date:
         return self.clock.today()
@@ -1023,9 +1003,10 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         )
         return await self._rules_call(self.rules().ProposeTeam, req)
 
-    def _due_dates(self, end_day: dt.date, subject: str) -> tuple[dt.date, dt.date]:
+    async def _due_dates(self, end_day: dt.date, subject: str) -> tuple[dt.date, dt.date]:
+        workdays = await self.parameters().get("record.deadline_workdays", end_day)  # D5, from the rule set
         try:
-            due = deadlines.due_date(end_day, policy=self.policy, calendar=self.calendar())
+            due = deadlines.due_date(end_day, workdays=workdays, calendar=self.calendar())
         except CalendarNotCovered as e:
             raise _calendar_error(e, subject) from None
         return due, due  # Annex 3 and Annex 4 share 第二十三条's deadline (D5)
@@ -1112,7 +1093,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
         team = [_id(n, "supervisors", "supervisors") for n in team_names]
         checked = await self._check_team(ctx, d.dispatching_agency, team, d.plan)
         window = ctx["window"]
-        record_due, feedback_due = self._due_dates(window.end_day, d.plan)
+        record_due, feedback_due = await self._due_dates(window.end_day, d.plan)
         now, actor, plan_row, views = self.clock.now(), _caller_org(), ctx["plan"], checked["views"]
 
         def tx(session: Session) -> pb.Dispatch:
@@ -2445,6 +2426,7 @@ def supervision_servicer(wiring: Any) -> Servicer:
         wiring.db,
         clock=WorkflowClock(base=wiring.clock),
         policy=settings.workflow_policy(),
+        parameters=wiring.parameters,
         registry_policy=wiring.policy,
     )
     return Servicer(supervision_pb2_grpc.add_SupervisionServiceServicer_to_server, api, SERVICE_NAME)

@@ -103,7 +103,7 @@ class RegistryStack:
 
 
 def build_stack(tmp: Path, nats_url: str, *, registries: int = 1, database_url: str = "", schema_prefix: str = "",
-                with_rules: bool = True) -> RegistryStack:  # fmt: skip
+                with_rules: bool = True, rules_env: dict[str, str] | None = None) -> RegistryStack:  # fmt: skip
     env = {"BJSV_NATS_URL": nats_url, "BJSV_LOG_LEVEL": "WARNING", "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0"}
     if database_url:
         env.update({"DATABASE_URL": database_url, "BJSV_DB_SCHEMA_PREFIX": schema_prefix})
@@ -112,7 +112,7 @@ def build_stack(tmp: Path, nats_url: str, *, registries: int = 1, database_url: 
         if with_rules:
             if not rules_available():
                 pytest.skip("the rules service (services/rules/__main__.py) is not there yet; needed for appointments")
-            stack.rules = start_service("rules", tmp / "rules", env)
+            stack.rules = start_service("rules", tmp / "rules", {**env, **(rules_env or {})})
         env["BJSV_RULES_TARGET"] = stack.rules.target if stack.rules else f"127.0.0.1:{free_port()}"
         for i in range(registries):
             stack.registry.append(start_service("registry", tmp / "registry", env, label=f"registry{i}"))

@@ -84,7 +84,7 @@ def test_masking_hides_birth_date_and_most_of_the_name():
     ],
 )
 def test_a_term_lasts_three_years_art13_and_validity_text_follows_D4(start, end, text):
-    t = terms.term_from(start)
+    t = terms.term_from(start, 3)  # the rule set's appointment.term_years (第十三条)
     assert (t.end, t.validity_text()) == (end, text)
     assert not terms.is_expired(t.end, t.end) and terms.is_expired(t.end, t.end + dt.timedelta(days=1))
 

@@ -15,18 +15,18 @@ D = dt.date
 
 def test_record_due_five_working_days_after_national_day_art23_d5():
     # 2025-10-01..08 holidays; 2025-10-11 (Saturday) is a make-up working day.
-    assert due_date(D(2025, 9, 30)) == D(2025, 10, 14)
+    assert due_date(D(2025, 9, 30), workdays=5) == D(2025, 10, 14)
 
 
 def test_record_due_counts_spring_festival_make_up_saturday_art23_d5():
     # 2026-02-14 (Saturday) is a make-up working day; 02-15..23 Spring Festival.
-    assert due_date(D(2026, 2, 13)) == D(2026, 2, 27)
+    assert due_date(D(2026, 2, 13), workdays=5) == D(2026, 2, 27)
 
 
 def test_deadline_crossing_into_uncovered_2027_is_an_explicit_error_d5():
     cal = WorkdayCalendar()
     with pytest.raises(CalendarNotCovered) as e:
-        due_date(D(2026, 12, 28), calendar=cal)
+        due_date(D(2026, 12, 28), workdays=5, calendar=cal)
     assert e.value.year == 2027
     assert "2027年法定工作日历尚未配置" in e.value.message_zh
 
@@ -34,7 +34,7 @@ def test_deadline_crossing_into_uncovered_2027_is_an_explicit_error_d5():
 def test_deadline_into_2027_uses_the_operator_calendar_when_configured_d5():
     cal = WorkdayCalendar({2027: YearCalendar(2027, holidays=frozenset({D(2027, 1, 1)}))})
     # Dec 29, 30, 31 (3 days), 2027-01-01 holiday, 01-02/03 weekend, 01-04, 01-05.
-    assert due_date(D(2026, 12, 28), calendar=cal) == D(2027, 1, 5)
+    assert due_date(D(2026, 12, 28), workdays=5, calendar=cal) == D(2027, 1, 5)
 
 
 def test_late_submission_is_marked_late_with_working_and_calendar_days_d5():

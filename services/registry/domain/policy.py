@@ -2,6 +2,8 @@
 
 The annex fixes the code layout; the numbers below are the ones the text states or the project's
 interpretation decisions (D1–D4). Services build one `RegistryPolicy` from settings and pass it in.
+The term length (第十三条) is a rule-set parameter (`appointment.term_years`), read from the rules service
+(common.policy) when an appointment starts or is renewed.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RegistryPolicy:
-    #: 第十三条 质量督导员聘期为 3 年.
-    term_years: int = 3
     #: 附件1 第2-3位 证卡颁发机构代码 11 代表北京市.
     region_code: str = "11"
     #: 附件1 市级外督员 第7-9位 001—999 (D1).

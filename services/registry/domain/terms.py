@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .policy import DEFAULT_POLICY, RegistryPolicy
-
 
 def add_years(d: dt.date, years: int) -> dt.date:
     """Same month/day `years` later; 29 February → 1 March in a common year (as D6 does for birthdays)."""
@@ -22,22 +20,24 @@ class Term:
     start: dt.date
     end: dt.date  # last day, inclusive
 
-    def validity_text(self, policy: RegistryPolicy = DEFAULT_POLICY) -> str:
-        return validity_text(self.start, policy)
+    def validity_text(self) -> str:
+        return validity_text(self.start, self.end)
 
     def covers(self, day: dt.date) -> bool:
         return self.start <= day <= self.end
 
 
-def term_from(start: dt.date, number: int = 1, policy: RegistryPolicy = DEFAULT_POLICY) -> Term:
-    """A term starting on `start`: it lasts `term_years` years; the last day is start + 3 years − 1 day."""
-    return Term(number, start, add_years(start, policy.term_years) - dt.timedelta(days=1))
+def term_from(start: dt.date, term_years: int, number: int = 1) -> Term:
+    """A term starting on `start` lasts `term_years` (the rule set's `appointment.term_years`, 第十三条: 3)
+    years; its last day is the day before the anniversary."""
+    return Term(number, start, add_years(start, term_years) - dt.timedelta(days=1))
 
 
-def validity_text(start: dt.date, policy: RegistryPolicy = DEFAULT_POLICY) -> str:
-    """D4: 有效期限 'YYYY.MM-YYYY.MM' — start month of the term, end = start + 3 years (附件2: 2022.06-2025.06)."""
-    end = add_years(start, policy.term_years)
-    return f"{start.year:04d}.{start.month:02d}-{end.year:04d}.{end.month:02d}"
+def validity_text(start: dt.date, end: dt.date) -> str:
+    """D4: 有效期限 'YYYY.MM-YYYY.MM' — the term's start month and the month after its last day
+    (附件2: 2022.06-2025.06 for the term 2022-06-xx … 2025-06-(xx-1))."""
+    after = end + dt.timedelta(days=1)
+    return f"{start.year:04d}.{start.month:02d}-{after.year:04d}.{after.month:02d}"
 
 
 def is_expired(term_end: dt.date, as_of: dt.date) -> bool:

@@ -413,8 +413,9 @@ def _precondition(reason: str, rule: str, subject: str, description: str):
     return FailedPrecondition(reason, [PreconditionViolation(rule, subject, description)])
 
 
-def check_start_date(start: dt.date, today: dt.date, policy: RegistryPolicy, field: str = "start_date") -> None:
-    term = terms.term_from(start, policy=policy)
+def check_start_date(start: dt.date, today: dt.date, policy: RegistryPolicy, *, term_years: int,
+                     field: str = "start_date") -> None:
+    term = terms.term_from(start, term_years)
     if term.end < today:
         raise InvalidArgument(
             "TERM_ALREADY_ENDED",
@@ -452,14 +453,14 @@ def _status_change(session, appt, to_status, *, reason="", article="", decided_b
 
 
 def appoint(
-    session: Session, *, supervisor_id: int, start: dt.date, decision_id: str, appointed_by: str = "",
-    today: dt.date, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
+    session: Session, *, supervisor_id: int, start: dt.date, decision_id: str, term_years: int,
+    appointed_by: str = "", today: dt.date, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
 ) -> m.Appointment:  # fmt: skip
-    """Appoint (聘任, 第十条) for a 3-year term (第十三条) with the rules service's decision id."""
+    """Appoint (聘任, 第十条) for a term of `term_years` (第十三条: 3) with the rules service's decision id."""
     now = now or _now()
     sup = check_can_appoint(session, supervisor_id=supervisor_id)
-    check_start_date(start, today, policy)
-    term = terms.term_from(start, policy=policy)
+    check_start_date(start, today, policy, term_years=term_years)
+    term = terms.term_from(start, term_years)
     appt = m.Appointment(
         supervisor_id=sup.id, organization=appointing_organization(session, sup), status=ACTIVE, term_number=1,
         term_start=term.start, term_end=term.end, decision_id=decision_id, appointed_by=appointed_by,
@@ -485,7 +486,7 @@ def appoint(
     ev.publish(session, ev.APPOINTMENT_STARTED, f"appointments/{appt.id}", events_pb2.AppointmentStarted(
         appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
         appointing_organization=ev.organization_snapshot(session, appt.organization),
-        term=ev.term_message(t, terms.validity_text(t.start_date, policy)), appointed_by=appointed_by,
+        term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)), appointed_by=appointed_by,
     ))  # fmt: skip
     return appt
 
@@ -503,10 +504,10 @@ def check_can_renew(session: Session, *, appointment_id: int) -> tuple[m.Appoint
 
 
 def renew(
-    session: Session, *, appointment_id: int, start: dt.date, decision_id: str, renewed_by: str = "",
-    today: dt.date, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
+    session: Session, *, appointment_id: int, start: dt.date, decision_id: str, term_years: int,
+    renewed_by: str = "", today: dt.date, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
 ) -> m.Appointment:  # fmt: skip
-    """Renew (可续聘, 第十三条): a new 3-year term from `start` (its badge validity follows it, D4)."""
+    """Renew (可续聘, 第十三条): a new term of `term_years` from `start` (its badge validity follows it, D4)."""
     now = now or _now()
     appt, sup = check_can_renew(session, appointment_id=appointment_id)
     if start <= appt.term_start:
@@ -518,9 +519,9 @@ def renew(
                 )
             ],
         )
-    check_start_date(start, today, policy)
+    check_start_date(start, today, policy, term_years=term_years)
     previous = current_term(session, appt)
-    term = terms.term_from(start, appt.term_number + 1, policy)
+    term = terms.term_from(start, term_years, appt.term_number + 1)
     t = m.AppointmentTerm(appointment_id=appt.id, term_number=term.number, start_date=term.start, end_date=term.end,
                           decision_id=decision_id, recorded_by=renewed_by, created_at=now)  # fmt: skip
     session.add(t)
@@ -533,8 +534,8 @@ def renew(
     ev.publish(session, ev.APPOINTMENT_RENEWED, f"appointments/{appt.id}", events_pb2.AppointmentRenewed(
         appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
         appointing_organization=ev.organization_snapshot(session, appt.organization),
-        term=ev.term_message(t, terms.validity_text(t.start_date, policy)),
-        previous_term=ev.term_message(previous, terms.validity_text(previous.start_date, policy)),
+        term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)),
+        previous_term=ev.term_message(previous, terms.validity_text(previous.start_date, previous.end_date)),
         renewed_by=renewed_by,
     ))  # fmt: skip
     return appt
@@ -574,7 +575,7 @@ def suspend(
         appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
         appointing_organization=ev.organization_snapshot(session, appt.organization), reason=reason,
         article=article, decided_by=decided_by, case_reference=case_reference,
-        term=ev.term_message(t, terms.validity_text(t.start_date, policy)),
+        term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)),
     ))  # fmt: skip
     return appt
 
@@ -600,7 +601,7 @@ def reinstate(
     ev.publish(session, ev.APPOINTMENT_REINSTATED, f"appointments/{appt.id}", events_pb2.AppointmentReinstated(
         appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
         appointing_organization=ev.organization_snapshot(session, appt.organization), reason=reason,
-        decided_by=decided_by, term=ev.term_message(t, terms.validity_text(t.start_date, policy)),
+        decided_by=decided_by, term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)),
     ))  # fmt: skip
     return appt
 
@@ -633,7 +634,7 @@ def revoke(
         appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
         appointing_organization=ev.organization_snapshot(session, appt.organization), reason=reason,
         article=article, decided_by=decided_by, case_reference=case_reference, revoked_badge_codes=codes,
-        term=ev.term_message(t, terms.validity_text(t.start_date, policy)),
+        term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)),
     ))  # fmt: skip
     return appt
 
@@ -692,7 +693,7 @@ def expire_due(
         ev.publish(session, ev.APPOINTMENT_EXPIRED, f"appointments/{appt.id}", events_pb2.AppointmentExpired(
             appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
             appointing_organization=ev.organization_snapshot(session, appt.organization),
-            term=ev.term_message(t, terms.validity_text(t.start_date, policy)), expired_date=as_of.isoformat(),
+            term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)), expired_date=as_of.isoformat(),
             badge_codes=codes,
         ))  # fmt: skip
         done.append(appt.id)
@@ -861,7 +862,7 @@ def prepare_issue(
         issuer_snapshot=ev.organization_snapshot(session, issuer),
         supervisor_snapshot=ev.supervisor_snapshot(session, sup), issuer_seal_sha256=seal_sha,
         issuer_logo_sha256=logo_sha, valid_from=appt.term_start, valid_until=appt.term_end,
-        validity_text=terms.validity_text(appt.term_start, policy),
+        validity_text=terms.validity_text(appt.term_start, appt.term_end),
     )  # fmt: skip
 
 

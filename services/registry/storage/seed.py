@@ -21,6 +21,9 @@ from services.registry.domain.supervisors import SupervisorInput, validate_super
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
 
+# Demo and bench data only, written straight to the database: a real appointment takes its term from the
+# rule set in force (`appointment.term_years`, read from the rules service).
+DEMO_TERM_YEARS = 3
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"]
 
@@ -78,6 +81,7 @@ def seed_population(
                 today,
             )  # fmt: skip
             sup = repo.register_supervisor(session, draft=draft)
-            appt = repo.appoint(session, supervisor_id=sup.id, start=start, decision_id=f"seed:{reason}", today=today)
+            appt = repo.appoint(session, supervisor_id=sup.id, start=start, decision_id=f"seed:{reason}",
+                                term_years=DEMO_TERM_YEARS, today=today)
             appointments.append(appt.id)
     return appointments

@@ -10,15 +10,13 @@ import datetime as dt
 
 from common.workdays import WorkdayCalendar, default_calendar
 from services.registry.domain.workflow.model import Lateness
-from services.registry.domain.workflow.policy import DEFAULT_POLICY, WorkflowPolicy
 
 
-def due_date(
-    supervision_end: dt.date, *, policy: WorkflowPolicy = DEFAULT_POLICY, calendar: WorkdayCalendar | None = None
-) -> dt.date:
-    """The Annex 3 record / Annex 4 feedback due date: the 5th working day strictly after the end day."""
+def due_date(supervision_end: dt.date, *, workdays: int, calendar: WorkdayCalendar | None = None) -> dt.date:
+    """The Annex 3 record / Annex 4 feedback due date: the `workdays`-th (the rule set's
+    `record.deadline_workdays`, D5: 5) working day strictly after the end day."""
     cal = calendar or default_calendar()
-    return cal.add_workdays(supervision_end, policy.submission_working_days)
+    return cal.add_workdays(supervision_end, workdays)
 
 
 def assess_lateness(due: dt.date, submitted_on: dt.date, *, calendar: WorkdayCalendar | None = None) -> Lateness:

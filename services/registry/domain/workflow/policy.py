@@ -19,9 +19,6 @@ def _default_case_items() -> MappingProxyType:
 
 @dataclass(frozen=True)
 class WorkflowPolicy:
-    #: D5 / 第二十三条 / 附件3 注2: records and feedback are due this many *working* days after the
-    #: supervision ends (counted from the next day, statutory calendar with 调休).
-    submission_working_days: int = 5
     #: D14: Annex 3 items whose 否 opens a case, with the triggers of 第二十六条 it opens.
     case_opening_items: MappingProxyType = field(default_factory=_default_case_items)
     #: D12: which 第二十七条 trigger a "否" in the Annex 4 feedback opens a review under. Integrity
