@@ -35,6 +35,7 @@ TRACE_HEADER = "Bjsv-Trace-Id"
 DUPLICATE_WINDOW = 120.0  # seconds; covers the relay's retry horizon (library notes §2.2)
 ATOMIC_BATCH_MAX = 1000  # nats-server's jetstream.limits.batch.max_msgs default
 ATOMIC_DUPLICATE = 10201  # err_code: "atomic publish batch contains duplicate message id"
+HANDED_MAX = 20_000  # outbox rows the relay holds in memory while it cannot publish (the rest wait in the table)
 
 
 def stream_name(source: str) -> str:
@@ -162,6 +163,10 @@ class OutboxRelay:
             self._loop.call_soon_threadsafe(self._receive, rows)
 
     def _receive(self, rows: list[dict]) -> None:
+        if len(self._handed) >= HANDED_MAX:
+            # NATS has been unreachable for a while: stop holding copies in memory; the rows are in the outbox
+            # and the scan publishes them once they are `grace` seconds old.
+            return
         self._handed.extend((r["event_id"], r["nats_subject"], r["envelope"], r["trace_id"]) for r in rows)
         self._wake.set()
 

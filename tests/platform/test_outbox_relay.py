@@ -117,3 +117,23 @@ async def test_events_committed_while_nats_is_unreachable_go_out_once_it_is_back
     finally:
         task.cancel()
     assert len(await stored(nats_server.url)) == 1
+
+
+async def test_while_nats_is_away_memory_holds_a_bounded_number_of_rows_and_the_rest_follow(
+        parts, nats_server, monkeypatch):  # fmt: skip
+    db, bus, relay, outbox = parts
+    monkeypatch.setattr("common.bus.HANDED_MAX", 10)
+    task = asyncio.create_task(relay.run())
+    try:
+        await bus.nc.close()
+        for i in range(30):  # 30 commits; only the first 10 are kept in memory
+            await db.write(lambda s, i=i: record_event(s, type="item.recorded", subject=f"items/{i}",
+                                                       payload=StringValue(value=str(i))))
+        assert len(relay._handed) == 10
+        await bus.connect()
+        await until(lambda: unpublished(db, outbox) == 0)  # the other 20 by the scan, once `grace` old
+    finally:
+        task.cancel()
+    msgs = await stored(nats_server.url)
+    assert sorted(m.headers["Nats-Msg-Id"] for m in msgs) == sorted(
+        db.read_sync(lambda s: list(s.execute(sa.select(outbox.c.event_id)).scalars())))
