@@ -998,6 +998,7 @@ class SupervisionApi(supervision_pb2_grpc.SupervisionServiceServicer):
             session=drawn_for,
             pool=[self._supervisor_facts(views[i], recent.get(i, 0)) for i in ids if i in views],
             as_of_date=drawn_for.date,
+            also_on_dates=sorted({sf.date for sf in session_facts} - {drawn_for.date}),  # legal on every covered day
             team_size=team_size,
             seed=seed,
         )

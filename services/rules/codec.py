@@ -266,9 +266,10 @@ PROPOSE_TEAM = "bjsv.rules.v1.ProposeTeamRequest"
 
 
 def _pool_digest(r: rules_pb2.ProposeTeamRequest, blob: bytes) -> str:
-    """Digest of the draw input without the seed (pool, plan, session, date, size). `seed` is the last field,
-    and a deterministic serialisation writes fields in number order, so the request bytes without the seed
-    are the logged bytes minus the seed's own encoding (a 1 MB pool is not serialised twice)."""
+    """Digest of the draw input without the seed (pool, plan, session, dates, size). Without `also_on_dates`,
+    `seed` is the last field and a deterministic serialisation writes fields in number order, so the request
+    bytes without the seed are the logged bytes minus the seed's own encoding (a 1 MB pool is not serialised
+    twice); otherwise the request is serialised again without the seed."""
     seed_suffix = rules_pb2.ProposeTeamRequest(seed=r.seed).SerializeToString()
     if r.seed and blob.endswith(seed_suffix):
         return hashlib.sha256(memoryview(blob)[:len(blob) - len(seed_suffix)]).hexdigest()
@@ -289,6 +290,7 @@ async def propose_team(decider: Decider, r: rules_pb2.ProposeTeamRequest, blob: 
     plan = from_proto_plan(r.plan, "plan", v)
     session = from_proto_session(r.session, "session", v)
     day = date_field(r.as_of_date, "as_of_date", v)
+    also_on = [date_field(d, f"also_on_dates[{i}]", v) for i, d in enumerate(r.also_on_dates)]
     if r.team_size < 0:
         v.add("team_size", "人数不能为负数")
     pool = r.pool
@@ -308,7 +310,8 @@ async def propose_team(decider: Decider, r: rules_pb2.ProposeTeamRequest, blob: 
     digest = _pool_digest(r, blob)
     draw = await draws.propose_team(
         decider, catalog, ev, agency=r.dispatching_agency, plan=plan, session=session, as_of=day,
-        pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned)
+        pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned,
+        also_on=also_on)
     resp = rules_pb2.ProposeTeamResponse(
         team=draw.team, seed=draw.seed, pool_digest=digest, eligible_count=draw.eligible_count,
         evaluated_count=draw.evaluated_count,
@@ -323,7 +326,7 @@ def share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
     so the decision log still holds every input byte for byte, without ~1.1 MB per draw of a 5,000 pool.
 
     A deterministic serialisation writes fields in number order, so the bytes are: fields 1–3, then every
-    pool entry (field 4), then fields 5–7. Anything else (e.g. unknown fields) → the row keeps the whole input.
+    pool entry (field 4), then fields 5–8. Anything else (e.g. unknown fields) → the row keeps the whole input.
     """
     blob = row["input"]
     if not r.pool:
@@ -333,7 +336,8 @@ def share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
         head.plan.CopyFrom(r.plan)
     if r.HasField("session"):
         head.session.CopyFrom(r.session)
-    tail = rules_pb2.ProposeTeamRequest(as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed)
+    tail = rules_pb2.ProposeTeamRequest(as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed,
+                                        also_on_dates=r.also_on_dates)
     head_b, tail_b = head.SerializeToString(deterministic=True), tail.SerializeToString(deterministic=True)
     end = len(blob) - len(tail_b)
     if not (blob.startswith(head_b) and blob.endswith(tail_b) and end > len(head_b) and blob[len(head_b)] == 0x22):

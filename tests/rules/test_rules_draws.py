@@ -60,6 +60,25 @@ async def test_drawn_team_passes_check_team_art20(decider, catalog, engine_pool)
     assert draw.decision.kind == m.KIND_TEAM_DRAW and draw.decision.derived["seed"] == "s1"
 
 
+async def test_a_multi_day_dispatch_draws_only_members_legal_on_every_covered_day_art9_art13(
+        decider, catalog, engine_pool):  # fmt: skip
+    # turns 66 on 2024-06-04 (D6: ineligible from then); term of the other one ends 2024-06-04
+    pool = [sup(1, birth_date=dt.date(1958, 6, 4)), sup(2, term_start=dt.date(2021, 6, 5)), sup(3), sup(4)]
+    later = dt.date(2024, 6, 5)
+    one_day = await propose(decider, catalog, engine_pool, pool, size=4)
+    assert sorted(one_day.team) == [s.name for s in pool]  # all legal on the first day
+    with pytest.raises(FailedPrecondition) as err:
+        await propose_team(decider, catalog, engine_pool, agency="agencies/08", plan=plan(), session=session(),
+                           as_of=DAY, also_on=[later], pool=[(s.name, 0) for s in pool], load=lambda i: pool[i],
+                           team_size=4, seed="s1", pool_digest="d")
+    assert err.value.metadata["eligible_count"] == "2"
+    draw = await propose_team(decider, catalog, engine_pool, agency="agencies/08", plan=plan(), session=session(),
+                              as_of=DAY, also_on=[later], pool=[(s.name, 0) for s in pool], load=lambda i: pool[i],
+                              team_size=2, seed="s1", pool_digest="d")
+    assert sorted(draw.team) == ["supervisors/3", "supervisors/4"]
+    assert draw.decision.derived["also_on_dates"] == "2024-06-05"
+
+
 async def test_too_small_pool_says_how_many_are_eligible_and_why_art20(decider, catalog, engine_pool):
     pool = [sup(1), sup(2, status=m.SUSPENDED), sup(3, district_code="05"), sup(4, district_code="05")]
     with pytest.raises(FailedPrecondition) as err:

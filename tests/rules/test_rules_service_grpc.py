@@ -175,6 +175,21 @@ async def test_propose_team_is_reproducible_passes_check_team_and_is_replayable(
     assert replay.identical
 
 
+async def test_propose_team_over_several_days_is_logged_and_replayable_with_its_dates(stub, service):
+    req = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(110),
+                                       as_of_date="2024-06-03", also_on_dates=["2024-06-05", "2024-06-04"], seed="d")
+    made = await stub.ProposeTeam(req)
+    assert made.decision.derived_facts["also_on_dates"] == "2024-06-04,2024-06-05"
+    got = await stub.GetDecision(rules_pb2.GetDecisionRequest(name=made.decision.name))
+    assert json.loads(got.input_json)["also_on_dates"] == ["2024-06-05", "2024-06-04"]
+    assert made.decision.input_digest == hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
+    assert (await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=made.decision.name))).identical
+    with sqlite3.connect(service.data_dir / "rules.db") as db:  # the pool is still stored once, apart
+        (n,) = db.execute("SELECT length(input) FROM decision WHERE id = ?",
+                          (made.decision.name.split("/")[1],)).fetchone()
+        assert n < 1000
+
+
 async def test_propose_team_pool_is_logged_once_per_content_and_decisions_keep_their_full_input_d15(stub, service):
     base = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(120),
                                         as_of_date="2024-06-03")

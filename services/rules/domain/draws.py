@@ -97,8 +97,10 @@ class TeamDraw:
 async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, agency: str, plan: m.Plan,
                        session: m.Session, as_of, pool: Sequence[tuple[str, int]],
                        load: Callable[[int], m.Supervisor], team_size: int, seed: str, pool_digest: str,
-                       pinned: RuleSet | None = None) -> TeamDraw:
+                       pinned: RuleSet | None = None, also_on: Sequence = ()) -> TeamDraw:
+    """`also_on`: further dates the dispatch covers; a member is legal only if legal on `as_of` and on each."""
     rs = pinned if pinned is not None else catalog.in_force(as_of)
+    days = [as_of, *sorted(set(also_on) - {as_of})]
     need = team_size or F.recommended_team_size(rs, plan.candidate_count)
     # Team-level rules first (scope of the plan, minimum size): no member can fix those.
     probe = m.TeamInput(agency, plan, session, tuple(m.Supervisor(name=f"~{i}", kind=_probe_kind(rs, agency))
@@ -126,12 +128,13 @@ async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, age
         jobs = []
         for s in batch:
             job = Job(rs)
-            job.msgs.extend(member_msgs(rs, agency, plan, session, s, as_of))
+            for day in days:
+                job.msgs.extend(member_msgs(rs, agency, plan, session, s, day))
             jobs.append(job)
         await fire(ev, jobs)
         evaluated += len(batch)
         for s, job in zip(batch, jobs, strict=True):
-            blocking_ids = [r.id for rules in job.fired for r in rules if r.severity == m.BLOCKING]
+            blocking_ids = list(dict.fromkeys(r.id for rules in job.fired for r in rules if r.severity == m.BLOCKING))
             if blocking_ids:
                 exclusions[s.name] = blocking_ids
             elif len(legal) < need:
@@ -149,11 +152,15 @@ async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, age
             "required": str(need), "eligible_count": str(len(legal)), "pool_size": str(len(order)),
             **{f"excluded.{rid}": str(n) for rid, n in counts.items()}})
 
-    team_input = m.TeamInput(agency, plan, session, tuple(legal), as_of)
-    check = (await decider.team(catalog, ev, [team_input], pinned=rs))[0]
-    if check.outcome == m.DENY:  # cannot happen when member and team rules agree; never hand out a bad team
-        raise AssertionError(f"drawn team fails CheckTeam: {[f.rule_id for f in check.findings]}")
+    checks = await decider.team(catalog, ev, [m.TeamInput(agency, plan, session, tuple(legal), day) for day in days],
+                                pinned=rs)
+    for c in checks:  # cannot fail when member and team rules agree; never hand out a bad team
+        if c.outcome == m.DENY:
+            raise AssertionError(f"drawn team fails CheckTeam on {c.as_of}: {[f.rule_id for f in c.findings]}")
+    check = checks[0]
     check.kind = m.KIND_TEAM_DRAW
+    if len(days) > 1:
+        check.derived["also_on_dates"] = ",".join(d.isoformat() for d in days[1:])
     check.derived.update({"seed": seed, "pool_size": str(len(order)), "pool_digest": pool_digest,
                           "evaluated_count": str(evaluated), "team_size": str(need),
                           "recent_dispatch_exponent": repr(exponent),
