@@ -28,6 +28,7 @@ from common.clock import SHANGHAI
 from common.server import serve
 from services.notify.__main__ import build
 from services.notify.config import NotifySettings
+from services.registry.domain.workflow.deadlines import due_date
 from supervisionctl.natsd import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +125,9 @@ INSTITUTION = "institutions/1100012001"
 def dispatch_created(n: int, *, end: dt.date, members: int = 2, record_due: str = "", feedback_due: str = "",
                      agency: str = AGENCY, institution: str = INSTITUTION,
                      plan_title: str = "2025年第三批电工四级认定") -> envelope_pb2.EventEnvelope:
+    # due dates as the registry sets them (D5: 5 working days, services.registry.domain.workflow.deadlines)
+    record_due = record_due or due_date(end, workdays=5).isoformat()
+    feedback_due = feedback_due or record_due
     name = f"dispatches/{n}"
     start_t = dt.datetime.combine(end, dt.time(9), tzinfo=SHANGHAI)
     end_t = dt.datetime.combine(end, dt.time(17), tzinfo=SHANGHAI)

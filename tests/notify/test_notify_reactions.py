@@ -20,7 +20,7 @@ def info(members=("supervisors/1", "supervisors/2"), external=True):
                         dispatching_agency=Party("agencies/08", "海淀区职业技能鉴定管理机构"),
                         members=tuple(Party(m, m[-1] + "号") for m in members),
                         supervision_start=dt.date(2025, 9, 30), supervision_end=dt.date(2025, 9, 30),
-                        record_due=None, feedback_due=None, external=external)
+                        record_due=dt.date(2025, 10, 14), feedback_due=dt.date(2025, 10, 14), external=external)
 
 
 def test_penalty_recommendation_awaits_decision_and_is_reannounced_after_5_working_days_d13():

@@ -21,7 +21,6 @@ from services.notify.domain.schedule import (
     appointment_timers,
     birthday,
     deadline_timers,
-    resolve_due_date,
 )
 
 D = dt.date
@@ -39,9 +38,8 @@ def fire_days(schedule):
     return [(t.draft.kind, t.fire_at.date()) for t in schedule.timers]
 
 
-def test_supervision_ending_2025_09_30_is_due_2025_10_14_with_reminder_on_make_up_saturday_art23():
-    dl = resolve_due_date(deadline(D(2025, 9, 30)), CAL, POLICY)
-    assert dl.due_date == D(2025, 10, 14)
+def test_due_2025_10_14_reminds_on_the_make_up_saturday_and_counts_overdue_in_working_days_art23():
+    dl = deadline(D(2025, 9, 30), due=D(2025, 10, 14))  # the registry's due date (D5: tests/workflow)
     sched = deadline_timers(dl, CAL, POLICY, today=D(2025, 9, 30))
     assert sched.uncovered is None
     assert fire_days(sched) == [
@@ -57,9 +55,8 @@ def test_supervision_ending_2025_09_30_is_due_2025_10_14_with_reminder_on_make_u
     assert sched.timers[2].draft.recipient == "agencies/08"
 
 
-def test_supervision_ending_2026_02_13_is_due_2026_02_27_across_spring_festival_art23():
-    dl = resolve_due_date(deadline(D(2026, 2, 13)), CAL, POLICY)
-    assert dl.due_date == D(2026, 2, 27)
+def test_due_2026_02_27_overdue_notice_falls_on_the_make_up_saturday_art23():
+    dl = deadline(D(2026, 2, 13), due=D(2026, 2, 27))
     sched = deadline_timers(dl, CAL, POLICY, today=D(2026, 2, 13))
     assert fire_days(sched)[:3] == [
         (Kind.DEADLINE_REMINDER, D(2026, 2, 25)),
@@ -69,20 +66,12 @@ def test_supervision_ending_2026_02_13_is_due_2026_02_27_across_spring_festival_
 
 
 def test_reminder_names_plan_form_due_date_and_article_23():
-    dl = resolve_due_date(deadline(D(2025, 9, 30)), CAL, POLICY)
+    dl = deadline(D(2025, 9, 30), due=D(2025, 10, 14))
     body = deadline_timers(dl, CAL, POLICY, today=D(2025, 9, 30)).timers[0].draft.body
     assert "2025年第三批电工四级认定" in body
     assert "《北京市职业技能等级认定督导记录表》（附件3）" in body
     assert "2025年10月14日" in body
     assert "第二十三条" in body and "在当次督导工作结束后5天内提交委派单位" in body
-
-
-def test_supervision_ending_late_december_2026_is_a_calendar_error_without_2027_calendar_d5():
-    from common.workdays import CalendarNotCovered
-
-    with pytest.raises(CalendarNotCovered) as err:
-        resolve_due_date(deadline(D(2026, 12, 28)), CAL, POLICY)
-    assert err.value.year == 2027
 
 
 def test_due_date_in_2026_with_overdue_notices_in_2027_keeps_earlier_notices_and_reports_year():
@@ -93,24 +82,23 @@ def test_due_date_in_2026_with_overdue_notices_in_2027_keeps_earlier_notices_and
     assert sched.uncovered is not None and sched.uncovered.year == 2027
 
 
-def test_2027_calendar_file_makes_late_december_deadline_computable(tmp_path):
+def test_2027_calendar_file_makes_notices_into_2027_schedulable(tmp_path):
     f = tmp_path / "cal.yaml"
     f.write_text("2027:\n  holidays: [2027-01-01]\n  workdays: []\n")
     cal = WorkdayCalendar.from_file(f)
-    dl = resolve_due_date(deadline(D(2026, 12, 28)), cal, POLICY)
-    assert dl.due_date == D(2027, 1, 5)
+    dl = deadline(D(2026, 12, 28), due=D(2027, 1, 5))
     assert deadline_timers(dl, cal, POLICY, today=D(2026, 12, 28)).uncovered is None
 
 
 def test_late_event_does_not_flood_past_notices():
-    dl = resolve_due_date(deadline(D(2025, 9, 30)), CAL, POLICY)
+    dl = deadline(D(2025, 9, 30), due=D(2025, 10, 14))
     sched = deadline_timers(dl, CAL, POLICY, today=D(2025, 10, 23))
     # reminder/due-day are past; overdue #1 (10-15) collapsed into #2 (10-22, fires at once), #3 future
     assert fire_days(sched) == [(Kind.DEADLINE_OVERDUE, D(2025, 10, 22)), (Kind.DEADLINE_OVERDUE, D(2025, 10, 29))]
 
 
 def test_idempotency_keys_are_business_keys_stable_across_rebuilds():
-    dl = resolve_due_date(deadline(D(2025, 9, 30)), CAL, POLICY)
+    dl = deadline(D(2025, 9, 30), due=D(2025, 10, 14))
     a = [t.key for t in deadline_timers(dl, CAL, POLICY, today=D(2025, 9, 30)).timers]
     b = [t.key for t in deadline_timers(dl, CAL, POLICY, today=D(2025, 9, 30)).timers]
     assert a == b and len(set(a)) == len(a)

@@ -27,7 +27,6 @@ from services.notify.domain.schedule import (
     appointment_timers,
     deadline_timers,
     penalty_reminder_timer,
-    resolve_due_date,
 )
 
 
@@ -46,13 +45,7 @@ def schedule_deadline(deadline: FormDeadline, calendar: WorkdayCalendar, policy:
                       today: dt.date) -> Reaction:
     """Timers for one 第二十三条 deadline, or an operator alert and a blocked entry if no calendar covers it."""
     r = Reaction()
-    try:
-        deadline = resolve_due_date(deadline, calendar, policy)
-    except CalendarNotCovered as exc:
-        r.alerts.append(calendar_alert(exc, deadline.dispatch))
-        r.blocked.append(deadline)
-        return r
-    if deadline.due_date is None:
+    if deadline.due_date is None:  # the registry sets due dates (D5, the rule set's record.deadline_workdays)
         return r
     sched = deadline_timers(deadline, calendar, policy, today)
     r.timers += sched.timers

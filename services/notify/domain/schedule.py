@@ -27,8 +27,6 @@ class SchedulePolicy:
     """Overridable parameters of the notification schedule (named policy, not literals in code)."""
 
     send_time: dt.time = dt.time(9, 0)
-    # 第二十三条 / D5: the form is due 5 working days after the supervision ends.
-    deadline_workdays: int = 5
     reminder_workdays_before: int = 2
     # overdue notices to the dispatching agency: first on the working day after the due date,
     # then every `overdue_repeat_workdays`, at most `overdue_max_notices` in all.
@@ -45,19 +43,6 @@ class SchedulePolicy:
 
 def at_send_time(d: dt.date, policy: SchedulePolicy) -> dt.datetime:
     return dt.datetime.combine(d, policy.send_time, tzinfo=SHANGHAI)
-
-
-def due_date_for(end: dt.date, calendar: WorkdayCalendar, policy: SchedulePolicy) -> dt.date:
-    """D5: the 5th working day strictly after the supervision's last day."""
-    return calendar.add_workdays(end, policy.deadline_workdays)
-
-
-def resolve_due_date(deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy) -> FormDeadline:
-    """The deadline with its due date, computed from the supervision end when the event carried none."""
-    if deadline.due_date is not None or deadline.supervision_end is None:
-        return deadline
-    return FormDeadline(**{**deadline.__dict__, "due_date": due_date_for(deadline.supervision_end, calendar,
-                                                                         policy)})
 
 
 @dataclass(frozen=True)
@@ -77,7 +62,7 @@ def deadline_timers(deadline: FormDeadline, calendar: WorkdayCalendar, policy: S
     no calendar covers, the notices before it are kept and ``uncovered`` says which year is missing.
     """
     if deadline.due_date is None:
-        raise ValueError("deadline without due date and without supervision end")
+        raise ValueError("deadline without due date")
     due = deadline.due_date
     group = deadline.group
     timers: list[TimerSpec] = []
