@@ -81,14 +81,15 @@ def dispatch_info(d: supervision_pb2.Dispatch, plan: supervision_pb2.Plan | None
 
 
 def appointment_term(supervisor: reg_events.SupervisorSnapshot, org: reg_events.OrganizationSnapshot,
-                     term: registry_pb2.AppointmentTerm, renewal: bool) -> AppointmentTerm | None:
+                     term: registry_pb2.AppointmentTerm, renewal: bool, age_limit_years: int) -> AppointmentTerm | None:
     start, end = iso_date(term.start_date), iso_date(term.end_date)
     if start is None or end is None:
         return None
     gender = {registry_pb2.GENDER_MALE: "male", registry_pb2.GENDER_FEMALE: "female"}.get(supervisor.gender, "")
     return AppointmentTerm(supervisor=supervisor.name, supervisor_name=supervisor.full_name,
                            appointing_org=org.name or supervisor.organization, term_start=start, term_end=end,
-                           birth_date=iso_date(supervisor.birth_date), gender=gender, renewal=renewal)
+                           birth_date=iso_date(supervisor.birth_date), gender=gender, renewal=renewal,
+                           age_limit_years=age_limit_years or None)
 
 
 def district_report_data(report: supervision_pb2.DistrictReport, today: dt.date) -> documents_pb2.DistrictReportData:
@@ -256,12 +257,12 @@ class RegistryEvents:
 
     def appointment_started(self, env) -> Reaction | None:
         ev = unpack(env, reg_events.AppointmentStarted)
-        term = appointment_term(ev.supervisor, ev.appointing_organization, ev.term, renewal=False)
+        term = appointment_term(ev.supervisor, ev.appointing_organization, ev.term, False, ev.age_limit_years)
         return reactions.on_appointment(term, self.n.policy, self.n.clock.now()) if term else None
 
     def appointment_renewed(self, env) -> Reaction | None:
         ev = unpack(env, reg_events.AppointmentRenewed)
-        term = appointment_term(ev.supervisor, ev.appointing_organization, ev.term, renewal=True)
+        term = appointment_term(ev.supervisor, ev.appointing_organization, ev.term, True, ev.age_limit_years)
         return reactions.on_appointment(term, self.n.policy, self.n.clock.now()) if term else None
 
     def appointment_ended(self, env) -> Reaction:

@@ -550,6 +550,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
         return await self.db.read(run)
 
+    async def _age_limit(self, facts, start: dt.date) -> int:
+        """第九条（五） age limit for the supervisor's gender in the rule set in force at `start` (D6)."""
+        return int(await self.parameters.get(
+            "eligibility.max_age_male" if facts.male else "eligibility.max_age_female", start))
+
     @edge
     async def AppointSupervisor(self, request, context):
         sid = repo._int_id(request.supervisor, "supervisors", "supervisor")
@@ -559,11 +564,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         repo.check_start_date(start, today, self.policy, term_years=term_years)
         facts, _ = await self._facts(sid, renewal=False)
         decision = await self.rules.decide(facts, as_of=start, purpose="appointment")
+        age_limit = await self._age_limit(facts, start)
         out = await self._write(
             lambda s: to_proto_appointment(
                 s,
                 repo.appoint(s, supervisor_id=sid, start=start, decision_id=decision, term_years=term_years,
-                             appointed_by=request.appointed_by, today=today, now=now, policy=self.policy),
+                             age_limit_years=age_limit, appointed_by=request.appointed_by, today=today, now=now,
+                             policy=self.policy),
                 self.policy,
             )
         )  # fmt: skip
@@ -578,11 +585,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         repo.check_start_date(start, today, self.policy, term_years=term_years)
         facts, _ = await self._facts(appointment_id=aid, renewal=True)
         decision = await self.rules.decide(facts, as_of=start, purpose="renewal")
+        age_limit = await self._age_limit(facts, start)
         out = await self._write(
             lambda s: to_proto_appointment(
                 s,
                 repo.renew(s, appointment_id=aid, start=start, decision_id=decision, term_years=term_years,
-                           renewed_by=request.renewed_by, today=today, now=now, policy=self.policy),
+                           age_limit_years=age_limit, renewed_by=request.renewed_by, today=today, now=now,
+                           policy=self.policy),
                 self.policy,
             )
         )  # fmt: skip

@@ -182,6 +182,7 @@ def badge_filed(n: int, institution: str = INSTITUTION) -> envelope_pb2.EventEnv
 def appointment_started(n: int, *, born: str, gender: int, start: str, end: str,
                         org: str = AGENCY) -> envelope_pb2.EventEnvelope:
     payload = reg_events.AppointmentStarted(
+        age_limit_years=65 if gender == registry_pb2.GENDER_MALE else 60,  # as the registry sends (rule set, D6)
         appointment=f"appointments/{n}",
         supervisor=reg_events.SupervisorSnapshot(name=f"supervisors/{n}", full_name=f"外督员{n}", gender=gender,
                                                  birth_date=born),

@@ -1,5 +1,6 @@
 """Notify schedule: deadlines (第二十三条, D5), terms (第十三条), age (第九条（五）, D6), backoff."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -107,7 +108,8 @@ def test_idempotency_keys_are_business_keys_stable_across_rebuilds():
 def term(gender="male", born=None, start=None, end=None):
     born, start, end = born or D(1961, 3, 10), start or D(2025, 1, 1), end or D(2027, 12, 31)
     return AppointmentTerm(supervisor="supervisors/42", supervisor_name="张三", appointing_org="agencies/08",
-                           term_start=start, term_end=end, birth_date=born, gender=gender)
+                           term_start=start, term_end=end, birth_date=born, gender=gender,
+                           age_limit_years=65 if gender == "male" else 60)  # the rule set's D6 limits
 
 
 def test_appointment_expiry_notices_90_30_7_days_before_term_end_art13():
@@ -131,6 +133,12 @@ def test_woman_turning_61_after_term_end_gets_no_age_notice_art9():
     now = dt.datetime(2025, 1, 1, 10, tzinfo=SHANGHAI)
     _, immediate = appointment_timers(term(gender="female", born=D(1967, 1, 1)), POLICY, now)
     assert immediate == []       # 61st birthday 2028-01-01 is after the term end 2027-12-31
+
+
+def test_without_the_age_limit_in_the_event_no_age_notice_is_guessed_art9():
+    now = dt.datetime(2025, 1, 1, 10, tzinfo=SHANGHAI)
+    timers, immediate = appointment_timers(dataclasses.replace(term(), age_limit_years=None), POLICY, now)
+    assert immediate == [] and not [t for t in timers if t.draft.kind == Kind.AGE_LIMIT_IN_TERM]
 
 
 def test_leap_day_birthday_falls_on_1_march_in_common_years_d6():

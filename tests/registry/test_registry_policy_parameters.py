@@ -1,13 +1,18 @@
-"""The term length (第十三条) comes from the rule set in force, as the rules service serves it: a deployment's
-override in BJSV_RULES_POLICY_FILE reaches appointments without a registry setting of its own."""
+"""The term length (第十三条) and the age limit (第九条（五）, D6) come from the rule set in force, as the rules
+service serves it: a deployment's override in BJSV_RULES_POLICY_FILE reaches appointments and their events
+without a registry or notify setting of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+import nats
 import pytest
 from registry_helpers import build_stack, supervisor_msg
 
+from bjsv.events.v1 import envelope_pb2
+from bjsv.registry.v1 import events_pb2
 from bjsv.registry.v1 import registry_pb2 as pb
 
 
@@ -15,7 +20,8 @@ from bjsv.registry.v1 import registry_pb2 as pb
 def stub(tmp_path_factory, nats_server):
     tmp = tmp_path_factory.mktemp("policy")
     policy = tmp / "policy.yaml"
-    policy.write_text("rulesets:\n  bj-2022:\n    appointment.term_years: 4\n", encoding="utf-8")
+    policy.write_text("rulesets:\n  bj-2022:\n    appointment.term_years: 4\n    eligibility.max_age_male: 64\n",
+                      encoding="utf-8")
     stack = build_stack(tmp, nats_server.url, rules_env={"BJSV_RULES_POLICY_FILE": str(policy)})
     try:
         yield stack.stub()
@@ -31,3 +37,25 @@ def test_an_overridden_term_length_reaches_appointment_and_validity_text_art13_d
     four_years = start.replace(year=start.year + 4)
     assert appt.current_term.end_date == (four_years - dt.timedelta(days=1)).isoformat()
     assert appt.current_term.validity_text == f"{start:%Y.%m}-{four_years:%Y.%m}"
+
+
+async def test_the_appointment_event_carries_the_age_limit_in_force_for_notices_art9_d6(stub, nats_server):
+    sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name="吴六四"))).supervisor
+    appt = stub.AppointSupervisor(pb.AppointSupervisorRequest(supervisor=sup.name)).appointment
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        for _ in range(100):  # the relay publishes right after the commit
+            try:
+                msg = await js.get_last_msg("BJSV_REGISTRY", "bjsv.registry.appointment.started")
+            except nats.js.errors.NotFoundError:
+                msg = None
+            if msg is not None and appt.name.encode() in msg.data:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+    env = envelope_pb2.EventEnvelope.FromString(msg.data)
+    started = events_pb2.AppointmentStarted()
+    env.payload.Unpack(started)
+    assert started.appointment == appt.name and started.age_limit_years == 64  # male, overridden from 65

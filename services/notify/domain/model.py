@@ -155,6 +155,8 @@ class AppointmentTerm:
     birth_date: dt.date | None
     gender: str  # "male" | "female" | ""
     renewal: bool = False
+    # 第九条（五） limit for this gender in the rule set in force (D6), as the registry's event carries it
+    age_limit_years: int | None = None
 
 
 @dataclass(frozen=True)

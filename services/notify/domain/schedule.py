@@ -8,7 +8,7 @@ Working days come from :mod:`common.workdays`; a date in a year no calendar cove
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.clock import SHANGHAI
 from common.workdays import CalendarNotCovered, WorkdayCalendar
@@ -34,8 +34,8 @@ class SchedulePolicy:
     overdue_max_notices: int = 3
     # 第十三条: term-end notices to the appointing organisation.
     expiry_days_before: tuple[int, ...] = (90, 30, 7)
-    # 第九条（五） / D6: ineligible from the 66th (men) / 61st (women) birthday.
-    age_limit_years: dict[str, int] = field(default_factory=lambda: {"male": 65, "female": 60})
+    # 第九条（五）: advance notice this many days before a supervisor exceeds the age limit within the term
+    # (the limit itself, D6, comes with the registry's appointment event from the rule set).
     age_notice_days_before: int = 30
     # D13: an open penalty recommendation is re-announced after this many working days.
     penalty_reminder_workdays: int = 5
@@ -111,10 +111,10 @@ def birthday(born: dt.date, age: int) -> dt.date:
         return dt.date(born.year + age, 3, 1)
 
 
-def ineligible_from(term: AppointmentTerm, policy: SchedulePolicy) -> tuple[dt.date, int] | None:
+def ineligible_from(term: AppointmentTerm) -> tuple[dt.date, int] | None:
     """First day the supervisor exceeds the age limit (D6), with the limit; None if unknown."""
-    limit = policy.age_limit_years.get(term.gender)
-    if limit is None or term.birth_date is None:
+    limit = term.age_limit_years
+    if not limit or term.birth_date is None:
         return None
     return birthday(term.birth_date, limit + 1), limit
 
@@ -134,7 +134,7 @@ def appointment_timers(term: AppointmentTerm, policy: SchedulePolicy,
         if day >= today:
             draft = messages.appointment_expiring(term, days)
             timers.append(TimerSpec(draft.key, at_send_time(day, policy), group, draft))
-    limit = ineligible_from(term, policy)
+    limit = ineligible_from(term)
     if limit is not None:
         first_bad, years = limit
         if term.term_start < first_bad <= term.term_end:

@@ -454,9 +454,11 @@ def _status_change(session, appt, to_status, *, reason="", article="", decided_b
 
 def appoint(
     session: Session, *, supervisor_id: int, start: dt.date, decision_id: str, term_years: int,
-    appointed_by: str = "", today: dt.date, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
+    age_limit_years: int = 0, appointed_by: str = "", today: dt.date, now: dt.datetime | None = None,
+    policy: RegistryPolicy = DEFAULT_POLICY,
 ) -> m.Appointment:  # fmt: skip
-    """Appoint (聘任, 第十条) for a term of `term_years` (第十三条: 3) with the rules service's decision id."""
+    """Appoint (聘任, 第十条) for a term of `term_years` (第十三条: 3) with the rules service's decision id;
+    `age_limit_years` (第九条（五）, D6, from the rule set) travels with the event for the age notices."""
     now = now or _now()
     sup = check_can_appoint(session, supervisor_id=supervisor_id)
     check_start_date(start, today, policy, term_years=term_years)
@@ -487,6 +489,7 @@ def appoint(
         appointment=f"appointments/{appt.id}", supervisor=ev.supervisor_snapshot(session, sup),
         appointing_organization=ev.organization_snapshot(session, appt.organization),
         term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)), appointed_by=appointed_by,
+        age_limit_years=age_limit_years,
     ))  # fmt: skip
     return appt
 
@@ -505,7 +508,8 @@ def check_can_renew(session: Session, *, appointment_id: int) -> tuple[m.Appoint
 
 def renew(
     session: Session, *, appointment_id: int, start: dt.date, decision_id: str, term_years: int,
-    renewed_by: str = "", today: dt.date, now: dt.datetime | None = None, policy: RegistryPolicy = DEFAULT_POLICY,
+    age_limit_years: int = 0, renewed_by: str = "", today: dt.date, now: dt.datetime | None = None,
+    policy: RegistryPolicy = DEFAULT_POLICY,
 ) -> m.Appointment:  # fmt: skip
     """Renew (可续聘, 第十三条): a new term of `term_years` from `start` (its badge validity follows it, D4)."""
     now = now or _now()
@@ -536,7 +540,7 @@ def renew(
         appointing_organization=ev.organization_snapshot(session, appt.organization),
         term=ev.term_message(t, terms.validity_text(t.start_date, t.end_date)),
         previous_term=ev.term_message(previous, terms.validity_text(previous.start_date, previous.end_date)),
-        renewed_by=renewed_by,
+        renewed_by=renewed_by, age_limit_years=age_limit_years,
     ))  # fmt: skip
     return appt
 
