@@ -34,14 +34,12 @@ from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
 from common.config import Settings
 from services.documents.domain import signing
+from supervisionctl.rpc import JsonOpt, OrgOpt, RoleOpt
 
 app = typer.Typer(help="督导员证卡（附件2）：验证二维码、批量打印、空白表格与文档下载", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-OrgOpt = Annotated[str, typer.Option("--org", envvar="BJSV_CLI_ORG", help="caller organisation, e.g. agencies/A")]
-RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="caller role")]
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
@@ -58,9 +56,9 @@ def _channel(service: str) -> grpc.Channel:
 
 def _rpc_failed(e: grpc.RpcError, service: str) -> typer.Exit:
     if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        err.print(f"[red]{service} at {Settings().target(service)} is unreachable[/red]: {e.details()}")
+        err.print(f"[red]无法连接 {service} 服务 {Settings().target(service)}[/red]：{e.details()}")
         return typer.Exit(3)
-    err.print(f"[red]{e.code().name}[/red]: {e.details()}")
+    err.print(f"[red]错误：[/red]{e.details()}（{e.code().name}）")
     return typer.Exit(1)
 
 
@@ -70,25 +68,24 @@ def _load_key_argument(value: str) -> Any:
     try:
         return signing.load_public_key(text)
     except ValueError as e:
-        err.print(f"[red]not an Ed25519 public key[/red]: {e}")
+        err.print(f"[red]不是有效的 Ed25519 公钥[/red]：{e}")
         raise typer.Exit(2) from None
 
 
 @app.command("verify")
 def verify(
-    payload: Annotated[str, typer.Argument(help="the text scanned from the badge QR code (BJSV1.…)")],
+    payload: Annotated[str, typer.Argument(help="扫描证卡二维码得到的文字（BJSV1.…）")],
     public_key: Annotated[
         str,
         typer.Option(
             "--public-key",
-            help="issuer public key: PEM file, PEM text or "
-            "base64url raw key; omit to fetch it from the documents service",
+            help="发证单位公钥：PEM 文件、PEM 文本或 base64url 原始公钥；不填则向文档服务获取",
         ),
     ] = "",
-    holder_name: Annotated[str, typer.Option("--holder-name", help="also check the holder's name")] = "",
+    holder_name: Annotated[str, typer.Option("--holder-name", help="同时核对持证人姓名")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a badge QR payload's Ed25519 signature (offline with --public-key)."""
+    """验证证卡二维码的签名（Ed25519；加 --public-key 可离线验证）。"""
     try:
         fields = signing.parse_payload(payload)
     except (ValueError, UnicodeDecodeError):
@@ -120,7 +117,7 @@ def verify(
         print(json.dumps(out, ensure_ascii=False))
     elif result.valid:
         console.print(
-            f"[green]有效[/green] 证卡编号 {f.code}  有效期限 {f.validity}  颁证机构 {f.issuer}  (key {f.key_id})"
+            f"[green]有效[/green] 证卡编号 {f.code}  有效期限 {f.validity}  颁证机构 {f.issuer}（密钥 {f.key_id}）"
         )
     else:
         console.print(f"[red]无效[/red] {result.reason}" + (f"  证卡编号 {f.code}" if f else ""))
@@ -129,11 +126,11 @@ def verify(
 
 @app.command("public-key")
 def public_key_cmd(
-    issuer: Annotated[str, typer.Argument(help="issuer resource name, e.g. agencies/A")],
-    out: Annotated[Path | None, typer.Option("--out", help="write the PEM here")] = None,
+    issuer: Annotated[str, typer.Argument(help="发证单位，如 agencies/A")],
+    out: Annotated[Path | None, typer.Option("--out", help="公钥 PEM 的保存位置")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print (or save) an issuer's badge-signing public key for offline verification."""
+    """输出（或保存）发证单位的证卡签名公钥，供离线验证使用。"""
     with _channel("documents") as ch:
         try:
             resp = documents_pb2_grpc.DocumentsServiceStub(ch).GetIssuerPublicKey(
@@ -158,7 +155,7 @@ def public_key_cmd(
     elif not out:
         print(resp.public_key_pem, end="")
     else:
-        console.print(f"{resp.issuer} key {resp.key_id} → {out}")
+        console.print(f"{resp.issuer} 公钥 {resp.key_id} 已保存到 {out}")
 
 
 def _read_file(base: Path, value: str | None) -> bytes:
@@ -204,7 +201,7 @@ def badges_from_jsonl(path: Path) -> Iterator[pb.BadgeData]:
                     issuer_logo=image(row.get("issuer_logo")),
                 )
             except (KeyError, ValueError, OSError) as e:
-                err.print(f"[red]{path}:{lineno}[/red]: {type(e).__name__}: {e}")
+                err.print(f"[red]{path} 第 {lineno} 行[/red]：{type(e).__name__}：{e}")
                 raise typer.Exit(2) from None
 
 
@@ -280,27 +277,27 @@ def download(stub, name: str, dest: Path) -> int:
 
 @app.command("print-badges")
 def print_badges(
-    out: Annotated[Path, typer.Option("--out", help="folder the A4 volumes are written to")],
-    input_file: Annotated[Path | None, typer.Option("--input", help="badges as JSON lines (see module help)")] = None,
-    registry: Annotated[bool, typer.Option("--registry", help="take the active badges from the registry")] = False,
-    district: Annotated[str, typer.Option("--district", help="registry filter: district code, A = city")] = "",
-    institution: Annotated[str, typer.Option("--institution", help="registry filter: institutions/<n>")] = "",
-    year: Annotated[int, typer.Option("--year", help="registry filter: issue year")] = 0,
-    title: Annotated[str, typer.Option("--title", help="title in the sheet margin")] = "技能人才评价质量督导员证卡",
-    subject: Annotated[str, typer.Option("--subject", help="file the volumes under this subject")] = "",
-    volume: Annotated[int, typer.Option("--volume", help="badges per PDF volume (0 = service default)")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="A4 印制文件的输出文件夹")],
+    input_file: Annotated[Path | None, typer.Option("--input", help="证卡数据文件（每行一个 JSON 对象）")] = None,
+    registry: Annotated[bool, typer.Option("--registry", help="从登记服务读取有效证卡")] = False,
+    district: Annotated[str, typer.Option("--district", help="按区筛选：区代码，A 为市级")] = "",
+    institution: Annotated[str, typer.Option("--institution", help="按评价机构筛选：institutions/<编号>")] = "",
+    year: Annotated[int, typer.Option("--year", help="按核发年份筛选")] = 0,
+    title: Annotated[str, typer.Option("--title", help="页边标题")] = "技能人才评价质量督导员证卡",
+    subject: Annotated[str, typer.Option("--subject", help="印制文件归档的主题")] = "",
+    volume: Annotated[int, typer.Option("--volume", help="每个 PDF 分册的证卡数（0 = 服务默认）")] = 0,
     org: OrgOpt = "agencies/A",
     role: RoleOpt = "operator",
     as_json: JsonOpt = False,
 ) -> None:
-    """Impose badges on A4 for long-edge duplex printing, with crop marks and a sheet/slot index."""
+    """批量打印证卡：按 A4 长边双面拼版，带裁切线和页位索引。"""
     if bool(input_file) == registry:
-        err.print("[red]give exactly one source: --input FILE or --registry[/red]")
+        err.print("[red]请指定一个数据来源：--input 文件 或 --registry[/red]")
         raise typer.Exit(2)
     md = _md(org, role)
     if input_file:
         if not input_file.exists():
-            err.print(f"[red]{input_file} does not exist[/red]")
+            err.print(f"[red]文件不存在：{input_file}[/red]")
             raise typer.Exit(2)
         with input_file.open(encoding="utf-8") as fh:
             total = sum(1 for line in fh if line.strip())
@@ -365,13 +362,13 @@ _BLANK = {
 
 @app.command("blank-form")
 def blank_form(
-    kind: Annotated[str, typer.Argument(help="on-site | records-review | feedback")],
-    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    kind: Annotated[str, typer.Argument(help="on-site（现场督导）| records-review（资料审查）| feedback（附件4）")],
+    out: Annotated[Path, typer.Option("--out", help="输出文件")],
     fmt: Annotated[str, typer.Option("--format", help="pdf | docx")] = "pdf",
 ) -> None:
-    """A blank printable 附件3 (on-site / records-review) or 附件4 form."""
+    """空白附件3（现场督导 / 资料审查）或附件4 表格。"""
     if kind not in _BLANK or fmt not in ("pdf", "docx"):
-        err.print("[red]kind must be on-site | records-review | feedback; format pdf | docx[/red]")
+        err.print("[red]类型应为 on-site、records-review 或 feedback；格式应为 pdf 或 docx[/red]")
         raise typer.Exit(2)
     with _channel("documents") as ch:
         try:
@@ -391,13 +388,13 @@ def blank_form(
 
 @app.command("get")
 def get_document(
-    name: Annotated[str, typer.Argument(help="documents/<id>")],
-    out: Annotated[Path, typer.Option("--out", help="file to write")],
+    name: Annotated[str, typer.Argument(help="文档名称 documents/<id>")],
+    out: Annotated[Path, typer.Option("--out", help="输出文件")],
 ) -> None:
-    """Download a stored document (streamed in chunks)."""
+    """下载已存档的文档（分块传输）。"""
     with _channel("documents") as ch:
         try:
             size = download(documents_pb2_grpc.DocumentsServiceStub(ch), name, out)
         except grpc.RpcError as e:
             raise _rpc_failed(e, "documents") from None
-    console.print(f"{out}  {size} bytes")
+    console.print(f"已保存 {out}（{size} 字节）")

@@ -25,16 +25,33 @@ from urllib.parse import urlparse
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from common.config import SERVICES, Settings
 from supervisionctl import documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
+from supervisionctl.rpc import JsonOpt
 from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
+
+
+def _help_option_in_chinese(cls: type) -> None:
+    """Typer hard-codes the --help text in English; every command of this CLI shows it in Chinese."""
+    original = cls.get_help_option
+
+    def get_help_option(self, ctx):
+        option = original(self, ctx)
+        if option is not None:
+            option.help = "显示本帮助信息并退出"
+        return option
+
+    cls.get_help_option = get_help_option
+
+
+_help_option_in_chinese(TyperCommand)
+_help_option_in_chinese(TyperGroup)
 
 app = typer.Typer(help="北京市职业技能等级认定质量督导平台 运维命令", no_args_is_help=True, add_completion=False)
 console = Console()
 err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 # Command groups owned by the services' developers; each module exposes `app` (a typer.Typer).
 app.add_typer(registry_cmds.app, name="registry")
@@ -70,8 +87,8 @@ def endpoints_table(cfg: StackConfig) -> Table:
 
 @app.command()
 def up(
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="start in the background and return")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for SERVING")] = 60.0,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="在后台启动后立即返回")] = False,
+    timeout: Annotated[float, typer.Option(help="等待全部服务进入 SERVING 状态的最长秒数")] = 60.0,
 ) -> None:
     """启动整个系统（内置 NATS + 四个服务），全部 SERVING 后显示端点；Ctrl-C 干净地停止。"""
     settings = Settings()
@@ -190,9 +207,11 @@ def status(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def logs(
-    service: Annotated[str | None, typer.Argument(help="registry | rules | documents | notify | nats")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+    service: Annotated[
+        str | None, typer.Argument(help="服务名称：registry | rules | documents | notify | nats（不填则显示全部）")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="持续显示新增日志")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="显示最后多少行")] = 50,
 ) -> None:
     """显示服务日志（默认全部服务的最后 50 行）。"""
     cfg = stack_config(Settings())
@@ -255,6 +274,6 @@ def doctor(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def seed(demo: Annotated[bool, typer.Option("--demo", help="also add sample institutions and supervisors")] = False):
+def seed(demo: Annotated[bool, typer.Option("--demo", help="另加示例评价机构和督导员")] = False):
     """写入市鉴定管理中心和 17 个区鉴定管理机构（附件1 表3）；--demo 另加示例评价机构和督导员。"""
     registry_cmds.seed(demo=demo)

@@ -29,14 +29,11 @@ from bjsv.notify.v1 import notify_pb2 as npb
 from bjsv.notify.v1 import notify_pb2_grpc
 from common.clock import SHANGHAI
 from supervisionctl import rpc
+from supervisionctl.rpc import JsonOpt, OrgOpt, RoleOpt
 
 app = typer.Typer(help="通知：期限提醒预览、收件箱、联系邮箱、死信重试、运维告警", no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-OrgOpt = Annotated[str, typer.Option("--org", envvar="BJSV_CLI_ORG", help="caller organisation, e.g. agencies/A")]
-RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="caller role")]
 
 KIND_LABELS = {
     npb.NOTIFICATION_KIND_DISPATCH_CREATED: "委派通知",
@@ -71,7 +68,7 @@ def parse_at(text: str) -> dt.datetime:
             return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(23, 59, 59), tzinfo=SHANGHAI)
         at = dt.datetime.fromisoformat(text)
     except ValueError:
-        console.print(f"[red]--at {text!r}[/red]: expected YYYY-MM-DD or an ISO date-time")
+        console.print(f"[red]--at {text!r}[/red]：日期格式应为 YYYY-MM-DD 或 ISO 日期时间")
         raise typer.Exit(2) from None
     return at if at.tzinfo else at.replace(tzinfo=SHANGHAI)
 
@@ -84,8 +81,8 @@ def _ts(at: dt.datetime) -> Timestamp:
 
 @app.command()
 def preview(
-    at: Annotated[str, typer.Option("--at", help="YYYY-MM-DD (through the end of that day) or ISO date-time")],
-    recipient: Annotated[str, typer.Option(help="only this recipient, e.g. agencies/08")] = "",
+    at: Annotated[str, typer.Option("--at", help="截止日期 YYYY-MM-DD（含当日全天）或 ISO 日期时间")],
+    recipient: Annotated[str, typer.Option(help="只看该收件方，如 agencies/08")] = "",
     as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator",
 ) -> None:
     """预览（不发送）：截至指定日期将发出的提醒、逾期通知等，以及未解决的运维告警。"""
@@ -106,9 +103,9 @@ def preview(
 
 @app.command()
 def inbox(
-    recipient: Annotated[str, typer.Argument(help="e.g. agencies/08, institutions/1100012001")],
-    unread: Annotated[bool, typer.Option("--unread", help="only unread")] = False,
-    page_size: Annotated[int, typer.Option(help="how many")] = 50,
+    recipient: Annotated[str, typer.Argument(help="收件方，如 agencies/08、institutions/1100012001")],
+    unread: Annotated[bool, typer.Option("--unread", help="只看未读")] = False,
+    page_size: Annotated[int, typer.Option(help="显示条数")] = 50,
     as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator",
 ) -> None:
     """收件箱：某机构收到的通知（最新在前）。"""
@@ -128,9 +125,9 @@ def inbox(
 
 @app.command()
 def contact(
-    recipient: Annotated[str, typer.Argument(help="e.g. agencies/08")],
-    email: Annotated[str, typer.Argument(help='e-mail address ("" removes it)')],
-    name: Annotated[str, typer.Option("--name", help="display name in Chinese")] = "",
+    recipient: Annotated[str, typer.Argument(help="收件方，如 agencies/08")],
+    email: Annotated[str, typer.Argument(help='通知邮箱（填 "" 则删除）')],
+    name: Annotated[str, typer.Option("--name", help="中文显示名称")] = "",
     org: OrgOpt = "", role: RoleOpt = "operator",
 ) -> None:
     """设置机构的通知邮箱。"""
@@ -156,7 +153,7 @@ def dead_letters(as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "op
 
 
 @app.command()
-def retry(name: Annotated[str, typer.Argument(help="deadLetters/<id>")], org: OrgOpt = "",
+def retry(name: Annotated[str, typer.Argument(help="死信名称 deadLetters/<id>")], org: OrgOpt = "",
           role: RoleOpt = "operator") -> None:
     """重新投递一条死信（同一幂等键，不会重复发送已成功的投递）。"""
     _call(lambda s: s.RetryDeadLetter, npb.RetryDeadLetterRequest(name=name), org, role)
@@ -178,9 +175,9 @@ def alerts(as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator
 
 @app.command()
 def clock(
-    at: Annotated[str, typer.Option("--at", help="freeze the service clock at this ISO date-time")] = "",
-    offset: Annotated[int, typer.Option("--offset", help="shift the real clock by SECONDS")] = 0,
-    reset: Annotated[bool, typer.Option("--reset", help="back to real Asia/Shanghai time")] = False,
+    at: Annotated[str, typer.Option("--at", help="将服务时钟固定在该时刻（ISO 日期时间）")] = "",
+    offset: Annotated[int, typer.Option("--offset", help="在实际时间基础上偏移的秒数（SECONDS）")] = 0,
+    reset: Annotated[bool, typer.Option("--reset", help="恢复为实际北京时间（Asia/Shanghai）")] = False,
     as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator",
 ) -> None:
     """查看或设置通知服务时钟（测试、演练用）。"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import grpc
 import typer
@@ -17,6 +17,11 @@ from common.config import Settings
 T = TypeVar("T")
 EXIT_REFUSED, EXIT_UNAVAILABLE = 1, 3
 err = Console(stderr=True)
+
+# The caller options every command group shares (one definition; help texts as the operator reads them).
+JsonOpt = Annotated[bool, typer.Option("--json", help="以 JSON 输出结果")]
+OrgOpt = Annotated[str, typer.Option("--org", envvar="BJSV_CLI_ORG", help="调用单位，如 agencies/A")]
+RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="调用角色")]
 
 
 def call(service: str, stub_type: type, method: Callable[[Any], Callable[..., T]], request: Any, *,
@@ -31,7 +36,7 @@ def call(service: str, stub_type: type, method: Callable[[Any], Callable[..., T]
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 err.print(f"[red]{service} 服务无法连接（{target}）[/red]：{e.details()}")
                 raise typer.Exit(EXIT_UNAVAILABLE) from None
-            err.print(f"[red]{e.code().name}[/red]：{e.details()}")
+            err.print(f"[red]错误：[/red]{e.details()}（{e.code().name}）")
             raise typer.Exit(EXIT_REFUSED) from None
 
 

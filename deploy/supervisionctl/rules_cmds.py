@@ -20,10 +20,10 @@ from rich.table import Table
 from bjsv.rules.v1 import rules_pb2 as rpb
 from bjsv.rules.v1 import rules_pb2_grpc
 from supervisionctl import rpc
+from supervisionctl.rpc import JsonOpt
 
 app = typer.Typer(help="规则：现行规则集、热加载、决定记录查询与复核（可追溯，D15）", no_args_is_help=True)
 console = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 OUTCOMES = {rpb.OUTCOME_ALLOW: "准予", rpb.OUTCOME_DENY: "不予", rpb.OUTCOME_ADVISE: "提示"}
 SEVERITY = {rpb.SEVERITY_BLOCKING: "否决", rpb.SEVERITY_ADVISORY: "建议"}
 
@@ -42,7 +42,7 @@ def _findings_table(decision: rpb.Decision) -> Table:
 
 
 @app.command("show")
-def show(date: Annotated[str, typer.Option("--date", help="YYYY-MM-DD; default today")] = "",
+def show(date: Annotated[str, typer.Option("--date", help="日期 YYYY-MM-DD（默认当日）")] = "",
          as_json: JsonOpt = False) -> None:
     """显示某日现行的规则集（规则、依据条款、参数）。"""
     resp = _call(lambda s: s.GetRuleSet, rpb.GetRuleSetRequest(as_of_date=date))
@@ -71,7 +71,7 @@ def reload(as_json: JsonOpt = False) -> None:
 
 
 @app.command("decision")
-def decision(name: Annotated[str, typer.Argument(help="decisions/<id>")], as_json: JsonOpt = False) -> None:
+def decision(name: Annotated[str, typer.Argument(help="决定 decisions/<id>")], as_json: JsonOpt = False) -> None:
     """查看一项已记录的决定：结果、规则集版本、每条发现及其依据。"""
     resp = _call(lambda s: s.GetDecision, rpb.GetDecisionRequest(name=name))
     if as_json:
@@ -84,7 +84,7 @@ def decision(name: Annotated[str, typer.Argument(help="decisions/<id>")], as_jso
 
 
 @app.command("replay")
-def replay(name: Annotated[str, typer.Argument(help="decisions/<id>")], as_json: JsonOpt = False) -> None:
+def replay(name: Annotated[str, typer.Argument(help="决定 decisions/<id>")], as_json: JsonOpt = False) -> None:
     """用同一规则集版本重新评估一项决定，核对结果是否一致。"""
     resp = _call(lambda s: s.ReplayDecision, rpb.ReplayDecisionRequest(name=name))
     if as_json:

@@ -22,6 +22,7 @@ from bjsv.registry.v1 import supervision_pb2 as spb
 from bjsv.registry.v1 import supervision_pb2_grpc
 from common.clock import SHANGHAI
 from supervisionctl import rpc
+from supervisionctl.rpc import JsonOpt, OrgOpt, RoleOpt
 
 app = typer.Typer(
     help="督导工作：今日委派、评价计划督导情况、逾期未交的记录表和反馈表（第二十三条）", no_args_is_help=True
@@ -30,9 +31,6 @@ console = Console()
 T = TypeVar("T")
 
 FORM_LABELS = {spb.SUPERVISION_FORM_ON_SITE: "现场督导", spb.SUPERVISION_FORM_RECORDS_REVIEW: "事后认定资料督导"}
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-OrgOpt = Annotated[str, typer.Option("--org", envvar="BJSV_CLI_ORG", help="caller organisation, e.g. agencies/A")]
-RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="caller role")]
 
 
 def _call(fn: Callable[..., T], request: Any, org: str, role: str) -> T:
@@ -46,13 +44,13 @@ def _members(d: spb.Dispatch) -> str:
 
 @app.command("today")
 def today(
-    date: Annotated[str, typer.Option(help="date YYYY-MM-DD (default: the workflow clock's today)")] = "",
-    agency: Annotated[str, typer.Option(help="only this dispatching organisation")] = "",
+    date: Annotated[str, typer.Option(help="日期 YYYY-MM-DD（默认为督导服务时钟的当日）")] = "",
+    agency: Annotated[str, typer.Option(help="只看该委派单位，如 agencies/08")] = "",
     as_json: JsonOpt = False,
     org: OrgOpt = "agencies/A",
     role: RoleOpt = "operator",
 ) -> None:
-    """List the dispatches whose supervision takes place on a day (today by default)."""
+    """列出某日（默认当日）实施督导的委派。"""
     if not date:  # the workflow clock's today (Asia/Shanghai), so a test clock is honoured
         clock = _call(lambda s: s.GetSupervisionClock, spb.GetSupervisionClockRequest(), org, role)
         date = clock.now.ToDatetime(tzinfo=SHANGHAI).date().isoformat()
@@ -71,9 +69,9 @@ def today(
 
 
 @app.command("plan-status")
-def plan_status(plan: Annotated[str, typer.Argument(help="plans/<id>")], as_json: JsonOpt = False,
+def plan_status(plan: Annotated[str, typer.Argument(help="评价计划 plans/<id>")], as_json: JsonOpt = False,
                 org: OrgOpt = "agencies/A", role: RoleOpt = "operator") -> None:  # fmt: skip
-    """Show a plan's supervision status: dispatches, records, feedback, cases."""
+    """查看评价计划的督导情况：委派、督导记录表、反馈表及案件。"""
     resp = _call(lambda s: s.GetPlanStatus, spb.GetPlanStatusRequest(plan=plan), org, role)
     if as_json:
         rpc.dump(resp)
@@ -104,13 +102,13 @@ def plan_status(plan: Annotated[str, typer.Argument(help="plans/<id>")], as_json
 
 @app.command("overdue")
 def overdue(
-    agency: Annotated[str, typer.Option(help="only this dispatching organisation")] = "",
-    district: Annotated[str, typer.Option(help="only this district code")] = "",
+    agency: Annotated[str, typer.Option(help="只看该委派单位，如 agencies/08")] = "",
+    district: Annotated[str, typer.Option(help="只看该区（区代码）")] = "",
     as_json: JsonOpt = False,
     org: OrgOpt = "agencies/A",
     role: RoleOpt = "operator",
 ) -> None:
-    """List Annex 3 records and Annex 4 feedback past their due date (第二十三条, D5)."""
+    """列出逾期未提交的督导记录表（附件3）和外督员情况反馈表（附件4）（第二十三条，D5）。"""
     resp = _call(lambda s: s.ListOverdue, spb.ListOverdueRequest(dispatching_agency=agency, district=district), org,
                  role)  # fmt: skip
     if as_json:
@@ -127,7 +125,7 @@ def overdue(
 
 @app.command("sweep")
 def sweep(as_json: JsonOpt = False, org: OrgOpt = "agencies/A", role: RoleOpt = "operator") -> None:
-    """Run the deadline sweep now: escalate passed correction deadlines (D13), close ended periods (D10)."""
+    """立即执行期限检查：整改期限已过的案件升级处理（D13），结束已届满的报送周期（D10）。"""
     resp = _call(lambda s: s.RunSweep, spb.RunSweepRequest(), org, role)
     if as_json:
         rpc.dump(resp)
