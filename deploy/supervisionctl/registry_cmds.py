@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-app = typer.Typer(help="Registry: supervisors, appointments, badges (京职技鉴发〔2022〕11号 第五条–第十七条).")
+app = typer.Typer(help="登记：督导员、聘任与证卡（京职技鉴发〔2022〕11号 第五条至第十七条）")
 console = Console(stderr=True)
 
 CHUNK = 500  # rows per validation call (progress granularity)
@@ -110,19 +110,19 @@ def _report(errors, as_json: bool) -> None:
 
 @app.command("import")
 def import_roster(
-    file: Annotated[Path, typer.Argument(help="roster .csv or .xlsx (header row with the template's columns)")],
-    partial: Annotated[bool, typer.Option("--partial", help="import the rows that pass even if others fail")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only; import nothing")] = False,
-    target: Annotated[str | None, typer.Option(help="registry host:port (default from BJSV_* settings)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable result on stdout")] = False,
+    file: Annotated[Path, typer.Argument(help="督导员名单 .csv 或 .xlsx（首行为模板列名）")],
+    partial: Annotated[bool, typer.Option("--partial", help="仅导入校验通过的行（其他行有错误时也导入）")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只校验，不导入")] = False,
+    target: Annotated[str | None, typer.Option(help="登记服务地址 host:port（默认取 BJSV_* 配置）")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出结果")] = False,
 ) -> None:
-    """Validate every row first and print a per-row error report; import nothing unless all rows pass."""
+    """导入督导员名单：先逐行校验并列出每行错误（行、列、原因）；除非全部通过（或 --partial），不导入任何记录。"""
     from bjsv.registry.v1 import registry_pb2 as pb
 
     try:
         rows = read_rows(file)
     except (OSError, ValueError) as e:
-        console.print(f"[red]error:[/red] {file}: {e}")
+        console.print(f"[red]错误：[/red]无法读取 {file}：{e}")
         raise typer.Exit(EXIT_USAGE) from None
     stub = _stub(_target(target))
     msgs = [pb.RosterRow(row_number=n, cells=cells) for n, cells in rows]
@@ -152,9 +152,9 @@ def import_roster(
                     progress.advance(task, len(msgs))
     except grpc.RpcError as e:
         if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            console.print(f"[red]error:[/red] registry unreachable at {_target(target)}: {e.details()}")
+            console.print(f"[red]错误：[/red]无法连接登记服务 {_target(target)}：{e.details()}")
             raise typer.Exit(EXIT_UNAVAILABLE) from None
-        console.print(f"[red]error:[/red] {e.code().name}: {e.details()}")
+        console.print(f"[red]错误：[/red]{e.details()}（{e.code().name}）")
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
         print(json.dumps({
@@ -176,8 +176,8 @@ def import_roster(
 
 
 @app.command("template")
-def template(file: Annotated[Path, typer.Argument(help="where to write the empty roster (.csv or .xlsx)")]) -> None:
-    """Write an empty roster with the expected columns (and one example row)."""
+def template(file: Annotated[Path, typer.Argument(help="空白名单的保存位置（.csv 或 .xlsx）")]) -> None:
+    """生成空白督导员名单模板（含全部列名和一行示例）。"""
     from services.registry.domain import roster
 
     example = {roster.COL_NAME: "张三", roster.COL_GENDER: "男", roster.COL_BIRTH: "1970-01-01",
@@ -200,19 +200,18 @@ def template(file: Annotated[Path, typer.Argument(help="where to write the empty
             w = csv.writer(fh)
             w.writerow(roster.COLUMNS)
             w.writerow([example.get(c, "") for c in roster.COLUMNS])
-    console.print(f"wrote {file}")
+    console.print(f"已生成名单模板：{file}")
 
 
 @app.command("seed")
-def seed(demo: Annotated[bool, typer.Option("--demo", help="also add sample institutions and supervisors")] = False):
-    """Create/upgrade the registry database (the city centre and 17 district agencies of 附件1 表3 are seeded
-    by its first migration); with --demo also sample institutions, supervisors, appointments and badges."""
+def seed(demo: Annotated[bool, typer.Option("--demo", help="另加示例评价机构、督导员、聘任和证卡")] = False):
+    """建立或升级登记数据库（写入附件1 表3 的市鉴定管理中心和 17 个区鉴定管理机构）；--demo 另加示例数据。"""
     from common.db import StartupError
 
     try:
         summary = seed_demo() if demo else migrate_only()
     except StartupError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]错误：[/red]{e}")
         raise typer.Exit(EXIT_USAGE) from None
     console.print("已写入市鉴定管理中心和 17 个区鉴定管理机构（附件1 表3）。")
     if "badges" in summary:
