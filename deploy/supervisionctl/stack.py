@@ -92,8 +92,8 @@ class Stack:
         busy = [f"{name} {cfg.target(name)}" for name in self.services if port_open(cfg.host, cfg.ports[name])]
         if busy:
             raise StackError(
-                f"ports already in use: {', '.join(busy)}. Fix: `supervisionctl down` if a previous stack runs, "
-                "or set BJSV_<SERVICE>_PORT."
+                f"端口已被占用：{'、'.join(busy)}。处理：如有上次启动的系统仍在运行，先执行 `supervisionctl down`；"
+                "或用 BJSV_<SERVICE>_PORT 换一个端口。"
             )
         if cfg.external_nats_url is None:
             self.nats = NatsServer(
@@ -102,7 +102,7 @@ class Stack:
             try:
                 self.nats.start(detach=detach)
             except RuntimeError as e:
-                raise StackError(f"embedded NATS: {e}") from None
+                raise StackError(f"内置 NATS 无法启动：{e}") from None
             self._write_pid("nats", self.nats.proc.pid)
         try:
             for name in self.services:
@@ -133,13 +133,13 @@ class Stack:
             for name in sorted(pending):
                 proc = self.procs.get(name)
                 if proc is not None and proc.poll() is not None:
-                    raise StackError(f"{name} exited with code {proc.returncode}:\n{self.tail(name)}")
+                    raise StackError(f"{name} 服务已退出（退出码 {proc.returncode}）：\n{self.tail(name)}")
                 if health_status(self.config.target(name), timeout=0.5) == "SERVING":
                     pending.discard(name)
             if pending:
                 time.sleep(0.1)
         if pending:
-            raise StackError(f"not SERVING within {timeout:.0f}s: {', '.join(sorted(pending))}")
+            raise StackError(f"{timeout:.0f} 秒内未就绪（SERVING）：{'、'.join(sorted(pending))}")
 
     # -- stop --------------------------------------------------------------------------------------------
 
