@@ -52,13 +52,22 @@ PG_URL = os.environ.get("BJSV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0
 
 
 def start_notify(data_dir: Path, port: int, nats_url: str, extra: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, "BJSV_DATA_DIR": str(data_dir), "BJSV_NOTIFY_PORT": str(port), "BJSV_NATS_URL": nats_url,
-           "BJSV_SMTP_HOST": "", "BJSV_LOG_LEVEL": "WARNING", "BJSV_NOTIFY_TICK_INTERVAL": "0.2",
-           "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}:{ROOT / 'deploy'}", **extra}
+    env = {
+        **os.environ,
+        "BJSV_DATA_DIR": str(data_dir),
+        "BJSV_NOTIFY_PORT": str(port),
+        "BJSV_NATS_URL": nats_url,
+        "BJSV_SMTP_HOST": "",
+        "BJSV_LOG_LEVEL": "WARNING",
+        "BJSV_NOTIFY_TICK_INTERVAL": "0.2",
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}:{ROOT / 'deploy'}",
+        **extra,
+    }
     env.pop("BJSV_NOTIFY_CLOCK", None)
     log = (data_dir / f"notify-{port}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 60
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
@@ -108,8 +117,7 @@ async def run(args) -> dict:
                 env = badge_filed(i, institution=institutions[i % len(institutions)])
                 expected_per_event = 1
             else:
-                env = dispatch_created(10_000 + i, end=dt.date.today(),
-                                       institution=institutions[i % len(institutions)])
+                env = dispatch_created(10_000 + i, end=dt.date.today(), institution=institutions[i % len(institutions)])
                 expected_per_event = 3
             envs.append(env)
         t0 = time.time()
@@ -122,8 +130,11 @@ async def run(args) -> dict:
                     await asyncio.sleep(delay)
             env.occurred_time.GetCurrentTime()
             sent_at[env.subject] = env.occurred_time.seconds + env.occurred_time.nanos / 1e9
-            futures.append(await js.publish_async(f"bjsv.registry.{env.type}", env.SerializeToString(),
-                                                  headers={"Nats-Msg-Id": env.event_id}))
+            futures.append(
+                await js.publish_async(
+                    f"bjsv.registry.{env.type}", env.SerializeToString(), headers={"Nats-Msg-Id": env.event_id}
+                )
+            )
         await asyncio.gather(*futures)
         t_published = time.time()
         expected = args.events * expected_per_event
@@ -131,11 +142,13 @@ async def run(args) -> dict:
 
         async def count() -> int:
             if recipients is not None:
-                totals = await asyncio.gather(*(stub.ListNotifications(K.ListNotificationsRequest(
-                    recipient=r, page_size=1)) for r in recipients))
+                totals = await asyncio.gather(
+                    *(stub.ListNotifications(K.ListNotificationsRequest(recipient=r, page_size=1)) for r in recipients)
+                )
                 return sum(t.total_size for t in totals)
-            totals = await asyncio.gather(*(stub.ListNotifications(K.ListNotificationsRequest(
-                recipient=r, page_size=1)) for r in institutions))
+            totals = await asyncio.gather(
+                *(stub.ListNotifications(K.ListNotificationsRequest(recipient=r, page_size=1)) for r in institutions)
+            )
             return sum(t.total_size for t in totals) * 3
 
         deadline = time.time() + args.timeout
@@ -148,8 +161,9 @@ async def run(args) -> dict:
         for r in institutions:
             token = ""
             while True:
-                page = await stub.ListNotifications(K.ListNotificationsRequest(recipient=r, page_size=500,
-                                                                               page_token=token))
+                page = await stub.ListNotifications(
+                    K.ListNotificationsRequest(recipient=r, page_size=500, page_token=token)
+                )
                 for note in page.notifications:
                     created = note.create_time.seconds + note.create_time.nanos / 1e9
                     last_write = max(last_write, created)
@@ -162,16 +176,23 @@ async def run(args) -> dict:
         absorb_seconds = max(last_write - t0, 1e-9)
         await asyncio.sleep(1.0)
         result = {
-            "backend": args.backend, "replicas": args.replicas, "kind": args.kind, "events": args.events,
+            "backend": args.backend,
+            "replicas": args.replicas,
+            "kind": args.kind,
+            "events": args.events,
             "publish_rate": args.rate or "burst",
-            "notifications": expected, "publish_seconds": round(t_published - t0, 3),
+            "notifications": expected,
+            "publish_seconds": round(t_published - t0, 3),
             "absorb_seconds": round(absorb_seconds, 3),
             "events_per_second": round(args.events / absorb_seconds, 1),
             "inbox_writes_per_second": round(expected / absorb_seconds, 1),
-            "lag_p50_ms": round(pct(lags, 50) * 1000, 1), "lag_p99_ms": round(pct(lags, 99) * 1000, 1),
-            "lag_max_ms": round(max(lags) * 1000, 1) if lags else None, "lag_samples": len(lags),
+            "lag_p50_ms": round(pct(lags, 50) * 1000, 1),
+            "lag_p99_ms": round(pct(lags, 99) * 1000, 1),
+            "lag_max_ms": round(max(lags) * 1000, 1) if lags else None,
+            "lag_samples": len(lags),
             "lag_mean_ms": round(statistics.fmean(lags) * 1000, 1) if lags else None,
-            "nats_inbox_messages_seen": inbox_msgs, "cpu_count": os.cpu_count(),
+            "nats_inbox_messages_seen": inbox_msgs,
+            "cpu_count": os.cpu_count(),
             "loadavg_at_end": os.getloadavg()[0],
         }
         return result

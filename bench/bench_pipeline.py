@@ -138,6 +138,7 @@ async def main() -> None:
             pl = await pipeline(server.url, Path(tmp) / "paced", paced_n, 1, rate=args.rate)
         finally:
             server.stop()
+
     def row(label: str, m: dict) -> str:
         return f"{label:44}{m['events_per_s']:>10.0f}{m['p50_ms']:>10.1f}{m['p99_ms']:>10.1f}"
 

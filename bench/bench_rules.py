@@ -51,14 +51,22 @@ def supervisor_proto(i: int, rnd: random.Random, **kw):
 
     items = [x for x in range(1, 6) if rnd.random() > 0.03]
     base = dict(
-        name=f"supervisors/{i}", person_id=f"P{i}", gender=rnd.choice([1, 2]),
+        name=f"supervisors/{i}",
+        person_id=f"P{i}",
+        gender=rnd.choice([1, 2]),
         birth_date=dt.date(rnd.randint(1956, 1992), rnd.randint(1, 12), rnd.randint(1, 28)).isoformat(),
-        kind=1, level=2, district_code="08", status=rnd.choice([1] * 12 + [2, 3, 4]),
+        kind=1,
+        level=2,
+        district_code="08",
+        status=rnd.choice([1] * 12 + [2, 3, 4]),
         term_start_date=dt.date(rnd.randint(2021, 2024), rnd.randint(1, 12), 1).isoformat(),
         training_passed=rnd.random() > 0.03,
-        attestations=[rules_pb2.Attestation(item=x, attested_by="agencies/08", attested_date="2022-09-01")
-                      for x in items],
-        employer=f"institutions/{rnd.randint(1, 500)}", recent_dispatch_count=rnd.randint(0, 6))
+        attestations=[
+            rules_pb2.Attestation(item=x, attested_by="agencies/08", attested_date="2022-09-01") for x in items
+        ],
+        employer=f"institutions/{rnd.randint(1, 500)}",
+        recent_dispatch_count=rnd.randint(0, 6),
+    )
     base.update(kw)
     return rules_pb2.SupervisorFacts(**base)
 
@@ -67,8 +75,10 @@ def eligibility_requests(n: int, seed: int = 1):
     from bjsv.rules.v1 import rules_pb2
 
     rnd = random.Random(seed)
-    return [rules_pb2.CheckEligibilityRequest(supervisor=supervisor_proto(i, rnd), as_of_date=DAY, purpose=3)
-            for i in range(n)]
+    return [
+        rules_pb2.CheckEligibilityRequest(supervisor=supervisor_proto(i, rnd), as_of_date=DAY, purpose=3)
+        for i in range(n)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -103,7 +113,7 @@ async def bench_in_process(n: int) -> dict:
         await decider.eligibility(catalog, ev, from_proto_eligibility(reqs[:1000], "r"))  # warm
         t, c = time.perf_counter(), time.process_time()
         for start in range(0, n, 1000):  # same batching as the service: proto → domain → facts → rules
-            await decider.eligibility(catalog, ev, from_proto_eligibility(reqs[start:start + 1000], "r"))
+            await decider.eligibility(catalog, ev, from_proto_eligibility(reqs[start : start + 1000], "r"))
         out[label] = n / (time.perf_counter() - t)
         out[label + "_per_cpu_s"] = n / (time.process_time() - c)  # robust against other load on the box
     return out
@@ -123,8 +133,13 @@ class Service:
         self.nats.start()
         self.policy = tmp / "policy.yaml"
         self.policy.write_text("rulesets: {}\n", encoding="utf-8")
-        self.proc = RulesProcess(data_dir=tmp / "rules", port=free_port(), nats_url=self.nats.url, workers=workers,
-                                 extra_env={"BJSV_RULES_POLICY_FILE": str(self.policy)})
+        self.proc = RulesProcess(
+            data_dir=tmp / "rules",
+            port=free_port(),
+            nats_url=self.nats.url,
+            workers=workers,
+            extra_env={"BJSV_RULES_POLICY_FILE": str(self.policy)},
+        )
 
     def __enter__(self):
         self.proc.start(timeout=60)
@@ -174,7 +189,7 @@ async def bench_grpc_batch(svc, target: str, n: int, batch: int, inflight: int) 
     from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 
     reqs = eligibility_requests(n, seed=2)
-    batches = [rules_pb2.BatchCheckEligibilityRequest(requests=reqs[i:i + batch]) for i in range(0, n, batch)]
+    batches = [rules_pb2.BatchCheckEligibilityRequest(requests=reqs[i : i + batch]) for i in range(0, n, batch)]
     opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     async with grpc.aio.insecure_channel(target, options=opts) as ch:
         stub = rules_pb2_grpc.RulesServiceStub(ch)
@@ -195,10 +210,17 @@ async def bench_grpc_batch(svc, target: str, n: int, batch: int, inflight: int) 
         el = time.perf_counter() - t
         f1, w1 = svc.split_cpu_s()
         cpu = f1 - f0 + w1 - w0
-    return {"decisions_per_s": n / el, "service_cpu_s": cpu, "decisions_per_service_cpu_s": n / cpu,
-            "front_cpu_us_per_decision": (f1 - f0) / n * 1e6, "workers_cpu_us_per_decision": (w1 - w0) / n * 1e6,
-            "batch": batch, "inflight": inflight, "batch_p50_ms": _pct(lat, 50) * 1e3,
-            "batch_p99_ms": _pct(lat, 99) * 1e3}
+    return {
+        "decisions_per_s": n / el,
+        "service_cpu_s": cpu,
+        "decisions_per_service_cpu_s": n / cpu,
+        "front_cpu_us_per_decision": (f1 - f0) / n * 1e6,
+        "workers_cpu_us_per_decision": (w1 - w0) / n * 1e6,
+        "batch": batch,
+        "inflight": inflight,
+        "batch_p50_ms": _pct(lat, 50) * 1e3,
+        "batch_p99_ms": _pct(lat, 99) * 1e3,
+    }
 
 
 async def bench_grpc_single(svc, target: str, n_seq: int, rate: float, seconds: float) -> dict:
@@ -235,10 +257,16 @@ async def bench_grpc_single(svc, target: str, n_seq: int, rate: float, seconds: 
         await asyncio.gather(*tasks)
         achieved = total / (time.perf_counter() - start)
         f1, w1 = svc.split_cpu_s()
-    return {"sequential_calls_per_s": seq_rate, "paced_rate": rate, "achieved_rate": achieved,
-            "paced_front_cpu_ms_per_call": (f1 - f0) / total * 1e3,
-            "paced_workers_cpu_ms_per_call": (w1 - w0) / total * 1e3,
-            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3, "max_ms": max(lat) * 1e3}
+    return {
+        "sequential_calls_per_s": seq_rate,
+        "paced_rate": rate,
+        "achieved_rate": achieved,
+        "paced_front_cpu_ms_per_call": (f1 - f0) / total * 1e3,
+        "paced_workers_cpu_ms_per_call": (w1 - w0) / total * 1e3,
+        "p50_ms": _pct(lat, 50) * 1e3,
+        "p99_ms": _pct(lat, 99) * 1e3,
+        "max_ms": max(lat) * 1e3,
+    }
 
 
 async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
@@ -249,8 +277,9 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
     rnd = random.Random(4)
     pool = [supervisor_proto(i, rnd) for i in range(pool_size)]
     plan = rules_pb2.PlanFacts(name="plans/1", institution="institutions/7", district_code="08", candidate_count=450)
-    session = rules_pb2.SessionFacts(name="plans/1/sessions/1", date=DAY,
-                                     examiner_person_ids=[f"P{i}" for i in range(0, pool_size, 97)])
+    session = rules_pb2.SessionFacts(
+        name="plans/1/sessions/1", date=DAY, examiner_person_ids=[f"P{i}" for i in range(0, pool_size, 97)]
+    )
     opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     lat = []
     cpu = []
@@ -259,8 +288,14 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
         for i in range(calls + 5):
             if i == 5:
                 f0, w0 = svc.split_cpu_s()
-            req = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=plan, session=session,
-                                               pool=pool, as_of_date=DAY, seed=f"bench-{i}")
+            req = rules_pb2.ProposeTeamRequest(
+                dispatching_agency="agencies/08",
+                plan=plan,
+                session=session,
+                pool=pool,
+                as_of_date=DAY,
+                seed=f"bench-{i}",
+            )
             t0, c0 = time.perf_counter(), svc.tree_cpu_s()
             resp = await stub.ProposeTeam(req)
             if i >= 5:
@@ -268,11 +303,16 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
                 cpu.append(svc.tree_cpu_s() - c0)
             assert len(resp.team) == 4
         f1, w1 = svc.split_cpu_s()
-    return {"pool_size": pool_size, "calls": calls,
-            "front_cpu_ms_per_call": (f1 - f0) / calls * 1e3, "workers_cpu_ms_per_call": (w1 - w0) / calls * 1e3,
-            "p50_ms": _pct(lat, 50) * 1e3, "p99_ms": _pct(lat, 99) * 1e3,
-            "service_cpu_ms_per_call_p50": _pct(cpu, 50) * 1e3,
-            "request_bytes": req.ByteSize()}
+    return {
+        "pool_size": pool_size,
+        "calls": calls,
+        "front_cpu_ms_per_call": (f1 - f0) / calls * 1e3,
+        "workers_cpu_ms_per_call": (w1 - w0) / calls * 1e3,
+        "p50_ms": _pct(lat, 50) * 1e3,
+        "p99_ms": _pct(lat, 99) * 1e3,
+        "service_cpu_ms_per_call_p50": _pct(cpu, 50) * 1e3,
+        "request_bytes": req.ByteSize(),
+    }
 
 
 async def bench_reloads(svc: Service, target: str, count: int) -> dict:
@@ -288,8 +328,9 @@ async def bench_reloads(svc: Service, target: str, count: int) -> dict:
         samples = []
         t = time.perf_counter()
         for i in range(count):
-            svc.policy.write_text(f"rulesets:\n  bj-2022:\n    penalty.repeat_window_days: {400 + i}\n",
-                                  encoding="utf-8")
+            svc.policy.write_text(
+                f"rulesets:\n  bj-2022:\n    penalty.repeat_window_days: {400 + i}\n", encoding="utf-8"
+            )
             r = await stub.ReloadRuleSet(rules_pb2.ReloadRuleSetRequest())
             assert r.changed
             await stub.BatchCheckEligibility(rules_pb2.BatchCheckEligibilityRequest(requests=reqs))
@@ -300,10 +341,16 @@ async def bench_reloads(svc: Service, target: str, count: int) -> dict:
         await asyncio.sleep(1.5)
         after = svc.tree_rss_kb()
     main = svc.proc.proc.pid
-    return {"reloads": count, "seconds_per_reload": el / count,
-            "baseline_total_rss_mb": sum(base.values()) / 1024, "after_total_rss_mb": sum(after.values()) / 1024,
-            "front_rss_mb_before": base.get(main, 0) / 1024, "front_rss_mb_after": after.get(main, 0) / 1024,
-            "worker_processes_after": len(after) - 1, "total_rss_mb_every_10": [s / 1024 for s in samples]}
+    return {
+        "reloads": count,
+        "seconds_per_reload": el / count,
+        "baseline_total_rss_mb": sum(base.values()) / 1024,
+        "after_total_rss_mb": sum(after.values()) / 1024,
+        "front_rss_mb_before": base.get(main, 0) / 1024,
+        "front_rss_mb_after": after.get(main, 0) / 1024,
+        "worker_processes_after": len(after) - 1,
+        "total_rss_mb_every_10": [s / 1024 for s in samples],
+    }
 
 
 async def bench_memory(total: int, batch: int) -> dict:
@@ -326,8 +373,9 @@ async def bench_memory(total: int, batch: int) -> dict:
         done = 0
         t = time.perf_counter()
         while done < total:
-            await asyncio.gather(pool.evaluate(rs.version, "eligibility", facts),
-                                 pool.evaluate(rs.version, "eligibility", facts))
+            await asyncio.gather(
+                pool.evaluate(rs.version, "eligibility", facts), pool.evaluate(rs.version, "eligibility", facts)
+            )
             done += 2 * batch
             if done % 100_000 < 2 * batch:
                 st = await pool.stats()
@@ -337,16 +385,24 @@ async def bench_memory(total: int, batch: int) -> dict:
     finally:
         await pool.close()
     growth = [(e["rss_kb"] - s["rss_kb"]) / 1024 for s, e in zip(start, end, strict=True)]
-    return {"evaluations": done, "evals_per_s": done / el, "rss_mb_start": [s["rss_kb"] / 1024 for s in start],
-            "rss_mb_end": [s["rss_kb"] / 1024 for s in end], "rss_growth_mb": growth,
-            "open_sessions_end": [s["open_sessions"] for s in end], "samples": samples}
+    return {
+        "evaluations": done,
+        "evals_per_s": done / el,
+        "rss_mb_start": [s["rss_kb"] / 1024 for s in start],
+        "rss_mb_end": [s["rss_kb"] / 1024 for s in end],
+        "rss_growth_mb": growth,
+        "open_sessions_end": [s["open_sessions"] for s in end],
+        "samples": samples,
+    }
 
 
 async def main(args) -> dict:
     from bench_registry import health_baseline
 
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "load_avg_at_start": os.getloadavg()}, "when": dt.datetime.now(dt.UTC).isoformat()}
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()},
+        "when": dt.datetime.now(dt.UTC).isoformat(),
+    }
     q = args.quick
     want = set(args.only.split(",")) if args.only else {"throughput", "latency", "propose", "memory", "reload"}
     if "throughput" in want:
@@ -359,22 +415,27 @@ async def main(args) -> dict:
                 results["grpc_batch"] = await bench_grpc_batch(svc, target, 10_000 if q else 50_000, 1000, 2)
                 print("gRPC batch:", results["grpc_batch"], flush=True)
             if "latency" in want:
-                results["grpc_single"] = await bench_grpc_single(svc, target, 500 if q else 2000, 200.0,
-                                                                 3.0 if q else 10.0)
+                results["grpc_single"] = await bench_grpc_single(
+                    svc, target, 500 if q else 2000, 200.0, 3.0 if q else 10.0
+                )
                 print("gRPC single:", results["grpc_single"], flush=True)
                 # the floor of any RPC on this machine: same client, same server process, same rate
                 floor = await health_baseline(target, rate=200.0, seconds=3.0 if q else 10.0)
                 results["health_floor"] = {"p50_ms": floor.p50_ms, "p99_ms": floor.p99_ms, "max_ms": floor.max_ms}
-                print("gRPC Health.Check floor at 200/s:", results["health_floor"],
-                      f"— CheckEligibility p99 is {results['grpc_single']['p99_ms'] / floor.p99_ms:.1f}× the floor",
-                      flush=True)
+                print(
+                    "gRPC Health.Check floor at 200/s:",
+                    results["health_floor"],
+                    f"— CheckEligibility p99 is {results['grpc_single']['p99_ms'] / floor.p99_ms:.1f}× the floor",
+                    flush=True,
+                )
             if "propose" in want:
                 results["propose_team"] = await bench_propose(svc, target, 5000, 20 if q else 100)
                 print("ProposeTeam:", results["propose_team"], flush=True)
             if "reload" in want:
                 results["reload"] = await bench_reloads(svc, target, 10 if q else 50)
-                print("reloads:", {k: v for k, v in results["reload"].items() if k != "total_rss_mb_every_10"},
-                      flush=True)
+                print(
+                    "reloads:", {k: v for k, v in results["reload"].items() if k != "total_rss_mb_every_10"}, flush=True
+                )
     if "memory" in want:
         results["memory"] = await bench_memory(100_000 if q else 1_000_000, 2000)
         print("memory:", {k: v for k, v in results["memory"].items() if k != "samples"}, flush=True)

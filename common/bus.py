@@ -142,8 +142,16 @@ class OutboxRelay:
     dropped by JetStream's Nats-Msg-Id deduplication: DUPLICATE_WINDOW is far longer than `grace`.
     """
 
-    def __init__(self, db: Database, bus: Bus, *, batch: int = 500, poll_interval: float = 0.5,
-                 grace: float = 5.0, mark_every: float = 0.25) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch: int = 500,
+        poll_interval: float = 0.5,
+        grace: float = 5.0,
+        mark_every: float = 0.25,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.batch = batch
@@ -275,8 +283,12 @@ class OutboxRelay:
     async def _publish_atomic(self, rows: list[Row]) -> None:
         nc, batch_id, last = self.bus.nc, uuid.uuid4().hex, len(rows)
         for n, (event_id, subject, envelope, trace_id) in enumerate(rows, 1):
-            headers = {MSG_ID: event_id, TRACE_HEADER: trace_id or "", api.Header.BATCH_ID: batch_id,
-                       api.Header.BATCH_SEQUENCE: str(n)}
+            headers = {
+                MSG_ID: event_id,
+                TRACE_HEADER: trace_id or "",
+                api.Header.BATCH_ID: batch_id,
+                api.Header.BATCH_SEQUENCE: str(n),
+            }
             if n < last:
                 await nc.publish(subject, envelope, headers=headers)
                 continue

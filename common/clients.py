@@ -71,6 +71,8 @@ def _refusal(e: grpc.aio.AioRpcError, dependency: str) -> FailedPrecondition:
             detail.Unpack(pf)
             violations += [PreconditionViolation(v.type, v.subject, v.description) for v in pf.violations]
     return FailedPrecondition(
-        reason, violations or [PreconditionViolation(f"bjsv.{dependency}", "", e.details() or "")],
-        message=e.details() or None, metadata={"dependency": dependency},
+        reason,
+        violations or [PreconditionViolation(f"bjsv.{dependency}", "", e.details() or "")],
+        message=e.details() or None,
+        metadata={"dependency": dependency},
     )

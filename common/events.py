@@ -184,8 +184,9 @@ def unpack(envelope: envelope_pb2.EventEnvelope, message_type: type[M]) -> M:
 # -- relay side: read and mark outbox rows --------------------------------------------------------------
 
 
-def unpublished(session: Session, *, limit: int, lock: bool,
-                written_before: dt.datetime | None = None) -> list[tuple[str, str, bytes, str | None]]:
+def unpublished(
+    session: Session, *, limit: int, lock: bool, written_before: dt.datetime | None = None
+) -> list[tuple[str, str, bytes, str | None]]:
     """(event id, subject, envelope, trace id) of unpublished rows in outbox order."""
     t = _TABLES[OUTBOX]
     q = sa.select(t.c.event_id, t.c.nats_subject, t.c.envelope, t.c.trace_id)
@@ -202,4 +203,4 @@ def mark_published(session: Session, event_ids: list[str]) -> None:
     t = _TABLES[OUTBOX]
     now = dt.datetime.now(dt.UTC)
     for i in range(0, len(event_ids), 1000):  # bounded statement size
-        session.execute(t.update().where(t.c.event_id.in_(event_ids[i:i + 1000])).values(published_at=now))
+        session.execute(t.update().where(t.c.event_id.in_(event_ids[i : i + 1000])).values(published_at=now))

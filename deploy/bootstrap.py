@@ -81,8 +81,18 @@ def gen_stubs(python: str | None = str(PY)) -> None:
         shutil.rmtree(out)
     GEN.mkdir(exist_ok=True)
     files = [str(p.relative_to(PROTO)) for p in proto_files()]
-    run([interpreter, "-m", "grpc_tools.protoc", f"-I{PROTO}", f"--python_out={GEN}", f"--pyi_out={GEN}",
-         f"--grpc_python_out={GEN}", *files])
+    run(
+        [
+            interpreter,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO}",
+            f"--python_out={GEN}",
+            f"--pyi_out={GEN}",
+            f"--grpc_python_out={GEN}",
+            *files,
+        ]
+    )
     for d in [out, *[p for p in out.rglob("*") if p.is_dir()]]:
         (d / "__init__.py").touch()
     (GEN / ".stamp").write_text(proto_digest())

@@ -46,8 +46,12 @@ def _packages() -> list[Check]:
     fresh = stamp.exists() and stamp.read_text() == boot.proto_digest()
     return [
         Check("依赖包", not missing, detail, "执行 python3 deploy/bootstrap.py install"),
-        Check("protobuf 生成代码", fresh, "已是最新" if fresh else "缺失或旧于 proto/",
-              "执行 python3 deploy/bootstrap.py gen"),
+        Check(
+            "protobuf 生成代码",
+            fresh,
+            "已是最新" if fresh else "缺失或旧于 proto/",
+            "执行 python3 deploy/bootstrap.py gen",
+        ),
     ]
 
 
@@ -65,8 +69,14 @@ def _database(settings: Settings) -> list[Check]:
         url = urlparse(settings.database_url)
         host, port = url.hostname or "127.0.0.1", url.port or 5432
         ok = port_open(host, port, timeout=1)
-        return [Check("数据库", ok, f"PostgreSQL {host}:{port}",
-                      "启动 PostgreSQL 或更正 DATABASE_URL（不设置则使用内置 SQLite）")]
+        return [
+            Check(
+                "数据库",
+                ok,
+                f"PostgreSQL {host}:{port}",
+                "启动 PostgreSQL 或更正 DATABASE_URL（不设置则使用内置 SQLite）",
+            )
+        ]
     data = settings.data_dir.resolve()
     try:
         data.mkdir(parents=True, exist_ok=True)
@@ -90,13 +100,25 @@ def _nats_and_ports(settings: Settings) -> list[Check]:
         except FileNotFoundError as e:
             checks.append(Check("nats-server", False, str(e), "执行 python3 deploy/bootstrap.py install"))
         free = "nats" in ours or not port_open(settings.bind_host, nats_port)
-        checks.append(Check(f"端口 {nats_port}（内置 NATS）", free, "空闲" if free else "已被占用",
-                            f"停止占用 {nats_port} 的程序（ss -ltnp）或设置 BJSV_NATS_URL"))
+        checks.append(
+            Check(
+                f"端口 {nats_port}（内置 NATS）",
+                free,
+                "空闲" if free else "已被占用",
+                f"停止占用 {nats_port} 的程序（ss -ltnp）或设置 BJSV_NATS_URL",
+            )
+        )
     for name in SERVICES:
         port = settings.port(name)
         free = name in ours or not port_open(settings.bind_host, port)
-        checks.append(Check(f"端口 {port}（{name}）", free, "空闲" if free else "已被其他程序占用",
-                            f"停止该程序（ss -ltnp | grep {port}）或设置 BJSV_{name.upper()}_PORT"))
+        checks.append(
+            Check(
+                f"端口 {port}（{name}）",
+                free,
+                "空闲" if free else "已被其他程序占用",
+                f"停止该程序（ss -ltnp | grep {port}）或设置 BJSV_{name.upper()}_PORT",
+            )
+        )
     return checks
 
 

@@ -54,7 +54,6 @@ def _call(fn: Callable[..., T], request: Any, org: str = "", role: str = "operat
     return rpc.call("notify", notify_pb2_grpc.NotifyServiceStub, fn, request, org=org, role=role)
 
 
-
 def _local(ts: Timestamp) -> str:
     if not ts.seconds and not ts.nanos:
         return "-"
@@ -62,7 +61,7 @@ def _local(ts: Timestamp) -> str:
 
 
 def parse_at(text: str) -> dt.datetime:
-    """"2026-10-01" → the end of that day in Asia/Shanghai; an ISO instant as given (local if naive)."""
+    """ "2026-10-01" → the end of that day in Asia/Shanghai; an ISO instant as given (local if naive)."""
     try:
         if len(text) == 10:
             return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(23, 59, 59), tzinfo=SHANGHAI)
@@ -83,7 +82,9 @@ def _ts(at: dt.datetime) -> Timestamp:
 def preview(
     at: Annotated[str, typer.Option("--at", help="截止日期 YYYY-MM-DD（含当日全天）或 ISO 日期时间")],
     recipient: Annotated[str, typer.Option(help="只看该收件方，如 agencies/08")] = "",
-    as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator",
+    as_json: JsonOpt = False,
+    org: OrgOpt = "",
+    role: RoleOpt = "operator",
 ) -> None:
     """预览（不发送）：截至指定日期将发出的提醒、逾期通知等，以及未解决的运维告警。"""
     resp = _call(lambda s: s.Preview, npb.PreviewRequest(at_time=_ts(parse_at(at)), recipient=recipient), org, role)
@@ -106,11 +107,17 @@ def inbox(
     recipient: Annotated[str, typer.Argument(help="收件方，如 agencies/08、institutions/1100012001")],
     unread: Annotated[bool, typer.Option("--unread", help="只看未读")] = False,
     page_size: Annotated[int, typer.Option(help="显示条数")] = 50,
-    as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator",
+    as_json: JsonOpt = False,
+    org: OrgOpt = "",
+    role: RoleOpt = "operator",
 ) -> None:
     """收件箱：某机构收到的通知（最新在前）。"""
-    resp = _call(lambda s: s.ListNotifications, npb.ListNotificationsRequest(
-        recipient=recipient, unread_only=unread, page_size=page_size), org, role)
+    resp = _call(
+        lambda s: s.ListNotifications,
+        npb.ListNotificationsRequest(recipient=recipient, unread_only=unread, page_size=page_size),
+        org,
+        role,
+    )
     if as_json:
         rpc.dump(resp)
         return
@@ -118,8 +125,13 @@ def inbox(
     for col in ("时间", "类型", "标题", "依据", "已读"):
         table.add_column(col)
     for n in resp.notifications:
-        table.add_row(_local(n.create_time), KIND_LABELS.get(n.kind, str(n.kind)), n.title, "、".join(n.articles),
-                      "是" if n.read_time.seconds else "否")
+        table.add_row(
+            _local(n.create_time),
+            KIND_LABELS.get(n.kind, str(n.kind)),
+            n.title,
+            "、".join(n.articles),
+            "是" if n.read_time.seconds else "否",
+        )
     console.print(table)
 
 
@@ -128,11 +140,16 @@ def contact(
     recipient: Annotated[str, typer.Argument(help="收件方，如 agencies/08")],
     email: Annotated[str, typer.Argument(help='通知邮箱（填 "" 则删除）')],
     name: Annotated[str, typer.Option("--name", help="中文显示名称")] = "",
-    org: OrgOpt = "", role: RoleOpt = "operator",
+    org: OrgOpt = "",
+    role: RoleOpt = "operator",
 ) -> None:
     """设置机构的通知邮箱。"""
-    resp = _call(lambda s: s.SetContact, npb.SetContactRequest(
-        contact=npb.Contact(recipient=recipient, email=email, display_name=name)), org, role)
+    resp = _call(
+        lambda s: s.SetContact,
+        npb.SetContactRequest(contact=npb.Contact(recipient=recipient, email=email, display_name=name)),
+        org,
+        role,
+    )
     console.print(f"{resp.contact.recipient}: {resp.contact.email or '（无邮箱）'} {resp.contact.display_name}")
 
 
@@ -147,14 +164,16 @@ def dead_letters(as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "op
     for col in ("名称", "收件方", "渠道", "次数", "原因"):
         table.add_column(col)
     for d in resp.dead_letters:
-        table.add_row(d.name, d.recipient, npb.Channel.Name(d.channel).removeprefix("CHANNEL_").lower(),
-                      str(d.attempts), d.reason)
+        table.add_row(
+            d.name, d.recipient, npb.Channel.Name(d.channel).removeprefix("CHANNEL_").lower(), str(d.attempts), d.reason
+        )
     console.print(table)
 
 
 @app.command()
-def retry(name: Annotated[str, typer.Argument(help="死信名称 deadLetters/<id>")], org: OrgOpt = "",
-          role: RoleOpt = "operator") -> None:
+def retry(
+    name: Annotated[str, typer.Argument(help="死信名称 deadLetters/<id>")], org: OrgOpt = "", role: RoleOpt = "operator"
+) -> None:
     """重新投递一条死信（同一幂等键，不会重复发送已成功的投递）。"""
     _call(lambda s: s.RetryDeadLetter, npb.RetryDeadLetterRequest(name=name), org, role)
     console.print(f"{name}: 已重新排队")
@@ -178,14 +197,17 @@ def clock(
     at: Annotated[str, typer.Option("--at", help="将服务时钟固定在该时刻（ISO 日期时间）")] = "",
     offset: Annotated[int, typer.Option("--offset", help="在实际时间基础上偏移的秒数（SECONDS）")] = 0,
     reset: Annotated[bool, typer.Option("--reset", help="恢复为实际北京时间（Asia/Shanghai）")] = False,
-    as_json: JsonOpt = False, org: OrgOpt = "", role: RoleOpt = "operator",
+    as_json: JsonOpt = False,
+    org: OrgOpt = "",
+    role: RoleOpt = "operator",
 ) -> None:
     """查看或设置通知服务时钟（测试、演练用）。"""
     if at or offset or reset:
         req = npb.SetClockRequest(reset=reset, offset_seconds=offset)
         if at:
-            req.fixed_time.CopyFrom(_ts(parse_at(at) if len(at) > 10 else
-                                        dt.datetime.fromisoformat(at).replace(tzinfo=SHANGHAI)))
+            req.fixed_time.CopyFrom(
+                _ts(parse_at(at) if len(at) > 10 else dt.datetime.fromisoformat(at).replace(tzinfo=SHANGHAI))
+            )
         resp = _call(lambda s: s.SetClock, req, org, role)
     else:
         resp = _call(lambda s: s.GetClock, npb.GetClockRequest(), org, role)

@@ -24,8 +24,16 @@ OrgOpt = Annotated[str, typer.Option("--org", envvar="BJSV_CLI_ORG", help="调�
 RoleOpt = Annotated[str, typer.Option("--role", envvar="BJSV_CLI_ROLE", help="调用角色")]
 
 
-def call(service: str, stub_type: type, method: Callable[[Any], Callable[..., T]], request: Any, *,
-         org: str = "", role: str = "operator", timeout: float = 15) -> T:
+def call(
+    service: str,
+    stub_type: type,
+    method: Callable[[Any], Callable[..., T]],
+    request: Any,
+    *,
+    org: str = "",
+    role: str = "operator",
+    timeout: float = 15,
+) -> T:
     """`method(stub)(request)` on `service` (resolved from BJSV_<SERVICE>_TARGET / _PORT)."""
     target = Settings().target(service)
     metadata = tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)

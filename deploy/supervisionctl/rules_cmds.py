@@ -42,8 +42,9 @@ def _findings_table(decision: rpb.Decision) -> Table:
 
 
 @app.command("show")
-def show(date: Annotated[str, typer.Option("--date", help="日期 YYYY-MM-DD（默认当日）")] = "",
-         as_json: JsonOpt = False) -> None:
+def show(
+    date: Annotated[str, typer.Option("--date", help="日期 YYYY-MM-DD（默认当日）")] = "", as_json: JsonOpt = False
+) -> None:
     """显示某日现行的规则集（规则、依据条款、参数）。"""
     resp = _call(lambda s: s.GetRuleSet, rpb.GetRuleSetRequest(as_of_date=date))
     if as_json:

@@ -37,7 +37,6 @@ def _call(fn: Callable[..., T], request: Any, org: str, role: str) -> T:
     return rpc.call("registry", supervision_pb2_grpc.SupervisionServiceStub, fn, request, org=org, role=role)
 
 
-
 def _members(d: spb.Dispatch) -> str:
     return "、".join(m.display_name for m in d.members if m.state == spb.MEMBER_STATE_ACTIVE)
 

@@ -36,20 +36,34 @@ def build(settings: NotifySettings | None = None) -> Service:
         channels = tuple(Channel(c.strip()) for c in settings.notify_channels.split(",") if c.strip())
     except ValueError as e:
         raise StartupError(f"bad notify setting: {e}") from None
-    db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
-                  migrations=Path(__file__).parent / "storage" / "migrations")
+    db = Database(
+        settings,
+        service=SERVICE,
+        metadata=models.Base.metadata,
+        migrations=Path(__file__).parent / "storage" / "migrations",
+    )
     bus = Bus(settings, service=SERVICE)
     notifier = Notifier(
-        db=db, clock=clock, policy=SchedulePolicy(send_time=send_time),
-        retry=RetryPolicy(max_attempts=settings.notify_retry_max_attempts,
-                          base_delay=settings.notify_retry_base_delay, max_delay=settings.notify_retry_max_delay),
-        email=EmailSender(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
-                          timeout=settings.smtp_timeout),
+        db=db,
+        clock=clock,
+        policy=SchedulePolicy(send_time=send_time),
+        retry=RetryPolicy(
+            max_attempts=settings.notify_retry_max_attempts,
+            base_delay=settings.notify_retry_base_delay,
+            max_delay=settings.notify_retry_max_delay,
+        ),
+        email=EmailSender(
+            host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from, timeout=settings.smtp_timeout
+        ),
         nats=NatsInboxSender(bus),
         documents=DocumentFetcher(settings.target("documents"), settings.notify_documents_timeout),
-        options=EngineOptions(channels=channels, lease=settings.notify_delivery_lease,
-                              concurrency=settings.notify_delivery_concurrency,
-                              tick_interval=settings.notify_tick_interval))
+        options=EngineOptions(
+            channels=channels,
+            lease=settings.notify_delivery_lease,
+            concurrency=settings.notify_delivery_concurrency,
+            tick_interval=settings.notify_tick_interval,
+        ),
+    )
     registry_events = RegistryEvents(notifier)
 
     async def start() -> None:
@@ -64,11 +78,22 @@ def build(settings: NotifySettings | None = None) -> Service:
             await notifier.documents.close()
 
     return Service(
-        name=SERVICE, settings=settings,
-        servicers=[Servicer(notify_pb2_grpc.add_NotifyServiceServicer_to_server, NotifyServicer(notifier),
-                            "bjsv.notify.v1.NotifyService")],
-        database=db, bus=bus, subscriptions=[registry_events.subscription(ack_wait=settings.notify_ack_wait)],
-        tasks=[notifier.run_scheduler, notifier.run_delivery], on_start=[start], on_stop=[stop])
+        name=SERVICE,
+        settings=settings,
+        servicers=[
+            Servicer(
+                notify_pb2_grpc.add_NotifyServiceServicer_to_server,
+                NotifyServicer(notifier),
+                "bjsv.notify.v1.NotifyService",
+            )
+        ],
+        database=db,
+        bus=bus,
+        subscriptions=[registry_events.subscription(ack_wait=settings.notify_ack_wait)],
+        tasks=[notifier.run_scheduler, notifier.run_delivery],
+        on_start=[start],
+        on_stop=[stop],
+    )
 
 
 if __name__ == "__main__":

@@ -51,30 +51,62 @@ def from_proto_channel(value: int) -> str:
 
 
 def to_proto_delivery(d: models.Delivery) -> notify_pb2.Delivery:
-    return notify_pb2.Delivery(channel=to_proto_channel(d.channel),
-                               state=notify_pb2.DeliveryState.Value(f"DELIVERY_STATE_{d.state.upper()}"),
-                               attempts=d.attempts, last_error=d.last_error, delivered_time=ts(d.delivered_ts))
+    return notify_pb2.Delivery(
+        channel=to_proto_channel(d.channel),
+        state=notify_pb2.DeliveryState.Value(f"DELIVERY_STATE_{d.state.upper()}"),
+        attempts=d.attempts,
+        last_error=d.last_error,
+        delivered_time=ts(d.delivered_ts),
+    )
 
 
 def to_proto_notification(n: models.Notification, deliveries: list[models.Delivery]) -> notify_pb2.Notification:
-    inbox = notify_pb2.Delivery(channel=notify_pb2.CHANNEL_INBOX, state=notify_pb2.DELIVERY_STATE_DELIVERED,
-                                attempts=1, delivered_time=ts(n.created_ts))
+    inbox = notify_pb2.Delivery(
+        channel=notify_pb2.CHANNEL_INBOX,
+        state=notify_pb2.DELIVERY_STATE_DELIVERED,
+        attempts=1,
+        delivered_time=ts(n.created_ts),
+    )
     return notify_pb2.Notification(
-        name=f"notifications/{n.id}", recipient=n.recipient, kind=to_proto_kind(n.kind), title=n.title,
-        body=n.body, articles=json.loads(n.articles), subject=n.subject, due_date=n.due_date,
-        idempotency_key=n.key, create_time=ts(n.created_ts), read_time=ts(n.read_ts), document_id=n.document_id,
-        source_event_id=n.source_event_id, deliveries=[inbox, *(to_proto_delivery(d) for d in deliveries)])
+        name=f"notifications/{n.id}",
+        recipient=n.recipient,
+        kind=to_proto_kind(n.kind),
+        title=n.title,
+        body=n.body,
+        articles=json.loads(n.articles),
+        subject=n.subject,
+        due_date=n.due_date,
+        idempotency_key=n.key,
+        create_time=ts(n.created_ts),
+        read_time=ts(n.read_ts),
+        document_id=n.document_id,
+        source_event_id=n.source_event_id,
+        deliveries=[inbox, *(to_proto_delivery(d) for d in deliveries)],
+    )
 
 
 def to_proto_alert(a: models.OperatorAlert) -> notify_pb2.OperatorAlert:
-    return notify_pb2.OperatorAlert(name=f"operatorAlerts/{a.id}", code=a.code, message=a.message,
-                                    subject=a.subject, year=a.year, create_time=ts(a.created_ts))
+    return notify_pb2.OperatorAlert(
+        name=f"operatorAlerts/{a.id}",
+        code=a.code,
+        message=a.message,
+        subject=a.subject,
+        year=a.year,
+        create_time=ts(a.created_ts),
+    )
 
 
 def to_proto_timer(t: models.Timer) -> notify_pb2.Timer:
-    return notify_pb2.Timer(name=f"timers/{t.id}", key=t.key, kind=to_proto_kind(t.kind), recipient=t.recipient,
-                            subject=t.subject, fire_time=ts(t.fire_ts),
-                            state=notify_pb2.TimerState.Value(f"TIMER_STATE_{t.state.upper()}"), due_date=t.due_date)
+    return notify_pb2.Timer(
+        name=f"timers/{t.id}",
+        key=t.key,
+        kind=to_proto_kind(t.kind),
+        recipient=t.recipient,
+        subject=t.subject,
+        fire_time=ts(t.fire_ts),
+        state=notify_pb2.TimerState.Value(f"TIMER_STATE_{t.state.upper()}"),
+        due_date=t.due_date,
+    )
 
 
 def to_proto_contact(c: models.Contact) -> notify_pb2.Contact:
@@ -102,15 +134,16 @@ def page_size(value: int, default: int) -> int:
 
 def resource_id(name: str, collection: str, field: str) -> int:
     prefix = f"{collection}/"
-    if not name.startswith(prefix) or not name[len(prefix):].isdigit():
+    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
         raise InvalidArgument("INVALID_NAME", [FieldViolation(field, f"资源名应为 {collection}/<编号>：{name!r}")])
-    return int(name[len(prefix):])
+    return int(name[len(prefix) :])
 
 
 def require_recipient(value: str, field: str = "recipient") -> str:
     if not value or "/" not in value:
-        raise InvalidArgument("RECIPIENT_REQUIRED",
-                              [FieldViolation(field, "收件机构必填，如 agencies/08、institutions/1100012001")])
+        raise InvalidArgument(
+            "RECIPIENT_REQUIRED", [FieldViolation(field, "收件机构必填，如 agencies/08、institutions/1100012001")]
+        )
     return value
 
 
@@ -131,22 +164,32 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         limit = page_size(request.page_size, 50)
         before = decode_token(request.page_token)
         kinds = [from_proto_kind(k) for k in request.kinds if k]
-        rows, total, unread = await self.db.read(repo.list_notifications, recipient=recipient,
-                                                 unread_only=request.unread_only, kinds=kinds,
-                                                 subject=request.subject, before_id=before, limit=limit + 1)
+        rows, total, unread = await self.db.read(
+            repo.list_notifications,
+            recipient=recipient,
+            unread_only=request.unread_only,
+            kinds=kinds,
+            subject=request.subject,
+            before_id=before,
+            limit=limit + 1,
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return notify_pb2.ListNotificationsResponse(
-            notifications=await self._notifications(rows), total_size=total, unread_count=unread,
-            next_page_token=encode_token(rows[-1].id) if more else "")
+            notifications=await self._notifications(rows),
+            total_size=total,
+            unread_count=unread,
+            next_page_token=encode_token(rows[-1].id) if more else "",
+        )
 
     async def MarkRead(self, request, context):
         recipient = require_recipient(request.recipient)
         if not request.names and not request.all_unread:
             raise InvalidArgument("NOTHING_TO_MARK", [FieldViolation("names", "请指定通知或 all_unread")])
         ids = [resource_id(n, "notifications", "names") for n in request.names]
-        count = await self.db.write(repo.mark_read, recipient=recipient, ids=ids, all_unread=request.all_unread,
-                                    now_ts=self.n.clock.timestamp())
+        count = await self.db.write(
+            repo.mark_read, recipient=recipient, ids=ids, all_unread=request.all_unread, now_ts=self.n.clock.timestamp()
+        )
         return notify_pb2.MarkReadResponse(marked_count=count)
 
     async def Preview(self, request, context):
@@ -154,21 +197,38 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             raise InvalidArgument("AT_TIME_REQUIRED", [FieldViolation("at_time", "预览时间必填")])
         await self.n.refresh_clock()
         until = request.at_time.seconds + request.at_time.nanos / 1e9
-        timers = await self.db.read(repo.list_timers, subject="", state="pending", after=None, limit=10000,
-                                    until_ts=until, recipient=request.recipient)
+        timers = await self.db.read(
+            repo.list_timers,
+            subject="",
+            state="pending",
+            after=None,
+            limit=10000,
+            until_ts=until,
+            recipient=request.recipient,
+        )
         channels = [notify_pb2.CHANNEL_INBOX, *(to_proto_channel(c.value) for c in self.n.channels)]
         items = []
         for t in timers:
             draft = repo.draft_from_json(t.draft)
-            items.append(notify_pb2.PreviewItem(
-                fire_time=ts(t.fire_ts), recipient=t.recipient, kind=to_proto_kind(t.kind), title=draft.title,
-                body=draft.body, idempotency_key=t.key,
-                channels=[c for c in channels
-                          if c == notify_pb2.CHANNEL_INBOX
-                          or from_proto_channel(c) in {ch.value for ch in draft.channels}]))
+            items.append(
+                notify_pb2.PreviewItem(
+                    fire_time=ts(t.fire_ts),
+                    recipient=t.recipient,
+                    kind=to_proto_kind(t.kind),
+                    title=draft.title,
+                    body=draft.body,
+                    idempotency_key=t.key,
+                    channels=[
+                        c
+                        for c in channels
+                        if c == notify_pb2.CHANNEL_INBOX or from_proto_channel(c) in {ch.value for ch in draft.channels}
+                    ],
+                )
+            )
         alerts = await self.db.read(repo.list_alerts, code="", before_id=None, limit=100)
-        return notify_pb2.PreviewResponse(from_time=ts(self.n.clock.timestamp()), items=items,
-                                          alerts=[to_proto_alert(a) for a in alerts])
+        return notify_pb2.PreviewResponse(
+            from_time=ts(self.n.clock.timestamp()), items=items, alerts=[to_proto_alert(a) for a in alerts]
+        )
 
     async def SetContact(self, request, context):
         c = request.contact
@@ -176,8 +236,13 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         email = c.email.strip()
         if email and ("@" not in email or " " in email or len(email) > 254):
             raise InvalidArgument("INVALID_EMAIL", [FieldViolation("contact.email", f"电子邮件地址无效：{email!r}")])
-        row = await self.db.write(repo.set_contact, recipient=recipient, email=email,
-                                  display_name=c.display_name.strip(), now_ts=self.n.clock.timestamp())
+        row = await self.db.write(
+            repo.set_contact,
+            recipient=recipient,
+            email=email,
+            display_name=c.display_name.strip(),
+            now_ts=self.n.clock.timestamp(),
+        )
         return notify_pb2.SetContactResponse(contact=to_proto_contact(row))
 
     async def ListContacts(self, request, context):
@@ -186,8 +251,10 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         rows = await self.db.read(repo.list_contacts, after=after, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return notify_pb2.ListContactsResponse(contacts=[to_proto_contact(c) for c in rows],
-                                               next_page_token=encode_token(rows[-1].recipient) if more else "")
+        return notify_pb2.ListContactsResponse(
+            contacts=[to_proto_contact(c) for c in rows],
+            next_page_token=encode_token(rows[-1].recipient) if more else "",
+        )
 
     async def ListDeadLetters(self, request, context):
         limit = page_size(request.page_size, 100)
@@ -196,12 +263,22 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         rows = await self.db.read(repo.list_dead_letters, channel=channel, after_id=after, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        out = [notify_pb2.DeadLetter(
-            name=f"deadLetters/{d.id}", notification=f"notifications/{n.id}", recipient=n.recipient,
-            channel=to_proto_channel(d.channel), attempts=d.attempts, reason=d.last_error,
-            dead_letter_time=ts(d.dead_lettered_ts), idempotency_key=d.key) for d, n in rows]
-        return notify_pb2.ListDeadLettersResponse(dead_letters=out,
-                                                  next_page_token=encode_token(rows[-1][0].id) if more else "")
+        out = [
+            notify_pb2.DeadLetter(
+                name=f"deadLetters/{d.id}",
+                notification=f"notifications/{n.id}",
+                recipient=n.recipient,
+                channel=to_proto_channel(d.channel),
+                attempts=d.attempts,
+                reason=d.last_error,
+                dead_letter_time=ts(d.dead_lettered_ts),
+                idempotency_key=d.key,
+            )
+            for d, n in rows
+        ]
+        return notify_pb2.ListDeadLettersResponse(
+            dead_letters=out, next_page_token=encode_token(rows[-1][0].id) if more else ""
+        )
 
     async def RetryDeadLetter(self, request, context):
         delivery_id = resource_id(request.name, "deadLetters", "name")
@@ -209,23 +286,34 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         if d is None:
             raise NotFound(request.name)
         if d.state != "pending":
-            raise FailedPrecondition("NOT_DEAD_LETTERED", [PreconditionViolation(
-                "bjsv.notify.dead-letter.state", request.name, f"该投递当前状态为 {d.state}，不是死信，无需重试")])
+            raise FailedPrecondition(
+                "NOT_DEAD_LETTERED",
+                [
+                    PreconditionViolation(
+                        "bjsv.notify.dead-letter.state", request.name, f"该投递当前状态为 {d.state}，不是死信，无需重试"
+                    )
+                ],
+            )
         self.n.wake_delivery()
         return notify_pb2.RetryDeadLetterResponse(delivery=to_proto_delivery(d))
 
     async def ListTimers(self, request, context):
         limit = page_size(request.page_size, 100)
         after = decode_token(request.page_token)
-        state = notify_pb2.TimerState.Name(request.state).removeprefix("TIMER_STATE_").lower() \
-            if request.state else ""
-        rows = await self.db.read(repo.list_timers, subject=request.subject, state=state,
-                                  after=tuple(after) if after else None, limit=limit + 1)
+        state = notify_pb2.TimerState.Name(request.state).removeprefix("TIMER_STATE_").lower() if request.state else ""
+        rows = await self.db.read(
+            repo.list_timers,
+            subject=request.subject,
+            state=state,
+            after=tuple(after) if after else None,
+            limit=limit + 1,
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return notify_pb2.ListTimersResponse(
             timers=[to_proto_timer(t) for t in rows],
-            next_page_token=encode_token([rows[-1].fire_ts, rows[-1].id]) if more else "")
+            next_page_token=encode_token([rows[-1].fire_ts, rows[-1].id]) if more else "",
+        )
 
     async def ListOperatorAlerts(self, request, context):
         limit = page_size(request.page_size, 100)
@@ -233,8 +321,9 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         rows = await self.db.read(repo.list_alerts, code=request.code, before_id=before, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return notify_pb2.ListOperatorAlertsResponse(alerts=[to_proto_alert(a) for a in rows],
-                                                     next_page_token=encode_token(rows[-1].id) if more else "")
+        return notify_pb2.ListOperatorAlertsResponse(
+            alerts=[to_proto_alert(a) for a in rows], next_page_token=encode_token(rows[-1].id) if more else ""
+        )
 
     def _clock_response(self, cls):
         return cls(now=ts(self.n.clock.timestamp()), mode=self.n.clock.mode.mode)
@@ -251,8 +340,9 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         elif request.offset_seconds:
             mode = ClockMode("offset", None, float(request.offset_seconds))
         else:
-            raise InvalidArgument("CLOCK_SETTING_REQUIRED",
-                                  [FieldViolation("fixed_time", "请指定 fixed_time、offset_seconds 或 reset")])
+            raise InvalidArgument(
+                "CLOCK_SETTING_REQUIRED", [FieldViolation("fixed_time", "请指定 fixed_time、offset_seconds 或 reset")]
+            )
         await self.n.set_clock(mode)
         return self._clock_response(notify_pb2.SetClockResponse)
 
@@ -263,4 +353,3 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         ids = await self.n.fire_due()
         rows = await self.db.read(repo.get_notifications, ids)
         return notify_pb2.RunDueTimersResponse(fired_count=len(ids), notifications=await self._notifications(rows))
-

@@ -30,7 +30,7 @@ INBOX_SUBJECT_PREFIX = "bjsv.notify.inbox"
 
 
 def inbox_subject(recipient: str) -> str:
-    """"agencies/08" → "bjsv.notify.inbox.agencies.08" (one subject per recipient organisation)."""
+    """ "agencies/08" → "bjsv.notify.inbox.agencies.08" (one subject per recipient organisation)."""
     tokens = [re.sub(r"[^A-Za-z0-9_-]", "_", t) or "_" for t in recipient.split("/")]
     return ".".join([INBOX_SUBJECT_PREFIX, *tokens])
 
@@ -57,17 +57,19 @@ class DocumentFetcher:
         """(file name, bytes) of a stored document."""
         try:
             meta, chunks = None, []
-            async for item in self._stub().GetDocument(documents_pb2.GetDocumentRequest(name=name),
-                                                       timeout=self.timeout):
+            async for item in self._stub().GetDocument(
+                documents_pb2.GetDocumentRequest(name=name), timeout=self.timeout
+            ):
                 if item.HasField("document"):
                     meta = item.document
                 else:
                     chunks.append(item.chunk)
         except grpc.aio.AioRpcError as e:
             permanent = e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
-            raise SendError("DOCUMENT_UNAVAILABLE", f"{name}: {e.code().name} {e.details()}",
-                            permanent=permanent) from None
-        file_name = (meta.file_name if meta and meta.file_name else f"{name.replace('/', '-')}.pdf")
+            raise SendError(
+                "DOCUMENT_UNAVAILABLE", f"{name}: {e.code().name} {e.details()}", permanent=permanent
+            ) from None
+        file_name = meta.file_name if meta and meta.file_name else f"{name.replace('/', '-')}.pdf"
         return file_name, b"".join(chunks)
 
     async def district_report(self, data: bytes, *, may_render: bool) -> tuple[str, str, bytes]:
@@ -78,17 +80,21 @@ class DocumentFetcher:
         """
         report = documents_pb2.DistrictReportData.FromString(data)
         try:
-            found = await self._stub().ListDocuments(documents_pb2.ListDocumentsRequest(
-                kind=documents_pb2.DOCUMENT_KIND_DISTRICT_REPORT, subject=report.name, page_size=1),
-                timeout=self.timeout)
+            found = await self._stub().ListDocuments(
+                documents_pb2.ListDocumentsRequest(
+                    kind=documents_pb2.DOCUMENT_KIND_DISTRICT_REPORT, subject=report.name, page_size=1
+                ),
+                timeout=self.timeout,
+            )
             if found.documents:
                 doc = found.documents[0]
                 file_name, content = await self.get(doc.name)
                 return doc.name, file_name, content
             if not may_render:
                 raise SendError("DOCUMENT_NOT_READY", f"{report.name} not rendered yet")
-            resp = await self._stub().RenderDistrictReport(documents_pb2.RenderDistrictReportRequest(
-                report=report, include_content=True), timeout=self.timeout)
+            resp = await self._stub().RenderDistrictReport(
+                documents_pb2.RenderDistrictReportRequest(report=report, include_content=True), timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as e:
             raise SendError("DOCUMENT_UNAVAILABLE", f"{report.name}: {e.code().name} {e.details()}") from None
         return resp.document.name, resp.document.file_name or "district-report.pdf", resp.content
@@ -156,16 +162,31 @@ class NatsInboxSender:
         if self.bus is None or self.bus.js is None:
             raise SendError("NATS_UNAVAILABLE", "not connected")
         payload = events_pb2.InboxMessage(
-            notification=f"notifications/{item['notification_id']}", recipient=item["recipient"],
-            kind=item["kind"], title=item["title"], body=item["body"], articles=item["articles"],
-            subject=item["subject"], due_date=item["due_date"], idempotency_key=item["notification_key"],
-            document_id=item["document_id"])
-        env = envelope_pb2.EventEnvelope(event_id=hashlib.sha256(item["key"].encode()).hexdigest()[:32],
-                                         type="inbox.message", source="notify", subject=payload.notification)
+            notification=f"notifications/{item['notification_id']}",
+            recipient=item["recipient"],
+            kind=item["kind"],
+            title=item["title"],
+            body=item["body"],
+            articles=item["articles"],
+            subject=item["subject"],
+            due_date=item["due_date"],
+            idempotency_key=item["notification_key"],
+            document_id=item["document_id"],
+        )
+        env = envelope_pb2.EventEnvelope(
+            event_id=hashlib.sha256(item["key"].encode()).hexdigest()[:32],
+            type="inbox.message",
+            source="notify",
+            subject=payload.notification,
+        )
         env.occurred_time.GetCurrentTime()
         env.payload.Pack(payload)
         try:
-            await self.bus.js.publish(inbox_subject(item["recipient"]), env.SerializeToString(),
-                                      headers={MSG_ID: item["key"]}, timeout=self.timeout)
+            await self.bus.js.publish(
+                inbox_subject(item["recipient"]),
+                env.SerializeToString(),
+                headers={MSG_ID: item["key"]},
+                timeout=self.timeout,
+            )
         except Exception as e:  # noqa: BLE001 - any NATS trouble is a retryable channel failure
             raise SendError("NATS_UNAVAILABLE", f"{type(e).__name__}: {e}") from None

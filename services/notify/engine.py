@@ -43,10 +43,20 @@ class EngineOptions:
 
 
 class Notifier:
-    def __init__(self, *, db: Database, clock: SettableClock, policy: SchedulePolicy, retry: RetryPolicy,
-                 email: EmailSender | None, nats: NatsInboxSender | None, documents: DocumentFetcher | None,
-                 options: EngineOptions, calendar: Callable[[], WorkdayCalendar] = default_calendar,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: SettableClock,
+        policy: SchedulePolicy,
+        retry: RetryPolicy,
+        email: EmailSender | None,
+        nats: NatsInboxSender | None,
+        documents: DocumentFetcher | None,
+        options: EngineOptions,
+        calendar: Callable[[], WorkdayCalendar] = default_calendar,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.policy = policy
@@ -55,8 +65,9 @@ class Notifier:
         self.nats = nats
         self.documents = documents
         self.options = options
-        self.channels = tuple(c for c in options.channels
-                              if c != Channel.EMAIL or (email is not None and email.enabled))
+        self.channels = tuple(
+            c for c in options.channels if c != Channel.EMAIL or (email is not None and email.enabled)
+        )
         self._calendar = calendar
         self.wall = wall
         self.worker_id = f"notify-{uuid.uuid4().hex[:12]}"
@@ -103,30 +114,44 @@ class Notifier:
 
     async def set_clock(self, mode: ClockMode) -> None:
         version = max(self.wall(), self._clock_version + 1e-6)
-        await self.db.write(repo.set_clock, mode=mode.mode, fixed_ts=mode.fixed_ts,
-                            offset_seconds=mode.offset_seconds, wall_ts=version)
+        await self.db.write(
+            repo.set_clock, mode=mode.mode, fixed_ts=mode.fixed_ts, offset_seconds=mode.offset_seconds, wall_ts=version
+        )
         self._clock_version = version
         self.clock.set_mode(mode)
         self.wake_scheduler()
 
     # -- events ------------------------------------------------------------------------------------------
 
-    async def apply(self, reaction: Reaction, *, consumer: str = "", event_id: str = "",
-                    event_wall_ts: float | None = None) -> list[int] | None:
-        created = await self.db.write(repo.apply_reaction, reaction=reaction, now_ts=self.clock.timestamp(),
-                                      wall_ts=self.wall(), channels=self.channels, consumer=consumer,
-                                      event_id=event_id, event_wall_ts=event_wall_ts)
+    async def apply(
+        self, reaction: Reaction, *, consumer: str = "", event_id: str = "", event_wall_ts: float | None = None
+    ) -> list[int] | None:
+        created = await self.db.write(
+            repo.apply_reaction,
+            reaction=reaction,
+            now_ts=self.clock.timestamp(),
+            wall_ts=self.wall(),
+            channels=self.channels,
+            consumer=consumer,
+            event_id=event_id,
+            event_wall_ts=event_wall_ts,
+        )
         if created:
             self.wake_delivery()
         if reaction.timers:
             self.wake_scheduler()
         return created
 
-    async def apply_batch(self, items: list[tuple[str, Reaction | None, float | None]], *,
-                          consumer: str) -> list[int]:
+    async def apply_batch(self, items: list[tuple[str, Reaction | None, float | None]], *, consumer: str) -> list[int]:
         """Apply a batch of events' reactions in one transaction (throughput: one commit per batch)."""
-        created = await self.db.write(repo.apply_reactions, items=items, consumer=consumer,
-                                      now_ts=self.clock.timestamp(), wall_ts=self.wall(), channels=self.channels)
+        created = await self.db.write(
+            repo.apply_reactions,
+            items=items,
+            consumer=consumer,
+            now_ts=self.clock.timestamp(),
+            wall_ts=self.wall(),
+            channels=self.channels,
+        )
         if created:
             self.wake_delivery()
         if any(r is not None and r.timers for _, r, _ in items):
@@ -139,8 +164,13 @@ class Notifier:
         """Fire every timer due at the service clock's now; returns the created notification ids."""
         created: list[int] = []
         while True:
-            batch = await self.db.write(repo.fire_due_timers, now_ts=self._now_from_row, wall_ts=self.wall(),
-                                        channels=self.channels, limit=limit)
+            batch = await self.db.write(
+                repo.fire_due_timers,
+                now_ts=self._now_from_row,
+                wall_ts=self.wall(),
+                channels=self.channels,
+                limit=limit,
+            )
             created += batch
             if len(batch) < limit:
                 break
@@ -160,8 +190,14 @@ class Notifier:
             reaction = schedule_deadline(deadline, calendar, self.policy, today)
             if reaction.blocked:
                 continue
-            if await self.db.write(repo.resolve_blocked, blocked_id=blocked_id, reaction=reaction,
-                                   now_ts=self.clock.timestamp(), wall_ts=self.wall(), channels=self.channels):
+            if await self.db.write(
+                repo.resolve_blocked,
+                blocked_id=blocked_id,
+                reaction=reaction,
+                now_ts=self.clock.timestamp(),
+                wall_ts=self.wall(),
+                channels=self.channels,
+            ):
                 done += 1
         return done
 
@@ -172,9 +208,17 @@ class Notifier:
         missing = [y for y in range(self.clock.today().year, horizon.year + 1) if not calendar.covers(y)]
         if not missing:
             return False
-        alerts = [AlertDraft(key=f"CALENDAR_NOT_COVERED/{y}/horizon", code="CALENDAR_NOT_COVERED",
-                             message=f"{CalendarNotCovered(y).message_zh}；{self.options.calendar_horizon_days}天内的"
-                                     f"第二十三条期限将落入该年度", subject=f"calendars/{y}", year=y) for y in missing]
+        alerts = [
+            AlertDraft(
+                key=f"CALENDAR_NOT_COVERED/{y}/horizon",
+                code="CALENDAR_NOT_COVERED",
+                message=f"{CalendarNotCovered(y).message_zh}；{self.options.calendar_horizon_days}天内的"
+                f"第二十三条期限将落入该年度",
+                subject=f"calendars/{y}",
+                year=y,
+            )
+            for y in missing
+        ]
         await self.apply(Reaction(alerts=alerts))
         return True
 
@@ -199,12 +243,19 @@ class Notifier:
 
     async def deliver_due(self) -> int:
         """Claim and send one batch of due deliveries; returns how many were claimed."""
-        items = await self.db.write(repo.claim_deliveries, wall_ts=self.wall(), lease=self.options.lease,
-                                    worker=self.worker_id, limit=max(self.options.concurrency * 4, 256))
+        items = await self.db.write(
+            repo.claim_deliveries,
+            wall_ts=self.wall(),
+            lease=self.options.lease,
+            worker=self.worker_id,
+            limit=max(self.options.concurrency * 4, 256),
+        )
         if not items:
             return 0
-        sems = {Channel.NATS.value: asyncio.Semaphore(64), Channel.EMAIL.value: asyncio.Semaphore(
-            self.options.concurrency)}
+        sems = {
+            Channel.NATS.value: asyncio.Semaphore(64),
+            Channel.EMAIL.value: asyncio.Semaphore(self.options.concurrency),
+        }
         nats_done: list[int] = []
 
         async def one(item: dict[str, Any]) -> None:
@@ -230,12 +281,18 @@ class Notifier:
                 return True
             if item["channel"] == Channel.EMAIL.value:
                 if self.email is None or not self.email.enabled:
-                    await self.db.write(repo.skip_delivery, delivery_id=item["delivery_id"],
-                                        reason="EMAIL_DISABLED: BJSV_SMTP_HOST not set")
+                    await self.db.write(
+                        repo.skip_delivery,
+                        delivery_id=item["delivery_id"],
+                        reason="EMAIL_DISABLED: BJSV_SMTP_HOST not set",
+                    )
                     return False
                 if not item["email"]:
-                    await self.db.write(repo.skip_delivery, delivery_id=item["delivery_id"],
-                                        reason=f"NO_CONTACT: no e-mail address for {item['recipient']}")
+                    await self.db.write(
+                        repo.skip_delivery,
+                        delivery_id=item["delivery_id"],
+                        reason=f"NO_CONTACT: no e-mail address for {item['recipient']}",
+                    )
                     return False
                 attachment = await self._attachment(item)
                 await self.email.send(self.email.build(item, attachment))
@@ -243,10 +300,17 @@ class Notifier:
                 raise SendError("UNKNOWN_CHANNEL", item["channel"], permanent=True)
         except SendError as err:
             outcome = after_failure(item["attempts"], err, self.retry)
-            log.warning("delivery %s (%s) attempt %d failed: %s -> %s", item["key"], item["channel"],
-                        item["attempts"], err, outcome.state)
-            await self._write_retrying(repo.fail_delivery, delivery_id=item["delivery_id"], outcome=outcome,
-                                       wall_ts=self.wall())
+            log.warning(
+                "delivery %s (%s) attempt %d failed: %s -> %s",
+                item["key"],
+                item["channel"],
+                item["attempts"],
+                err,
+                outcome.state,
+            )
+            await self._write_retrying(
+                repo.fail_delivery, delivery_id=item["delivery_id"], outcome=outcome, wall_ts=self.wall()
+            )
             if outcome.retry_in is not None and self._loop is not None:
                 self._loop.call_later(outcome.retry_in, self._delivery_wake.set)
             return False
@@ -276,7 +340,8 @@ class Notifier:
             return await self.documents.get(item["document_id"])
         # give the documents service's own period.closed consumer two attempts before rendering ourselves
         _name, file_name, content = await self.documents.district_report(
-            item["attachment_request"], may_render=item["attempts"] >= 3 or item["attempts"] >= self.retry.max_attempts)
+            item["attachment_request"], may_render=item["attempts"] >= 3 or item["attempts"] >= self.retry.max_attempts
+        )
         return file_name, content
 
     async def run_delivery(self) -> None:

@@ -60,44 +60,74 @@ def recipients_by_role(recipients, role: str) -> list[Party]:
     return [Party(r.party, r.display_name) for r in recipients if r.role == role and r.party]
 
 
-def dispatch_info(d: supervision_pb2.Dispatch, plan: supervision_pb2.Plan | None = None, recipients=(),
-                  record_due: str = "", feedback_due: str = "") -> DispatchInfo:
+def dispatch_info(
+    d: supervision_pb2.Dispatch,
+    plan: supervision_pb2.Plan | None = None,
+    recipients=(),
+    record_due: str = "",
+    feedback_due: str = "",
+) -> DispatchInfo:
     names = {r.party: r.display_name for r in recipients}
-    members = tuple(Party(m.supervisor, m.display_name or names.get(m.supervisor, ""))
-                    for m in d.members
-                    if m.state in (supervision_pb2.MEMBER_STATE_ACTIVE, supervision_pb2.MEMBER_STATE_UNSPECIFIED))
-    institution = (plan.institution if plan and plan.institution else d.institution)
-    institution_name = (plan.institution_name if plan and plan.institution_name else d.institution_name) \
-        or names.get(institution, "")
+    members = tuple(
+        Party(m.supervisor, m.display_name or names.get(m.supervisor, ""))
+        for m in d.members
+        if m.state in (supervision_pb2.MEMBER_STATE_ACTIVE, supervision_pb2.MEMBER_STATE_UNSPECIFIED)
+    )
+    institution = plan.institution if plan and plan.institution else d.institution
+    institution_name = (plan.institution_name if plan and plan.institution_name else d.institution_name) or names.get(
+        institution, ""
+    )
     internal = d.scope == supervision_pb2.DISPATCH_SCOPE_INTERNAL or d.dispatching_agency.startswith("institutions/")
     return DispatchInfo(
-        dispatch=d.name, plan_name=(plan.title if plan and plan.title else d.plan_title),
+        dispatch=d.name,
+        plan_name=(plan.title if plan and plan.title else d.plan_title),
         institution=Party(institution, institution_name),
         dispatching_agency=Party(d.dispatching_agency, names.get(d.dispatching_agency, "")),
-        members=members, supervision_start=ts_date(d.supervision_start_time),
+        members=members,
+        supervision_start=ts_date(d.supervision_start_time),
         supervision_end=ts_date(d.supervision_end_time),
         record_due=iso_date(record_due or d.record_due_date),
-        feedback_due=iso_date(feedback_due or d.feedback_due_date), external=not internal)
+        feedback_due=iso_date(feedback_due or d.feedback_due_date),
+        external=not internal,
+    )
 
 
-def appointment_term(supervisor: reg_events.SupervisorSnapshot, org: reg_events.OrganizationSnapshot,
-                     term: registry_pb2.AppointmentTerm, renewal: bool, age_limit_years: int) -> AppointmentTerm | None:
+def appointment_term(
+    supervisor: reg_events.SupervisorSnapshot,
+    org: reg_events.OrganizationSnapshot,
+    term: registry_pb2.AppointmentTerm,
+    renewal: bool,
+    age_limit_years: int,
+) -> AppointmentTerm | None:
     start, end = iso_date(term.start_date), iso_date(term.end_date)
     if start is None or end is None:
         return None
     gender = {registry_pb2.GENDER_MALE: "male", registry_pb2.GENDER_FEMALE: "female"}.get(supervisor.gender, "")
-    return AppointmentTerm(supervisor=supervisor.name, supervisor_name=supervisor.full_name,
-                           appointing_org=org.name or supervisor.organization, term_start=start, term_end=end,
-                           birth_date=iso_date(supervisor.birth_date), gender=gender, renewal=renewal,
-                           age_limit_years=age_limit_years or None)
+    return AppointmentTerm(
+        supervisor=supervisor.name,
+        supervisor_name=supervisor.full_name,
+        appointing_org=org.name or supervisor.organization,
+        term_start=start,
+        term_end=end,
+        birth_date=iso_date(supervisor.birth_date),
+        gender=gender,
+        renewal=renewal,
+        age_limit_years=age_limit_years or None,
+    )
 
 
 def district_report_data(report: supervision_pb2.DistrictReport, today: dt.date) -> documents_pb2.DistrictReportData:
     """The documents service's view of a 第二十四条 half-month report (for rendering the PDF)."""
     data = documents_pb2.DistrictReportData(
-        name=report.name, district_code=report.district, district_name=report.district_name,
-        period_start=report.period_start, period_end=report.period_end,
-        cases_opened=report.cases_opened, cases_decided=report.cases_decided, report_date=today.isoformat())
+        name=report.name,
+        district_code=report.district,
+        district_name=report.district_name,
+        period_start=report.period_start,
+        period_end=report.period_end,
+        cases_opened=report.cases_opened,
+        cases_decided=report.cases_decided,
+        report_date=today.isoformat(),
+    )
     for fc in report.supervisions_by_form:
         if fc.form == supervision_pb2.SUPERVISION_FORM_ON_SITE:
             data.on_site_count += fc.count
@@ -137,9 +167,16 @@ class RegistryEvents:
     def subscription(self, *, max_deliver: int = 8, ack_wait: float = 60.0, batch: int = 128) -> Subscription:
         # One transaction per fetched batch: on SQLite the commit dominates (≈70 events/s one by one vs
         # 250–550 batched on the 2-core box, bench/bench_notify.py); each event keeps its processed row.
-        return Subscription(durable=CONSUMER, source="registry", types=list(self.handlers), handler=self.handle,
-                            batch_handler=self.handle_batch, max_deliver=max_deliver, ack_wait=ack_wait,
-                            batch=batch)
+        return Subscription(
+            durable=CONSUMER,
+            source="registry",
+            types=list(self.handlers),
+            handler=self.handle,
+            batch_handler=self.handle_batch,
+            max_deliver=max_deliver,
+            ack_wait=ack_wait,
+            batch=batch,
+        )
 
     def reaction_for(self, env: envelope_pb2.EventEnvelope) -> Reaction | None:
         handler = self.handlers.get(env.type)
@@ -153,8 +190,9 @@ class RegistryEvents:
     async def handle(self, env: envelope_pb2.EventEnvelope) -> None:
         """One event (the per-event path: retries, then the dead-letter subject)."""
         reaction = self.reaction_for(env)
-        await self.n.apply(reaction or Reaction(), consumer=CONSUMER, event_id=env.event_id,
-                           event_wall_ts=ts_epoch(env.occurred_time))
+        await self.n.apply(
+            reaction or Reaction(), consumer=CONSUMER, event_id=env.event_id, event_wall_ts=ts_epoch(env.occurred_time)
+        )
 
     # Each method below is pure (payload → Reaction) apart from reading the clock and the calendar.
 
@@ -171,8 +209,9 @@ class RegistryEvents:
         ev = unpack(env, supervision_events_pb2.DispatchMemberReplaced)
         info = dispatch_info(ev.dispatch, None, ev.recipients)
         joiner = next((m for m in info.members if m.name == ev.replacement), Party(ev.replacement))
-        return reactions.on_member_replaced(info, ev.replaced_supervisor, joiner, self.n.calendar(),
-                                            self.n.policy, self.n.clock.now())
+        return reactions.on_member_replaced(
+            info, ev.replaced_supervisor, joiner, self.n.calendar(), self.n.policy, self.n.clock.now()
+        )
 
     def record_submitted(self, env) -> Reaction:
         ev = unpack(env, supervision_events_pb2.RecordSubmitted)
@@ -183,9 +222,13 @@ class RegistryEvents:
         if rec.plan_title:
             info = DispatchInfo(**{**info.__dict__, "plan_name": rec.plan_title})
         deadline = reactions.record_deadline(info)
-        return reactions.on_submission(deadline, submitted=rec.name, late=rec.late,
-                                       submitted_on=ts_date(rec.submit_time) or self.n.clock.today(),
-                                       late_workdays=rec.late_working_days)
+        return reactions.on_submission(
+            deadline,
+            submitted=rec.name,
+            late=rec.late,
+            submitted_on=ts_date(rec.submit_time) or self.n.clock.today(),
+            late_workdays=rec.late_working_days,
+        )
 
     def feedback_submitted(self, env) -> Reaction:
         ev = unpack(env, supervision_events_pb2.FeedbackSubmitted)
@@ -196,9 +239,13 @@ class RegistryEvents:
         if fb.dispatching_agency and not info.dispatching_agency.name:
             info = DispatchInfo(**{**info.__dict__, "dispatching_agency": Party(fb.dispatching_agency)})
         deadline = reactions.feedback_deadline(info, Party(fb.supervisor, fb.supervisor_name))
-        return reactions.on_submission(deadline, submitted=fb.name, late=fb.late,
-                                       submitted_on=ts_date(fb.submit_time) or self.n.clock.today(),
-                                       late_workdays=fb.late_working_days)
+        return reactions.on_submission(
+            deadline,
+            submitted=fb.name,
+            late=fb.late,
+            submitted_on=ts_date(fb.submit_time) or self.n.clock.today(),
+            late_workdays=fb.late_working_days,
+        )
 
     def _case(self, case: supervision_pb2.PenaltyCase, recipients, round_: int) -> Reaction | None:
         rec = case.recommendation
@@ -208,10 +255,16 @@ class RegistryEvents:
         if not targets:
             targets = [CITY_CENTRE]
         return reactions.on_case_awaiting_decision(
-            case=case.name, recipients=list(dict.fromkeys(targets)), target_name=case.subject_name or case.subject,
+            case=case.name,
+            recipients=list(dict.fromkeys(targets)),
+            target_name=case.subject_name or case.subject,
             recommendation=rec.sanction_text or supervision_pb2.PenaltyRung.Name(rec.rung),
-            article=rec.article or "第二十六条", opened_on=ts_date(case.open_time) or self.n.clock.today(),
-            round_=round_, calendar=self.n.calendar(), policy=self.n.policy)
+            article=rec.article or "第二十六条",
+            opened_on=ts_date(case.open_time) or self.n.clock.today(),
+            round_=round_,
+            calendar=self.n.calendar(),
+            policy=self.n.policy,
+        )
 
     def case_opened(self, env) -> Reaction | None:
         ev = unpack(env, supervision_events_pb2.CaseOpened)
@@ -230,9 +283,13 @@ class RegistryEvents:
         case = ev.penalty_case
         agency = ev.reporting_agency or env.actor
         draft = messages.immediate_report(
-            report=case.name or env.subject, reporting_agency=agency, reporting_agency_name="",
-            summary=ev.summary or case.description, institution_name=case.subject_name,
-            articles=tuple(a for a in (case.recommendation.article,) if a))
+            report=case.name or env.subject,
+            reporting_agency=agency,
+            reporting_agency_name="",
+            summary=ev.summary or case.description,
+            institution_name=case.subject_name,
+            articles=tuple(a for a in (case.recommendation.article,) if a),
+        )
         return Reaction(notifications=[draft])
 
     def period_closed(self, env) -> Reaction:
@@ -244,13 +301,22 @@ class RegistryEvents:
         recipients = [r.party for r in ev.recipients if r.party] or [rpt.recipient or CITY_CENTRE]
         agency = f"agencies/{rpt.district}"
         total = sum(fc.count for fc in rpt.supervisions_by_form)
-        summary = (f"督导{total}次，逾期记录表{rpt.late_records}份、逾期反馈表{rpt.late_feedback}份，"
-                   f"立案{rpt.cases_opened}件、决定{rpt.cases_decided}件")
+        summary = (
+            f"督导{total}次，逾期记录表{rpt.late_records}份、逾期反馈表{rpt.late_feedback}份，"
+            f"立案{rpt.cases_opened}件、决定{rpt.cases_decided}件"
+        )
         data = district_report_data(rpt, self.n.clock.today()).SerializeToString()
         r = Reaction()
         for rcpt in dict.fromkeys(recipients):
-            draft = messages.period_report(period=rpt.name, agency=agency, agency_name=rpt.district_name,
-                                           period_start=start, period_end=end, summary=summary, recipient=rcpt)
+            draft = messages.period_report(
+                period=rpt.name,
+                agency=agency,
+                agency_name=rpt.district_name,
+                period_start=start,
+                period_end=end,
+                summary=summary,
+                recipient=rcpt,
+            )
             r.notifications.append(draft)
             r.attachment_requests[draft.key] = data
         return r
@@ -272,7 +338,11 @@ class RegistryEvents:
 
     def badge_filed(self, env) -> Reaction:
         ev = unpack(env, reg_events.BadgeFiled)
-        draft = messages.badge_filed(badge=ev.badge, badge_code=ev.code, institution=ev.institution.name,
-                                     supervisor_name=ev.supervisor.full_name,
-                                     filed_on=ts_date(env.occurred_time) or self.n.clock.today())
+        draft = messages.badge_filed(
+            badge=ev.badge,
+            badge_code=ev.code,
+            institution=ev.institution.name,
+            supervisor_name=ev.supervisor.full_name,
+            filed_on=ts_date(env.occurred_time) or self.n.clock.today(),
+        )
         return Reaction(notifications=[draft])

@@ -269,8 +269,15 @@ def _image_in(data: bytes, field: str, policy: RegistryPolicy, photo: bool = Fal
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, db: Database, *, clock: Clock, rules: RulesEligibility, parameters: PolicyParameters,
-                 policy: RegistryPolicy) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        rules: RulesEligibility,
+        parameters: PolicyParameters,
+        policy: RegistryPolicy,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.rules = rules
@@ -552,8 +559,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def _age_limit(self, facts, start: dt.date) -> int:
         """第九条（五） age limit for the supervisor's gender in the rule set in force at `start` (D6)."""
-        return int(await self.parameters.get(
-            "eligibility.max_age_male" if facts.male else "eligibility.max_age_female", start))
+        return int(
+            await self.parameters.get("eligibility.max_age_male" if facts.male else "eligibility.max_age_female", start)
+        )
 
     @edge
     async def AppointSupervisor(self, request, context):

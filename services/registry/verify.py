@@ -31,9 +31,13 @@ class VerifyReader:
         if db.is_postgres:
             url = db.read_engine.url.set(drivername="postgresql")
             self._pool = AsyncConnectionPool(
-                url.render_as_string(hide_password=False), min_size=1, max_size=connections, open=False,
+                url.render_as_string(hide_password=False),
+                min_size=1,
+                max_size=connections,
+                open=False,
                 kwargs={"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={db.schema}"},
-                name="verify")
+                name="verify",
+            )
 
     async def verify(self, code: str, as_of: dt.date) -> repo.Verification | None:
         if self._pool is None:

@@ -19,23 +19,38 @@ SERVICE = "rules"
 def build(settings: RulesSettings | None = None) -> Service:
     settings = settings or RulesSettings()
     clock = Clock()
-    db = Database(settings, service=SERVICE, metadata=models.Base.metadata,
-                  migrations=Path(__file__).parent / "storage" / "migrations")
+    db = Database(
+        settings,
+        service=SERVICE,
+        metadata=models.Base.metadata,
+        migrations=Path(__file__).parent / "storage" / "migrations",
+    )
     bus = Bus(settings, service=SERVICE)
-    runtime = RulesRuntime(settings.rules_dir, settings.rules_policy_file, workers=settings.rules_workers,
-                           clock=clock, on_loaded=on_loaded_hook(db))
+    runtime = RulesRuntime(
+        settings.rules_dir,
+        settings.rules_policy_file,
+        workers=settings.rules_workers,
+        clock=clock,
+        on_loaded=on_loaded_hook(db),
+    )
     servicer = RulesServicer(runtime=runtime, db=db, clock=clock, batch_max=settings.rules_batch_max)
     tasks = []
     if settings.rules_reload_interval > 0:
+
         async def watch_rulesets() -> None:
             await runtime.watch(settings.rules_reload_interval)
 
         tasks.append(watch_rulesets)
     return Service(
-        name=SERVICE, settings=settings, database=db, bus=bus,
-        servicers=[Servicer(add_to_server, servicer,
-                            "bjsv.rules.v1.RulesService")],
-        on_start=[runtime.start], on_stop=[runtime.close], tasks=tasks)
+        name=SERVICE,
+        settings=settings,
+        database=db,
+        bus=bus,
+        servicers=[Servicer(add_to_server, servicer, "bjsv.rules.v1.RulesService")],
+        on_start=[runtime.start],
+        on_stop=[runtime.close],
+        tasks=tasks,
+    )
 
 
 if __name__ == "__main__":

@@ -53,17 +53,39 @@ def _json(value: Any) -> str:
 def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.RuleSet:
     kinds = {"team_member": "team"}
     return rules_pb2.RuleSet(
-        id=rs.id, version=rs.version, effective_from=rs.effective_from.isoformat(),
-        effective_until=rs.effective_until.isoformat() if rs.effective_until else "", title=rs.title,
-        rules=[rules_pb2.RuleDeclaration(
-            id=r.id, article=r.article, interpretation=r.interpretation, severity=r.severity, message=r.message,
-            valid_from=r.valid_from.isoformat(), valid_until=r.valid_until.isoformat() if r.valid_until else "",
-            decision_kind=kinds.get(r.kind, r.kind), description=r.description) for r in rs.rules],
-        parameters=[rules_pb2.Parameter(
-            name=p.name, value_json=_json(p.value), article=p.article, interpretation=p.interpretation,
-            description=p.description, overridden=p.overridden, default_json=_json(p.default))
-            for p in rs.parameters.values()],
-        loaded_time=timestamp(loaded_at) if loaded_at else None)
+        id=rs.id,
+        version=rs.version,
+        effective_from=rs.effective_from.isoformat(),
+        effective_until=rs.effective_until.isoformat() if rs.effective_until else "",
+        title=rs.title,
+        rules=[
+            rules_pb2.RuleDeclaration(
+                id=r.id,
+                article=r.article,
+                interpretation=r.interpretation,
+                severity=r.severity,
+                message=r.message,
+                valid_from=r.valid_from.isoformat(),
+                valid_until=r.valid_until.isoformat() if r.valid_until else "",
+                decision_kind=kinds.get(r.kind, r.kind),
+                description=r.description,
+            )
+            for r in rs.rules
+        ],
+        parameters=[
+            rules_pb2.Parameter(
+                name=p.name,
+                value_json=_json(p.value),
+                article=p.article,
+                interpretation=p.interpretation,
+                description=p.description,
+                overridden=p.overridden,
+                default_json=_json(p.default),
+            )
+            for p in rs.parameters.values()
+        ],
+        loaded_time=timestamp(loaded_at) if loaded_at else None,
+    )
 
 
 def _strip_volatile(resp: pb_message.Message) -> bytes:
@@ -78,11 +100,23 @@ def _strip_volatile(resp: pb_message.Message) -> bytes:
 # ----------------------------------------------------------------------------------------------------------
 
 
-_TYPES = {cls.DESCRIPTOR.full_name: cls for cls in (
-    rules_pb2.CheckEligibilityRequest, rules_pb2.CheckRecusalRequest, rules_pb2.CheckTeamRequest,
-    rules_pb2.EvaluatePenaltyRequest, rules_pb2.ProposeTeamRequest, rules_pb2.SampleInspectionTargetsRequest,
-    rules_pb2.CheckEligibilityResponse, rules_pb2.CheckRecusalResponse, rules_pb2.CheckTeamResponse,
-    rules_pb2.EvaluatePenaltyResponse, rules_pb2.ProposeTeamResponse, rules_pb2.SampleInspectionTargetsResponse)}
+_TYPES = {
+    cls.DESCRIPTOR.full_name: cls
+    for cls in (
+        rules_pb2.CheckEligibilityRequest,
+        rules_pb2.CheckRecusalRequest,
+        rules_pb2.CheckTeamRequest,
+        rules_pb2.EvaluatePenaltyRequest,
+        rules_pb2.ProposeTeamRequest,
+        rules_pb2.SampleInspectionTargetsRequest,
+        rules_pb2.CheckEligibilityResponse,
+        rules_pb2.CheckRecusalResponse,
+        rules_pb2.CheckTeamResponse,
+        rules_pb2.EvaluatePenaltyResponse,
+        rules_pb2.ProposeTeamResponse,
+        rules_pb2.SampleInspectionTargetsResponse,
+    )
+}
 
 
 class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
@@ -95,15 +129,24 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         self.log = DecisionLogWriter(db)
 
     # -- evaluation (shared by the RPCs and by replay) ------------------------------------------------------
-    async def _decide(self, type_name: str, items: list, blobs: list[bytes], catalog: Catalog, pool,
-                      pinned: RuleSet | None, prefix: str = "") -> list[tuple[dict, dict]]:
+    async def _decide(
+        self,
+        type_name: str,
+        items: list,
+        blobs: list[bytes],
+        catalog: Catalog,
+        pool,
+        pinned: RuleSet | None,
+        prefix: str = "",
+    ) -> list[tuple[dict, dict]]:
         """(decision-log row, outbox row) per item. Batch kinds run end to end in the engine workers
         (codec.decide_blobs), and so does ProposeTeam (its draw asks the engine about candidates, so it runs
         next to the engine); SampleInspectionTargets needs no engine and runs here."""
         trace, actor = context.current_trace_id(), context.current_caller().org
         if type_name in BATCH_KINDS or type_name == PROPOSE_TEAM:  # end to end in an engine worker
-            decided = await pool.decide(type_name, blobs, pinned.version if pinned else None, prefix,
-                                        trace=trace, actor=actor)
+            decided = await pool.decide(
+                type_name, blobs, pinned.version if pinned else None, prefix, trace=trace, actor=actor
+            )
             for blob, (row, _outbox) in zip(blobs, decided, strict=True):
                 row.setdefault("input", blob)  # a ProposeTeam row comes back with its canonical input
             return decided
@@ -114,8 +157,9 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         packed = name_and_pack(blobs[0], type_name, dec, resp, trace=trace, actor=actor)
         return [(packed.row, packed.outbox)]
 
-    def _sample(self, r: rules_pb2.SampleInspectionTargetsRequest, catalog: Catalog,
-                pinned: RuleSet | None) -> tuple[m.Decision, pb_message.Message]:
+    def _sample(
+        self, r: rules_pb2.SampleInspectionTargetsRequest, catalog: Catalog, pinned: RuleSet | None
+    ) -> tuple[m.Decision, pb_message.Message]:
         v = Violations()
         day = date_field(r.as_of_date, "as_of_date", v)
         if r.sample_size < 0:
@@ -130,14 +174,25 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         v.raise_if_any()
         digest = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
         draw = draws.sample_inspection_targets(
-            self.decider, catalog, plans=names, sample_size=r.sample_size, sample_ratio=r.sample_ratio,
-            seed=r.seed, as_of=day, subject=r.requesting_agency or "plans", pool_digest=digest, pinned=pinned)
-        resp = rules_pb2.SampleInspectionTargetsResponse(plans=draw.plans, seed=draw.seed, pool_digest=digest,
-                                                         decision=to_proto_decision(draw.decision))
+            self.decider,
+            catalog,
+            plans=names,
+            sample_size=r.sample_size,
+            sample_ratio=r.sample_ratio,
+            seed=r.seed,
+            as_of=day,
+            subject=r.requesting_agency or "plans",
+            pool_digest=digest,
+            pinned=pinned,
+        )
+        resp = rules_pb2.SampleInspectionTargetsResponse(
+            plans=draw.plans, seed=draw.seed, pool_digest=digest, decision=to_proto_decision(draw.decision)
+        )
         return draw.decision, resp
 
-    async def _decide_and_log(self, items: list, prefix: str = "", *, type_name: str = "",
-                              blobs: list[bytes] | None = None) -> list[bytes]:
+    async def _decide_and_log(
+        self, items: list, prefix: str = "", *, type_name: str = "", blobs: list[bytes] | None = None
+    ) -> list[bytes]:
         """Decide, log every decision with its input and publish `decision.made`; response bytes per item."""
         if not items:
             return []
@@ -164,8 +219,9 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
 
     def _batch(self, items, name: str) -> list:
         if len(items) > self.batch_max:
-            raise InvalidArgument("BATCH_TOO_LARGE", [FieldViolation(
-                name, f"每次最多{self.batch_max}项，本次{len(items)}项，请分批提交")])
+            raise InvalidArgument(
+                "BATCH_TOO_LARGE", [FieldViolation(name, f"每次最多{self.batch_max}项，本次{len(items)}项，请分批提交")]
+            )
         return list(items)
 
     # -- RPCs --------------------------------------------------------------------------------------------
@@ -218,9 +274,13 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         result = _TYPES[row.result_type].FromString(row.result)
         item = _TYPES[row.input_type].FromString(input_bytes)
         return rules_pb2.GetDecisionResponse(
-            decision=result.decision, actor=row.actor, trace_id=row.trace_id,
-            input_json=json_format.MessageToJson(item, preserving_proto_field_name=True, sort_keys=True,
-                                                 ensure_ascii=False))
+            decision=result.decision,
+            actor=row.actor,
+            trace_id=row.trace_id,
+            input_json=json_format.MessageToJson(
+                item, preserving_proto_field_name=True, sort_keys=True, ensure_ascii=False
+            ),
+        )
 
     async def ListDecisions(self, request, context_):
         size = request.page_size or 50
@@ -232,13 +292,15 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
                 before = int(request.page_token)
             except ValueError:
                 raise InvalidArgument("BAD_PAGE_TOKEN", [FieldViolation("page_token", "无效的分页标记")]) from None
-        rows = await self.db.read(repository.list_decisions, subject=request.subject, kind=request.kind,
-                                  before_seq=before, limit=size + 1)
+        rows = await self.db.read(
+            repository.list_decisions, subject=request.subject, kind=request.kind, before_seq=before, limit=size + 1
+        )
         more = len(rows) > size
         rows = rows[:size]
         return rules_pb2.ListDecisionsResponse(
             decisions=[_TYPES[r.result_type].FromString(r.result).decision for r in rows],
-            next_page_token=str(rows[-1].seq) if more else "")
+            next_page_token=str(rows[-1].seq) if more else "",
+        )
 
     async def _ruleset_for_version(self, version: str) -> RuleSet:
         known = self.runtime.known.get(version)
@@ -261,13 +323,16 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         item = _TYPES[row.input_type].FromString(input_bytes)
         rs = await self._ruleset_for_version(row.ruleset_version)
         async with self.runtime.replay_pool(rs) as pool:
-            (new_row, _event), = await self._decide(row.input_type, [item], [input_bytes], Catalog((rs,), ""),
-                                                    pool, rs)
+            ((new_row, _event),) = await self._decide(
+                row.input_type, [item], [input_bytes], Catalog((rs,), ""), pool, rs
+            )
         replayed = _TYPES[row.result_type].FromString(new_row["result"])
         replayed.decision.name = ""  # replays are not logged
         return rules_pb2.ReplayDecisionResponse(
-            original=original.decision, replayed=replayed.decision,
-            identical=_strip_volatile(original) == _strip_volatile(replayed))
+            original=original.decision,
+            replayed=replayed.decision,
+            identical=_strip_volatile(original) == _strip_volatile(replayed),
+        )
 
     async def GetRuleSet(self, request, context_):
         if request.version:
@@ -285,14 +350,25 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         result = await self.runtime.reload()
         gen = result.generation
         return rules_pb2.ReloadRuleSetResponse(
-            changed=result.changed, previous_versions=list(result.previous_versions),
-            rule_sets=[to_proto_ruleset(rs, self.runtime.known[rs.version][1]) for rs in gen.catalog.rulesets])
+            changed=result.changed,
+            previous_versions=list(result.previous_versions),
+            rule_sets=[to_proto_ruleset(rs, self.runtime.known[rs.version][1]) for rs in gen.catalog.rulesets],
+        )
 
 
 # RPCs whose handler returns the response already serialised (the decision log's `result` bytes).
-_BYTES_RESPONSE = ("CheckEligibility", "BatchCheckEligibility", "CheckRecusal", "BatchCheckRecusal", "CheckTeam",
-                   "BatchCheckTeam", "EvaluatePenalty", "BatchEvaluatePenalty", "ProposeTeam",
-                   "SampleInspectionTargets")
+_BYTES_RESPONSE = (
+    "CheckEligibility",
+    "BatchCheckEligibility",
+    "CheckRecusal",
+    "BatchCheckRecusal",
+    "CheckTeam",
+    "BatchCheckTeam",
+    "EvaluatePenalty",
+    "BatchEvaluatePenalty",
+    "ProposeTeam",
+    "SampleInspectionTargets",
+)
 
 
 def add_to_server(servicer: RulesServicer, server) -> None:
@@ -326,10 +402,17 @@ def on_loaded_hook(db: Database) -> Callable:
 
     async def hook(gen: Generation, previous: Catalog | None) -> None:
         prev = {rs.id: rs.version for rs in previous.rulesets} if previous else {}
-        events = [("ruleset.loaded", f"rulesets/{rs.id}", ruleset_loaded(rs, prev.get(rs.id, ""), gen.loaded_at))
-                  for rs in gen.catalog.rulesets if prev.get(rs.id) != rs.version]
-        await db.write(repository.save_ruleset_versions, rulesets=list(gen.catalog.rulesets),
-                       loaded_at=gen.loaded_at, events=events)
+        events = [
+            ("ruleset.loaded", f"rulesets/{rs.id}", ruleset_loaded(rs, prev.get(rs.id, ""), gen.loaded_at))
+            for rs in gen.catalog.rulesets
+            if prev.get(rs.id) != rs.version
+        ]
+        await db.write(
+            repository.save_ruleset_versions,
+            rulesets=list(gen.catalog.rulesets),
+            loaded_at=gen.loaded_at,
+            events=events,
+        )
 
     return hook
 

@@ -67,13 +67,24 @@ def from_proto_supervisor(p: rules_pb2.SupervisorFacts, path: str, v: Violations
     if start and end and end < start:
         v.add(f"{path}.term_end_date", "聘期结束日期早于开始日期")
     return m.Supervisor(
-        name=p.name, person_id=p.person_id, gender=p.gender, birth_date=birth or dt.date(1900, 1, 1), kind=p.kind,
-        level=p.level, district_code=p.district_code, institution=p.institution, status=p.status,
-        term_start=start, term_end=end, training_passed=p.training_passed,
-        attestations=frozenset(a.item for a in p.attestations), employer=p.employer,
+        name=p.name,
+        person_id=p.person_id,
+        gender=p.gender,
+        birth_date=birth or dt.date(1900, 1, 1),
+        kind=p.kind,
+        level=p.level,
+        district_code=p.district_code,
+        institution=p.institution,
+        status=p.status,
+        term_start=start,
+        term_end=end,
+        training_passed=p.training_passed,
+        attestations=frozenset(a.item for a in p.attestations),
+        employer=p.employer,
         affiliations=tuple(p.affiliations),
         conflicts=tuple(m.Conflict(c.kind, c.counterpart) for c in p.declared_conflicts),
-        recent_dispatch_count=p.recent_dispatch_count)
+        recent_dispatch_count=p.recent_dispatch_count,
+    )
 
 
 def from_proto_plan(p: rules_pb2.PlanFacts, path: str, v: Violations) -> m.Plan:
@@ -116,10 +127,14 @@ def from_proto_recusal(items, prefix: str, offset: int = 0) -> list[m.RecusalInp
     out = []
     for i, r in enumerate(items, offset):
         dot = f"{prefix}[{i}]." if prefix else ""
-        out.append(m.RecusalInput(from_proto_supervisor(r.supervisor, f"{dot}supervisor", v),
-                                  from_proto_plan(r.plan, f"{dot}plan", v),
-                                  from_proto_session(r.session, f"{dot}session", v),
-                                  date_field(r.as_of_date, f"{dot}as_of_date", v)))
+        out.append(
+            m.RecusalInput(
+                from_proto_supervisor(r.supervisor, f"{dot}supervisor", v),
+                from_proto_plan(r.plan, f"{dot}plan", v),
+                from_proto_session(r.session, f"{dot}session", v),
+                date_field(r.as_of_date, f"{dot}as_of_date", v),
+            )
+        )
     v.raise_if_any()
     return out
 
@@ -131,9 +146,15 @@ def from_proto_team(items, prefix: str, offset: int = 0) -> list[m.TeamInput]:
         dot = f"{prefix}[{i}]." if prefix else ""
         agency_violation(r.dispatching_agency, f"{dot}dispatching_agency", v)
         members = tuple(from_proto_supervisor(s, f"{dot}supervisors[{j}]", v) for j, s in enumerate(r.supervisors))
-        out.append(m.TeamInput(r.dispatching_agency, from_proto_plan(r.plan, f"{dot}plan", v),
-                               from_proto_session(r.session, f"{dot}session", v), members,
-                               date_field(r.as_of_date, f"{dot}as_of_date", v)))
+        out.append(
+            m.TeamInput(
+                r.dispatching_agency,
+                from_proto_plan(r.plan, f"{dot}plan", v),
+                from_proto_session(r.session, f"{dot}session", v),
+                members,
+                date_field(r.as_of_date, f"{dot}as_of_date", v),
+            )
+        )
     v.raise_if_any()
     return out
 
@@ -173,14 +194,30 @@ def from_proto_penalty(items, prefix: str, offset: int = 0) -> list[m.PenaltyInp
 
 def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
     return rules_pb2.Decision(
-        name=d.name, kind=d.kind, outcome=d.outcome,
-        findings=[rules_pb2.Finding(rule_id=f.rule_id, article=f.article, interpretation=f.interpretation,
-                                    severity=f.severity, message=f.message, subject=f.subject, facts=f.facts)
-                  for f in d.findings],
-        subject=d.subject, as_of_date=d.as_of.isoformat(), ruleset_id=d.ruleset_id,
-        ruleset_version=d.ruleset_version, ruleset_effective_date=d.ruleset_effective.isoformat(),
-        evaluation_time=timestamp(d.evaluated_at) if d.evaluated_at else None, input_digest=d.input_digest,
-        derived_facts=d.derived)
+        name=d.name,
+        kind=d.kind,
+        outcome=d.outcome,
+        findings=[
+            rules_pb2.Finding(
+                rule_id=f.rule_id,
+                article=f.article,
+                interpretation=f.interpretation,
+                severity=f.severity,
+                message=f.message,
+                subject=f.subject,
+                facts=f.facts,
+            )
+            for f in d.findings
+        ],
+        subject=d.subject,
+        as_of_date=d.as_of.isoformat(),
+        ruleset_id=d.ruleset_id,
+        ruleset_version=d.ruleset_version,
+        ruleset_effective_date=d.ruleset_effective.isoformat(),
+        evaluation_time=timestamp(d.evaluated_at) if d.evaluated_at else None,
+        input_digest=d.input_digest,
+        derived_facts=d.derived,
+    )
 
 
 BATCH_KINDS = {
@@ -191,9 +228,16 @@ BATCH_KINDS = {
 }
 
 
-async def evaluate_items(decider: Decider, type_name: str, items: list, catalog: Catalog, ev: Evaluator,
-                         pinned: RuleSet | None, prefix: str = "",
-                         offset: int = 0) -> list[tuple[m.Decision, pb_message.Message]]:
+async def evaluate_items(
+    decider: Decider,
+    type_name: str,
+    items: list,
+    catalog: Catalog,
+    ev: Evaluator,
+    pinned: RuleSet | None,
+    prefix: str = "",
+    offset: int = 0,
+) -> list[tuple[m.Decision, pb_message.Message]]:
     """Decide request items of one batch kind: (domain decision, response message without name) each."""
     d = decider
     if type_name == "bjsv.rules.v1.CheckEligibilityRequest":
@@ -204,18 +248,38 @@ async def evaluate_items(decider: Decider, type_name: str, items: list, catalog:
         return [(x, rules_pb2.CheckRecusalResponse(decision=to_proto_decision(x))) for x in decs]
     if type_name == "bjsv.rules.v1.CheckTeamRequest":
         decs = await d.team(catalog, ev, from_proto_team(items, prefix, offset), pinned)
-        return [(x, rules_pb2.CheckTeamResponse(decision=to_proto_decision(x),
-                                                recommended_team_size=x.recommended_team_size,
-                                                member_count=x.member_count)) for x in decs]
+        return [
+            (
+                x,
+                rules_pb2.CheckTeamResponse(
+                    decision=to_proto_decision(x),
+                    recommended_team_size=x.recommended_team_size,
+                    member_count=x.member_count,
+                ),
+            )
+            for x in decs
+        ]
     if type_name == "bjsv.rules.v1.EvaluatePenaltyRequest":
         decs = await d.penalty(catalog, ev, from_proto_penalty(items, prefix, offset), pinned)
         out = []
         for x in decs:
             r = x.recommendation
-            out.append((x, rules_pb2.EvaluatePenaltyResponse(
-                decision=to_proto_decision(x), recommendation=rules_pb2.PenaltyRecommendation(
-                    article=r.article, rung=r.rung, sanction=r.sanction, sanction_text=r.sanction_text,
-                    immediate_report=r.immediate_report, serious=r.serious))))
+            out.append(
+                (
+                    x,
+                    rules_pb2.EvaluatePenaltyResponse(
+                        decision=to_proto_decision(x),
+                        recommendation=rules_pb2.PenaltyRecommendation(
+                            article=r.article,
+                            rung=r.rung,
+                            sanction=r.sanction,
+                            sanction_text=r.sanction_text,
+                            immediate_report=r.immediate_report,
+                            serious=r.serious,
+                        ),
+                    ),
+                )
+            )
         return out
     raise ValueError(f"not a batch decision kind: {type_name}")
 
@@ -225,11 +289,18 @@ def decision_made(name: str, dec: m.Decision) -> events_pb2.DecisionMade:
     reading them back out of the response message)."""
     rec = dec.recommendation
     return events_pb2.DecisionMade(
-        name=name, kind=dec.kind, outcome=dec.outcome, subject=dec.subject, as_of_date=dec.as_of.isoformat(),
-        ruleset_id=dec.ruleset_id, ruleset_version=dec.ruleset_version,
+        name=name,
+        kind=dec.kind,
+        outcome=dec.outcome,
+        subject=dec.subject,
+        as_of_date=dec.as_of.isoformat(),
+        ruleset_id=dec.ruleset_id,
+        ruleset_version=dec.ruleset_version,
         rule_ids=[f.rule_id for f in dec.findings],
         evaluation_time=timestamp(dec.evaluated_at) if dec.evaluated_at else None,
-        recommended_sanction=rec.sanction if rec else 0, immediate_report=rec.immediate_report if rec else False)
+        recommended_sanction=rec.sanction if rec else 0,
+        immediate_report=rec.immediate_report if rec else False,
+    )
 
 
 @dataclass
@@ -244,8 +315,9 @@ EVENT_SOURCE = "rules"
 DECISION_MADE = "decision.made"
 
 
-def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_message.Message, *, trace: str,
-                  actor: str) -> Decided:
+def name_and_pack(
+    item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_message.Message, *, trace: str, actor: str
+) -> Decided:
     """Name the decision, serialise the response, and build its `decision.made` outbox row
     (common.events.outbox_row) — here, so that in a batch the engine workers do this work in parallel
     instead of the gRPC front."""
@@ -253,12 +325,33 @@ def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_m
     resp.decision.name = name = f"decisions/{did}"
     resp.decision.input_digest = digest = hashlib.sha256(item_bytes).hexdigest()
     response = resp.SerializeToString()
-    row = {"id": did, "kind": dec.kind, "outcome": dec.outcome, "subject": dec.subject,
-           "as_of_date": dec.as_of.isoformat(), "ruleset_id": dec.ruleset_id, "ruleset_version": dec.ruleset_version,
-           "evaluated_at": dec.evaluated_at, "input_digest": digest, "input_type": type_name, "input": item_bytes,
-           "result_type": resp.DESCRIPTOR.full_name, "result": response, "actor": actor, "trace_id": trace}
-    outbox = outbox_row(source=EVENT_SOURCE, type=DECISION_MADE, subject=name, payload=decision_made(name, dec),
-                        trace_id=trace, actor=actor, occurred=dec.evaluated_at, event_id=did)  # one event per decision
+    row = {
+        "id": did,
+        "kind": dec.kind,
+        "outcome": dec.outcome,
+        "subject": dec.subject,
+        "as_of_date": dec.as_of.isoformat(),
+        "ruleset_id": dec.ruleset_id,
+        "ruleset_version": dec.ruleset_version,
+        "evaluated_at": dec.evaluated_at,
+        "input_digest": digest,
+        "input_type": type_name,
+        "input": item_bytes,
+        "result_type": resp.DESCRIPTOR.full_name,
+        "result": response,
+        "actor": actor,
+        "trace_id": trace,
+    }
+    outbox = outbox_row(
+        source=EVENT_SOURCE,
+        type=DECISION_MADE,
+        subject=name,
+        payload=decision_made(name, dec),
+        trace_id=trace,
+        actor=actor,
+        occurred=dec.evaluated_at,
+        event_id=did,
+    )  # one event per decision
     return Decided(row, outbox)
 
 
@@ -272,15 +365,21 @@ def _pool_digest(r: rules_pb2.ProposeTeamRequest, blob: bytes) -> str:
     twice); otherwise the request is serialised again without the seed."""
     seed_suffix = rules_pb2.ProposeTeamRequest(seed=r.seed).SerializeToString()
     if r.seed and blob.endswith(seed_suffix):
-        return hashlib.sha256(memoryview(blob)[:len(blob) - len(seed_suffix)]).hexdigest()
+        return hashlib.sha256(memoryview(blob)[: len(blob) - len(seed_suffix)]).hexdigest()
     seed, r.seed = r.seed, ""
     digest = hashlib.sha256(r.SerializeToString(deterministic=True)).hexdigest()
     r.seed = seed
     return digest
 
 
-async def propose_team(decider: Decider, r: rules_pb2.ProposeTeamRequest, blob: bytes, catalog: Catalog,
-                       ev: Evaluator, pinned: RuleSet | None) -> tuple[m.Decision, rules_pb2.ProposeTeamResponse]:
+async def propose_team(
+    decider: Decider,
+    r: rules_pb2.ProposeTeamRequest,
+    blob: bytes,
+    catalog: Catalog,
+    ev: Evaluator,
+    pinned: RuleSet | None,
+) -> tuple[m.Decision, rules_pb2.ProposeTeamResponse]:
     """ProposeTeam (双随机): validate, draw, let the engine decide the drawn members and the team. Runs in an
     engine worker (decide_blobs), next to its engine, so checking candidates costs no round trips."""
     from services.rules.domain import draws  # draws imports decisions; keep codec import-light
@@ -309,14 +408,30 @@ async def propose_team(decider: Decider, r: rules_pb2.ProposeTeamRequest, blob: 
 
     digest = _pool_digest(r, blob)
     draw = await draws.propose_team(
-        decider, catalog, ev, agency=r.dispatching_agency, plan=plan, session=session, as_of=day,
-        pool=entries, load=load, team_size=r.team_size, seed=r.seed, pool_digest=digest, pinned=pinned,
-        also_on=also_on)
+        decider,
+        catalog,
+        ev,
+        agency=r.dispatching_agency,
+        plan=plan,
+        session=session,
+        as_of=day,
+        pool=entries,
+        load=load,
+        team_size=r.team_size,
+        seed=r.seed,
+        pool_digest=digest,
+        pinned=pinned,
+        also_on=also_on,
+    )
     resp = rules_pb2.ProposeTeamResponse(
-        team=draw.team, seed=draw.seed, pool_digest=digest, eligible_count=draw.eligible_count,
+        team=draw.team,
+        seed=draw.seed,
+        pool_digest=digest,
+        eligible_count=draw.eligible_count,
         evaluated_count=draw.evaluated_count,
         exclusions=[rules_pb2.Exclusion(supervisor=n, rule_ids=ids) for n, ids in draw.exclusions.items()],
-        decision=to_proto_decision(draw.decision))
+        decision=to_proto_decision(draw.decision),
+    )
     return draw.decision, resp
 
 
@@ -336,13 +451,14 @@ def share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
         head.plan.CopyFrom(r.plan)
     if r.HasField("session"):
         head.session.CopyFrom(r.session)
-    tail = rules_pb2.ProposeTeamRequest(as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed,
-                                        also_on_dates=r.also_on_dates)
+    tail = rules_pb2.ProposeTeamRequest(
+        as_of_date=r.as_of_date, team_size=r.team_size, seed=r.seed, also_on_dates=r.also_on_dates
+    )
     head_b, tail_b = head.SerializeToString(deterministic=True), tail.SerializeToString(deterministic=True)
     end = len(blob) - len(tail_b)
     if not (blob.startswith(head_b) and blob.endswith(tail_b) and end > len(head_b) and blob[len(head_b)] == 0x22):
         return {}
-    pool = blob[len(head_b):end]
+    pool = blob[len(head_b) : end]
     digest = hashlib.sha256(pool).hexdigest()
     row["input"] = head_b + tail_b
     row["input_part_digest"] = digest
@@ -350,9 +466,19 @@ def share_pool(r: rules_pb2.ProposeTeamRequest, row: dict) -> dict[str, bytes]:
     return {digest: pool}
 
 
-def decide_blobs(decider: Decider, type_name: str, blobs: list[bytes], catalog: Catalog, ev: Evaluator,
-                 pinned_version: str | None, offset: int = 0, prefix: str = "requests", *, trace: str = "",
-                 actor: str = "") -> list[Decided]:
+def decide_blobs(
+    decider: Decider,
+    type_name: str,
+    blobs: list[bytes],
+    catalog: Catalog,
+    ev: Evaluator,
+    pinned_version: str | None,
+    offset: int = 0,
+    prefix: str = "requests",
+    *,
+    trace: str = "",
+    actor: str = "",
+) -> list[Decided]:
     """The worker side of a batch (or of a ProposeTeam): parse, decide (synchronous evaluator), name and
     serialise every item."""
     pinned = catalog.by_version(pinned_version) if pinned_version else None
@@ -378,5 +504,7 @@ def decide_blobs(decider: Decider, type_name: str, blobs: list[bytes], catalog: 
     items = [cls.FromString(b) for b in blobs]
     # field paths in errors count from the start of the whole batch, not of this worker's chunk
     results = run_sync(evaluate_items(decider, type_name, items, catalog, ev, pinned, prefix, offset))
-    return [name_and_pack(b, type_name, dec, resp, trace=trace, actor=actor)
-            for b, (dec, resp) in zip(blobs, results, strict=True)]
+    return [
+        name_and_pack(b, type_name, dec, resp, trace=trace, actor=actor)
+        for b, (dec, resp) in zip(blobs, results, strict=True)
+    ]

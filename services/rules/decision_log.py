@@ -39,8 +39,11 @@ class DecisionLogWriter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                args = {"rows": [r for b in batch for r in b[0]], "outbox": [o for b in batch for o in b[1]],
-                        "parts": {d: p for b in batch for d, p in b[2].items()}}
+                args = {
+                    "rows": [r for b in batch for r in b[0]],
+                    "outbox": [o for b in batch for o in b[1]],
+                    "parts": {d: p for b in batch for d, p in b[2].items()},
+                }
                 try:
                     if self.db.is_postgres or len(args["rows"]) > INLINE_ROWS or args["parts"]:
                         await self.db.write(repository.log_decisions, **args)  # off the event loop

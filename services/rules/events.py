@@ -21,5 +21,10 @@ RULESET_LOADED = "ruleset.loaded"
 def ruleset_loaded(rs: RuleSet, previous: str, at: dt.datetime) -> events_pb2.RuleSetLoaded:
     ts = Timestamp()
     ts.FromDatetime(at)
-    return events_pb2.RuleSetLoaded(ruleset_id=rs.id, version=rs.version, previous_version=previous,
-                                    effective_from=rs.effective_from.isoformat(), loaded_time=ts)
+    return events_pb2.RuleSetLoaded(
+        ruleset_id=rs.id,
+        version=rs.version,
+        previous_version=previous,
+        effective_from=rs.effective_from.isoformat(),
+        loaded_time=ts,
+    )

@@ -45,8 +45,15 @@ class ReloadResult:
 
 
 class RulesRuntime:
-    def __init__(self, rules_dir: Path, policy_file: Path | None, *, workers: int, clock: Clock,
-                 on_loaded: Callable[[Generation, Catalog | None], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        rules_dir: Path,
+        policy_file: Path | None,
+        *,
+        workers: int,
+        clock: Clock,
+        on_loaded: Callable[[Generation, Catalog | None], Awaitable[None]] | None = None,
+    ) -> None:
         self.rules_dir = rules_dir
         self.policy_file = policy_file
         self.workers = workers
@@ -104,11 +111,16 @@ class RulesRuntime:
                 catalog = load_catalog(self.rules_dir, self.policy_file)
             except RuleSetError as exc:
                 self.last_error = str(exc)
-                log.error("rule-set reload rejected, version %s keeps serving: %s",
-                          [v[:12] for v in old.catalog.versions], exc)
-                raise FailedPrecondition("RULESET_INVALID", [
-                    PreconditionViolation("ruleset.valid", str(self.rules_dir), f"规则集文件有误，未加载：{exc}")],
-                    metadata={"serving_versions": ",".join(old.catalog.versions)}) from None
+                log.error(
+                    "rule-set reload rejected, version %s keeps serving: %s",
+                    [v[:12] for v in old.catalog.versions],
+                    exc,
+                )
+                raise FailedPrecondition(
+                    "RULESET_INVALID",
+                    [PreconditionViolation("ruleset.valid", str(self.rules_dir), f"规则集文件有误，未加载：{exc}")],
+                    metadata={"serving_versions": ",".join(old.catalog.versions)},
+                ) from None
             if catalog.versions == old.catalog.versions:
                 old.catalog.fingerprint = catalog.fingerprint  # e.g. only comments changed
                 return ReloadResult(False, old.catalog.versions, old)
@@ -116,9 +128,15 @@ class RulesRuntime:
                 fresh = await self._start_generation(catalog)
             except WorkerStartError as exc:
                 self.last_error = str(exc)
-                raise FailedPrecondition("RULESET_INVALID", [
-                    PreconditionViolation("ruleset.canary", str(self.rules_dir), f"规则引擎校验未通过，未加载：{exc}")],
-                    metadata={"serving_versions": ",".join(old.catalog.versions)}) from None
+                raise FailedPrecondition(
+                    "RULESET_INVALID",
+                    [
+                        PreconditionViolation(
+                            "ruleset.canary", str(self.rules_dir), f"规则引擎校验未通过，未加载：{exc}"
+                        )
+                    ],
+                    metadata={"serving_versions": ",".join(old.catalog.versions)},
+                ) from None
             self._gen = fresh
             self.reloads += 1
             self.last_error = ""
@@ -126,8 +144,11 @@ class RulesRuntime:
             task = asyncio.create_task(self._drain(old))
             self._draining.add(task)
             task.add_done_callback(self._draining.discard)
-            log.info("rule sets reloaded: %s -> %s", [v[:12] for v in old.catalog.versions],
-                     [v[:12] for v in catalog.versions])
+            log.info(
+                "rule sets reloaded: %s -> %s",
+                [v[:12] for v in old.catalog.versions],
+                [v[:12] for v in catalog.versions],
+            )
         if self.on_loaded:
             await self.on_loaded(fresh, old.catalog)
         return ReloadResult(True, old.catalog.versions, fresh)

@@ -30,8 +30,14 @@ async def notify_env(nats_server, tmp_path_factory):
     port, stop, task = await start_inprocess(tmp_path_factory.mktemp("notify"), nats_server.url, smtp)
     nc = await nats.connect(nats_server.url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    yield NotifyEnv(stub=notify_pb2_grpc.NotifyServiceStub(channel), js=nc.jetstream(), nc=nc, smtp=smtp,
-                    port=port, nats_url=nats_server.url)
+    yield NotifyEnv(
+        stub=notify_pb2_grpc.NotifyServiceStub(channel),
+        js=nc.jetstream(),
+        nc=nc,
+        smtp=smtp,
+        port=port,
+        nats_url=nats_server.url,
+    )
     await channel.close()
     await nc.close()
     await stop_inprocess(stop, task)

@@ -102,10 +102,17 @@ def ts(at: dt.datetime) -> Timestamp:
     return t
 
 
-def envelope(type_: str, subject: str, payload, *, event_id: str | None = None,
-             occurred: dt.datetime | None = None) -> envelope_pb2.EventEnvelope:
-    env = envelope_pb2.EventEnvelope(event_id=event_id or str(uuid.uuid4()), type=type_, source="registry",
-                                     subject=subject, trace_id=uuid.uuid4().hex, actor="agencies/08")
+def envelope(
+    type_: str, subject: str, payload, *, event_id: str | None = None, occurred: dt.datetime | None = None
+) -> envelope_pb2.EventEnvelope:
+    env = envelope_pb2.EventEnvelope(
+        event_id=event_id or str(uuid.uuid4()),
+        type=type_,
+        source="registry",
+        subject=subject,
+        trace_id=uuid.uuid4().hex,
+        actor="agencies/08",
+    )
     if occurred is None:
         env.occurred_time.GetCurrentTime()
     else:
@@ -122,9 +129,17 @@ AGENCY = "agencies/08"
 INSTITUTION = "institutions/1100012001"
 
 
-def dispatch_created(n: int, *, end: dt.date, members: int = 2, record_due: str = "", feedback_due: str = "",
-                     agency: str = AGENCY, institution: str = INSTITUTION,
-                     plan_title: str = "2025年第三批电工四级认定") -> envelope_pb2.EventEnvelope:
+def dispatch_created(
+    n: int,
+    *,
+    end: dt.date,
+    members: int = 2,
+    record_due: str = "",
+    feedback_due: str = "",
+    agency: str = AGENCY,
+    institution: str = INSTITUTION,
+    plan_title: str = "2025年第三批电工四级认定",
+) -> envelope_pb2.EventEnvelope:
     # due dates as the registry sets them (D5: 5 working days, services.registry.domain.workflow.deadlines)
     record_due = record_due or due_date(end, workdays=5).isoformat()
     feedback_due = feedback_due or record_due
@@ -132,62 +147,100 @@ def dispatch_created(n: int, *, end: dt.date, members: int = 2, record_due: str 
     start_t = dt.datetime.combine(end, dt.time(9), tzinfo=SHANGHAI)
     end_t = dt.datetime.combine(end, dt.time(17), tzinfo=SHANGHAI)
     d = supervision_pb2.Dispatch(
-        name=name, plan=f"plans/{n}", dispatching_agency=agency, scope=supervision_pb2.DISPATCH_SCOPE_EXTERNAL,
-        form=supervision_pb2.SUPERVISION_FORM_ON_SITE, supervision_start_time=ts(start_t),
-        supervision_end_time=ts(end_t), record_due_date=record_due, feedback_due_date=feedback_due,
-        plan_title=plan_title, institution=institution, institution_name="北京某职业技能评价有限公司",
-        district="08", state=supervision_pb2.DISPATCH_STATE_ACTIVE)
+        name=name,
+        plan=f"plans/{n}",
+        dispatching_agency=agency,
+        scope=supervision_pb2.DISPATCH_SCOPE_EXTERNAL,
+        form=supervision_pb2.SUPERVISION_FORM_ON_SITE,
+        supervision_start_time=ts(start_t),
+        supervision_end_time=ts(end_t),
+        record_due_date=record_due,
+        feedback_due_date=feedback_due,
+        plan_title=plan_title,
+        institution=institution,
+        institution_name="北京某职业技能评价有限公司",
+        district="08",
+        state=supervision_pb2.DISPATCH_STATE_ACTIVE,
+    )
     recipients = []
     for i in range(members):
         sup = f"supervisors/{n * 100 + i}"
         d.members.add(supervisor=sup, display_name=f"督导员{n}-{i}", state=supervision_pb2.MEMBER_STATE_ACTIVE)
-        recipients.append(supervision_events_pb2.Recipient(party=sup, display_name=f"督导员{n}-{i}",
-                                                           role="supervisor"))
-    recipients.append(supervision_events_pb2.Recipient(party=institution, display_name="北京某职业技能评价有限公司",
-                                                       role="institution"))
-    recipients.append(supervision_events_pb2.Recipient(party=agency, display_name="海淀区职业技能鉴定管理机构",
-                                                       role="dispatching_agency"))
-    plan = supervision_pb2.Plan(name=f"plans/{n}", institution=institution,
-                                institution_name="北京某职业技能评价有限公司", title=plan_title, district="08")
-    payload = supervision_events_pb2.DispatchCreated(dispatch=d, plan=plan, record_due_date=record_due,
-                                                     feedback_due_date=feedback_due, recipients=recipients)
+        recipients.append(supervision_events_pb2.Recipient(party=sup, display_name=f"督导员{n}-{i}", role="supervisor"))
+    recipients.append(
+        supervision_events_pb2.Recipient(
+            party=institution, display_name="北京某职业技能评价有限公司", role="institution"
+        )
+    )
+    recipients.append(
+        supervision_events_pb2.Recipient(
+            party=agency, display_name="海淀区职业技能鉴定管理机构", role="dispatching_agency"
+        )
+    )
+    plan = supervision_pb2.Plan(
+        name=f"plans/{n}",
+        institution=institution,
+        institution_name="北京某职业技能评价有限公司",
+        title=plan_title,
+        district="08",
+    )
+    payload = supervision_events_pb2.DispatchCreated(
+        dispatch=d, plan=plan, record_due_date=record_due, feedback_due_date=feedback_due, recipients=recipients
+    )
     return envelope("dispatch.created", name, payload)
 
 
-def record_submitted(n: int, *, due: str, late: bool = False,
-                     at: dt.datetime | None = None) -> envelope_pb2.EventEnvelope:
+def record_submitted(
+    n: int, *, due: str, late: bool = False, at: dt.datetime | None = None
+) -> envelope_pb2.EventEnvelope:
     dispatch = dispatch_created(n, end=dt.date(2025, 9, 30))
     d = supervision_events_pb2.DispatchCreated()
     dispatch.payload.Unpack(d)
     rec = supervision_pb2.SupervisionRecord(
-        name=f"records/{n}", version=1, dispatch=f"dispatches/{n}", plan=f"plans/{n}",
-        plan_title=d.plan.title, institution=INSTITUTION, due_date=due, late=late, dispatching_agency=AGENCY,
-        submit_time=ts(at or dt.datetime(2025, 10, 9, 15, tzinfo=SHANGHAI)))
+        name=f"records/{n}",
+        version=1,
+        dispatch=f"dispatches/{n}",
+        plan=f"plans/{n}",
+        plan_title=d.plan.title,
+        institution=INSTITUTION,
+        due_date=due,
+        late=late,
+        dispatching_agency=AGENCY,
+        submit_time=ts(at or dt.datetime(2025, 10, 9, 15, tzinfo=SHANGHAI)),
+    )
     payload = supervision_events_pb2.RecordSubmitted(
-        record=rec, dispatch=d.dispatch,
-        recipients=[supervision_events_pb2.Recipient(party=AGENCY, role="dispatching_agency")])
+        record=rec,
+        dispatch=d.dispatch,
+        recipients=[supervision_events_pb2.Recipient(party=AGENCY, role="dispatching_agency")],
+    )
     return envelope("record.submitted", rec.name, payload)
 
 
 def badge_filed(n: int, institution: str = INSTITUTION) -> envelope_pb2.EventEnvelope:
     code = f"Y11200126{n:04d}"
     payload = reg_events.BadgeFiled(
-        filing=f"filings/{n}", badge=f"badges/{code}", code=code,
+        filing=f"filings/{n}",
+        badge=f"badges/{code}",
+        code=code,
         institution=reg_events.OrganizationSnapshot(name=institution, display_name="北京某职业技能评价有限公司"),
         supervisor=reg_events.SupervisorSnapshot(name=f"supervisors/{n}", full_name=f"内督员{n}"),
-        filed_with="agencies/A")
+        filed_with="agencies/A",
+    )
     return envelope("badge.filed", f"badges/{code}", payload)
 
 
-def appointment_started(n: int, *, born: str, gender: int, start: str, end: str,
-                        org: str = AGENCY) -> envelope_pb2.EventEnvelope:
+def appointment_started(
+    n: int, *, born: str, gender: int, start: str, end: str, org: str = AGENCY
+) -> envelope_pb2.EventEnvelope:
     payload = reg_events.AppointmentStarted(
         age_limit_years=65 if gender == registry_pb2.GENDER_MALE else 60,  # as the registry sends (rule set, D6)
         appointment=f"appointments/{n}",
-        supervisor=reg_events.SupervisorSnapshot(name=f"supervisors/{n}", full_name=f"外督员{n}", gender=gender,
-                                                 birth_date=born),
+        supervisor=reg_events.SupervisorSnapshot(
+            name=f"supervisors/{n}", full_name=f"外督员{n}", gender=gender, birth_date=born
+        ),
         appointing_organization=reg_events.OrganizationSnapshot(name=org, display_name="海淀区职业技能鉴定管理机构"),
-        term=registry_pb2.AppointmentTerm(term_number=1, start_date=start, end_date=end))
+        term=registry_pb2.AppointmentTerm(term_number=1, start_date=start, end_date=end),
+    )
     return envelope("appointment.started", f"appointments/{n}", payload)
 
 
@@ -203,12 +256,20 @@ class NotifyProcess:
         self.log = data_dir / "notify.log"
 
     def start(self, timeout: float = 20.0, **extra_env: str) -> None:
-        env = {**os.environ, "BJSV_DATA_DIR": str(self.data_dir), "BJSV_NOTIFY_PORT": str(self.port),
-               "BJSV_NATS_URL": self.nats_url, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}", **self.env, **extra_env}
+        env = {
+            **os.environ,
+            "BJSV_DATA_DIR": str(self.data_dir),
+            "BJSV_NOTIFY_PORT": str(self.port),
+            "BJSV_NATS_URL": self.nats_url,
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}",
+            **self.env,
+            **extra_env,
+        }
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
@@ -258,9 +319,19 @@ async def start_inprocess(data_dir, nats_url: str, smtp: SmtpSink, **overrides):
     os.environ.pop("BJSV_CALENDAR_FILE", None)
     port = free_port()
     values = dict(
-        data_dir=data_dir, notify_port=port, nats_url=nats_url, smtp_host="127.0.0.1", smtp_port=smtp.port,
-        notify_clock="fixed:2025-09-29T10:00:00+08:00", notify_tick_interval=0.05, notify_retry_base_delay=0.05,
-        notify_retry_max_attempts=3, notify_delivery_lease=2.0, documents_port=free_port(), shutdown_grace=0.5)
+        data_dir=data_dir,
+        notify_port=port,
+        nats_url=nats_url,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        notify_clock="fixed:2025-09-29T10:00:00+08:00",
+        notify_tick_interval=0.05,
+        notify_retry_base_delay=0.05,
+        notify_retry_max_attempts=3,
+        notify_delivery_lease=2.0,
+        documents_port=free_port(),
+        shutdown_grace=0.5,
+    )
     settings = NotifySettings(**{**values, **overrides})
     svc = build(settings)
     ready, stop = asyncio.Event(), asyncio.Event()

@@ -12,7 +12,7 @@ from services.notify.storage import models
 
 def diffs(db: Database) -> list:
     db.migrate()
-    db.migrate()      # idempotent
+    db.migrate()  # idempotent
     with db.write_engine.connect() as conn:
         return compare_metadata(MigrationContext.configure(conn), models.Base.metadata)
 

@@ -16,18 +16,32 @@ NOW = dt.datetime(2025, 9, 30, 18, tzinfo=SHANGHAI)
 
 
 def info(members=("supervisors/1", "supervisors/2"), external=True):
-    return DispatchInfo(dispatch="dispatches/9", plan_name="电工四级", institution=Party("institutions/1", "某机构"),
-                        dispatching_agency=Party("agencies/08", "海淀区职业技能鉴定管理机构"),
-                        members=tuple(Party(m, m[-1] + "号") for m in members),
-                        supervision_start=dt.date(2025, 9, 30), supervision_end=dt.date(2025, 9, 30),
-                        record_due=dt.date(2025, 10, 14), feedback_due=dt.date(2025, 10, 14), external=external)
+    return DispatchInfo(
+        dispatch="dispatches/9",
+        plan_name="电工四级",
+        institution=Party("institutions/1", "某机构"),
+        dispatching_agency=Party("agencies/08", "海淀区职业技能鉴定管理机构"),
+        members=tuple(Party(m, m[-1] + "号") for m in members),
+        supervision_start=dt.date(2025, 9, 30),
+        supervision_end=dt.date(2025, 9, 30),
+        record_due=dt.date(2025, 10, 14),
+        feedback_due=dt.date(2025, 10, 14),
+        external=external,
+    )
 
 
 def test_penalty_recommendation_awaits_decision_and_is_reannounced_after_5_working_days_d13():
     r = reactions.on_case_awaiting_decision(
-        case="cases/3", recipients=[CITY_CENTRE, "agencies/08"], target_name="某评价机构",
-        recommendation="通报批评并责令改正", article="第二十六条（一）", opened_on=dt.date(2025, 9, 30), round_=0,
-        calendar=CAL, policy=POLICY)
+        case="cases/3",
+        recipients=[CITY_CENTRE, "agencies/08"],
+        target_name="某评价机构",
+        recommendation="通报批评并责令改正",
+        article="第二十六条（一）",
+        opened_on=dt.date(2025, 9, 30),
+        round_=0,
+        calendar=CAL,
+        policy=POLICY,
+    )
     assert [n.recipient for n in r.notifications] == [CITY_CENTRE, "agencies/08"]
     assert all(n.kind == Kind.PENALTY_DECISION_PENDING and "第二十六条" in n.body for n in r.notifications)
     assert {t.fire_at.date() for t in r.timers} == {dt.date(2025, 10, 14)}
@@ -36,24 +50,42 @@ def test_penalty_recommendation_awaits_decision_and_is_reannounced_after_5_worki
 
 
 def test_escalated_case_is_announced_again_with_a_new_key_d13():
-    args = dict(case="cases/3", recipients=[CITY_CENTRE], target_name="某评价机构", recommendation="处分建议",
-                article="第二十六条", opened_on=dt.date(2025, 9, 30), calendar=CAL, policy=POLICY)
+    args = dict(
+        case="cases/3",
+        recipients=[CITY_CENTRE],
+        target_name="某评价机构",
+        recommendation="处分建议",
+        article="第二十六条",
+        opened_on=dt.date(2025, 9, 30),
+        calendar=CAL,
+        policy=POLICY,
+    )
     first = reactions.on_case_awaiting_decision(round_=0, **args).notifications[0]
     again = reactions.on_case_awaiting_decision(round_=1, **args).notifications[0]
     assert first.key != again.key
 
 
 def test_supervisor_private_gain_case_cites_article_27():
-    d = messages.penalty_decision_pending(case="cases/4", recipient="agencies/08", target_name="外督员甲",
-                                          recommendation="取消外督员资格", article="第二十七条",
-                                          opened_on=dt.date(2025, 9, 30))
+    d = messages.penalty_decision_pending(
+        case="cases/4",
+        recipient="agencies/08",
+        target_name="外督员甲",
+        recommendation="取消外督员资格",
+        article="第二十七条",
+        opened_on=dt.date(2025, 9, 30),
+    )
     assert d.articles == ("第二十七条",) and "利用职务谋取私利" in d.body
 
 
 def test_period_report_goes_to_city_centre_citing_article_24_d10():
-    d = messages.period_report(period="reports/08/2025-10-1", agency="agencies/08", agency_name="海淀区",
-                               period_start=dt.date(2025, 10, 1), period_end=dt.date(2025, 10, 15),
-                               summary="督导3次")
+    d = messages.period_report(
+        period="reports/08/2025-10-1",
+        agency="agencies/08",
+        agency_name="海淀区",
+        period_start=dt.date(2025, 10, 1),
+        period_end=dt.date(2025, 10, 15),
+        summary="督导3次",
+    )
     assert d.recipient == CITY_CENTRE and d.kind == Kind.PERIOD_REPORT
     assert "2025年10月1日至2025年10月15日" in d.body and "每半个月向市鉴定管理中心报送" in d.body
 

@@ -19,7 +19,7 @@ from supervisionctl.natsd import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-N = 12   # dispatches, 2 members each
+N = 12  # dispatches, 2 members each
 
 
 async def _two_replicas_deliver_exactly_once(nats_server, data_dir, first: int, **db):
@@ -37,12 +37,16 @@ async def _two_replicas_deliver_exactly_once(nats_server, data_dir, first: int, 
         async def all_in():
             r = await b.ListNotifications(K.ListNotificationsRequest(recipient=INSTITUTION, page_size=1))
             return r.total_size >= N
+
         await wait_for(all_in, limit=60, what="dispatch notices")
         # the reminder day, set on replica B; both replicas fire at once
         await b.SetClock(K.SetClockRequest(fixed_time=support.ts(dt.datetime(2025, 10, 11, 9, tzinfo=SHANGHAI))))
-        await asyncio.gather(a.RunDueTimers(K.RunDueTimersRequest()), b.RunDueTimers(K.RunDueTimersRequest()),
-                             a.RunDueTimers(K.RunDueTimersRequest()))
-        expected_mails = N + 2 * N       # dispatch notice + one Annex 4 reminder per supervisor
+        await asyncio.gather(
+            a.RunDueTimers(K.RunDueTimersRequest()),
+            b.RunDueTimers(K.RunDueTimersRequest()),
+            a.RunDueTimers(K.RunDueTimersRequest()),
+        )
+        expected_mails = N + 2 * N  # dispatch notice + one Annex 4 reminder per supervisor
         await wait_for(lambda: _ge(len(smtp.keys()), expected_mails), limit=60, what="mails")
         await asyncio.sleep(0.5)
         keys = smtp.keys()
@@ -52,7 +56,7 @@ async def _two_replicas_deliver_exactly_once(nats_server, data_dir, first: int, 
         assert len({n.idempotency_key for n in inbox.notifications}) == expected_mails
         for n in range(first, first + N):
             sup = await b.ListNotifications(K.ListNotificationsRequest(recipient=f"supervisors/{n * 100}"))
-            assert sup.total_size == 2      # dispatch notice + Annex 3 reminder, once
+            assert sup.total_size == 2  # dispatch notice + Annex 3 reminder, once
     finally:
         for c in channels:
             await c.close()
@@ -73,5 +77,4 @@ async def test_two_replicas_on_one_sqlite_file_fire_and_deliver_exactly_once(nat
 @pytest.mark.postgres
 async def test_two_replicas_on_postgresql_fire_and_deliver_exactly_once(nats_server, tmp_path, pg_url):
     url, prefix = pg_url
-    await _two_replicas_deliver_exactly_once(nats_server, tmp_path, first=61, database_url=url,
-                                             db_schema_prefix=prefix)
+    await _two_replicas_deliver_exactly_once(nats_server, tmp_path, first=61, database_url=url, db_schema_prefix=prefix)

@@ -30,13 +30,25 @@ async def total(stub, recipient, kinds=()):
 
 
 async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_exactly_once_after_restart(
-        nats_server, tmp_path):
+    nats_server, tmp_path
+):
     smtp = SmtpSink(free_port()).start()
-    proc = NotifyProcess(data_dir=tmp_path / "data", port=free_port(), nats_url=nats_server.url, env={
-        "BJSV_SMTP_HOST": "127.0.0.1", "BJSV_SMTP_PORT": str(smtp.port),
-        "BJSV_NOTIFY_CLOCK": "fixed:2025-09-30T18:00:00+08:00", "BJSV_NOTIFY_TICK_INTERVAL": "0.05",
-        "BJSV_NOTIFY_DELIVERY_LEASE": "1.5", "BJSV_NOTIFY_RETRY_BASE_DELAY": "0.05",
-        "BJSV_DOCUMENTS_PORT": str(free_port()), "BJSV_SHUTDOWN_GRACE": "0.5", "BJSV_LOG_LEVEL": "WARNING"})
+    proc = NotifyProcess(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        nats_url=nats_server.url,
+        env={
+            "BJSV_SMTP_HOST": "127.0.0.1",
+            "BJSV_SMTP_PORT": str(smtp.port),
+            "BJSV_NOTIFY_CLOCK": "fixed:2025-09-30T18:00:00+08:00",
+            "BJSV_NOTIFY_TICK_INTERVAL": "0.05",
+            "BJSV_NOTIFY_DELIVERY_LEASE": "1.5",
+            "BJSV_NOTIFY_RETRY_BASE_DELAY": "0.05",
+            "BJSV_DOCUMENTS_PORT": str(free_port()),
+            "BJSV_SHUTDOWN_GRACE": "0.5",
+            "BJSV_LOG_LEVEL": "WARNING",
+        },
+    )
     inst = "institutions/1100015555"
     dispatches = range(11, 16)
     members = [f"supervisors/{n * 100 + i}" for n in dispatches for i in range(2)]
@@ -53,16 +65,17 @@ async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_
 
         async def pending():
             t = await stub.ListTimers(K.ListTimersRequest(state=K.TIMER_STATE_PENDING, page_size=500))
-            return len(t.timers) >= 5 * 4 * 2       # reminders and due-day notices (+ overdue chain)
+            return len(t.timers) >= 5 * 4 * 2  # reminders and due-day notices (+ overdue chain)
+
         await wait_for(pending, what="timers stored")
 
-        smtp.stall()                                 # SMTP sessions now hang at RCPT: e-mails mid-send
+        smtp.stall()  # SMTP sessions now hang at RCPT: e-mails mid-send
         for i in range(10):
             await publish(nc.jetstream(), support.badge_filed(700 + i, institution=inst))
         await wait_for(lambda: _ge(smtp.stalled_sessions, 1), what="a stalled SMTP session")
         await wait_for(lambda: _at_least(total(stub, inst), 10), what="badge confirmations in the inbox")
         await ch.close()
-        proc.kill()                                  # SIGKILL: timers pending, SMTP conversations open
+        proc.kill()  # SIGKILL: timers pending, SMTP conversations open
         smtp.release()
         assert len(smtp.keys()) == 15
 
@@ -75,21 +88,22 @@ async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_
             r = await stub.ListNotifications(K.ListNotificationsRequest(recipient=inst, page_size=50))
             states = [d.state for n in r.notifications for d in n.deliveries if d.channel == K.CHANNEL_EMAIL]
             return len(states) == 10 and set(states) == {K.DELIVERY_STATE_DELIVERED}
+
         await wait_for(all_email_delivered, what="deliveries marked delivered")
         await ch.close()
-        proc.kill()                                  # and once more, right after delivering
+        proc.kill()  # and once more, right after delivering
         proc.start(BJSV_NOTIFY_CLOCK="fixed:2025-10-11T09:00:00+08:00")
         ch, stub = proc.stub()
         await stub.RunDueTimers(K.RunDueTimersRequest())
         keys = smtp.keys()
-        assert len(keys) == 45 and len(set(keys)) == 45                  # at the SMTP server: exactly once
+        assert len(keys) == 45 and len(set(keys)) == 45  # at the SMTP server: exactly once
         reminders = [K.NOTIFICATION_KIND_DEADLINE_REMINDER]
         inst_inbox = await stub.ListNotifications(K.ListNotificationsRequest(recipient=INSTITUTION, page_size=100))
         kinds = [(n.kind, n.title) for n in inst_inbox.notifications]
-        assert await total(stub, INSTITUTION, reminders) == 10, kinds      # Annex 4 per external supervisor
+        assert await total(stub, INSTITUTION, reminders) == 10, kinds  # Annex 4 per external supervisor
         for m in members:
-            assert await total(stub, m, reminders) == 1                  # Annex 3 to each member
-            assert await total(stub, m) == 2                             # dispatch notice + reminder
+            assert await total(stub, m, reminders) == 1  # Annex 3 to each member
+            assert await total(stub, m) == 2  # dispatch notice + reminder
         assert await total(stub, inst) == 10
         await ch.close()
     finally:

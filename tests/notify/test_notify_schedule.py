@@ -30,9 +30,16 @@ POLICY = SchedulePolicy()
 
 
 def deadline(end, due=None, form=Form.RECORD):
-    return FormDeadline(dispatch="dispatches/7", form=form, owners=("supervisors/42",), owner_name="督导组（张三）",
-                        dispatching_agency="agencies/08", plan_name="2025年第三批电工四级认定",
-                        supervision_end=end, due_date=due)
+    return FormDeadline(
+        dispatch="dispatches/7",
+        form=form,
+        owners=("supervisors/42",),
+        owner_name="督导组（张三）",
+        dispatching_agency="agencies/08",
+        plan_name="2025年第三批电工四级认定",
+        supervision_end=end,
+        due_date=due,
+    )
 
 
 def fire_days(schedule):
@@ -44,7 +51,7 @@ def test_due_2025_10_14_reminds_on_the_make_up_saturday_and_counts_overdue_in_wo
     sched = deadline_timers(dl, CAL, POLICY, today=D(2025, 9, 30))
     assert sched.uncovered is None
     assert fire_days(sched) == [
-        (Kind.DEADLINE_REMINDER, D(2025, 10, 11)),   # make-up Saturday after National Day
+        (Kind.DEADLINE_REMINDER, D(2025, 10, 11)),  # make-up Saturday after National Day
         (Kind.DEADLINE_DUE_TODAY, D(2025, 10, 14)),
         (Kind.DEADLINE_OVERDUE, D(2025, 10, 15)),
         (Kind.DEADLINE_OVERDUE, D(2025, 10, 22)),
@@ -62,7 +69,7 @@ def test_due_2026_02_27_overdue_notice_falls_on_the_make_up_saturday_art23():
     assert fire_days(sched)[:3] == [
         (Kind.DEADLINE_REMINDER, D(2026, 2, 25)),
         (Kind.DEADLINE_DUE_TODAY, D(2026, 2, 27)),
-        (Kind.DEADLINE_OVERDUE, D(2026, 2, 28)),   # make-up Saturday is the first working day after
+        (Kind.DEADLINE_OVERDUE, D(2026, 2, 28)),  # make-up Saturday is the first working day after
     ]
 
 
@@ -78,8 +85,7 @@ def test_reminder_names_plan_form_due_date_and_article_23():
 def test_due_date_in_2026_with_overdue_notices_in_2027_keeps_earlier_notices_and_reports_year():
     dl = deadline(D(2026, 12, 22), due=D(2026, 12, 29))
     sched = deadline_timers(dl, CAL, POLICY, today=D(2026, 12, 22))
-    assert [k for k, _ in fire_days(sched)] == [Kind.DEADLINE_REMINDER, Kind.DEADLINE_DUE_TODAY,
-                                                 Kind.DEADLINE_OVERDUE]
+    assert [k for k, _ in fire_days(sched)] == [Kind.DEADLINE_REMINDER, Kind.DEADLINE_DUE_TODAY, Kind.DEADLINE_OVERDUE]
     assert sched.uncovered is not None and sched.uncovered.year == 2027
 
 
@@ -107,9 +113,16 @@ def test_idempotency_keys_are_business_keys_stable_across_rebuilds():
 
 def term(gender="male", born=None, start=None, end=None):
     born, start, end = born or D(1961, 3, 10), start or D(2025, 1, 1), end or D(2027, 12, 31)
-    return AppointmentTerm(supervisor="supervisors/42", supervisor_name="张三", appointing_org="agencies/08",
-                           term_start=start, term_end=end, birth_date=born, gender=gender,
-                           age_limit_years=65 if gender == "male" else 60)  # the rule set's D6 limits
+    return AppointmentTerm(
+        supervisor="supervisors/42",
+        supervisor_name="张三",
+        appointing_org="agencies/08",
+        term_start=start,
+        term_end=end,
+        birth_date=born,
+        gender=gender,
+        age_limit_years=65 if gender == "male" else 60,
+    )  # the rule set's D6 limits
 
 
 def test_appointment_expiry_notices_90_30_7_days_before_term_end_art13():
@@ -123,7 +136,7 @@ def test_man_reaching_66_during_term_is_announced_at_once_and_30_days_before_art
     now = dt.datetime(2025, 1, 1, 10, tzinfo=SHANGHAI)
     timers, immediate = appointment_timers(term(born=D(1961, 3, 10)), POLICY, now)
     assert len(immediate) == 1 and immediate[0].kind == Kind.AGE_LIMIT_IN_TERM
-    assert immediate[0].due_date == D(2027, 3, 10)      # ineligible from the 66th birthday (D6)
+    assert immediate[0].due_date == D(2027, 3, 10)  # ineligible from the 66th birthday (D6)
     assert "65周岁" in immediate[0].body and "第九条" in immediate[0].body
     advance = [t for t in timers if t.draft.kind == Kind.AGE_LIMIT_IN_TERM]
     assert [t.fire_at.date() for t in advance] == [D(2027, 2, 8)]
@@ -132,7 +145,7 @@ def test_man_reaching_66_during_term_is_announced_at_once_and_30_days_before_art
 def test_woman_turning_61_after_term_end_gets_no_age_notice_art9():
     now = dt.datetime(2025, 1, 1, 10, tzinfo=SHANGHAI)
     _, immediate = appointment_timers(term(gender="female", born=D(1967, 1, 1)), POLICY, now)
-    assert immediate == []       # 61st birthday 2028-01-01 is after the term end 2027-12-31
+    assert immediate == []  # 61st birthday 2028-01-01 is after the term end 2027-12-31
 
 
 def test_without_the_age_limit_in_the_event_no_age_notice_is_guessed_art9():
@@ -165,16 +178,26 @@ def test_delivery_state_machine_rejects_redelivery_of_delivered():
 
 
 def test_immediate_report_goes_to_city_centre_art24():
-    d = messages.immediate_report(report="cases/3", reporting_agency="agencies/08",
-                                  reporting_agency_name="海淀区职业技能鉴定管理机构", summary="弄虚作假",
-                                  institution_name="某评价机构", articles=("第二十六条",))
+    d = messages.immediate_report(
+        report="cases/3",
+        reporting_agency="agencies/08",
+        reporting_agency_name="海淀区职业技能鉴定管理机构",
+        summary="弄虚作假",
+        institution_name="某评价机构",
+        articles=("第二十六条",),
+    )
     assert d.recipient == "agencies/A" and d.articles == ("第二十四条", "第二十六条")
     assert "应随时向市鉴定管理中心报告" in d.body
 
 
 def test_immediate_report_names_the_district_agency_and_ends_with_one_full_stop():
-    d = messages.immediate_report(report="cases/5", reporting_agency="agencies/08", reporting_agency_name="",
-                                  summary="严重违规情况报告（第二十四条）：某机构弄虚作假。", institution_name="某机构",
-                                  articles=("第二十六条（四）",))
+    d = messages.immediate_report(
+        report="cases/5",
+        reporting_agency="agencies/08",
+        reporting_agency_name="",
+        summary="严重违规情况报告（第二十四条）：某机构弄虚作假。",
+        institution_name="某机构",
+        articles=("第二十六条（四）",),
+    )
     assert d.body.startswith("海淀区鉴定管理机构报告严重违规情况（被督导机构：某机构）：")
     assert "。。" not in d.body

@@ -38,20 +38,22 @@ async def inbox_count(env, recipient, n):
     async def check():
         r = await inbox(env, recipient)
         return r if len(r.notifications) >= n else None
+
     return await wait_for(check, what=f"{n} notifications for {recipient}")
 
 
 async def test_dispatch_created_tells_supervisors_and_institution_and_reminds_before_due_art23(notify_env):
     env = notify_env
     await set_clock(env, 2025, 9, 30, 18)
-    await env.stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient="supervisors/100",
-                                                                    email="sup100@example.cn")))
+    await env.stub.SetContact(
+        K.SetContactRequest(contact=K.Contact(recipient="supervisors/100", email="sup100@example.cn"))
+    )
     sub = await env.nc.subscribe("bjsv.notify.inbox.supervisors.100")
     await publish(env.js, support.dispatch_created(1, end=dt.date(2025, 9, 30)))
     r = await inbox_count(env, "supervisors/100", 1)
     first = r.notifications[0]
     assert first.kind == K.NOTIFICATION_KIND_DISPATCH_CREATED
-    assert "2025年10月14日" in first.body and "第二十三条" in first.body   # the due date the registry set (D5)
+    assert "2025年10月14日" in first.body and "第二十三条" in first.body  # the due date the registry set (D5)
     inst = await inbox_count(env, INSTITUTION, 1)
     assert any("《北京市技能人才评价外督员情况反馈表》" in n.body for n in inst.notifications)
     timers = await env.stub.ListTimers(K.ListTimersRequest(subject="dispatches/1", state=K.TIMER_STATE_PENDING))
@@ -59,14 +61,20 @@ async def test_dispatch_created_tells_supervisors_and_institution_and_reminds_be
     # record reminder to both members + feedback reminders (one per supervisor) to the institution
     assert len(reminders) == 4
     assert {t.fire_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI) for t in reminders} == {
-        dt.datetime(2025, 10, 11, 9, tzinfo=SHANGHAI)}   # the make-up Saturday after National Day
+        dt.datetime(2025, 10, 11, 9, tzinfo=SHANGHAI)
+    }  # the make-up Saturday after National Day
 
     await set_clock(env, 2025, 10, 11, 9, 0)
-    await env.stub.RunDueTimers(K.RunDueTimersRequest())   # (the scheduler loop may have fired them already)
+    await env.stub.RunDueTimers(K.RunDueTimersRequest())  # (the scheduler loop may have fired them already)
     r = await inbox_count(env, "supervisors/100", 2)
     reminder = next(n for n in r.notifications if n.kind == K.NOTIFICATION_KIND_DEADLINE_REMINDER)
-    for text in ("2025年第三批电工四级认定", "《北京市职业技能等级认定督导记录表》（附件3）", "2025年10月14日",
-                 "第二十三条", "距截止还有2个工作日"):
+    for text in (
+        "2025年第三批电工四级认定",
+        "《北京市职业技能等级认定督导记录表》（附件3）",
+        "2025年10月14日",
+        "第二十三条",
+        "距截止还有2个工作日",
+    ):
         assert text in reminder.body
     # e-mail (contact set) and the per-recipient NATS subject
     mails = await wait_for(lambda: _async(len(env.smtp.by_recipient("sup100@example.cn")) >= 2), what="2 mails")
@@ -91,14 +99,17 @@ async def _async(value):
 async def test_record_submitted_stops_the_clock_and_confirms_receipt_to_dispatching_agency_art23(notify_env):
     env = notify_env
     await set_clock(env, 2025, 9, 30, 18)
-    await publish(env.js, support.dispatch_created(2, end=dt.date(2025, 9, 30), record_due="2025-10-14",
-                                                   feedback_due="2025-10-14"))
+    await publish(
+        env.js,
+        support.dispatch_created(2, end=dt.date(2025, 9, 30), record_due="2025-10-14", feedback_due="2025-10-14"),
+    )
     await inbox_count(env, "supervisors/200", 1)
     await publish(env.js, support.record_submitted(2, due="2025-10-14"))
 
     async def receipt():
         r = await inbox(env, AGENCY, subject="records/2")
         return r.notifications[0] if r.notifications else None
+
     note = await wait_for(receipt, what="receipt")
     assert note.kind == K.NOTIFICATION_KIND_SUBMISSION_RECEIVED and "已收到" in note.body
     timers = await env.stub.ListTimers(K.ListTimersRequest(subject="dispatches/2"))
@@ -110,9 +121,10 @@ async def test_record_submitted_stops_the_clock_and_confirms_receipt_to_dispatch
     await set_clock(env, 2025, 10, 15, 9, 0)
     await env.stub.RunDueTimers(K.RunDueTimersRequest())
     overdue = await inbox(env, AGENCY, subject="dispatches/2", kinds=[K.NOTIFICATION_KIND_DEADLINE_OVERDUE])
-    assert len(overdue.notifications) == 2   # one Annex 4 per external supervisor, no Annex 3
-    assert all("《北京市技能人才评价外督员情况反馈表》" in n.body and "逾期1个工作日" in n.body
-               for n in overdue.notifications)
+    assert len(overdue.notifications) == 2  # one Annex 4 per external supervisor, no Annex 3
+    assert all(
+        "《北京市技能人才评价外督员情况反馈表》" in n.body and "逾期1个工作日" in n.body for n in overdue.notifications
+    )
 
 
 async def test_redelivered_or_republished_event_never_notifies_twice(notify_env):
@@ -125,12 +137,13 @@ async def test_redelivered_or_republished_event_never_notifies_twice(notify_env)
     again.CopyFrom(ev)
     again.event_id = "republished-with-a-new-id"
     await publish(env.js, again)
-    await publish(env.js, support.badge_filed(3))   # a later event, to know the earlier ones were consumed
+    await publish(env.js, support.badge_filed(3))  # a later event, to know the earlier ones were consumed
     await inbox_count(env, INSTITUTION, 1)
 
     async def filed():
         r = await inbox(env, INSTITUTION, kinds=[K.NOTIFICATION_KIND_BADGE_FILED])
         return r.notifications
+
     await wait_for(filed, what="badge filed")
     r = await inbox(env, "supervisors/300")
     assert len(r.notifications) == 1, [(n.kind, n.title) for n in r.notifications]
@@ -159,18 +172,21 @@ async def test_notices_in_uncovered_2027_raise_an_operator_alert_not_a_weekday_g
     async def alert():
         r = await env.stub.ListOperatorAlerts(K.ListOperatorAlertsRequest(code="CALENDAR_NOT_COVERED"))
         return [a for a in r.alerts if a.subject == "dispatches/5"]
+
     alerts = await wait_for(alert, what="calendar alert")
     assert alerts[0].year == 2027 and "2027年法定工作日历尚未配置" in alerts[0].message
 
     async def fire_years() -> set[int]:
         timers = await env.stub.ListTimers(K.ListTimersRequest(subject="dispatches/5", state=K.TIMER_STATE_PENDING))
         return {t.fire_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI).year for t in timers.timers}
-    assert await fire_years() == {2026}   # the 2026 notices stand; nothing guessed in 2027
+
+    assert await fire_years() == {2026}  # the 2026 notices stand; nothing guessed in 2027
     preview = await env.stub.Preview(K.PreviewRequest(at_time=at(2027, 1, 31)))
     assert any(a.year == 2027 for a in preview.alerts)
 
     # the operator configures 2027: the notices of the blocked deadline in 2027 are scheduled
     import os
+
     cal = tmp_path / "calendar.yaml"
     cal.write_text("2027:\n  holidays: [2027-01-01]\n  workdays: []\n")
     os.environ["BJSV_CALENDAR_FILE"] = str(cal)
@@ -185,14 +201,27 @@ async def test_appointment_term_end_and_age_limit_notices_go_to_appointing_org_a
     env = notify_env
     await set_clock(env, 2025, 1, 1, 10)
     from bjsv.registry.v1 import registry_pb2
-    await publish(env.js, support.appointment_started(9001, born="1961-03-10", gender=registry_pb2.GENDER_MALE,
-                                                      start="2025-01-01", end="2027-12-31", org="agencies/05"))
+
+    await publish(
+        env.js,
+        support.appointment_started(
+            9001,
+            born="1961-03-10",
+            gender=registry_pb2.GENDER_MALE,
+            start="2025-01-01",
+            end="2027-12-31",
+            org="agencies/05",
+        ),
+    )
     r = await inbox_count(env, "agencies/05", 1)
     assert r.notifications[0].kind == K.NOTIFICATION_KIND_AGE_LIMIT_IN_TERM
     assert "2027年3月10日" in r.notifications[0].body and "第九条" in r.notifications[0].body
     timers = await env.stub.ListTimers(K.ListTimersRequest(subject="supervisors/9001"))
-    expiry = sorted(t.fire_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI).date() for t in timers.timers
-                    if t.kind == K.NOTIFICATION_KIND_APPOINTMENT_EXPIRING)
+    expiry = sorted(
+        t.fire_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI).date()
+        for t in timers.timers
+        if t.kind == K.NOTIFICATION_KIND_APPOINTMENT_EXPIRING
+    )
     assert expiry == [dt.date(2027, 10, 2), dt.date(2027, 12, 1), dt.date(2027, 12, 24)]
 
 
@@ -204,8 +233,9 @@ async def test_inbox_filters_pagination_and_mark_read(notify_env):
     await inbox_count(env, inst, 5)
     page1 = await env.stub.ListNotifications(K.ListNotificationsRequest(recipient=inst, page_size=2))
     assert len(page1.notifications) == 2 and page1.total_size == 5 and page1.next_page_token
-    page2 = await env.stub.ListNotifications(K.ListNotificationsRequest(recipient=inst, page_size=2,
-                                                                         page_token=page1.next_page_token))
+    page2 = await env.stub.ListNotifications(
+        K.ListNotificationsRequest(recipient=inst, page_size=2, page_token=page1.next_page_token)
+    )
     assert {n.name for n in page1.notifications}.isdisjoint({n.name for n in page2.notifications})
     marked = await env.stub.MarkRead(K.MarkReadRequest(recipient=inst, names=[page1.notifications[0].name]))
     assert marked.marked_count == 1
@@ -219,6 +249,7 @@ async def test_inbox_filters_pagination_and_mark_read(notify_env):
 
 async def test_missing_recipient_is_invalid_argument(notify_env):
     import grpc
+
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await notify_env.stub.ListNotifications(K.ListNotificationsRequest())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -237,15 +268,19 @@ async def test_cli_notify_preview_shows_what_would_be_sent_and_sends_nothing(not
     await publish(env.js, support.dispatch_created(6, end=dt.date(2025, 9, 30)))
     await inbox_count(env, "supervisors/600", 1)
     run_env = {"BJSV_NOTIFY_TARGET": f"127.0.0.1:{env.port}"}
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "2025-10-12", "--recipient",
-                                                              "supervisors/600", "--json"], env=run_env)
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["preview", "--at", "2025-10-12", "--recipient", "supervisors/600", "--json"],
+        env=run_env,
+    )
     assert result.exit_code == 0, result.output
     items = json.loads(result.output)["items"]
     assert [i["kind"] for i in items] == ["NOTIFICATION_KIND_DEADLINE_REMINDER"]
     assert "2025年10月14日" in items[0]["body"] and "第二十三条" in items[0]["body"]
     table = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "2025-10-14"], env=run_env)
     assert table.exit_code == 0 and "今日截止" in table.output
-    assert (await inbox(env, "supervisors/600")).total_size == 1     # nothing was sent
+    assert (await inbox(env, "supervisors/600")).total_size == 1  # nothing was sent
     bad = await asyncio.to_thread(CliRunner().invoke, app, ["preview", "--at", "tomorrow"], env=run_env)
     assert bad.exit_code == 2
 
@@ -257,6 +292,6 @@ async def test_operator_is_alerted_60_days_before_deadlines_reach_an_uncovered_y
     r = await env.stub.ListOperatorAlerts(K.ListOperatorAlertsRequest(code="CALENDAR_NOT_COVERED"))
     horizon = [a for a in r.alerts if a.subject == "calendars/2027"]
     assert len(horizon) == 1 and horizon[0].year == 2027
-    await env.stub.RunDueTimers(K.RunDueTimersRequest())          # raised once, not on every tick
+    await env.stub.RunDueTimers(K.RunDueTimersRequest())  # raised once, not on every tick
     r = await env.stub.ListOperatorAlerts(K.ListOperatorAlertsRequest(code="CALENDAR_NOT_COVERED"))
     assert len([a for a in r.alerts if a.subject == "calendars/2027"]) == 1

@@ -16,27 +16,28 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 INST = "institutions/1100017777"
 
 
-async def test_smtp_down_retries_then_dead_letters_with_reason_and_redelivers_once_when_back(nats_server,
-                                                                                              tmp_path):
-    smtp = SmtpSink(free_port())           # not started: connection refused
+async def test_smtp_down_retries_then_dead_letters_with_reason_and_redelivers_once_when_back(nats_server, tmp_path):
+    smtp = SmtpSink(free_port())  # not started: connection refused
     port, stop, task = await start_inprocess(tmp_path, nats_server.url, smtp)
     nc = await nats.connect(nats_server.url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = notify_pb2_grpc.NotifyServiceStub(channel)
     try:
-        await stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient=INST, email="inst@example.cn",
-                                                                    display_name="某评价机构")))
+        await stub.SetContact(
+            K.SetContactRequest(contact=K.Contact(recipient=INST, email="inst@example.cn", display_name="某评价机构"))
+        )
         for i in range(5):
             await publish(nc.jetstream(), support.badge_filed(500 + i, institution=INST))
 
         async def dead():
             r = await stub.ListDeadLetters(K.ListDeadLettersRequest(channel=K.CHANNEL_EMAIL))
             return r.dead_letters if len(r.dead_letters) == 5 else None
+
         letters = await wait_for(dead, limit=40, what="5 dead letters")
         assert all(d.attempts == 3 and d.reason.startswith("SMTP_UNAVAILABLE") for d in letters)
         assert {d.recipient for d in letters} == {INST}
         inbox = await stub.ListNotifications(K.ListNotificationsRequest(recipient=INST))
-        assert inbox.total_size == 5                                   # nothing lost
+        assert inbox.total_size == 5  # nothing lost
         nats_states = {d.state for n in inbox.notifications for d in n.deliveries if d.channel == K.CHANNEL_NATS}
         assert nats_states == {K.DELIVERY_STATE_DELIVERED}
 
@@ -46,12 +47,13 @@ async def test_smtp_down_retries_then_dead_letters_with_reason_and_redelivers_on
 
         async def delivered():
             return len(smtp.keys()) >= 5
+
         await wait_for(delivered, what="5 mails")
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.RetryDeadLetter(K.RetryDeadLetterRequest(name=letters[0].name))
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         keys = smtp.keys()
-        assert len(keys) == 5 and len(set(keys)) == 5                  # each exactly once
+        assert len(keys) == 5 and len(set(keys)) == 5  # each exactly once
         assert {n.idempotency_key for n in inbox.notifications} == set(keys)
         left = await stub.ListDeadLetters(K.ListDeadLettersRequest())
         assert left.dead_letters == []

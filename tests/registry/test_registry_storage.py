@@ -63,8 +63,9 @@ def person(kind="external", level="district", district="08", institution="", bir
 def appointed(db: Database, draft, start=dt.date(2026, 1, 1)) -> int:
     def run(s):
         sup = repo.register_supervisor(s, draft=draft)
-        return repo.appoint(s, supervisor_id=sup.id, start=start, decision_id="decisions/test", term_years=3,
-                            today=TODAY).id
+        return repo.appoint(
+            s, supervisor_id=sup.id, start=start, decision_id="decisions/test", term_years=3, today=TODAY
+        ).id
 
     return db.write_sync(run)
 

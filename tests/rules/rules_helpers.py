@@ -14,10 +14,20 @@ DAY = dt.date(2024, 6, 3)
 
 def sup(n: int | str = 1, **kw) -> m.Supervisor:
     """An eligible, active district-08 external supervisor unless told otherwise."""
-    base = dict(name=f"supervisors/{n}", person_id=f"P{n}", gender=m.MALE, birth_date=dt.date(1970, 5, 17),
-                kind=m.EXTERNAL, level=m.DISTRICT, district_code="08", status=m.ACTIVE,
-                term_start=dt.date(2023, 1, 1), training_passed=True, attestations=ALL_ATTESTATIONS,
-                employer="institutions/9990001")
+    base = dict(
+        name=f"supervisors/{n}",
+        person_id=f"P{n}",
+        gender=m.MALE,
+        birth_date=dt.date(1970, 5, 17),
+        kind=m.EXTERNAL,
+        level=m.DISTRICT,
+        district_code="08",
+        status=m.ACTIVE,
+        term_start=dt.date(2023, 1, 1),
+        training_passed=True,
+        attestations=ALL_ATTESTATIONS,
+        employer="institutions/9990001",
+    )
     base.update(kw)
     return m.Supervisor(**base)
 

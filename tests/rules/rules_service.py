@@ -16,17 +16,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class RulesProcess:
-    def __init__(self, *, data_dir: Path, port: int, nats_url: str, rules_dir: Path | None = None,
-                 reload_interval: float = 0.0, workers: int = 2, extra_env: dict | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        port: int,
+        nats_url: str,
+        rules_dir: Path | None = None,
+        reload_interval: float = 0.0,
+        workers: int = 2,
+        extra_env: dict | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.rules_dir = rules_dir or data_dir / "rulesets"
         if rules_dir is None:
             shutil.copytree(ROOT / "services" / "rules" / "rulesets", self.rules_dir)
-        self.env = {**os.environ, "BJSV_DATA_DIR": str(data_dir), "BJSV_RULES_PORT": str(port),
-                    "BJSV_BIND_HOST": "127.0.0.1", "BJSV_NATS_URL": nats_url, "BJSV_RULES_DIR": str(self.rules_dir),
-                    "BJSV_RULES_RELOAD_INTERVAL": str(reload_interval), "BJSV_RULES_WORKERS": str(workers),
-                    "BJSV_LOG_LEVEL": "WARNING", **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "BJSV_DATA_DIR": str(data_dir),
+            "BJSV_RULES_PORT": str(port),
+            "BJSV_BIND_HOST": "127.0.0.1",
+            "BJSV_NATS_URL": nats_url,
+            "BJSV_RULES_DIR": str(self.rules_dir),
+            "BJSV_RULES_RELOAD_INTERVAL": str(reload_interval),
+            "BJSV_RULES_WORKERS": str(workers),
+            "BJSV_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
         self.proc: subprocess.Popen | None = None
         self.log = data_dir / "rules.log"
 
@@ -37,8 +54,9 @@ class RulesProcess:
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "services.rules"], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.rules"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(self.target) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
@@ -46,8 +64,12 @@ class RulesProcess:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"rules service exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
                 try:
-                    if stub.Check(health_pb2.HealthCheckRequest(service="bjsv.rules.v1.RulesService"),
-                                  timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    if (
+                        stub.Check(
+                            health_pb2.HealthCheckRequest(service="bjsv.rules.v1.RulesService"), timeout=1
+                        ).status
+                        == health_pb2.HealthCheckResponse.SERVING
+                    ):
                         return
                 except grpc.RpcError:
                     pass

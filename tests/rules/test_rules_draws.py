@@ -15,12 +15,23 @@ from services.rules.domain import model as m
 from services.rules.domain.draws import order_pool, propose_team, sample_inspection_targets
 
 
-async def propose(decider, catalog, ev, pool, *, seed="s1", size=0, agency="agencies/08", candidates=50,
-                  examiners=(), district="08"):
-    return await propose_team(decider, catalog, ev, agency=agency, plan=plan(candidates, district),
-                              session=session(examiners=examiners), as_of=DAY,
-                              pool=[(s.name, s.recent_dispatch_count) for s in pool], load=lambda i: pool[i],
-                              team_size=size, seed=seed, pool_digest="d")
+async def propose(
+    decider, catalog, ev, pool, *, seed="s1", size=0, agency="agencies/08", candidates=50, examiners=(), district="08"
+):
+    return await propose_team(
+        decider,
+        catalog,
+        ev,
+        agency=agency,
+        plan=plan(candidates, district),
+        session=session(examiners=examiners),
+        as_of=DAY,
+        pool=[(s.name, s.recent_dispatch_count) for s in pool],
+        load=lambda i: pool[i],
+        team_size=size,
+        seed=seed,
+        pool_digest="d",
+    )
 
 
 def mixed_pool(n: int) -> list[m.Supervisor]:
@@ -54,8 +65,17 @@ async def test_drawn_team_passes_check_team_art20(decider, catalog, engine_pool)
     assert len(draw.team) == 4  # D7: 2 + 2 further started blocks of 200
     assert "supervisors/0" not in draw.team  # examiner in the session
     by_name = {s.name: s for s in pool}
-    check = (await decider.team(catalog, engine_pool, [m.TeamInput(
-        "agencies/08", plan(450), session(examiners=["P0"]), tuple(by_name[n] for n in draw.team), DAY)]))[0]
+    check = (
+        await decider.team(
+            catalog,
+            engine_pool,
+            [
+                m.TeamInput(
+                    "agencies/08", plan(450), session(examiners=["P0"]), tuple(by_name[n] for n in draw.team), DAY
+                )
+            ],
+        )
+    )[0]
     assert check.outcome == m.ALLOW
     assert draw.decision.kind == m.KIND_TEAM_DRAW and draw.decision.derived["seed"] == "s1"
 
@@ -68,13 +88,37 @@ async def test_a_multi_day_dispatch_draws_only_members_legal_on_every_covered_da
     one_day = await propose(decider, catalog, engine_pool, pool, size=4)
     assert sorted(one_day.team) == [s.name for s in pool]  # all legal on the first day
     with pytest.raises(FailedPrecondition) as err:
-        await propose_team(decider, catalog, engine_pool, agency="agencies/08", plan=plan(), session=session(),
-                           as_of=DAY, also_on=[later], pool=[(s.name, 0) for s in pool], load=lambda i: pool[i],
-                           team_size=4, seed="s1", pool_digest="d")
+        await propose_team(
+            decider,
+            catalog,
+            engine_pool,
+            agency="agencies/08",
+            plan=plan(),
+            session=session(),
+            as_of=DAY,
+            also_on=[later],
+            pool=[(s.name, 0) for s in pool],
+            load=lambda i: pool[i],
+            team_size=4,
+            seed="s1",
+            pool_digest="d",
+        )
     assert err.value.metadata["eligible_count"] == "2"
-    draw = await propose_team(decider, catalog, engine_pool, agency="agencies/08", plan=plan(), session=session(),
-                              as_of=DAY, also_on=[later], pool=[(s.name, 0) for s in pool], load=lambda i: pool[i],
-                              team_size=2, seed="s1", pool_digest="d")
+    draw = await propose_team(
+        decider,
+        catalog,
+        engine_pool,
+        agency="agencies/08",
+        plan=plan(),
+        session=session(),
+        as_of=DAY,
+        also_on=[later],
+        pool=[(s.name, 0) for s in pool],
+        load=lambda i: pool[i],
+        team_size=2,
+        seed="s1",
+        pool_digest="d",
+    )
     assert sorted(draw.team) == ["supervisors/3", "supervisors/4"]
     assert draw.decision.derived["also_on_dates"] == "2024-06-05"
 
@@ -123,42 +167,94 @@ def test_fewer_recent_dispatches_are_preferred_D7():
 
 def test_inspection_sample_is_reproducible_and_sized(decider, catalog):
     plans = [f"plans/{i}" for i in range(95)]
-    a = sample_inspection_targets(decider, catalog, plans=plans, sample_size=0, sample_ratio=0, seed="x",
-                                  as_of=DAY, subject="agencies/08", pool_digest="d")
-    b = sample_inspection_targets(decider, catalog, plans=list(reversed(plans)), sample_size=0, sample_ratio=0,
-                                  seed="x", as_of=DAY, subject="agencies/08", pool_digest="d")
+    a = sample_inspection_targets(
+        decider,
+        catalog,
+        plans=plans,
+        sample_size=0,
+        sample_ratio=0,
+        seed="x",
+        as_of=DAY,
+        subject="agencies/08",
+        pool_digest="d",
+    )
+    b = sample_inspection_targets(
+        decider,
+        catalog,
+        plans=list(reversed(plans)),
+        sample_size=0,
+        sample_ratio=0,
+        seed="x",
+        as_of=DAY,
+        subject="agencies/08",
+        pool_digest="d",
+    )
     assert a.plans == b.plans and len(a.plans) == 10  # ceil(10 % of 95)
-    c = sample_inspection_targets(decider, catalog, plans=plans, sample_size=500, sample_ratio=0, seed="x",
-                                  as_of=DAY, subject="agencies/08", pool_digest="d")
+    c = sample_inspection_targets(
+        decider,
+        catalog,
+        plans=plans,
+        sample_size=500,
+        sample_ratio=0,
+        seed="x",
+        as_of=DAY,
+        subject="agencies/08",
+        pool_digest="d",
+    )
     assert sorted(c.plans) == sorted(plans)
 
 
 member = st.builds(
     lambda i, status, district, level, old, examiner, recent: sup(
-        i, status=status, district_code=district, level=level,
-        birth_date=dt.date(1950 if old else 1975, 3, 1), person_id=f"E{i}" if examiner else f"P{i}",
-        recent_dispatch_count=recent),
-    st.integers(0, 10_000), st.sampled_from([m.ACTIVE, m.ACTIVE, m.ACTIVE, m.SUSPENDED, m.EXPIRED]),
-    st.sampled_from(["08", "08", "05"]), st.sampled_from([m.DISTRICT, m.DISTRICT, m.CITY]), st.booleans(),
-    st.booleans(), st.integers(0, 5))
+        i,
+        status=status,
+        district_code=district,
+        level=level,
+        birth_date=dt.date(1950 if old else 1975, 3, 1),
+        person_id=f"E{i}" if examiner else f"P{i}",
+        recent_dispatch_count=recent,
+    ),
+    st.integers(0, 10_000),
+    st.sampled_from([m.ACTIVE, m.ACTIVE, m.ACTIVE, m.SUSPENDED, m.EXPIRED]),
+    st.sampled_from(["08", "08", "05"]),
+    st.sampled_from([m.DISTRICT, m.DISTRICT, m.CITY]),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 5),
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pool=st.lists(member, max_size=25, unique_by=lambda s: s.name), seed=st.text(max_size=8),
-       candidates=st.integers(1, 700))
+@given(
+    pool=st.lists(member, max_size=25, unique_by=lambda s: s.name),
+    seed=st.text(max_size=8),
+    candidates=st.integers(1, 700),
+)
 async def test_property_proposed_team_always_passes_check_team_and_is_reproducible(
-        decider, catalog, engine_pool, pool, seed, candidates):
+    decider, catalog, engine_pool, pool, seed, candidates
+):
     examiners = [s.person_id for s in pool if s.person_id.startswith("E")]
     try:
-        draw = await propose(decider, catalog, engine_pool, pool, seed=seed, candidates=candidates,
-                             examiners=examiners)
+        draw = await propose(decider, catalog, engine_pool, pool, seed=seed, candidates=candidates, examiners=examiners)
     except FailedPrecondition as err:
         assert err.reason == "POOL_TOO_SMALL"
         return
     again = await propose(decider, catalog, engine_pool, pool, seed=seed, candidates=candidates, examiners=examiners)
     assert again.team == draw.team
     by_name = {s.name: s for s in pool}
-    check = (await decider.team(catalog, engine_pool, [m.TeamInput(
-        "agencies/08", plan(candidates), session(examiners=examiners), tuple(by_name[n] for n in draw.team),
-        DAY)]))[0]
+    check = (
+        await decider.team(
+            catalog,
+            engine_pool,
+            [
+                m.TeamInput(
+                    "agencies/08",
+                    plan(candidates),
+                    session(examiners=examiners),
+                    tuple(by_name[n] for n in draw.team),
+                    DAY,
+                )
+            ],
+        )
+    )[0]
     assert check.outcome != m.DENY

@@ -36,8 +36,9 @@ AGE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("gender", "birth", "on", "eligible"), [c[1:] for c in AGE_CASES],
-                         ids=[c[0] for c in AGE_CASES])
+@pytest.mark.parametrize(
+    ("gender", "birth", "on", "eligible"), [c[1:] for c in AGE_CASES], ids=[c[0] for c in AGE_CASES]
+)
 async def test_age_limit_by_gender_at_birthday_boundaries(decider, catalog, engine_pool, gender, birth, on, eligible):
     supervisor = sup(gender=gender, birth_date=birth, term_start=on - dt.timedelta(days=365))
     d = await decide(decider, catalog, engine_pool, supervisor, on)
@@ -68,8 +69,13 @@ async def test_each_missing_attestation_blocks(decider, catalog, engine_pool, it
 
 
 async def test_training_not_passed_blocks_appointment_art10(decider, catalog, engine_pool):
-    d = await decide(decider, catalog, engine_pool, sup(training_passed=False, status=m.STATUS_NONE, term_start=None),
-                     purpose=m.APPOINTMENT)
+    d = await decide(
+        decider,
+        catalog,
+        engine_pool,
+        sup(training_passed=False, status=m.STATUS_NONE, term_start=None),
+        purpose=m.APPOINTMENT,
+    )
     assert rule_ids(d) == ["bj-2022.art10.training"]
     assert d.findings[0].article == "第十条"
 
@@ -90,8 +96,9 @@ STATUS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("status", "purpose", "expected"), [c[1:] for c in STATUS_CASES],
-                         ids=[c[0] for c in STATUS_CASES])
+@pytest.mark.parametrize(
+    ("status", "purpose", "expected"), [c[1:] for c in STATUS_CASES], ids=[c[0] for c in STATUS_CASES]
+)
 async def test_status(decider, catalog, engine_pool, status, purpose, expected):
     d = await decide(decider, catalog, engine_pool, sup(status=status), purpose=purpose)
     assert rule_ids(d) == expected
@@ -119,12 +126,20 @@ async def test_no_term_blocks_dispatch_art13(decider, catalog, engine_pool):
 
 
 async def test_all_findings_reported_in_declaration_order_art9(decider, catalog, engine_pool):
-    d = await decide(decider, catalog, engine_pool,
-                     sup(attestations=frozenset(), training_passed=False, status=m.REVOKED,
-                         birth_date=D(1950, 1, 1)))
+    d = await decide(
+        decider,
+        catalog,
+        engine_pool,
+        sup(attestations=frozenset(), training_passed=False, status=m.REVOKED, birth_date=D(1950, 1, 1)),
+    )
     assert rule_ids(d) == [
-        "bj-2022.art9.1.party-line", "bj-2022.art9.2.policy-knowledge", "bj-2022.art9.3.integrity",
-        "bj-2022.art9.4.ability", "bj-2022.art9.5.age", "bj-2022.art9.5.health", "bj-2022.art10.training",
+        "bj-2022.art9.1.party-line",
+        "bj-2022.art9.2.policy-knowledge",
+        "bj-2022.art9.3.integrity",
+        "bj-2022.art9.4.ability",
+        "bj-2022.art9.5.age",
+        "bj-2022.art9.5.health",
+        "bj-2022.art10.training",
         "bj-2022.art27.revoked",
     ]
     assert d.derived["age_years"] == "74"

@@ -22,17 +22,20 @@ def random_items(n: int, seed: int = 7) -> list[m.EligibilityInput]:
     out = []
     for i in range(n):
         att = frozenset(a for a in ALL_ATTESTATIONS if rnd.random() > 0.05)
-        s = sup(i, gender=rnd.choice([m.MALE, m.FEMALE]),
-                birth_date=dt.date(rnd.randint(1955, 1990), rnd.randint(1, 12), rnd.randint(1, 28)),
-                status=rnd.choice([m.ACTIVE] * 8 + [m.EXPIRED, m.SUSPENDED, m.REVOKED]),
-                training_passed=rnd.random() > 0.05, attestations=att,
-                term_start=dt.date(rnd.randint(2020, 2024), 1, 1))
+        s = sup(
+            i,
+            gender=rnd.choice([m.MALE, m.FEMALE]),
+            birth_date=dt.date(rnd.randint(1955, 1990), rnd.randint(1, 12), rnd.randint(1, 28)),
+            status=rnd.choice([m.ACTIVE] * 8 + [m.EXPIRED, m.SUSPENDED, m.REVOKED]),
+            training_passed=rnd.random() > 0.05,
+            attestations=att,
+            term_start=dt.date(rnd.randint(2020, 2024), 1, 1),
+        )
         out.append(m.EligibilityInput(s, DAY, rnd.choice([m.APPOINTMENT, m.RENEWAL, m.DISPATCH])))
     return out
 
 
-async def test_engine_agrees_with_plain_python_and_20k_more_evaluations_leave_no_state(decider, catalog,
-                                                                                       engine_pool):
+async def test_engine_agrees_with_plain_python_and_20k_more_evaluations_leave_no_state(decider, catalog, engine_pool):
     items = random_items(5_000)
     engine = await decider.eligibility(catalog, engine_pool, items)  # also warms the workers up
     python = await decider.eligibility(catalog, PythonEvaluator(catalog), items)

@@ -38,12 +38,33 @@ CASES = [
     ("art26_repeat_after_second_rung_disqualifies_D13", INST, 2, [prior(2, D(2023, 12, 1))], False, 3, False),
     ("art26_repeat_outside_window_restarts_D13", INST, 1, [prior(1, D(2023, 6, 2))], False, 1, False),
     ("art26_repeat_on_window_edge_climbs_D13", INST, 1, [prior(1, D(2023, 6, 4))], False, 2, False),
-    ("art26_uncorrected_order_escalates_D13", INST, 6,
-     [prior(1, D(2022, 9, 1), deadline=D(2022, 10, 1))], False, 2, False),
-    ("art26_order_corrected_in_time_no_escalation", INST, 6,
-     [prior(1, D(2022, 9, 1), deadline=D(2022, 10, 1), corrected=D(2022, 9, 20))], False, 1, False),
-    ("art26_order_deadline_not_yet_passed", INST, 6,
-     [prior(1, D(2024, 6, 1), deadline=D(2024, 7, 1))], False, 2, False),
+    (
+        "art26_uncorrected_order_escalates_D13",
+        INST,
+        6,
+        [prior(1, D(2022, 9, 1), deadline=D(2022, 10, 1))],
+        False,
+        2,
+        False,
+    ),
+    (
+        "art26_order_corrected_in_time_no_escalation",
+        INST,
+        6,
+        [prior(1, D(2022, 9, 1), deadline=D(2022, 10, 1), corrected=D(2022, 9, 20))],
+        False,
+        1,
+        False,
+    ),
+    (
+        "art26_order_deadline_not_yet_passed",
+        INST,
+        6,
+        [prior(1, D(2024, 6, 1), deadline=D(2024, 7, 1))],
+        False,
+        2,
+        False,
+    ),
     ("art26_assessed_serious_second_rung", INST, 1, [], True, 2, True),
     ("art26_4_serious_repeat_disqualifies", INST, 4, [prior(2, D(2024, 3, 1), trigger=4)], False, 3, True),
     ("art27_neglect_first_offence_criticism", SUP, 7, [], False, 1, False),
@@ -54,8 +75,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "trigger", "history", "serious", "rung", "report"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("kind", "trigger", "history", "serious", "rung", "report"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 async def test_ladder(decider, catalog, engine_pool, kind, trigger, history, serious, rung, report):
     d = await evaluate(decider, catalog, engine_pool, kind, trigger, history, serious)
     rec = d.recommendation

@@ -63,11 +63,14 @@ def test_policy_file_overrides_a_parameter_and_changes_the_version(tree, tmp_pat
     assert rs.version != v0
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    ("rulesets:\n  bj-2022:\n    team.no_such: 1\n", "unknown parameter(s) team.no_such"),
-    ("rulesets:\n  bj-2022:\n    team.min_external: three\n", "has type str"),
-    ("rulesets:\n  bj-2099:\n    team.min_external: 3\n", "unknown rule set(s) bj-2099"),
-])
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("rulesets:\n  bj-2022:\n    team.no_such: 1\n", "unknown parameter(s) team.no_such"),
+        ("rulesets:\n  bj-2022:\n    team.min_external: three\n", "has type str"),
+        ("rulesets:\n  bj-2099:\n    team.min_external: 3\n", "unknown rule set(s) bj-2099"),
+    ],
+)
 def test_bad_policy_file_is_rejected_precisely(tree, tmp_path, content, needle):
     policy = tmp_path / "policy.yaml"
     policy.write_text(content, encoding="utf-8")
@@ -77,12 +80,21 @@ def test_bad_policy_file_is_rejected_precisely(tree, tmp_path, content, needle):
 
 
 BROKEN = [
-    ("unknown_field", lambda rules: rules[0].__setitem__("when", ["agee_years", "gt", 65]),
-     "eligibility.yaml[0] (bj-2022.art9.1.party-line): when: unknown fact field 'agee_years'"),
-    ("unknown_operator", lambda rules: rules[0].__setitem__("when", ["age_years", "older", 65]),
-     "unknown operator 'older'"),
-    ("unknown_parameter", lambda rules: rules[4].__setitem__("when", ["age_years", "gt", "@nope"]),
-     "(bj-2022.art9.5.age): when: unknown parameter '@nope'"),
+    (
+        "unknown_field",
+        lambda rules: rules[0].__setitem__("when", ["agee_years", "gt", 65]),
+        "eligibility.yaml[0] (bj-2022.art9.1.party-line): when: unknown fact field 'agee_years'",
+    ),
+    (
+        "unknown_operator",
+        lambda rules: rules[0].__setitem__("when", ["age_years", "older", 65]),
+        "unknown operator 'older'",
+    ),
+    (
+        "unknown_parameter",
+        lambda rules: rules[4].__setitem__("when", ["age_years", "gt", "@nope"]),
+        "(bj-2022.art9.5.age): when: unknown parameter '@nope'",
+    ),
     ("missing_article", lambda rules: rules[0].pop("article"), "'article' is required"),
     ("bad_severity", lambda rules: rules[0].__setitem__("severity", "fatal"), "severity must be blocking or advisory"),
     ("bad_date", lambda rules: rules[0].__setitem__("valid_from", "2022-13-01"), "valid_from: '2022-13-01'"),
@@ -106,8 +118,11 @@ def test_yaml_syntax_error_names_the_file(tree):
 
 
 def test_a_rule_change_that_contradicts_a_canary_is_rejected(tree):
-    edit_rules(tree, "eligibility.yaml", lambda rules: rules[4].__setitem__(
-        "when", {"any": [{"all": [["gender", "eq", 1], ["age_years", "gt", 70]]}]}))
+    edit_rules(
+        tree,
+        "eligibility.yaml",
+        lambda rules: rules[4].__setitem__("when", {"any": [{"all": [["gender", "eq", 1], ["age_years", "gt", 70]]}]}),
+    )
     with pytest.raises(RuleSetError) as err:
         load_catalog(tree)
     assert "canaries.yaml[1]" in str(err.value)

@@ -23,10 +23,19 @@ ALL = [rules_pb2.Attestation(item=i, attested_by="agencies/08", attested_date="2
 
 
 def sup(n, **kw) -> rules_pb2.SupervisorFacts:
-    base = dict(name=f"supervisors/{n}", person_id=f"P{n}", gender=rules_pb2.GENDER_MALE, birth_date="1970-05-17",
-                kind=rules_pb2.SUPERVISOR_KIND_EXTERNAL, level=rules_pb2.SUPERVISOR_LEVEL_DISTRICT, district_code="08",
-                status=rules_pb2.SUPERVISOR_STATUS_ACTIVE, term_start_date="2023-01-01", training_passed=True,
-                attestations=ALL)
+    base = dict(
+        name=f"supervisors/{n}",
+        person_id=f"P{n}",
+        gender=rules_pb2.GENDER_MALE,
+        birth_date="1970-05-17",
+        kind=rules_pb2.SUPERVISOR_KIND_EXTERNAL,
+        level=rules_pb2.SUPERVISOR_LEVEL_DISTRICT,
+        district_code="08",
+        status=rules_pb2.SUPERVISOR_STATUS_ACTIVE,
+        term_start_date="2023-01-01",
+        training_passed=True,
+        attestations=ALL,
+    )
     base.update(kw)
     return rules_pb2.SupervisorFacts(**base)
 
@@ -35,8 +44,9 @@ def elig(s, day="2024-06-03", purpose=rules_pb2.PURPOSE_DISPATCH) -> rules_pb2.C
     return rules_pb2.CheckEligibilityRequest(supervisor=s, as_of_date=day, purpose=purpose)
 
 
-PLAN = rules_pb2.PlanFacts(name="plans/7", institution="institutions/1100012001", district_code="08",
-                           candidate_count=250)
+PLAN = rules_pb2.PlanFacts(
+    name="plans/7", institution="institutions/1100012001", district_code="08", candidate_count=250
+)
 SESSION = rules_pb2.SessionFacts(name="plans/7/sessions/1", date="2024-06-03", examiner_person_ids=["P3"])
 
 
@@ -57,8 +67,13 @@ def service(nats_server, tmp_path_factory):
     data = tmp_path_factory.mktemp("rules")
     policy = data / "policy.yaml"
     policy.write_text("rulesets: {}\n", encoding="utf-8")
-    proc = RulesProcess(data_dir=data, port=free_port(), nats_url=nats_server.url, reload_interval=0.3,
-                        extra_env={"BJSV_RULES_POLICY_FILE": str(policy)})
+    proc = RulesProcess(
+        data_dir=data,
+        port=free_port(),
+        nats_url=nats_server.url,
+        reload_interval=0.3,
+        extra_env={"BJSV_RULES_POLICY_FILE": str(policy)},
+    )
     proc.policy = policy
     proc.start()
     yield proc
@@ -84,8 +99,9 @@ async def test_man_eligible_day_before_66th_birthday_and_not_on_it_art9(stub):
 
 
 async def test_decision_is_logged_retrievable_listable_and_replayable_D15(stub):
-    made = await stub.CheckEligibility(elig(sup(77, training_passed=False)),
-                                       metadata=[("x-bjsv-org", "agencies/08"), ("x-trace-id", "t-77")])
+    made = await stub.CheckEligibility(
+        elig(sup(77, training_passed=False)), metadata=[("x-bjsv-org", "agencies/08"), ("x-trace-id", "t-77")]
+    )
     got = await stub.GetDecision(rules_pb2.GetDecisionRequest(name=made.decision.name))
     assert got.decision == made.decision
     assert got.actor == "agencies/08" and got.trace_id == "t-77"
@@ -114,8 +130,9 @@ async def test_batch_keeps_order_and_logs_every_item(stub):
 
 async def test_bad_date_is_invalid_argument_with_field_violations(stub):
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.BatchCheckEligibility(rules_pb2.BatchCheckEligibilityRequest(
-            requests=[elig(sup(1)), elig(sup(2, birth_date="1970-2-30"))]))
+        await stub.BatchCheckEligibility(
+            rules_pb2.BatchCheckEligibilityRequest(requests=[elig(sup(1)), elig(sup(2, birth_date="1970-2-30"))])
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fv = details(err.value)["BadRequest"].field_violations
     assert [v.field for v in fv] == ["requests[1].supervisor.birth_date"]
@@ -129,22 +146,40 @@ async def test_date_before_any_rule_set_is_failed_precondition_D16(stub):
 
 
 async def test_recusal_and_team_and_penalty_over_grpc(stub):
-    r = await stub.CheckRecusal(rules_pb2.CheckRecusalRequest(supervisor=sup(3), plan=PLAN, session=SESSION,
-                                                              as_of_date="2024-06-03"))
+    r = await stub.CheckRecusal(
+        rules_pb2.CheckRecusalRequest(supervisor=sup(3), plan=PLAN, session=SESSION, as_of_date="2024-06-03")
+    )
     assert [f.rule_id for f in r.decision.findings] == ["bj-2022.art16.same-session-examiner"]
-    t = await stub.CheckTeam(rules_pb2.CheckTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION,
-                                                        supervisors=[sup(1), sup(2)], as_of_date="2024-06-03"))
+    t = await stub.CheckTeam(
+        rules_pb2.CheckTeamRequest(
+            dispatching_agency="agencies/08",
+            plan=PLAN,
+            session=SESSION,
+            supervisors=[sup(1), sup(2)],
+            as_of_date="2024-06-03",
+        )
+    )
     assert t.decision.outcome == rules_pb2.OUTCOME_ADVISE and t.recommended_team_size == 3
-    p = await stub.EvaluatePenalty(rules_pb2.EvaluatePenaltyRequest(
-        subject_kind=rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION, subject="institutions/1100012001",
-        trigger=rules_pb2.NewTrigger(trigger=rules_pb2.PENALTY_TRIGGER_ART26_FALSIFICATION,
-                                     occurred_date="2024-06-01"), as_of_date="2024-06-03"))
+    p = await stub.EvaluatePenalty(
+        rules_pb2.EvaluatePenaltyRequest(
+            subject_kind=rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION,
+            subject="institutions/1100012001",
+            trigger=rules_pb2.NewTrigger(
+                trigger=rules_pb2.PENALTY_TRIGGER_ART26_FALSIFICATION, occurred_date="2024-06-01"
+            ),
+            as_of_date="2024-06-03",
+        )
+    )
     assert p.recommendation.sanction_text == "向其主管部门提出给予处分的建议" and p.recommendation.immediate_report
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.EvaluatePenalty(rules_pb2.EvaluatePenaltyRequest(
-            subject_kind=rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION, subject="institutions/1",
-            trigger=rules_pb2.NewTrigger(trigger=rules_pb2.PENALTY_TRIGGER_ART27_PRIVATE_GAIN),
-            as_of_date="2024-06-03"))
+        await stub.EvaluatePenalty(
+            rules_pb2.EvaluatePenaltyRequest(
+                subject_kind=rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION,
+                subject="institutions/1",
+                trigger=rules_pb2.NewTrigger(trigger=rules_pb2.PENALTY_TRIGGER_ART27_PRIVATE_GAIN),
+                as_of_date="2024-06-03",
+            )
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -159,25 +194,35 @@ def pool(n: int) -> list[rules_pb2.SupervisorFacts]:
 
 
 async def test_propose_team_is_reproducible_passes_check_team_and_is_replayable(stub):
-    req = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(200),
-                                       as_of_date="2024-06-03")
+    req = rules_pb2.ProposeTeamRequest(
+        dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(200), as_of_date="2024-06-03"
+    )
     first = await stub.ProposeTeam(req)
     assert len(first.team) == 3 and first.seed  # 250 candidates → D7 recommends 3
     req.seed = first.seed
     again = await stub.ProposeTeam(req)
     assert list(again.team) == list(first.team) and again.pool_digest == first.pool_digest
     members = [s for s in req.pool if s.name in set(first.team)]
-    check = await stub.CheckTeam(rules_pb2.CheckTeamRequest(dispatching_agency="agencies/08", plan=PLAN,
-                                                            session=SESSION, supervisors=members,
-                                                            as_of_date="2024-06-03"))
+    check = await stub.CheckTeam(
+        rules_pb2.CheckTeamRequest(
+            dispatching_agency="agencies/08", plan=PLAN, session=SESSION, supervisors=members, as_of_date="2024-06-03"
+        )
+    )
     assert check.decision.outcome == rules_pb2.OUTCOME_ALLOW
     replay = await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=first.decision.name))
     assert replay.identical
 
 
 async def test_propose_team_over_several_days_is_logged_and_replayable_with_its_dates(stub, service):
-    req = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(110),
-                                       as_of_date="2024-06-03", also_on_dates=["2024-06-05", "2024-06-04"], seed="d")
+    req = rules_pb2.ProposeTeamRequest(
+        dispatching_agency="agencies/08",
+        plan=PLAN,
+        session=SESSION,
+        pool=pool(110),
+        as_of_date="2024-06-03",
+        also_on_dates=["2024-06-05", "2024-06-04"],
+        seed="d",
+    )
     made = await stub.ProposeTeam(req)
     assert made.decision.derived_facts["also_on_dates"] == "2024-06-04,2024-06-05"
     got = await stub.GetDecision(rules_pb2.GetDecisionRequest(name=made.decision.name))
@@ -185,14 +230,16 @@ async def test_propose_team_over_several_days_is_logged_and_replayable_with_its_
     assert made.decision.input_digest == hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
     assert (await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=made.decision.name))).identical
     with sqlite3.connect(service.data_dir / "rules.db") as db:  # the pool is still stored once, apart
-        (n,) = db.execute("SELECT length(input) FROM decision WHERE id = ?",
-                          (made.decision.name.split("/")[1],)).fetchone()
+        (n,) = db.execute(
+            "SELECT length(input) FROM decision WHERE id = ?", (made.decision.name.split("/")[1],)
+        ).fetchone()
         assert n < 1000
 
 
 async def test_propose_team_pool_is_logged_once_per_content_and_decisions_keep_their_full_input_d15(stub, service):
-    base = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(120),
-                                        as_of_date="2024-06-03")
+    base = rules_pb2.ProposeTeamRequest(
+        dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(120), as_of_date="2024-06-03"
+    )
     made = []
     for seed in ("a", "b", "c"):
         req = rules_pb2.ProposeTeamRequest()
@@ -206,8 +253,9 @@ async def test_propose_team_pool_is_logged_once_per_content_and_decisions_keep_t
         assert json.loads(got.input_json)["seed"] == req.seed
         assert (await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=resp.decision.name))).identical
     with sqlite3.connect(service.data_dir / "rules.db") as db:
-        digest = hashlib.sha256(b"".join(b"\x22" + _len(s) + s for s in
-                                         (p.SerializeToString(deterministic=True) for p in base.pool))).hexdigest()
+        digest = hashlib.sha256(
+            b"".join(b"\x22" + _len(s) + s for s in (p.SerializeToString(deterministic=True) for p in base.pool))
+        ).hexdigest()
         assert db.execute("SELECT count(*) FROM input_part WHERE digest = ?", (digest,)).fetchone()[0] == 1
         rows = db.execute("SELECT length(input) FROM decision WHERE input_part_digest = ?", (digest,)).fetchall()
         assert len(rows) == 3 and all(n < 1000 for (n,) in rows)
@@ -223,8 +271,15 @@ def _len(b: bytes) -> bytes:
 
 
 async def test_too_small_pool_is_failed_precondition_with_counts(stub):
-    req = rules_pb2.ProposeTeamRequest(dispatching_agency="agencies/08", plan=PLAN, session=SESSION, pool=pool(5),
-                                       as_of_date="2024-06-03", seed="x", team_size=5)
+    req = rules_pb2.ProposeTeamRequest(
+        dispatching_agency="agencies/08",
+        plan=PLAN,
+        session=SESSION,
+        pool=pool(5),
+        as_of_date="2024-06-03",
+        seed="x",
+        team_size=5,
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ProposeTeam(req)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -236,10 +291,16 @@ async def test_too_small_pool_is_failed_precondition_with_counts(stub):
 
 async def test_sample_inspection_targets_reproducible(stub):
     plans = [rules_pb2.PlanFacts(name=f"plans/{i}") for i in range(40)]
-    a = await stub.SampleInspectionTargets(rules_pb2.SampleInspectionTargetsRequest(
-        plans=plans, sample_size=5, seed="s", as_of_date="2024-06-03", requesting_agency="agencies/08"))
-    b = await stub.SampleInspectionTargets(rules_pb2.SampleInspectionTargetsRequest(
-        plans=list(reversed(plans)), sample_size=5, seed="s", as_of_date="2024-06-03"))
+    a = await stub.SampleInspectionTargets(
+        rules_pb2.SampleInspectionTargetsRequest(
+            plans=plans, sample_size=5, seed="s", as_of_date="2024-06-03", requesting_agency="agencies/08"
+        )
+    )
+    b = await stub.SampleInspectionTargets(
+        rules_pb2.SampleInspectionTargetsRequest(
+            plans=list(reversed(plans)), sample_size=5, seed="s", as_of_date="2024-06-03"
+        )
+    )
     assert list(a.plans) == list(b.plans) and len(a.plans) == 5
 
 
@@ -261,8 +322,10 @@ async def test_worker_killed_mid_batch_is_invisible_to_the_caller(stub, service)
     os.kill(victims[0], signal.SIGKILL)
     resp = await call
     assert len(resp.responses) == 5000
-    assert all((r.decision.outcome == rules_pb2.OUTCOME_DENY) == (2024 - (1950 + i % 30) >= 66)
-               for i, r in enumerate(resp.responses))
+    assert all(
+        (r.decision.outcome == rules_pb2.OUTCOME_DENY) == (2024 - (1950 + i % 30) >= 66)
+        for i, r in enumerate(resp.responses)
+    )
     for _ in range(300):
         pids = service.worker_pids()
         if len(pids) == 2 and victims[0] not in pids:
@@ -330,8 +393,9 @@ async def test_hot_reload_blue_green_and_broken_file_keeps_old_version(stub, ser
     # the auditor replays the old decision with the old version (temporary worker) and gets the same result
     replay = await stub.ReplayDecision(rules_pb2.ReplayDecisionRequest(name=old_decision.decision.name))
     assert replay.identical and replay.replayed.outcome == rules_pb2.OUTCOME_DENY
-    assert (await stub.GetRuleSet(rules_pb2.GetRuleSetRequest(version=before.version))).rule_set.version == \
-        before.version
+    assert (
+        await stub.GetRuleSet(rules_pb2.GetRuleSetRequest(version=before.version))
+    ).rule_set.version == before.version
     # a broken file is rejected with a precise message; the new version keeps serving
     bad = service.rules_dir / "bj-2022" / "rules" / "recusal.yaml"
     good = bad.read_text(encoding="utf-8")
@@ -340,8 +404,7 @@ async def test_hot_reload_blue_green_and_broken_file_keeps_old_version(stub, ser
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ReloadRuleSet(rules_pb2.ReloadRuleSetRequest())
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "recusal.yaml[0] (bj-2022.art16.same-session-examiner): when: unknown fact field" in \
-            err.value.details()
+        assert "recusal.yaml[0] (bj-2022.art16.same-session-examiner): when: unknown fact field" in err.value.details()
         await asyncio.sleep(0.8)  # the file watcher sees the broken file too and must not take it
         still = await stub.CheckEligibility(elig(sup(5, birth_date="1956-01-01")))
         assert still.decision.ruleset_version == new_version

@@ -24,8 +24,9 @@ class DeliveryState(enum.StrEnum):
 
 TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
     DeliveryState.PENDING: frozenset({DeliveryState.SENDING, DeliveryState.SKIPPED}),
-    DeliveryState.SENDING: frozenset({DeliveryState.DELIVERED, DeliveryState.PENDING,
-                                      DeliveryState.DEAD_LETTERED, DeliveryState.SKIPPED}),
+    DeliveryState.SENDING: frozenset(
+        {DeliveryState.DELIVERED, DeliveryState.PENDING, DeliveryState.DEAD_LETTERED, DeliveryState.SKIPPED}
+    ),
     DeliveryState.DEAD_LETTERED: frozenset({DeliveryState.PENDING}),
     DeliveryState.DELIVERED: frozenset(),
     DeliveryState.SKIPPED: frozenset({DeliveryState.PENDING}),

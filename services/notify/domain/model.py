@@ -10,14 +10,28 @@ CITY_CENTRE = "agencies/A"
 
 # Table 3 district codes (domain.md §1; 28/29 are the seed's codes) — for naming agencies in messages.
 DISTRICT_NAMES = {
-    "01": "东城区", "02": "西城区", "05": "朝阳区", "06": "丰台区", "07": "石景山区", "08": "海淀区", "09": "门头沟区",
-    "11": "房山区", "12": "通州区", "13": "顺义区", "14": "昌平区", "15": "大兴区", "16": "怀柔区", "17": "平谷区",
-    "28": "密云区", "29": "延庆区", "30": "北京经济技术开发区",
+    "01": "东城区",
+    "02": "西城区",
+    "05": "朝阳区",
+    "06": "丰台区",
+    "07": "石景山区",
+    "08": "海淀区",
+    "09": "门头沟区",
+    "11": "房山区",
+    "12": "通州区",
+    "13": "顺义区",
+    "14": "昌平区",
+    "15": "大兴区",
+    "16": "怀柔区",
+    "17": "平谷区",
+    "28": "密云区",
+    "29": "延庆区",
+    "30": "北京经济技术开发区",
 }
 
 
 def agency_name(agency: str) -> str:
-    """"agencies/08" → "海淀区鉴定管理机构"; "agencies/A" → "市鉴定管理中心" (the regulation's short names)."""
+    """ "agencies/08" → "海淀区鉴定管理机构"; "agencies/A" → "市鉴定管理中心" (the regulation's short names)."""
     code = agency.removeprefix("agencies/")
     if code == "A":
         return "市鉴定管理中心"
@@ -55,7 +69,7 @@ OUTBOUND_CHANNELS: tuple[Channel, ...] = (Channel.NATS, Channel.EMAIL)
 class Form(enum.StrEnum):
     """The two forms of 第二十三条."""
 
-    RECORD = "record"      # Annex 3 督导记录表, filled by the external supervisor
+    RECORD = "record"  # Annex 3 督导记录表, filled by the external supervisor
     FEEDBACK = "feedback"  # Annex 4 外督员情况反馈表, filled by the institution
 
 

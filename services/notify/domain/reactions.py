@@ -41,8 +41,9 @@ def calendar_alert(exc: CalendarNotCovered, subject: str) -> AlertDraft:
     )
 
 
-def schedule_deadline(deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy,
-                      today: dt.date) -> Reaction:
+def schedule_deadline(
+    deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy, today: dt.date
+) -> Reaction:
     """Timers for one 第二十三条 deadline, or an operator alert and a blocked entry if no calendar covers it."""
     r = Reaction()
     if deadline.due_date is None:  # the registry sets due dates (D5, the rule set's record.deadline_workdays)
@@ -77,22 +78,36 @@ class DispatchInfo:
 
 def record_deadline(d: DispatchInfo) -> FormDeadline:
     names = "、".join(m.display_name or m.name for m in d.members)
-    return FormDeadline(dispatch=d.dispatch, form=Form.RECORD, owners=tuple(m.name for m in d.members),
-                        owner_name=f"督导组（{names}）" if names else "督导组",
-                        dispatching_agency=d.dispatching_agency.name, plan_name=d.plan_name,
-                        supervision_end=d.supervision_end, due_date=d.record_due)
+    return FormDeadline(
+        dispatch=d.dispatch,
+        form=Form.RECORD,
+        owners=tuple(m.name for m in d.members),
+        owner_name=f"督导组（{names}）" if names else "督导组",
+        dispatching_agency=d.dispatching_agency.name,
+        plan_name=d.plan_name,
+        supervision_end=d.supervision_end,
+        due_date=d.record_due,
+    )
 
 
 def feedback_deadline(d: DispatchInfo, member: Party) -> FormDeadline:
-    return FormDeadline(dispatch=d.dispatch, form=Form.FEEDBACK, owners=(d.institution.name,),
-                        owner_name=d.institution.display_name or d.institution.name,
-                        dispatching_agency=d.dispatching_agency.name, plan_name=d.plan_name,
-                        supervision_end=d.supervision_end, due_date=d.feedback_due,
-                        about=member.name, about_name=member.display_name)
+    return FormDeadline(
+        dispatch=d.dispatch,
+        form=Form.FEEDBACK,
+        owners=(d.institution.name,),
+        owner_name=d.institution.display_name or d.institution.name,
+        dispatching_agency=d.dispatching_agency.name,
+        plan_name=d.plan_name,
+        supervision_end=d.supervision_end,
+        due_date=d.feedback_due,
+        about=member.name,
+        about_name=member.display_name,
+    )
 
 
-def on_dispatch_created(d: DispatchInfo, calendar: WorkdayCalendar, policy: SchedulePolicy,
-                        now: dt.datetime) -> Reaction:
+def on_dispatch_created(
+    d: DispatchInfo, calendar: WorkdayCalendar, policy: SchedulePolicy, now: dt.datetime
+) -> Reaction:
     """Tell the supervisors and the institution; start the Annex 3 and Annex 4 clocks (第二十三条)."""
     today = now.astimezone(SHANGHAI).date()
     r = Reaction()
@@ -102,17 +117,24 @@ def on_dispatch_created(d: DispatchInfo, calendar: WorkdayCalendar, policy: Sche
     feedback: list[Reaction] = []
     if d.external:  # Annex 4 is the institution's feedback on *external* supervisors
         feedback = [schedule_deadline(feedback_deadline(d, m), calendar, policy, today) for m in d.members]
-    feedback_due = d.feedback_due or next((t.draft.due_date for f in feedback for t in f.timers
-                                           if t.draft.due_date), None)
-    common = dict(dispatch=d.dispatch, plan_name=d.plan_name, institution_name=d.institution.display_name,
-                  agency_name=d.dispatching_agency.display_name, supervisor_names=names,
-                  start=d.supervision_start, end=d.supervision_end, record_due=record_due,
-                  feedback_due=feedback_due)
+    feedback_due = d.feedback_due or next(
+        (t.draft.due_date for f in feedback for t in f.timers if t.draft.due_date), None
+    )
+    common = dict(
+        dispatch=d.dispatch,
+        plan_name=d.plan_name,
+        institution_name=d.institution.display_name,
+        agency_name=d.dispatching_agency.display_name,
+        supervisor_names=names,
+        start=d.supervision_start,
+        end=d.supervision_end,
+        record_due=record_due,
+        feedback_due=feedback_due,
+    )
     for m in d.members:
         r.notifications.append(messages.dispatch_created(recipient=m.name, for_institution=False, **common))
     if d.external and d.institution.name:
-        r.notifications.append(messages.dispatch_created(recipient=d.institution.name, for_institution=True,
-                                                         **common))
+        r.notifications.append(messages.dispatch_created(recipient=d.institution.name, for_institution=True, **common))
     r.extend(rec)
     for f in feedback:
         r.extend(f)
@@ -125,31 +147,55 @@ def on_dispatch_cancelled(dispatch: str) -> Reaction:
     return Reaction(cancel_group_prefixes=[f"deadline/{dispatch}/"])
 
 
-def on_member_replaced(d: DispatchInfo, replaced: str, replacement: Party, calendar: WorkdayCalendar,
-                       policy: SchedulePolicy, now: dt.datetime) -> Reaction:
+def on_member_replaced(
+    d: DispatchInfo,
+    replaced: str,
+    replacement: Party,
+    calendar: WorkdayCalendar,
+    policy: SchedulePolicy,
+    now: dt.datetime,
+) -> Reaction:
     """The leaving member's clocks stop; the record clock restarts with the new team, the joiner is told."""
     today = now.astimezone(SHANGHAI).date()
-    r = Reaction(cancel_groups=[deadline_group(d.dispatch, Form.RECORD),
-                                deadline_group(d.dispatch, Form.FEEDBACK, replaced)])
+    r = Reaction(
+        cancel_groups=[deadline_group(d.dispatch, Form.RECORD), deadline_group(d.dispatch, Form.FEEDBACK, replaced)]
+    )
     r.extend(schedule_deadline(record_deadline(d), calendar, policy, today))
     if d.external:
         r.extend(schedule_deadline(feedback_deadline(d, replacement), calendar, policy, today))
-    r.notifications.append(messages.dispatch_created(
-        dispatch=d.dispatch, recipient=replacement.name, plan_name=d.plan_name,
-        institution_name=d.institution.display_name, agency_name=d.dispatching_agency.display_name,
-        supervisor_names=[m.display_name or m.name for m in d.members], start=d.supervision_start,
-        end=d.supervision_end, record_due=d.record_due, feedback_due=d.feedback_due, for_institution=False))
+    r.notifications.append(
+        messages.dispatch_created(
+            dispatch=d.dispatch,
+            recipient=replacement.name,
+            plan_name=d.plan_name,
+            institution_name=d.institution.display_name,
+            agency_name=d.dispatching_agency.display_name,
+            supervisor_names=[m.display_name or m.name for m in d.members],
+            start=d.supervision_start,
+            end=d.supervision_end,
+            record_due=d.record_due,
+            feedback_due=d.feedback_due,
+            for_institution=False,
+        )
+    )
     return r
 
 
-def on_submission(deadline: FormDeadline, *, submitted: str, submitted_on: dt.date, late: bool,
-                  late_workdays: int) -> Reaction:
+def on_submission(
+    deadline: FormDeadline, *, submitted: str, submitted_on: dt.date, late: bool, late_workdays: int
+) -> Reaction:
     """Stop the clock and confirm receipt to the dispatching agency (第二十三条)."""
     r = Reaction(cancel_groups=[deadline.group])
     if deadline.dispatching_agency:
-        r.notifications.append(messages.submission_received(deadline=deadline, submitted=submitted,
-                                                            submitted_on=submitted_on, late=late,
-                                                            late_workdays=late_workdays))
+        r.notifications.append(
+            messages.submission_received(
+                deadline=deadline,
+                submitted=submitted,
+                submitted_on=submitted_on,
+                late=late,
+                late_workdays=late_workdays,
+            )
+        )
     return r
 
 
@@ -163,22 +209,43 @@ def on_appointment_ended(supervisor: str) -> Reaction:
     return Reaction(cancel_groups=[appointment_group(supervisor)])
 
 
-def on_case_awaiting_decision(*, case: str, recipients: list[str], target_name: str, recommendation: str,
-                              article: str, opened_on: dt.date, round_: int, calendar: WorkdayCalendar,
-                              policy: SchedulePolicy) -> Reaction:
+def on_case_awaiting_decision(
+    *,
+    case: str,
+    recipients: list[str],
+    target_name: str,
+    recommendation: str,
+    article: str,
+    opened_on: dt.date,
+    round_: int,
+    calendar: WorkdayCalendar,
+    policy: SchedulePolicy,
+) -> Reaction:
     """D13: a recommendation awaits an authorised official's decision; re-announced if it stays open."""
     r = Reaction(cancel_groups=[case_group(case)])
     for rcpt in recipients:
-        draft = messages.penalty_decision_pending(case=case, recipient=rcpt, target_name=target_name,
-                                                  recommendation=recommendation, article=article,
-                                                  opened_on=opened_on)
+        draft = messages.penalty_decision_pending(
+            case=case,
+            recipient=rcpt,
+            target_name=target_name,
+            recommendation=recommendation,
+            article=article,
+            opened_on=opened_on,
+        )
         if round_:
             draft = replace(draft, key=f"{draft.key}/round/{round_}")
         r.notifications.append(draft)
         try:
-            t = penalty_reminder_timer(case=case, recipient=rcpt, target_name=target_name,
-                                       recommendation=recommendation, article=article, opened_on=opened_on,
-                                       calendar=calendar, policy=policy)
+            t = penalty_reminder_timer(
+                case=case,
+                recipient=rcpt,
+                target_name=target_name,
+                recommendation=recommendation,
+                article=article,
+                opened_on=opened_on,
+                calendar=calendar,
+                policy=policy,
+            )
             r.timers.append(t)
         except CalendarNotCovered as exc:
             r.alerts.append(calendar_alert(exc, case))

@@ -53,8 +53,9 @@ class DeadlineSchedule:
     uncovered: CalendarNotCovered | None = None
 
 
-def deadline_timers(deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy,
-                    today: dt.date) -> DeadlineSchedule:
+def deadline_timers(
+    deadline: FormDeadline, calendar: WorkdayCalendar, policy: SchedulePolicy, today: dt.date
+) -> DeadlineSchedule:
     """Reminder 2 working days before, due-day notice, then overdue notices to the dispatching agency.
 
     Notices for days already past are not scheduled (past overdue notices collapse into the latest
@@ -68,8 +69,7 @@ def deadline_timers(deadline: FormDeadline, calendar: WorkdayCalendar, policy: S
     timers: list[TimerSpec] = []
     try:
         reminder_day = calendar.add_workdays(due, -policy.reminder_workdays_before)
-        if reminder_day >= today and (deadline.supervision_end is None
-                                      or reminder_day > deadline.supervision_end):
+        if reminder_day >= today and (deadline.supervision_end is None or reminder_day > deadline.supervision_end):
             for owner in deadline.owners:
                 draft = messages.deadline_reminder(deadline, owner, policy.reminder_workdays_before)
                 timers.append(TimerSpec(draft.key, at_send_time(reminder_day, policy), group, draft))
@@ -119,8 +119,7 @@ def ineligible_from(term: AppointmentTerm) -> tuple[dt.date, int] | None:
     return birthday(term.birth_date, limit + 1), limit
 
 
-def appointment_timers(term: AppointmentTerm, policy: SchedulePolicy,
-                       now: dt.datetime) -> tuple[list[TimerSpec], list]:
+def appointment_timers(term: AppointmentTerm, policy: SchedulePolicy, now: dt.datetime) -> tuple[list[TimerSpec], list]:
     """Expiry notices 90/30/7 days before the term ends; the age-limit notice if the limit falls in the term.
 
     Returns (timers, immediate drafts). Past notice days are skipped.
@@ -146,12 +145,27 @@ def appointment_timers(term: AppointmentTerm, policy: SchedulePolicy,
     return timers, immediate
 
 
-def penalty_reminder_timer(*, case: str, recipient: str, target_name: str, recommendation: str, article: str,
-                           opened_on: dt.date, calendar: WorkdayCalendar,
-                           policy: SchedulePolicy) -> TimerSpec:
+def penalty_reminder_timer(
+    *,
+    case: str,
+    recipient: str,
+    target_name: str,
+    recommendation: str,
+    article: str,
+    opened_on: dt.date,
+    calendar: WorkdayCalendar,
+    policy: SchedulePolicy,
+) -> TimerSpec:
     """D13: re-announce an undecided recommendation after N working days (cancelled by the decision)."""
     day = calendar.add_workdays(opened_on, policy.penalty_reminder_workdays)
-    draft = messages.penalty_decision_pending(case=case, recipient=recipient, target_name=target_name,
-                                              recommendation=recommendation, article=article,
-                                              opened_on=opened_on, reminder=True, remind_on=day)
+    draft = messages.penalty_decision_pending(
+        case=case,
+        recipient=recipient,
+        target_name=target_name,
+        recommendation=recommendation,
+        article=article,
+        opened_on=opened_on,
+        reminder=True,
+        remind_on=day,
+    )
     return TimerSpec(draft.key, at_send_time(day, policy), case_group(case), draft)

@@ -37,7 +37,7 @@ class Notification(Base):
     document_id: Mapped[str] = mapped_column(sa.String(120), nullable=False, default="")
     attachment_request: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     source_event_id: Mapped[str] = mapped_column(sa.String(64), nullable=False, default="")
-    created_ts: Mapped[float] = mapped_column(sa.Float, nullable=False)     # service clock
+    created_ts: Mapped[float] = mapped_column(sa.Float, nullable=False)  # service clock
     inserted_wall_ts: Mapped[float] = mapped_column(sa.Float, nullable=False)  # wall clock (lag metrics)
     event_wall_ts: Mapped[float | None] = mapped_column(sa.Float, nullable=True)  # event occurred_time
     read_ts: Mapped[float | None] = mapped_column(sa.Float, nullable=True)

@@ -413,8 +413,9 @@ def _precondition(reason: str, rule: str, subject: str, description: str):
     return FailedPrecondition(reason, [PreconditionViolation(rule, subject, description)])
 
 
-def check_start_date(start: dt.date, today: dt.date, policy: RegistryPolicy, *, term_years: int,
-                     field: str = "start_date") -> None:
+def check_start_date(
+    start: dt.date, today: dt.date, policy: RegistryPolicy, *, term_years: int, field: str = "start_date"
+) -> None:
     term = terms.term_from(start, term_years)
     if term.end < today:
         raise InvalidArgument(

@@ -81,7 +81,13 @@ def seed_population(
                 today,
             )  # fmt: skip
             sup = repo.register_supervisor(session, draft=draft)
-            appt = repo.appoint(session, supervisor_id=sup.id, start=start, decision_id=f"seed:{reason}",
-                                term_years=DEMO_TERM_YEARS, today=today)
+            appt = repo.appoint(
+                session,
+                supervisor_id=sup.id,
+                start=start,
+                decision_id=f"seed:{reason}",
+                term_years=DEMO_TERM_YEARS,
+                today=today,
+            )
             appointments.append(appt.id)
     return appointments

@@ -53,8 +53,9 @@ def parse(raw: Any, *, fields: frozenset[str], param: Callable[[str], Any], wher
         op, items = next(iter(raw.items()))
         if not isinstance(items, list) or not items:
             raise ConditionError(f"{where}.{op}: must be a non-empty list")
-        return Group(op, tuple(parse(it, fields=fields, param=param, where=f"{where}.{op}[{i}]")
-                               for i, it in enumerate(items)))
+        return Group(
+            op, tuple(parse(it, fields=fields, param=param, where=f"{where}.{op}[{i}]") for i, it in enumerate(items))
+        )
     if isinstance(raw, list | tuple):
         if len(raw) != 3:
             raise ConditionError(f"{where}: a comparison is [field, op, value], got {raw!r}")

@@ -73,8 +73,9 @@ async def fire(evaluator: Evaluator, jobs: list[Job]) -> None:
     if sync is not None:  # in an engine worker: no event loop, no suspension (see run_sync)
         results = [sync(v, k, [job.msgs[i].facts for job, i in groups[(v, k)]]) for v, k in keys]
     else:
-        results = await asyncio.gather(*[
-            evaluator.evaluate(v, k, [job.msgs[i].facts for job, i in groups[(v, k)]]) for v, k in keys])
+        results = await asyncio.gather(
+            *[evaluator.evaluate(v, k, [job.msgs[i].facts for job, i in groups[(v, k)]]) for v, k in keys]
+        )
     for key, fired_lists in zip(keys, results, strict=True):
         for (job, i), ids in zip(groups[key], fired_lists, strict=True):
             by_id = job.rs.by_id
@@ -85,8 +86,17 @@ def findings_of(job: Job) -> list[m.Finding]:
     out = []
     for msg, rules in zip(job.msgs, job.fired, strict=True):
         for r in rules:
-            out.append(m.Finding(r.id, r.article, r.interpretation, r.severity, r.message, msg.subject,
-                                 {f: str(msg.facts[f]) for f in r.fields}))
+            out.append(
+                m.Finding(
+                    r.id,
+                    r.article,
+                    r.interpretation,
+                    r.severity,
+                    r.message,
+                    msg.subject,
+                    {f: str(msg.facts[f]) for f in r.fields},
+                )
+            )
     return out
 
 
@@ -104,16 +114,27 @@ class Decider:
 
     def _decision(self, kind: int, job: Job, subject: str, as_of, derived: dict[str, str], now) -> m.Decision:
         found = findings_of(job)
-        return m.Decision(kind, outcome_of(found), found, subject, as_of, job.rs.id, job.rs.version,
-                          job.rs.effective_from, derived, evaluated_at=now)
+        return m.Decision(
+            kind,
+            outcome_of(found),
+            found,
+            subject,
+            as_of,
+            job.rs.id,
+            job.rs.version,
+            job.rs.effective_from,
+            derived,
+            evaluated_at=now,
+        )
 
     @staticmethod
     def _rs(catalog: Catalog, day, pinned: RuleSet | None) -> RuleSet:
         return pinned if pinned is not None else catalog.in_force(day)
 
     # -- eligibility (第九条, 第十条, 第十三条, 第二十七条) ------------------------------------------------------
-    async def eligibility(self, catalog: Catalog, ev: Evaluator, items: list[m.EligibilityInput],
-                          pinned: RuleSet | None = None) -> list[m.Decision]:
+    async def eligibility(
+        self, catalog: Catalog, ev: Evaluator, items: list[m.EligibilityInput], pinned: RuleSet | None = None
+    ) -> list[m.Decision]:
         jobs, derived = [], []
         for it in items:
             job = Job(self._rs(catalog, it.as_of, pinned))
@@ -123,23 +144,32 @@ class Decider:
             derived.append(d)
         await fire(ev, jobs)
         now = self.clock.now()  # one evaluation time per call (a batch is evaluated at one instant)
-        return [self._decision(m.KIND_ELIGIBILITY, j, it.supervisor.name, it.as_of, d, now)
-                for j, it, d in zip(jobs, items, derived, strict=True)]
+        return [
+            self._decision(m.KIND_ELIGIBILITY, j, it.supervisor.name, it.as_of, d, now)
+            for j, it, d in zip(jobs, items, derived, strict=True)
+        ]
 
     # -- recusal (第十六条, 第十二条, 第二十条; D9) -------------------------------------------------------------
-    async def recusal(self, catalog: Catalog, ev: Evaluator, items: list[m.RecusalInput],
-                      pinned: RuleSet | None = None) -> list[m.Decision]:
+    async def recusal(
+        self, catalog: Catalog, ev: Evaluator, items: list[m.RecusalInput], pinned: RuleSet | None = None
+    ) -> list[m.Decision]:
         jobs = []
         for it in items:
             job = Job(self._rs(catalog, it.as_of, pinned))
-            job.msgs.append(Msg("recusal", F.recusal_facts(job.rs, it.supervisor, it.plan, it.session, it.as_of),
-                                 it.supervisor.name))
+            job.msgs.append(
+                Msg(
+                    "recusal", F.recusal_facts(job.rs, it.supervisor, it.plan, it.session, it.as_of), it.supervisor.name
+                )
+            )
             jobs.append(job)
         await fire(ev, jobs)
         now = self.clock.now()
-        return [self._decision(m.KIND_RECUSAL, j, it.supervisor.name, it.as_of,
-                               {"plan": it.plan.name, "session": it.session.name}, now)
-                for j, it in zip(jobs, items, strict=True)]
+        return [
+            self._decision(
+                m.KIND_RECUSAL, j, it.supervisor.name, it.as_of, {"plan": it.plan.name, "session": it.session.name}, now
+            )
+            for j, it in zip(jobs, items, strict=True)
+        ]
 
     # -- team (第二十条; D7, D8 + each member's eligibility and recusal) --------------------------------------
     @staticmethod
@@ -156,8 +186,9 @@ class Decider:
             job.msgs.extend(member_msgs(rs, it.agency, it.plan, it.session, s, it.as_of))
         return job, derived, members
 
-    async def team(self, catalog: Catalog, ev: Evaluator, items: list[m.TeamInput],
-                   pinned: RuleSet | None = None) -> list[m.Decision]:
+    async def team(
+        self, catalog: Catalog, ev: Evaluator, items: list[m.TeamInput], pinned: RuleSet | None = None
+    ) -> list[m.Decision]:
         built = [self.team_job(self._rs(catalog, it.as_of, pinned), it) for it in items]
         await fire(ev, [b[0] for b in built])
         now = self.clock.now()
@@ -170,8 +201,9 @@ class Decider:
         return out
 
     # -- penalty (第二十六条, 第二十七条; D13) ------------------------------------------------------------------
-    async def penalty(self, catalog: Catalog, ev: Evaluator, items: list[m.PenaltyInput],
-                      pinned: RuleSet | None = None) -> list[m.Decision]:
+    async def penalty(
+        self, catalog: Catalog, ev: Evaluator, items: list[m.PenaltyInput], pinned: RuleSet | None = None
+    ) -> list[m.Decision]:
         jobs, derived, facts = [], [], []
         for it in items:
             job = Job(self._rs(catalog, it.as_of, pinned))
@@ -194,9 +226,11 @@ class Decider:
 def member_msgs(rs: RuleSet, agency: str, plan: m.Plan, session: m.Session, s: m.Supervisor, day) -> list[Msg]:
     """A member's scope, eligibility-for-dispatch and recusal messages (used by CheckTeam and ProposeTeam)."""
     ef, _ = F.eligibility_facts(rs, m.EligibilityInput(s, day, m.DISPATCH))
-    return [Msg("team_member", F.member_facts(rs, agency, s, day), s.name),
-            Msg("eligibility", ef, s.name),
-            Msg("recusal", F.recusal_facts(rs, s, plan, session, day), s.name)]
+    return [
+        Msg("team_member", F.member_facts(rs, agency, s, day), s.name),
+        Msg("eligibility", ef, s.name),
+        Msg("recusal", F.recusal_facts(rs, s, plan, session, day), s.name),
+    ]
 
 
 def recommend(rs: RuleSet, it: m.PenaltyInput, facts: dict[str, Any], fired: list[Rule]) -> m.Recommendation:

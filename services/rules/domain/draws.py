@@ -94,26 +94,46 @@ class TeamDraw:
     decision: m.Decision | None = None
 
 
-async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, agency: str, plan: m.Plan,
-                       session: m.Session, as_of, pool: Sequence[tuple[str, int]],
-                       load: Callable[[int], m.Supervisor], team_size: int, seed: str, pool_digest: str,
-                       pinned: RuleSet | None = None, also_on: Sequence = ()) -> TeamDraw:
+async def propose_team(
+    decider: Decider,
+    catalog: Catalog,
+    ev: Evaluator,
+    *,
+    agency: str,
+    plan: m.Plan,
+    session: m.Session,
+    as_of,
+    pool: Sequence[tuple[str, int]],
+    load: Callable[[int], m.Supervisor],
+    team_size: int,
+    seed: str,
+    pool_digest: str,
+    pinned: RuleSet | None = None,
+    also_on: Sequence = (),
+) -> TeamDraw:
     """`also_on`: further dates the dispatch covers; a member is legal only if legal on `as_of` and on each."""
     rs = pinned if pinned is not None else catalog.in_force(as_of)
     days = [as_of, *sorted(set(also_on) - {as_of})]
     need = team_size or F.recommended_team_size(rs, plan.candidate_count)
     # Team-level rules first (scope of the plan, minimum size): no member can fix those.
-    probe = m.TeamInput(agency, plan, session, tuple(m.Supervisor(name=f"~{i}", kind=_probe_kind(rs, agency))
-                                                     for i in range(need)), as_of)
+    probe = m.TeamInput(
+        agency,
+        plan,
+        session,
+        tuple(m.Supervisor(name=f"~{i}", kind=_probe_kind(rs, agency)) for i in range(need)),
+        as_of,
+    )
     probe_job = Job(rs)
     tf, _ = F.team_facts(rs, probe, list(probe.supervisors))
     probe_job.msgs.append(Msg("team", tf, plan.name))
     await fire(ev, [probe_job])
     blocking = [f for f in findings_of(probe_job) if f.severity == m.BLOCKING]
     if blocking:
-        raise FailedPrecondition("TEAM_NOT_DISPATCHABLE", [
-            PreconditionViolation(f.rule_id, plan.name, f.message) for f in blocking],
-            metadata={"team_size": str(need), "dispatching_agency": agency})
+        raise FailedPrecondition(
+            "TEAM_NOT_DISPATCHABLE",
+            [PreconditionViolation(f.rule_id, plan.name, f.message) for f in blocking],
+            metadata={"team_size": str(need), "dispatching_agency": agency},
+        )
 
     exponent = float(rs.param("dispatch.recent_dispatch_exponent"))
     order = DrawOrder(seed, pool, exponent)
@@ -123,7 +143,7 @@ async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, age
     pos = 0
     chunk = max(8, 2 * need)
     while len(legal) < need and pos < len(order):
-        batch = [load(i) for i in order[pos:pos + chunk]]
+        batch = [load(i) for i in order[pos : pos + chunk]]
         pos += len(batch)
         jobs = []
         for s in batch:
@@ -143,17 +163,31 @@ async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, age
             chunk = min(2048, chunk * 4)  # the pool is thin: widen the steps
     if len(legal) < need:
         counts = Counter(rid for ids in exclusions.values() for rid in ids)
-        violations = [PreconditionViolation(
-            "bj-2022.dispatch.pool-too-small", plan.name,
-            f"可委派的督导员不足：需要{need}人，候选{len(order)}人中符合条件的只有{len(legal)}人（第二十条）")]
-        violations += [PreconditionViolation(rid, f"{n}人", f"{n}人因此被排除：{rs.by_id[rid].message}")
-                       for rid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-        raise FailedPrecondition("POOL_TOO_SMALL", violations, metadata={
-            "required": str(need), "eligible_count": str(len(legal)), "pool_size": str(len(order)),
-            **{f"excluded.{rid}": str(n) for rid, n in counts.items()}})
+        violations = [
+            PreconditionViolation(
+                "bj-2022.dispatch.pool-too-small",
+                plan.name,
+                f"可委派的督导员不足：需要{need}人，候选{len(order)}人中符合条件的只有{len(legal)}人（第二十条）",
+            )
+        ]
+        violations += [
+            PreconditionViolation(rid, f"{n}人", f"{n}人因此被排除：{rs.by_id[rid].message}")
+            for rid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        raise FailedPrecondition(
+            "POOL_TOO_SMALL",
+            violations,
+            metadata={
+                "required": str(need),
+                "eligible_count": str(len(legal)),
+                "pool_size": str(len(order)),
+                **{f"excluded.{rid}": str(n) for rid, n in counts.items()},
+            },
+        )
 
-    checks = await decider.team(catalog, ev, [m.TeamInput(agency, plan, session, tuple(legal), day) for day in days],
-                                pinned=rs)
+    checks = await decider.team(
+        catalog, ev, [m.TeamInput(agency, plan, session, tuple(legal), day) for day in days], pinned=rs
+    )
     for c in checks:  # cannot fail when member and team rules agree; never hand out a bad team
         if c.outcome == m.DENY:
             raise AssertionError(f"drawn team fails CheckTeam on {c.as_of}: {[f.rule_id for f in c.findings]}")
@@ -161,10 +195,17 @@ async def propose_team(decider: Decider, catalog: Catalog, ev: Evaluator, *, age
     check.kind = m.KIND_TEAM_DRAW
     if len(days) > 1:
         check.derived["also_on_dates"] = ",".join(d.isoformat() for d in days[1:])
-    check.derived.update({"seed": seed, "pool_size": str(len(order)), "pool_digest": pool_digest,
-                          "evaluated_count": str(evaluated), "team_size": str(need),
-                          "recent_dispatch_exponent": repr(exponent),
-                          "team": ",".join(s.name for s in legal)})
+    check.derived.update(
+        {
+            "seed": seed,
+            "pool_size": str(len(order)),
+            "pool_digest": pool_digest,
+            "evaluated_count": str(evaluated),
+            "team_size": str(need),
+            "recent_dispatch_exponent": repr(exponent),
+            "team": ",".join(s.name for s in legal),
+        }
+    )
     return TeamDraw([s.name for s in legal], seed, pool_digest, len(legal), evaluated, exclusions, check)
 
 
@@ -181,17 +222,41 @@ class SampleDraw:
     decision: m.Decision
 
 
-def sample_inspection_targets(decider: Decider, catalog: Catalog, *, plans: Sequence[str], sample_size: int,
-                              sample_ratio: float, seed: str, as_of, subject: str, pool_digest: str,
-                              pinned: RuleSet | None = None) -> SampleDraw:
+def sample_inspection_targets(
+    decider: Decider,
+    catalog: Catalog,
+    *,
+    plans: Sequence[str],
+    sample_size: int,
+    sample_ratio: float,
+    seed: str,
+    as_of,
+    subject: str,
+    pool_digest: str,
+    pinned: RuleSet | None = None,
+) -> SampleDraw:
     rs = pinned if pinned is not None else catalog.in_force(as_of)
     order = order_pool(seed, [(p, 0) for p in plans], 0.0)
     ratio = sample_ratio or float(rs.param("inspection.default_sample_ratio"))
     k = sample_size if sample_size > 0 else math.ceil(ratio * len(order))
     k = min(k, len(order))
     chosen = [plans[i] for i in order[:k]]
-    decision = m.Decision(m.KIND_INSPECTION_SAMPLE, m.ALLOW, [], subject, as_of, rs.id, rs.version,
-                          rs.effective_from, {"seed": seed, "pool_size": str(len(order)), "sample_size": str(k),
-                                              "pool_digest": pool_digest, "plans": ",".join(chosen)},
-                          evaluated_at=decider.clock.now())
+    decision = m.Decision(
+        m.KIND_INSPECTION_SAMPLE,
+        m.ALLOW,
+        [],
+        subject,
+        as_of,
+        rs.id,
+        rs.version,
+        rs.effective_from,
+        {
+            "seed": seed,
+            "pool_size": str(len(order)),
+            "sample_size": str(k),
+            "pool_digest": pool_digest,
+            "plans": ",".join(chosen),
+        },
+        evaluated_at=decider.clock.now(),
+    )
     return SampleDraw(chosen, seed, pool_digest, decision)

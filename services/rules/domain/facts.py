@@ -50,8 +50,7 @@ def eligibility_facts(rs: RuleSet, item: m.EligibilityInput) -> tuple[dict[str, 
     return facts, derived
 
 
-def recusal_facts(rs: RuleSet, sup: m.Supervisor, plan: m.Plan, session: m.Session,
-                  day: dt.date) -> dict[str, Any]:
+def recusal_facts(rs: RuleSet, sup: m.Supervisor, plan: m.Plan, session: m.Session, day: dt.date) -> dict[str, Any]:
     external = sup.kind == m.EXTERNAL
     employer_rule = bool(rs.param("recusal.external_employer_conflict"))
     inst = plan.institution
@@ -61,9 +60,16 @@ def recusal_facts(rs: RuleSet, sup: m.Supervisor, plan: m.Plan, session: m.Sessi
         "is_session_examiner": int(bool(sup.person_id) and sup.person_id in session.examiner_person_ids),
         "employed_by_institution": int(external and employer_rule and bool(inst) and sup.employer == inst),
         "affiliated_with_institution": int(external and employer_rule and bool(inst) and inst in sup.affiliations),
-        "matching_conflicts": sum(1 for c in sup.conflicts if c.counterpart and (
-            c.counterpart in own or c.counterpart in session.examiner_person_ids
-            or c.counterpart in session.candidate_person_ids)),
+        "matching_conflicts": sum(
+            1
+            for c in sup.conflicts
+            if c.counterpart
+            and (
+                c.counterpart in own
+                or c.counterpart in session.examiner_person_ids
+                or c.counterpart in session.candidate_person_ids
+            )
+        ),
         "internal_other_institution": int(sup.kind == m.INTERNAL and sup.institution != inst),
         "district_outside": int(external and sup.level == m.DISTRICT and sup.district_code != plan.district_code),
     }
@@ -112,8 +118,11 @@ def team_facts(rs: RuleSet, item: m.TeamInput, members: list[m.Supervisor]) -> t
         "plan_in_agency_district": int(kind != m.AGENCY_DISTRICT or item.plan.district_code == where),
         "plan_of_institution": int(kind != m.AGENCY_INSTITUTION or item.plan.institution == where),
     }
-    derived = {"recommended_team_size": str(recommended), "member_count": str(len(members)),
-               "external_count": str(external)}
+    derived = {
+        "recommended_team_size": str(recommended),
+        "member_count": str(len(members)),
+        "external_count": str(external),
+    }
     return facts, derived
 
 
@@ -122,12 +131,15 @@ def penalty_facts(rs: RuleSet, item: m.PenaltyInput) -> tuple[dict[str, Any], di
     start = item.occurred - dt.timedelta(days=window)
     in_window = [c for c in item.history if start <= c.decided <= item.occurred]
     uncorrected = [
-        c for c in item.history
-        if c.correction_deadline is not None and c.correction_deadline < item.as_of
+        c
+        for c in item.history
+        if c.correction_deadline is not None
+        and c.correction_deadline < item.as_of
         and (c.corrected is None or c.corrected > c.correction_deadline)
     ]
     serious_trigger = item.subject_kind == m.SUBJECT_INSTITUTION and item.trigger in set(
-        rs.param("penalty.serious_triggers"))
+        rs.param("penalty.serious_triggers")
+    )
     facts = {
         AS_OF: to_num(item.as_of),
         "subject_kind": item.subject_kind,
@@ -138,6 +150,9 @@ def penalty_facts(rs: RuleSet, item: m.PenaltyInput) -> tuple[dict[str, Any], di
         "prior_max_rung_in_window": max((c.rung for c in in_window), default=0),
         "uncorrected_orders": len(uncorrected),
     }
-    derived = {"window_start": start.isoformat(), "prior_cases_in_window": ",".join(c.name for c in in_window),
-               "uncorrected_orders": ",".join(c.name for c in uncorrected)}
+    derived = {
+        "window_start": start.isoformat(),
+        "prior_cases_in_window": ",".join(c.name for c in in_window),
+        "uncorrected_orders": ",".join(c.name for c in uncorrected),
+    }
     return facts, derived

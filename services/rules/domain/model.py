@@ -165,8 +165,14 @@ class Decision:
         """What must be equal when a decision is replayed (everything but id and evaluation time)."""
         rec = self.recommendation
         return (
-            self.kind, self.outcome, self.subject, self.as_of, self.ruleset_version,
+            self.kind,
+            self.outcome,
+            self.subject,
+            self.as_of,
+            self.ruleset_version,
             [(f.rule_id, f.severity, f.message, f.subject, sorted(f.facts.items())) for f in self.findings],
-            sorted(self.derived.items()), self.recommended_team_size, self.member_count,
+            sorted(self.derived.items()),
+            self.recommended_team_size,
+            self.member_count,
             None if rec is None else (rec.rung, rec.sanction, rec.immediate_report, rec.serious),
         )

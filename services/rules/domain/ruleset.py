@@ -35,34 +35,85 @@ from services.rules.domain.model import ADVISORY, APPOINTMENT, BLOCKING, DISPATC
 
 # The flat facts each kind of evaluation sends to the engine (built by services.rules.domain.facts).
 FACT_FIELDS: dict[str, frozenset[str]] = {
-    "eligibility": frozenset({
-        "purpose", "gender", "age_years", "attest_party_line", "attest_policy_knowledge", "attest_integrity",
-        "attest_ability", "attest_health", "training_passed", "status", "has_term",
-        "term_days_before_start", "term_days_after_end",
-    }),
-    "recusal": frozenset({
-        "is_session_examiner", "employed_by_institution", "affiliated_with_institution", "matching_conflicts",
-        "internal_other_institution", "district_outside",
-    }),
-    "team": frozenset({
-        "agency_kind", "external_count", "member_count", "candidate_count", "recommended_shortfall",
-        "plan_in_agency_district", "plan_of_institution",
-    }),
-    "team_member": frozenset({
-        "agency_kind", "member_kind", "member_level", "member_in_agency_district", "member_of_institution",
-    }),
-    "penalty": frozenset({
-        "subject_kind", "trigger", "serious_trigger", "assessed_serious", "prior_in_window",
-        "prior_max_rung_in_window", "uncorrected_orders",
-    }),
+    "eligibility": frozenset(
+        {
+            "purpose",
+            "gender",
+            "age_years",
+            "attest_party_line",
+            "attest_policy_knowledge",
+            "attest_integrity",
+            "attest_ability",
+            "attest_health",
+            "training_passed",
+            "status",
+            "has_term",
+            "term_days_before_start",
+            "term_days_after_end",
+        }
+    ),
+    "recusal": frozenset(
+        {
+            "is_session_examiner",
+            "employed_by_institution",
+            "affiliated_with_institution",
+            "matching_conflicts",
+            "internal_other_institution",
+            "district_outside",
+        }
+    ),
+    "team": frozenset(
+        {
+            "agency_kind",
+            "external_count",
+            "member_count",
+            "candidate_count",
+            "recommended_shortfall",
+            "plan_in_agency_district",
+            "plan_of_institution",
+        }
+    ),
+    "team_member": frozenset(
+        {
+            "agency_kind",
+            "member_kind",
+            "member_level",
+            "member_in_agency_district",
+            "member_of_institution",
+        }
+    ),
+    "penalty": frozenset(
+        {
+            "subject_kind",
+            "trigger",
+            "serious_trigger",
+            "assessed_serious",
+            "prior_in_window",
+            "prior_max_rung_in_window",
+            "uncorrected_orders",
+        }
+    ),
 }
 # Every fact message also carries the evaluation date, so rule validity periods are engine conditions.
 AS_OF = "as_of"
 KINDS = tuple(FACT_FIELDS)
 _PURPOSES = {"appointment": APPOINTMENT, "renewal": RENEWAL, "dispatch": DISPATCH}
 _SEVERITIES = {"blocking": BLOCKING, "advisory": ADVISORY}
-_RULE_KEYS = {"id", "kind", "article", "interpretation", "severity", "applies_to", "valid_from", "valid_until",
-              "message", "description", "when", "rung", "immediate_report"}
+_RULE_KEYS = {
+    "id",
+    "kind",
+    "article",
+    "interpretation",
+    "severity",
+    "applies_to",
+    "valid_from",
+    "valid_until",
+    "message",
+    "description",
+    "when",
+    "rung",
+    "immediate_report",
+}
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -184,8 +235,9 @@ def read_source(folder: Path) -> dict:
     }
 
 
-def build_ruleset(source: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
-                  *, origin: str = "<source>") -> RuleSet:
+def build_ruleset(
+    source: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, origin: str = "<source>"
+) -> RuleSet:
     """Validate a parsed source + overrides into a RuleSet; raise RuleSetError naming file/rule/field."""
     overrides = dict(overrides or {})
     head = source.get("ruleset")
@@ -215,14 +267,24 @@ def build_ruleset(source: Mapping[str, Any], overrides: Mapping[str, Any] | None
         if overridden:
             value = overrides.pop(p["name"])
             if type(value) is not type(default) and not (
-                isinstance(value, int | float) and isinstance(default, int | float)
-                and not isinstance(value, bool) and not isinstance(default, bool)
+                isinstance(value, int | float)
+                and isinstance(default, int | float)
+                and not isinstance(value, bool)
+                and not isinstance(default, bool)
             ):
                 raise RuleSetError(
                     f"policy override {rs_id}.{p['name']}: {value!r} has type {type(value).__name__}, "
-                    f"the default {default!r} has type {type(default).__name__}")
-        params[p["name"]] = Parameter(p["name"], value, default, str(p["article"]), str(p.get("interpretation") or ""),
-                                      str(p.get("description") or ""), overridden)
+                    f"the default {default!r} has type {type(default).__name__}"
+                )
+        params[p["name"]] = Parameter(
+            p["name"],
+            value,
+            default,
+            str(p["article"]),
+            str(p.get("interpretation") or ""),
+            str(p.get("description") or ""),
+            overridden,
+        )
     if overrides:
         raise RuleSetError(f"policy overrides for {rs_id}: unknown parameter(s) {', '.join(sorted(overrides))}")
 
@@ -242,8 +304,17 @@ def build_ruleset(source: Mapping[str, Any], overrides: Mapping[str, Any] | None
     canaries = _build_canaries(source.get("canaries") or [], origin)
     version_src = {"source": source, "overrides": {k: v.value for k, v in params.items() if v.overridden}}
     version = hashlib.sha256(_canonical(version_src).encode()).hexdigest()
-    rs = RuleSet(rs_id, str(head.get("title") or rs_id), eff_from, eff_until, version, tuple(rules), params,
-                 canaries, json.loads(_canonical(source)))
+    rs = RuleSet(
+        rs_id,
+        str(head.get("title") or rs_id),
+        eff_from,
+        eff_until,
+        version,
+        tuple(rules),
+        params,
+        canaries,
+        json.loads(_canonical(source)),
+    )
     check_canaries(rs, origin)
     return rs
 
@@ -299,9 +370,24 @@ def _build_rule(raw: Any, where: str, param, seen: set[str], order: int, rs_from
     if valid_until is not None:
         extra.append(cond.Cmp(AS_OF, "le", int(valid_until.strftime("%Y%m%d"))))
     effective = cond.Group("all", (when, *extra))
-    return Rule(rid, kind, str(raw["article"]), str(raw.get("interpretation") or ""), _SEVERITIES[raw["severity"]],
-                str(raw["message"]), str(raw.get("description") or ""), valid_from, valid_until, applies, when,
-                effective, tuple(cond.fields_of(when)), order, rung, bool(raw.get("immediate_report", False)))
+    return Rule(
+        rid,
+        kind,
+        str(raw["article"]),
+        str(raw.get("interpretation") or ""),
+        _SEVERITIES[raw["severity"]],
+        str(raw["message"]),
+        str(raw.get("description") or ""),
+        valid_from,
+        valid_until,
+        applies,
+        when,
+        effective,
+        tuple(cond.fields_of(when)),
+        order,
+        rung,
+        bool(raw.get("immediate_report", False)),
+    )
 
 
 def _build_canaries(raw: Any, origin: str) -> tuple[dict, ...]:
@@ -351,9 +437,13 @@ class Catalog:
         first = self.rulesets[0].effective_from if self.rulesets else None
         raise FailedPrecondition(
             "NO_RULESET_IN_FORCE",
-            [PreconditionViolation("ruleset.in-force", day.isoformat(),
-                                   f"{day.isoformat()} 没有施行中的规则集（最早施行日期 {first}，"
-                                   "本办法自发布之日起实施，第二十九条）")],
+            [
+                PreconditionViolation(
+                    "ruleset.in-force",
+                    day.isoformat(),
+                    f"{day.isoformat()} 没有施行中的规则集（最早施行日期 {first}，本办法自发布之日起实施，第二十九条）",
+                )
+            ],
             metadata={"as_of_date": day.isoformat(), "earliest": str(first)},
         )
 

@@ -115,7 +115,7 @@ class EngineHost:
         self.open_sessions += 1
         try:
             for start in range(0, len(facts), CHUNK):
-                batch = [{**f, "sid": sid, "eid": i} for i, f in enumerate(facts[start:start + CHUNK], start)]
+                batch = [{**f, "sid": sid, "eid": i} for i, f in enumerate(facts[start : start + CHUNK], start)]
                 state = host.assert_facts(name, batch)
                 if isinstance(state, dict) and state.get("exception"):
                     raise RuntimeError(f"rule action failed: {state['exception']}")

@@ -56,8 +56,7 @@ def rebuild_domain_error(cls: str, reason: str, message: str, metadata: dict, vi
     if cls == "InvalidArgument":
         return InvalidArgument(reason, [FieldViolation(*v) for v in violations], message, metadata=metadata)
     if cls == "FailedPrecondition":
-        return FailedPrecondition(reason, [PreconditionViolation(*v) for v in violations], message,
-                                  metadata=metadata)
+        return FailedPrecondition(reason, [PreconditionViolation(*v) for v in violations], message, metadata=metadata)
     err = DomainError(reason, message, metadata=metadata)
     err.code = getattr(errors, cls, DomainError).code
     return err
@@ -92,7 +91,9 @@ class _Worker:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.rules.engine.worker", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
         finally:
             theirs.close()
         self.sock = ours
@@ -179,8 +180,9 @@ class _Worker:
 
 
 class WorkerPool:
-    def __init__(self, rulesets: list[RuleSet], size: int = 2, *, split_min: int = 200,
-                 start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, rulesets: list[RuleSet], size: int = 2, *, split_min: int = 200, start_timeout: float = 30.0
+    ) -> None:
         self.rulesets = list(rulesets)
         self.size = size
         self.split_min = split_min
@@ -199,7 +201,8 @@ class WorkerPool:
 
     async def _spawn(self) -> _Worker:
         worker = await asyncio.get_running_loop().run_in_executor(
-            self._executor, _Worker, self.rulesets, self.start_timeout)
+            self._executor, _Worker, self.rulesets, self.start_timeout
+        )
         return await worker.attach()
 
     async def start(self) -> WorkerPool:
@@ -301,20 +304,32 @@ class WorkerPool:
             return await self._call(("eval", version, kind, facts))
         step = -(-n // parts)
         chunks = await asyncio.gather(
-            *[self._call(("eval", version, kind, facts[i:i + step])) for i in range(0, n, step)])
+            *[self._call(("eval", version, kind, facts[i : i + step])) for i in range(0, n, step)]
+        )
         return [fired for chunk in chunks for fired in chunk]
 
-    async def decide(self, type_name: str, blobs: list[bytes], pinned: str | None, prefix: str = "requests",
-                     *, trace: str = "", actor: str = "") -> list[tuple[dict, dict]]:
+    async def decide(
+        self,
+        type_name: str,
+        blobs: list[bytes],
+        pinned: str | None,
+        prefix: str = "requests",
+        *,
+        trace: str = "",
+        actor: str = "",
+    ) -> list[tuple[dict, dict]]:
         """Batch decisions end to end in the workers (services.rules.codec.decide_blobs), split across them."""
         n = len(blobs)
         if n == 0:
             return []
         parts = min(self.size, max(1, n // self.split_min))
         step = -(-n // parts)
-        chunks = await asyncio.gather(*[
-            self._call(("decide", type_name, blobs[i:i + step], pinned, i, prefix, trace, actor))
-            for i in range(0, n, step)])
+        chunks = await asyncio.gather(
+            *[
+                self._call(("decide", type_name, blobs[i : i + step], pinned, i, prefix, trace, actor))
+                for i in range(0, n, step)
+            ]
+        )
         return [item for chunk in chunks for item in chunk]
 
     async def stats(self) -> list[dict]:

@@ -110,8 +110,9 @@ def worker_main(conn: Connection) -> None:
         elif op == "decide":
             _, type_name, blobs, pinned, offset, prefix, trace, actor = msg
             try:
-                decided = decide_blobs(decider, type_name, blobs, catalog, engine, pinned, offset, prefix,
-                                       trace=trace, actor=actor)
+                decided = decide_blobs(
+                    decider, type_name, blobs, catalog, engine, pinned, offset, prefix, trace=trace, actor=actor
+                )
                 out = []
                 for d in decided:
                     if type_name != PROPOSE_TEAM:
@@ -129,8 +130,17 @@ def worker_main(conn: Connection) -> None:
         elif op == "stats":
             _trim()  # report the resting RSS (what stays between evaluations), not a batch's working set
             since_trim = 0
-            conn.send(("ok", {"pid": os.getpid(), "rss_kb": rss_kb(), "evaluations": host.evaluations,
-                              "open_sessions": host.open_sessions}))
+            conn.send(
+                (
+                    "ok",
+                    {
+                        "pid": os.getpid(),
+                        "rss_kb": rss_kb(),
+                        "evaluations": host.evaluations,
+                        "open_sessions": host.open_sessions,
+                    },
+                )
+            )
         elif op == "stop":
             return
         else:

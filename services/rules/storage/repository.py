@@ -31,8 +31,15 @@ def record_events_bulk(session: Session, events: list[tuple[str, str, pb_message
     """Bulk form of common.events.record_event: (type, subject, payload) → outbox rows, one executemany."""
     source, now = session.info["service"], dt.datetime.now(dt.UTC)
     trace, actor = context.current_trace_id(), context.current_caller().org
-    insert_outbox(session, [outbox_row(source=source, type=type_, subject=subject, payload=payload, trace_id=trace,
-                                       actor=actor, occurred=now) for type_, subject, payload in events])
+    insert_outbox(
+        session,
+        [
+            outbox_row(
+                source=source, type=type_, subject=subject, payload=payload, trace_id=trace, actor=actor, occurred=now
+            )
+            for type_, subject, payload in events
+        ],
+    )
 
 
 def save_input_parts(session: Session, parts: dict[str, bytes]) -> None:
@@ -49,8 +56,9 @@ def save_input_parts(session: Session, parts: dict[str, bytes]) -> None:
             session.execute(_PART.insert(), missing)
 
 
-def log_decisions(session: Session, *, rows: list[dict], outbox: list[dict],
-                  parts: dict[str, bytes] | None = None) -> None:
+def log_decisions(
+    session: Session, *, rows: list[dict], outbox: list[dict], parts: dict[str, bytes] | None = None
+) -> None:
     """The decisions and their `decision.made` outbox rows (envelopes built by codec.name_and_pack), one
     transaction, one INSERT each; `parts` = shared input parts the rows refer to (input_part_digest)."""
     save_input_parts(session, parts or {})
@@ -98,8 +106,10 @@ def _insert_sqlite(conn: sa.Connection, table: sa.Table, values: list[dict]) -> 
             t[i] = p(t[i])
         params.append(tuple(t))
     q = conn.dialect.identifier_preparer
-    sql = (f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) "
-           f"VALUES ({', '.join('?' * len(names))})")
+    sql = (
+        f"INSERT INTO {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) "
+        f"VALUES ({', '.join('?' * len(names))})"
+    )
     conn.exec_driver_sql(sql, params)
 
 
@@ -119,8 +129,9 @@ def get_decision_with_input(session: Session, *, decision_id: str) -> tuple[Deci
     return row, row.input[:at] + part + row.input[at:]
 
 
-def list_decisions(session: Session, *, subject: str, kind: int, before_seq: int | None,
-                   limit: int) -> list[DecisionRow]:
+def list_decisions(
+    session: Session, *, subject: str, kind: int, before_seq: int | None, limit: int
+) -> list[DecisionRow]:
     q = sa.select(DecisionRow).order_by(DecisionRow.seq.desc()).limit(limit)
     if subject:
         q = q.where(DecisionRow.subject == subject)
@@ -131,19 +142,29 @@ def list_decisions(session: Session, *, subject: str, kind: int, before_seq: int
     return list(session.execute(q).scalars())
 
 
-def save_ruleset_versions(session: Session, *, rulesets: list[RuleSet], loaded_at: dt.datetime,
-                          events: list[tuple[str, str, pb_message.Message]]) -> list[str]:
+def save_ruleset_versions(
+    session: Session,
+    *,
+    rulesets: list[RuleSet],
+    loaded_at: dt.datetime,
+    events: list[tuple[str, str, pb_message.Message]],
+) -> list[str]:
     """Store versions not seen before (idempotent); returns the versions that were new."""
     new = []
     for rs in rulesets:
         if session.get(RuleSetVersionRow, rs.version) is not None:
             continue
         overrides = {k: p.value for k, p in rs.parameters.items() if p.overridden}
-        session.add(RuleSetVersionRow(version=rs.version, ruleset_id=rs.id,
-                                      effective_from=rs.effective_from.isoformat(),
-                                      source=json.dumps(rs.source, ensure_ascii=False, sort_keys=True),
-                                      overrides=json.dumps(overrides, ensure_ascii=False, sort_keys=True),
-                                      first_loaded_at=loaded_at))
+        session.add(
+            RuleSetVersionRow(
+                version=rs.version,
+                ruleset_id=rs.id,
+                effective_from=rs.effective_from.isoformat(),
+                source=json.dumps(rs.source, ensure_ascii=False, sort_keys=True),
+                overrides=json.dumps(overrides, ensure_ascii=False, sort_keys=True),
+                first_loaded_at=loaded_at,
+            )
+        )
         new.append(rs.version)
     record_events_bulk(session, events)
     return new

@@ -110,6 +110,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("clock_setting", "blocked_deadline", "operator_alert", "contact", "timer", "delivery",
-                  "notification"):
+    for table in (
+        "clock_setting",
+        "blocked_deadline",
+        "operator_alert",
+        "contact",
+        "timer",
+        "delivery",
+        "notification",
+    ):
         op.drop_table(table)
