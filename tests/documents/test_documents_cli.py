@@ -4,6 +4,7 @@ key), print-badges from a JSON-lines file, blank forms."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -44,7 +45,12 @@ async def test_verify_is_offline_with_a_key_file_and_rejects_tampering(docs_env,
     assert ok.exit_code == 0, ok.output
     out = json.loads(ok.output)
     assert (out["valid"], out["code"], out["validity"]) == (True, "R1122A050", "2022.06-2025.06")
-    tampered = resp.verification_payload[:-2] + ("AB" if not resp.verification_payload.endswith("AB") else "CD")
+    # Flip one bit of the signature's first byte: a change that always matters (editing the last base64url
+    # characters can leave the decoded bytes unchanged).
+    signed, signature = resp.verification_payload.rsplit(".", 1)
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[0] ^= 0x01
+    tampered = f"{signed}.{base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
     bad = await cli(docs_env, "verify", tampered, "--public-key", str(key_file), "--json")
     assert bad.exit_code == 1 and json.loads(bad.output)["valid"] is False
     fetched = await cli(docs_env, "verify", resp.verification_payload, "--holder-name", "张三")

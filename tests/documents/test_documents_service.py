@@ -19,9 +19,22 @@ from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import events_pb2 as doc_events
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import supervision_events_pb2, supervision_pb2
+from services.documents import events
 from services.documents.domain import annex3, forms, signing
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def wait_until_handled(js, durable: str, stream_seq: int, limit: float = 30.0) -> None:
+    """Wait until the consumer has acknowledged the message at `stream_seq`: "nothing more happened" is then
+    an observed fact, not a guess after a fixed sleep."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        info = await js.consumer_info("BJSV_REGISTRY", durable)
+        if info.ack_floor.stream_seq >= stream_seq:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{durable} did not handle message {stream_seq}"
+        await asyncio.sleep(0.05)
 
 
 def badge_msg(code="R1122A001", name="张三", **kw) -> pb.BadgeData:
@@ -346,11 +359,11 @@ async def test_submitted_record_event_renders_its_annex3_pdf_once(docs_env):
     )
     # a second delivery of the same content under another event id stores nothing new
     env2 = envelope("record.submitted", name, supervision_events_pb2.RecordSubmitted(record=record))
-    await docs_env.js.publish(
+    second = await docs_env.js.publish(
         "bjsv.registry.record.submitted", env2.SerializeToString(), headers={"Nats-Msg-Id": env2.event_id}
     )
     docs = await wait_for_document(docs_env.stub, name)
-    await asyncio.sleep(0.5)
+    await wait_until_handled(docs_env.js, events.DURABLE_RECORD, second.seq)
     docs = (await docs_env.stub.ListDocuments(pb.ListDocumentsRequest(subject=name))).documents
     assert len(docs) == 1 and docs[0].kind == pb.DOCUMENT_KIND_RECORDS_REVIEW_RECORD
     _, content, _ = await fetch(docs_env.stub, docs[0].name)

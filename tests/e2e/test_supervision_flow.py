@@ -517,7 +517,7 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
             _copy_stream(cfg.nats_url, fresh_nats.url, "BJSV_REGISTRY", ["bjsv.registry.>"], msg_id_suffix="#replay")
         )
         assert again == copied
-        time.sleep(0.5)
+        # drained() sees the replayed messages as pending until the consumers have acknowledged them all.
         eventually(lambda: drained(fresh_nats.url), what="fresh consumers to process the replay")
         for r in recipients:
             keys = [n.idempotency_key for n in fnotify.inbox(r)]

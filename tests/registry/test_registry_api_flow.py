@@ -11,8 +11,10 @@ import pytest
 from registry_helpers import call_error, photo_bytes, stream_events, supervisor_msg
 
 from bjsv.registry.v1 import registry_pb2 as pb
+from common.clock import Clock
 
-TODAY = dt.date.today()
+# The service's "today" is a Beijing date (its Clock); the host's date differs from 16:00 to 24:00 UTC.
+TODAY = Clock().today()
 YY = f"{TODAY.year % 100:02d}"
 
 

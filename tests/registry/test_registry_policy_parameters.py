@@ -14,6 +14,7 @@ from registry_helpers import build_stack, supervisor_msg
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import events_pb2
 from bjsv.registry.v1 import registry_pb2 as pb
+from common.clock import Clock
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def stub(tmp_path_factory, nats_server):
 
 def test_an_overridden_term_length_reaches_appointment_and_validity_text_art13_d4(stub):
     sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name="周四年"))).supervisor
-    start = (dt.date.today() - dt.timedelta(days=30)).replace(day=15)  # a recent start, no 29 February
+    start = (Clock().today() - dt.timedelta(days=30)).replace(day=15)  # a recent start, no 29 February
     appt = stub.AppointSupervisor(
         pb.AppointSupervisorRequest(supervisor=sup.name, start_date=start.isoformat(), appointed_by="张主任")
     ).appointment
