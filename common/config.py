@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", description="text | json")
     log_level: str = Field(default="INFO", description="DEBUG | INFO | WARNING | ERROR")
     shutdown_grace: float = Field(default=8.0, description="seconds in-flight calls get on SIGTERM")
+    migrate_on_start: bool = Field(
+        default=True,
+        description="apply migrations at start; false in Kubernetes, where a Job migrates before the rollout",
+    )
     outbox_poll_interval: float = Field(
         default=0.5, description="seconds between scans for outbox rows no commit handed over"
     )

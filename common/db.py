@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -162,6 +164,23 @@ class Database:
                 f"cannot open the {self.service} database at {where}: {e.orig}. "
                 "Fix: check DATABASE_URL (PostgreSQL must be running and reachable) or unset it for SQLite."
             ) from None
+
+    def require_migrated(self) -> None:
+        """Refuse to start on a schema behind this code (BJSV_MIGRATE_ON_START=false: a Job migrates first)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(self.migrations))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        try:
+            with self.read_engine.connect() as conn:
+                # The connection's search_path is the service schema, so alembic_version is found there.
+                current = MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as e:
+            raise StartupError(f"cannot open the {self.service} database: {e.orig}. Fix: check DATABASE_URL.") from None
+        if current != head:
+            raise StartupError(
+                f"the {self.service} database is at revision {current or 'none'}, this code needs {head}. "
+                "Fix: run the migration Job (`supervisionctl migrate`) before rolling out the services."
+            )
 
     def dispose(self) -> None:
         self.write_engine.dispose()

@@ -189,7 +189,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     if svc.database is not None:
-        await asyncio.to_thread(svc.database.migrate)
+        await asyncio.to_thread(svc.database.migrate if settings.migrate_on_start else svc.database.require_migrated)
     relay: OutboxRelay | None = None
     background: list[asyncio.Task] = []
     if svc.database is not None and not svc.database.is_postgres:

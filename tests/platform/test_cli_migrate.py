@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from common.config import SERVICES
 from supervisionctl.main import app
+from tests.platform.echo_process import EchoProcess
 
 
 def test_migrate_creates_one_sqlite_file_per_service_and_is_repeatable(tmp_path, monkeypatch):
@@ -38,3 +39,17 @@ def test_migrate_creates_one_schema_per_service_on_postgresql(tmp_path, monkeypa
     for service in SERVICES:
         assert {"alembic_version", "outbox"} <= set(inspector.get_table_names(schema=f"{prefix}{service}"))
     engine.dispose()
+
+
+def test_a_service_that_must_not_migrate_refuses_a_schema_behind_its_code_then_starts_once_migrated(
+    tmp_path, nats_server
+):
+    # Kubernetes: a Job migrates before the rollout; the services start with BJSV_MIGRATE_ON_START=false.
+    echo = EchoProcess(tmp_path / "echo", nats_server.url, BJSV_MIGRATE_ON_START="false")
+    refused = echo.run_to_exit()
+    assert refused.returncode == 2
+    assert "database is at revision none" in refused.stderr and "supervisionctl migrate" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    EchoProcess(tmp_path / "echo", nats_server.url).start().terminate()  # migrates at start (the default)
+    started = echo.start()
+    assert started.terminate() == 0
