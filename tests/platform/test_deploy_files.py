@@ -1,10 +1,15 @@
 """No container engine runs here, so the deployment files are checked against the code instead:
-service names, ports, environment variable names, probes, replicas, R3 streams, non-root read-only pods."""
+service names, ports, environment variable names, probes, replicas, R3 streams, non-root read-only pods; and
+the manifests `kubectl kustomize` renders (base and production overlay) against the Kubernetes schemas, with
+what a platform team asks of every workload (probes, a PDB, resources, a NetworkPolicy selecting it)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -78,3 +83,65 @@ def test_compose_runs_the_four_services_with_known_settings():
 def test_dockerfile_runs_as_non_root_and_installs_the_cjk_font():
     text = (DEPLOY / "Dockerfile").read_text()
     assert "USER 10001" in text and "fonts-wqy-zenhei" in text
+
+
+K8S_VERSION = "1.32.0"
+CRDS = {"monitoring.coreos.com/v1"}  # the Prometheus Operator's ServiceMonitor: no schema offline
+
+
+def rendered(target: str) -> list[dict]:
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl not installed: the rendered manifests are not checked")
+    out = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "k8s" / target)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/production"])
+def test_rendered_manifests_validate_against_the_kubernetes_schemas(target):
+    docs = rendered(target)
+    for doc in docs:
+        if doc["apiVersion"] in CRDS:
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert {"Job", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor"} <= {
+        d["kind"] for d in docs
+    }
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/production"])
+def test_every_workload_has_probes_a_pdb_resources_and_a_network_policy(target):
+    docs = rendered(target)
+    pdbs = [d["spec"]["selector"] for d in docs if d["kind"] == "PodDisruptionBudget"]
+    policies = [d["spec"]["podSelector"] for d in docs if d["kind"] == "NetworkPolicy"]
+    hpas = {d["spec"]["scaleTargetRef"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
+    assert any(p == {} for p in policies), "a default-deny policy selects every pod"
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    assert len(workloads) == len(SERVICES) + 1  # the services and NATS
+    for w in workloads:
+        name, labels = w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"]
+        for c in w["spec"]["template"]["spec"]["containers"]:
+            missing = [p for p in ("startupProbe", "readinessProbe", "livenessProbe") if p not in c]
+            assert not missing, f"{name}: no {missing}"
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]) & set(c["resources"]["limits"]), name
+            assert "initialDelaySeconds" not in c["livenessProbe"], f"{name}: the startupProbe covers start-up"
+        assert any(selects(p, labels) for p in pdbs), f"{name}: no PodDisruptionBudget"
+        assert any(p and selects(p, labels) for p in policies), f"{name}: no NetworkPolicy allows its traffic"
+        assert w["spec"]["template"]["spec"]["topologySpreadConstraints"], f"{name}: not spread over nodes"
+        if w["kind"] == "Deployment":
+            assert name in hpas, f"{name}: no HorizontalPodAutoscaler"
+    nats_pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "bjsv-nats")
+    assert nats_pdb["spec"]["minAvailable"] == 2  # JetStream R3 keeps its quorum through a drain
+
+
+def test_services_do_not_migrate_at_start_in_kubernetes_a_job_does():
+    docs = rendered("base")
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "bjsv-config")["data"]
+    assert config["BJSV_MIGRATE_ON_START"] == "false"
+    job = next(d for d in docs if d["kind"] == "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["supervisionctl"] and container["args"] == ["migrate"]
