@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from common.config import Settings
-from common.workdays import WorkdayCalendar
+from common.workdays import CalendarFile
 from services.registry.domain.policy import RegistryPolicy
 from services.registry.domain.workflow.policy import WorkflowPolicy
 
@@ -43,6 +43,6 @@ class RegistrySettings(Settings):
     def workflow_policy(self) -> WorkflowPolicy:
         return WorkflowPolicy(first_half_last_day=self.supervision_first_half_last_day)
 
-    def calendar(self) -> WorkdayCalendar:
-        """The statutory working days: chinese-calendar plus the operator's file (raises CalendarFileError)."""
-        return WorkdayCalendar.from_file(self.calendar_file)
+    def calendar(self) -> CalendarFile:
+        """The statutory working days: chinese-calendar plus the operator's file, re-read when it changes."""
+        return CalendarFile(self.calendar_file)

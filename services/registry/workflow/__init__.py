@@ -60,10 +60,11 @@ def build_workflow(
         clock=WorkflowClock(database, base=clock, settable=settings.supervision_test_clock),
         rules=rules,
         parameters=parameters,
-        calendar=settings.calendar(),
+        calendars=settings.calendar(),
         policy=settings.workflow_policy(),
         registry_policy=registry_policy,
     )
+    wf.calendars()  # a broken operator calendar file is a startup error (CalendarFileError), not a runtime surprise
     sweep = Sweep(wf, interval=settings.supervision_sweep_interval)
     api = SupervisionServicer(wf, sweep)
     servicer = Servicer(supervision_pb2_grpc.add_SupervisionServiceServicer_to_server, api, SERVICE_NAME)

@@ -16,7 +16,7 @@ from common.errors import (
     PreconditionViolation,
 )
 from common.policy import PolicyParameters
-from common.workdays import CalendarNotCovered, WorkdayCalendar
+from common.workdays import CalendarFile, CalendarFileError, CalendarNotCovered, WorkdayCalendar
 from services.registry.domain.policy import RegistryPolicy
 from services.registry.domain.problems import ProblemsError
 from services.registry.domain.workflow.policy import WorkflowPolicy
@@ -32,9 +32,24 @@ class Workflow:
     clock: WorkflowClock
     rules: RulesPort
     parameters: PolicyParameters  # rule-set parameters in force (D5 deadline), from the rules service
-    calendar: WorkdayCalendar  # the statutory working days (D5), built from settings by the composition root
+    calendars: CalendarFile  # the statutory working days (D5), from settings (BJSV_CALENDAR_FILE)
     policy: WorkflowPolicy
     registry_policy: RegistryPolicy
+
+    @property
+    def calendar(self) -> WorkdayCalendar:
+        """The calendar now; an operator file broken since start is refused explicitly (D5), never guessed."""
+        try:
+            return self.calendars()
+        except CalendarFileError as e:
+            raise FailedPrecondition(
+                "CALENDAR_FILE_INVALID",
+                [
+                    PreconditionViolation(
+                        "bjsv.deadline.workday-calendar", "calendar", f"运维配置的工作日历文件有误：{e}"
+                    )
+                ],
+            ) from None
 
     def today(self) -> dt.date:
         return self.clock.today()

@@ -86,7 +86,7 @@ async def list_dispatches(
     offset: int,
     limit: int,
 ) -> tuple[list[DispatchView], int]:
-    today = wf.today()
+    today, calendar = wf.today(), wf.calendar
 
     def read(session: Session) -> tuple[list[DispatchView], int]:
         rows = repo.list_dispatches(
@@ -98,7 +98,7 @@ async def list_dispatches(
             due_before=today if overdue_only else None,
         )
         if overdue_only:
-            late = {o.dispatch for o in overdue(session, rows, today, wf.calendar)}
+            late = {o.dispatch for o in overdue(session, rows, today, calendar)}
             rows = [r for r in rows if f"dispatches/{r.id}" in late]
         return [view(session, r) for r in rows[offset : offset + limit]], len(rows)
 
@@ -130,7 +130,7 @@ def _dispatch_status(
 
 
 async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
-    today = wf.today()
+    today, calendar = wf.today(), wf.calendar
 
     def read(session: Session) -> PlanStatus | None:
         p = repo.plan(session, plan_id)
@@ -139,7 +139,7 @@ async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
         rows = repo.list_dispatches(
             session, day=None, agency="", plan_id=plan_id, include_cancelled=True, due_before=None
         )
-        late = overdue(session, [r for r in rows if r.state == ACTIVE], today, wf.calendar)
+        late = overdue(session, [r for r in rows if r.state == ACTIVE], today, calendar)
         mem = repo.members(session, [r.id for r in rows])
         statuses = [_dispatch_status(session, DispatchView(r, mem[r.id], p), mem[r.id], late) for r in rows]
         cases, _ = cases_repo.list_cases(
@@ -155,7 +155,7 @@ async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
 
 
 async def list_overdue(wf: Workflow, *, agency: str, district: str) -> tuple[list[OverdueItem], dt.date]:
-    today = wf.today()
+    today, calendar = wf.today(), wf.calendar
 
     def read(session: Session) -> list[OverdueItem]:
         rows = repo.list_dispatches(
@@ -163,7 +163,7 @@ async def list_overdue(wf: Workflow, *, agency: str, district: str) -> tuple[lis
         )
         if district:
             rows = [r for r in rows if r.district == district]
-        items = overdue(session, rows, today, wf.calendar)
+        items = overdue(session, rows, today, calendar)
         return sorted(items, key=lambda o: (o.due_date, o.dispatch, o.kind, o.supervisor))
 
     return await wf.db.read(read), today
