@@ -1,19 +1,33 @@
 """The workflow's clock: real Asia/Shanghai time, or an instant fixed by an operator (SetSupervisionClock)
 when the test clock is enabled (BJSV_SUPERVISION_TEST_CLOCK; tests and dry runs only).
 
-The fixed instant is stored (table `workflow_clock` of the registry database) and every request re-reads it
-(`refresh()`), so all replicas of the registry process answer with the same "now"; a setting kept in one
-process's memory would let two replicas disagree on a deadline. With the test clock disabled the row is
-never read and the clock is the real one.
+One clock for the workflow and notify, stored so replicas agree:
+* the fixed instant is a row (table `workflow_clock`) of the registry database, and every request re-reads
+  it (`refresh()`), so all replicas of the registry process answer with the same "now";
+* setting it writes, in the same transaction, a `clock.set` event (outbox); notify consumes it and stores
+  the same setting as its own clock row (shared by notify's replicas). Deadline tests set one clock.
+With the test clock disabled the row is never read, nothing is published and the clock is the real one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.orm import Session
+
+from bjsv.registry.v1 import supervision_pb2 as pb
 from common.clock import SHANGHAI, Clock
 from common.db import Database
+from common.events import record_event
 from services.registry.storage import workflow_repository as repo
+from services.registry.workflow import events
+from services.registry.workflow.convert import timestamp
+
+
+def _store(session: Session, fixed: dt.datetime | None, now: dt.datetime) -> None:
+    repo.set_clock(session, fixed_at=fixed, now=now)
+    setting = pb.GetSupervisionClockResponse(now=timestamp(fixed or now), mode="fixed" if fixed else "real")
+    record_event(session, type=events.CLOCK_SET, subject="clock", payload=setting)
 
 
 class WorkflowClock(Clock):
@@ -37,7 +51,7 @@ class WorkflowClock(Clock):
             self._fixed = fixed.astimezone(SHANGHAI) if fixed is not None else None
 
     async def fix(self, at: dt.datetime | None) -> None:
-        """Fix the clock at `at` (None: back to real time) for every replica."""
+        """Fix the clock at `at` (None: back to real time) for every replica, and for notify."""
         fixed = at.astimezone(SHANGHAI) if at is not None else None
-        await self._db.write(repo.set_clock, fixed_at=fixed, now=self._base.now())
+        await self._db.write(_store, fixed, self._base.now())
         self._fixed = fixed

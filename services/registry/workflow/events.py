@@ -26,22 +26,8 @@ CASE_ESCALATED = "case.escalated"
 CASE_CORRECTED = "case.corrected"
 IMMEDIATE_REPORT_RAISED = "immediate_report.raised"
 PERIOD_CLOSED = "period.closed"
-ALL_TYPES = (
-    PLAN_CREATED,
-    PLAN_UPDATED,
-    DISPATCH_CREATED,
-    DISPATCH_CANCELLED,
-    DISPATCH_MEMBER_REPLACED,
-    RECORD_SUBMITTED,
-    RECORD_CORRECTED,
-    FEEDBACK_SUBMITTED,
-    CASE_OPENED,
-    CASE_DECIDED,
-    CASE_ESCALATED,
-    CASE_CORRECTED,
-    IMMEDIATE_REPORT_RAISED,
-    PERIOD_CLOSED,
-)
+# The test clock was set (payload GetSupervisionClockResponse): notify follows it, one clock for both.
+CLOCK_SET = "clock.set"
 
 
 def agency_recipient(session: Session, org: str, role: str) -> ev.Recipient:
