@@ -1,6 +1,6 @@
 """Preconditions are checked again in the write transaction (issue #11): a dispatch cancelled after a record's
 or a feedback's checks passed, but before its write, refuses it (第二十三条: records and feedback belong to an
-active dispatch).
+active dispatch). And the workflow's test clock is stored, so a second replica answers with the same "now".
 
 The interleaving is made deterministic by running the submission's two phases in this process, on the
 registry's own SQLite database (the real `records` / `feedback` use cases, the real rules service), and
@@ -127,3 +127,13 @@ async def test_dispatch_cancelled_between_a_feedbacks_checks_and_its_write_refus
         await feedback.commit(workflow, prepared)
     assert e.value.reason == "DISPATCH_CANCELLED"
     assert not c.sv.GetPlanStatus(spb.GetPlanStatusRequest(plan=d.plan)).dispatches[0].feedback
+
+
+async def test_test_clock_is_stored_so_a_second_replica_answers_with_the_same_now(clients, workflow):
+    """The in-process workflow is a second replica on the server's database: it adopts the server's setting."""
+    clients.set_clock(dt.datetime(2026, 10, 9, 14, 30, tzinfo=SHANGHAI))
+    await workflow.clock.refresh()
+    assert (workflow.clock.mode, workflow.clock.now()) == ("fixed", dt.datetime(2026, 10, 9, 14, 30, tzinfo=SHANGHAI))
+    await workflow.clock.fix(dt.datetime(2026, 10, 12, 8, tzinfo=SHANGHAI))  # set on this replica
+    now = clients.sv.GetSupervisionClock(spb.GetSupervisionClockRequest()).now
+    assert now.ToDatetime(tzinfo=SHANGHAI) == dt.datetime(2026, 10, 12, 8, tzinfo=SHANGHAI)
