@@ -210,7 +210,14 @@ def apply_supervisor_sanction(
     appt = session.get(rm.Appointment, sup.current_appointment_id, with_for_update=True)
     if appt is None:
         return None
-    kwargs = dict(
+    if revoke and appt.status != registry_repo.REVOKED:
+        change = registry_repo.revoke
+    elif not revoke and appt.status == registry_repo.ACTIVE:
+        change = registry_repo.suspend
+    else:
+        return None
+    change(
+        session,
         appointment_id=appt.id,
         reason=reason,
         article="第二十七条",
@@ -219,10 +226,4 @@ def apply_supervisor_sanction(
         now=now,
         policy=policy,
     )
-    if revoke and appt.status != registry_repo.REVOKED:
-        registry_repo.revoke(session, **kwargs)  # type: ignore[arg-type]
-        return appt.id
-    if not revoke and appt.status == registry_repo.ACTIVE:
-        registry_repo.suspend(session, **kwargs)  # type: ignore[arg-type]
-        return appt.id
-    return None
+    return appt.id

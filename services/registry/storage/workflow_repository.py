@@ -176,8 +176,8 @@ def session_json(s: PlanSessionIn) -> dict[str, Any]:
 
     return {
         "session_id": s.session_id,
-        "start": s.start.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
-        "end": s.end.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
+        "start": s.start.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]  # validate_plan refused no time
+        "end": s.end.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]  # validate_plan refused no time
         "venue": s.venue,
         "examiners": [person(x) for x in s.examiners],
         "staff": [person(x) for x in s.staff],
@@ -186,7 +186,7 @@ def session_json(s: PlanSessionIn) -> dict[str, Any]:
 
 
 def _plan_days(data: PlanIn) -> tuple[dt.date, dt.date]:
-    days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]
+    days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]  # validated plan
     return min(days), max(days)
 
 
@@ -482,6 +482,7 @@ def insert_record_version(
         version=version,
         submitted_by=submitter,
         answers=[
+            # every answer is set: validate_record refused unanswered items
             {"item_number": a.item_number, "answer": a.answer.value, "remark": a.remark.strip()}  # type: ignore[union-attr]
             for a in answers
         ],
