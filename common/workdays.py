@@ -7,8 +7,9 @@ released with (1.11.0: 2004–2026). So:
 * ``add_workdays(d, n)`` steps one calendar day at a time and counts days where ``is_workday`` holds,
   **strictly after** ``d`` (negative ``n``: strictly before). ``chinese_calendar.find_workday`` is not
   used: it counts a non-working start day as day 0 and answers one working day late (library notes §5).
-* An operator calendar file (YAML or JSON, path in env ``BJSV_CALENDAR_FILE``) adds newly announced
-  years or replaces a year of the library. A year listed in the file is defined *completely* by it:
+* An operator calendar file (YAML or JSON; setting ``calendar_file``, env ``BJSV_CALENDAR_FILE``, read by a
+  :class:`CalendarFile` built from the path a service passes in) adds newly announced years or replaces a
+  year of the library. A year listed in the file is defined *completely* by it:
   Monday–Friday are working days except ``holidays``; Saturday/Sunday are rest days except ``workdays``
   (make-up days)::
 
@@ -38,6 +39,7 @@ ENV_CALENDAR_FILE = "BJSV_CALENDAR_FILE"
 
 __all__ = [
     "ENV_CALENDAR_FILE",
+    "CalendarFile",
     "CalendarFileError",
     "CalendarNotCovered",
     "WorkdayCalendar",
@@ -231,24 +233,42 @@ class WorkdayCalendar:
         return count
 
 
-_default_lock = threading.Lock()
-_default_cache: tuple[tuple[str, float] | None, WorkdayCalendar] | None = None
+class CalendarFile:
+    """The calendar of an operator file given by path (settings), re-read when the file changes, so a newly
+    announced year takes effect without a restart. ``None``: the library's years only.
+
+    Each service builds one from its settings and passes it in; nothing here reads the environment."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._loaded: tuple[float | None, WorkdayCalendar] | None = None
+
+    def __call__(self) -> WorkdayCalendar:
+        """The current calendar; raises CalendarFileError when the file is unreadable or inconsistent."""
+        stamp: float | None = None
+        if self.path is not None:
+            try:
+                stamp = os.stat(self.path).st_mtime
+            except OSError as exc:
+                raise CalendarFileError(f"cannot read calendar file {self.path}: {exc}") from None
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != stamp:
+                self._loaded = (stamp, WorkdayCalendar.from_file(self.path))
+            return self._loaded[1]
+
+
+_env_lock = threading.Lock()
+_env_files: dict[str | None, CalendarFile] = {}
 
 
 def default_calendar() -> WorkdayCalendar:
-    """The calendar configured by env BJSV_CALENDAR_FILE (re-read when the path or file changes)."""
-    global _default_cache
+    """The calendar of env BJSV_CALENDAR_FILE. Only notify still calls this; the registry passes a
+    CalendarFile built from its settings (issue #11: notify is to do the same, then this goes)."""
     path = os.environ.get(ENV_CALENDAR_FILE) or None
-    key: tuple[str, float] | None = None
-    if path:
-        try:
-            key = (path, os.stat(path).st_mtime)
-        except OSError as exc:
-            raise CalendarFileError(f"cannot read calendar file {path}: {exc}") from None
-    with _default_lock:
-        if _default_cache is None or _default_cache[0] != key:
-            _default_cache = (key, WorkdayCalendar.from_file(path))
-        return _default_cache[1]
+    with _env_lock:
+        source = _env_files.setdefault(path, CalendarFile(path))
+    return source()
 
 
 def is_workday(d: dt.date, calendar: WorkdayCalendar | None = None) -> bool:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from bjsv.events.v1 import envelope_pb2
 from bjsv.notify.v1 import notify_pb2_grpc
-from common.bus import Bus
+from bjsv.registry.v1 import supervision_pb2
+from common.bus import Bus, Subscription
 from common.db import Database, StartupError
+from common.events import unpack
 from common.server import Service, Servicer, run
 from common.workdays import CalendarFileError, default_calendar
 from services.notify.api import NotifyServicer
@@ -24,8 +27,20 @@ from services.notify.storage import models
 SERVICE = "notify"
 
 
-def build(settings: NotifySettings | None = None) -> Service:
-    settings = settings or NotifySettings()
+def follow_workflow_clock(notifier: Notifier) -> Subscription:
+    """One test clock for the workflow and notify (issue #11): SetSupervisionClock publishes registry event
+    clock.set and notify stores the same setting as its own clock row (shared by its replicas). The workflow
+    publishes it only when its test clock is enabled (BJSV_SUPERVISION_TEST_CLOCK)."""
+
+    async def follow(envelope: envelope_pb2.EventEnvelope) -> None:
+        setting = unpack(envelope, supervision_pb2.GetSupervisionClockResponse)
+        fixed = setting.now.seconds + setting.now.nanos / 1e9
+        await notifier.set_clock(ClockMode("fixed", fixed, 0.0) if setting.mode == "fixed" else ClockMode())
+
+    return Subscription(durable="notify-workflow-clock", source="registry", types=["clock.set"], handler=follow)
+
+
+def notifier_for(settings: NotifySettings, db: Database, bus: Bus) -> Notifier:
     try:
         default_calendar()  # a broken operator calendar file is a startup error, not a runtime surprise
     except CalendarFileError as e:
@@ -36,14 +51,7 @@ def build(settings: NotifySettings | None = None) -> Service:
         channels = tuple(Channel(c.strip()) for c in settings.notify_channels.split(",") if c.strip())
     except ValueError as e:
         raise StartupError(f"bad notify setting: {e}") from None
-    db = Database(
-        settings,
-        service=SERVICE,
-        metadata=models.Base.metadata,
-        migrations=Path(__file__).parent / "storage" / "migrations",
-    )
-    bus = Bus(settings, service=SERVICE)
-    notifier = Notifier(
+    return Notifier(
         db=db,
         clock=clock,
         policy=SchedulePolicy(send_time=send_time),
@@ -64,12 +72,24 @@ def build(settings: NotifySettings | None = None) -> Service:
             tick_interval=settings.notify_tick_interval,
         ),
     )
+
+
+def build(settings: NotifySettings | None = None) -> Service:
+    settings = settings or NotifySettings()
+    db = Database(
+        settings,
+        service=SERVICE,
+        metadata=models.Base.metadata,
+        migrations=Path(__file__).parent / "storage" / "migrations",
+    )
+    bus = Bus(settings, service=SERVICE)
+    notifier = notifier_for(settings, db, bus)
     registry_events = RegistryEvents(notifier)
 
     async def start() -> None:
         notifier.bind_loop()
         if settings.notify_clock.strip() not in ("", "real"):
-            await notifier.set_clock(clock.mode)  # env setting wins at start; shared with replicas via the DB
+            await notifier.set_clock(notifier.clock.mode)  # env setting wins at start; shared with replicas via the DB
         else:
             await notifier.refresh_clock()
 
@@ -89,7 +109,10 @@ def build(settings: NotifySettings | None = None) -> Service:
         ],
         database=db,
         bus=bus,
-        subscriptions=[registry_events.subscription(ack_wait=settings.notify_ack_wait)],
+        subscriptions=[
+            registry_events.subscription(ack_wait=settings.notify_ack_wait),
+            follow_workflow_clock(notifier),
+        ],
         tasks=[notifier.run_scheduler, notifier.run_delivery],
         on_start=[start],
         on_stop=[stop],

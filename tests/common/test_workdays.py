@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 
 import pytest
 
@@ -93,6 +94,18 @@ def test_env_calendar_file_is_used_by_module_functions(tmp_path, monkeypatch):
     monkeypatch.delenv(workdays.ENV_CALENDAR_FILE)
     with pytest.raises(CalendarNotCovered):
         add_workdays(D(2026, 12, 28), 5)
+
+
+def test_calendar_file_given_by_settings_is_re_read_when_the_operator_edits_it_d5(tmp_path):
+    f = tmp_path / "cal.yaml"
+    f.write_text("{}")
+    source = workdays.CalendarFile(f)
+    with pytest.raises(CalendarNotCovered):
+        source().add_workdays(D(2026, 12, 28), 5)
+    f.write_text(CALENDAR_2027)
+    os.utime(f, (f.stat().st_mtime + 5, f.stat().st_mtime + 5))  # a later modification time, whatever the fs
+    assert source().add_workdays(D(2026, 12, 28), 5) == D(2027, 1, 5)
+    assert workdays.CalendarFile(None)().covers(2027) is False
 
 
 @pytest.mark.parametrize(

@@ -347,6 +347,21 @@ def test_half_month_district_report_figures_art24_d10(flow):
     assert list(flow["sweep"].closed_reports) == ["reports/08/2026-11-2"]
 
 
+def test_notify_follows_the_workflow_test_clock_one_clock_for_deadline_tests(flow, e2e_stack):
+    c, notify = flow["clients"], Notify(e2e_stack.config.target("notify"))
+    workflow_now = c.sv.GetSupervisionClock(spb.GetSupervisionClockRequest()).now
+    assert workflow_now.ToDatetime(tzinfo=SHANGHAI) == dt.datetime(2026, 12, 16, 9, tzinfo=SHANGHAI)
+
+    def notify_clock():
+        got = notify.stub.GetClock(npb.GetClockRequest())
+        return got if (got.mode, got.now) == ("fixed", workflow_now) else None
+
+    eventually(notify_clock, what="notify's clock at the workflow's fixed instant")
+    c.set_clock(dt.datetime(2026, 12, 17, 9, tzinfo=SHANGHAI))
+    workflow_now = c.sv.GetSupervisionClock(spb.GetSupervisionClockRequest()).now
+    eventually(notify_clock, what="notify's clock moved with the workflow's")
+
+
 def test_every_workflow_event_is_published_once_with_self_sufficient_payloads(flow, e2e_stack):
     envs = eventually(lambda: [e for e in registry_events(e2e_stack.config.nats_url) if e.type in WORKFLOW_TYPES]
                       if sum(e.type == "period.closed" for e in registry_events(e2e_stack.config.nats_url)) >= 2

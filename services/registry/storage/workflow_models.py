@@ -237,3 +237,15 @@ class ClosedPeriod(Base):
     period_start: Mapped[dt.date] = mapped_column(sa.Date)
     closed_at: Mapped[dt.datetime] = mapped_column(TS)
     closed_by: Mapped[str] = mapped_column(sa.String(60), default="")
+
+
+class WorkflowClockSetting(Base):
+    """The workflow's test clock (one row, id 1): an instant fixed by an operator, or none (real time).
+
+    Stored so every replica of the registry process answers with the same "now"; honoured only when
+    BJSV_SUPERVISION_TEST_CLOCK is on."""
+
+    __tablename__ = "workflow_clock"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fixed_at: Mapped[dt.datetime | None] = mapped_column(TS)
+    updated_at: Mapped[dt.datetime] = mapped_column(TS)

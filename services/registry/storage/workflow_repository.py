@@ -15,20 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from common.clock import SHANGHAI
-from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
-from services.registry.domain.policy import RegistryPolicy
-from services.registry.domain.workflow import reports
 from services.registry.domain.workflow.dispatch import Window
 from services.registry.domain.workflow.model import (
     ItemAnswer,
-    Period,
     PlanIn,
     PlanSessionIn,
+    RecordInput,
     SessionPersonIn,
-    SupervisionForm,
 )
 from services.registry.storage import models as rm
-from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
 
 # -- registry facts ------------------------------------------------------------------------------------
@@ -181,8 +176,8 @@ def session_json(s: PlanSessionIn) -> dict[str, Any]:
 
     return {
         "session_id": s.session_id,
-        "start": s.start.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
-        "end": s.end.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]
+        "start": s.start.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]  # validate_plan refused no time
+        "end": s.end.astimezone(dt.UTC).isoformat(),  # type: ignore[union-attr]  # validate_plan refused no time
         "venue": s.venue,
         "examiners": [person(x) for x in s.examiners],
         "staff": [person(x) for x in s.staff],
@@ -191,7 +186,7 @@ def session_json(s: PlanSessionIn) -> dict[str, Any]:
 
 
 def _plan_days(data: PlanIn) -> tuple[dt.date, dt.date]:
-    days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]
+    days = [s.start.astimezone(SHANGHAI).date() for s in data.sessions]  # type: ignore[union-attr]  # validated plan
     return min(days), max(days)
 
 
@@ -470,7 +465,7 @@ def insert_record_version(
     version: int,
     submitter: int,
     answers: list[ItemAnswer],
-    inp: dict[str, Any],
+    inp: RecordInput,
     findings: list,
     opened: dict[int, str],
     now: dt.datetime,
@@ -487,13 +482,14 @@ def insert_record_version(
         version=version,
         submitted_by=submitter,
         answers=[
+            # every answer is set: validate_record refused unanswered items
             {"item_number": a.item_number, "answer": a.answer.value, "remark": a.remark.strip()}  # type: ignore[union-attr]
             for a in answers
         ],
-        problems=inp["problems"],
-        signatures=inp["signatures"],
-        head_signature=inp["head"],
-        sign_date=inp["sign_date"],
+        problems=inp.problems,
+        signatures=inp.signatures,
+        head_signature=inp.head_signature,
+        sign_date=inp.sign_date,
         findings=[
             {
                 "item_number": f.item_number,
@@ -630,339 +626,17 @@ def feedback_of_dispatch(session: Session, dispatch_id: int) -> list[wm.Supervis
     )
 
 
-# -- cases ----------------------------------------------------------------------------------------------
+# -- test clock ------------------------------------------------------------------------------------------
 
 
-def case(session: Session, case_id: int, *, for_update: bool = False) -> wm.PenaltyCase | None:
-    q = sa.select(wm.PenaltyCase).where(wm.PenaltyCase.id == case_id)
-    if for_update:
-        q = q.with_for_update()
-    return session.execute(q).scalar_one_or_none()
+def clock_fixed_at(session: Session) -> dt.datetime | None:
+    row = session.get(wm.WorkflowClockSetting, 1)
+    return row.fixed_at if row is not None else None
 
 
-def insert_case(
-    session: Session,
-    *,
-    subject_kind: str,
-    subject: str,
-    subject_name: str,
-    district: str,
-    triggers: list[str],
-    origin: str,
-    source: str,
-    item_numbers: list[int],
-    description: str,
-    state: str,
-    recommendation: dict[str, Any],
-    plan_id: int | None,
-    dispatch_id: int | None,
-    opened_by: str,
-    client_request_id: str | None,
-    now: dt.datetime,
-) -> wm.PenaltyCase:
-    """A new penalty case (第二十六条 / 第二十七条) with the rules service's recommendation (D13)."""
-    row = wm.PenaltyCase(
-        subject_kind=subject_kind,
-        subject=subject,
-        subject_name=subject_name,
-        district=district,
-        triggers=triggers,
-        origin=origin,
-        source=source,
-        item_numbers=item_numbers,
-        description=description,
-        state=state,
-        recommendation=recommendation,
-        plan_id=plan_id,
-        dispatch_id=dispatch_id,
-        opened_by=opened_by,
-        opened_at=now,
-        opened_on=now.date(),
-        client_request_id=client_request_id,
-        immediate_report_raised=False,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def insert_case_decision(
-    session: Session,
-    row: wm.PenaltyCase,
-    *,
-    state: str,
-    rung: str,
-    official: str,
-    official_org: str,
-    note: str,
-    correction_deadline: dt.date | None,
-    now: dt.datetime,
-    today: dt.date,
-) -> wm.CaseDecision:
-    """An official's decision on a (locked) case (D13) and the case's resulting state."""
-    d = wm.CaseDecision(
-        case_id=row.id,
-        rung=rung,
-        official=official,
-        official_org=official_org,
-        note=note,
-        correction_deadline=correction_deadline,
-        decided_at=now,
-        decided_on=today,
-    )
-    session.add(d)
-    row.state, row.correction_deadline = state, correction_deadline
-    session.flush()
-    return d
-
-
-def record_correction(session: Session, row: wm.PenaltyCase, *, state: str, note: str, now: dt.datetime) -> None:
-    """The correction of a (locked) case, recorded before its deadline (第二十六条 责令改正)."""
-    row.state, row.corrected_at, row.correction_note = state, now, note
-    session.flush()
-
-
-def escalate_case(
-    session: Session, row: wm.PenaltyCase, *, state: str, recommendation: dict[str, Any]
-) -> dt.date | None:
-    """D13 拒不改正: a (locked) case whose correction deadline passed climbs one rung with a new
-    recommendation; returns the missed deadline."""
-    missed = row.correction_deadline
-    row.state, row.correction_deadline = state, None
-    row.escalation_count += 1
-    row.recommendation = recommendation
-    session.flush()
-    return missed
-
-
-def mark_immediate_report(session: Session, row: wm.PenaltyCase) -> bool:
-    """Flag a case as reported at once (第二十四条); False when it already was (report once)."""
-    if row.immediate_report_raised:
-        return False
-    row.immediate_report_raised = True
-    session.flush()
-    return True
-
-
-def case_by_request(session: Session, client_request_id: str) -> wm.PenaltyCase | None:
-    return session.execute(
-        sa.select(wm.PenaltyCase).where(wm.PenaltyCase.client_request_id == client_request_id)
-    ).scalar_one_or_none()
-
-
-def decisions(session: Session, case_ids: list[int]) -> dict[int, list[wm.CaseDecision]]:
-    out: dict[int, list[wm.CaseDecision]] = {i: [] for i in case_ids}
-    if case_ids:
-        for d in session.execute(
-            sa.select(wm.CaseDecision).where(wm.CaseDecision.case_id.in_(case_ids)).order_by(wm.CaseDecision.id)
-        ).scalars():
-            out[d.case_id].append(d)
-    return out
-
-
-def cases_of_subject(session: Session, subject: str) -> list[wm.PenaltyCase]:
-    return list(
-        session.execute(
-            sa.select(wm.PenaltyCase).where(wm.PenaltyCase.subject == subject).order_by(wm.PenaltyCase.id)
-        ).scalars()
-    )
-
-
-def case_for_source_item(session: Session, source: str, item_number: int) -> wm.PenaltyCase | None:
-    for c in session.execute(sa.select(wm.PenaltyCase).where(wm.PenaltyCase.source == source)).scalars():
-        if item_number in (c.item_numbers or []):
-            return c
-    return None
-
-
-def list_cases(
-    session: Session, *, subject: str, state: str, district: str, plan_id: int | None, offset: int, limit: int
-) -> tuple[list[wm.PenaltyCase], int]:
-    q = sa.select(wm.PenaltyCase)
-    if subject:
-        q = q.where(wm.PenaltyCase.subject == subject)
-    if state:
-        q = q.where(wm.PenaltyCase.state == state)
-    if district:
-        q = q.where(wm.PenaltyCase.district == district)
-    if plan_id is not None:
-        q = q.where(wm.PenaltyCase.plan_id == plan_id)
-    total = session.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
-    rows = session.execute(q.order_by(wm.PenaltyCase.id.desc()).offset(offset).limit(limit)).scalars().all()
-    return list(rows), total
-
-
-def cases_past_correction_deadline(session: Session, today: dt.date) -> list[int]:
-    return list(
-        session.execute(
-            sa.select(wm.PenaltyCase.id).where(
-                wm.PenaltyCase.state == "awaiting_correction", wm.PenaltyCase.correction_deadline < today
-            )
-        ).scalars()
-    )
-
-
-# -- periods and reports --------------------------------------------------------------------------------
-
-
-def closed_period(session: Session, key: str) -> wm.ClosedPeriod | None:
-    return session.get(wm.ClosedPeriod, key)
-
-
-def last_closed_period(session: Session) -> wm.ClosedPeriod | None:
-    return session.execute(sa.select(wm.ClosedPeriod).order_by(wm.ClosedPeriod.period_start.desc()).limit(1)).scalar()
-
-
-def reports_of_period(session: Session, key: str) -> list[wm.DistrictReport]:
-    return list(
-        session.execute(
-            sa.select(wm.DistrictReport).where(wm.DistrictReport.period_key == key).order_by(wm.DistrictReport.id)
-        ).scalars()
-    )
-
-
-def report(session: Session, key: str, district: str) -> wm.DistrictReport | None:
-    return session.execute(
-        sa.select(wm.DistrictReport).where(wm.DistrictReport.period_key == key, wm.DistrictReport.district == district)
-    ).scalar_one_or_none()
-
-
-def earliest_activity(session: Session) -> dt.date | None:
-    firsts = [
-        session.execute(sa.select(sa.func.min(wm.Dispatch.created_on))).scalar(),
-        session.execute(sa.select(sa.func.min(wm.SupervisionRecord.first_submitted_on))).scalar(),
-        session.execute(sa.select(sa.func.min(wm.PenaltyCase.opened_on))).scalar(),
-    ]
-    firsts = [d for d in firsts if d is not None]
-    return min(firsts) if firsts else None
-
-
-def period_facts(session: Session, start: dt.date, end: dt.date) -> dict[str, list]:
-    """Rows touching a period, for report aggregation."""
-    records = (
-        session.execute(
-            sa.select(wm.SupervisionRecord).where(wm.SupervisionRecord.first_submitted_on.between(start, end))
-        )
-        .scalars()
-        .all()
-    )
-    fbs = (
-        session.execute(sa.select(wm.SupervisorFeedback).where(wm.SupervisorFeedback.submitted_on.between(start, end)))
-        .scalars()
-        .all()
-    )
-    decided_case_ids = set(
-        session.execute(
-            sa.select(wm.CaseDecision.case_id).where(wm.CaseDecision.decided_on.between(start, end))
-        ).scalars()
-    )
-    cases_q = sa.select(wm.PenaltyCase).where(
-        sa.or_(wm.PenaltyCase.opened_on.between(start, end), wm.PenaltyCase.id.in_(decided_case_ids or {-1}))
-    )
-    case_rows = session.execute(cases_q).scalars().all()
-    decs = decisions(session, [c.id for c in case_rows])
-    dispatches = session.execute(
-        sa.select(wm.Dispatch.district, wm.Dispatch.created_on).where(wm.Dispatch.created_on.between(start, end))
-    ).all()
-    return {
-        "records": list(records),
-        "feedback": list(fbs),
-        "cases": [(c, decs[c.id]) for c in case_rows],
-        "dispatches": list(dispatches),
-    }
-
-
-def period_report_facts(session: Session, period: Period) -> dict[str, list]:
-    """The half-month period's facts (D10, 第二十四条) as the report aggregation's inputs."""
-    facts = period_facts(session, period.start, period.end)
-    return {
-        "records": [
-            reports.RecordFact(
-                f"records/{r.id}", r.district, SupervisionForm(r.form), r.first_submitted_on, r.late, tuple(r.no_items)
-            )
-            for r in facts["records"]
-        ],
-        "feedback": [
-            reports.FeedbackFact(f.district, f.submitted_on, f.late_calendar_days > 0) for f in facts["feedback"]
-        ],
-        "cases": [
-            reports.CaseFact(f"cases/{c.id}", c.district, c.opened_on, tuple(d.decided_on for d in decs))
-            for c, decs in facts["cases"]
-        ],
-        "dispatches": [reports.DispatchFact(district, created_on) for district, created_on in facts["dispatches"]],
-    }
-
-
-def insert_closed_period(
-    session: Session, period: Period, figures: list, *, closed_by: str, now: dt.datetime
-) -> list[wm.DistrictReport]:
-    """Mark a period closed and keep one district report per district's figures (D10, 第二十四条)."""
-    key = period.key
-    session.add(wm.ClosedPeriod(period_key=key, period_start=period.start, closed_at=now, closed_by=closed_by))
-    out = []
-    for fig in figures:
-        row = wm.DistrictReport(
-            period_key=key,
-            district=fig.district,
-            closed_at=now,
-            figures={
-                "district_name": fig.district_name,
-                "period_start": period.start.isoformat(),
-                "period_end": period.end.isoformat(),
-                "supervisions_by_form": {k.value: v for k, v in fig.supervisions_by_form.items()},
-                "no_counts": [[form.value, n, text, count] for form, n, text, count in fig.no_counts],
-                "late_records": fig.late_records,
-                "late_feedback": fig.late_feedback,
-                "feedback_count": fig.feedback_count,
-                "cases_opened": fig.cases_opened,
-                "cases_decided": fig.cases_decided,
-                "dispatches_created": fig.dispatches_created,
-                "records": fig.records,
-                "cases": fig.cases,
-            },
-        )
-        session.add(row)
-        session.flush()
-        out.append(row)
-    return out
-
-
-def apply_supervisor_sanction(
-    session: Session,
-    *,
-    supervisor_id: int,
-    revoke: bool,
-    reason: str,
-    decided_by: str,
-    case_reference: str,
-    now: dt.datetime,
-    policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY,
-) -> int | None:
-    """第二十七条 暂停督导工作 (`revoke=False`) / 取消外督员资格 (`revoke=True`) on the supervisor's current
-    appointment, inside the caller's transaction (the case decision's), through the registry's own repository
-    functions — so the decision, its outbox event and the appointment change commit or roll back together.
-
-    Idempotent: a suspension applies to an active appointment only, a revocation to one not yet revoked;
-    otherwise nothing changes. Returns the id of the appointment changed, or None."""
-    sup = session.get(rm.Supervisor, supervisor_id)
-    if sup is None or sup.current_appointment_id is None:
-        return None
-    appt = session.get(rm.Appointment, sup.current_appointment_id, with_for_update=True)
-    if appt is None:
-        return None
-    kwargs = dict(
-        appointment_id=appt.id,
-        reason=reason,
-        article="第二十七条",
-        decided_by=decided_by,
-        case_reference=case_reference,
-        now=now,
-        policy=policy,
-    )
-    if revoke and appt.status != registry_repo.REVOKED:
-        registry_repo.revoke(session, **kwargs)  # type: ignore[arg-type]
-        return appt.id
-    if not revoke and appt.status == registry_repo.ACTIVE:
-        registry_repo.suspend(session, **kwargs)  # type: ignore[arg-type]
-        return appt.id
-    return None
+def set_clock(session: Session, *, fixed_at: dt.datetime | None, now: dt.datetime) -> None:
+    row = session.get(wm.WorkflowClockSetting, 1, with_for_update=True)
+    if row is None:
+        session.add(wm.WorkflowClockSetting(id=1, fixed_at=fixed_at, updated_at=now))
+    else:
+        row.fixed_at, row.updated_at = fixed_at, now

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from common.workdays import WorkdayCalendar, default_calendar
+from common.workdays import WorkdayCalendar
 from services.registry.domain.workflow.model import Lateness
 
+#: chinese-calendar's years only; the service passes the operator's calendar (BJSV_CALENDAR_FILE) in.
+LIBRARY_CALENDAR = WorkdayCalendar()
 
-def due_date(supervision_end: dt.date, *, workdays: int, calendar: WorkdayCalendar | None = None) -> dt.date:
+
+def due_date(supervision_end: dt.date, *, workdays: int, calendar: WorkdayCalendar = LIBRARY_CALENDAR) -> dt.date:
     """The Annex 3 record / Annex 4 feedback due date: the `workdays`-th (the rule set's
     `record.deadline_workdays`, D5: 5) working day strictly after the end day."""
-    cal = calendar or default_calendar()
-    return cal.add_workdays(supervision_end, workdays)
+    return calendar.add_workdays(supervision_end, workdays)
 
 
-def assess_lateness(due: dt.date, submitted_on: dt.date, *, calendar: WorkdayCalendar | None = None) -> Lateness:
+def assess_lateness(due: dt.date, submitted_on: dt.date, *, calendar: WorkdayCalendar = LIBRARY_CALENDAR) -> Lateness:
     """A late submission is accepted and marked late with how late (working and calendar days)."""
     if submitted_on <= due:
         return Lateness(False, 0, 0)
-    cal = calendar or default_calendar()
-    return Lateness(True, cal.workdays_between(due, submitted_on), (submitted_on - due).days)
+    return Lateness(True, calendar.workdays_between(due, submitted_on), (submitted_on - due).days)

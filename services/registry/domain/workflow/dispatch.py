@@ -113,7 +113,7 @@ def supervision_window(
         )
     if problems:
         raise ProblemsError(problems)
-    return Window(start, end)  # type: ignore[arg-type]
+    return Window(start, end)  # type: ignore[arg-type]  # both present: a missing one raised above
 
 
 def ended_sessions(sessions: list[SessionWindow], now: dt.datetime) -> list[SessionWindow]:

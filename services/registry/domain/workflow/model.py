@@ -199,6 +199,17 @@ class ItemAnswer:
 
 
 @dataclass(frozen=True)
+class RecordInput:
+    """What a supervisor submits on Annex 3 (附件3): answers, 存在问题, signatures and the sign date."""
+
+    answers: list[ItemAnswer]
+    problems: str
+    signatures: list[str]
+    head_signature: str
+    sign_date: dt.date | None
+
+
+@dataclass(frozen=True)
 class Finding:
     """A finding derived from a 否 item (D11)."""
 

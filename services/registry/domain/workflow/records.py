@@ -4,6 +4,7 @@ findings derived from 否 answers (D11, D14)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from services.registry.domain.problems import Problem, ProblemsError
 from services.registry.domain.workflow import checklists
@@ -11,24 +12,11 @@ from services.registry.domain.workflow.model import Answer, Finding, ItemAnswer,
 from services.registry.domain.workflow.policy import DEFAULT_POLICY, WorkflowPolicy
 
 
-def validate_record(
-    form: SupervisionForm,
-    answers: list[ItemAnswer],
-    *,
-    problems_text: str,
-    signatures: list[str],
-    sign_date: dt.date | None,
-    supervision_start: dt.date,
-    today: dt.date,
-    policy: WorkflowPolicy = DEFAULT_POLICY,
-) -> list[ItemAnswer]:
-    """Check a record and return its answers ordered by item number; raise ProblemsError otherwise.
-
-    附件3 注1: every item is ticked (是 or 否), each problem explained in 备注 by item number — D11: a 否
-    needs a non-empty remark.
-    """
+def _answer_problems(
+    form: SupervisionForm, answers: list[ItemAnswer], expected: Sequence[int], policy: WorkflowPolicy
+) -> tuple[list[Problem], dict[int, ItemAnswer]]:
+    """Each answer on its own: a known item, once, ticked, a 否 explained (附件3 注1, D11)."""
     problems: list[Problem] = []
-    expected = checklists.item_numbers(form)
     by_number: dict[int, ItemAnswer] = {}
     for i, a in enumerate(answers):
         f = f"record.answers[{i}]"
@@ -63,6 +51,27 @@ def validate_record(
             )
         if len(a.remark) > policy.max_text_length:
             problems.append(Problem(f"{f}.remark", "REMARK_TOO_LONG", f"备注不能超过{policy.max_text_length}字"))
+    return problems, by_number
+
+
+def validate_record(
+    form: SupervisionForm,
+    answers: list[ItemAnswer],
+    *,
+    problems_text: str,
+    signatures: list[str],
+    sign_date: dt.date | None,
+    supervision_start: dt.date,
+    today: dt.date,
+    policy: WorkflowPolicy = DEFAULT_POLICY,
+) -> list[ItemAnswer]:
+    """Check a record and return its answers ordered by item number; raise ProblemsError otherwise.
+
+    附件3 注1: every item is ticked (是 or 否), each problem explained in 备注 by item number — D11: a 否
+    needs a non-empty remark.
+    """
+    expected = checklists.item_numbers(form)
+    problems, by_number = _answer_problems(form, answers, expected, policy)
     missing = [n for n in expected if n not in by_number]
     if missing:
         problems.append(

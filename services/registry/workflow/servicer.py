@@ -1,0 +1,340 @@
+"""gRPC servicer `bjsv.registry.v1.SupervisionService` (issue #7 — 第十四条, 第十九条–第二十七条): the thin edge of
+the supervision workflow. Each RPC parses its request (`convert`), calls one use case and converts the typed
+result back; the use cases own their transactions and outbox rows.
+
+Every RPC first adopts the stored test clock (`WorkflowClock.refresh`), so replicas agree on "now"."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from bjsv.registry.v1 import supervision_pb2 as pb
+from bjsv.registry.v1 import supervision_pb2_grpc
+from common.clock import SHANGHAI
+from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PreconditionViolation
+from services.registry.domain.workflow.feedback import FeedbackAnswers
+from services.registry.workflow import cases, dispatches, feedback, periods, plans, records, status
+from services.registry.workflow.context import Workflow, require_role
+from services.registry.workflow.convert import (
+    ANSWER_IN,
+    CASE_STATE_IN,
+    FORM_IN,
+    RUNG_IN,
+    SUBJECT_KIND_IN,
+    TRIGGER_IN,
+    from_proto_plan,
+    from_proto_record,
+    instant,
+    parse_date,
+    parse_id,
+    parse_page,
+    timestamp,
+    to_proto_case,
+    to_proto_dispatch,
+    to_proto_feedback,
+    to_proto_overdue,
+    to_proto_plan,
+    to_proto_plan_status,
+    to_proto_record,
+    to_proto_report,
+    to_proto_team_finding,
+)
+from services.registry.workflow.sweep import Sweep
+
+SERVICE_NAME = "bjsv.registry.v1.SupervisionService"
+R = TypeVar("R")
+
+
+def _rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    @functools.wraps(method)
+    async def call(self: SupervisionServicer, request: Any, context: Any) -> R:
+        await self.wf.clock.refresh()
+        return await method(self, request, context)
+
+    return call
+
+
+def _next_token(offset: int, limit: int, total: int) -> str:
+    return str(offset + limit) if offset + limit < total else ""
+
+
+def _target(msg: Any, plan: str, session_ids: Any, agency: str) -> dispatches.DispatchTarget:
+    return dispatches.DispatchTarget(
+        plan,
+        list(session_ids),
+        agency,
+        FORM_IN.get(msg.form),
+        instant(msg, "supervision_start_time"),
+        instant(msg, "supervision_end_time"),
+    )
+
+
+class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
+    def __init__(self, wf: Workflow, sweep: Sweep) -> None:
+        self.wf = wf
+        self.sweep = sweep
+
+    # -- plans
+
+    @_rpc
+    async def CreatePlan(self, request: pb.CreatePlanRequest, context) -> pb.CreatePlanResponse:
+        crid = request.client_request_id.strip() or None
+        row = await plans.create(self.wf, from_proto_plan(request.plan), crid)
+        return pb.CreatePlanResponse(plan=to_proto_plan(row))
+
+    @_rpc
+    async def UpdatePlan(self, request: pb.UpdatePlanRequest, context) -> pb.UpdatePlanResponse:
+        name = request.plan.name
+        plan_id = parse_id(name, "plans", "plan.name")
+        row = await plans.update(self.wf, plan_id, name, from_proto_plan(request.plan), request.plan.etag)
+        return pb.UpdatePlanResponse(plan=to_proto_plan(row))
+
+    @_rpc
+    async def GetPlan(self, request: pb.GetPlanRequest, context) -> pb.GetPlanResponse:
+        row = await plans.get(self.wf, parse_id(request.name, "plans"), request.name)
+        return pb.GetPlanResponse(plan=to_proto_plan(row))
+
+    @_rpc
+    async def ListPlans(self, request: pb.ListPlansRequest, context) -> pb.ListPlansResponse:
+        offset, limit = parse_page(request.page_token, request.page_size)
+        rows, total = await plans.list_plans(
+            self.wf, institution=request.institution, district=request.district, offset=offset, limit=limit
+        )
+        return pb.ListPlansResponse(
+            plans=[to_proto_plan(r) for r in rows], next_page_token=_next_token(offset, limit, total), total_size=total
+        )
+
+    # -- dispatches
+
+    @_rpc
+    async def ProposeDispatch(self, request: pb.ProposeDispatchRequest, context) -> pb.ProposeDispatchResponse:
+        target = _target(request, request.plan, request.session_ids, request.dispatching_agency)
+        p = await dispatches.propose(self.wf, target, request.team_size, request.seed)
+        return pb.ProposeDispatchResponse(
+            supervisors=p.team,
+            seed=p.seed,
+            rule_set_version=p.rule_set_version,
+            recommended_team_size=p.recommended_team_size,
+            findings=[to_proto_team_finding(f, pb.FINDING_SEVERITY_BLOCKING) for f in p.blocking]
+            + [to_proto_team_finding(f) for f in p.advisory],
+        )
+
+    @_rpc
+    async def CreateDispatch(self, request: pb.CreateDispatchRequest, context) -> pb.CreateDispatchResponse:
+        d = request.dispatch
+        selection = {pb.TEAM_SELECTION_PROPOSED: True, pb.TEAM_SELECTION_MANUAL: False}.get(request.selection)
+        cmd = dispatches.NewDispatch(
+            target=_target(d, d.plan, d.session_ids, d.dispatching_agency),
+            proposed=selection,
+            seed=request.seed,
+            team_size=request.team_size,
+            supervisors=list(request.supervisors),
+            client_request_id=request.client_request_id.strip() or None,
+        )
+        return pb.CreateDispatchResponse(dispatch=to_proto_dispatch(await dispatches.create(self.wf, cmd)))
+
+    @_rpc
+    async def CancelDispatch(self, request: pb.CancelDispatchRequest, context) -> pb.CancelDispatchResponse:
+        v = await dispatches.cancel(self.wf, parse_id(request.name, "dispatches"), request.name, request.reason)
+        return pb.CancelDispatchResponse(dispatch=to_proto_dispatch(v))
+
+    @_rpc
+    async def ReplaceDispatchMember(self, request: pb.ReplaceDispatchMemberRequest, context):
+        r = dispatches.Replacement(request.name, request.supervisor, request.replacement, request.reason)
+        v = await dispatches.replace_member(self.wf, parse_id(request.name, "dispatches"), r)
+        return pb.ReplaceDispatchMemberResponse(dispatch=to_proto_dispatch(v))
+
+    @_rpc
+    async def GetDispatch(self, request: pb.GetDispatchRequest, context) -> pb.GetDispatchResponse:
+        v = await dispatches.get(self.wf, parse_id(request.name, "dispatches"), request.name)
+        return pb.GetDispatchResponse(dispatch=to_proto_dispatch(v))
+
+    @_rpc
+    async def ListDispatches(self, request: pb.ListDispatchesRequest, context) -> pb.ListDispatchesResponse:
+        offset, limit = parse_page(request.page_token, request.page_size)
+        views, total = await status.list_dispatches(
+            self.wf,
+            day=parse_date(request.date, "date", required=False),
+            agency=request.dispatching_agency,
+            plan_id=parse_id(request.plan, "plans", "plan") if request.plan else None,
+            include_cancelled=request.include_cancelled,
+            overdue_only=request.overdue_only,
+            offset=offset,
+            limit=limit,
+        )
+        return pb.ListDispatchesResponse(
+            dispatches=[to_proto_dispatch(v) for v in views],
+            next_page_token=_next_token(offset, limit, total),
+            total_size=total,
+        )
+
+    # -- records
+
+    @_rpc
+    async def SubmitRecord(self, request: pb.SubmitRecordRequest, context) -> pb.SubmitRecordResponse:
+        r = request.record
+        s = records.RecordSubmission(
+            r.dispatch, r.submitted_by, from_proto_record(r), request.client_request_id.strip()
+        )
+        return pb.SubmitRecordResponse(record=to_proto_record(await records.submit(self.wf, s)))
+
+    @_rpc
+    async def CorrectRecord(self, request: pb.CorrectRecordRequest, context) -> pb.CorrectRecordResponse:
+        r = request.record
+        c = records.RecordCorrection(
+            parse_id(request.name, "records"),
+            request.name,
+            r.submitted_by,
+            from_proto_record(r),
+            request.reason,
+            request.client_request_id,
+        )
+        return pb.CorrectRecordResponse(record=to_proto_record(await records.correct(self.wf, c)))
+
+    @_rpc
+    async def GetRecord(self, request: pb.GetRecordRequest, context) -> pb.GetRecordResponse:
+        v = await records.get(self.wf, parse_id(request.name, "records"), request.version, request.name)
+        return pb.GetRecordResponse(record=to_proto_record(v))
+
+    @_rpc
+    async def ListRecordVersions(self, request: pb.ListRecordVersionsRequest, context):
+        vs = await records.versions(self.wf, parse_id(request.name, "records"), request.name)
+        return pb.ListRecordVersionsResponse(versions=[to_proto_record(v) for v in vs])
+
+    # -- feedback
+
+    @_rpc
+    async def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context) -> pb.SubmitFeedbackResponse:
+        f = request.feedback
+        answers = FeedbackAnswers(
+            ANSWER_IN.get(f.badge_worn), ANSWER_IN.get(f.duties_performed), ANSWER_IN.get(f.integrity_kept)
+        )
+        s = feedback.FeedbackSubmission(
+            f.dispatch,
+            f.supervisor,
+            answers,
+            instant(f, "entry_time"),
+            instant(f, "exit_time"),
+            f.comments,
+            f.signed_by,
+            request.client_request_id.strip(),
+        )
+        return pb.SubmitFeedbackResponse(feedback=to_proto_feedback(await feedback.submit(self.wf, s)))
+
+    @_rpc
+    async def GetFeedback(self, request: pb.GetFeedbackRequest, context) -> pb.GetFeedbackResponse:
+        v = await feedback.get(self.wf, parse_id(request.name, "feedback"), request.name)
+        return pb.GetFeedbackResponse(feedback=to_proto_feedback(v))
+
+    # -- cases
+
+    @_rpc
+    async def OpenCase(self, request: pb.OpenCaseRequest, context) -> pb.OpenCaseResponse:
+        c = request.penalty_case
+        new = cases.NewCase(
+            SUBJECT_KIND_IN.get(c.subject_kind),
+            c.subject,
+            [TRIGGER_IN.get(t) for t in c.triggers],
+            c.description,
+            c.plan,
+            c.dispatch,
+            c.district,
+            c.source,
+            list(c.item_numbers),
+            request.client_request_id,
+        )
+        return pb.OpenCaseResponse(penalty_case=to_proto_case(await cases.open_case(self.wf, new)))
+
+    @_rpc
+    async def RecordCaseDecision(self, request: pb.RecordCaseDecisionRequest, context):
+        d = request.decision
+        deadline = parse_date(d.correction_deadline, "decision.correction_deadline", required=False)
+        dec = cases.Decision(RUNG_IN.get(d.rung), d.official, d.official_org, d.note, deadline)
+        v = await cases.decide(self.wf, parse_id(request.name, "cases"), request.name, dec)
+        return pb.RecordCaseDecisionResponse(penalty_case=to_proto_case(v))
+
+    @_rpc
+    async def RecordCorrection(self, request: pb.RecordCorrectionRequest, context) -> pb.RecordCorrectionResponse:
+        v = await cases.record_correction(self.wf, parse_id(request.name, "cases"), request.name, request.note)
+        return pb.RecordCorrectionResponse(penalty_case=to_proto_case(v))
+
+    @_rpc
+    async def GetCase(self, request: pb.GetCaseRequest, context) -> pb.GetCaseResponse:
+        v = await cases.get(self.wf, parse_id(request.name, "cases"), request.name)
+        return pb.GetCaseResponse(penalty_case=to_proto_case(v))
+
+    @_rpc
+    async def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
+        offset, limit = parse_page(request.page_token, request.page_size)
+        views, total = await cases.list_cases(
+            self.wf,
+            subject=request.subject,
+            state=CASE_STATE_IN.get(request.state),
+            district=request.district,
+            plan_id=parse_id(request.plan, "plans", "plan") if request.plan else None,
+            offset=offset,
+            limit=limit,
+        )
+        return pb.ListCasesResponse(
+            cases=[to_proto_case(v) for v in views], next_page_token=_next_token(offset, limit, total), total_size=total
+        )
+
+    # -- periods and status
+
+    @_rpc
+    async def ClosePeriod(self, request: pb.ClosePeriodRequest, context) -> pb.ClosePeriodResponse:
+        closed = await periods.close(self.wf, parse_date(request.date, "date"), request.include_empty_districts)
+        reports = [to_proto_report(r, self.wf.policy.city_centre) for r in closed.reports]
+        return pb.ClosePeriodResponse(reports=reports, newly_closed=closed.newly_closed)
+
+    @_rpc
+    async def GetDistrictReport(self, request: pb.GetDistrictReportRequest, context):
+        parts = request.name.split("/")
+        if len(parts) != 3 or parts[0] != "reports":
+            raise InvalidArgument("NAME_INVALID", [FieldViolation("name", "应写为 reports/区县代码/YYYY-MM-1 或 -2")])
+        row = await periods.get_report(self.wf, parts[1], parts[2], request.name)
+        return pb.GetDistrictReportResponse(report=to_proto_report(row, self.wf.policy.city_centre))
+
+    @_rpc
+    async def GetPlanStatus(self, request: pb.GetPlanStatusRequest, context) -> pb.GetPlanStatusResponse:
+        s = await status.plan_status(self.wf, parse_id(request.plan, "plans", "plan"), request.plan)
+        return to_proto_plan_status(s)
+
+    @_rpc
+    async def ListOverdue(self, request: pb.ListOverdueRequest, context) -> pb.ListOverdueResponse:
+        items, today = await status.list_overdue(self.wf, agency=request.dispatching_agency, district=request.district)
+        return pb.ListOverdueResponse(items=[to_proto_overdue(o) for o in items], as_of_date=today.isoformat())
+
+    # -- operations
+
+    async def RunSweep(self, request: pb.RunSweepRequest, context) -> pb.RunSweepResponse:
+        require_role(("operator",), "运行期限检查")
+        r = await self.sweep.run()
+        return pb.RunSweepResponse(
+            escalated_cases=r.escalated_cases, closed_reports=r.closed_reports, as_of_date=r.as_of_date.isoformat()
+        )
+
+    @_rpc
+    async def GetSupervisionClock(self, request: pb.GetSupervisionClockRequest, context):
+        return pb.GetSupervisionClockResponse(now=timestamp(self.wf.clock.now()), mode=self.wf.clock.mode)
+
+    async def SetSupervisionClock(self, request: pb.SetSupervisionClockRequest, context):
+        require_role(("operator",), "调整督导工作时钟")
+        if not self.wf.clock.settable:
+            raise FailedPrecondition(
+                "TEST_CLOCK_DISABLED",
+                [
+                    PreconditionViolation(
+                        "bjsv.admin.clock", "clock", "未启用测试时钟（BJSV_SUPERVISION_TEST_CLOCK），不能调整时钟"
+                    )
+                ],
+            )
+        if request.reset:
+            await self.wf.clock.fix(None)
+        elif request.HasField("fixed_time"):
+            await self.wf.clock.fix(request.fixed_time.ToDatetime(tzinfo=SHANGHAI))
+        else:
+            raise InvalidArgument("CLOCK_VALUE_REQUIRED", [FieldViolation("fixed_time", "请提供时间或 reset")])
+        return pb.SetSupervisionClockResponse(now=timestamp(self.wf.clock.now()), mode=self.wf.clock.mode)

@@ -1,0 +1,169 @@
+"""Read-side use cases across aggregates: dispatch lists, a plan's status (dispatches with their record,
+feedback and cases) and what is overdue under 第二十三条 (records and feedback past their due date)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from common.errors import NotFound
+from common.workdays import CalendarNotCovered, WorkdayCalendar
+from services.registry.domain.workflow.model import DispatchScope
+from services.registry.storage import workflow_case_repository as cases_repo
+from services.registry.storage import workflow_models as wm
+from services.registry.storage import workflow_repository as repo
+from services.registry.workflow.context import Workflow
+from services.registry.workflow.dispatches import ACTIVE, view
+from services.registry.workflow.results import (
+    CaseView,
+    DispatchStatus,
+    DispatchView,
+    FeedbackView,
+    OverdueItem,
+    PlanStatus,
+    RecordView,
+)
+
+
+def _late_days(calendar: WorkdayCalendar, due: dt.date, today: dt.date) -> int:
+    try:
+        return calendar.workdays_between(due, today)
+    except CalendarNotCovered:  # a listing never fails for a year no calendar covers: count calendar days
+        return (today - due).days
+
+
+def overdue(session: Session, rows: list[wm.Dispatch], today: dt.date, calendar: WorkdayCalendar) -> list[OverdueItem]:
+    """Missing records/feedback whose due date has passed (第二十三条)."""
+    ids = [r.id for r in rows]
+    with_record = repo.record_dispatch_ids(session, ids)
+    fb = repo.feedback_pairs(session, ids)
+    mem = repo.members(session, ids)
+    plans_ = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
+    out = []
+    for r in rows:
+        p = plans_[r.plan_id]
+        base = {
+            "dispatch": f"dispatches/{r.id}",
+            "plan": f"plans/{r.plan_id}",
+            "dispatching_agency": r.dispatching_agency,
+            "institution": p.institution,
+            "plan_title": p.title,
+        }
+        if r.id not in with_record and r.record_due < today:
+            out.append(
+                OverdueItem(
+                    "record",
+                    due_date=r.record_due,
+                    overdue_working_days=_late_days(calendar, r.record_due, today),
+                    **base,
+                )
+            )
+        if r.scope == DispatchScope.EXTERNAL.value and r.feedback_due < today:
+            late = _late_days(calendar, r.feedback_due, today)
+            out.extend(
+                OverdueItem(
+                    "feedback",
+                    due_date=r.feedback_due,
+                    overdue_working_days=late,
+                    supervisor=f"supervisors/{m.supervisor_id}",
+                    **base,
+                )
+                for m in mem[r.id]
+                if m.state == ACTIVE and (r.id, m.supervisor_id) not in fb
+            )
+    return out
+
+
+async def list_dispatches(
+    wf: Workflow,
+    *,
+    day: dt.date | None,
+    agency: str,
+    plan_id: int | None,
+    include_cancelled: bool,
+    overdue_only: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[DispatchView], int]:
+    today, calendar = wf.today(), wf.calendar
+
+    def read(session: Session) -> tuple[list[DispatchView], int]:
+        rows = repo.list_dispatches(
+            session,
+            day=day,
+            agency=agency,
+            plan_id=plan_id,
+            include_cancelled=include_cancelled,
+            due_before=today if overdue_only else None,
+        )
+        if overdue_only:
+            late = {o.dispatch for o in overdue(session, rows, today, calendar)}
+            rows = [r for r in rows if f"dispatches/{r.id}" in late]
+        return [view(session, r) for r in rows[offset : offset + limit]], len(rows)
+
+    return await wf.db.read(read)
+
+
+def _dispatch_status(
+    session: Session, v: DispatchView, members: list[wm.DispatchMember], late: list[OverdueItem]
+) -> DispatchStatus:
+    r, p = v.dispatch, v.plan
+    rec = repo.record_of_dispatch(session, r.id)
+    record = RecordView(rec, repo.record_version(session, rec.id, rec.current_version), r, p) if rec else None
+    fbs = repo.feedback_of_dispatch(session, r.id)
+    got = {f.supervisor_id for f in fbs}
+    missing = []
+    if r.scope == DispatchScope.EXTERNAL.value and r.state == ACTIVE:
+        missing = [
+            f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE and m.supervisor_id not in got
+        ]
+    name = f"dispatches/{r.id}"
+    return DispatchStatus(
+        view=v,
+        record=record,
+        feedback=[FeedbackView(f, r, p) for f in fbs],
+        feedback_missing=missing,
+        record_overdue=any(o.dispatch == name and o.kind == "record" for o in late),
+        feedback_overdue=any(o.dispatch == name and o.kind == "feedback" for o in late),
+    )
+
+
+async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
+    today, calendar = wf.today(), wf.calendar
+
+    def read(session: Session) -> PlanStatus | None:
+        p = repo.plan(session, plan_id)
+        if p is None:
+            return None
+        rows = repo.list_dispatches(
+            session, day=None, agency="", plan_id=plan_id, include_cancelled=True, due_before=None
+        )
+        late = overdue(session, [r for r in rows if r.state == ACTIVE], today, calendar)
+        mem = repo.members(session, [r.id for r in rows])
+        statuses = [_dispatch_status(session, DispatchView(r, mem[r.id], p), mem[r.id], late) for r in rows]
+        cases, _ = cases_repo.list_cases(
+            session, subject="", state="", district="", plan_id=plan_id, offset=0, limit=500
+        )
+        decs = cases_repo.decisions(session, [c.id for c in cases])
+        return PlanStatus(p, statuses, [CaseView(c, decs[c.id]) for c in cases])
+
+    status = await wf.db.read(read)
+    if status is None:
+        raise NotFound(name)
+    return status
+
+
+async def list_overdue(wf: Workflow, *, agency: str, district: str) -> tuple[list[OverdueItem], dt.date]:
+    today, calendar = wf.today(), wf.calendar
+
+    def read(session: Session) -> list[OverdueItem]:
+        rows = repo.list_dispatches(
+            session, day=None, agency=agency, plan_id=None, include_cancelled=False, due_before=today
+        )
+        if district:
+            rows = [r for r in rows if r.district == district]
+        items = overdue(session, rows, today, calendar)
+        return sorted(items, key=lambda o: (o.due_date, o.dispatch, o.kind, o.supervisor))
+
+    return await wf.db.read(read), today
