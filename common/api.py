@@ -139,8 +139,10 @@ def encode_page_token(position: Any, *, listing: str) -> str:
     return f"{_b64(body)}.{_b64(_checksum(body))}"
 
 
-def decode_page_token(token: str, *, listing: str, field: str = "page_token") -> Any:
-    """The position of a token from `encode_page_token(…, listing=listing)`; None for an empty token."""
+def decode_page_token(token: str, *, listing: str, kind: type | None = None, field: str = "page_token") -> Any:
+    """The position of a token from `encode_page_token(…, listing=listing)`; None for an empty token.
+
+    `kind` (e.g. int for an id keyset) refuses a position of another JSON type."""
     if not token:
         return None
     try:
@@ -148,20 +150,27 @@ def decode_page_token(token: str, *, listing: str, field: str = "page_token") ->
         body = _unb64(body_text)
         if _checksum(body) != _unb64(sum_text):
             raise ValueError("checksum")
-        kind, position = json.loads(body)
-        if kind != listing:
+        kind_of, position = json.loads(body)
+        if kind_of != listing:
             raise ValueError("listing")
+        if kind is not None and (not isinstance(position, kind) or isinstance(position, bool)):
+            raise ValueError("position")
         return position
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise _invalid(PAGE_TOKEN, field, "分页标记无效：请使用上一页返回的next_page_token") from None
 
 
-def page_request(size: int, token: str, *, listing: str, default: int = DEFAULT_PAGE_SIZE) -> Page:
-    return Page(page_size(size, default=default), decode_page_token(token, listing=listing))
+def page_request(
+    size: int, token: str, *, listing: str, kind: type | None = None, default: int = DEFAULT_PAGE_SIZE
+) -> Page:
+    return Page(page_size(size, default=default), decode_page_token(token, listing=listing, kind=kind))
 
 
 def next_page_token(rows: Sequence[T], page: Page, *, key: Callable[[T], Any], listing: str) -> str:
     """Given up to page.size + 1 rows fetched after page.after, the token of the next page ("" if none)."""
-    if len(rows) <= page.size:
-        return ""
-    return encode_page_token(key(rows[page.size - 1]), listing=listing)
+    return token_after(key(rows[page.size - 1]) if len(rows) > page.size else None, listing=listing)
+
+
+def token_after(position: Any, *, listing: str) -> str:
+    """The token resuming after `position`; "" (no next page) for None."""
+    return "" if position is None else encode_page_token(position, listing=listing)

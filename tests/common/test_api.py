@@ -79,6 +79,12 @@ def test_tampered_or_foreign_tokens_are_page_token():
         ), bad
     # a token handed out by another listing does not resume this one
     assert reason_and_field(api.decode_page_token, token, listing="registry.ListBadges")[0] == api.PAGE_TOKEN
+    # a well-formed token whose position has the wrong type for the keyset
+    text = api.encode_page_token("R1122A001", listing="registry.ListSupervisors")
+    assert reason_and_field(api.page_request, 10, text, listing="registry.ListSupervisors", kind=int)[0] == (
+        api.PAGE_TOKEN
+    )
+    assert api.page_request(10, token, listing="registry.ListSupervisors", kind=int).after == 123
 
 
 def test_next_page_token_points_after_the_last_row_returned():

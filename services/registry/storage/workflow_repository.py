@@ -28,8 +28,8 @@ from services.registry.domain.workflow.model import (
     SupervisionForm,
 )
 from services.registry.storage import models as rm
-from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
+from services.registry.usecases import appointments as registry_appointments
 
 # -- registry facts ------------------------------------------------------------------------------------
 
@@ -959,10 +959,10 @@ def apply_supervisor_sanction(
         now=now,
         policy=policy,
     )
-    if revoke and appt.status != registry_repo.REVOKED:
-        registry_repo.revoke(session, **kwargs)  # type: ignore[arg-type]
+    if revoke and appt.status != "revoked":
+        registry_appointments.revoke(session, **kwargs)  # type: ignore[arg-type]
         return appt.id
-    if not revoke and appt.status == registry_repo.ACTIVE:
-        registry_repo.suspend(session, **kwargs)  # type: ignore[arg-type]
+    if not revoke and appt.status == "active":
+        registry_appointments.suspend(session, **kwargs)  # type: ignore[arg-type]
         return appt.id
     return None
