@@ -101,9 +101,12 @@ class SupervisorDraft:
 
 
 def parse_date(text: str, field_name: str, label: str) -> tuple[dt.date | None, list[Problem]]:
+    """A date as officials type it in a roster spreadsheet (2026-01-02, 2026/01/02, 2026.01.02, 20260102).
+
+    Problems carry the one reason of a bad date in every service (common.api.DATE_FORMAT)."""
     t = (text or "").strip()
     if not t:
-        return None, [Problem(field_name, "DATE_REQUIRED", f"{label}不能为空")]
+        return None, [Problem(field_name, "DATE_FORMAT", f"{label}不能为空")]
     for fmt in ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d"):
         try:
             return dt.datetime.strptime(t, fmt).date(), []
