@@ -957,7 +957,6 @@ def apply_supervisor_sanction(
         decided_by=decided_by,
         case_reference=case_reference,
         now=now,
-        policy=policy,
     )
     if revoke and appt.status != "revoked":
         registry_appointments.revoke(session, **kwargs)  # type: ignore[arg-type]

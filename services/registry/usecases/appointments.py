@@ -135,9 +135,8 @@ def _decide(
 @translated
 def suspend(
     session: Session, *, appointment_id: int, reason: str, article: str, decided_by: str = "",
-    case_reference: str = "", now: dt.datetime, policy: RegistryPolicy = DEFAULT_POLICY,
+    case_reference: str = "", now: dt.datetime,
 ) -> m.Appointment:  # fmt: skip
-    # `policy`: the workflow's 第二十七条 sanction passes the registry policy it holds; no rule here needs it
     """暂停督导工作 (第二十七条)."""
     appt, sup, t = _decide(session, appointment_id, lambda st: machine.suspend(st, reason=reason, article=article),
                            decided_by=decided_by, case_reference=case_reference, now=now)  # fmt: skip
@@ -164,9 +163,8 @@ def reinstate(
 @translated
 def revoke(
     session: Session, *, appointment_id: int, reason: str, article: str, decided_by: str = "",
-    case_reference: str = "", now: dt.datetime, policy: RegistryPolicy = DEFAULT_POLICY,
+    case_reference: str = "", now: dt.datetime,
 ) -> m.Appointment:  # fmt: skip
-    # `policy`: the workflow's 第二十七条 sanction passes the registry policy it holds; no rule here needs it
     """取消资格 (第二十七条): the appointment ends and every badge of it is revoked (codes are kept, D2)."""
     appt, sup, t = _decide(session, appointment_id, lambda st: machine.revoke(st, reason=reason, article=article),
                            decided_by=decided_by, case_reference=case_reference, now=now)  # fmt: skip
