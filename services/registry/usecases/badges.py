@@ -63,7 +63,8 @@ def _scope_for(session: Session, sup: m.Supervisor, year: int, policy: RegistryP
     by their institution (第十二条)."""
     if sup.type == "external":
         return bc.external_scope(sup.district_code if sup.level == "district" else CITY_CODE, year, policy), CITY_CENTRE
-    inst = found(repo.institution_by_id(session, institution_id=sup.institution_id), f"supervisors/{sup.id}")
+    inst = repo.institution_by_id(session, institution_id=sup.institution_id)
+    inst = found(inst, f"institutions/#{sup.institution_id}")
     return bc.internal_scope(inst.type_letter, inst.number, year, policy), ev.institution_name(inst)
 
 

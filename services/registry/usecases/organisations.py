@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 
 def create_institution(
     session: Session, *, draft: InstitutionDraft, seal: CheckedImage | None = None,
-    logo: CheckedImage | None = None, now,
+    logo: CheckedImage | None = None, now: dt.datetime,
 ) -> m.Institution:  # fmt: skip
     """Register an institution; its number — and the last four digits internal badge codes carry — is unique."""
     if repo.institution_exists(session, number=draft.number):
