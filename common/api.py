@@ -7,12 +7,14 @@ the field (Chinese description) and one of the reason codes below in `ErrorInfo.
 
     sid = api.parse_id(request.supervisor, "supervisors", field="supervisor")   # 42, or RESOURCE_NAME
     key = api.parse_name(request.name, "badges")                               # "R1122A001"
+    period = api.parse_name(request.name, "reports", segments=2)               # "08/2026-11-1"
     name = api.format_name("supervisors", 42)                                  # "supervisors/42"
     day = api.parse_date(request.as_of_date, "as_of_date", default=today)      # or DATE_FORMAT
     text = api.format_date(day)                                                # "2026-11-28" ("" for None)
-    page = api.page_request(request.page_size, request.page_token, listing="registry.ListBadges")
+    page = api.page_request(request.page_size, request.page_token, listing="registry.ListBadges", kind=str)
     ...  # query rows after page.after (None = first page), at most page.size + 1 of them
     token = api.next_page_token(rows, page, key=lambda r: r.code, listing="registry.ListBadges")
+    token = api.token_after(last_key_or_None, listing="registry.ListBadges")  # when the caller cut the page
 
 Page tokens are opaque to callers: a URL-safe base64 of JSON `[listing, position]` plus a checksum, so a
 token edited by hand, cut short, or taken from another listing is refused (PAGE_TOKEN) instead of silently
@@ -58,12 +60,15 @@ def format_name(collection: str, key: str | int) -> str:
     return f"{collection}/{key}"
 
 
-def parse_name(name: str, collection: str, *, field: str = "name") -> str:
-    """The key of `collection/<key>`: non-empty, without a further "/"."""
+def parse_name(name: str, collection: str, *, field: str = "name", segments: int = 1) -> str:
+    """The key of `collection/<key>`: `segments` non-empty parts separated by "/" (1: no further "/"; 2 for
+    a nested name such as `reports/08/2026-11-1`, whose key is then "08/2026-11-1")."""
     prefix = f"{collection}/"
     key = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not key or "/" in key:
-        raise _invalid(RESOURCE_NAME, field, f"资源名称应为“{prefix}<标识>”形式，实为“{name}”")
+    parts = key.split("/")
+    if len(parts) != segments or not all(parts):
+        shape = "/".join(["<标识>"] * segments)
+        raise _invalid(RESOURCE_NAME, field, f"资源名称应为“{prefix}{shape}”形式，实为“{name}”")
     return key
 
 

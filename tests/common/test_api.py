@@ -36,6 +36,12 @@ def test_names_round_trip():
     assert api.parse_name("badges/R1122A001", "badges") == "R1122A001"
 
 
+def test_nested_names_have_exactly_their_segments():
+    assert api.parse_name("reports/08/2026-11-1", "reports", segments=2) == "08/2026-11-1"
+    for bad in ("reports/08", "reports/08/", "reports//2026-11-1", "reports/08/2026-11-1/x"):
+        assert reason_and_field(api.parse_name, bad, "reports", segments=2)[0] == api.RESOURCE_NAME
+
+
 @pytest.mark.parametrize("text", ["2026-02-30", "20260101", "2026-W01-1", "2026/01/01", "26-01-01", " 2026-01-01"])
 def test_malformed_dates_are_date_format(text):
     assert reason_and_field(api.parse_date, text, "start_date") == (api.DATE_FORMAT, "start_date")
