@@ -127,8 +127,9 @@ def _token(found: Listing, listing: str) -> str:
 
 def to_proto_agency(a: m.Agency, full: bool) -> pb.Agency:
     out = pb.Agency(
-        name=f"agencies/{a.code}", code=a.code, district_name=a.district_name, display_name=a.display_name,
-        contact=a.contact, seal_sha256=a.seal_sha256, logo_sha256=a.logo_sha256, city_centre=a.code == CITY_CODE,
+        name=api.format_name("agencies", a.code), code=a.code, district_name=a.district_name,
+        display_name=a.display_name, contact=a.contact, seal_sha256=a.seal_sha256, logo_sha256=a.logo_sha256,
+        city_centre=a.code == CITY_CODE,
     )  # fmt: skip
     if full:
         out.seal, out.logo = a.seal or b"", a.logo or b""
@@ -137,7 +138,7 @@ def to_proto_agency(a: m.Agency, full: bool) -> pb.Agency:
 
 def to_proto_institution(i: m.Institution, full: bool) -> pb.Institution:
     out = pb.Institution(
-        name=f"institutions/{i.number}", number=i.number, type=ev.INSTITUTION_TYPE[i.type_letter],
+        name=api.format_name("institutions", i.number), number=i.number, type=ev.INSTITUTION_TYPE[i.type_letter],
         display_name=i.display_name, district_code=i.district_code, district_name=district_name(i.district_code),
         contact=i.contact, seal_sha256=i.seal_sha256, logo_sha256=i.logo_sha256, code_digits=i.code_digits,
     )  # fmt: skip
@@ -151,13 +152,13 @@ def to_proto_supervisor(session, s: m.Supervisor, full: bool) -> pb.Supervisor:
     org, org_name = ev.supervisor_organization(session, s)
     inst = session.get(m.Institution, s.institution_id) if s.institution_id else None
     out = pb.Supervisor(
-        name=f"supervisors/{s.id}", full_name=s.full_name, gender=ev.GENDER[s.male],
+        name=api.format_name("supervisors", s.id), full_name=s.full_name, gender=ev.GENDER[s.male],
         birth_date=s.birth_date.isoformat(), id_number=s.id_number if full else id_number.mask(s.id_number),
         type=ev.TYPE[s.type], level=ev.LEVEL[s.level], district_code=s.district_code,
         institution=f"institutions/{inst.number}" if inst else "", phone=s.phone, photo_sha256=s.photo_sha256,
         photo_mime_type=s.photo_mime, status=STATUS_TO_PB[s.status],
         current_appointment=f"appointments/{s.current_appointment_id}" if s.current_appointment_id else "",
-        term_end=s.term_end.isoformat() if s.term_end else "", organization=org, organization_name=org_name,
+        term_end=api.format_date(s.term_end), organization=org, organization_name=org_name,
         district_name=district_name(s.district_code),
     )  # fmt: skip
     for a in repo.attestations_of(session, supervisor_id=s.id):
@@ -166,7 +167,7 @@ def to_proto_supervisor(session, s: m.Supervisor, full: bool) -> pb.Supervisor:
     if s.training_passed is not None:
         out.training.CopyFrom(pb.TrainingAssessment(
             passed=s.training_passed, assessed_by=s.training_by,
-            assessed_date=s.training_date.isoformat() if s.training_date else "",
+            assessed_date=api.format_date(s.training_date),
         ))  # fmt: skip
     _ts(out.create_time, s.created_at)
     _ts(out.update_time, s.updated_at)
@@ -184,7 +185,8 @@ def to_proto_appointment(session, a: m.Appointment) -> pb.Appointment:
     all_terms = repo.terms_of(session, appointment_id=a.id)
     org_name = ev.organization_snapshot(session, a.organization).display_name
     out = pb.Appointment(
-        name=f"appointments/{a.id}", supervisor=f"supervisors/{a.supervisor_id}", supervisor_name=sup.full_name,
+        name=api.format_name("appointments", a.id), supervisor=api.format_name("supervisors", a.supervisor_id),
+        supervisor_name=sup.full_name,
         appointing_organization=a.organization, appointing_organization_name=org_name, status=STATUS_TO_PB[a.status],
         terms=[to_proto_term(t) for t in all_terms], status_reason=a.status_reason,
         status_article=a.status_article, status_decided_by=a.status_decided_by, type=ev.TYPE[sup.type],
@@ -209,7 +211,7 @@ def to_proto_badge(session, b: m.Badge, *, today: dt.date, full: bool, policy: R
     issuer = repo.issuer_row(session, b.issuer)
     inst = session.get(m.Institution, b.institution_id) if b.institution_id else None
     out = pb.Badge(
-        name=f"badges/{b.code}", code=b.code, parts=code_parts_message(bc.parse(b.code, policy)),
+        name=api.format_name("badges", b.code), code=b.code, parts=code_parts_message(bc.parse(b.code, policy)),
         supervisor=f"supervisors/{sup.id}", appointment=f"appointments/{appt.id}", term_number=b.term_number,
         holder_name=sup.full_name, type=ev.TYPE[sup.type], level=ev.LEVEL[sup.level], issuer=b.issuer,
         issuer_name=issuer.display_name, validity_text=b.validity_text,
@@ -233,7 +235,7 @@ def to_proto_filing(session, f: m.BadgeFiling, today: dt.date) -> pb.BadgeFiling
     sup = session.get(m.Supervisor, b.supervisor_id)
     appt = session.get(m.Appointment, b.appointment_id)
     out = pb.BadgeFiling(
-        name=f"filings/{f.id}", code=b.code, institution=f"institutions/{inst.number}",
+        name=api.format_name("filings", f.id), code=b.code, institution=f"institutions/{inst.number}",
         institution_name=inst.display_name, supervisor=f"supervisors/{sup.id}", holder_name=sup.full_name,
         validity_text=b.validity_text, filed_with=f.filed_with,
         badge_status=BADGE_STATUS_TO_PB[_door_status(b, appt, today)],
@@ -575,7 +577,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         """The response of IssueBadge from what the call already holds (no third transaction)."""
         sup, issuer = plan.supervisor_snapshot, plan.issuer_snapshot
         out = pb.Badge(
-            name=f"badges/{b.code}", code=b.code, parts=code_parts_message(bc.parse(b.code, self.policy)),
+            name=api.format_name("badges", b.code), code=b.code,
+            parts=code_parts_message(bc.parse(b.code, self.policy)),
             supervisor=sup.name, appointment=f"appointments/{b.appointment_id}", term_number=b.term_number,
             holder_name=sup.full_name, type=sup.type, level=sup.level, issuer=b.issuer,
             issuer_name=issuer.display_name, validity_text=b.validity_text, valid_from=b.valid_from.isoformat(),

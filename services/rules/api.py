@@ -56,7 +56,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
         id=rs.id,
         version=rs.version,
         effective_from=rs.effective_from.isoformat(),
-        effective_until=rs.effective_until.isoformat() if rs.effective_until else "",
+        effective_until=api.format_date(rs.effective_until),
         title=rs.title,
         rules=[
             rules_pb2.RuleDeclaration(
@@ -66,7 +66,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
                 severity=r.severity,
                 message=r.message,
                 valid_from=r.valid_from.isoformat(),
-                valid_until=r.valid_until.isoformat() if r.valid_until else "",
+                valid_until=api.format_date(r.valid_until),
                 decision_kind=kinds.get(r.kind, r.kind),
                 description=r.description,
             )
