@@ -256,8 +256,8 @@ def seed_demo(settings=None, *, supervisors_per_scope: int = 5) -> dict:
 
     from common.clock import Clock
     from services.registry.storage import models
-    from services.registry.storage import repository as repo
     from services.registry.storage.seed import ScopeSpec, seed_population
+    from services.registry.usecases.badges import issue_badge
 
     db = _open_db(settings)
     try:
@@ -272,7 +272,8 @@ def seed_demo(settings=None, *, supervisors_per_scope: int = 5) -> dict:
 
         def run(s):
             appts = seed_population(s, specs=specs, today=today, reason="demo")
-            codes = [repo.issue_badge(s, appointment_id=a, issue_date=today).code for a in appts]
+            now = dt.datetime.now(dt.UTC)
+            codes = [issue_badge(s, appointment_id=a, issue_date=today, now=now).code for a in appts]
             return {"supervisors": len(appts), "badges": codes}
 
         return db.write_sync(run)

@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
-from common import context
+from common import api, context
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
 from services.documents.domain import annex3, signing
 from services.documents.domain.annex3 import ChecklistKind
@@ -63,15 +63,6 @@ def _invalid(reason: str, field: str, description: str) -> InvalidArgument:
 
 def _format(value: int) -> str:
     return DOCX if value == pb.DOCUMENT_FORMAT_DOCX else PDF
-
-
-def _date(value: str, field: str) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise _invalid("BAD_DATE", field, f"日期格式应为 YYYY-MM-DD：{value}") from None
 
 
 def _month(value: str, field: str) -> str:
@@ -156,7 +147,7 @@ def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:
         answers=tuple(answers),
         problems=m.problems,
         supervisor_names=tuple(m.supervisor_names),
-        signed_date=_date(m.signed_date, "record.signed_date"),
+        signed_date=api.parse_optional_date(m.signed_date, "record.signed_date"),
         institution_head_name=m.institution_head_name,
     )
 
@@ -188,8 +179,8 @@ def from_proto_feedback(m: pb.FeedbackData) -> Feedback:
 def from_proto_report(m: pb.DistrictReportData) -> DistrictReport:
     if not m.name or not m.district_code:
         raise _invalid("NAME_REQUIRED", "report.name", "半月报的资源名和区划代码不能为空")
-    start = _date(m.period_start, "report.period_start")
-    end = _date(m.period_end, "report.period_end")
+    start = api.parse_optional_date(m.period_start, "report.period_start")
+    end = api.parse_optional_date(m.period_end, "report.period_end")
     if start is None or end is None or end < start:
         raise _invalid("BAD_PERIOD", "report.period_end", "报告期起止日期无效（D10）")
     counts = []
@@ -202,8 +193,8 @@ def from_proto_report(m: pb.DistrictReportData) -> DistrictReport:
         LateSubmission(
             s.record,
             s.institution_name,
-            _date(s.due_date, "report.late_submissions"),
-            _date(s.submitted_date, "report.late_submissions"),
+            api.parse_optional_date(s.due_date, "report.late_submissions"),
+            api.parse_optional_date(s.submitted_date, "report.late_submissions"),
         )
         for s in m.late_submissions
     )
@@ -219,7 +210,7 @@ def from_proto_report(m: pb.DistrictReportData) -> DistrictReport:
         late_submissions=late,
         cases_opened=m.cases_opened,
         cases_decided=m.cases_decided,
-        report_date=_date(m.report_date, "report.report_date"),
+        report_date=api.parse_optional_date(m.report_date, "report.report_date"),
         late_record_count=m.late_record_count,
         late_feedback_count=m.late_feedback_count,
         feedback_count=m.feedback_count,
@@ -272,9 +263,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         )
 
     async def GetDocument(self, request, context):
-        doc_id = request.name.removeprefix("documents/")
-        if not request.name.startswith("documents/") or not doc_id:
-            raise _invalid("BAD_NAME", "name", "文档资源名应为 documents/{id}")
+        doc_id = api.parse_name(request.name, "documents")
         if request.chunk_size < 0 or request.chunk_size > MAX_CHUNK:
             raise _invalid("BAD_CHUNK_SIZE", "chunk_size", "分块大小应在 1 字节至 1 MiB 之间")
         info = await self.renderer.read_document(doc_id)
@@ -285,16 +274,13 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
             yield pb.GetDocumentResponse(chunk=chunk)
 
     async def ListDocuments(self, request, context):
-        size = request.page_size or 50
-        if size < 0 or size > 500:
-            raise _invalid("BAD_PAGE_SIZE", "page_size", "每页数量应在 1 至 500 之间")
-        try:
-            offset = int(request.page_token or 0)
-        except ValueError:
-            raise _invalid("BAD_PAGE_TOKEN", "page_token", "分页标记无效") from None
+        size = api.page_size(request.page_size)
+        # storage pages by offset (newest first); the offset travels inside the opaque token
+        offset = api.decode_page_token(request.page_token, listing="documents.ListDocuments", kind=int) or 0
         kind = _KIND_FROM_PROTO.get(request.kind, "")
         rows, total = await self.renderer.list_documents(kind=kind, subject=request.subject, offset=offset, limit=size)
-        token = str(offset + len(rows)) if offset + len(rows) < total else ""
+        more = offset + len(rows) < total
+        token = api.encode_page_token(offset + len(rows), listing="documents.ListDocuments") if more else ""
         return pb.ListDocumentsResponse(documents=[to_proto_document(r) for r in rows], next_page_token=token)
 
     async def GetIssuerPublicKey(self, request, context):

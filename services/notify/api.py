@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
+from common import api
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from services.notify.domain.clock import ClockMode
 from services.notify.domain.model import Kind
 from services.notify.engine import Notifier
 from services.notify.storage import models
 from services.notify.storage import repository as repo
-
-MAX_PAGE = 500
-
 
 # -- converters ------------------------------------------------------------------------------------------
 
@@ -113,32 +110,6 @@ def to_proto_contact(c: models.Contact) -> notify_pb2.Contact:
     return notify_pb2.Contact(recipient=c.recipient, email=c.email, display_name=c.display_name)
 
 
-def encode_token(value: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
-
-
-def decode_token(token: str, field: str = "page_token"):
-    if not token:
-        return None
-    try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        raise InvalidArgument("INVALID_PAGE_TOKEN", [FieldViolation(field, "分页令牌无效")]) from None
-
-
-def page_size(value: int, default: int) -> int:
-    if value < 0:
-        raise InvalidArgument("INVALID_PAGE_SIZE", [FieldViolation("page_size", "page_size 不能为负数")])
-    return min(value or default, MAX_PAGE)
-
-
-def resource_id(name: str, collection: str, field: str) -> int:
-    prefix = f"{collection}/"
-    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
-        raise InvalidArgument("INVALID_NAME", [FieldViolation(field, f"资源名应为 {collection}/<编号>：{name!r}")])
-    return int(name[len(prefix) :])
-
-
 def require_recipient(value: str, field: str = "recipient") -> str:
     if not value or "/" not in value:
         raise InvalidArgument(
@@ -161,8 +132,8 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
 
     async def ListNotifications(self, request, context):
         recipient = require_recipient(request.recipient)
-        limit = page_size(request.page_size, 50)
-        before = decode_token(request.page_token)
+        limit = api.page_size(request.page_size)
+        before = api.decode_page_token(request.page_token, listing="notify.ListNotifications", kind=int)
         kinds = [from_proto_kind(k) for k in request.kinds if k]
         rows, total, unread = await self.db.read(
             repo.list_notifications,
@@ -179,14 +150,14 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             notifications=await self._notifications(rows),
             total_size=total,
             unread_count=unread,
-            next_page_token=encode_token(rows[-1].id) if more else "",
+            next_page_token=api.encode_page_token(rows[-1].id, listing="notify.ListNotifications") if more else "",
         )
 
     async def MarkRead(self, request, context):
         recipient = require_recipient(request.recipient)
         if not request.names and not request.all_unread:
             raise InvalidArgument("NOTHING_TO_MARK", [FieldViolation("names", "请指定通知或 all_unread")])
-        ids = [resource_id(n, "notifications", "names") for n in request.names]
+        ids = [api.parse_id(n, "notifications", field="names") for n in request.names]
         count = await self.db.write(
             repo.mark_read, recipient=recipient, ids=ids, all_unread=request.all_unread, now_ts=self.n.clock.timestamp()
         )
@@ -246,19 +217,19 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         return notify_pb2.SetContactResponse(contact=to_proto_contact(row))
 
     async def ListContacts(self, request, context):
-        limit = page_size(request.page_size, 100)
-        after = decode_token(request.page_token) or ""
+        limit = api.page_size(request.page_size, default=100)
+        after = api.decode_page_token(request.page_token, listing="notify.ListContacts", kind=str) or ""
         rows = await self.db.read(repo.list_contacts, after=after, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return notify_pb2.ListContactsResponse(
             contacts=[to_proto_contact(c) for c in rows],
-            next_page_token=encode_token(rows[-1].recipient) if more else "",
+            next_page_token=api.encode_page_token(rows[-1].recipient, listing="notify.ListContacts") if more else "",
         )
 
     async def ListDeadLetters(self, request, context):
-        limit = page_size(request.page_size, 100)
-        after = decode_token(request.page_token) or 0
+        limit = api.page_size(request.page_size, default=100)
+        after = api.decode_page_token(request.page_token, listing="notify.ListDeadLetters", kind=int) or 0
         channel = from_proto_channel(request.channel) if request.channel else ""
         rows = await self.db.read(repo.list_dead_letters, channel=channel, after_id=after, limit=limit + 1)
         more = len(rows) > limit
@@ -277,11 +248,12 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             for d, n in rows
         ]
         return notify_pb2.ListDeadLettersResponse(
-            dead_letters=out, next_page_token=encode_token(rows[-1][0].id) if more else ""
+            dead_letters=out,
+            next_page_token=api.encode_page_token(rows[-1][0].id, listing="notify.ListDeadLetters") if more else "",
         )
 
     async def RetryDeadLetter(self, request, context):
-        delivery_id = resource_id(request.name, "deadLetters", "name")
+        delivery_id = api.parse_id(request.name, "deadLetters")
         d = await self.db.write(repo.retry_dead_letter, delivery_id=delivery_id, wall_ts=self.n.wall())
         if d is None:
             raise NotFound(request.name)
@@ -298,8 +270,8 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         return notify_pb2.RetryDeadLetterResponse(delivery=to_proto_delivery(d))
 
     async def ListTimers(self, request, context):
-        limit = page_size(request.page_size, 100)
-        after = decode_token(request.page_token)
+        limit = api.page_size(request.page_size, default=100)
+        after = api.decode_page_token(request.page_token, listing="notify.ListTimers", kind=list)
         state = notify_pb2.TimerState.Name(request.state).removeprefix("TIMER_STATE_").lower() if request.state else ""
         rows = await self.db.read(
             repo.list_timers,
@@ -312,17 +284,20 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         rows = rows[:limit]
         return notify_pb2.ListTimersResponse(
             timers=[to_proto_timer(t) for t in rows],
-            next_page_token=encode_token([rows[-1].fire_ts, rows[-1].id]) if more else "",
+            next_page_token=api.encode_page_token([rows[-1].fire_ts, rows[-1].id], listing="notify.ListTimers")
+            if more
+            else "",
         )
 
     async def ListOperatorAlerts(self, request, context):
-        limit = page_size(request.page_size, 100)
-        before = decode_token(request.page_token)
+        limit = api.page_size(request.page_size, default=100)
+        before = api.decode_page_token(request.page_token, listing="notify.ListOperatorAlerts", kind=int)
         rows = await self.db.read(repo.list_alerts, code=request.code, before_id=before, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return notify_pb2.ListOperatorAlertsResponse(
-            alerts=[to_proto_alert(a) for a in rows], next_page_token=encode_token(rows[-1].id) if more else ""
+            alerts=[to_proto_alert(a) for a in rows],
+            next_page_token=api.encode_page_token(rows[-1].id, listing="notify.ListOperatorAlerts") if more else "",
         )
 
     def _clock_response(self, cls):

@@ -63,7 +63,7 @@ def build(settings: RegistrySettings | None = None) -> Service:
     parameters = PolicyParameters(settings.target("rules"), timeout=settings.registry_rules_timeout)
     registry = RegistryServicer(db, clock=clock, rules=rules, parameters=parameters, policy=policy)
     try:
-        workflow = build_workflow(settings, db, clock=clock, parameters=parameters, registry_policy=policy)
+        workflow = build_workflow(settings, db, clock=clock, parameters=parameters)
     except CalendarFileError as e:  # a broken operator calendar file is a startup error, not a runtime surprise
         raise StartupError(f"{e}. Fix: correct the file named by BJSV_CALENDAR_FILE or unset it.") from None
 

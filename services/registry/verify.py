@@ -13,14 +13,57 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from common.db import Database
+from services.registry.domain.badges import door_status
+from services.registry.domain.districts import CITY_CODE
 from services.registry.storage import repository as repo
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the exam door needs (第十七条 佩戴证卡; 第十二条 内督证卡仅限本机构)."""
+
+    code: str
+    status: str
+    holder_name: str
+    id_number: str
+    photo_sha256: str
+    type: str
+    level: str
+    issuer_name: str
+    validity_text: str
+    valid_from: dt.date
+    valid_until: dt.date
+    institution: str
+    institution_name: str
+    district_code: str
+    status_article: str
+
+
+def _as_date(v) -> dt.date:
+    return v if isinstance(v, dt.date) else dt.date.fromisoformat(v)
+
+
+def verification_of(row, as_of: dt.date) -> Verification:
+    """A repository.VERIFY_SQL row → what the exam door sees on `as_of`."""
+    (code_, revoked, valid_from, valid_until, validity_text, issuer, district, appt_status, article, full_name,
+     id_no, photo_sha, typ, level, inst_number, inst_name, centre_name) = row  # fmt: skip
+    valid_until = _as_date(valid_until)
+    return Verification(
+        code=code_, status=door_status(bool(revoked), valid_until, appt_status, as_of), holder_name=full_name,
+        id_number=id_no, photo_sha256=photo_sha, type=typ, level=level,
+        issuer_name=centre_name if issuer == f"agencies/{CITY_CODE}" else inst_name, validity_text=validity_text,
+        valid_from=_as_date(valid_from), valid_until=valid_until,
+        institution=f"institutions/{inst_number}" if inst_number else "", institution_name=inst_name or "",
+        district_code=district, status_article=article,
+    )  # fmt: skip
 
 
 class VerifyReader:
@@ -39,20 +82,21 @@ class VerifyReader:
                 name="verify",
             )
 
-    async def verify(self, code: str, as_of: dt.date) -> repo.Verification | None:
+    async def verify(self, code: str, as_of: dt.date) -> Verification | None:
         if self._pool is None:
             raw = self.db.read_engine.raw_connection()
             try:
-                return repo.verify_dbapi(raw, self._paramstyle, code=code, as_of=as_of)
+                row = repo.verify_row(raw, self._paramstyle, code=code)
             finally:
                 raw.close()  # back to the pool
+            return verification_of(row, as_of) if row else None
         await self._pool.open()  # no-op once open; opened on first use, inside the serving event loop
         for attempt in (1, 2):
             try:
                 async with self._pool.connection() as conn:
                     cur = await conn.execute(repo.VERIFY_SQL_PG, (code,))
                     row = await cur.fetchone()
-                return repo.verification_of(row, as_of) if row else None
+                return verification_of(row, as_of) if row else None
             except psycopg.OperationalError as e:
                 if attempt == 2:
                     raise

@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from google.protobuf import message as pb_message
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
-from common import context
+from common import api, context
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument, NotFound
@@ -56,7 +56,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
         id=rs.id,
         version=rs.version,
         effective_from=rs.effective_from.isoformat(),
-        effective_until=rs.effective_until.isoformat() if rs.effective_until else "",
+        effective_until=api.format_date(rs.effective_until),
         title=rs.title,
         rules=[
             rules_pb2.RuleDeclaration(
@@ -66,7 +66,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
                 severity=r.severity,
                 message=r.message,
                 valid_from=r.valid_from.isoformat(),
-                valid_until=r.valid_until.isoformat() if r.valid_until else "",
+                valid_until=api.format_date(r.valid_until),
                 decision_kind=kinds.get(r.kind, r.kind),
                 description=r.description,
             )
@@ -262,9 +262,8 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
 
     async def _row(self, name: str):
         """(decision-log row, complete input bytes)."""
-        if not name.startswith("decisions/"):
-            raise InvalidArgument("BAD_NAME", [FieldViolation("name", "应为 decisions/<id>")])
-        found = await self.db.read(repository.get_decision_with_input, decision_id=name.split("/", 1)[1])
+        decision_id = api.parse_name(name, "decisions")
+        found = await self.db.read(repository.get_decision_with_input, decision_id=decision_id)
         if found is None:
             raise NotFound(name)
         return found
@@ -283,15 +282,8 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         )
 
     async def ListDecisions(self, request, context_):
-        size = request.page_size or 50
-        if not 0 < size <= 500:
-            raise InvalidArgument("BAD_PAGE_SIZE", [FieldViolation("page_size", "应在 1 至 500 之间")])
-        before = None
-        if request.page_token:
-            try:
-                before = int(request.page_token)
-            except ValueError:
-                raise InvalidArgument("BAD_PAGE_TOKEN", [FieldViolation("page_token", "无效的分页标记")]) from None
+        size = api.page_size(request.page_size)
+        before = api.decode_page_token(request.page_token, listing="rules.ListDecisions", kind=int)
         rows = await self.db.read(
             repository.list_decisions, subject=request.subject, kind=request.kind, before_seq=before, limit=size + 1
         )
@@ -299,7 +291,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         rows = rows[:size]
         return rules_pb2.ListDecisionsResponse(
             decisions=[_TYPES[r.result_type].FromString(r.result).decision for r in rows],
-            next_page_token=str(rows[-1].seq) if more else "",
+            next_page_token=api.encode_page_token(rows[-1].seq, listing="rules.ListDecisions") if more else "",
         )
 
     async def _ruleset_for_version(self, version: str) -> RuleSet:
@@ -339,9 +331,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             rs = await self._ruleset_for_version(request.version)
             loaded = self.runtime.known.get(request.version, (None, None))[1]
             return rules_pb2.GetRuleSetResponse(rule_set=to_proto_ruleset(rs, loaded))
-        v = Violations()
-        day = date_field(request.as_of_date, "as_of_date", v, required=False) or self.clock.today()
-        v.raise_if_any()
+        day = api.parse_date(request.as_of_date, "as_of_date", default=self.clock.today())
         async with self.runtime.use() as gen:
             rs = gen.catalog.in_force(day)
             return rules_pb2.GetRuleSetResponse(rule_set=to_proto_ruleset(rs, self.runtime.known[rs.version][1]))

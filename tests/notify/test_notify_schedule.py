@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 
+from common.ages import anniversary
 from common.clock import SHANGHAI
 from common.workdays import WorkdayCalendar
 from services.notify.domain import messages
@@ -20,7 +21,6 @@ from services.notify.domain.model import AppointmentTerm, Form, FormDeadline, Ki
 from services.notify.domain.schedule import (
     SchedulePolicy,
     appointment_timers,
-    birthday,
     deadline_timers,
 )
 
@@ -155,8 +155,8 @@ def test_without_the_age_limit_in_the_event_no_age_notice_is_guessed_art9():
 
 
 def test_leap_day_birthday_falls_on_1_march_in_common_years_d6():
-    assert birthday(D(1960, 2, 29), 66) == D(2026, 3, 1)
-    assert birthday(D(1960, 2, 29), 64) == D(2024, 2, 29)
+    assert anniversary(D(1960, 2, 29), 66) == D(2026, 3, 1)
+    assert anniversary(D(1960, 2, 29), 64) == D(2024, 2, 29)
 
 
 def test_retry_policy_backs_off_then_dead_letters_with_reason():

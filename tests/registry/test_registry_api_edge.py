@@ -206,3 +206,36 @@ def test_update_and_list_institutions(stub):
         stub.UpdateInstitution, pb.UpdateInstitutionRequest(institution=bad, update_mask={"paths": ["logo"]})
     )
     assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT and err["violations"][0][0] == "institution.logo"
+
+
+@pytest.mark.parametrize(
+    ("call", "request_", "reason", "field"),
+    [
+        ("GetSupervisor", pb.GetSupervisorRequest(name="supervisor/1"), "RESOURCE_NAME", "name"),
+        ("GetSupervisor", pb.GetSupervisorRequest(name="supervisors/abc"), "RESOURCE_NAME", "name"),
+        ("GetSupervisor", pb.GetSupervisorRequest(name=f"supervisors/{2**63}"), "RESOURCE_NAME", "name"),
+        ("IssueBadge", pb.IssueBadgeRequest(appointment="appointments/"), "RESOURCE_NAME", "appointment"),
+        ("ListBadges", pb.ListBadgesRequest(supervisor="supervisors/x"), "RESOURCE_NAME", "supervisor"),
+        ("ListAppointments", pb.ListAppointmentsRequest(expiring_before="2026-02-30"), "DATE_FORMAT",
+         "expiring_before"),
+        ("RunExpirySweep", pb.RunExpirySweepRequest(as_of_date="20260101"), "DATE_FORMAT", "as_of_date"),
+        ("ListSupervisors", pb.ListSupervisorsRequest(page_token="OA=="), "PAGE_TOKEN", "page_token"),
+        ("ListSupervisors", pb.ListSupervisorsRequest(page_size=-1), "PAGE_SIZE", "page_size"),
+    ],
+)  # fmt: skip
+def test_malformed_names_dates_and_page_tokens_get_the_common_api_reasons(stub, call, request_, reason, field):
+    err = call_error(getattr(stub, call), request_)
+    assert err["code"] == grpc.StatusCode.INVALID_ARGUMENT and err["reason"] == reason
+    assert err["violations"][0][0] == field
+
+
+def test_a_page_token_resumes_only_the_listing_that_handed_it_out(stub):
+    for i in range(3):
+        stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name=f"令牌{i}", district="29")))
+    token = stub.ListSupervisors(pb.ListSupervisorsRequest(page_size=1, district_code="29")).next_page_token
+    assert token and "=" not in token  # opaque, not base64 of an id
+    err = call_error(stub.ListAppointments, pb.ListAppointmentsRequest(page_token=token))
+    assert err["reason"] == "PAGE_TOKEN"
+    body, _, check = token.partition(".")
+    forged = ("A" if body[0] != "A" else "B") + body[1:] + "." + check
+    assert call_error(stub.ListSupervisors, pb.ListSupervisorsRequest(page_token=forged))["reason"] == "PAGE_TOKEN"

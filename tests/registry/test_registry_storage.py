@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from common.api import Page
 from common.config import Settings
 from common.db import Database
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
@@ -19,9 +20,12 @@ from services.registry.domain.institutions import validate_institution
 from services.registry.domain.supervisors import SupervisorInput, validate_supervisor
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
+from services.registry.usecases import appointments, badges, organisations, supervisors
+from services.registry.verify import verification_of
 
 MIGRATIONS = Path(repo.__file__).parent / "migrations"
 TODAY = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 2, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -62,9 +66,9 @@ def person(kind="external", level="district", district="08", institution="", bir
 
 def appointed(db: Database, draft, start=dt.date(2026, 1, 1)) -> int:
     def run(s):
-        sup = repo.register_supervisor(s, draft=draft)
-        return repo.appoint(
-            s, supervisor_id=sup.id, start=start, decision_id="decisions/test", term_years=3, today=TODAY
+        sup = supervisors.register_supervisor(s, draft=draft, now=NOW)
+        return appointments.appoint(
+            s, supervisor_id=sup.id, start=start, decision_id="decisions/test", term_years=3, today=TODAY, now=NOW
         ).id
 
     return db.write_sync(run)
@@ -73,8 +77,9 @@ def appointed(db: Database, draft, start=dt.date(2026, 1, 1)) -> int:
 def issue(db: Database, appt_id: int, year: int = 2026, explicit: int = 0, replace=False) -> str:
     return db.write_sync(
         lambda s: (
-            repo.issue_badge(
+            badges.issue_badge(
                 s,
+                now=NOW,
                 appointment_id=appt_id,
                 issue_date=dt.date(year, 6, 1),
                 explicit_serial=explicit,
@@ -86,16 +91,22 @@ def issue(db: Database, appt_id: int, year: int = 2026, explicit: int = 0, repla
 
 def institution(db: Database, number="1100012001", letter="Y") -> str:
     draft = validate_institution(number, letter, f"机构{number}", "08", "")
-    db.write_sync(lambda s: repo.create_institution(s, draft=draft))
+    db.write_sync(lambda s: organisations.create_institution(s, draft=draft, now=NOW))
     return number
 
 
 def set_counter(db: Database, prefix: str, last: int) -> None:
     def run(s):
-        repo._ensure_counter(s, prefix)
+        repo.ensure_counter(s, prefix)
         s.execute(sa.update(m.BadgeCounter).where(m.BadgeCounter.prefix == prefix).values(last_serial=last))
 
     db.write_sync(run)
+
+
+def door(s, code: str, as_of: dt.date) -> str:
+    """VerifyBadge's status (the exam door) from the same query the service runs."""
+    conn = s.connection()
+    return verification_of(repo.verify_row(conn.connection, conn.dialect.paramstyle, code=code), as_of).status
 
 
 def count(db: Database, model) -> int:
@@ -103,7 +114,7 @@ def count(db: Database, model) -> int:
 
 
 def test_seed_has_the_city_centre_and_the_17_districts_of_table3(db):
-    agencies = db.read_sync(lambda s: [(a.code, a.district_name) for a in repo.list_agencies(s)])
+    agencies = db.read_sync(lambda s: [(a.code, a.district_name) for a in repo.agencies(s)])
     assert [c for c, _ in agencies] == ["A", *DISTRICT_CODES]
     assert ("29", "延庆区") in agencies and ("30", "北京经济技术开发区") in agencies
 
@@ -126,8 +137,8 @@ def test_internal_codes_use_the_institution_type_and_last_four_digits(db, letter
     digits = number[-4:]
     assert issue(db, a) == f"{letter}11{digits}260001"
     assert issue(db, b) == f"{letter}11{digits}260002"
-    filings = db.read_sync(lambda s: repo.list_filings(s, page=repo.Page(50), institution_number=number))
-    assert filings[2] == 2  # both filed with the city centre (第十二条)
+    filings = db.read_sync(lambda s: repo.list_filings(s, page=Page(50), institution_number=number))
+    assert filings[1] == 2  # both filed with the city centre (第十二条)
 
 
 def test_a_new_issue_year_restarts_the_serials_D1_D3(db):
@@ -180,7 +191,7 @@ def test_externals_cannot_choose_a_serial(db):
 def test_codes_are_never_reused_after_revocation_D2(db):
     appt = appointed(db, person(district="12"))
     first = issue(db, appt)
-    db.write_sync(lambda s: repo.revoke_badge(s, code=first, reason="遗失"))
+    db.write_sync(lambda s: badges.revoke_badge(s, code=first, reason="遗失", now=NOW))
     assert issue(db, appt) == "R11261202"
 
 
@@ -191,18 +202,18 @@ def test_second_badge_for_the_same_term_needs_replace_and_revokes_the_old_one(db
         issue(db, appt)
     second = issue(db, appt, replace=True)
     assert second != first
-    assert db.read_sync(lambda s: repo.get_badge(s, code=first).revoked)
+    assert db.read_sync(lambda s: repo.badge(s, code=first).revoked)
 
 
 def test_duplicate_id_number_is_refused_and_leaves_nothing(db):
     draft = person()
-    db.write_sync(lambda s: repo.register_supervisor(s, draft=draft))
+    db.write_sync(lambda s: supervisors.register_supervisor(s, draft=draft, now=NOW))
     n_sup, n_out = (
         count(db, m.Supervisor),
         db.read_sync(lambda s: s.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()),
     )
     with pytest.raises(AlreadyExists):
-        db.write_sync(lambda s: repo.register_supervisor(s, draft=draft))
+        db.write_sync(lambda s: supervisors.register_supervisor(s, draft=draft, now=NOW))
     assert count(db, m.Supervisor) == n_sup
     assert db.read_sync(lambda s: s.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()) == n_out
 
@@ -210,18 +221,22 @@ def test_duplicate_id_number_is_refused_and_leaves_nothing(db):
 def test_lifecycle_suspend_reinstate_expire_revoke_art13_art27(db):
     appt = appointed(db, person(district="14"), start=dt.date(2024, 1, 1))
     code = issue(db, appt, year=2026)
-    assert db.read_sync(lambda s: repo.verify(s, code=code, as_of=TODAY).status) == "active"
-    db.write_sync(lambda s: repo.suspend(s, appointment_id=appt, reason="未认真履行职责", article="第二十七条"))
-    assert db.read_sync(lambda s: repo.verify(s, code=code, as_of=TODAY).status) == "suspended"
+    assert db.read_sync(lambda s: door(s, code, TODAY)) == "active"
+    db.write_sync(
+        lambda s: appointments.suspend(s, appointment_id=appt, reason="未认真履行职责", article="第二十七条", now=NOW)
+    )
+    assert db.read_sync(lambda s: door(s, code, TODAY)) == "suspended"
     with pytest.raises(FailedPrecondition):
         issue(db, appt, replace=True)
-    db.write_sync(lambda s: repo.reinstate(s, appointment_id=appt, reason="整改完毕", today=TODAY))
+    db.write_sync(lambda s: appointments.reinstate(s, appointment_id=appt, reason="整改完毕", today=TODAY, now=NOW))
     # term 2024-01-01 … 2026-12-31: the sweep on 2027-01-01 expires it (聘期届满自动解聘)
-    assert db.write_sync(lambda s: repo.expire_due(s, as_of=dt.date(2026, 12, 31))) == []
-    assert db.write_sync(lambda s: repo.expire_due(s, as_of=dt.date(2027, 1, 1))) == [appt]
-    assert db.read_sync(lambda s: repo.verify(s, code=code, as_of=dt.date(2027, 1, 1)).status) == "expired"
-    db.write_sync(lambda s: repo.revoke(s, appointment_id=appt, reason="利用职务谋取私利", article="第二十七条"))
-    assert db.read_sync(lambda s: repo.verify(s, code=code, as_of=TODAY).status) == "revoked"
+    assert db.write_sync(lambda s: appointments.expire_due(s, as_of=dt.date(2026, 12, 31), now=NOW)) == []
+    assert db.write_sync(lambda s: appointments.expire_due(s, as_of=dt.date(2027, 1, 1), now=NOW)) == [appt]
+    assert db.read_sync(lambda s: door(s, code, dt.date(2027, 1, 1))) == "expired"
+    db.write_sync(
+        lambda s: appointments.revoke(s, appointment_id=appt, reason="利用职务谋取私利", article="第二十七条", now=NOW)
+    )
+    assert db.read_sync(lambda s: door(s, code, TODAY)) == "revoked"
     types = db.read_sync(lambda s: s.execute(sa.text("SELECT nats_subject FROM outbox ORDER BY seq")).scalars().all())
     for t in ("appointment.started", "badge.issued", "appointment.suspended", "appointment.reinstated",
               "appointment.expired", "appointment.revoked", "badge.revoked"):  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from common.ages import anniversary
 from common.clock import SHANGHAI
 from common.workdays import CalendarNotCovered, WorkdayCalendar
 from services.notify.domain import messages
@@ -103,20 +104,12 @@ def deadline_timers(
     return DeadlineSchedule(timers)
 
 
-def birthday(born: dt.date, age: int) -> dt.date:
-    """The date a person born on ``born`` turns ``age`` (29 February → 1 March in common years, D6)."""
-    try:
-        return born.replace(year=born.year + age)
-    except ValueError:
-        return dt.date(born.year + age, 3, 1)
-
-
 def ineligible_from(term: AppointmentTerm) -> tuple[dt.date, int] | None:
     """First day the supervisor exceeds the age limit (D6), with the limit; None if unknown."""
     limit = term.age_limit_years
     if not limit or term.birth_date is None:
         return None
-    return birthday(term.birth_date, limit + 1), limit
+    return anniversary(term.birth_date, limit + 1), limit  # the day they turn limit + 1 (周岁, D6)
 
 
 def appointment_timers(term: AppointmentTerm, policy: SchedulePolicy, now: dt.datetime) -> tuple[list[TimerSpec], list]:

@@ -101,9 +101,12 @@ class SupervisorDraft:
 
 
 def parse_date(text: str, field_name: str, label: str) -> tuple[dt.date | None, list[Problem]]:
+    """A date as officials type it in a roster spreadsheet (2026-01-02, 2026/01/02, 2026.01.02, 20260102).
+
+    Problems carry the one reason of a bad date in every service (common.api.DATE_FORMAT)."""
     t = (text or "").strip()
     if not t:
-        return None, [Problem(field_name, "DATE_REQUIRED", f"{label}不能为空")]
+        return None, [Problem(field_name, "DATE_FORMAT", f"{label}不能为空")]
     for fmt in ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d"):
         try:
             return dt.datetime.strptime(t, fmt).date(), []
@@ -167,9 +170,8 @@ def validate_training(raw, today: dt.date, field_name: str = "training") -> tupl
     return Training(bool(passed), by.strip(), d), []
 
 
-def validate_supervisor(inp: SupervisorInput, today: dt.date) -> SupervisorDraft:
-    """Check every field; raise ProblemsError listing all problems (nothing is stored on any problem)."""
-    problems: list[Problem] = validate_name(inp.full_name)
+def _identity(inp: SupervisorInput, today: dt.date, problems: list[Problem]) -> id_number.IdNumberInfo | None:
+    """The ID number (GB 11643), consistent with the birth date and gender given, if any."""
     info = None
     try:
         info = id_number.parse(inp.id_number, today=today)
@@ -184,7 +186,48 @@ def validate_supervisor(inp: SupervisorInput, today: dt.date) -> SupervisorDraft
         problems.append(Problem("gender", "GENDER", "性别须为男或女"))
     if info:
         problems += id_number.check_consistency(info, birth_date=birth, male=male)
+    return info
 
+
+def _unknown_district(district: str) -> Problem:
+    return Problem("district_code", "UNKNOWN_DISTRICT", f"区代码“{district}”不在北京市行政区划代码表中（附件1表3）")
+
+
+def _external_level(inp: SupervisorInput, district: str, institution: str, problems: list[Problem]):
+    """(level, district) of an external supervisor: city (第六条) or district (第七条), no institution."""
+    level = None
+    if inp.level == Level.CITY or (not inp.level and district == CITY_CODE):
+        level, district = Level.CITY, CITY_CODE
+    elif inp.level == Level.DISTRICT or (not inp.level and district):
+        level = Level.DISTRICT
+        if not district:
+            problems.append(Problem("district_code", "DISTRICT_REQUIRED", "区级外督员须填写所属区代码（附件1表3）"))
+        elif not is_district(district):
+            problems.append(_unknown_district(district))
+    else:
+        problems.append(Problem("level", "LEVEL_REQUIRED", "外督员须注明市级或区级（第六条、第七条）"))
+    if institution:
+        why = "外督员由市、区鉴定管理机构选聘，不属于评价机构（第五条）"
+        problems.append(Problem("institution", "INSTITUTION_NOT_ALLOWED", why))
+    return level, district
+
+
+def _internal_level(inp: SupervisorInput, district: str, institution: str, problems: list[Problem]):
+    """(level, district) of an internal supervisor: of an institution (第五条, 第十二条), no level, and the
+    district is the institution's."""
+    if not institution:
+        problems.append(Problem("institution", "INSTITUTION_REQUIRED", "内督员须填写所属评价机构（第五条、第十二条）"))
+    if district and district not in DISTRICTS:
+        problems.append(_unknown_district(district))
+    if inp.level and inp.level != Level.INSTITUTION:
+        problems.append(Problem("level", "LEVEL_NOT_ALLOWED", "内督员不分市级、区级（第五条）"))
+    return Level.INSTITUTION, ""
+
+
+def validate_supervisor(inp: SupervisorInput, today: dt.date) -> SupervisorDraft:
+    """Check every field; raise ProblemsError listing all problems (nothing is stored on any problem)."""
+    problems: list[Problem] = validate_name(inp.full_name)
+    info = _identity(inp, today, problems)
     try:
         typ = SupervisorType(inp.type)
     except ValueError:
@@ -194,43 +237,9 @@ def validate_supervisor(inp: SupervisorInput, today: dt.date) -> SupervisorDraft
     district = (inp.district_code or "").strip().upper()
     institution = (inp.institution_number or "").strip()
     if typ is SupervisorType.EXTERNAL:
-        if inp.level == Level.CITY or (not inp.level and district == CITY_CODE):
-            level = Level.CITY
-            district = CITY_CODE
-        elif inp.level == Level.DISTRICT or (not inp.level and district):
-            level = Level.DISTRICT
-            if not district:
-                problems.append(Problem("district_code", "DISTRICT_REQUIRED", "区级外督员须填写所属区代码（附件1表3）"))
-            elif not is_district(district):
-                problems.append(
-                    Problem(
-                        "district_code", "UNKNOWN_DISTRICT", f"区代码“{district}”不在北京市行政区划代码表中（附件1表3）"
-                    )
-                )
-        else:
-            problems.append(Problem("level", "LEVEL_REQUIRED", "外督员须注明市级或区级（第六条、第七条）"))
-        if institution:
-            problems.append(
-                Problem(
-                    "institution", "INSTITUTION_NOT_ALLOWED", "外督员由市、区鉴定管理机构选聘，不属于评价机构（第五条）"
-                )
-            )
+        level, district = _external_level(inp, district, institution, problems)
     elif typ is SupervisorType.INTERNAL:
-        level = Level.INSTITUTION
-        if not institution:
-            problems.append(
-                Problem("institution", "INSTITUTION_REQUIRED", "内督员须填写所属评价机构（第五条、第十二条）")
-            )
-        if district and district not in DISTRICTS:
-            problems.append(
-                Problem(
-                    "district_code", "UNKNOWN_DISTRICT", f"区代码“{district}”不在北京市行政区划代码表中（附件1表3）"
-                )
-            )
-        district = ""  # an internal supervisor's district is the institution's
-        if inp.level and inp.level != Level.INSTITUTION:
-            problems.append(Problem("level", "LEVEL_NOT_ALLOWED", "内督员不分市级、区级（第五条）"))
-
+        level, district = _internal_level(inp, district, institution, problems)
     phone = (inp.phone or "").strip()
     if len(phone) > 50:
         problems.append(Problem("phone", "PHONE_TOO_LONG", "联系电话不得超过50个字符"))
@@ -242,15 +251,7 @@ def validate_supervisor(inp: SupervisorInput, today: dt.date) -> SupervisorDraft
         raise ProblemsError(problems)
     assert info is not None and typ is not None and level is not None
     return SupervisorDraft(
-        full_name=inp.full_name.strip(),
-        male=info.male,
-        birth_date=info.birth_date,
-        id_number=info.number,
-        type=typ,
-        level=level,
-        district_code=district,
-        institution_number=institution,
-        phone=phone,
-        attestations=tuple(attestations),
-        training=training,
-    )
+        full_name=inp.full_name.strip(), male=info.male, birth_date=info.birth_date, id_number=info.number,
+        type=typ, level=level, district_code=district, institution_number=institution, phone=phone,
+        attestations=tuple(attestations), training=training,
+    )  # fmt: skip

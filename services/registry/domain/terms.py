@@ -5,13 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-
-def add_years(d: dt.date, years: int) -> dt.date:
-    """Same month/day `years` later; 29 February → 1 March in a common year (as D6 does for birthdays)."""
-    try:
-        return d.replace(year=d.year + years)
-    except ValueError:
-        return dt.date(d.year + years, 3, 1)
+from common.ages import anniversary
 
 
 @dataclass(frozen=True)
@@ -30,7 +24,7 @@ class Term:
 def term_from(start: dt.date, term_years: int, number: int = 1) -> Term:
     """A term starting on `start` lasts `term_years` (the rule set's `appointment.term_years`, 第十三条: 3)
     years; its last day is the day before the anniversary."""
-    return Term(number, start, add_years(start, term_years) - dt.timedelta(days=1))
+    return Term(number, start, anniversary(start, term_years) - dt.timedelta(days=1))
 
 
 def validity_text(start: dt.date, end: dt.date) -> str:

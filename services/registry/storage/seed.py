@@ -1,4 +1,4 @@
-"""Bulk demo / bench population, written straight through the repository in one transaction.
+"""Bulk demo / bench population, written through the registry's use cases in one transaction.
 
 Used by `supervisionctl seed --demo` (via deploy/supervisionctl/registry_cmds.py), the concurrency test and
 bench/bench_registry.py. It bypasses the rules service on purpose (thousands of appointments in seconds);
@@ -20,6 +20,7 @@ from services.registry.domain.institutions import validate_institution
 from services.registry.domain.supervisors import SupervisorInput, validate_supervisor
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
+from services.registry.usecases import appointments, organisations, supervisors
 
 # Demo and bench data only, written straight to the database: a real appointment takes its term from the
 # rule set in force (`appointment.term_years`, read from the rules service).
@@ -42,7 +43,7 @@ def _ensure_institution(session: Session, number: str, letter: str) -> None:
     if repo.institution_exists(session, number=number):
         return
     draft = validate_institution(number, letter, f"演示评价机构{number[-4:]}", "08", "演示联系人 010-00000000")
-    repo.create_institution(session, draft=draft)
+    organisations.create_institution(session, draft=draft, now=dt.datetime.now(dt.UTC))
 
 
 def seed_population(
@@ -52,7 +53,8 @@ def seed_population(
     """Register and appoint supervisors per spec; returns the appointment ids in order."""
     start = start or today
     used = set(session.execute(sa.select(m.Supervisor.id_number)).scalars())
-    appointments: list[int] = []
+    appointed: list[int] = []
+    now = dt.datetime.now(dt.UTC)  # the instant stored (created_at); dates come from `today` / `start`
     region, seq = id_region_base, 1
     n = 0
     for spec in specs:
@@ -80,14 +82,15 @@ def seed_population(
                 ),
                 today,
             )  # fmt: skip
-            sup = repo.register_supervisor(session, draft=draft)
-            appt = repo.appoint(
+            sup = supervisors.register_supervisor(session, draft=draft, now=now)
+            appt = appointments.appoint(
                 session,
                 supervisor_id=sup.id,
                 start=start,
                 decision_id=f"seed:{reason}",
                 term_years=DEMO_TERM_YEARS,
                 today=today,
+                now=now,
             )
-            appointments.append(appt.id)
-    return appointments
+            appointed.append(appt.id)
+    return appointed

@@ -9,10 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.registry.domain.policy import DEFAULT_POLICY as DEFAULT_REGISTRY_POLICY
-from services.registry.domain.policy import RegistryPolicy
-from services.registry.storage import models as rm
-from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
 
 # -- cases ----------------------------------------------------------------------------------------------
@@ -185,45 +181,3 @@ def cases_past_correction_deadline(session: Session, today: dt.date) -> list[int
             )
         ).scalars()
     )
-
-
-def apply_supervisor_sanction(
-    session: Session,
-    *,
-    supervisor_id: int,
-    revoke: bool,
-    reason: str,
-    decided_by: str,
-    case_reference: str,
-    now: dt.datetime,
-    policy: RegistryPolicy = DEFAULT_REGISTRY_POLICY,
-) -> int | None:
-    """第二十七条 暂停督导工作 (`revoke=False`) / 取消外督员资格 (`revoke=True`) on the supervisor's current
-    appointment, inside the caller's transaction (the case decision's), through the registry's own repository
-    functions — so the decision, its outbox event and the appointment change commit or roll back together.
-
-    Idempotent: a suspension applies to an active appointment only, a revocation to one not yet revoked;
-    otherwise nothing changes. Returns the id of the appointment changed, or None."""
-    sup = session.get(rm.Supervisor, supervisor_id)
-    if sup is None or sup.current_appointment_id is None:
-        return None
-    appt = session.get(rm.Appointment, sup.current_appointment_id, with_for_update=True)
-    if appt is None:
-        return None
-    if revoke and appt.status != registry_repo.REVOKED:
-        change = registry_repo.revoke
-    elif not revoke and appt.status == registry_repo.ACTIVE:
-        change = registry_repo.suspend
-    else:
-        return None
-    change(
-        session,
-        appointment_id=appt.id,
-        reason=reason,
-        article="第二十七条",
-        decided_by=decided_by,
-        case_reference=case_reference,
-        now=now,
-        policy=policy,
-    )
-    return appt.id

@@ -18,7 +18,6 @@ from common.db import Database
 from common.policy import PolicyParameters
 from common.server import Servicer
 from services.registry.config import RegistrySettings
-from services.registry.domain.policy import RegistryPolicy
 from services.registry.workflow.clock import WorkflowClock
 from services.registry.workflow.context import Workflow
 from services.registry.workflow.rules_port import RulesPort
@@ -47,7 +46,6 @@ def build_workflow(
     *,
     clock: Clock,
     parameters: PolicyParameters,
-    registry_policy: RegistryPolicy,
 ) -> WorkflowService:
     rules = RulesPort(
         settings.target("rules"),
@@ -62,7 +60,6 @@ def build_workflow(
         parameters=parameters,
         calendars=settings.calendar(),
         policy=settings.workflow_policy(),
-        registry_policy=registry_policy,
     )
     wf.calendars()  # a broken operator calendar file is a startup error (CalendarFileError), not a runtime surprise
     sweep = Sweep(wf, interval=settings.supervision_sweep_interval)

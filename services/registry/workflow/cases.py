@@ -17,6 +17,7 @@ from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.events import record_event
 from services.registry.domain.districts import CITY_CODE, is_district
 from services.registry.domain.problems import ProblemsError
+from services.registry.domain.supervisors import Status
 from services.registry.domain.workflow import cases as case_rules
 from services.registry.domain.workflow.model import (
     CaseOrigin,
@@ -25,9 +26,11 @@ from services.registry.domain.workflow.model import (
     CaseTrigger,
     PenaltyRung,
 )
+from services.registry.storage import models as rm
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases import appointments as registry_appointments
 from services.registry.workflow import events
 from services.registry.workflow.context import Workflow, caller_org, invalid, require_role
 from services.registry.workflow.convert import RUNG, iso, parse_id, to_proto_case, to_proto_decision
@@ -229,15 +232,23 @@ def _apply_sanction(
     rung = PenaltyRung(d.rung)
     if rung not in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
         return
-    cases_repo.apply_supervisor_sanction(
+    sup = session.get(rm.Supervisor, parse_id(c.subject, "supervisors"))
+    if sup is None or sup.current_appointment_id is None:
+        return
+    appt = session.get(rm.Appointment, sup.current_appointment_id, with_for_update=True)
+    revoke = rung is PenaltyRung.SUPERVISOR_REVOCATION
+    # Idempotent: a suspension applies to an active appointment only, a revocation to one not yet revoked.
+    if appt is None or (revoke and appt.status == Status.REVOKED) or (not revoke and appt.status != Status.ACTIVE):
+        return
+    change = registry_appointments.revoke if revoke else registry_appointments.suspend
+    change(
         session,
-        supervisor_id=parse_id(c.subject, "supervisors"),
-        revoke=rung is PenaltyRung.SUPERVISOR_REVOCATION,
+        appointment_id=appt.id,
         reason=f"{rung.text}（{name}）" + (f"：{d.note}" if d.note else ""),
+        article="第二十七条",
         decided_by=d.official,
         case_reference=name,
         now=now.astimezone(dt.UTC),
-        policy=wf.registry_policy,
     )
 
 

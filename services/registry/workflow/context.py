@@ -17,7 +17,6 @@ from common.errors import (
 )
 from common.policy import PolicyParameters
 from common.workdays import CalendarFile, CalendarFileError, CalendarNotCovered, WorkdayCalendar
-from services.registry.domain.policy import RegistryPolicy
 from services.registry.domain.problems import ProblemsError
 from services.registry.domain.workflow.policy import WorkflowPolicy
 from services.registry.workflow.clock import WorkflowClock
@@ -34,7 +33,6 @@ class Workflow:
     parameters: PolicyParameters  # rule-set parameters in force (D5 deadline), from the rules service
     calendars: CalendarFile  # the statutory working days (D5), from settings (BJSV_CALENDAR_FILE)
     policy: WorkflowPolicy
-    registry_policy: RegistryPolicy
 
     @property
     def calendar(self) -> WorkdayCalendar:

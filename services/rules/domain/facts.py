@@ -11,8 +11,9 @@ import datetime as dt
 import math
 from typing import Any
 
+from common.ages import age_on, anniversary
 from services.rules.domain import model as m
-from services.rules.domain.dates import add_years, age_on, to_num
+from services.rules.domain.dates import to_num
 from services.rules.domain.ruleset import AS_OF, RuleSet
 
 
@@ -24,7 +25,8 @@ def eligibility_facts(rs: RuleSet, item: m.EligibilityInput) -> tuple[dict[str, 
     term_end = None
     if sup.term_start is not None:
         # D4: a term without explicit end runs term_years; the end day is the day before the anniversary.
-        term_end = sup.term_end or add_years(sup.term_start, int(rs.param("appointment.term_years"))) - dt.timedelta(1)
+        term_years = int(rs.param("appointment.term_years"))
+        term_end = sup.term_end or anniversary(sup.term_start, term_years) - dt.timedelta(1)
         before_start = (sup.term_start - day).days
         after_end = (day - term_end).days
     att = sup.attestations
