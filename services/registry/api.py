@@ -61,10 +61,10 @@ LEVEL_FROM_PB = {
 }
 INST_TYPE_FROM_PB = {pb.INSTITUTION_TYPE_EMPLOYER: "Y", pb.INSTITUTION_TYPE_SOCIAL_ORGANIZATION: "S"}
 ITEM_FROM_PB = {
-    pb.ATTESTATION_ITEM_ART9_1: "art9_1",
-    pb.ATTESTATION_ITEM_ART9_2: "art9_2",
-    pb.ATTESTATION_ITEM_ART9_3: "art9_3",
-    pb.ATTESTATION_ITEM_ART9_4: "art9_4",
+    pb.ATTESTATION_ITEM_PARTY_LINE: "art9_1",
+    pb.ATTESTATION_ITEM_POLICY_KNOWLEDGE: "art9_2",
+    pb.ATTESTATION_ITEM_INTEGRITY: "art9_3",
+    pb.ATTESTATION_ITEM_ABILITY: "art9_4",
     pb.ATTESTATION_ITEM_HEALTH: "health",
 }
 ITEM_TO_PB = {v: k for k, v in ITEM_FROM_PB.items()}
@@ -779,7 +779,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             parts = bc.parse(request.code, self.policy)
         except ProblemsError as e:
             raise invalid(e) from None
-        return pb.ParseBadgeCodeResponse(parts=repo.code_parts_message(parts))
+        return pb.ParseBadgeCodeResponse(parts=repo.code_parts_message(parts), normalised=parts.code != request.code)
 
     @edge
     async def ValidateBadgeCode(self, request, context):
@@ -803,13 +803,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             return problems, issued
 
         problems, issued = await self.db.read(run)
+        problems += bc.canonical_form_problems(request.code, parts)
         if parts.year > today.year:
             pos = "4-5" if parts.letter == "R" else "8-9"
             problems.append(
                 bc.Problem("year_digits", "YEAR_IN_FUTURE", f"第{pos}位证卡核发年份{parts.year}晚于当前年份（附件1）")
             )
         return pb.ValidateBadgeCodeResponse(
-            valid=not problems, parts=repo.code_parts_message(parts), issued=issued,
+            valid=not problems, parts=repo.code_parts_message(parts), issued=issued, canonical_code=parts.code,
             violations=[pb.FieldError(field=p.field, reason=p.reason, description=p.description) for p in problems],
         )  # fmt: skip
 
