@@ -457,10 +457,8 @@ async def propose_team(
         v.add("team_size", "人数不能为负数")
     pool = r.pool
     entries = [(p.name, p.recent_dispatch_count) for p in pool]
-    if not all(name for name, _ in entries):
-        for i, (name, _) in enumerate(entries):
-            if not name:
-                v.add(f"pool[{i}].name", REQUIRED)
+    for i in (i for i, (name, _) in enumerate(entries) if not name):
+        v.add(f"pool[{i}].name", REQUIRED)
     v.raise_if_any()
 
     def load(i: int) -> m.Supervisor:

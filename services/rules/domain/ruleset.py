@@ -268,42 +268,7 @@ def build_ruleset(
     eff_from = _date(head.get("effective_from"), f"{origin}/ruleset.yaml: effective_from")
     eff_until = _date(head.get("effective_until"), f"{origin}/ruleset.yaml: effective_until", optional=True)
 
-    params: dict[str, Parameter] = {}
-    raw_params = source.get("parameters") or []
-    if not isinstance(raw_params, list):
-        raise RuleSetError(f"{origin}/parameters.yaml: must be a list of parameters")
-    for i, p in enumerate(raw_params):
-        where = f"{origin}/parameters.yaml[{i}]"
-        if not isinstance(p, Mapping) or not isinstance(p.get("name"), str) or "value" not in p:
-            raise RuleSetError(f"{where}: each parameter needs 'name' and 'value'")
-        if not p.get("article"):
-            raise RuleSetError(f"{where} ({p['name']}): 'article' is required — every parameter cites its article")
-        if p["name"] in params:
-            raise RuleSetError(f"{where}: duplicate parameter {p['name']!r}")
-        default = p["value"]
-        value = default
-        overridden = p["name"] in overrides
-        if overridden:
-            value = overrides.pop(p["name"])
-            if type(value) is not type(default) and not (
-                isinstance(value, int | float)
-                and isinstance(default, int | float)
-                and not isinstance(value, bool)
-                and not isinstance(default, bool)
-            ):
-                raise RuleSetError(
-                    f"policy override {rs_id}.{p['name']}: {value!r} has type {type(value).__name__}, "
-                    f"the default {default!r} has type {type(default).__name__}"
-                )
-        params[p["name"]] = Parameter(
-            p["name"],
-            value,
-            default,
-            str(p["article"]),
-            str(p.get("interpretation") or ""),
-            str(p.get("description") or ""),
-            overridden,
-        )
+    params = _build_parameters(source.get("parameters") or [], overrides, rs_id, origin)
     if overrides:
         raise RuleSetError(f"policy overrides for {rs_id}: unknown parameter(s) {', '.join(sorted(overrides))}")
 
@@ -339,6 +304,46 @@ def build_ruleset(
     )
     check_canaries(rs, origin)
     return rs
+
+
+def _build_parameters(raw_params: Any, overrides: dict[str, Any], rs_id: str, origin: str) -> dict[str, Parameter]:
+    """The declared parameters with the deployment's overrides applied (popped from `overrides`)."""
+    params: dict[str, Parameter] = {}
+    if not isinstance(raw_params, list):
+        raise RuleSetError(f"{origin}/parameters.yaml: must be a list of parameters")
+    for i, p in enumerate(raw_params):
+        where = f"{origin}/parameters.yaml[{i}]"
+        if not isinstance(p, Mapping) or not isinstance(p.get("name"), str) or "value" not in p:
+            raise RuleSetError(f"{where}: each parameter needs 'name' and 'value'")
+        if not p.get("article"):
+            raise RuleSetError(f"{where} ({p['name']}): 'article' is required — every parameter cites its article")
+        if p["name"] in params:
+            raise RuleSetError(f"{where}: duplicate parameter {p['name']!r}")
+        default = p["value"]
+        value = default
+        overridden = p["name"] in overrides
+        if overridden:
+            value = overrides.pop(p["name"])
+            if type(value) is not type(default) and not (
+                isinstance(value, int | float)
+                and isinstance(default, int | float)
+                and not isinstance(value, bool)
+                and not isinstance(default, bool)
+            ):
+                raise RuleSetError(
+                    f"policy override {rs_id}.{p['name']}: {value!r} has type {type(value).__name__}, "
+                    f"the default {default!r} has type {type(default).__name__}"
+                )
+        params[p["name"]] = Parameter(
+            p["name"],
+            value,
+            default,
+            str(p["article"]),
+            str(p.get("interpretation") or ""),
+            str(p.get("description") or ""),
+            overridden,
+        )
+    return params
 
 
 def _interpretation_ids(text: str) -> list[str]:
@@ -398,6 +403,18 @@ def _check_case_opening_items(params: Mapping[str, Parameter], rs_id: str) -> No
             )
 
 
+def _applies_to(raw: Mapping, kind: str, where: str) -> tuple[int, ...]:
+    """The purposes an eligibility rule applies to (other kinds have none)."""
+    names = raw.get("applies_to")
+    if kind != "eligibility":
+        if "applies_to" in raw:
+            raise RuleSetError(f"{where}: applies_to is only for eligibility rules")
+        return ()
+    if not isinstance(names, list) or not names or any(n not in _PURPOSES for n in names):
+        raise RuleSetError(f"{where}: applies_to must list some of appointment, renewal, dispatch")
+    return tuple(_PURPOSES[n] for n in names)
+
+
 def _build_rule(raw: Any, where: str, param, seen: set[str], order: int, rs_from: dt.date) -> Rule:
     if not isinstance(raw, Mapping):
         raise RuleSetError(f"{where}: a rule must be a mapping")
@@ -428,17 +445,8 @@ def _build_rule(raw: Any, where: str, param, seen: set[str], order: int, rs_from
         when = cond.parse(raw["when"], fields=fields, param=param)
     except cond.ConditionError as exc:
         raise RuleSetError(f"{where}: {exc}") from exc
-    applies: tuple[int, ...] = ()
-    extra: list[cond.Node] = []
-    if kind == "eligibility":
-        names = raw.get("applies_to")
-        if not isinstance(names, list) or not names or any(n not in _PURPOSES for n in names):
-            raise RuleSetError(f"{where}: applies_to must list some of appointment, renewal, dispatch")
-        applies = tuple(_PURPOSES[n] for n in names)
-        if len(applies) < 3:
-            extra.append(cond.Cmp("purpose", "in", applies))
-    elif "applies_to" in raw:
-        raise RuleSetError(f"{where}: applies_to is only for eligibility rules")
+    applies = _applies_to(raw, kind, where)
+    extra: list[cond.Node] = [cond.Cmp("purpose", "in", applies)] if 0 < len(applies) < 3 else []
     rung = raw.get("rung")
     if kind == "penalty":
         if rung not in (1, 2, 3, "climb"):
