@@ -291,6 +291,8 @@ async def test_records_review_item_12_no_opens_art26_case_d14(stub):
     ]
     on_site = await _record(stub, R.SUPERVISION_FORM_ON_SITE, 12)
     assert not on_site.case_openings  # D14 names the records-review form only
+    replay = await stub.ReplayDecision(R.ReplayDecisionRequest(name=r.decision.name))  # logged like any decision (D15)
+    assert replay.identical and replay.original.kind == R.DECISION_KIND_RECORD
 
 
 async def test_record_item_outside_the_form_is_invalid_annex3(stub):

@@ -32,7 +32,16 @@ import yaml
 from common.errors import FailedPrecondition, PreconditionViolation
 from services.rules.domain import conditions as cond
 from services.rules.domain.dates import BadDate, parse_date
-from services.rules.domain.model import ADVISORY, ANNEX3_ITEMS, APPOINTMENT, ART26_TRIGGERS, BLOCKING, DISPATCH, RENEWAL
+from services.rules.domain.model import (
+    ADVISORY,
+    ANNEX3_ITEMS,
+    APPOINTMENT,
+    ART26_TRIGGERS,
+    ART27_TRIGGERS,
+    BLOCKING,
+    DISPATCH,
+    RENEWAL,
+)
 
 # The flat facts each kind of evaluation sends to the engine (built by services.rules.domain.facts).
 FACT_FIELDS: dict[str, frozenset[str]] = {
@@ -285,7 +294,7 @@ def build_ruleset(
             raise RuleSetError(f"{origin}/rules/{fname}: must be a list of rules")
         for i, raw in enumerate(items):
             rules.append(_build_rule(raw, f"{origin}/rules/{fname}[{i}]", param, seen, len(rules), eff_from))
-    _check_case_opening_items(params, rs_id)
+    _check_structured(params, rs_id)
     interpretations = _build_interpretations(source.get("interpretations") or [], params, rules, origin)
     canaries = _build_canaries(source.get("canaries") or [], origin)
     version_src = {"source": source, "overrides": {k: v.value for k, v in params.items() if v.overridden}}
@@ -381,26 +390,33 @@ def _build_interpretations(
     )
 
 
-def _check_case_opening_items(params: Mapping[str, Parameter], rs_id: str) -> None:
-    """D14 `record.case_opening_items`: [{form: 1|2, item: n, triggers: [第二十六条 trigger 1..6, …]}, …]."""
-    p = params.get("record.case_opening_items")
-    if p is None:
-        return
-    for entry in p.value:
-        ok = (
-            isinstance(entry, Mapping)
-            and entry.get("form") in ANNEX3_ITEMS
-            and isinstance(entry.get("item"), int)
-            and 1 <= entry["item"] <= ANNEX3_ITEMS[entry["form"]]
-            and isinstance(entry.get("triggers"), list)
-            and entry["triggers"]
-            and all(t in ART26_TRIGGERS for t in entry["triggers"])
+def _check_structured(params: Mapping[str, Parameter], rs_id: str) -> None:
+    """Parameters whose values are trigger numbers or item lists: a bad override fails the load, never a decision.
+    D14 `record.case_opening_items` = [{form: 1|2, item: an item of that form, triggers: [第二十六条 1..6]}];
+    D12 `feedback.review_trigger` is a 第二十七条 trigger (7, 8); D13 `penalty.serious_triggers` are 第二十六条 ones."""
+
+    def bad_item(e: Any) -> bool:
+        return not (
+            isinstance(e, Mapping)
+            and e.get("form") in ANNEX3_ITEMS
+            and isinstance(e.get("item"), int)
+            and 1 <= e["item"] <= ANNEX3_ITEMS[e["form"]]
+            and isinstance(e.get("triggers"), list)
+            and e["triggers"]
+            and all(t in ART26_TRIGGERS for t in e["triggers"])
         )
-        if not ok:
-            raise RuleSetError(
-                f"{rs_id}.record.case_opening_items: {entry!r} must be {{form: 1|2, item: an item of that form, "
-                "triggers: [第二十六条 triggers 1..6]}"
-            )
+
+    checks = {
+        "record.case_opening_items": (
+            lambda v: any(bad_item(e) for e in v),
+            "[{form: 1|2, item: n, triggers: [1..6]}]",
+        ),
+        "feedback.review_trigger": (lambda v: v not in ART27_TRIGGERS, "a 第二十七条 trigger (7 or 8)"),
+        "penalty.serious_triggers": (lambda v: any(t not in ART26_TRIGGERS for t in v), "第二十六条 triggers (1..6)"),
+    }
+    for name, (is_bad, expected) in checks.items():
+        if name in params and is_bad(params[name].value):
+            raise RuleSetError(f"{rs_id}.{name}: {params[name].value!r} is not {expected}")
 
 
 def _applies_to(raw: Mapping, kind: str, where: str) -> tuple[int, ...]:
