@@ -245,7 +245,7 @@ def test_every_parameter_has_an_override_probe_d1_to_d14():
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
-async def test_policy_file_override_changes_behaviour(stub, service, name):
+async def test_policy_file_override_changes_behaviour_d1_to_d14(stub, service, name):
     value, probe = PROBES[name]
     before = _comparable(await probe(stub))
     service.policy.write_text(yaml.safe_dump({"rulesets": {"bj-2022": {name: value}}}), encoding="utf-8")
