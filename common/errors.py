@@ -153,15 +153,51 @@ class Unavailable(DomainError):
     default_message = "依赖的服务暂不可用，请稍后重试"
 
 
+# The status travels in response headers (grpc-message percent-encoded, grpc-status-details-bin base64), and
+# gRPC refuses headers above ~8 KiB: the caller would get RESOURCE_EXHAUSTED "Stream removed" instead of
+# the refusal (issue #14 item 7). So the message and the details are cut to fit, and ErrorInfo says how many
+# violations there were; the full list comes from the response or decision the error names.
+MESSAGE_MAX_CHARS = 200  # a Chinese character is 9 bytes percent-encoded
+DETAILS_MAX_BYTES = 3000  # serialized google.rpc.Status, ×4/3 in base64
+
+
+def _violation_lists(msg) -> list:
+    """The repeated violation fields of a detail message (BadRequest, PreconditionFailure, QuotaFailure)."""
+    return [getattr(msg, f) for f in ("field_violations", "violations") if hasattr(msg, f)]
+
+
 def to_status(err: DomainError, *, service: str) -> status_pb2.Status:
-    """Build the google.rpc.Status for a domain error (code and message agree, as grpcio-status requires)."""
-    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=f"bjsv.{service}", metadata=err.metadata)
-    details = []
-    for msg in [info, *err.details()]:
-        packed = any_pb2.Any()
-        packed.Pack(msg)
-        details.append(packed)
-    return status_pb2.Status(code=getattr(code_pb2, err.code.name), message=err.message, details=details)
+    """Build the google.rpc.Status for a domain error (code and message agree, as grpcio-status requires),
+    bounded to fit in gRPC's response headers whatever the number of violations."""
+    details = err.details()
+    total = sum(len(lst) for d in details for lst in _violation_lists(d))
+    message = err.message
+    if len(message) > MESSAGE_MAX_CHARS:
+        message = message[:MESSAGE_MAX_CHARS] + (f"……（共{total}项，详见错误详情）" if total else "……")
+    metadata = dict(err.metadata)
+
+    def build(keep: int | None) -> status_pb2.Status:
+        info = error_details_pb2.ErrorInfo(reason=err.reason, domain=f"bjsv.{service}", metadata=metadata)
+        packed_all = []
+        for msg in [info, *details]:
+            if keep is not None:
+                msg = type(msg).FromString(msg.SerializeToString())
+                for lst in _violation_lists(msg):
+                    del lst[keep:]
+            packed = any_pb2.Any()
+            packed.Pack(msg)
+            packed_all.append(packed)
+        return status_pb2.Status(code=getattr(code_pb2, err.code.name), message=message, details=packed_all)
+
+    status = build(None)
+    if status.ByteSize() <= DETAILS_MAX_BYTES:
+        return status
+    metadata["violations_total"] = str(total)
+    keep = total
+    while keep > 0 and build(keep).ByteSize() > DETAILS_MAX_BYTES:
+        keep //= 2
+    metadata["violations_shown"] = str(keep)
+    return build(keep)
 
 
 def internal_status(trace_id: str, *, service: str) -> status_pb2.Status:

@@ -66,10 +66,10 @@ LEVEL_FROM_PB = {
 }
 INST_TYPE_FROM_PB = {pb.INSTITUTION_TYPE_EMPLOYER: "Y", pb.INSTITUTION_TYPE_SOCIAL_ORGANIZATION: "S"}
 ITEM_FROM_PB = {
-    pb.ATTESTATION_ITEM_ART9_1: "art9_1",
-    pb.ATTESTATION_ITEM_ART9_2: "art9_2",
-    pb.ATTESTATION_ITEM_ART9_3: "art9_3",
-    pb.ATTESTATION_ITEM_ART9_4: "art9_4",
+    pb.ATTESTATION_ITEM_PARTY_LINE: "art9_1",
+    pb.ATTESTATION_ITEM_POLICY_KNOWLEDGE: "art9_2",
+    pb.ATTESTATION_ITEM_INTEGRITY: "art9_3",
+    pb.ATTESTATION_ITEM_ABILITY: "art9_4",
     pb.ATTESTATION_ITEM_HEALTH: "health",
 }
 ITEM_TO_PB = {v: k for k, v in ITEM_FROM_PB.items()}
@@ -633,7 +633,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @edge
     async def ParseBadgeCode(self, request, context):
-        return pb.ParseBadgeCodeResponse(parts=code_parts_message(bc.parse(request.code, self.policy)))
+        parts = bc.parse(request.code, self.policy)
+        return pb.ParseBadgeCodeResponse(parts=code_parts_message(parts), normalised=parts.code != request.code)
 
     @edge
     async def ValidateBadgeCode(self, request, context):
@@ -642,13 +643,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         except ProblemsError as e:
             return _bad_code_response(e)
         problems, issued = await self.badges.check_issued(parts)
+        problems += bc.canonical_form_problems(request.code, parts)
         if parts.year > self.clock.today().year:
             pos = "4-5" if parts.letter == "R" else "8-9"
             problems.append(
                 bc.Problem("year_digits", "YEAR_IN_FUTURE", f"第{pos}位证卡核发年份{parts.year}晚于当前年份（附件1）")
             )
         return pb.ValidateBadgeCodeResponse(
-            valid=not problems, parts=code_parts_message(parts), issued=issued,
+            valid=not problems, parts=code_parts_message(parts), issued=issued, canonical_code=parts.code,
             violations=[pb.FieldError(field=p.field, reason=p.reason, description=p.description) for p in problems],
         )  # fmt: skip
 

@@ -24,6 +24,7 @@ from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.events import timestamp
+from common.workdays import WorkdayCalendar, default_calendar
 from services.rules.codec import (
     BATCH_KINDS,
     PROPOSE_TEAM,
@@ -36,6 +37,7 @@ from services.rules.codec import (
 from services.rules.decision_log import DecisionLogWriter
 from services.rules.domain import draws
 from services.rules.domain import model as m
+from services.rules.domain.deadlines import DEADLINE_PARAMETER, due_date
 from services.rules.domain.decisions import Decider
 from services.rules.domain.ruleset import Catalog, RuleSet, RuleSetError, build_ruleset
 from services.rules.events import ruleset_loaded
@@ -85,6 +87,17 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
             for p in rs.parameters.values()
         ],
         loaded_time=timestamp(loaded_at) if loaded_at else None,
+        interpretations=[
+            rules_pb2.Interpretation(
+                id=d.id,
+                article=d.article,
+                meaning=d.meaning,
+                parameters=d.parameters,
+                rules=d.rules,
+                applied_by=d.applied_by,
+            )
+            for d in rs.interpretations
+        ],
     )
 
 
@@ -107,12 +120,16 @@ _TYPES = {
         rules_pb2.CheckRecusalRequest,
         rules_pb2.CheckTeamRequest,
         rules_pb2.EvaluatePenaltyRequest,
+        rules_pb2.EvaluateRecordRequest,
+        rules_pb2.EvaluateFeedbackRequest,
         rules_pb2.ProposeTeamRequest,
         rules_pb2.SampleInspectionTargetsRequest,
         rules_pb2.CheckEligibilityResponse,
         rules_pb2.CheckRecusalResponse,
         rules_pb2.CheckTeamResponse,
         rules_pb2.EvaluatePenaltyResponse,
+        rules_pb2.EvaluateRecordResponse,
+        rules_pb2.EvaluateFeedbackResponse,
         rules_pb2.ProposeTeamResponse,
         rules_pb2.SampleInspectionTargetsResponse,
     )
@@ -120,8 +137,17 @@ _TYPES = {
 
 
 class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
-    def __init__(self, *, runtime: RulesRuntime, db: Database, clock: Clock, batch_max: int = 5000) -> None:
+    def __init__(
+        self,
+        *,
+        runtime: RulesRuntime,
+        db: Database,
+        clock: Clock,
+        batch_max: int = 5000,
+        calendar: Callable[[], WorkdayCalendar] = default_calendar,
+    ) -> None:
         self.runtime = runtime
+        self.calendar = calendar  # BJSV_CALENDAR_FILE, re-read when the file changes (common.workdays)
         self.db = db
         self.clock = clock
         self.decider = Decider(clock)
@@ -249,6 +275,28 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
     async def BatchEvaluatePenalty(self, request, context_):
         return await self._many(request)
 
+    async def EvaluateRecord(self, request, context_):
+        return await self._single(request)
+
+    async def EvaluateFeedback(self, request, context_):
+        return await self._single(request)
+
+    async def ComputeDueDate(self, request, context_):
+        v = Violations()
+        end = date_field(request.supervision_end_date, "supervision_end_date", v)
+        v.raise_if_any()
+        async with self.runtime.use() as gen:
+            rs = gen.catalog.in_force(end)
+        due, days = due_date(rs, end, self.calendar())
+        p = rs.parameters[DEADLINE_PARAMETER]
+        return rules_pb2.ComputeDueDateResponse(
+            due_date=due.isoformat(),
+            working_days=days,
+            ruleset_id=rs.id,
+            ruleset_version=rs.version,
+            article=f"{p.article}（{p.interpretation}）",
+        )
+
     async def ProposeTeam(self, request: bytes, context_):
         """`request` is the raw ProposeTeamRequest (add_to_server): a 5,000-supervisor pool is ~1.1 MB, and
         the engine worker parses it anyway — parsing and re-serialising it here cost ~7 ms of front CPU."""
@@ -356,6 +404,8 @@ _BYTES_RESPONSE = (
     "BatchCheckTeam",
     "EvaluatePenalty",
     "BatchEvaluatePenalty",
+    "EvaluateRecord",
+    "EvaluateFeedback",
     "ProposeTeam",
     "SampleInspectionTargets",
 )

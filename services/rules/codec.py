@@ -172,6 +172,8 @@ def from_proto_penalty(items, prefix: str, offset: int = 0) -> list[m.PenaltyInp
             v.add(f"{dot}trigger.trigger", "外督员适用第二十七条情形（未认真履行职责、利用职务谋取私利）")
         elif r.subject_kind not in (m.SUBJECT_INSTITUTION, m.SUBJECT_SUPERVISOR):
             v.add(f"{dot}subject_kind", "处理对象类别未指定")
+        if r.subject_kind == m.SUBJECT_SUPERVISOR and r.supervisor_kind not in (0, m.EXTERNAL, m.INTERNAL):
+            v.add(f"{dot}supervisor_kind", "督导员类别应为外督员或内督员")
         if not r.subject:
             v.add(f"{dot}subject", REQUIRED)
         occurred = date_field(r.trigger.occurred_date, f"{dot}trigger.occurred_date", v, required=False) or day
@@ -179,11 +181,55 @@ def from_proto_penalty(items, prefix: str, offset: int = 0) -> list[m.PenaltyInp
         for j, c in enumerate(r.history):
             cp = f"{dot}history[{j}]"
             decided = date_field(c.decided_date, f"{cp}.decided_date", v)
-            rung = 0 if c.sanction == 0 else (c.sanction - 1) % 3 + 1
+            rung = m.rung_of_sanction(c.sanction)
             deadline = date_field(c.correction_deadline, f"{cp}.correction_deadline", v, required=False)
             corrected = date_field(c.corrected_date, f"{cp}.corrected_date", v, required=False)
             history.append(m.PriorCase(c.name, c.trigger, decided or dt.date(1900, 1, 1), rung, deadline, corrected))
-        out.append(m.PenaltyInput(r.subject_kind, r.subject, tuple(history), trig, occurred, r.trigger.serious, day))
+        out.append(
+            m.PenaltyInput(
+                r.subject_kind, r.subject, tuple(history), trig, occurred, r.trigger.serious, day, r.supervisor_kind
+            )
+        )
+    v.raise_if_any()
+    return out
+
+
+def from_proto_record(items, prefix: str, offset: int = 0) -> list[m.RecordInput]:
+    v = Violations()
+    out = []
+    for i, r in enumerate(items, offset):
+        dot = f"{prefix}[{i}]." if prefix else ""
+        if r.form not in m.ANNEX3_ITEMS:
+            v.add(f"{dot}form", "督导记录表类别（现场督导/事后认定资料督导）未指定（附件3）")
+        count = m.ANNEX3_ITEMS.get(r.form, 17)
+        seen: set[int] = set()
+        for j, a in enumerate(r.answers):
+            ap = f"{dot}answers[{j}]"
+            if not 1 <= a.item_number <= count:
+                v.add(f"{ap}.item_number", f"督导记录表没有第{a.item_number}项（共{count}项，附件3）")
+            elif a.item_number in seen:
+                v.add(f"{ap}.item_number", f"第{a.item_number}项重复填写")
+            seen.add(a.item_number)
+            if a.answer not in (m.YES, m.NO):
+                v.add(f"{ap}.answer", f"第{a.item_number}项未勾选“是”或“否”（附件3 注1：所有项目均为勾选项）")
+        answers = tuple(m.RecordAnswer(a.item_number, a.answer, a.remark) for a in r.answers)
+        out.append(m.RecordInput(r.subject, r.form, answers, date_field(r.as_of_date, f"{dot}as_of_date", v)))
+    v.raise_if_any()
+    return out
+
+
+def from_proto_feedback(items, prefix: str, offset: int = 0) -> list[m.FeedbackInput]:
+    v = Violations()
+    out = []
+    for i, r in enumerate(items, offset):
+        dot = f"{prefix}[{i}]." if prefix else ""
+        if not r.subject:
+            v.add(f"{dot}subject", REQUIRED)
+        for name in ("badge_worn", "duties_performed", "integrity_kept"):
+            if getattr(r, name) not in (m.YES, m.NO):
+                v.add(f"{dot}{name}", "反馈表各项须回答“是”或“否”（附件4）")
+        day = date_field(r.as_of_date, f"{dot}as_of_date", v)
+        out.append(m.FeedbackInput(r.subject, r.badge_worn, r.duties_performed, r.integrity_kept, day))
     v.raise_if_any()
     return out
 
@@ -225,6 +271,61 @@ BATCH_KINDS = {
     "bjsv.rules.v1.CheckRecusalRequest": rules_pb2.CheckRecusalRequest,
     "bjsv.rules.v1.CheckTeamRequest": rules_pb2.CheckTeamRequest,
     "bjsv.rules.v1.EvaluatePenaltyRequest": rules_pb2.EvaluatePenaltyRequest,
+    "bjsv.rules.v1.EvaluateRecordRequest": rules_pb2.EvaluateRecordRequest,
+    "bjsv.rules.v1.EvaluateFeedbackRequest": rules_pb2.EvaluateFeedbackRequest,
+}
+
+
+def _eligibility_response(x: m.Decision) -> pb_message.Message:
+    return rules_pb2.CheckEligibilityResponse(decision=to_proto_decision(x))
+
+
+def _recusal_response(x: m.Decision) -> pb_message.Message:
+    return rules_pb2.CheckRecusalResponse(decision=to_proto_decision(x))
+
+
+def _team_response(x: m.Decision) -> pb_message.Message:
+    return rules_pb2.CheckTeamResponse(
+        decision=to_proto_decision(x), recommended_team_size=x.recommended_team_size, member_count=x.member_count
+    )
+
+
+def _penalty_response(x: m.Decision) -> pb_message.Message:
+    r = x.recommendation
+    return rules_pb2.EvaluatePenaltyResponse(
+        decision=to_proto_decision(x),
+        recommendation=rules_pb2.PenaltyRecommendation(
+            article=r.article,
+            rung=r.rung,
+            sanction=r.sanction,
+            sanction_text=r.sanction_text,
+            immediate_report=r.immediate_report,
+            serious=r.serious,
+        ),
+    )
+
+
+def _record_response(x: m.Decision) -> pb_message.Message:
+    return rules_pb2.EvaluateRecordResponse(
+        decision=to_proto_decision(x),
+        case_openings=[rules_pb2.CaseOpening(item_number=n, triggers=t) for n, t in x.case_openings],
+    )
+
+
+def _feedback_response(x: m.Decision) -> pb_message.Message:
+    return rules_pb2.EvaluateFeedbackResponse(
+        decision=to_proto_decision(x), opens_review=bool(x.review_trigger), review_trigger=x.review_trigger
+    )
+
+
+# request type → (from_proto_*, Decider method name, response builder)
+_PIPELINES = {
+    "bjsv.rules.v1.CheckEligibilityRequest": (from_proto_eligibility, "eligibility", _eligibility_response),
+    "bjsv.rules.v1.CheckRecusalRequest": (from_proto_recusal, "recusal", _recusal_response),
+    "bjsv.rules.v1.CheckTeamRequest": (from_proto_team, "team", _team_response),
+    "bjsv.rules.v1.EvaluatePenaltyRequest": (from_proto_penalty, "penalty", _penalty_response),
+    "bjsv.rules.v1.EvaluateRecordRequest": (from_proto_record, "record", _record_response),
+    "bjsv.rules.v1.EvaluateFeedbackRequest": (from_proto_feedback, "feedback", _feedback_response),
 }
 
 
@@ -239,49 +340,11 @@ async def evaluate_items(
     offset: int = 0,
 ) -> list[tuple[m.Decision, pb_message.Message]]:
     """Decide request items of one batch kind: (domain decision, response message without name) each."""
-    d = decider
-    if type_name == "bjsv.rules.v1.CheckEligibilityRequest":
-        decs = await d.eligibility(catalog, ev, from_proto_eligibility(items, prefix, offset), pinned)
-        return [(x, rules_pb2.CheckEligibilityResponse(decision=to_proto_decision(x))) for x in decs]
-    if type_name == "bjsv.rules.v1.CheckRecusalRequest":
-        decs = await d.recusal(catalog, ev, from_proto_recusal(items, prefix, offset), pinned)
-        return [(x, rules_pb2.CheckRecusalResponse(decision=to_proto_decision(x))) for x in decs]
-    if type_name == "bjsv.rules.v1.CheckTeamRequest":
-        decs = await d.team(catalog, ev, from_proto_team(items, prefix, offset), pinned)
-        return [
-            (
-                x,
-                rules_pb2.CheckTeamResponse(
-                    decision=to_proto_decision(x),
-                    recommended_team_size=x.recommended_team_size,
-                    member_count=x.member_count,
-                ),
-            )
-            for x in decs
-        ]
-    if type_name == "bjsv.rules.v1.EvaluatePenaltyRequest":
-        decs = await d.penalty(catalog, ev, from_proto_penalty(items, prefix, offset), pinned)
-        out = []
-        for x in decs:
-            r = x.recommendation
-            out.append(
-                (
-                    x,
-                    rules_pb2.EvaluatePenaltyResponse(
-                        decision=to_proto_decision(x),
-                        recommendation=rules_pb2.PenaltyRecommendation(
-                            article=r.article,
-                            rung=r.rung,
-                            sanction=r.sanction,
-                            sanction_text=r.sanction_text,
-                            immediate_report=r.immediate_report,
-                            serious=r.serious,
-                        ),
-                    ),
-                )
-            )
-        return out
-    raise ValueError(f"not a batch decision kind: {type_name}")
+    if type_name not in _PIPELINES:
+        raise ValueError(f"not a batch decision kind: {type_name}")
+    parse, method, respond = _PIPELINES[type_name]
+    decs = await getattr(decider, method)(catalog, ev, parse(items, prefix, offset), pinned)
+    return [(x, respond(x)) for x in decs]
 
 
 def decision_made(name: str, dec: m.Decision) -> events_pb2.DecisionMade:
@@ -394,10 +457,8 @@ async def propose_team(
         v.add("team_size", "人数不能为负数")
     pool = r.pool
     entries = [(p.name, p.recent_dispatch_count) for p in pool]
-    if not all(name for name, _ in entries):
-        for i, (name, _) in enumerate(entries):
-            if not name:
-                v.add(f"pool[{i}].name", REQUIRED)
+    for i in (i for i, (name, _) in enumerate(entries) if not name):
+        v.add(f"pool[{i}].name", REQUIRED)
     v.raise_if_any()
 
     def load(i: int) -> m.Supervisor:

@@ -45,10 +45,10 @@ def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
         attested = [
             rpb.Attestation(item=i, satisfied=True, attested_by="市鉴定管理中心", attested_date="2025-01-05")
             for i in (
-                rpb.ATTESTATION_ITEM_ART9_1,
-                rpb.ATTESTATION_ITEM_ART9_2,
-                rpb.ATTESTATION_ITEM_ART9_3,
-                rpb.ATTESTATION_ITEM_ART9_4,
+                rpb.ATTESTATION_ITEM_PARTY_LINE,
+                rpb.ATTESTATION_ITEM_POLICY_KNOWLEDGE,
+                rpb.ATTESTATION_ITEM_INTEGRITY,
+                rpb.ATTESTATION_ITEM_ABILITY,
                 rpb.ATTESTATION_ITEM_HEALTH,
             )
         ]

@@ -150,8 +150,8 @@ def _unique_id(birth: dt.date, male: bool) -> str:
 
 ATTESTED = [
     pb.Attestation(item=item, satisfied=True, attested_by="市鉴定管理中心", attested_date="2026-01-05")
-    for item in (pb.ATTESTATION_ITEM_ART9_1, pb.ATTESTATION_ITEM_ART9_2, pb.ATTESTATION_ITEM_ART9_3,
-                 pb.ATTESTATION_ITEM_ART9_4, pb.ATTESTATION_ITEM_HEALTH)
+    for item in (pb.ATTESTATION_ITEM_PARTY_LINE, pb.ATTESTATION_ITEM_POLICY_KNOWLEDGE, pb.ATTESTATION_ITEM_INTEGRITY,
+                 pb.ATTESTATION_ITEM_ABILITY, pb.ATTESTATION_ITEM_HEALTH)
 ]  # fmt: skip
 
 

@@ -137,6 +137,19 @@ def test_validate_badge_code_checks_the_institution_type(stub):
     assert stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code="R1122A0O1")).violations[0].field == "serial_digits"
 
 
+@pytest.mark.parametrize("typed", ["r1122a001", " R1122A001", "Ｒ１１２２Ａ００１"])
+def test_non_canonical_badge_code_is_invalid_and_named_canonical_annex1(stub, typed):
+    r = stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code=typed))
+    assert not r.valid and r.canonical_code == "R1122A001"
+    (v,) = [v for v in r.violations if v.reason == "NOT_CANONICAL"]
+    assert v.field == "code" and "R1122A001" in v.description and "大写英文字母" in v.description
+    parsed = stub.ParseBadgeCode(pb.ParseBadgeCodeRequest(code=typed))
+    assert parsed.normalised and parsed.parts.code == "R1122A001"
+    exact = stub.ParseBadgeCode(pb.ParseBadgeCodeRequest(code="R1122A001"))
+    assert not exact.normalised
+    assert stub.ValidateBadgeCode(pb.ValidateBadgeCodeRequest(code="R1122A001")).canonical_code == "R1122A001"
+
+
 def test_verify_unknown_and_malformed_codes(stub):
     assert stub.VerifyBadge(pb.VerifyBadgeRequest(code="R1122A001")).status == pb.BADGE_STATUS_UNKNOWN_CODE
     assert stub.VerifyBadge(pb.VerifyBadgeRequest(code="hello")).status == pb.BADGE_STATUS_UNKNOWN_CODE
@@ -173,7 +186,8 @@ def test_update_supervisor_attestations_training_photo_and_publishes_updated(stu
     assert (out.full_name, out.phone, out.photo_mime_type) == ("孙七七", "010-1234", "image/png")
     assert [(a.item, a.attested_by) for a in out.attestations] == [(pb.ATTESTATION_ITEM_HEALTH, "体检中心")]
     assert out.training.assessed_by == "agencies/08" and out.training.passed
-    bad = pb.Supervisor(name=sup.name, attestations=[pb.Attestation(item=pb.ATTESTATION_ITEM_ART9_1, satisfied=True)])
+    party_line = pb.Attestation(item=pb.ATTESTATION_ITEM_PARTY_LINE, satisfied=True)
+    bad = pb.Supervisor(name=sup.name, attestations=[party_line])
     err = call_error(
         stub.UpdateSupervisor, pb.UpdateSupervisorRequest(supervisor=bad, update_mask={"paths": ["attestations"]})
     )

@@ -24,7 +24,7 @@ async def evaluate(decider, catalog, engine_pool, kind, trigger, history=(), ser
 
 
 ART26 = ["通报批评并责令改正", "向其主管部门提出给予处分的建议", "取消其职业技能等级认定工作资格"]
-ART27 = ["批评教育", "暂停督导工作", "取消外督员资格"]
+ART27 = ["批评教育", "暂停督导工作", "取消其外督员资格"]  # 第二十七条 as worded
 
 CASES = [
     # id, subject kind, trigger, history, official says serious, rung, immediate report
@@ -85,7 +85,8 @@ async def test_ladder(decider, catalog, engine_pool, kind, trigger, history, ser
     assert rec.rung == rung
     assert rec.sanction_text == (ART26 if kind == INST else ART27)[rung - 1]
     assert rec.article == ("第二十六条" if kind == INST else "第二十七条")
-    assert rec.sanction == (rung if kind == INST else 3 + rung)
+    # one numbering with bjsv.registry.v1.PenaltyRung: 1 no action, 2..4 第二十六条, 5..7 第二十七条
+    assert rec.sanction == (1 + rung if kind == INST else 4 + rung)
     assert rec.immediate_report is report
     assert d.findings and all(f.severity == m.ADVISORY for f in d.findings)
 
@@ -95,3 +96,14 @@ async def test_not_yet_passed_deadline_is_not_refusal(decider, catalog, engine_p
     d = await evaluate(decider, catalog, engine_pool, INST, 6, [prior(1, D(2024, 6, 1), deadline=D(2024, 7, 1))])
     ids = [f.rule_id for f in d.findings]
     assert "bj-2022.art26.refuses-correction" not in ids and "bj-2022.art26.repeat" in ids
+
+
+async def test_rung2_recommendation_lists_no_first_offence_finding_art26(decider, catalog, engine_pool):
+    d = await evaluate(decider, catalog, engine_pool, INST, 4)
+    assert [f.rule_id for f in d.findings] == ["bj-2022.art26.serious-trigger"]
+
+
+async def test_private_gain_lists_no_neglect_finding_art27(decider, catalog, engine_pool):
+    d = await evaluate(decider, catalog, engine_pool, SUP, 8, [prior(1, D(2024, 2, 1), trigger=7)])
+    assert [f.rule_id for f in d.findings] == ["bj-2022.art27.private-gain"]
+    assert d.recommendation.sanction_text == "取消其外督员资格"

@@ -30,7 +30,7 @@ def test_every_rule_cites_an_article_and_has_a_chinese_message(catalog):
     rs = catalog.rulesets[0]
     assert rs.id == "bj-2022" and str(rs.effective_from) == "2022-07-28"
     for rule in rs.rules:
-        assert rule.article.startswith("第"), rule.id
+        assert rule.article.startswith(("第", "附件")), rule.id
         assert any("\u4e00" <= ch <= "\u9fff" for ch in rule.message), rule.id
     for p in rs.parameters.values():
         assert p.article, p.name
@@ -69,6 +69,12 @@ def test_policy_file_overrides_a_parameter_and_changes_the_version(tree, tmp_pat
         ("rulesets:\n  bj-2022:\n    team.no_such: 1\n", "unknown parameter(s) team.no_such"),
         ("rulesets:\n  bj-2022:\n    team.min_external: three\n", "has type str"),
         ("rulesets:\n  bj-2099:\n    team.min_external: 3\n", "unknown rule set(s) bj-2099"),
+        ("rulesets:\n  bj-2022:\n    feedback.review_trigger: 3\n", "bj-2022.feedback.review_trigger: 3 is not"),
+        (
+            "rulesets:\n  bj-2022:\n    record.case_opening_items: [{form: 2, item: 17, triggers: [1]}]\n",
+            "bj-2022.record.case_opening_items",
+        ),
+        ("rulesets:\n  bj-2022:\n    penalty.serious_triggers: [7]\n", "bj-2022.penalty.serious_triggers"),
     ],
 )
 def test_bad_policy_file_is_rejected_precisely(tree, tmp_path, content, needle):
@@ -99,6 +105,11 @@ BROKEN = [
     ("bad_severity", lambda rules: rules[0].__setitem__("severity", "fatal"), "severity must be blocking or advisory"),
     ("bad_date", lambda rules: rules[0].__setitem__("valid_from", "2022-13-01"), "valid_from: '2022-13-01'"),
     ("duplicate_id", lambda rules: rules[1].__setitem__("id", rules[0]["id"]), "duplicate rule id"),
+    (
+        "undeclared_interpretation",
+        lambda rules: rules[4].__setitem__("interpretation", "D99"),
+        "bj-2022.art9.5.age cites D99, which is not declared",
+    ),
 ]
 
 

@@ -81,8 +81,8 @@ def photo() -> bytes:
 
 ATTESTED = [
     rpb.Attestation(item=item, satisfied=True, attested_by="市鉴定管理中心", attested_date="2025-01-05")
-    for item in (rpb.ATTESTATION_ITEM_ART9_1, rpb.ATTESTATION_ITEM_ART9_2, rpb.ATTESTATION_ITEM_ART9_3,
-                 rpb.ATTESTATION_ITEM_ART9_4, rpb.ATTESTATION_ITEM_HEALTH)
+    for item in (rpb.ATTESTATION_ITEM_PARTY_LINE, rpb.ATTESTATION_ITEM_POLICY_KNOWLEDGE, rpb.ATTESTATION_ITEM_INTEGRITY,
+                 rpb.ATTESTATION_ITEM_ABILITY, rpb.ATTESTATION_ITEM_HEALTH)
 ]  # fmt: skip
 
 

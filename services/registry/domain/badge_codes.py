@@ -175,6 +175,20 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").strip().upper()
 
 
+def canonical_form_problems(text: str, parts: CodeParts) -> list[Problem]:
+    """附件1 writes codes with 大写英文字母 and 阿拉伯数字: input that only parses after normalising (lower case,
+    full-width characters, spaces) is not the code as written; say what the canonical form is."""
+    if text == parts.code:
+        return []
+    return [
+        Problem(
+            "code",
+            "NOT_CANONICAL",
+            f"证卡编号“{text}”不是规范写法，应使用大写英文字母和半角阿拉伯数字，规范写法为“{parts.code}”（附件1）",
+        )
+    ]
+
+
 def _digits(code: str, start: int, end: int, field: str, what: str) -> list[Problem]:
     """Check 1-based positions start..end are ASCII digits."""
     part = code[start - 1 : end]

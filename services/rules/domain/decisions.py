@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from common.clock import Clock
+from common.errors import FailedPrecondition, PreconditionViolation
 from services.rules.domain import facts as F
 from services.rules.domain import model as m
 from services.rules.domain.ruleset import Catalog, Rule, RuleSet, python_fired
@@ -213,14 +214,78 @@ class Decider:
             derived.append(d)
             facts.append(f)
         await fire(ev, jobs)
+        refuse_blocking(jobs, [it.subject for it in items], "PENALTY_NOT_APPLICABLE")
         now = self.clock.now()
         out = []
         for job, it, d, f in zip(jobs, items, derived, facts, strict=True):
             dec = self._decision(m.KIND_PENALTY, job, it.subject, it.as_of, d, now)
-            dec.recommendation = recommend(job.rs, it, f, job.fired[0])
+            dec.recommendation, deciding = recommend(job.rs, it, f, job.fired[0])
+            dec.findings = [x for x in dec.findings if x.rule_id in deciding]  # only what decided it (#14 item 6)
             dec.outcome = m.ADVISE
             out.append(dec)
         return out
+
+    # -- Annex 3 records (D11, D14) and Annex 4 feedback (D12) -----------------------------------------------
+    async def record(
+        self, catalog: Catalog, ev: Evaluator, items: list[m.RecordInput], pinned: RuleSet | None = None
+    ) -> list[m.Decision]:
+        jobs = []
+        for it in items:
+            job = Job(self._rs(catalog, it.as_of, pinned))
+            for a in sorted(it.answers, key=lambda a: a.item_number):
+                job.msgs.append(Msg("record_item", F.record_item_facts(job.rs, it, a), f"items/{a.item_number}"))
+            jobs.append(job)
+        await fire(ev, jobs)
+        now = self.clock.now()
+        out = []
+        for job, it in zip(jobs, items, strict=True):
+            dec = self._decision(m.KIND_RECORD, job, it.subject, it.as_of, {"form": str(it.form)}, now)
+            opening = F.case_opening_items(job.rs)
+            dec.case_openings = [
+                (msg.facts["item_number"], opening[(it.form, msg.facts["item_number"])])
+                for msg, fired in zip(job.msgs, job.fired, strict=True)
+                if any(r.id.endswith(CASE_OPENING_RULE) for r in fired)
+            ]
+            out.append(dec)
+        return out
+
+    async def feedback(
+        self, catalog: Catalog, ev: Evaluator, items: list[m.FeedbackInput], pinned: RuleSet | None = None
+    ) -> list[m.Decision]:
+        jobs = []
+        for it in items:
+            job = Job(self._rs(catalog, it.as_of, pinned))
+            job.msgs.append(Msg("feedback", F.feedback_facts(job.rs, it), it.subject))
+            jobs.append(job)
+        await fire(ev, jobs)
+        now = self.clock.now()
+        out = []
+        for job, it in zip(jobs, items, strict=True):
+            dec = self._decision(m.KIND_FEEDBACK, job, it.subject, it.as_of, {}, now)
+            if any(r.id.endswith(REVIEW_RULE) for r in job.fired[0]):
+                dec.review_trigger = int(job.rs.param("feedback.review_trigger"))
+            out.append(dec)
+        return out
+
+
+# The rules (id after the rule-set prefix) whose firing the record/feedback responses report as structured
+# fields: the D14 case openings and the D12 review.
+CASE_OPENING_RULE = ".annex3.case-opening-item"
+REVIEW_RULE = ".art27.feedback-opens-review"
+
+
+def refuse_blocking(jobs: list[Job], subjects: list[str], reason: str) -> None:
+    """A blocking rule of an advisory kind (e.g. 第二十七条 against an internal supervisor) refuses the request:
+    FAILED_PRECONDITION citing the rule, its article and message."""
+    violations = [
+        PreconditionViolation(r.id, subject, f"{r.message}（{r.article}）")
+        for job, subject in zip(jobs, subjects, strict=True)
+        for rules in job.fired
+        for r in rules
+        if r.severity == m.BLOCKING
+    ]
+    if violations:
+        raise FailedPrecondition(reason, violations)
 
 
 def member_msgs(rs: RuleSet, agency: str, plan: m.Plan, session: m.Session, s: m.Supervisor, day) -> list[Msg]:
@@ -233,19 +298,23 @@ def member_msgs(rs: RuleSet, agency: str, plan: m.Plan, session: m.Session, s: m
     ]
 
 
-def recommend(rs: RuleSet, it: m.PenaltyInput, facts: dict[str, Any], fired: list[Rule]) -> m.Recommendation:
-    """D13 ladder: the highest rung any fired rule proposes ("climb" = one above the prior rung), max 3."""
-    rung = 1
-    for r in fired:
-        proposed = min(3, facts["prior_max_rung_in_window"] + 1) if r.rung == "climb" else int(r.rung or 1)
-        rung = max(rung, proposed)
+def recommend(
+    rs: RuleSet, it: m.PenaltyInput, facts: dict[str, Any], fired: list[Rule]
+) -> tuple[m.Recommendation, set[str]]:
+    """D13 ladder: the highest rung any fired rule proposes ("climb" = one above the prior rung), max 3; and
+    the ids of the rules that decided it (proposed that rung, or the immediate report)."""
+    proposed = {
+        r.id: min(3, facts["prior_max_rung_in_window"] + 1) if r.rung == "climb" else int(r.rung or 1) for r in fired
+    }
+    rung = max([1, *proposed.values()])
     institution = it.subject_kind == m.SUBJECT_INSTITUTION
     ladder = rs.param("penalty.ladder.art26" if institution else "penalty.ladder.art27")
-    return m.Recommendation(
+    recommendation = m.Recommendation(
         article="第二十六条" if institution else "第二十七条",
         rung=rung,
-        sanction=rung if institution else 3 + rung,
+        sanction=m.SANCTION_BASE[it.subject_kind] + rung,
         sanction_text=ladder[rung - 1],
         immediate_report=any(r.immediate_report for r in fired),
         serious=bool(facts["serious_trigger"] or facts["assessed_serious"]),
     )
+    return recommendation, {r.id for r in fired if proposed[r.id] == rung or r.immediate_report}

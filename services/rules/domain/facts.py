@@ -151,6 +151,7 @@ def penalty_facts(rs: RuleSet, item: m.PenaltyInput) -> tuple[dict[str, Any], di
         "prior_in_window": len(in_window),
         "prior_max_rung_in_window": max((c.rung for c in in_window), default=0),
         "uncorrected_orders": len(uncorrected),
+        "supervisor_kind": item.supervisor_kind if item.subject_kind == m.SUBJECT_SUPERVISOR else 0,
     }
     derived = {
         "window_start": start.isoformat(),
@@ -158,3 +159,34 @@ def penalty_facts(rs: RuleSet, item: m.PenaltyInput) -> tuple[dict[str, Any], di
         "uncorrected_orders": ",".join(c.name for c in uncorrected),
     }
     return facts, derived
+
+
+def case_opening_items(rs: RuleSet) -> dict[tuple[int, int], tuple[int, ...]]:
+    """D14 `record.case_opening_items` as {(form, item): 第二十六条 triggers}."""
+    return {(e["form"], e["item"]): tuple(e["triggers"]) for e in rs.param("record.case_opening_items")}
+
+
+def record_item_facts(rs: RuleSet, item: m.RecordInput, answer: m.RecordAnswer) -> dict[str, Any]:
+    """One answered Annex 3 item; D11 and D14 come from the rule set's parameters."""
+    return {
+        AS_OF: to_num(item.as_of),
+        "form": item.form,
+        "item_number": answer.item_number,
+        "answer_no": int(answer.answer == m.NO),
+        "remark_empty": int(not answer.remark.strip()),
+        "remark_required": int(bool(rs.param("record.no_answer_requires_remark"))),
+        "opens_case": int((item.form, answer.item_number) in case_opening_items(rs)),
+    }
+
+
+def feedback_facts(rs: RuleSet, item: m.FeedbackInput) -> dict[str, Any]:
+    """An Annex 4 feedback's three answers; D12 `feedback.any_no_opens_review` decides whether a 否 opens a review."""
+    no = [item.badge_worn == m.NO, item.duties_performed == m.NO, item.integrity_kept == m.NO]
+    return {
+        AS_OF: to_num(item.as_of),
+        "badge_not_worn": int(no[0]),
+        "duties_not_performed": int(no[1]),
+        "integrity_not_kept": int(no[2]),
+        "any_no": int(any(no)),
+        "opens_review": int(bool(rs.param("feedback.any_no_opens_review"))),
+    }

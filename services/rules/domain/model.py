@@ -23,12 +23,28 @@ PARTY_LINE, POLICY_KNOWLEDGE, INTEGRITY, ABILITY, HEALTH = 1, 2, 3, 4, 5
 SUBJECT_INSTITUTION, SUBJECT_SUPERVISOR = 1, 2
 ART26_TRIGGERS = frozenset({1, 2, 3, 4, 5, 6})
 ART27_TRIGGERS = frozenset({7, 8})
-PRIVATE_GAIN = 8
+NEGLECT_OF_DUTY, PRIVATE_GAIN = 7, 8
+# Sanctions: the numbering of bjsv.rules.v1.Sanction = bjsv.registry.v1.PenaltyRung (one numbering, issue #14
+# item 11): 1 no action, 2..4 第二十六条 rungs 1..3, 5..7 第二十七条 rungs 1..3.
+SANCTION_NO_ACTION = 1
+SANCTION_BASE = {SUBJECT_INSTITUTION: 1, SUBJECT_SUPERVISOR: 4}  # sanction = base + rung
+
+
+def rung_of_sanction(sanction: int) -> int:
+    """1..3 on its ladder; 0 for no sanction or no action."""
+    return 0 if sanction <= SANCTION_NO_ACTION else (sanction - 2) % 3 + 1
+
+
+# Annex 3 forms (= proto SupervisionForm) with their item counts; answers (= proto AnswerValue)
+ON_SITE, RECORDS_REVIEW = 1, 2
+ANNEX3_ITEMS = {ON_SITE: 17, RECORDS_REVIEW: 16}
+YES, NO = 1, 2
 # Agency kinds (D8)
 AGENCY_CITY_CENTRE, AGENCY_DISTRICT, AGENCY_INSTITUTION = 1, 2, 3
 
 # Decision kinds (= proto DecisionKind) and outcomes (= proto Outcome), severities (= proto Severity)
 KIND_ELIGIBILITY, KIND_RECUSAL, KIND_TEAM, KIND_PENALTY, KIND_TEAM_DRAW, KIND_INSPECTION_SAMPLE = 1, 2, 3, 4, 5, 6
+KIND_RECORD, KIND_FEEDBACK = 7, 8
 ALLOW, DENY, ADVISE = 1, 2, 3
 BLOCKING, ADVISORY = 1, 2
 
@@ -119,6 +135,31 @@ class PenaltyInput:
     occurred: dt.date
     serious: bool
     as_of: dt.date
+    supervisor_kind: int = 0
+
+
+@dataclass(frozen=True)
+class RecordAnswer:
+    item_number: int
+    answer: int
+    remark: str
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    subject: str
+    form: int
+    answers: tuple[RecordAnswer, ...]
+    as_of: dt.date
+
+
+@dataclass(frozen=True)
+class FeedbackInput:
+    subject: str
+    badge_worn: int
+    duties_performed: int
+    integrity_kept: int
+    as_of: dt.date
 
 
 @dataclass
@@ -156,6 +197,8 @@ class Decision:
     recommended_team_size: int = 0
     member_count: int = 0
     recommendation: Recommendation | None = None
+    case_openings: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # D14: (item, triggers)
+    review_trigger: int = 0  # D12: the 第二十七条 trigger of the review the feedback opens, 0 = none
     extra: dict[str, Any] = field(default_factory=dict)
     name: str = ""  # "decisions/<id>", set when logged
     input_digest: str = ""  # sha256 of the canonical request item, set at the API edge
@@ -175,4 +218,6 @@ class Decision:
             self.recommended_team_size,
             self.member_count,
             None if rec is None else (rec.rung, rec.sanction, rec.immediate_report, rec.serious),
+            self.case_openings,
+            self.review_trigger,
         )

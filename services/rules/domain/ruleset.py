@@ -1,7 +1,8 @@
 """Rule sets as declarations: loading, validation, parameters, versions and the catalog by date.
 
-A rule-set folder (e.g. rulesets/bj-2022/) holds `ruleset.yaml` (id, title, validity), `parameters.yaml`
-(the D5–D13 policy parameters with their articles), `rules/*.yaml` (one declaration per rule: id, kind,
+A rule-set folder (e.g. rulesets/bj-2022/) holds `ruleset.yaml` (id, title, validity), `interpretations.yaml`
+(the interpretation decisions D1–D16: article, meaning, who applies them), `parameters.yaml` (the policy
+parameters carrying them, each with its article and D-decision), `rules/*.yaml` (one declaration per rule: id, kind,
 article, interpretation, severity, Chinese message, validity, condition) and `canaries.yaml` (fact sets
 with the rule ids they must fire — run at load in Python and in every engine worker at start).
 
@@ -31,7 +32,16 @@ import yaml
 from common.errors import FailedPrecondition, PreconditionViolation
 from services.rules.domain import conditions as cond
 from services.rules.domain.dates import BadDate, parse_date
-from services.rules.domain.model import ADVISORY, APPOINTMENT, BLOCKING, DISPATCH, RENEWAL
+from services.rules.domain.model import (
+    ADVISORY,
+    ANNEX3_ITEMS,
+    APPOINTMENT,
+    ART26_TRIGGERS,
+    ART27_TRIGGERS,
+    BLOCKING,
+    DISPATCH,
+    RENEWAL,
+)
 
 # The flat facts each kind of evaluation sends to the engine (built by services.rules.domain.facts).
 FACT_FIELDS: dict[str, frozenset[str]] = {
@@ -91,8 +101,11 @@ FACT_FIELDS: dict[str, frozenset[str]] = {
             "prior_in_window",
             "prior_max_rung_in_window",
             "uncorrected_orders",
+            "supervisor_kind",
         }
     ),
+    "record_item": frozenset({"form", "item_number", "answer_no", "remark_empty", "remark_required", "opens_case"}),
+    "feedback": frozenset({"badge_not_worn", "duties_not_performed", "integrity_not_kept", "any_no", "opens_review"}),
 }
 # Every fact message also carries the evaluation date, so rule validity periods are engine conditions.
 AS_OF = "as_of"
@@ -154,6 +167,18 @@ class Parameter:
     overridden: bool
 
 
+@dataclass(frozen=True)
+class Interpretation:
+    """A D-decision with the parameters and rules that cite it (collected from their `interpretation`)."""
+
+    id: str
+    article: str
+    meaning: str
+    applied_by: str
+    parameters: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
 @dataclass
 class RuleSet:
     id: str
@@ -165,6 +190,7 @@ class RuleSet:
     parameters: dict[str, Parameter]
     canaries: tuple[dict, ...]
     source: dict = field(repr=False)
+    interpretations: tuple[Interpretation, ...] = ()
 
     def param(self, name: str) -> Any:
         return self.parameters[name].value
@@ -227,7 +253,9 @@ def read_source(folder: Path) -> dict:
     for path in sorted((folder / "rules").glob("*.yaml")):
         rules[path.name] = _read_yaml(path)
     canaries_path = folder / "canaries.yaml"
+    interpretations_path = folder / "interpretations.yaml"
     return {
+        "interpretations": _read_yaml(interpretations_path) if interpretations_path.exists() else [],
         "ruleset": _read_yaml(head),
         "parameters": _read_yaml(folder / "parameters.yaml") if (folder / "parameters.yaml").exists() else [],
         "rules": rules,
@@ -249,8 +277,47 @@ def build_ruleset(
     eff_from = _date(head.get("effective_from"), f"{origin}/ruleset.yaml: effective_from")
     eff_until = _date(head.get("effective_until"), f"{origin}/ruleset.yaml: effective_until", optional=True)
 
+    params = _build_parameters(source.get("parameters") or [], overrides, rs_id, origin)
+    if overrides:
+        raise RuleSetError(f"policy overrides for {rs_id}: unknown parameter(s) {', '.join(sorted(overrides))}")
+
+    def param(name: str) -> Any:
+        return params[name].value
+
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    rule_files = source.get("rules") or {}
+    if not rule_files:
+        raise RuleSetError(f"{origin}/rules/: no rule files")
+    for fname, items in sorted(rule_files.items()):
+        if not isinstance(items, list):
+            raise RuleSetError(f"{origin}/rules/{fname}: must be a list of rules")
+        for i, raw in enumerate(items):
+            rules.append(_build_rule(raw, f"{origin}/rules/{fname}[{i}]", param, seen, len(rules), eff_from))
+    _check_structured(params, rs_id)
+    interpretations = _build_interpretations(source.get("interpretations") or [], params, rules, origin)
+    canaries = _build_canaries(source.get("canaries") or [], origin)
+    version_src = {"source": source, "overrides": {k: v.value for k, v in params.items() if v.overridden}}
+    version = hashlib.sha256(_canonical(version_src).encode()).hexdigest()
+    rs = RuleSet(
+        rs_id,
+        str(head.get("title") or rs_id),
+        eff_from,
+        eff_until,
+        version,
+        tuple(rules),
+        params,
+        canaries,
+        json.loads(_canonical(source)),
+        interpretations,
+    )
+    check_canaries(rs, origin)
+    return rs
+
+
+def _build_parameters(raw_params: Any, overrides: dict[str, Any], rs_id: str, origin: str) -> dict[str, Parameter]:
+    """The declared parameters with the deployment's overrides applied (popped from `overrides`)."""
     params: dict[str, Parameter] = {}
-    raw_params = source.get("parameters") or []
     if not isinstance(raw_params, list):
         raise RuleSetError(f"{origin}/parameters.yaml: must be a list of parameters")
     for i, p in enumerate(raw_params):
@@ -285,38 +352,83 @@ def build_ruleset(
             str(p.get("description") or ""),
             overridden,
         )
-    if overrides:
-        raise RuleSetError(f"policy overrides for {rs_id}: unknown parameter(s) {', '.join(sorted(overrides))}")
+    return params
 
-    def param(name: str) -> Any:
-        return params[name].value
 
-    rules: list[Rule] = []
-    seen: set[str] = set()
-    rule_files = source.get("rules") or {}
-    if not rule_files:
-        raise RuleSetError(f"{origin}/rules/: no rule files")
-    for fname, items in sorted(rule_files.items()):
-        if not isinstance(items, list):
-            raise RuleSetError(f"{origin}/rules/{fname}: must be a list of rules")
-        for i, raw in enumerate(items):
-            rules.append(_build_rule(raw, f"{origin}/rules/{fname}[{i}]", param, seen, len(rules), eff_from))
-    canaries = _build_canaries(source.get("canaries") or [], origin)
-    version_src = {"source": source, "overrides": {k: v.value for k, v in params.items() if v.overridden}}
-    version = hashlib.sha256(_canonical(version_src).encode()).hexdigest()
-    rs = RuleSet(
-        rs_id,
-        str(head.get("title") or rs_id),
-        eff_from,
-        eff_until,
-        version,
-        tuple(rules),
-        params,
-        canaries,
-        json.loads(_canonical(source)),
+def _interpretation_ids(text: str) -> list[str]:
+    """ "D7", "D5, D9" → ["D7"], ["D5", "D9"]."""
+    return [part.strip() for part in text.replace("，", ",").split(",") if part.strip()]
+
+
+def _build_interpretations(
+    raw: Any, params: Mapping[str, Parameter], rules: list[Rule], origin: str
+) -> tuple[Interpretation, ...]:
+    """The D-decisions, each with the parameters and rules citing it; every `interpretation` a parameter or
+    rule cites must be declared (one home per interpretation, issue #14 item 8)."""
+    where = f"{origin}/interpretations.yaml"
+    if not isinstance(raw, list):
+        raise RuleSetError(f"{where}: must be a list of interpretations")
+    declared: dict[str, Mapping] = {}
+    for i, d in enumerate(raw):
+        if not isinstance(d, Mapping) or not all(d.get(k) for k in ("id", "article", "meaning", "applied_by")):
+            raise RuleSetError(f"{where}[{i}]: each interpretation needs id, article, meaning and applied_by")
+        if d["id"] in declared:
+            raise RuleSetError(f"{where}[{i}]: duplicate interpretation {d['id']!r}")
+        declared[str(d["id"])] = d
+    citing: dict[str, tuple[list[str], list[str]]] = {k: ([], []) for k in declared}
+    cited = [(p.interpretation, p.name, 0) for p in params.values()] + [(r.interpretation, r.id, 1) for r in rules]
+    for text, name, slot in cited:
+        for d_id in _interpretation_ids(text):
+            if d_id not in citing:
+                raise RuleSetError(f"{where}: {name} cites {d_id}, which is not declared")
+            citing[d_id][slot].append(name)
+    return tuple(
+        Interpretation(
+            k, str(d["article"]), " ".join(str(d["meaning"]).split()), str(d["applied_by"]), *map(tuple, citing[k])
+        )
+        for k, d in declared.items()
     )
-    check_canaries(rs, origin)
-    return rs
+
+
+def _check_structured(params: Mapping[str, Parameter], rs_id: str) -> None:
+    """Parameters whose values are trigger numbers or item lists: a bad override fails the load, never a decision.
+    D14 `record.case_opening_items` = [{form: 1|2, item: an item of that form, triggers: [第二十六条 1..6]}];
+    D12 `feedback.review_trigger` is a 第二十七条 trigger (7, 8); D13 `penalty.serious_triggers` are 第二十六条 ones."""
+
+    def bad_item(e: Any) -> bool:
+        return not (
+            isinstance(e, Mapping)
+            and e.get("form") in ANNEX3_ITEMS
+            and isinstance(e.get("item"), int)
+            and 1 <= e["item"] <= ANNEX3_ITEMS[e["form"]]
+            and isinstance(e.get("triggers"), list)
+            and e["triggers"]
+            and all(t in ART26_TRIGGERS for t in e["triggers"])
+        )
+
+    checks = {
+        "record.case_opening_items": (
+            lambda v: any(bad_item(e) for e in v),
+            "[{form: 1|2, item: n, triggers: [1..6]}]",
+        ),
+        "feedback.review_trigger": (lambda v: v not in ART27_TRIGGERS, "a 第二十七条 trigger (7 or 8)"),
+        "penalty.serious_triggers": (lambda v: any(t not in ART26_TRIGGERS for t in v), "第二十六条 triggers (1..6)"),
+    }
+    for name, (is_bad, expected) in checks.items():
+        if name in params and is_bad(params[name].value):
+            raise RuleSetError(f"{rs_id}.{name}: {params[name].value!r} is not {expected}")
+
+
+def _applies_to(raw: Mapping, kind: str, where: str) -> tuple[int, ...]:
+    """The purposes an eligibility rule applies to (other kinds have none)."""
+    names = raw.get("applies_to")
+    if kind != "eligibility":
+        if "applies_to" in raw:
+            raise RuleSetError(f"{where}: applies_to is only for eligibility rules")
+        return ()
+    if not isinstance(names, list) or not names or any(n not in _PURPOSES for n in names):
+        raise RuleSetError(f"{where}: applies_to must list some of appointment, renewal, dispatch")
+    return tuple(_PURPOSES[n] for n in names)
 
 
 def _build_rule(raw: Any, where: str, param, seen: set[str], order: int, rs_from: dt.date) -> Rule:
@@ -349,17 +461,8 @@ def _build_rule(raw: Any, where: str, param, seen: set[str], order: int, rs_from
         when = cond.parse(raw["when"], fields=fields, param=param)
     except cond.ConditionError as exc:
         raise RuleSetError(f"{where}: {exc}") from exc
-    applies: tuple[int, ...] = ()
-    extra: list[cond.Node] = []
-    if kind == "eligibility":
-        names = raw.get("applies_to")
-        if not isinstance(names, list) or not names or any(n not in _PURPOSES for n in names):
-            raise RuleSetError(f"{where}: applies_to must list some of appointment, renewal, dispatch")
-        applies = tuple(_PURPOSES[n] for n in names)
-        if len(applies) < 3:
-            extra.append(cond.Cmp("purpose", "in", applies))
-    elif "applies_to" in raw:
-        raise RuleSetError(f"{where}: applies_to is only for eligibility rules")
+    applies = _applies_to(raw, kind, where)
+    extra: list[cond.Node] = [cond.Cmp("purpose", "in", applies)] if 0 < len(applies) < 3 else []
     rung = raw.get("rung")
     if kind == "penalty":
         if rung not in (1, 2, 3, "climb"):
