@@ -4,7 +4,7 @@ Why this module exists: deadlines count *working days* on the State Council cale
 make-up working days (调休) on weekends, and the `chinese-calendar` package only knows the years it was
 released with (1.11.0: 2004–2026). So:
 
-* ``add_workdays(d, n)`` steps one calendar day at a time and counts days where ``is_workday`` holds,
+* ``WorkdayCalendar.add_workdays(d, n)`` steps one calendar day at a time and counts days where ``is_workday`` holds,
   **strictly after** ``d`` (negative ``n``: strictly before). ``chinese_calendar.find_workday`` is not
   used: it counts a non-working start day as day 0 and answers one working day late (library notes §5).
 * An operator calendar file (YAML or JSON; setting ``calendar_file``, env ``BJSV_CALENDAR_FILE``, read by a
@@ -44,10 +44,6 @@ __all__ = [
     "CalendarNotCovered",
     "WorkdayCalendar",
     "YearCalendar",
-    "add_workdays",
-    "default_calendar",
-    "is_workday",
-    "workdays_between",
 ]
 
 
@@ -240,7 +236,8 @@ class CalendarFile:
     Each service builds one from its settings and passes it in; nothing here reads the environment."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
-        self.path = Path(path) if path else None
+        # An empty setting (BJSV_CALENDAR_FILE="") arrives from pydantic as Path("."): no file, like None.
+        self.path = Path(path) if path and str(path) != "." else None
         self._lock = threading.Lock()
         self._loaded: tuple[float | None, WorkdayCalendar] | None = None
 
@@ -256,31 +253,3 @@ class CalendarFile:
             if self._loaded is None or self._loaded[0] != stamp:
                 self._loaded = (stamp, WorkdayCalendar.from_file(self.path))
             return self._loaded[1]
-
-
-_env_lock = threading.Lock()
-_env_files: dict[str | None, CalendarFile] = {}
-
-
-def default_calendar() -> WorkdayCalendar:
-    """The calendar of env BJSV_CALENDAR_FILE. Only notify still calls this; the registry passes a
-    CalendarFile built from its settings (issue #11: notify is to do the same, then this goes)."""
-    path = os.environ.get(ENV_CALENDAR_FILE) or None
-    with _env_lock:
-        source = _env_files.setdefault(path, CalendarFile(path))
-    return source()
-
-
-def is_workday(d: dt.date, calendar: WorkdayCalendar | None = None) -> bool:
-    """Whether ``d`` is a statutory working day (default calendar unless one is given)."""
-    return (calendar or default_calendar()).is_workday(d)
-
-
-def add_workdays(d: dt.date, n: int, calendar: WorkdayCalendar | None = None) -> dt.date:
-    """The n-th working day strictly after ``d`` (see WorkdayCalendar.add_workdays)."""
-    return (calendar or default_calendar()).add_workdays(d, n)
-
-
-def workdays_between(start: dt.date, end: dt.date, calendar: WorkdayCalendar | None = None) -> int:
-    """Working days in (start, end]."""
-    return (calendar or default_calendar()).workdays_between(start, end)

@@ -12,7 +12,7 @@ from common.bus import Bus, Subscription
 from common.db import Database, StartupError
 from common.events import unpack
 from common.server import Service, Servicer, run
-from common.workdays import CalendarFileError, default_calendar
+from common.workdays import CalendarFile, CalendarFileError
 from services.notify.api import NotifyServicer
 from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
 from services.notify.config import NotifySettings
@@ -41,8 +41,9 @@ def follow_workflow_clock(notifier: Notifier) -> Subscription:
 
 
 def notifier_for(settings: NotifySettings, db: Database, bus: Bus) -> Notifier:
+    calendar = CalendarFile(settings.calendar_file)
     try:
-        default_calendar()  # a broken operator calendar file is a startup error, not a runtime surprise
+        calendar()  # a broken operator calendar file is a startup error, not a runtime surprise
     except CalendarFileError as e:
         raise StartupError(f"{e}. Fix: correct the file named by BJSV_CALENDAR_FILE or unset it.") from None
     try:
@@ -71,6 +72,7 @@ def notifier_for(settings: NotifySettings, db: Database, bus: Bus) -> Notifier:
             concurrency=settings.notify_delivery_concurrency,
             tick_interval=settings.notify_tick_interval,
         ),
+        calendar=calendar,
     )
 
 

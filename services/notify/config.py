@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from common.config import Settings
@@ -27,3 +29,7 @@ class NotifySettings(Settings):
         default=30.0, description="seconds before an unacknowledged registry event is redelivered (after a crash)"
     )
     notify_documents_timeout: float = Field(default=10.0, description="seconds to fetch/render an attachment")
+    calendar_file: Path | None = Field(
+        default=None,
+        description="operator calendar file (YAML/JSON) for years chinese-calendar does not cover (D5)",
+    )

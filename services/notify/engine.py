@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.db import Database
-from common.workdays import CalendarNotCovered, WorkdayCalendar, default_calendar
+from common.workdays import CalendarNotCovered, WorkdayCalendar
 from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
 from services.notify.domain.clock import ClockMode, SettableClock
 from services.notify.domain.delivery import RetryPolicy, SendError, after_failure
@@ -54,7 +54,7 @@ class Notifier:
         nats: NatsInboxSender | None,
         documents: DocumentFetcher | None,
         options: EngineOptions,
-        calendar: Callable[[], WorkdayCalendar] = default_calendar,
+        calendar: Callable[[], WorkdayCalendar],
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.db = db

@@ -8,6 +8,7 @@ from common.bus import Bus
 from common.clock import Clock
 from common.db import Database
 from common.server import Service, Servicer, run
+from common.workdays import CalendarFile
 from services.rules.api import RulesServicer, add_to_server, on_loaded_hook
 from services.rules.config import RulesSettings
 from services.rules.runtime import RulesRuntime
@@ -33,7 +34,13 @@ def build(settings: RulesSettings | None = None) -> Service:
         clock=clock,
         on_loaded=on_loaded_hook(db),
     )
-    servicer = RulesServicer(runtime=runtime, db=db, clock=clock, batch_max=settings.rules_batch_max)
+    servicer = RulesServicer(
+        runtime=runtime,
+        db=db,
+        clock=clock,
+        calendar=CalendarFile(settings.calendar_file),
+        batch_max=settings.rules_batch_max,
+    )
     tasks = []
     if settings.rules_reload_interval > 0:
 

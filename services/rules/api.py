@@ -24,7 +24,7 @@ from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.events import timestamp
-from common.workdays import WorkdayCalendar, default_calendar
+from common.workdays import WorkdayCalendar
 from services.rules.codec import (
     BATCH_KINDS,
     PROPOSE_TEAM,
@@ -143,11 +143,11 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         runtime: RulesRuntime,
         db: Database,
         clock: Clock,
+        calendar: Callable[[], WorkdayCalendar],
         batch_max: int = 5000,
-        calendar: Callable[[], WorkdayCalendar] = default_calendar,
     ) -> None:
         self.runtime = runtime
-        self.calendar = calendar  # BJSV_CALENDAR_FILE, re-read when the file changes (common.workdays)
+        self.calendar = calendar  # settings.calendar_file, re-read when the file changes (common.workdays)
         self.db = db
         self.clock = clock
         self.decider = Decider(clock)

@@ -23,3 +23,7 @@ class RulesSettings(Settings):
         default=2.0, description="seconds between checks of the rule-set files for hot reload; 0 = only on demand"
     )
     rules_batch_max: int = Field(default=5000, description="max items per Batch* call")
+    calendar_file: Path | None = Field(
+        default=None,
+        description="operator calendar file (YAML/JSON) for years chinese-calendar does not cover (D5)",
+    )

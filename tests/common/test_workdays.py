@@ -11,7 +11,6 @@ from common.workdays import (
     CalendarFileError,
     CalendarNotCovered,
     WorkdayCalendar,
-    add_workdays,
     load_calendar_file,
 )
 
@@ -84,16 +83,6 @@ def test_operator_file_replaces_a_library_year(tmp_path):
     cal = WorkdayCalendar.from_file(f)
     assert cal.is_workday(D(2026, 3, 2)) is False
     assert cal.is_workday(D(2026, 2, 14)) is False  # the file defines 2026 completely
-
-
-def test_env_calendar_file_is_used_by_module_functions(tmp_path, monkeypatch):
-    f = tmp_path / "cal.yaml"
-    f.write_text(CALENDAR_2027)
-    monkeypatch.setenv(workdays.ENV_CALENDAR_FILE, str(f))
-    assert add_workdays(D(2026, 12, 28), 5) == D(2027, 1, 5)
-    monkeypatch.delenv(workdays.ENV_CALENDAR_FILE)
-    with pytest.raises(CalendarNotCovered):
-        add_workdays(D(2026, 12, 28), 5)
 
 
 def test_calendar_file_given_by_settings_is_re_read_when_the_operator_edits_it_d5(tmp_path):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import nats
@@ -22,12 +23,14 @@ class NotifyEnv:
     smtp: SmtpSink
     port: int
     nats_url: str
+    calendar_file: Path  # the operator calendar file the service was configured with (settings.calendar_file)
 
 
 @pytest.fixture(scope="module")
 async def notify_env(nats_server, tmp_path_factory):
     smtp = SmtpSink(free_port()).start()
-    port, stop, task = await start_inprocess(tmp_path_factory.mktemp("notify"), nats_server.url, smtp)
+    data_dir = tmp_path_factory.mktemp("notify")
+    port, stop, task = await start_inprocess(data_dir, nats_server.url, smtp)
     nc = await nats.connect(nats_server.url)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     yield NotifyEnv(
@@ -37,6 +40,7 @@ async def notify_env(nats_server, tmp_path_factory):
         smtp=smtp,
         port=port,
         nats_url=nats_server.url,
+        calendar_file=data_dir / "calendar.yaml",
     )
     await channel.close()
     await nc.close()

@@ -316,7 +316,8 @@ async def wait_for(predicate, limit: float = 30.0, interval: float = 0.05, what:
 
 
 async def start_inprocess(data_dir, nats_url: str, smtp: SmtpSink, **overrides):
-    os.environ.pop("BJSV_CALENDAR_FILE", None)
+    calendar = Path(data_dir) / "calendar.yaml"  # the operator's file: no years yet (a test may add one)
+    calendar.write_text("{}\n")
     port = free_port()
     values = dict(
         data_dir=data_dir,
@@ -331,6 +332,7 @@ async def start_inprocess(data_dir, nats_url: str, smtp: SmtpSink, **overrides):
         notify_delivery_lease=2.0,
         documents_port=free_port(),
         shutdown_grace=0.5,
+        calendar_file=calendar,
     )
     settings = NotifySettings(**{**values, **overrides})
     svc = build(settings)

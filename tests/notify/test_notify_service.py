@@ -5,6 +5,7 @@ the service clock is moved with SetClock instead of sleeping.
 """
 
 import datetime as dt
+import os
 
 import notify_support as support
 import pytest
@@ -162,7 +163,7 @@ async def test_spring_festival_2026_deadline_due_2026_02_27_d5(notify_env):
     assert due == {"2026-02-27"}
 
 
-async def test_notices_in_uncovered_2027_raise_an_operator_alert_not_a_weekday_guess_d5(notify_env, tmp_path):
+async def test_notices_in_uncovered_2027_raise_an_operator_alert_not_a_weekday_guess_d5(notify_env):
     env = notify_env
     await set_clock(env, 2026, 12, 21, 18)
     # due 2026-12-28 (the registry's D5 date); overdue notices every 5 working days run into 2027
@@ -184,17 +185,17 @@ async def test_notices_in_uncovered_2027_raise_an_operator_alert_not_a_weekday_g
     preview = await env.stub.Preview(K.PreviewRequest(at_time=at(2027, 1, 31)))
     assert any(a.year == 2027 for a in preview.alerts)
 
-    # the operator configures 2027: the notices of the blocked deadline in 2027 are scheduled
-    import os
-
-    cal = tmp_path / "calendar.yaml"
+    # the operator adds 2027 to the configured calendar file: the notices of the blocked deadline are scheduled
+    cal, before = env.calendar_file, env.calendar_file.read_text()
     cal.write_text("2027:\n  holidays: [2027-01-01]\n  workdays: []\n")
-    os.environ["BJSV_CALENDAR_FILE"] = str(cal)
+    later = cal.stat().st_mtime + 5  # a later modification time, whatever the file system's resolution
+    os.utime(cal, (later, later))
     try:
         await env.stub.RunDueTimers(K.RunDueTimersRequest())
-    finally:
-        del os.environ["BJSV_CALENDAR_FILE"]
-    assert await fire_years() == {2026, 2027}
+        assert await fire_years() == {2026, 2027}
+    finally:  # the module's later tests see the calendar the service started with
+        cal.write_text(before)
+        os.utime(cal, (later + 5, later + 5))
 
 
 async def test_appointment_term_end_and_age_limit_notices_go_to_appointing_org_art13_art9(notify_env):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as pb
+from common import api
 from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.events import record_event
 from services.registry.domain.districts import CITY_CODE, is_district
@@ -31,9 +32,10 @@ from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases import appointments as registry_appointments
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import events
-from services.registry.workflow.context import Workflow, caller_org, invalid, require_role
-from services.registry.workflow.convert import RUNG, iso, parse_id, to_proto_case, to_proto_decision
+from services.registry.workflow.context import Workflow, caller_org, require_role
+from services.registry.workflow.convert import RUNG, to_proto_case, to_proto_decision
 from services.registry.workflow.results import CaseView, Recommendation
 from services.registry.workflow.rules_port import prior_case
 
@@ -172,7 +174,7 @@ async def _subject_of(wf: Workflow, kind: CaseSubjectKind, subject: str) -> tupl
         if inst is None:
             raise NotFound(subject)
         return inst.display_name, inst.district_code
-    views = await wf.db.read(repo.supervisors, [parse_id(subject, "supervisors", "penalty_case.subject")])
+    views = await wf.db.read(repo.supervisors, [api.parse_id(subject, "supervisors", field="penalty_case.subject")])
     if not views:
         raise NotFound(subject)
     v = next(iter(views.values()))
@@ -188,10 +190,10 @@ async def open_case(wf: Workflow, c: NewCase) -> CaseView:
     try:
         case_rules.validate_open(c.kind, c.subject, c.triggers, c.description)
     except ProblemsError as e:
-        raise invalid(e) from None
+        raise as_error(e) from None
     kind, triggers = CaseSubjectKind(c.kind), [t for t in c.triggers if t is not None]  # validated above
-    plan_id = parse_id(c.plan, "plans", "penalty_case.plan") if c.plan else None
-    dispatch_id = parse_id(c.dispatch, "dispatches", "penalty_case.dispatch") if c.dispatch else None
+    plan_id = api.parse_id(c.plan, "plans", field="penalty_case.plan") if c.plan else None
+    dispatch_id = api.parse_id(c.dispatch, "dispatches", field="penalty_case.dispatch") if c.dispatch else None
     plan_row = await wf.db.read(repo.plan, plan_id) if plan_id else None
     if plan_id and plan_row is None:
         raise NotFound(c.plan)
@@ -232,7 +234,7 @@ def _apply_sanction(
     rung = PenaltyRung(d.rung)
     if rung not in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
         return
-    sup = session.get(rm.Supervisor, parse_id(c.subject, "supervisors"))
+    sup = session.get(rm.Supervisor, api.parse_id(c.subject, "supervisors"))
     if sup is None or sup.current_appointment_id is None:
         return
     appt = session.get(rm.Appointment, sup.current_appointment_id, with_for_update=True)
@@ -266,7 +268,7 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
                 name, CaseState(state), kind, dec.rung, dec.correction_deadline, dec.official, today
             )
         except ProblemsError as e:
-            raise invalid(e) from None
+            raise as_error(e) from None
 
     check(row.state)  # validate before anything takes effect; the transaction re-checks against the locked row
 
@@ -312,7 +314,7 @@ async def record_correction(wf: Workflow, case_id: int, name: str, note: str) ->
         try:
             state = case_rules.record_correction(name, CaseState(c.state), c.correction_deadline, today, note)
         except ProblemsError as e:
-            raise invalid(e) from None
+            raise as_error(e) from None
         cases_repo.record_correction(session, c, state=state.value, note=note.strip(), now=now)
         corrected = case_view(session, c)
         record_event(
@@ -403,7 +405,7 @@ async def escalate_overdue_corrections(wf: Workflow) -> list[str]:
                 subject=proto.name,
                 payload=ev.CaseEscalated(
                     penalty_case=proto,
-                    missed_deadline=iso(missed),
+                    missed_deadline=api.format_date(missed),
                     previous_rung=RUNG[previous] if previous else pb.PENALTY_RUNG_UNSPECIFIED,
                     recipients=_subject_recipients(session, c),
                 ),

@@ -10,14 +10,11 @@ from common.context import current_caller
 from common.db import Database
 from common.errors import (
     FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
     PermissionDenied,
     PreconditionViolation,
 )
 from common.policy import PolicyParameters
 from common.workdays import CalendarFile, CalendarFileError, CalendarNotCovered, WorkdayCalendar
-from services.registry.domain.problems import ProblemsError
 from services.registry.domain.workflow.policy import WorkflowPolicy
 from services.registry.workflow.clock import WorkflowClock
 from services.registry.workflow.rules_port import RulesPort
@@ -51,10 +48,6 @@ class Workflow:
 
     def today(self) -> dt.date:
         return self.clock.today()
-
-
-def invalid(e: ProblemsError) -> InvalidArgument:
-    return InvalidArgument(e.reason, [FieldViolation(p.field, p.description) for p in e.problems])
 
 
 def calendar_error(e: CalendarNotCovered, subject: str) -> FailedPrecondition:

@@ -1,6 +1,6 @@
 """The workflow's API edge converters: enum maps and `to_proto_*` / `from_proto_*` between the
-SupervisionService messages (proto/bjsv/registry/v1/supervision.proto) and the domain / stored rows, plus the
-parsing of names, dates and page tokens of its requests."""
+SupervisionService messages (proto/bjsv/registry/v1/supervision.proto) and the domain / stored rows. Names,
+dates and page tokens are parsed by common.api, as in every other servicer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bjsv.registry.v1 import supervision_pb2 as pb
+from common import api
 from common.clock import SHANGHAI
-from common.errors import FieldViolation, InvalidArgument
 from services.registry.domain import id_number
 from services.registry.domain.workflow import checklists
 from services.registry.domain.workflow.model import (
@@ -128,34 +128,6 @@ def aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def iso(d: dt.date | None) -> str:
-    return d.isoformat() if d else ""
-
-
-def parse_date(text: str, field: str, *, required: bool = True) -> dt.date | None:
-    if not text:
-        if required:
-            raise InvalidArgument("DATE_REQUIRED", [FieldViolation(field, "请填写日期（YYYY-MM-DD）")])
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument("DATE_INVALID", [FieldViolation(field, f"日期“{text}”格式应为 YYYY-MM-DD")]) from None
-
-
-def parse_id(name: str, collection: str, field: str = "name") -> int:
-    prefix = f"{collection}/"
-    tail = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not tail.isdigit():
-        raise InvalidArgument("NAME_INVALID", [FieldViolation(field, f"应写为 {collection}/编号")])
-    return int(tail)
-
-
-def parse_page(token: str, size: int) -> tuple[int, int]:
-    offset = int(token) if token.isdigit() else 0
-    return offset, min(max(size or 50, 1), 500)
-
-
 # -- proto <-> domain ------------------------------------------------------------------------------------
 
 
@@ -243,8 +215,8 @@ def to_proto_dispatch(v: DispatchView) -> pb.Dispatch:
         rule_set_version=d.rule_set_version,
         supervision_start_time=timestamp(aware(d.window_start)),
         supervision_end_time=timestamp(aware(d.window_end)),
-        record_due_date=iso(d.record_due),
-        feedback_due_date=iso(d.feedback_due),
+        record_due_date=api.format_date(d.record_due),
+        feedback_due_date=api.format_date(d.feedback_due),
         state=DSTATE[d.state],
         cancel_reason=d.cancel_reason,
         create_time=timestamp(aware(d.created_at)),
@@ -301,7 +273,7 @@ def to_proto_record(v: RecordView) -> pb.SupervisionRecord:
         problems=ver.problems,
         supervisor_signatures=ver.signatures,
         institution_head_signature=ver.head_signature,
-        sign_date=iso(ver.sign_date),
+        sign_date=api.format_date(ver.sign_date),
         findings=[
             pb.RecordFinding(
                 item_number=f["item_number"],
@@ -312,7 +284,7 @@ def to_proto_record(v: RecordView) -> pb.SupervisionRecord:
             for f in ver.findings
         ],
         submit_time=timestamp(aware(ver.submitted_at)),
-        due_date=iso(ver.due_date),
+        due_date=api.format_date(ver.due_date),
         late=ver.late_calendar_days > 0,
         late_working_days=ver.late_working_days,
         late_calendar_days=ver.late_calendar_days,
@@ -341,7 +313,7 @@ def to_proto_feedback(v: FeedbackView) -> pb.SupervisorFeedback:
         comments=f.comments,
         signed_by=f.signed_by,
         submit_time=timestamp(aware(f.submitted_at)),
-        due_date=iso(f.due_date),
+        due_date=api.format_date(f.due_date),
         late=f.late_calendar_days > 0,
         late_working_days=f.late_working_days,
         late_calendar_days=f.late_calendar_days,
@@ -378,7 +350,7 @@ def to_proto_decision(d: wm.CaseDecision) -> pb.CaseDecision:
         official_org=d.official_org,
         decide_time=timestamp(aware(d.decided_at)),
         note=d.note,
-        correction_deadline=iso(d.correction_deadline),
+        correction_deadline=api.format_date(d.correction_deadline),
         sanction_text=rung.text,
     )
 
@@ -399,7 +371,7 @@ def to_proto_case(v: CaseView) -> pb.PenaltyCase:
         state=CASE_STATE[CaseState(c.state)],
         recommendation=to_proto_recommendation(Recommendation.from_json(c.recommendation)),
         decisions=[to_proto_decision(d) for d in decisions],
-        correction_deadline=iso(c.correction_deadline),
+        correction_deadline=api.format_date(c.correction_deadline),
         correct_time=timestamp(aware(c.corrected_at)) if c.corrected_at else None,
         correction_note=c.correction_note,
         escalation_count=c.escalation_count,
@@ -445,7 +417,7 @@ def from_proto_record(r: pb.SupervisionRecord) -> RecordInput:
         problems=r.problems.strip(),
         signatures=[s.strip() for s in r.supervisor_signatures if s.strip()],
         head_signature=r.institution_head_signature.strip(),
-        sign_date=parse_date(r.sign_date, "record.sign_date", required=False),
+        sign_date=api.parse_optional_date(r.sign_date, "record.sign_date"),
     )
 
 
@@ -458,7 +430,7 @@ def to_proto_overdue(o: OverdueItem) -> pb.OverdueItem:
         institution=o.institution,
         plan_title=o.plan_title,
         supervisor=o.supervisor,
-        due_date=iso(o.due_date),
+        due_date=api.format_date(o.due_date),
         overdue_working_days=o.overdue_working_days,
     )
 

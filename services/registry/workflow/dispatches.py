@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
+from common import api
 from common.clock import SHANGHAI
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from common.events import record_event
@@ -24,9 +25,10 @@ from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow.model import SessionWindow, SupervisionForm
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import events
-from services.registry.workflow.context import Workflow, calendar_error, caller_org, invalid
-from services.registry.workflow.convert import aware, iso, parse_id, to_proto_dispatch, to_proto_plan
+from services.registry.workflow.context import Workflow, calendar_error, caller_org
+from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_plan
 from services.registry.workflow.results import DispatchView, Proposal, TeamCheck, TeamFinding
 from services.registry.workflow.rules_port import TeamScope
 
@@ -105,7 +107,7 @@ async def plan_dispatch(wf: Workflow, t: DispatchTarget, *, new_dispatch: bool =
     """The plan, form, scope, supervised sessions and window of a dispatch. A new on-site dispatch must not
     cover a session that has ended (第二十一条); changes to an existing dispatch (`new_dispatch=False`, e.g.
     replacing a member before its remaining sessions) are not refused for that."""
-    plan_row = await wf.db.read(repo.plan, parse_id(t.plan, "plans", "dispatch.plan"))
+    plan_row = await wf.db.read(repo.plan, api.parse_id(t.plan, "plans", field="dispatch.plan"))
     if plan_row is None:
         raise NotFound(t.plan)
     if t.form is None:
@@ -118,7 +120,7 @@ async def plan_dispatch(wf: Workflow, t: DispatchTarget, *, new_dispatch: bool =
         selected = dispatch_rules.select_sessions(session_windows(plan_row), list(t.session_ids))
         window = dispatch_rules.supervision_window(t.form, selected, start=t.start, end=t.end)
     except ProblemsError as e:
-        raise invalid(e) from None
+        raise as_error(e) from None
     ended = dispatch_rules.ended_sessions(selected, wf.clock.now()) if new_dispatch else []
     if t.form is SupervisionForm.ON_SITE and ended:
         raise _ended_refusal(plan_row, ended)
@@ -142,7 +144,7 @@ async def propose(wf: Workflow, t: DispatchTarget, team_size: int, seed: str) ->
     """A seeded draw and its check; a proposal reports its blocking findings instead of failing."""
     planned = await plan_dispatch(wf, t)
     drawn = await wf.rules.propose_team(planned.team, t.agency, team_size, seed, wf.today())
-    team = [parse_id(n, "supervisors") for n in drawn.team]
+    team = [api.parse_id(n, "supervisors") for n in drawn.team]
     try:
         checked = await wf.rules.check_team(planned.team, t.agency, team, t.plan)
     except FailedPrecondition as e:
@@ -193,8 +195,8 @@ def _created_event(session: Session, v: DispatchView) -> None:
         payload=ev.DispatchCreated(
             dispatch=to_proto_dispatch(v),
             plan=to_proto_plan(v.plan),
-            record_due_date=iso(d.record_due),
-            feedback_due_date=iso(d.feedback_due),
+            record_due_date=api.format_date(d.record_due),
+            feedback_due_date=api.format_date(d.feedback_due),
             recipients=events.dispatch_recipients(session, v),
         ),
     )
@@ -209,8 +211,8 @@ async def create(wf: Workflow, cmd: NewDispatch) -> DispatchView:
     try:
         dispatch_rules.validate_team_list(names)
     except ProblemsError as e:
-        raise invalid(e) from None
-    team = [parse_id(n, "supervisors", "supervisors") for n in names]
+        raise as_error(e) from None
+    team = [api.parse_id(n, "supervisors", field="supervisors") for n in names]
     checked = await wf.rules.check_team(planned.team, t.agency, team, t.plan)
     due = await _due_date(wf, planned.window.end_day, t.plan)
     now, actor, plan_row = wf.clock.now(), caller_org(), planned.team.plan
@@ -296,7 +298,7 @@ async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> 
     try:
         dispatch_rules.validate_replacement(active, r.leaving, r.joining, r.reason)
     except ProblemsError as e:
-        raise invalid(e) from None
+        raise as_error(e) from None
     target = DispatchTarget(
         f"plans/{row.plan_id}",
         row.session_ids,
@@ -306,13 +308,13 @@ async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> 
         aware(row.window_end),
     )
     planned = await plan_dispatch(wf, target, new_dispatch=False)
-    team = [parse_id(n, "supervisors") for n in active if n != r.leaving] + [parse_id(r.joining, "supervisors")]
+    team = [api.parse_id(n, "supervisors") for n in active if n != r.leaving] + [api.parse_id(r.joining, "supervisors")]
     return await wf.rules.check_team(planned.team, row.dispatching_agency, team, r.name)
 
 
 async def replace_member(wf: Workflow, dispatch_id: int, r: Replacement) -> DispatchView:
     checked = await _check_replacement(wf, dispatch_id, r)
-    leaving, joining = parse_id(r.leaving, "supervisors"), parse_id(r.joining, "supervisors")
+    leaving, joining = api.parse_id(r.leaving, "supervisors"), api.parse_id(r.joining, "supervisors")
     now, joiner = wf.clock.now(), checked.views[joining]
 
     def tx(session: Session) -> DispatchView:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
+from common import api
 from common.clock import SHANGHAI
 from common.errors import (
     AlreadyExists,
@@ -37,9 +38,10 @@ from services.registry.domain.workflow.model import (
 )
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import cases, dispatches, events
-from services.registry.workflow.context import Workflow, caller_org, invalid
-from services.registry.workflow.convert import aware, parse_id, to_proto_dispatch, to_proto_feedback
+from services.registry.workflow.context import Workflow, caller_org
+from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_feedback
 from services.registry.workflow.results import FeedbackView
 
 
@@ -110,8 +112,8 @@ def _allowed_days(d: wm.Dispatch, plan_row: wm.CertPlan) -> list[dt.date]:
 
 
 async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
-    dispatch_id = parse_id(s.dispatch, "dispatches", "feedback.dispatch")
-    sup_id = parse_id(s.supervisor, "supervisors", "feedback.supervisor")
+    dispatch_id = api.parse_id(s.dispatch, "dispatches", field="feedback.dispatch")
+    sup_id = api.parse_id(s.supervisor, "supervisors", field="feedback.supervisor")
     d, member = await wf.db.read(_submittable, dispatch_id, s, sup_id)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     try:
@@ -125,7 +127,7 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
             policy=wf.policy,
         )
     except ProblemsError as e:
-        raise invalid(e) from None
+        raise as_error(e) from None
     today = wf.today()
     lateness = deadlines.assess_lateness(d.feedback_due, today, calendar=wf.calendar)
     review = None

@@ -13,8 +13,9 @@ from services.registry.domain.workflow import plans as plan_rules
 from services.registry.domain.workflow.model import PlanIn
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import events
-from services.registry.workflow.context import Workflow, caller_org, invalid
+from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import to_proto_plan
 
 
@@ -38,7 +39,7 @@ def _validate(wf: Workflow, data: PlanIn) -> None:
     try:
         plan_rules.validate_plan(data, policy=wf.policy)
     except ProblemsError as e:
-        raise invalid(e) from None
+        raise as_error(e) from None
 
 
 async def create(wf: Workflow, data: PlanIn, crid: str | None) -> wm.CertPlan:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
+from common import api
 from common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -39,9 +40,10 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import cases, dispatches, events
-from services.registry.workflow.context import Workflow, caller_org, invalid
-from services.registry.workflow.convert import parse_id, to_proto_dispatch, to_proto_record
+from services.registry.workflow.context import Workflow, caller_org
+from services.registry.workflow.convert import to_proto_dispatch, to_proto_record
 from services.registry.workflow.results import Recommendation, RecordView
 
 
@@ -133,7 +135,7 @@ def _validated(
             policy=wf.policy,
         )
     except ProblemsError as e:
-        raise invalid(e) from None
+        raise as_error(e) from None
     return answers, record_rules.derive_findings(form, answers, policy=wf.policy)
 
 
@@ -175,8 +177,8 @@ def _open_finding_cases(
 
 
 async def prepare(wf: Workflow, s: RecordSubmission) -> PreparedRecord:
-    dispatch_id = parse_id(s.dispatch, "dispatches", "record.dispatch")
-    submitter = parse_id(s.submitted_by, "supervisors", "record.submitted_by")
+    dispatch_id = api.parse_id(s.dispatch, "dispatches", field="record.dispatch")
+    submitter = api.parse_id(s.submitted_by, "supervisors", field="record.submitted_by")
     d = await wf.db.read(_submittable, dispatch_id, s, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(d.form), wf.today()
@@ -290,7 +292,7 @@ async def correct(wf: Workflow, c: RecordCorrection) -> RecordView:
         return done
     if not c.reason.strip():
         raise InvalidArgument("REASON_REQUIRED", [FieldViolation("reason", "更正督导记录表须说明原因")])
-    submitter = parse_id(c.submitted_by, "supervisors", "record.submitted_by")
+    submitter = api.parse_id(c.submitted_by, "supervisors", field="record.submitted_by")
     rec, d = await wf.db.read(_corrector, c, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(rec.form), wf.today()

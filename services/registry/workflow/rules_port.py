@@ -17,6 +17,7 @@ import grpc
 from sqlalchemy.orm import Session
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from common import api
 from common.clients import channel, invoke
 from common.clock import SHANGHAI
 from common.db import Database
@@ -34,7 +35,6 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
-from services.registry.workflow.convert import iso, parse_id
 from services.registry.workflow.results import Proposal, Recommendation, TeamCheck, TeamFinding
 
 T = TypeVar("T")
@@ -112,12 +112,12 @@ def supervisor_facts(v: repo.SupervisorView, recent: int = 0) -> rules_pb2.Super
         district_code=v.district_code,
         institution=v.institution,
         status=RULES_STATUS.get(v.status, rules_pb2.SUPERVISOR_STATUS_UNSPECIFIED),
-        term_start_date=iso(v.term_start),
-        term_end_date=iso(v.term_end),
+        term_start_date=api.format_date(v.term_start),
+        term_end_date=api.format_date(v.term_end),
         training_passed=v.training_passed,
-        training_passed_date=iso(v.training_date),
+        training_passed_date=api.format_date(v.training_date),
         attestations=[
-            rules_pb2.Attestation(item=RULES_ATTESTATION[item], attested_by=by, attested_date=iso(day))
+            rules_pb2.Attestation(item=RULES_ATTESTATION[item], attested_by=by, attested_date=api.format_date(day))
             for item, by, day in v.attestations
             if item in RULES_ATTESTATION
         ],
@@ -130,10 +130,10 @@ def prior_case(c: wm.PenaltyCase, decs: list[wm.CaseDecision]) -> rules_pb2.Prio
     return rules_pb2.PriorCase(
         name=f"cases/{c.id}",
         trigger=RULES_TRIGGER[CaseTrigger(c.triggers[0])],
-        decided_date=iso(last.decided_on),
+        decided_date=api.format_date(last.decided_on),
         sanction=RUNG_TO_SANCTION.get(PenaltyRung(last.rung), rules_pb2.SANCTION_UNSPECIFIED),
-        correction_deadline=iso(last.correction_deadline),
-        corrected_date=iso(c.corrected_at.astimezone(SHANGHAI).date()) if c.corrected_at else "",
+        correction_deadline=api.format_date(last.correction_deadline),
+        corrected_date=api.format_date(c.corrected_at.astimezone(SHANGHAI).date()) if c.corrected_at else "",
     )
 
 
@@ -182,15 +182,15 @@ class RulesPort:
         plan_row = team.plan
         raw = {s["session_id"]: s for s in plan_row.sessions}
         examiners = [x for s in team.sessions for x in raw[s.session_id]["examiners"]]
-        examiner_sups = {parse_id(x["supervisor"], "supervisors") for x in examiners if x["supervisor"]}
+        examiner_sups = {api.parse_id(x["supervisor"], "supervisors") for x in examiners if x["supervisor"]}
         views = await self._db.read(repo.supervisors, sorted(set(ids) | examiner_sups))
         plan_facts = rules_pb2.PlanFacts(
             name=f"plans/{plan_row.id}",
             institution=plan_row.institution,
             district_code=plan_row.district,
             candidate_count=plan_row.candidate_count,
-            start_date=iso(plan_row.first_day),
-            end_date=iso(plan_row.last_day),
+            start_date=api.format_date(plan_row.first_day),
+            end_date=api.format_date(plan_row.last_day),
         )
         session_facts = []
         for s, day in zip(team.sessions, team.days, strict=True):
@@ -198,7 +198,7 @@ class RulesPort:
             for x in raw[s.session_id]["examiners"]:
                 if x["id_number"]:
                     person_ids.append(plans.person_key(x["id_number"]))
-                elif x["supervisor"] and (v := views.get(parse_id(x["supervisor"], "supervisors"))):
+                elif x["supervisor"] and (v := views.get(api.parse_id(x["supervisor"], "supervisors"))):
                     person_ids.append(plans.person_key(v.id_number))
             session_facts.append(
                 rules_pb2.SessionFacts(

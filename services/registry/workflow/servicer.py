@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from bjsv.registry.v1 import supervision_pb2 as pb
 from bjsv.registry.v1 import supervision_pb2_grpc
+from common import api
 from common.clock import SHANGHAI
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PreconditionViolation
 from services.registry.domain.workflow.feedback import FeedbackAnswers
@@ -27,9 +28,6 @@ from services.registry.workflow.convert import (
     from_proto_plan,
     from_proto_record,
     instant,
-    parse_date,
-    parse_id,
-    parse_page,
     timestamp,
     to_proto_case,
     to_proto_dispatch,
@@ -44,6 +42,9 @@ from services.registry.workflow.convert import (
 from services.registry.workflow.sweep import Sweep
 
 SERVICE_NAME = "bjsv.registry.v1.SupervisionService"
+LIST_PLANS = "registry.ListPlans"
+LIST_DISPATCHES = "registry.ListDispatches"
+LIST_CASES = "registry.ListCases"
 R = TypeVar("R")
 
 
@@ -56,8 +57,16 @@ def _rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
     return call
 
 
-def _next_token(offset: int, limit: int, total: int) -> str:
-    return str(offset + limit) if offset + limit < total else ""
+def _page(request: Any, listing: str) -> api.Page:
+    """An offset page (the listings are filtered in memory / by OFFSET): the token carries the offset, opaque
+    and checksummed like every other listing's (common.api), so an edited token is PAGE_TOKEN."""
+    page = api.page_request(request.page_size, request.page_token, listing=listing, kind=int)
+    return api.Page(page.size, max(page.after or 0, 0))  # a forged negative offset starts at the top
+
+
+def _next_token(page: api.Page, total: int, listing: str) -> str:
+    end = page.after + page.size
+    return api.token_after(end if end < total else None, listing=listing)
 
 
 def _target(msg: Any, plan: str, session_ids: Any, agency: str) -> dispatches.DispatchTarget:
@@ -87,23 +96,25 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     @_rpc
     async def UpdatePlan(self, request: pb.UpdatePlanRequest, context) -> pb.UpdatePlanResponse:
         name = request.plan.name
-        plan_id = parse_id(name, "plans", "plan.name")
+        plan_id = api.parse_id(name, "plans", field="plan.name")
         row = await plans.update(self.wf, plan_id, name, from_proto_plan(request.plan), request.plan.etag)
         return pb.UpdatePlanResponse(plan=to_proto_plan(row))
 
     @_rpc
     async def GetPlan(self, request: pb.GetPlanRequest, context) -> pb.GetPlanResponse:
-        row = await plans.get(self.wf, parse_id(request.name, "plans"), request.name)
+        row = await plans.get(self.wf, api.parse_id(request.name, "plans"), request.name)
         return pb.GetPlanResponse(plan=to_proto_plan(row))
 
     @_rpc
     async def ListPlans(self, request: pb.ListPlansRequest, context) -> pb.ListPlansResponse:
-        offset, limit = parse_page(request.page_token, request.page_size)
+        page = _page(request, LIST_PLANS)
         rows, total = await plans.list_plans(
-            self.wf, institution=request.institution, district=request.district, offset=offset, limit=limit
+            self.wf, institution=request.institution, district=request.district, offset=page.after, limit=page.size
         )
         return pb.ListPlansResponse(
-            plans=[to_proto_plan(r) for r in rows], next_page_token=_next_token(offset, limit, total), total_size=total
+            plans=[to_proto_plan(r) for r in rows],
+            next_page_token=_next_token(page, total, LIST_PLANS),
+            total_size=total,
         )
 
     # -- dispatches
@@ -137,36 +148,36 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
 
     @_rpc
     async def CancelDispatch(self, request: pb.CancelDispatchRequest, context) -> pb.CancelDispatchResponse:
-        v = await dispatches.cancel(self.wf, parse_id(request.name, "dispatches"), request.name, request.reason)
+        v = await dispatches.cancel(self.wf, api.parse_id(request.name, "dispatches"), request.name, request.reason)
         return pb.CancelDispatchResponse(dispatch=to_proto_dispatch(v))
 
     @_rpc
     async def ReplaceDispatchMember(self, request: pb.ReplaceDispatchMemberRequest, context):
         r = dispatches.Replacement(request.name, request.supervisor, request.replacement, request.reason)
-        v = await dispatches.replace_member(self.wf, parse_id(request.name, "dispatches"), r)
+        v = await dispatches.replace_member(self.wf, api.parse_id(request.name, "dispatches"), r)
         return pb.ReplaceDispatchMemberResponse(dispatch=to_proto_dispatch(v))
 
     @_rpc
     async def GetDispatch(self, request: pb.GetDispatchRequest, context) -> pb.GetDispatchResponse:
-        v = await dispatches.get(self.wf, parse_id(request.name, "dispatches"), request.name)
+        v = await dispatches.get(self.wf, api.parse_id(request.name, "dispatches"), request.name)
         return pb.GetDispatchResponse(dispatch=to_proto_dispatch(v))
 
     @_rpc
     async def ListDispatches(self, request: pb.ListDispatchesRequest, context) -> pb.ListDispatchesResponse:
-        offset, limit = parse_page(request.page_token, request.page_size)
+        page = _page(request, LIST_DISPATCHES)
         views, total = await status.list_dispatches(
             self.wf,
-            day=parse_date(request.date, "date", required=False),
+            day=api.parse_optional_date(request.date, "date"),
             agency=request.dispatching_agency,
-            plan_id=parse_id(request.plan, "plans", "plan") if request.plan else None,
+            plan_id=api.parse_id(request.plan, "plans", field="plan") if request.plan else None,
             include_cancelled=request.include_cancelled,
             overdue_only=request.overdue_only,
-            offset=offset,
-            limit=limit,
+            offset=page.after,
+            limit=page.size,
         )
         return pb.ListDispatchesResponse(
             dispatches=[to_proto_dispatch(v) for v in views],
-            next_page_token=_next_token(offset, limit, total),
+            next_page_token=_next_token(page, total, LIST_DISPATCHES),
             total_size=total,
         )
 
@@ -184,7 +195,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     async def CorrectRecord(self, request: pb.CorrectRecordRequest, context) -> pb.CorrectRecordResponse:
         r = request.record
         c = records.RecordCorrection(
-            parse_id(request.name, "records"),
+            api.parse_id(request.name, "records"),
             request.name,
             r.submitted_by,
             from_proto_record(r),
@@ -195,12 +206,12 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
 
     @_rpc
     async def GetRecord(self, request: pb.GetRecordRequest, context) -> pb.GetRecordResponse:
-        v = await records.get(self.wf, parse_id(request.name, "records"), request.version, request.name)
+        v = await records.get(self.wf, api.parse_id(request.name, "records"), request.version, request.name)
         return pb.GetRecordResponse(record=to_proto_record(v))
 
     @_rpc
     async def ListRecordVersions(self, request: pb.ListRecordVersionsRequest, context):
-        vs = await records.versions(self.wf, parse_id(request.name, "records"), request.name)
+        vs = await records.versions(self.wf, api.parse_id(request.name, "records"), request.name)
         return pb.ListRecordVersionsResponse(versions=[to_proto_record(v) for v in vs])
 
     # -- feedback
@@ -225,7 +236,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
 
     @_rpc
     async def GetFeedback(self, request: pb.GetFeedbackRequest, context) -> pb.GetFeedbackResponse:
-        v = await feedback.get(self.wf, parse_id(request.name, "feedback"), request.name)
+        v = await feedback.get(self.wf, api.parse_id(request.name, "feedback"), request.name)
         return pb.GetFeedbackResponse(feedback=to_proto_feedback(v))
 
     # -- cases
@@ -250,56 +261,56 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     @_rpc
     async def RecordCaseDecision(self, request: pb.RecordCaseDecisionRequest, context):
         d = request.decision
-        deadline = parse_date(d.correction_deadline, "decision.correction_deadline", required=False)
+        deadline = api.parse_optional_date(d.correction_deadline, "decision.correction_deadline")
         dec = cases.Decision(RUNG_IN.get(d.rung), d.official, d.official_org, d.note, deadline)
-        v = await cases.decide(self.wf, parse_id(request.name, "cases"), request.name, dec)
+        v = await cases.decide(self.wf, api.parse_id(request.name, "cases"), request.name, dec)
         return pb.RecordCaseDecisionResponse(penalty_case=to_proto_case(v))
 
     @_rpc
     async def RecordCorrection(self, request: pb.RecordCorrectionRequest, context) -> pb.RecordCorrectionResponse:
-        v = await cases.record_correction(self.wf, parse_id(request.name, "cases"), request.name, request.note)
+        v = await cases.record_correction(self.wf, api.parse_id(request.name, "cases"), request.name, request.note)
         return pb.RecordCorrectionResponse(penalty_case=to_proto_case(v))
 
     @_rpc
     async def GetCase(self, request: pb.GetCaseRequest, context) -> pb.GetCaseResponse:
-        v = await cases.get(self.wf, parse_id(request.name, "cases"), request.name)
+        v = await cases.get(self.wf, api.parse_id(request.name, "cases"), request.name)
         return pb.GetCaseResponse(penalty_case=to_proto_case(v))
 
     @_rpc
     async def ListCases(self, request: pb.ListCasesRequest, context) -> pb.ListCasesResponse:
-        offset, limit = parse_page(request.page_token, request.page_size)
+        page = _page(request, LIST_CASES)
         views, total = await cases.list_cases(
             self.wf,
             subject=request.subject,
             state=CASE_STATE_IN.get(request.state),
             district=request.district,
-            plan_id=parse_id(request.plan, "plans", "plan") if request.plan else None,
-            offset=offset,
-            limit=limit,
+            plan_id=api.parse_id(request.plan, "plans", field="plan") if request.plan else None,
+            offset=page.after,
+            limit=page.size,
         )
         return pb.ListCasesResponse(
-            cases=[to_proto_case(v) for v in views], next_page_token=_next_token(offset, limit, total), total_size=total
+            cases=[to_proto_case(v) for v in views],
+            next_page_token=_next_token(page, total, LIST_CASES),
+            total_size=total,
         )
 
     # -- periods and status
 
     @_rpc
     async def ClosePeriod(self, request: pb.ClosePeriodRequest, context) -> pb.ClosePeriodResponse:
-        closed = await periods.close(self.wf, parse_date(request.date, "date"), request.include_empty_districts)
+        closed = await periods.close(self.wf, api.parse_date(request.date, "date"), request.include_empty_districts)
         reports = [to_proto_report(r, self.wf.policy.city_centre) for r in closed.reports]
         return pb.ClosePeriodResponse(reports=reports, newly_closed=closed.newly_closed)
 
     @_rpc
     async def GetDistrictReport(self, request: pb.GetDistrictReportRequest, context):
-        parts = request.name.split("/")
-        if len(parts) != 3 or parts[0] != "reports":
-            raise InvalidArgument("NAME_INVALID", [FieldViolation("name", "应写为 reports/区县代码/YYYY-MM-1 或 -2")])
-        row = await periods.get_report(self.wf, parts[1], parts[2], request.name)
+        district, period_key = api.parse_name(request.name, "reports", segments=2).split("/")
+        row = await periods.get_report(self.wf, district, period_key, request.name)
         return pb.GetDistrictReportResponse(report=to_proto_report(row, self.wf.policy.city_centre))
 
     @_rpc
     async def GetPlanStatus(self, request: pb.GetPlanStatusRequest, context) -> pb.GetPlanStatusResponse:
-        s = await status.plan_status(self.wf, parse_id(request.plan, "plans", "plan"), request.plan)
+        s = await status.plan_status(self.wf, api.parse_id(request.plan, "plans", field="plan"), request.plan)
         return to_proto_plan_status(s)
 
     @_rpc
