@@ -5,7 +5,6 @@ whose correction deadline passed (拒不改正), and raise the 第二十四条 i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -359,26 +358,20 @@ async def list_cases(
 
 
 async def _escalation(wf: Workflow, case_id: int) -> tuple[Recommendation, PenaltyRung | None]:
-    """The raised recommendation of a case whose correction deadline passed, and the rung it had."""
+    """The new recommendation of a case whose correction deadline passed, and the rung it had: EvaluatePenalty
+    given the case history with this case's uncorrected order (拒不改正, 第二十六条, D13) decides the rung."""
     row = await wf.db.read(cases_repo.case, case_id)
     decs = (await wf.db.read(cases_repo.decisions, [case_id]))[case_id]
-    kind = CaseSubjectKind(row.subject_kind)
     history = [*await wf.rules.history(row.subject, exclude=case_id), prior_case(row, decs)]
     triggers = [CaseTrigger(t) for t in row.triggers]
+    kind = CaseSubjectKind(row.subject_kind)
     rec = await wf.rules.recommend(kind, row.subject, triggers, history, row.description, wf.clock.now())
-    last = PenaltyRung(decs[-1].rung) if decs else None
-    rung = case_rules.escalated_rung(kind, last, rec.rung)
-    explanation = rec.explanation
-    if rung is not rec.rung:
-        explanation = (
-            f"改正期限届满未改正，视为拒不改正（第二十六条，D13），处理建议上调一级为“{rung.text}”。" + explanation
-        )
-    raised = dataclasses.replace(rec, rung=rung, article=rung.article, sanction_text=rung.text, explanation=explanation)
-    return raised, last
+    return rec, PenaltyRung(decs[-1].rung) if decs else None
 
 
 async def escalate_overdue_corrections(wf: Workflow) -> list[str]:
-    """D13 拒不改正: a correction deadline passed with no correction recorded → escalate one rung."""
+    """D13 拒不改正: a correction deadline passed with no correction recorded → escalated, with the rules
+    service's new recommendation."""
     today = wf.today()
     escalated = []
     for case_id in await wf.db.read(cases_repo.cases_past_correction_deadline, today):

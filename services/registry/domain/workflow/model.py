@@ -126,49 +126,21 @@ class PenaltyRung(StrEnum):
         return CaseSubjectKind.SUPERVISOR if self.value.startswith("supervisor_") else CaseSubjectKind.INSTITUTION
 
     @property
-    def level(self) -> int:
-        """1..3 on its ladder; 0 for no action."""
-        return RUNG_LEVELS[self]
-
-    @property
     def text(self) -> str:
-        return SANCTION_TEXTS[self]
-
-    @property
-    def article(self) -> str:
-        if self.ladder is CaseSubjectKind.SUPERVISOR:
-            return "第二十七条"
-        return "第二十六条" if self.ladder else ""
+        """The decided sanction as recorded on a decision. Recommendations carry the rule set's wording
+        (`penalty.ladder.*`, EvaluatePenalty's `sanction_text`)."""
+        return DECISION_TEXTS[self]
 
 
-RUNG_LEVELS = {
-    PenaltyRung.NO_ACTION: 0,
-    PenaltyRung.CRITICISM_AND_CORRECTION: 1,
-    PenaltyRung.DISCIPLINARY_RECOMMENDATION: 2,
-    PenaltyRung.QUALIFICATION_REVOKED: 3,
-    PenaltyRung.SUPERVISOR_CRITICISM: 1,
-    PenaltyRung.SUPERVISOR_SUSPENSION: 2,
-    PenaltyRung.SUPERVISOR_REVOCATION: 3,
-}
-
-SANCTION_TEXTS = {
+DECISION_TEXTS = {
     PenaltyRung.NO_ACTION: "不予处理",
     PenaltyRung.CRITICISM_AND_CORRECTION: "通报批评并责令改正",
     PenaltyRung.DISCIPLINARY_RECOMMENDATION: "向其主管部门提出给予处分的建议",
     PenaltyRung.QUALIFICATION_REVOKED: "取消其职业技能等级认定工作资格",
     PenaltyRung.SUPERVISOR_CRITICISM: "批评教育",
     PenaltyRung.SUPERVISOR_SUSPENSION: "暂停督导工作",
-    PenaltyRung.SUPERVISOR_REVOCATION: "取消外督员资格",
+    PenaltyRung.SUPERVISOR_REVOCATION: "取消其外督员资格",
 }
-
-
-def rung_at(ladder: CaseSubjectKind, level: int) -> PenaltyRung:
-    """The rung of a ladder at level 1..3 (capped)."""
-    level = max(1, min(3, level))
-    for rung, lv in RUNG_LEVELS.items():
-        if lv == level and rung.ladder is ladder:
-            return rung
-    raise AssertionError("unreachable")
 
 
 class CaseState(StrEnum):
