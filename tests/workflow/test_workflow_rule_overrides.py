@@ -157,9 +157,15 @@ def test_the_ladder_wording_comes_from_the_rule_set_art27_d13(c, world):
         description="督导过程中擅自离场",
     )
     req = spb.OpenCaseRequest(penalty_case=opened, client_request_id=h.request_id("case"))
-    r = c.sv.OpenCase(req, metadata=h.md(h.HAIDIAN)).penalty_case.recommendation
+    case = c.sv.OpenCase(req, metadata=h.md(h.HAIDIAN)).penalty_case
+    r = case.recommendation
     assert (r.rung, r.article) == (spb.PENALTY_RUNG_SUPERVISOR_CRITICISM, "第二十七条")
     assert r.sanction_text == "批评教育（覆盖）"
+    decision = spb.CaseDecision(rung=spb.PENALTY_RUNG_SUPERVISOR_REVOCATION, official="海淀区鉴定所 周所长")
+    decided = c.sv.RecordCaseDecision(
+        spb.RecordCaseDecisionRequest(name=case.name, decision=decision), metadata=h.md(h.HAIDIAN)
+    ).penalty_case
+    assert [d.sanction_text for d in decided.decisions] == ["取消其外督员资格（覆盖）"]
 
 
 def test_the_refuses_to_correct_escalation_is_the_rules_services_recommendation_art26_d13(c, world):

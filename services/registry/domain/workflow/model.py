@@ -125,22 +125,23 @@ class PenaltyRung(StrEnum):
             return None
         return CaseSubjectKind.SUPERVISOR if self.value.startswith("supervisor_") else CaseSubjectKind.INSTITUTION
 
-    @property
-    def text(self) -> str:
-        """The decided sanction as recorded on a decision. Recommendations carry the rule set's wording
-        (`penalty.ladder.*`, EvaluatePenalty's `sanction_text`)."""
-        return DECISION_TEXTS[self]
 
-
-DECISION_TEXTS = {
-    PenaltyRung.NO_ACTION: "不予处理",
-    PenaltyRung.CRITICISM_AND_CORRECTION: "通报批评并责令改正",
-    PenaltyRung.DISCIPLINARY_RECOMMENDATION: "向其主管部门提出给予处分的建议",
-    PenaltyRung.QUALIFICATION_REVOKED: "取消其职业技能等级认定工作资格",
-    PenaltyRung.SUPERVISOR_CRITICISM: "批评教育",
-    PenaltyRung.SUPERVISOR_SUSPENSION: "暂停督导工作",
-    PenaltyRung.SUPERVISOR_REVOCATION: "取消其外督员资格",
+#: Each ladder's rungs in the law's order (第二十六条, 第二十七条); their wording is the rule set's (D13
+#: `penalty.ladder.art26`, `penalty.ladder.art27`), read when a case is shown.
+LADDER_RUNGS: dict[str, tuple[PenaltyRung, PenaltyRung, PenaltyRung]] = {
+    "penalty.ladder.art26": (
+        PenaltyRung.CRITICISM_AND_CORRECTION,
+        PenaltyRung.DISCIPLINARY_RECOMMENDATION,
+        PenaltyRung.QUALIFICATION_REVOKED,
+    ),
+    "penalty.ladder.art27": (
+        PenaltyRung.SUPERVISOR_CRITICISM,
+        PenaltyRung.SUPERVISOR_SUSPENSION,
+        PenaltyRung.SUPERVISOR_REVOCATION,
+    ),
 }
+#: An official's finding of no violation is on neither ladder.
+NO_ACTION_TEXT = "不予处理"
 
 
 class CaseState(StrEnum):
