@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from bjsv.registry.v1 import supervision_pb2 as spb
+from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack, StackConfig
@@ -39,7 +40,7 @@ rulesets:
 
 
 @pytest.fixture(scope="module")
-def c(tmp_path_factory) -> Iterator[h.Clients]:
+def stack(tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("overrides")
     (tmp / "policy.yaml").write_text(POLICY, encoding="utf-8")
     cfg = StackConfig(
@@ -50,12 +51,15 @@ def c(tmp_path_factory) -> Iterator[h.Clients]:
     )
     stack = Stack(cfg, services=("rules", "registry"))
     stack.start(timeout=90)
-    clients = h.Clients(cfg.target("registry"))
-    try:
-        yield clients
-    finally:
-        clients.close()
-        stack.stop()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def c(stack: Stack) -> Iterator[h.Clients]:
+    clients = h.Clients(stack.config.target("registry"))
+    yield clients
+    clients.close()
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +194,41 @@ def test_the_refuses_to_correct_escalation_is_the_rules_services_recommendation_
     assert r.rung == spb.PENALTY_RUNG_DISCIPLINARY_RECOMMENDATION
     assert r.sanction_text == "向其主管部门提出给予处分的建议（覆盖）"
     assert "拒不改正" in r.explanation
+
+
+def test_a_refused_dispatch_names_the_rules_decision_that_lists_every_finding_art16(c, world, stack):
+    """Issue #14 item 7: the error details are bounded; the decision named in the metadata has them all."""
+    examiner = h.supervisor(c, "戊督导")[0]
+    c.set_clock(dt.datetime(2026, 6, 9, 9, tzinfo=SHANGHAI))
+    plan = c.sv.CreatePlan(
+        spb.CreatePlanRequest(
+            plan=h.plan_msg(world["inst"], D(2026, 6, 10), examiners=[h.person("戊督导", sup=examiner)]),
+            client_request_id=h.request_id("plan"),
+        ),
+        metadata=h.md(h.HAIDIAN),
+    ).plan
+    d = spb.Dispatch(
+        plan=plan.name, dispatching_agency="agencies/08", form=spb.SUPERVISION_FORM_ON_SITE, session_ids=["S1"]
+    )
+    req = spb.CreateDispatchRequest(
+        dispatch=d,
+        selection=spb.TEAM_SELECTION_MANUAL,
+        supervisors=[world["sups"][0], examiner],
+        client_request_id=h.request_id("dispatch"),
+    )
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN))
+    info = error_details_pb2.ErrorInfo()
+    assert any(detail.Unpack(info) for detail in rpc_status.from_call(e.value).details)
+    assert info.reason == "TEAM_CHECK_FAILED" and info.metadata["decision"].startswith("decisions/")
+    with grpc.insecure_channel(stack.config.target("rules")) as channel:
+        decision = (
+            rules_pb2_grpc.RulesServiceStub(channel)
+            .GetDecision(rules_pb2.GetDecisionRequest(name=info.metadata["decision"]))
+            .decision
+        )
+    assert decision.outcome == rules_pb2.OUTCOME_DENY
+    assert any("第十六条" in f.article and f.severity == rules_pb2.SEVERITY_BLOCKING for f in decision.findings)
 
 
 def test_an_art27_case_against_an_internal_supervisor_is_refused_with_the_article_art27_art8(c, world):
