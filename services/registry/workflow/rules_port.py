@@ -1,6 +1,7 @@
 """Port to `bjsv.rules.v1.RulesService`: the workflow asks, the rules service decides (CheckTeam, ProposeTeam,
-EvaluatePenalty). The facts it needs are assembled here from the registry's own tables (supervisors with their
-appointment, attestations, badge; plans; prior cases) and the answers come back typed (`results`).
+EvaluatePenalty, EvaluateRecord, EvaluateFeedback). The facts it needs are assembled here from the registry's own
+tables (supervisors with their appointment, attestations, badge; plans; prior cases) and the answers come back
+typed (`results`).
 
 The channel is opened on first use inside the serving event loop (an aio channel is bound to its loop) and
 closed by `close()`, which the composition root runs on stop.

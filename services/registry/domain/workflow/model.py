@@ -160,7 +160,7 @@ class Period:
 
     @property
     def key(self) -> str:
-        """ "YYYY-MM-1" for the 1st–15th, "YYYY-MM-2" for the 16th–last day."""
+        """ "YYYY-MM-1" for the first half (1st to the D10 split day), "YYYY-MM-2" for the second."""
         return f"{self.start:%Y-%m}-{1 if self.start.day == 1 else 2}"
 
 
