@@ -245,7 +245,7 @@ async def open_case(wf: Workflow, c: NewCase) -> CaseView:
 def _apply_sanction(
     session: Session, c: wm.PenaltyCase, d: wm.CaseDecision, name: str, now: dt.datetime, text: str
 ) -> None:
-    """第二十七条 暂停督导工作 / 取消外督员资格 take effect on the appointment (the supervisor is no longer
+    """第二十七条 暂停督导工作 / 取消其外督员资格 take effect on the appointment (the supervisor is no longer
     dispatchable) in the decision's transaction: no decision without the change, nor the reverse."""
     rung = PenaltyRung(d.rung)
     if rung not in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
