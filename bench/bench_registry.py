@@ -119,6 +119,24 @@ def default_specs(total: int):
     ]
 
 
+def _start(cluster: Cluster, service: str, label: str, env: dict[str, str]) -> str:
+    """Start `python -m services.<service>` on a free port and wait until it serves; returns its target."""
+    port = free_port()
+    log = (cluster.data_dir / f"{label}.log").open("ab")
+    env = {**env, f"BJSV_{service.upper()}_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    cluster.procs.append(proc)
+    target = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while health_status(target, "", timeout=0.5) != "SERVING":
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log_text = (cluster.data_dir / f"{label}.log").read_text()[-2000:]
+            raise RuntimeError(f"{label} did not start: {log_text}")
+        time.sleep(0.2)
+    return target
+
+
 def start_cluster(data_dir: Path, *, processes: int, database_url: str = "", schema_prefix: str = "",
                   log_level: str = "WARNING") -> Cluster:  # fmt: skip
     nats = NatsServer(store_dir=data_dir / "nats", port=free_port(), name=f"bench-{uuid.uuid4().hex[:6]}")
@@ -127,25 +145,15 @@ def start_cluster(data_dir: Path, *, processes: int, database_url: str = "", sch
     env = dict(os.environ)
     env.update({"BJSV_DATA_DIR": str(data_dir), "BJSV_BIND_HOST": "127.0.0.1", "BJSV_NATS_URL": nats.url,
                 "BJSV_LOG_LEVEL": log_level, "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
-                "BJSV_RULES_TARGET": f"127.0.0.1:{free_port()}", "PYTHONUNBUFFERED": "1"})  # fmt: skip
+                "PYTHONUNBUFFERED": "1"})  # fmt: skip
     if database_url:
         env.update({"DATABASE_URL": database_url, "BJSV_DB_SCHEMA_PREFIX": schema_prefix})
     cluster.env = env
     try:
+        # IssueBadge reads the serial ranges (D1 badge.*) from the rule set in force: one rules service.
+        env["BJSV_RULES_TARGET"] = _start(cluster, "rules", "rules", {**env, "BJSV_RULES_WORKERS": "1"})
         for i in range(processes):
-            port = free_port()
-            log = (data_dir / f"registry{i}.log").open("ab")
-            proc = subprocess.Popen([sys.executable, "-m", "services.registry"], cwd=ROOT, stdout=log,
-                                    stderr=subprocess.STDOUT, env={**env, "BJSV_REGISTRY_PORT": str(port)})  # fmt: skip
-            cluster.procs.append(proc)
-            target = f"127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while health_status(target, "", timeout=0.5) != "SERVING":
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log_text = (data_dir / f"registry{i}.log").read_text()[-2000:]
-                    raise RuntimeError(f"registry{i} did not start: {log_text}")
-                time.sleep(0.2)
-            cluster.targets.append(target)
+            cluster.targets.append(_start(cluster, "registry", f"registry{i}", env))
     except BaseException:
         cluster.stop()
         raise

@@ -373,7 +373,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self.organisations = Organisations(ctx)
         self.supervisors = Supervisors(ctx)
         self.appointments = Appointments(ctx, rules=rules, parameters=parameters)
-        self.badges = Badges(ctx)
+        self.badges = Badges(ctx, parameters=parameters)
         self.verifier = VerifyReader(db)
 
     async def sweep(self, as_of: dt.date) -> list[int]:

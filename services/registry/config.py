@@ -33,15 +33,12 @@ class RegistrySettings(Settings):
     supervision_recent_window_days: int = Field(
         default=90, description="window for recent_dispatch_count sent to ProposeTeam (fairness of the draw)"
     )
-    supervision_first_half_last_day: int = Field(
-        default=15, description="D10: last day of the first half-month reporting period"
-    )
 
     def policy(self) -> RegistryPolicy:
         return RegistryPolicy(photo_max_bytes=self.registry_photo_max_bytes)
 
     def workflow_policy(self) -> WorkflowPolicy:
-        return WorkflowPolicy(first_half_last_day=self.supervision_first_half_last_day)
+        return WorkflowPolicy()
 
     def calendar(self) -> CalendarFile:
         """The statutory working days: chinese-calendar plus the operator's file, re-read when it changes."""

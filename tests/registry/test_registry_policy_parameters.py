@@ -1,12 +1,13 @@
-"""The term length (第十三条) and the age limit (第九条（五）, D6) come from the rule set in force, as the rules
-service serves it: a deployment's override in BJSV_RULES_POLICY_FILE reaches appointments and their events
-without a registry or notify setting of its own."""
+"""The term length (第十三条), the age limit (第九条（五）, D6) and the badge serial ranges (附件1, D1) come from the
+rule set in force, as the rules service serves it: a deployment's override in BJSV_RULES_POLICY_FILE reaches
+appointments, badges and their events without a registry or notify setting of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 
+import grpc
 import nats
 import pytest
 from registry_helpers import build_stack, supervisor_msg
@@ -22,7 +23,9 @@ def stub(tmp_path_factory, nats_server):
     tmp = tmp_path_factory.mktemp("policy")
     policy = tmp / "policy.yaml"
     policy.write_text(
-        "rulesets:\n  bj-2022:\n    appointment.term_years: 4\n    eligibility.max_age_male: 64\n", encoding="utf-8"
+        "rulesets:\n  bj-2022:\n    appointment.term_years: 4\n    eligibility.max_age_male: 64\n"
+        "    badge.district_serial_max: 1\n",
+        encoding="utf-8",
     )
     stack = build_stack(tmp, nats_server.url, rules_env={"BJSV_RULES_POLICY_FILE": str(policy)})
     try:
@@ -62,3 +65,16 @@ async def test_the_appointment_event_carries_the_age_limit_in_force_for_notices_
     started = events_pb2.AppointmentStarted()
     env.payload.Unpack(started)
     assert started.appointment == appt.name and started.age_limit_years == 64  # male, overridden from 65
+
+
+def test_an_overridden_district_serial_range_bounds_badge_issuance_annex1_d1(stub):
+    appointments = []
+    for name in ("郑一号", "郑二号"):
+        msg = supervisor_msg(name=name, district="16")
+        sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=msg)).supervisor
+        appointments.append(stub.AppointSupervisor(pb.AppointSupervisorRequest(supervisor=sup.name)).appointment)
+    first = stub.IssueBadge(pb.IssueBadgeRequest(appointment=appointments[0].name)).badge
+    assert first.code.endswith("1601")
+    with pytest.raises(grpc.RpcError) as e:  # the rule set allows 01—01 only
+        stub.IssueBadge(pb.IssueBadgeRequest(appointment=appointments[1].name))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "01—01" in e.value.details()

@@ -54,13 +54,13 @@ def test_late_submission_is_marked_late_with_working_and_calendar_days_d5():
     ],
 )
 def test_half_month_periods_are_1st_to_15th_and_16th_to_last_day_d10(day, start, end, key):
-    p = period_of(day)
+    p = period_of(day, 15)  # bj-2022 period.first_half_last_day
     assert (p.start, p.end, p.key) == (start, end, key)
-    assert parse_key(key) == p
+    assert parse_key(key, 15) == p
 
 
 def test_ended_periods_are_listed_in_order_until_today_d10():
-    first = period_of(D(2026, 1, 3))
-    got = ended_periods(None, D(2026, 2, 16), first=first)
+    first = period_of(D(2026, 1, 3), 15)
+    got = ended_periods(None, D(2026, 2, 16), first=first, split=15)
     assert [p.key for p in got] == ["2026-01-1", "2026-01-2", "2026-02-1"]
-    assert ended_periods(got[-1], D(2026, 2, 16), first=first) == []
+    assert ended_periods(got[-1], D(2026, 2, 16), first=first, split=15) == []

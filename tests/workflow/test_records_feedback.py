@@ -1,4 +1,7 @@
-"""Annex 3 records (第二十三条, D11, D14) and Annex 4 feedback (D12)."""
+"""Annex 3 records (第二十三条) and Annex 4 feedback: the form's structure, and findings built from the rules
+service's D14 case openings. D11 (remark for 否), D12 (the review trigger) and D14 (which items open a case) are
+decided by the rules service and tested through the API (test_supervision_api.py, and with overrides in
+tests/registry/test_registry_policy_parameters.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from services.registry.domain.problems import ProblemsError
 from services.registry.domain.workflow.feedback import (
     FeedbackAnswers,
     review_description,
-    review_trigger,
     validate_feedback,
 )
 from services.registry.domain.workflow.model import Answer, CaseTrigger, ItemAnswer, SupervisionForm
@@ -57,13 +59,10 @@ def test_every_item_must_be_ticked_annex3_note1():
     assert any("缺少第17项" in p.description for p in e.value.problems)
 
 
-def test_a_no_answer_needs_a_remark_d11():
+def test_a_no_answer_without_remark_is_left_to_the_rules_service_d11():
     answers = all_yes(16)
     answers[11] = ItemAnswer(12, Answer.NO, "  ")
-    with pytest.raises(ProblemsError) as e:
-        check(REVIEW, answers)
-    assert reasons(e) == {"REMARK_REQUIRED_FOR_NO"}
-    assert e.value.problems[0].field == "record.answers[11].remark"
+    assert check(REVIEW, answers)[11].answer is Answer.NO  # EvaluateRecord decides whether it is refused
 
 
 def test_signature_and_sign_date_are_required_and_plausible():
@@ -72,11 +71,14 @@ def test_signature_and_sign_date_are_required_and_plausible():
     assert reasons(e) == {"SIGNATURE_REQUIRED", "SIGN_DATE_IN_FUTURE"}
 
 
-def test_records_review_item_12_no_is_a_finding_that_opens_a_case_art26_d14():
+ITEM_12_OPENS = {12: (CaseTrigger.REFUSED_INFORMATION, CaseTrigger.OBSTRUCTED_REPORTING)}  # as EvaluateRecord says
+
+
+def test_a_finding_per_no_with_the_case_triggers_the_rules_service_gave_art26_d14():
     answers = all_yes(16)
     answers[11] = ItemAnswer(12, Answer.NO, "机构拒绝提供考场录像")
     answers[2] = ItemAnswer(3, Answer.NO, "评价方式与实施方案不一致")
-    findings = derive_findings(REVIEW, check(REVIEW, answers))
+    findings = derive_findings(REVIEW, check(REVIEW, answers), ITEM_12_OPENS)
     assert [(f.item_number, f.item_text) for f in findings] == [
         (3, "理论知识考试、技能操作考核、综合评审等评价方式与实施方案一致"),
         (12, "被督导单位配合外督员人员工作"),
@@ -86,14 +88,6 @@ def test_records_review_item_12_no_is_a_finding_that_opens_a_case_art26_d14():
     text = case_description(REVIEW, findings[1])
     assert "第12项“被督导单位配合外督员人员工作”为“否”：机构拒绝提供考场录像" in text
     assert "第二十六条（一）" in text and "第二十六条（二）" in text
-
-
-def test_on_site_item_12_no_is_a_finding_without_a_case_d14_is_records_review_only():
-    answers = all_yes(17)
-    answers[11] = ItemAnswer(12, Answer.NO, "两名考务人员未佩带工作证卡")
-    (finding,) = derive_findings(ON_SITE, check(ON_SITE, answers))
-    assert finding.item_text == "现场工作人员全程佩带相应工作证卡"
-    assert finding.triggers == ()
 
 
 def t(h: int, m: int = 0, day: int = 10) -> dt.datetime:
@@ -130,10 +124,8 @@ def test_feedback_questions_must_all_be_answered_d12():
     assert reasons(e) == {"ANSWER_REQUIRED", "SIGNATURE_REQUIRED"}
 
 
-def test_badge_not_worn_opens_a_supervisor_review_art27_d12():
+def test_the_review_description_names_the_negative_answers_art27_d12():
     answers = FeedbackAnswers(Answer.NO, Answer.YES, Answer.YES)
     validate_feedback(answers, entry=t(8), exit=t(11), allowed_days=[D(2026, 3, 10)], comments="", signed_by="王")
-    assert review_trigger(answers) is CaseTrigger.SUPERVISOR_DUTY_FAILURE
-    assert review_trigger(YES3) is None
     text = review_description(answers, "赵六", "进场时未佩戴证卡")
     assert "外督员赵六未佩戴质量督导员证卡（第十七条）" in text and "第二十七条" in text

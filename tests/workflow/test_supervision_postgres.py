@@ -69,7 +69,7 @@ def test_flow_on_postgresql_from_plan_to_closed_period_art23_art26_d10(pg_url, t
         rpt = c.sv.GetDistrictReport(spb.GetDistrictReportRequest(name="reports/05/2026-04-1")).report
         assert (rpt.district_name, rpt.cases_opened, rpt.cases_decided, rpt.dispatches_created) == ("朝阳区", 1, 1, 1)
         assert [(n.item_number, n.count) for n in rpt.no_counts] == [(12, 1)]
-        # 第二十七条 取消外督员资格 on PostgreSQL: the revocation commits in the decision's own transaction.
+        # 第二十七条 取消其外督员资格 on PostgreSQL: the revocation commits in the decision's own transaction.
         sup_case = c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
             subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=b, description="利用督导职务谋取私利",
             triggers=[spb.CASE_TRIGGER_SUPERVISOR_PRIVATE_GAIN]), client_request_id="pg-sup-case"),

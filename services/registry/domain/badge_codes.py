@@ -6,8 +6,11 @@ External (外督员, 9 characters, issued by the city centre, 第十一条):
 Internal (内督员, 13 characters, issued by the institution, 第十二条):
     Y|S · 11 · last 4 digits of the institution number · YY · 0001–9999   e.g. Y112001220001
 
-D1: serials are sequential per (level/district or institution, issue year); an institution may pick
-    an explicit free internal serial. D2: never reused; an exhausted range is an error. D3: YY = issue year.
+D1: serials are sequential per (level/district or institution, issue year) up to the rule set's
+    `badge.*_serial_max`; an institution may pick an explicit free internal serial while
+    `badge.internal_explicit_serial_allowed` holds. The issuing use case reads them (common.policy) into
+    `SerialLimits`; this module keeps no copy of them.
+D2: never reused; an exhausted range is an error. D3: YY = issue year.
 The allocation *scope* is the code prefix (everything before the serial), which contains the year, so one
 counter row per prefix is exactly "per (scope, year)".
 """
@@ -24,6 +27,31 @@ from .problems import Problem, ProblemsError
 
 DIGITS = frozenset("0123456789")
 ANNEX = "附件1"
+
+
+@dataclass(frozen=True)
+class SerialLimits:
+    """D1 as the rule set in force states it (`badge.city_serial_max`, `badge.district_serial_max`,
+    `badge.internal_serial_max`, `badge.internal_explicit_serial_allowed`)."""
+
+    city_max: int
+    district_max: int
+    internal_max: int
+    internal_explicit_allowed: bool
+
+    @classmethod
+    def from_parameters(cls, values: dict) -> SerialLimits:
+        return cls(
+            int(values["badge.city_serial_max"]),
+            int(values["badge.district_serial_max"]),
+            int(values["badge.internal_serial_max"]),
+            bool(values["badge.internal_explicit_serial_allowed"]),
+        )
+
+
+#: What the code layout itself can hold (附件1: 001—999, 01—99, 0001—9999), quoted when a code is parsed and
+#: used by callers that bypass the rules service (bulk seeding); IssueBadge issues within the rule set's limits.
+LAYOUT = SerialLimits(city_max=999, district_max=99, internal_max=9999, internal_explicit_allowed=True)
 
 
 class Category(StrEnum):
@@ -101,19 +129,19 @@ class Scope:
     def serial_width(self) -> int:
         return {Category.EXTERNAL_CITY: 3, Category.EXTERNAL_DISTRICT: 2}.get(self.category, 4)
 
-    def serial_max(self, policy: RegistryPolicy = DEFAULT_POLICY) -> int:
+    def serial_max(self, limits: SerialLimits = LAYOUT) -> int:
         if self.category is Category.EXTERNAL_CITY:
-            return policy.city_serial_max
+            return limits.city_max
         if self.category is Category.EXTERNAL_DISTRICT:
-            return policy.district_serial_max
-        return policy.internal_serial_max
+            return limits.district_max
+        return limits.internal_max
 
     def format(self, serial: int) -> str:
         return f"{self.prefix}{serial:0{self.serial_width()}d}"
 
-    def range_text(self, policy: RegistryPolicy = DEFAULT_POLICY) -> str:
+    def range_text(self, limits: SerialLimits = LAYOUT) -> str:
         w = self.serial_width()
-        return f"{1:0{w}d}—{self.serial_max(policy):0{w}d}"
+        return f"{1:0{w}d}—{self.serial_max(limits):0{w}d}"
 
 
 def external_scope(district_code: str, year: int, policy: RegistryPolicy = DEFAULT_POLICY) -> Scope:
@@ -261,7 +289,7 @@ def _parse_external(code: str, policy: RegistryPolicy) -> CodeParts:
     if sixth == CITY_CODE:
         serial = code[6:9]
         problems += _digits(code, 7, 9, "serial_digits", "市级外督员证卡序列码")
-        problems += _serial_zero(code, serial, "第7-9位", f"001—{policy.city_serial_max:03d}") if not problems else []
+        problems += _serial_zero(code, serial, "第7-9位", f"001—{LAYOUT.city_max:03d}") if not problems else []
         if problems:
             raise ProblemsError(problems)
         return CodeParts(code, Category.EXTERNAL_CITY, code[1:3], code[3:5], serial, district_code=CITY_CODE)
@@ -283,7 +311,7 @@ def _parse_external(code: str, policy: RegistryPolicy) -> CodeParts:
     serial = code[7:9]
     problems += _digits(code, 8, 9, "serial_digits", "区级外督员证卡序列码")
     if not problems:
-        problems += _serial_zero(code, serial, "第8-9位", f"01—{policy.district_serial_max:02d}")
+        problems += _serial_zero(code, serial, "第8-9位", f"01—{LAYOUT.district_max:02d}")
     if problems:
         raise ProblemsError(problems)
     return CodeParts(code, Category.EXTERNAL_DISTRICT, code[1:3], code[3:5], serial, district_code=district)
@@ -307,21 +335,25 @@ def _parse_internal(code: str, policy: RegistryPolicy) -> CodeParts:
         + _digits(code, 10, 13, "serial_digits", "内督员证卡序列码")
     )
     if not problems:
-        problems += _serial_zero(code, code[9:13], "第10-13位", f"0001—{policy.internal_serial_max:04d}")
+        problems += _serial_zero(code, code[9:13], "第10-13位", f"0001—{LAYOUT.internal_max:04d}")
     if problems:
         raise ProblemsError(problems)
     return CodeParts(code, INTERNAL_LETTERS[code[0]], code[1:3], code[7:9], code[9:13], institution_digits=code[3:7])
 
 
-def check_serial_in_range(scope: Scope, serial: int, policy: RegistryPolicy = DEFAULT_POLICY) -> None:
-    """An explicit serial must fit the annex's range for its scope (附件1, D1)."""
-    if not 1 <= serial <= scope.serial_max(policy):
+def check_serial_in_range(scope: Scope, serial: int, limits: SerialLimits = LAYOUT) -> None:
+    """An explicit serial is allowed (D1 `badge.internal_explicit_serial_allowed`) and fits the range of its
+    scope (附件1, D1)."""
+    if not limits.internal_explicit_allowed:
+        why = "证卡序列码由系统依次顺序赋码，现行规则不允许指定内督员证卡序列码（附件1，D1）"
+        raise ProblemsError([Problem("explicit_serial", "EXPLICIT_SERIAL_NOT_ALLOWED", why)])
+    if not 1 <= serial <= scope.serial_max(limits):
         raise ProblemsError(
             [
                 Problem(
                     "explicit_serial",
                     "SERIAL_OUT_OF_RANGE",
-                    f"证卡序列码{serial}超出范围，应在{scope.range_text(policy)}之间（附件1）",
+                    f"证卡序列码{serial}超出范围，应在{scope.range_text(limits)}之间（附件1）",
                 )
             ]
         )

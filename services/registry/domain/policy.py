@@ -1,7 +1,8 @@
 """Named, overridable policy parameters of the registry (each cites its article or decision).
 
-The annex fixes the code layout; the numbers below are the ones the text states or the project's
-interpretation decisions (D1–D4). Services build one `RegistryPolicy` from settings and pass it in.
+The annex fixes the code layout; the numbers below are limits of this service, not interpretations of the
+regulation. Services build one `RegistryPolicy` from settings and pass it in. The serial ranges (D1) are
+rule-set parameters (`badge.*`), read from the rules service (common.policy) when a badge is issued.
 The term length (第十三条) is a rule-set parameter (`appointment.term_years`), read from the rules service
 (common.policy) when an appointment starts or is renewed.
 """
@@ -15,12 +16,6 @@ from dataclasses import dataclass
 class RegistryPolicy:
     #: 附件1 第2-3位 证卡颁发机构代码 11 代表北京市.
     region_code: str = "11"
-    #: 附件1 市级外督员 第7-9位 001—999 (D1).
-    city_serial_max: int = 999
-    #: 附件1 区级外督员 第8-9位 01—99 (D1).
-    district_serial_max: int = 99
-    #: 附件1 内督员 第10-13位 0001—9999 (D1).
-    internal_serial_max: int = 9999
     #: Largest accepted photo file (bytes); a 1-inch colour photo (附件2) is far smaller.
     photo_max_bytes: int = 2 * 1024 * 1024
     #: Smallest accepted photo in pixels (width, height); 2.5×3.5 cm at ~100 dpi.

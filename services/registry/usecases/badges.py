@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bjsv.registry.v1 import events_pb2, registry_pb2
 from common.api import Page
 from common.errors import AlreadyExists, ResourceExhausted
+from common.policy import PolicyParameters
 from services.registry import events as ev
 from services.registry.domain import appointments as machine
 from services.registry.domain import badge_codes as bc
@@ -71,7 +72,7 @@ def _scope_for(session: Session, sup: m.Supervisor, year: int, policy: RegistryP
 @translated
 def prepare_issue(
     session: Session, *, appointment_id: int, issue_date: dt.date, explicit_serial: int = 0,
-    replace_existing: bool = False, policy: RegistryPolicy = DEFAULT_POLICY,
+    replace_existing: bool = False, policy: RegistryPolicy = DEFAULT_POLICY, limits: bc.SerialLimits = bc.LAYOUT,
 ) -> IssuePlan:  # fmt: skip
     """The read-only half of IssueBadge: checks and event snapshots (may run in a read transaction)."""
     appt = _issuable(session, appointment_id, issue_date)
@@ -80,7 +81,7 @@ def prepare_issue(
     rules.refuse_if_issued([b.code for b in repo.valid_badges_of_term(session, appt)], replace_existing)
     scope, issuer = _scope_for(session, sup, issue_date.year, policy)
     if explicit_serial:
-        bc.check_serial_in_range(scope, explicit_serial, policy)
+        bc.check_serial_in_range(scope, explicit_serial, limits)
     org = repo.issuer_row(session, issuer)
     return IssuePlan(
         appointment_id=appt.id, term_number=appt.term_number, supervisor_id=sup.id, supervisor_type=sup.type,
@@ -93,7 +94,7 @@ def prepare_issue(
 
 
 def allocate_code(
-    session: Session, *, scope: bc.Scope, explicit_serial: int = 0, policy: RegistryPolicy = DEFAULT_POLICY
+    session: Session, *, scope: bc.Scope, explicit_serial: int = 0, limits: bc.SerialLimits = bc.LAYOUT
 ) -> tuple[str, int]:
     """Allocate a code in `scope` inside the caller's transaction (which then inserts the badge): sequential
     and gap-free (repository.next_serial); explicit serials (internal only, D1) do not move the counter and
@@ -106,13 +107,13 @@ def allocate_code(
                 field_name="explicit_serial", resource_name=f"badges/{code}",
             )  # fmt: skip
         return code, explicit_serial
-    serial_max = scope.serial_max(policy)
+    serial_max = scope.serial_max(limits)
     while True:
         serial = repo.next_serial(session, prefix=scope.prefix)
         if serial > serial_max:
             raise ResourceExhausted(
                 "BADGE_SERIALS_EXHAUSTED",
-                f"证卡序列码已用尽：{scope.prefix}的序列码{scope.range_text(policy)}已全部赋码，编码不得重复使用（附件1）",
+                f"证卡序列码已用尽：{scope.prefix}的序列码{scope.range_text(limits)}已全部赋码，编码不得重复使用（附件1）",
                 subject=f"badge-codes/{scope.prefix}",
                 metadata={"prefix": scope.prefix, "year": str(scope.year), "max_serial": str(serial_max),
                           "category": scope.category.value},
@@ -127,7 +128,7 @@ def allocate_code(
 def issue_badge(
     session: Session, *, appointment_id: int, issue_date: dt.date, explicit_serial: int = 0,
     replace_existing: bool = False, now: dt.datetime, policy: RegistryPolicy = DEFAULT_POLICY,
-    plan: IssuePlan | None = None,
+    limits: bc.SerialLimits = bc.LAYOUT, plan: IssuePlan | None = None,
 ) -> m.Badge:  # fmt: skip
     """Issue a badge for an active appointment (第十一条/第十二条); internal badges are filed with the city
     centre in the same transaction (第十二条).
@@ -138,14 +139,14 @@ def issue_badge(
     (the appointment row is locked so two issues for one term cannot both pass the "already issued" check)."""
     appt = _issuable(session, appointment_id, issue_date, lock=True)
     kw = dict(appointment_id=appointment_id, issue_date=issue_date, explicit_serial=explicit_serial,
-              replace_existing=replace_existing, policy=policy)  # fmt: skip
+              replace_existing=replace_existing, policy=policy, limits=limits)  # fmt: skip
     if plan is None or plan.term_number != appt.term_number or plan.appointment_id != appt.id:
         plan = prepare_issue(session, **kw)
     existing = repo.valid_badges_of_term(session, appt)
     rules.refuse_if_issued([b.code for b in existing], replace_existing)
     for old in existing:
         revoke_badge_row(session, old, reason="补发/换发证卡", decided_by="", now=now)
-    code, serial = allocate_code(session, scope=plan.scope, explicit_serial=explicit_serial, policy=policy)
+    code, serial = allocate_code(session, scope=plan.scope, explicit_serial=explicit_serial, limits=limits)
     badge = repo.insert_badge(session, m.Badge(
         code=code, prefix=plan.scope.prefix, serial=serial, explicit_serial=bool(explicit_serial),
         category=plan.scope.category.value, year=issue_date.year, supervisor_id=plan.supervisor_id,
@@ -226,9 +227,24 @@ def revoke_badge(session: Session, *, code: str, reason: str, decided_by: str = 
     return b
 
 
+#: D1, read from the rule set in force on the issue date (common.policy).
+SERIAL_PARAMETERS = (
+    "badge.city_serial_max",
+    "badge.district_serial_max",
+    "badge.internal_serial_max",
+    "badge.internal_explicit_serial_allowed",
+)
+
+
 class Badges:
-    def __init__(self, ctx: RegistryContext) -> None:
+    def __init__(self, ctx: RegistryContext, *, parameters: PolicyParameters) -> None:
         self.ctx = ctx
+        self.parameters = parameters
+
+    async def _limits(self, issue_date: dt.date) -> bc.SerialLimits:
+        return bc.SerialLimits.from_parameters(
+            {name: await self.parameters.get(name, issue_date) for name in SERIAL_PARAMETERS}
+        )
 
     async def issue(
         self, appointment_id: int, *, issue_date: dt.date | None, explicit_serial: int, replace_existing: bool
@@ -236,13 +252,14 @@ class Badges:
         """Reads first (checks, event snapshots) in a read transaction; the write transaction — which holds
         the allocation lock — re-checks, allocates and inserts. The caller answers from the plan and the row
         (no third transaction)."""
-        now = self.ctx.now()
+        now, issue_date = self.ctx.now(), issue_date or self.ctx.today()
         kw = dict(
             appointment_id=appointment_id,
-            issue_date=issue_date or self.ctx.today(),
+            issue_date=issue_date,
             explicit_serial=explicit_serial,
             replace_existing=replace_existing,
             policy=self.ctx.policy,
+            limits=await self._limits(issue_date),
         )
         plan = await self.ctx.read(lambda s: prepare_issue(s, **kw))
         return plan, await self.ctx.write(lambda s: issue_badge(s, now=now, plan=plan, **kw))

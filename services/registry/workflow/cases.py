@@ -5,9 +5,10 @@ whose correction deadline passed (拒不改正), and raise the 第二十四条 i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,8 @@ from services.registry.domain.problems import ProblemsError
 from services.registry.domain.supervisors import Status
 from services.registry.domain.workflow import cases as case_rules
 from services.registry.domain.workflow.model import (
+    LADDER_RUNGS,
+    NO_ACTION_TEXT,
     CaseOrigin,
     CaseState,
     CaseSubjectKind,
@@ -83,8 +86,20 @@ class Decision:
     correction_deadline: dt.date | None
 
 
-def case_view(session: Session, row: wm.PenaltyCase) -> CaseView:
-    return CaseView(row, cases_repo.decisions(session, [row.id])[row.id])
+#: A case just opened has no decision to word yet.
+NO_DECISIONS: Mapping[PenaltyRung, str] = MappingProxyType({})
+
+
+async def sanction_texts(wf: Workflow, day: dt.date) -> dict[PenaltyRung, str]:
+    """The wording of every rung in the rule set in force on `day` (D13 `penalty.ladder.*`)."""
+    texts = {PenaltyRung.NO_ACTION: NO_ACTION_TEXT}
+    for parameter, rungs in LADDER_RUNGS.items():
+        texts |= dict(zip(rungs, await wf.parameters.get(parameter, day), strict=True))
+    return texts
+
+
+def case_view(session: Session, row: wm.PenaltyCase, texts: Mapping[PenaltyRung, str]) -> CaseView:
+    return CaseView(row, cases_repo.decisions(session, [row.id])[row.id], texts)
 
 
 def _subject_recipients(session: Session, c: wm.PenaltyCase) -> list[ev.Recipient]:
@@ -118,7 +133,7 @@ def open_in(
         client_request_id=crid,
         now=now,
     )
-    proto = to_proto_case(CaseView(row, []))
+    proto = to_proto_case(CaseView(row, [], NO_DECISIONS))
     record_event(
         session,
         type=events.CASE_OPENED,
@@ -126,15 +141,17 @@ def open_in(
         payload=ev.CaseOpened(penalty_case=proto, recipients=events.city_and_district(session, draft.district)),
     )
     if draft.recommendation.immediate_report:
-        raise_immediate_report(session, wf, row)
+        raise_immediate_report(session, wf, row, NO_DECISIONS)
     return row
 
 
-def raise_immediate_report(session: Session, wf: Workflow, row: wm.PenaltyCase) -> None:
+def raise_immediate_report(
+    session: Session, wf: Workflow, row: wm.PenaltyCase, texts: Mapping[PenaltyRung, str]
+) -> None:
     """第二十四条 如发现严重违规情况，应随时向市鉴定管理中心报告."""
     if not cases_repo.mark_immediate_report(session, row):
         return
-    proto = to_proto_case(case_view(session, row))
+    proto = to_proto_case(case_view(session, row, texts))
     recommendation = Recommendation.from_json(row.recommendation)
     summary = (
         f"严重违规情况报告（第二十四条）：{row.subject_name or row.subject}，"
@@ -162,9 +179,9 @@ async def recommend(
     return await wf.rules.recommend(kind, subject, triggers, history, description, wf.clock.now())
 
 
-def _by_request(session: Session, crid: str) -> CaseView | None:
+def _by_request(session: Session, crid: str, texts: Mapping[PenaltyRung, str]) -> CaseView | None:
     row = cases_repo.case_by_request(session, crid)
-    return case_view(session, row) if row else None
+    return case_view(session, row, texts) if row else None
 
 
 async def _subject_of(wf: Workflow, kind: CaseSubjectKind, subject: str) -> tuple[str, str]:
@@ -185,7 +202,8 @@ async def open_case(wf: Workflow, c: NewCase) -> CaseView:
     crid = c.client_request_id.strip()
     if not crid:
         raise InvalidArgument("CLIENT_REQUEST_ID_REQUIRED", [FieldViolation("client_request_id", "请提供请求编号")])
-    if (done := await wf.db.read(_by_request, crid)) is not None:
+    texts = await sanction_texts(wf, wf.today())
+    if (done := await wf.db.read(_by_request, crid, texts)) is not None:
         return done
     try:
         case_rules.validate_open(c.kind, c.subject, c.triggers, c.description)
@@ -219,17 +237,17 @@ async def open_case(wf: Workflow, c: NewCase) -> CaseView:
     now, actor = wf.clock.now(), caller_org()
 
     def tx(session: Session) -> CaseView:
-        if (again := _by_request(session, crid)) is not None:
+        if (again := _by_request(session, crid, texts)) is not None:
             return again
-        return case_view(session, open_in(session, wf, draft, now=now, actor=actor, crid=crid))
+        return case_view(session, open_in(session, wf, draft, now=now, actor=actor, crid=crid), texts)
 
     return await wf.db.write(tx)
 
 
 def _apply_sanction(
-    session: Session, wf: Workflow, c: wm.PenaltyCase, d: wm.CaseDecision, name: str, now: dt.datetime
+    session: Session, c: wm.PenaltyCase, d: wm.CaseDecision, name: str, now: dt.datetime, text: str
 ) -> None:
-    """第二十七条 暂停督导工作 / 取消外督员资格 take effect on the appointment (the supervisor is no longer
+    """第二十七条 暂停督导工作 / 取消其外督员资格 take effect on the appointment (the supervisor is no longer
     dispatchable) in the decision's transaction: no decision without the change, nor the reverse."""
     rung = PenaltyRung(d.rung)
     if rung not in (PenaltyRung.SUPERVISOR_SUSPENSION, PenaltyRung.SUPERVISOR_REVOCATION):
@@ -246,7 +264,7 @@ def _apply_sanction(
     change(
         session,
         appointment_id=appt.id,
-        reason=f"{rung.text}（{name}）" + (f"：{d.note}" if d.note else ""),
+        reason=f"{text}（{name}）" + (f"：{d.note}" if d.note else ""),
         article="第二十七条",
         decided_by=d.official,
         case_reference=name,
@@ -261,6 +279,7 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
     kind = CaseSubjectKind(row.subject_kind)
     require_role(case_rules.official_roles(kind), "记录处理决定（D13）")
     today, now, org = wf.today(), wf.clock.now(), dec.official_org or caller_org()
+    texts = await sanction_texts(wf, today)
 
     def check(state: str) -> CaseState:
         try:
@@ -287,18 +306,18 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
             now=now,
             today=today,
         )
-        decided = case_view(session, c)
+        decided = case_view(session, c, texts)
         record_event(
             session,
             type=events.CASE_DECIDED,
             subject=name,
             payload=ev.CaseDecided(
                 penalty_case=to_proto_case(decided),
-                decision=to_proto_decision(d),
+                decision=to_proto_decision(d, texts),
                 recipients=_subject_recipients(session, c),
             ),
         )
-        _apply_sanction(session, wf, c, d, name, now)
+        _apply_sanction(session, c, d, name, now, texts[dec.rung])
         return decided
 
     return await wf.db.write(tx)
@@ -306,6 +325,7 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
 
 async def record_correction(wf: Workflow, case_id: int, name: str, note: str) -> CaseView:
     today, now = wf.today(), wf.clock.now()
+    texts = await sanction_texts(wf, today)
 
     def tx(session: Session) -> CaseView:
         c = cases_repo.case(session, case_id, for_update=True)
@@ -316,7 +336,7 @@ async def record_correction(wf: Workflow, case_id: int, name: str, note: str) ->
         except ProblemsError as e:
             raise as_error(e) from None
         cases_repo.record_correction(session, c, state=state.value, note=note.strip(), now=now)
-        corrected = case_view(session, c)
+        corrected = case_view(session, c, texts)
         record_event(
             session,
             type=events.CASE_CORRECTED,
@@ -331,9 +351,11 @@ async def record_correction(wf: Workflow, case_id: int, name: str, note: str) ->
 
 
 async def get(wf: Workflow, case_id: int, name: str) -> CaseView:
+    texts = await sanction_texts(wf, wf.today())
+
     def read(session: Session) -> CaseView | None:
         row = cases_repo.case(session, case_id)
-        return case_view(session, row) if row else None
+        return case_view(session, row, texts) if row else None
 
     found = await wf.db.read(read)
     if found is None:
@@ -344,6 +366,8 @@ async def get(wf: Workflow, case_id: int, name: str) -> CaseView:
 async def list_cases(
     wf: Workflow, *, subject: str, state: CaseState | None, district: str, plan_id: int | None, offset: int, limit: int
 ) -> tuple[list[CaseView], int]:
+    texts = await sanction_texts(wf, wf.today())
+
     def read(session: Session) -> tuple[list[CaseView], int]:
         rows, total = cases_repo.list_cases(
             session,
@@ -355,33 +379,28 @@ async def list_cases(
             limit=limit,
         )
         decs = cases_repo.decisions(session, [r.id for r in rows])
-        return [CaseView(r, decs[r.id]) for r in rows], total
+        return [CaseView(r, decs[r.id], texts) for r in rows], total
 
     return await wf.db.read(read)
 
 
 async def _escalation(wf: Workflow, case_id: int) -> tuple[Recommendation, PenaltyRung | None]:
-    """The raised recommendation of a case whose correction deadline passed, and the rung it had."""
+    """The new recommendation of a case whose correction deadline passed, and the rung it had: EvaluatePenalty
+    given the case history with this case's uncorrected order (拒不改正, 第二十六条, D13) decides the rung."""
     row = await wf.db.read(cases_repo.case, case_id)
     decs = (await wf.db.read(cases_repo.decisions, [case_id]))[case_id]
-    kind = CaseSubjectKind(row.subject_kind)
     history = [*await wf.rules.history(row.subject, exclude=case_id), prior_case(row, decs)]
     triggers = [CaseTrigger(t) for t in row.triggers]
+    kind = CaseSubjectKind(row.subject_kind)
     rec = await wf.rules.recommend(kind, row.subject, triggers, history, row.description, wf.clock.now())
-    last = PenaltyRung(decs[-1].rung) if decs else None
-    rung = case_rules.escalated_rung(kind, last, rec.rung)
-    explanation = rec.explanation
-    if rung is not rec.rung:
-        explanation = (
-            f"改正期限届满未改正，视为拒不改正（第二十六条，D13），处理建议上调一级为“{rung.text}”。" + explanation
-        )
-    raised = dataclasses.replace(rec, rung=rung, article=rung.article, sanction_text=rung.text, explanation=explanation)
-    return raised, last
+    return rec, PenaltyRung(decs[-1].rung) if decs else None
 
 
 async def escalate_overdue_corrections(wf: Workflow) -> list[str]:
-    """D13 拒不改正: a correction deadline passed with no correction recorded → escalate one rung."""
+    """D13 拒不改正: a correction deadline passed with no correction recorded → escalated, with the rules
+    service's new recommendation."""
     today = wf.today()
+    texts = await sanction_texts(wf, today)
     escalated = []
     for case_id in await wf.db.read(cases_repo.cases_past_correction_deadline, today):
         recommendation, previous = await _escalation(wf, case_id)
@@ -398,7 +417,7 @@ async def escalate_overdue_corrections(wf: Workflow) -> list[str]:
             missed = cases_repo.escalate_case(
                 session, c, state=CaseState.ESCALATED.value, recommendation=recommendation.as_json()
             )
-            proto = to_proto_case(case_view(session, c))
+            proto = to_proto_case(case_view(session, c, texts))
             record_event(
                 session,
                 type=events.CASE_ESCALATED,
@@ -411,7 +430,7 @@ async def escalate_overdue_corrections(wf: Workflow) -> list[str]:
                 ),
             )
             if recommendation.immediate_report:
-                raise_immediate_report(session, wf, c)
+                raise_immediate_report(session, wf, c, texts)
             return proto.name
 
         if (name := await wf.db.write(tx)) is not None:

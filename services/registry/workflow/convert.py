@@ -5,6 +5,7 @@ dates and page tokens are parsed by common.api, as in every other servicer."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -342,7 +343,7 @@ def to_proto_recommendation(r: Recommendation) -> pb.CaseRecommendation:
     return out
 
 
-def to_proto_decision(d: wm.CaseDecision) -> pb.CaseDecision:
+def to_proto_decision(d: wm.CaseDecision, sanction_texts: Mapping[PenaltyRung, str]) -> pb.CaseDecision:
     rung = PenaltyRung(d.rung)
     return pb.CaseDecision(
         rung=RUNG[rung],
@@ -351,7 +352,7 @@ def to_proto_decision(d: wm.CaseDecision) -> pb.CaseDecision:
         decide_time=timestamp(aware(d.decided_at)),
         note=d.note,
         correction_deadline=api.format_date(d.correction_deadline),
-        sanction_text=rung.text,
+        sanction_text=sanction_texts[rung],
     )
 
 
@@ -370,7 +371,7 @@ def to_proto_case(v: CaseView) -> pb.PenaltyCase:
         description=c.description,
         state=CASE_STATE[CaseState(c.state)],
         recommendation=to_proto_recommendation(Recommendation.from_json(c.recommendation)),
-        decisions=[to_proto_decision(d) for d in decisions],
+        decisions=[to_proto_decision(d, v.sanction_texts) for d in decisions],
         correction_deadline=api.format_date(c.correction_deadline),
         correct_time=timestamp(aware(c.corrected_at)) if c.corrected_at else None,
         correction_note=c.correction_note,

@@ -1,5 +1,6 @@
-"""Use cases of supervisor feedback (外督员情况反馈表, 附件4; 第二十三条): submit, read. A "否" opens a 第二十七条
-review case on the supervisor (D12) in the feedback's transaction.
+"""Use cases of supervisor feedback (外督员情况反馈表, 附件4; 第二十三条): submit, read. When the rules service
+says the answers open a 第二十七条 review (EvaluateFeedback, D12), the review case on the supervisor opens in the
+feedback's transaction.
 
 Like records, submitting is `prepare` (reads, validation, the rules service's recommendation) then `commit`,
 whose write transaction checks every precondition again against the locked dispatch row."""
@@ -131,7 +132,9 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     today = wf.today()
     lateness = deadlines.assess_lateness(d.feedback_due, today, calendar=wf.calendar)
     review = None
-    if (trigger := feedback_rules.review_trigger(s.answers, wf.policy)) is not None:
+    a = s.answers
+    trigger = await wf.rules.review_trigger(s.supervisor, a.badge_worn, a.duties_performed, a.integrity_kept, today)
+    if trigger is not None:
         desc = feedback_rules.review_description(s.answers, member.display_name, s.comments)
         rec = await cases.recommend(wf, CaseSubjectKind.SUPERVISOR, s.supervisor, [trigger], desc)
         review = cases.CaseDraft(

@@ -22,6 +22,11 @@ from services.registry.workflow.convert import to_proto_report
 from services.registry.workflow.results import ClosedReports
 
 
+async def first_half_last_day(wf: Workflow, day: dt.date) -> int:
+    """D10: the last day of the first half-month, from the rule set in force on `day`."""
+    return int(await wf.parameters.get("period.first_half_last_day", day))
+
+
 def _close_tx(session: Session, wf: Workflow, period: Period, include_empty: bool, actor: str) -> ClosedReports:
     if reports_repo.closed_period(session, period.key) is not None:
         return ClosedReports(reports_repo.reports_of_period(session, period.key), False)
@@ -48,7 +53,7 @@ async def _close(wf: Workflow, period: Period, include_empty: bool) -> ClosedRep
 
 
 async def close(wf: Workflow, day: dt.date, include_empty: bool) -> ClosedReports:
-    period = period_rules.period_of(day, wf.policy)
+    period = period_rules.period_of(day, await first_half_last_day(wf, day))
     if not period_rules.has_ended(period, wf.today()):
         raise FailedPrecondition(
             "PERIOD_NOT_ENDED",
@@ -68,8 +73,9 @@ async def close_ended_periods(wf: Workflow) -> list[str]:
     if first_day is None:
         return []
     names = []
-    first = period_rules.period_of(first_day, wf.policy)
-    for period in period_rules.ended_periods(None, wf.today(), first=first, policy=wf.policy):
+    split = await first_half_last_day(wf, wf.today())
+    first = period_rules.period_of(first_day, split)
+    for period in period_rules.ended_periods(None, wf.today(), first=first, split=split):
         if await wf.db.read(reports_repo.closed_period, period.key) is None:
             closed = await _close(wf, period, False)
             if closed.newly_closed:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
+from bjsv.rules.v1 import rules_pb2
 from common import api
 from common.errors import (
     AlreadyExists,
@@ -45,6 +46,7 @@ from services.registry.workflow import cases, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import to_proto_dispatch, to_proto_record
 from services.registry.workflow.results import Recommendation, RecordView
+from services.registry.workflow.rules_port import TRIGGER_FROM_RULES
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,12 @@ def _submittable(
     return d
 
 
-def _validated(
-    wf: Workflow, form: SupervisionForm, inp: RecordInput, start: dt.date, today: dt.date
+async def _validated(
+    wf: Workflow, subject: str, form: SupervisionForm, inp: RecordInput, start: dt.date, today: dt.date
 ) -> tuple[list[ItemAnswer], list[Finding]]:
+    """The form's structure here; D11 (a 否 needs its remark) and D14 (the items that open a case) are the
+    rules service's decision (EvaluateRecord): a DENY is the refusal, citing its findings and naming the
+    decision so that a caller can fetch it whole (GetDecision)."""
     try:
         answers = record_rules.validate_record(
             form,
@@ -136,7 +141,20 @@ def _validated(
         )
     except ProblemsError as e:
         raise as_error(e) from None
-    return answers, record_rules.derive_findings(form, answers, policy=wf.policy)
+    decided = await wf.rules.evaluate_record(subject, form, answers, today)
+    if decided.decision.outcome == rules_pb2.OUTCOME_DENY:
+        index = {a.item_number: i for i, a in enumerate(inp.answers)}
+        raise InvalidArgument(
+            "REMARK_REQUIRED_FOR_NO",
+            [
+                FieldViolation(f"record.answers[{index[int(n)]}].remark", f"第{n}项：{f.message}")
+                for f in decided.decision.findings
+                if f.severity == rules_pb2.SEVERITY_BLOCKING and (n := f.subject.removeprefix("items/")).isdigit()
+            ],
+            metadata={"decision": decided.decision.name},
+        )
+    openings = {o.item_number: tuple(TRIGGER_FROM_RULES[t] for t in o.triggers) for o in decided.case_openings}
+    return answers, record_rules.derive_findings(form, answers, openings)
 
 
 async def _finding_cases(
@@ -182,7 +200,7 @@ async def prepare(wf: Workflow, s: RecordSubmission) -> PreparedRecord:
     d = await wf.db.read(_submittable, dispatch_id, s, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(d.form), wf.today()
-    answers, findings = _validated(wf, form, s.input, d.start_day, today)
+    answers, findings = await _validated(wf, s.dispatch, form, s.input, d.start_day, today)
     lateness = deadlines.assess_lateness(d.record_due, today, calendar=wf.calendar)
     to_open = await _finding_cases(wf, plan_row, form, findings, set())
     return PreparedRecord(s, dispatch_id, submitter, form, answers, findings, to_open, lateness, today)
@@ -296,7 +314,7 @@ async def correct(wf: Workflow, c: RecordCorrection) -> RecordView:
     rec, d = await wf.db.read(_corrector, c, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(rec.form), wf.today()
-    answers, findings = _validated(wf, form, c.input, d.start_day, today)
+    answers, findings = await _validated(wf, c.name, form, c.input, d.start_day, today)
     lateness = deadlines.assess_lateness(d.record_due, today, calendar=wf.calendar)
     source = f"records/{c.record_id}"
     known = {

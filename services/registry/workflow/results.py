@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -109,6 +110,8 @@ class FeedbackView:
 class CaseView:
     case: wm.PenaltyCase
     decisions: list[wm.CaseDecision]
+    #: The wording of each rung (the rule set's `penalty.ladder.*`, D13), for the decisions.
+    sanction_texts: Mapping[PenaltyRung, str]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Port to `bjsv.rules.v1.RulesService`: the workflow asks, the rules service decides (CheckTeam, ProposeTeam,
-EvaluatePenalty). The facts it needs are assembled here from the registry's own tables (supervisors with their
-appointment, attestations, badge; plans; prior cases) and the answers come back typed (`results`).
+EvaluatePenalty, EvaluateRecord, EvaluateFeedback). The facts it needs are assembled here from the registry's own
+tables (supervisors with their appointment, attestations, badge; plans; prior cases) and the answers come back
+typed (`results`).
 
 The channel is opened on first use inside the serving event loop (an aio channel is bound to its loop) and
 closed by `close()`, which the composition root runs on stop.
@@ -26,15 +27,19 @@ from services.registry.domain.districts import CITY_CODE
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import plans
 from services.registry.domain.workflow.model import (
+    Answer,
     CaseSubjectKind,
     CaseTrigger,
     DispatchScope,
+    ItemAnswer,
     PenaltyRung,
     SessionWindow,
+    SupervisionForm,
 )
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.workflow.convert import RUNG, RUNG_IN
 from services.registry.workflow.results import Proposal, Recommendation, TeamCheck, TeamFinding
 
 T = TypeVar("T")
@@ -49,15 +54,12 @@ RULES_TRIGGER = {
     CaseTrigger.SUPERVISOR_DUTY_FAILURE: rules_pb2.PENALTY_TRIGGER_ART27_NEGLECT_OF_DUTY,
     CaseTrigger.SUPERVISOR_PRIVATE_GAIN: rules_pb2.PENALTY_TRIGGER_ART27_PRIVATE_GAIN,
 }
-SANCTION_TO_RUNG = {
-    rules_pb2.SANCTION_ART26_CRITICISE_AND_ORDER_CORRECTION: PenaltyRung.CRITICISM_AND_CORRECTION,
-    rules_pb2.SANCTION_ART26_DISCIPLINE_RECOMMENDATION: PenaltyRung.DISCIPLINARY_RECOMMENDATION,
-    rules_pb2.SANCTION_ART26_DISQUALIFICATION: PenaltyRung.QUALIFICATION_REVOKED,
-    rules_pb2.SANCTION_ART27_CRITICISM_EDUCATION: PenaltyRung.SUPERVISOR_CRITICISM,
-    rules_pb2.SANCTION_ART27_SUSPENSION: PenaltyRung.SUPERVISOR_SUSPENSION,
-    rules_pb2.SANCTION_ART27_REVOCATION: PenaltyRung.SUPERVISOR_REVOCATION,
+TRIGGER_FROM_RULES = {v: k for k, v in RULES_TRIGGER.items()}
+RULES_FORM = {
+    SupervisionForm.ON_SITE: rules_pb2.SUPERVISION_FORM_ON_SITE,
+    SupervisionForm.RECORDS_REVIEW: rules_pb2.SUPERVISION_FORM_RECORDS_REVIEW,
 }
-RUNG_TO_SANCTION = {v: k for k, v in SANCTION_TO_RUNG.items()}
+RULES_ANSWER = {Answer.YES: rules_pb2.ANSWER_VALUE_YES, Answer.NO: rules_pb2.ANSWER_VALUE_NO, None: 0}
 RULES_STATUS = {
     "active": rules_pb2.SUPERVISOR_STATUS_ACTIVE,
     "expired": rules_pb2.SUPERVISOR_STATUS_EXPIRED,
@@ -131,7 +133,7 @@ def prior_case(c: wm.PenaltyCase, decs: list[wm.CaseDecision]) -> rules_pb2.Prio
         name=f"cases/{c.id}",
         trigger=RULES_TRIGGER[CaseTrigger(c.triggers[0])],
         decided_date=api.format_date(last.decided_on),
-        sanction=RUNG_TO_SANCTION.get(PenaltyRung(last.rung), rules_pb2.SANCTION_UNSPECIFIED),
+        sanction=RUNG[PenaltyRung(last.rung)],  # rules_pb2.Sanction shares PenaltyRung's numbers
         correction_deadline=api.format_date(last.correction_deadline),
         corrected_date=api.format_date(c.corrected_at.astimezone(SHANGHAI).date()) if c.corrected_at else "",
     )
@@ -234,9 +236,13 @@ class RulesPort:
                 item = TeamFinding(f.rule_id, f.message, f.article, f.subject)
                 (blocking if f.severity == rules_pb2.SEVERITY_BLOCKING else advisory).append(item)
         if blocking:
+            # The details are bounded (common.errors); the deciding decisions are named so that a caller can
+            # fetch every finding with GetDecision (issue #14 item 7).
+            denied = [r.decision.name for r in resp.responses if r.decision.outcome == rules_pb2.OUTCOME_DENY]
             raise FailedPrecondition(
                 "TEAM_CHECK_FAILED",
                 [PreconditionViolation(f.rule_id, f.subject or subject, f.message) for f in blocking],
+                metadata={"decision": denied[0], "decisions": ",".join(denied)},
             )
         return TeamCheck(
             advisory=advisory,
@@ -278,13 +284,20 @@ class RulesPort:
         description: str,
         now: dt.datetime,
     ) -> Recommendation:
-        """EvaluatePenalty for each trigger; the highest recommended rung wins (D13)."""
+        """EvaluatePenalty for each trigger; the highest recommended rung wins (D13). The rules service owns
+        the ladder, its wording and the 拒不改正 escalation (from `history`); a 第二十七条 case is sent with the
+        supervisor's kind, and one against a 内督员 comes back refused (FAILED_PRECONDITION, 第二十七条、第八条)."""
         today = now.astimezone(SHANGHAI).date().isoformat()
-        subject_kind = (
-            rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION
-            if kind is CaseSubjectKind.INSTITUTION
-            else rules_pb2.PENALTY_SUBJECT_KIND_SUPERVISOR
-        )
+        supervisor_kind = rules_pb2.SUPERVISOR_KIND_UNSPECIFIED
+        subject_kind = rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION
+        if kind is CaseSubjectKind.SUPERVISOR:
+            subject_kind = rules_pb2.PENALTY_SUBJECT_KIND_SUPERVISOR
+            views = await self._db.read(
+                repo.supervisors, [api.parse_id(subject, "supervisors", field="penalty_case.subject")]
+            )
+            if not views:
+                raise NotFound(subject)
+            supervisor_kind = supervisor_facts(next(iter(views.values()))).kind
         reqs = [
             rules_pb2.EvaluatePenaltyRequest(
                 subject_kind=subject_kind,
@@ -294,6 +307,7 @@ class RulesPort:
                     trigger=RULES_TRIGGER[t], occurred_date=today, description=description[:500]
                 ),
                 as_of_date=today,
+                supervisor_kind=supervisor_kind,
             )
             for t in triggers
         ]
@@ -302,11 +316,10 @@ class RulesPort:
         )
         best = max(resp.responses, key=lambda r: r.recommendation.rung)
         rec = best.recommendation
-        rung = SANCTION_TO_RUNG.get(rec.sanction, PenaltyRung.NO_ACTION)
         return Recommendation(
-            rung=rung,
-            article=rec.article or rung.article,
-            sanction_text=rec.sanction_text or rung.text,
+            rung=RUNG_IN.get(rec.sanction, PenaltyRung.NO_ACTION),  # the same numbering: the identity
+            article=rec.article,
+            sanction_text=rec.sanction_text,
             explanation="；".join(f.message for f in best.decision.findings),
             serious=any(r.recommendation.serious for r in resp.responses),
             immediate_report=any(r.recommendation.immediate_report for r in resp.responses),
@@ -315,3 +328,32 @@ class RulesPort:
             decisions=[r.decision.name for r in resp.responses],
             evaluate_time=now.isoformat(),
         )
+
+    async def evaluate_record(
+        self, subject: str, form: SupervisionForm, answers: list[ItemAnswer], as_of: dt.date
+    ) -> rules_pb2.EvaluateRecordResponse:
+        """EvaluateRecord: D11 (a DENY is the refusal) and the cases D14 opens (`case_openings`)."""
+        req = rules_pb2.EvaluateRecordRequest(
+            subject=subject,
+            form=RULES_FORM[form],
+            answers=[
+                rules_pb2.RecordAnswer(item_number=a.item_number, answer=RULES_ANSWER[a.answer], remark=a.remark)
+                for a in answers
+            ],
+            as_of_date=as_of.isoformat(),
+        )
+        return await self._call(self._rules().EvaluateRecord, req)
+
+    async def review_trigger(
+        self, subject: str, badge_worn: Answer | None, duties: Answer | None, integrity: Answer | None, as_of: dt.date
+    ) -> CaseTrigger | None:
+        """EvaluateFeedback (D12): the 第二十七条 trigger of the review the Annex 4 answers open, or None."""
+        req = rules_pb2.EvaluateFeedbackRequest(
+            subject=subject,
+            badge_worn=RULES_ANSWER[badge_worn],
+            duties_performed=RULES_ANSWER[duties],
+            integrity_kept=RULES_ANSWER[integrity],
+            as_of_date=as_of.isoformat(),
+        )
+        resp = await self._call(self._rules().EvaluateFeedback, req)
+        return TRIGGER_FROM_RULES[resp.review_trigger] if resp.opens_review else None

@@ -13,6 +13,7 @@ from services.registry.domain.workflow.model import DispatchScope
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.workflow.cases import sanction_texts
 from services.registry.workflow.context import Workflow
 from services.registry.workflow.dispatches import ACTIVE, view
 from services.registry.workflow.results import (
@@ -131,6 +132,7 @@ def _dispatch_status(
 
 async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
     today, calendar = wf.today(), wf.calendar
+    texts = await sanction_texts(wf, today)
 
     def read(session: Session) -> PlanStatus | None:
         p = repo.plan(session, plan_id)
@@ -146,7 +148,7 @@ async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
             session, subject="", state="", district="", plan_id=plan_id, offset=0, limit=500
         )
         decs = cases_repo.decisions(session, [c.id for c in cases])
-        return PlanStatus(p, statuses, [CaseView(c, decs[c.id]) for c in cases])
+        return PlanStatus(p, statuses, [CaseView(c, decs[c.id], texts) for c in cases])
 
     status = await wf.db.read(read)
     if status is None:

@@ -6,8 +6,8 @@ open ──decision──▶ awaiting_correction (通报批评并责令改正 wi
   │                  escalated ──decision──▶ awaiting_correction | closed
   └──decision (any other rung, or 不予处理)──▶ closed
 
-The rules service recommends (EvaluatePenalty); an authorised official decides (D13). This module only
-enforces which transitions are legal and derives the escalated rung.
+The rules service recommends (EvaluatePenalty, which also owns the 拒不改正 escalation); an authorised
+official decides (D13). This module only enforces which transitions are legal.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from services.registry.domain.workflow.model import (
     CaseSubjectKind,
     CaseTrigger,
     PenaltyRung,
-    rung_at,
 )
 
 ART26_OFFICIALS = ("city-centre",)  # 第二十六条 由市鉴定管理中心通报批评并责令其改正
@@ -136,16 +135,6 @@ def record_correction(
 def due_for_escalation(state: CaseState, deadline: dt.date | None, today: dt.date) -> bool:
     """D13 "refuses to correct": a correction order's deadline passed with no correction recorded."""
     return state is CaseState.AWAITING_CORRECTION and deadline is not None and today > deadline
-
-
-def escalated_rung(
-    subject_kind: CaseSubjectKind, last_decided: PenaltyRung | None, recommended: PenaltyRung | None
-) -> PenaltyRung:
-    """At least one rung above the last decided sanction (第二十六条 拒不改正的 … 提出给予处分的建议),
-    or higher if the rules recommend it; capped at the top of the ladder."""
-    floor = (last_decided.level if last_decided else 0) + 1
-    level = max(floor, recommended.level if recommended and recommended.ladder is subject_kind else 0)
-    return rung_at(subject_kind, level)
 
 
 def official_roles(subject_kind: CaseSubjectKind) -> tuple[str, ...]:

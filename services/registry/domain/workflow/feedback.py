@@ -1,5 +1,7 @@
 """Annex 4 feedback (《北京市技能人才评价外督员情况反馈表》, 第二十三条) on one external supervisor: validation
-(D12) and the 第二十七条 review it opens when any answer is 否."""
+(D12) and the description of the 第二十七条 review it opens. Whether the answers open a review, and under which
+trigger, is the rules service's decision (EvaluateFeedback; D12 `feedback.any_no_opens_review`,
+`feedback.review_trigger`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 
 from common.clock import SHANGHAI
 from services.registry.domain.problems import Problem, ProblemsError
-from services.registry.domain.workflow.model import Answer, CaseTrigger
+from services.registry.domain.workflow.model import Answer
 from services.registry.domain.workflow.policy import DEFAULT_POLICY, WorkflowPolicy
 
 #: The three structured questions of D12 with their Chinese wording and the article behind each.
@@ -73,11 +75,6 @@ def validate_feedback(
         problems.append(Problem("feedback.signed_by", "SIGNATURE_REQUIRED", "反馈表须由填报单位签字"))
     if problems:
         raise ProblemsError(problems)
-
-
-def review_trigger(answers: FeedbackAnswers, policy: WorkflowPolicy = DEFAULT_POLICY) -> CaseTrigger | None:
-    """D12: any 否 opens a 第二十七条 review of the supervisor."""
-    return CaseTrigger[policy.feedback_trigger] if answers.negatives() else None
 
 
 def review_description(answers: FeedbackAnswers, supervisor_name: str, comments: str) -> str:

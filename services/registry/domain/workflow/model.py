@@ -125,50 +125,23 @@ class PenaltyRung(StrEnum):
             return None
         return CaseSubjectKind.SUPERVISOR if self.value.startswith("supervisor_") else CaseSubjectKind.INSTITUTION
 
-    @property
-    def level(self) -> int:
-        """1..3 on its ladder; 0 for no action."""
-        return RUNG_LEVELS[self]
 
-    @property
-    def text(self) -> str:
-        return SANCTION_TEXTS[self]
-
-    @property
-    def article(self) -> str:
-        if self.ladder is CaseSubjectKind.SUPERVISOR:
-            return "第二十七条"
-        return "第二十六条" if self.ladder else ""
-
-
-RUNG_LEVELS = {
-    PenaltyRung.NO_ACTION: 0,
-    PenaltyRung.CRITICISM_AND_CORRECTION: 1,
-    PenaltyRung.DISCIPLINARY_RECOMMENDATION: 2,
-    PenaltyRung.QUALIFICATION_REVOKED: 3,
-    PenaltyRung.SUPERVISOR_CRITICISM: 1,
-    PenaltyRung.SUPERVISOR_SUSPENSION: 2,
-    PenaltyRung.SUPERVISOR_REVOCATION: 3,
+#: Each ladder's rungs in the law's order (第二十六条, 第二十七条); their wording is the rule set's (D13
+#: `penalty.ladder.art26`, `penalty.ladder.art27`), read when a case is shown.
+LADDER_RUNGS: dict[str, tuple[PenaltyRung, PenaltyRung, PenaltyRung]] = {
+    "penalty.ladder.art26": (
+        PenaltyRung.CRITICISM_AND_CORRECTION,
+        PenaltyRung.DISCIPLINARY_RECOMMENDATION,
+        PenaltyRung.QUALIFICATION_REVOKED,
+    ),
+    "penalty.ladder.art27": (
+        PenaltyRung.SUPERVISOR_CRITICISM,
+        PenaltyRung.SUPERVISOR_SUSPENSION,
+        PenaltyRung.SUPERVISOR_REVOCATION,
+    ),
 }
-
-SANCTION_TEXTS = {
-    PenaltyRung.NO_ACTION: "不予处理",
-    PenaltyRung.CRITICISM_AND_CORRECTION: "通报批评并责令改正",
-    PenaltyRung.DISCIPLINARY_RECOMMENDATION: "向其主管部门提出给予处分的建议",
-    PenaltyRung.QUALIFICATION_REVOKED: "取消其职业技能等级认定工作资格",
-    PenaltyRung.SUPERVISOR_CRITICISM: "批评教育",
-    PenaltyRung.SUPERVISOR_SUSPENSION: "暂停督导工作",
-    PenaltyRung.SUPERVISOR_REVOCATION: "取消外督员资格",
-}
-
-
-def rung_at(ladder: CaseSubjectKind, level: int) -> PenaltyRung:
-    """The rung of a ladder at level 1..3 (capped)."""
-    level = max(1, min(3, level))
-    for rung, lv in RUNG_LEVELS.items():
-        if lv == level and rung.ladder is ladder:
-            return rung
-    raise AssertionError("unreachable")
+#: An official's finding of no violation is on neither ladder.
+NO_ACTION_TEXT = "不予处理"
 
 
 class CaseState(StrEnum):
@@ -187,7 +160,7 @@ class Period:
 
     @property
     def key(self) -> str:
-        """ "YYYY-MM-1" for the 1st–15th, "YYYY-MM-2" for the 16th–last day."""
+        """ "YYYY-MM-1" for the first half (1st to the D10 split day), "YYYY-MM-2" for the second."""
         return f"{self.start:%Y-%m}-{1 if self.start.day == 1 else 2}"
 
 

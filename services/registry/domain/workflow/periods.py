@@ -1,4 +1,6 @@
-"""Half-month reporting periods (第二十四条 每半个月报送, D10): 1st–15th and 16th–last day of a month."""
+"""Half-month reporting periods (第二十四条 每半个月报送, D10): the 1st to the rule set's
+`period.first_half_last_day` (15 in bj-2022) and the day after to the month's last day. The use cases read
+that day from the rule set in force (common.policy) and pass it in as `split`."""
 
 from __future__ import annotations
 
@@ -7,25 +9,19 @@ import datetime as dt
 import re
 
 from services.registry.domain.workflow.model import Period
-from services.registry.domain.workflow.policy import DEFAULT_POLICY, WorkflowPolicy
 
 _KEY = re.compile(r"^(\d{4})-(\d{2})-([12])$")
 
 
-def period_of(day: dt.date, policy: WorkflowPolicy = DEFAULT_POLICY) -> Period:
-    split = policy.first_half_last_day
+def period_of(day: dt.date, split: int) -> Period:
     if day.day <= split:
         return Period(day.replace(day=1), day.replace(day=split))
     last = calendar.monthrange(day.year, day.month)[1]
     return Period(day.replace(day=split + 1), day.replace(day=last))
 
 
-def next_period(period: Period, policy: WorkflowPolicy = DEFAULT_POLICY) -> Period:
-    return period_of(period.end + dt.timedelta(days=1), policy)
-
-
-def previous_period(period: Period, policy: WorkflowPolicy = DEFAULT_POLICY) -> Period:
-    return period_of(period.start - dt.timedelta(days=1), policy)
+def next_period(period: Period, split: int) -> Period:
+    return period_of(period.end + dt.timedelta(days=1), split)
 
 
 def has_ended(period: Period, today: dt.date) -> bool:
@@ -33,23 +29,20 @@ def has_ended(period: Period, today: dt.date) -> bool:
     return today > period.end
 
 
-def parse_key(key: str, policy: WorkflowPolicy = DEFAULT_POLICY) -> Period:
-    """ "2026-03-1" → 2026-03-01..2026-03-15; raises ValueError on a malformed key."""
+def parse_key(key: str, split: int) -> Period:
+    """ "2026-03-1" → 2026-03-01..2026-03-15 (split 15); raises ValueError on a malformed key."""
     m = _KEY.match(key or "")
     if not m:
         raise ValueError(f"bad period key {key!r}")
     year, month, half = int(m[1]), int(m[2]), int(m[3])
-    day = 1 if half == 1 else policy.first_half_last_day + 1
-    return period_of(dt.date(year, month, day), policy)
+    return period_of(dt.date(year, month, 1 if half == 1 else split + 1), split)
 
 
-def ended_periods(
-    after: Period | None, today: dt.date, *, first: Period, policy: WorkflowPolicy = DEFAULT_POLICY
-) -> list[Period]:
+def ended_periods(after: Period | None, today: dt.date, *, first: Period, split: int) -> list[Period]:
     """Periods that have ended by `today`, starting after `after` (or at `first` when nothing was closed)."""
-    p = next_period(after, policy) if after else first
+    p = next_period(after, split) if after else first
     out = []
     while has_ended(p, today):
         out.append(p)
-        p = next_period(p, policy)
+        p = next_period(p, split)
     return out

@@ -1,5 +1,6 @@
-"""Annex 3 supervision records (《北京市职业技能等级认定督导记录表》, 第二十三条): validation per form and the
-findings derived from 否 answers (D11, D14)."""
+"""Annex 3 supervision records (《北京市职业技能等级认定督导记录表》, 第二十三条): the form's structure per form and
+the findings derived from 否 answers. Whether a 否 needs its remark (D11) and which items open a case (D14) are
+the rules service's decisions (EvaluateRecord); this module keeps no copy of them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from collections.abc import Sequence
 
 from services.registry.domain.problems import Problem, ProblemsError
 from services.registry.domain.workflow import checklists
-from services.registry.domain.workflow.model import Answer, Finding, ItemAnswer, SupervisionForm
+from services.registry.domain.workflow.model import Answer, CaseTrigger, Finding, ItemAnswer, SupervisionForm
 from services.registry.domain.workflow.policy import DEFAULT_POLICY, WorkflowPolicy
 
 
 def _answer_problems(
     form: SupervisionForm, answers: list[ItemAnswer], expected: Sequence[int], policy: WorkflowPolicy
 ) -> tuple[list[Problem], dict[int, ItemAnswer]]:
-    """Each answer on its own: a known item, once, ticked, a 否 explained (附件3 注1, D11)."""
+    """Each answer on its own: a known item, once, ticked (附件3 注1)."""
     problems: list[Problem] = []
     by_number: dict[int, ItemAnswer] = {}
     for i, a in enumerate(answers):
@@ -41,14 +42,6 @@ def _answer_problems(
                     f"第{a.item_number}项未勾选“是”或“否”（附件3 注1：所有项目均为勾选项）",
                 )
             )
-        elif a.answer is Answer.NO and not a.remark.strip():
-            problems.append(
-                Problem(
-                    f"{f}.remark",
-                    "REMARK_REQUIRED_FOR_NO",
-                    f"第{a.item_number}项为“否”，须在备注栏说明发现的问题（附件3 注1）",
-                )
-            )
         if len(a.remark) > policy.max_text_length:
             problems.append(Problem(f"{f}.remark", "REMARK_TOO_LONG", f"备注不能超过{policy.max_text_length}字"))
     return problems, by_number
@@ -67,8 +60,7 @@ def validate_record(
 ) -> list[ItemAnswer]:
     """Check a record and return its answers ordered by item number; raise ProblemsError otherwise.
 
-    附件3 注1: every item is ticked (是 or 否), each problem explained in 备注 by item number — D11: a 否
-    needs a non-empty remark.
+    附件3 注1: every item is ticked (是 or 否); the remark a 否 needs (D11) is checked by EvaluateRecord.
     """
     expected = checklists.item_numbers(form)
     problems, by_number = _answer_problems(form, answers, expected, policy)
@@ -98,15 +90,16 @@ def validate_record(
 
 
 def derive_findings(
-    form: SupervisionForm, answers: list[ItemAnswer], *, policy: WorkflowPolicy = DEFAULT_POLICY
+    form: SupervisionForm, answers: list[ItemAnswer], openings: dict[int, tuple[CaseTrigger, ...]]
 ) -> list[Finding]:
-    """D11: one finding per 否 item, citing its number and text; D14 items carry the case triggers."""
+    """One finding per 否 item, citing its number and text; `openings` (EvaluateRecord's `case_openings`,
+    D14) gives the 第二十六条 triggers of the items that open a case."""
     return [
         Finding(
             item_number=a.item_number,
             item_text=checklists.item_text(form, a.item_number),
             remark=a.remark.strip(),
-            triggers=tuple(policy.case_opening_items.get((form, a.item_number), ())),
+            triggers=openings.get(a.item_number, ()),
         )
         for a in answers
         if a.answer is Answer.NO
