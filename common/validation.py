@@ -1,0 +1,149 @@
+"""Input bounds of every RPC, declared once with the contract and enforced in one place.
+
+The limits are field options in proto/ (`bjsv.options.v1.bounds`, see proto/bjsv/options/v1/bounds.proto
+for the defaults that apply to fields without one). The server interceptor (common.server) calls `check`
+on every request before its handler runs, so no handler can forget a bound; a request that breaks one is
+refused with INVALID_ARGUMENT and a BadRequest field violation per broken bound (issue 13: oversized text
+that could not be published, out-of-range Timestamps and unknown enum numbers that became INTERNAL,
+resource ids that overflowed SQLite). `tolerant` turns a request that cannot even be parsed (garbage bytes,
+strings that are not UTF-8) into the same kind of refusal instead of an INTERNAL from grpcio.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf import descriptor as pb_descriptor
+from google.protobuf import message as pb_message
+
+from bjsv.options.v1 import bounds_pb2
+from common.errors import FieldViolation, InvalidArgument
+
+DEFAULT_MAX_CHARS = 500
+DEFAULT_MAX_BYTES = 64 * 1024
+DEFAULT_MIN_NUMBER = 0
+DEFAULT_MAX_NUMBER = 1_000_000
+DEFAULT_MAX_ITEMS = 1000
+TIMESTAMP_MIN = -2_208_988_800  # 1900-01-01T00:00:00Z
+TIMESTAMP_MAX = 7_258_118_400  # 2200-01-01T00:00:00Z
+ID_DIGITS_MAX = 18  # every id fits a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint)
+VIOLATIONS_MAX = 20  # a request with 10,000 bad items gets the first ones named, not a 10,000-line error
+
+_FD = pb_descriptor.FieldDescriptor
+_STRING, _BYTES, _ENUM, _MESSAGE = _FD.TYPE_STRING, _FD.TYPE_BYTES, _FD.TYPE_ENUM, _FD.TYPE_MESSAGE
+_FLOATS = {_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT}
+_LONG_ID = re.compile(rf"(?:^|/)\d{{{ID_DIGITS_MAX + 1},}}(?:/|$)")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    max_len: int
+    min: int
+    max: int
+    max_items: int
+    basis: str
+
+    def cite(self, text: str) -> str:
+        return f"{text}（{self.basis}）" if self.basis else text
+
+
+@functools.cache
+def bounds_of(field: pb_descriptor.FieldDescriptor) -> Bounds:
+    """The field's declared bounds, defaults filled in."""
+    opts = field.GetOptions()
+    b = opts.Extensions[bounds_pb2.bounds] if opts.HasExtension(bounds_pb2.bounds) else bounds_pb2.FieldBounds()
+    default_len = DEFAULT_MAX_BYTES if field.type == _BYTES else DEFAULT_MAX_CHARS
+    return Bounds(
+        max_len=b.max_len or default_len,
+        min=b.min if b.HasField("min") else DEFAULT_MIN_NUMBER,
+        max=b.max if b.HasField("max") else DEFAULT_MAX_NUMBER,
+        max_items=b.max_items or DEFAULT_MAX_ITEMS,
+        basis=b.basis,
+    )
+
+
+class _Undecodable:
+    """What `tolerant` hands the handler wrapper instead of a request it could not parse."""
+
+
+UNDECODABLE = _Undecodable()
+
+
+def tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    """Wrap a request deserializer so that unparsable bytes reach `check` (INVALID_ARGUMENT), not grpcio."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> object:
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - DecodeError and friends: any unparsable request is the caller's error
+            return UNDECODABLE
+
+    return parse
+
+
+def check(request: object) -> None:
+    """Raise InvalidArgument naming every field of `request` outside its bounds (nothing for streams)."""
+    if request is UNDECODABLE:
+        raise InvalidArgument(
+            "REQUEST_UNDECODABLE", [FieldViolation("", "请求无法解析：不是有效的消息（文字须为 UTF-8 编码）")]
+        )
+    if not isinstance(request, pb_message.Message):
+        return  # a client stream: its messages are the handler's to read
+    found: list[FieldViolation] = []
+    _message(request, "", found)
+    if found:
+        raise InvalidArgument("REQUEST_OUT_OF_BOUNDS", found[:VIOLATIONS_MAX])
+
+
+def _message(msg: pb_message.Message, prefix: str, found: list[FieldViolation]) -> None:
+    if msg.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
+        if not (TIMESTAMP_MIN <= msg.seconds < TIMESTAMP_MAX and 0 <= msg.nanos <= 999_999_999):
+            found.append(FieldViolation(prefix.rstrip("."), "时间应在1900-01-01至2200-01-01之间"))
+        return
+    for field, value in msg.ListFields():
+        if len(found) >= VIOLATIONS_MAX:
+            return
+        path = prefix + field.name
+        if not field.is_repeated:
+            _value(field, value, path, found)
+            continue
+        b = bounds_of(field)
+        if len(value) > b.max_items:
+            found.append(FieldViolation(path, b.cite(f"至多{b.max_items}项，收到{len(value)}项")))
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
+            entry = field.message_type.fields_by_name
+            for k, v in value.items():
+                _value(entry["key"], k, f"{path}[{k!r:.40}]", found)
+                _value(entry["value"], v, f"{path}[{k!r:.40}]", found)
+        else:
+            for i, item in enumerate(value):
+                _value(field, item, f"{path}[{i}]", found)
+
+
+def _value(field: pb_descriptor.FieldDescriptor, value, path: str, found: list[FieldViolation]) -> None:
+    kind = field.type
+    if kind == _MESSAGE:
+        _message(value, path + ".", found)
+        return
+    b = bounds_of(field)
+    if kind == _STRING:
+        if len(value) > b.max_len:
+            found.append(FieldViolation(path, b.cite(f"不得超过{b.max_len}个字符，收到{len(value)}个")))
+        elif "/" in value and _LONG_ID.search(value):
+            found.append(FieldViolation(path, f"资源编号超出范围（至多{ID_DIGITS_MAX}位数字）"))
+    elif kind == _BYTES:
+        if len(value) > b.max_len:
+            found.append(FieldViolation(path, b.cite(f"不得超过{b.max_len}字节，收到{len(value)}字节")))
+    elif kind == _ENUM:
+        if field.enum_type.values_by_number.get(value) is None:
+            found.append(FieldViolation(path, f"取值{value}不是{field.enum_type.name}的有效取值"))
+    elif kind == _FD.TYPE_BOOL:
+        return
+    elif (kind in _FLOATS and not math.isfinite(value)) or not b.min <= value <= b.max:
+        found.append(FieldViolation(path, b.cite(f"应在{b.min}至{b.max}之间，收到{value}")))
