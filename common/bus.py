@@ -24,7 +24,7 @@ from nats.js import api
 from nats.js.errors import APIError, BadRequestError
 
 from bjsv.events.v1 import envelope_pb2
-from common import context, events
+from common import context, events, metrics
 from common.config import Settings
 from common.db import Database, StartupError
 
@@ -505,6 +505,7 @@ class Subscription:
         headers = {"Bjsv-Dead-Letter-Reason": reason[:500], "Bjsv-Original-Subject": msg.subject}
         await bus.js.publish(f"bjsv.dlq.{self.durable}", msg.data, headers=headers)
         await msg.ack()
+        metrics.DEAD_LETTERS.labels(self.durable).inc()
 
     def stop(self) -> None:
         self._stopping = True
