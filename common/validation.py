@@ -101,6 +101,14 @@ def check(request: object) -> None:
         raise InvalidArgument("REQUEST_OUT_OF_BOUNDS", found[:VIOLATIONS_MAX])
 
 
+def parse(message_type: type[pb_message.Message], data: bytes) -> pb_message.Message:
+    """For a handler registered without a request deserializer, which parses the bytes itself later (rules'
+    ProposeTeam, in its engine worker): the same refusals as the interceptor's."""
+    request = tolerant(message_type.FromString)(data)
+    check(request)
+    return request
+
+
 def _message(msg: pb_message.Message, prefix: str, found: list[FieldViolation]) -> None:
     if msg.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
         if not (TIMESTAMP_MIN <= msg.seconds < TIMESTAMP_MAX and 0 <= msg.nanos <= 999_999_999):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from google.protobuf import message as pb_message
 
 from bjsv.rules.v1 import events_pb2, rules_pb2
+from common import validation
 from common.errors import FieldViolation, InvalidArgument
 from common.events import outbox_row, timestamp
 from services.rules.domain import model as m
@@ -489,7 +490,7 @@ def decide_blobs(
         # drawn and the canonical (deterministic) bytes made here, and the pool is cut out for the log
         out = []
         for b in blobs:
-            r = rules_pb2.ProposeTeamRequest.FromString(b)
+            r = validation.parse(rules_pb2.ProposeTeamRequest, b)  # the bounds the interceptor could not check
             if not r.seed:
                 from services.rules.domain.draws import new_seed
 
