@@ -12,6 +12,7 @@ strings that are not UTF-8) into the same kind of refusal instead of an INTERNAL
 from __future__ import annotations
 
 import functools
+import io
 import math
 import re
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message as pb_message
+from PIL import Image, UnidentifiedImageError
 
 from bjsv.options.v1 import bounds_pb2
 from common.errors import FieldViolation, InvalidArgument
@@ -30,6 +32,8 @@ DEFAULT_MAX_NUMBER = 1_000_000
 DEFAULT_MAX_ITEMS = 1000
 TIMESTAMP_MIN = -2_208_988_800  # 1900-01-01T00:00:00Z
 TIMESTAMP_MAX = 7_258_118_400  # 2200-01-01T00:00:00Z
+IMAGE_FORMATS = ("PNG", "JPEG")
+IMAGE_PIXELS_MAX = 4096  # per side: a 1-inch photo or a seal needs far less; 40000² once exhausted the renderer
 ID_DIGITS_MAX = 18  # every id fits a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint)
 VIOLATIONS_MAX = 20  # a request with 10,000 bad items gets the first ones named, not a 10,000-line error
 
@@ -46,6 +50,7 @@ class Bounds:
     max: int
     max_items: int
     basis: str
+    image: bool
 
     def cite(self, text: str) -> str:
         return f"{text}（{self.basis}）" if self.basis else text
@@ -63,6 +68,7 @@ def bounds_of(field: pb_descriptor.FieldDescriptor) -> Bounds:
         max=b.max if b.HasField("max") else DEFAULT_MAX_NUMBER,
         max_items=b.max_items or DEFAULT_MAX_ITEMS,
         basis=b.basis,
+        image=b.image,
     )
 
 
@@ -148,6 +154,8 @@ def _value(field: pb_descriptor.FieldDescriptor, value, path: str, found: list[F
     elif kind == _BYTES:
         if len(value) > b.max_len:
             found.append(FieldViolation(path, b.cite(f"不得超过{b.max_len}字节，收到{len(value)}字节")))
+        elif b.image and (problem := _image_problem(value)):
+            found.append(FieldViolation(path, problem))
     elif kind == _ENUM:
         if field.enum_type.values_by_number.get(value) is None:
             found.append(FieldViolation(path, f"取值{value}不是{field.enum_type.name}的有效取值"))
@@ -155,3 +163,19 @@ def _value(field: pb_descriptor.FieldDescriptor, value, path: str, found: list[F
         return
     elif (kind in _FLOATS and not math.isfinite(value)) or not b.min <= value <= b.max:
         found.append(FieldViolation(path, b.cite(f"应在{b.min}至{b.max}之间，收到{value}")))
+
+
+def _image_problem(data: bytes) -> str:
+    """Why `data` is not an acceptable image ("" if it is): reads the header and checks the file's integrity
+    without decoding the pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height) = img.format, img.size
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return "须为JPEG或PNG格式的完整图片"
+    if fmt not in IMAGE_FORMATS:
+        return f"图片须为JPEG或PNG格式，收到{fmt}"
+    if width > IMAGE_PIXELS_MAX or height > IMAGE_PIXELS_MAX:
+        return f"图片不得超过{IMAGE_PIXELS_MAX}×{IMAGE_PIXELS_MAX}像素，收到{width}×{height}"
+    return ""
