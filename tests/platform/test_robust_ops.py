@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -52,9 +53,7 @@ def status(env, *args) -> tuple[int, dict]:
 def test_each_service_serves_prometheus_metrics_with_rpc_counts_and_outbox_backlog(env):
     ctl(env, "status")  # health checks are RPCs too
     for service in SERVICES:
-        url = f"http://127.0.0.1:{env[f'BJSV_{service.upper()}_METRICS_PORT']}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            text = r.read().decode()
+        text = metrics_text(env, service)
         assert 'bjsv_rpc_total{code="OK",method="/grpc.health.v1.Health/Check"}' in text, service
         assert "bjsv_rpc_duration_seconds_bucket" in text and "bjsv_outbox_backlog" in text, service
 
@@ -102,3 +101,20 @@ def test_outbox_list_says_when_nothing_is_parked_and_usage_errors_exit_2(env):
     missing = ctl(env, "outbox", "retry", "registry", "no-such-id")
     assert missing.returncode == 1 and "未找到" in missing.stderr
     assert ctl(env, "restart", "nosuch").returncode == 2
+
+
+def metrics_text(env, service: str) -> str:
+    url = f"http://127.0.0.1:{env[f'BJSV_{service.upper()}_METRICS_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def test_a_rules_engine_worker_that_dies_is_replaced_and_counted_in_metrics(env):
+    children = subprocess.run(["ps", "--ppid", str(pid(env, "rules")), "-o", "pid="], capture_output=True, text=True)
+    workers = [int(p) for p in children.stdout.split()]
+    assert workers, "the rules service runs its engine in worker processes"
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while "bjsv_rules_worker_restarts_total 1.0" not in metrics_text(env, "rules"):
+        assert time.monotonic() < deadline, "worker restart not counted"
+        time.sleep(0.5)
