@@ -17,6 +17,8 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from common import context, events
+from common.config import Settings
+from common.db import StartupError
 
 log = logging.getLogger("bjsv.rpc")
 
@@ -39,9 +41,18 @@ TASKS_FAILING = Gauge("bjsv_tasks_failing", "background tasks that keep failing 
 SAMPLE_EVERY = 2.0  # seconds between samples of the outbox and the consumers
 
 
-def serve_http(host: str, port: int) -> None:
-    """Start the /metrics endpoint (a daemon thread of prometheus_client)."""
-    start_http_server(port, addr=host)
+def serve_http(settings: Settings, service: str) -> None:
+    """Start the service's /metrics endpoint (a daemon thread of prometheus_client), if it has a port."""
+    port = settings.metrics_port(service)
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=settings.bind_host)
+    except OSError as e:
+        raise StartupError(
+            f"cannot serve metrics on {settings.bind_host}:{port}: {e}. "
+            f"Fix: stop what uses the port or set BJSV_{service.upper()}_METRICS_PORT."
+        ) from None
 
 
 def observe_rpc(method: str, code: grpc.StatusCode, seconds: float) -> None:

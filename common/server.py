@@ -93,14 +93,16 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=service)))
             return trace
 
-        def enter() -> None:
+        def enter() -> float:
             interceptor.in_flight += 1
             interceptor.idle.clear()
+            return time.perf_counter()
 
-        def leave() -> None:
+        def leave(ctx, started: float) -> None:
             interceptor.in_flight -= 1
             if interceptor.in_flight == 0:
                 interceptor.idle.set()
+            metrics.observe_rpc(method, ctx.code() or grpc.StatusCode.OK, time.perf_counter() - started)
 
         async def fail(ctx, exc: Exception, trace: str) -> None:
             if isinstance(exc, DomainError):
@@ -112,8 +114,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         def unary_response(inner):  # unary-unary and stream-unary
             async def behavior(request, ctx):
                 trace = await bind(ctx)
-                enter()
-                started = time.perf_counter()
+                started = enter()
                 try:
                     validation.check(request)  # input bounds declared in proto/ (bjsv.options.v1.bounds)
                     return await inner(request, ctx)
@@ -122,16 +123,14 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
                     await fail(ctx, e, trace)
                 finally:
-                    leave()
-                    metrics.observe_rpc(method, ctx.code() or grpc.StatusCode.OK, time.perf_counter() - started)
+                    leave(ctx, started)
 
             return behavior
 
         def streamed_response(inner):  # unary-stream and stream-stream
             async def behavior(request, ctx):
                 trace = await bind(ctx)
-                enter()
-                started = time.perf_counter()
+                started = enter()
                 try:
                     validation.check(request)
                     async for item in inner(request, ctx):
@@ -141,8 +140,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as e:  # noqa: BLE001 - mapped to a status
                     await fail(ctx, e, trace)
                 finally:
-                    leave()
-                    metrics.observe_rpc(method, ctx.code() or grpc.StatusCode.OK, time.perf_counter() - started)
+                    leave(ctx, started)
 
             return behavior
 
@@ -198,23 +196,9 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     names = [s.full_name for s in svc.servicers]
     reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
-    if settings.metrics_port(svc.name):
-        try:
-            metrics.serve_http(settings.bind_host, settings.metrics_port(svc.name))
-        except OSError as e:
-            raise StartupError(
-                f"cannot serve metrics on {settings.bind_host}:{settings.metrics_port(svc.name)}: {e}. "
-                f"Fix: free the port or set BJSV_{svc.name.upper()}_METRICS_PORT."
-            ) from None
-
-    async def report_health(healthy: bool) -> None:
-        if serving.is_set() and not interceptor.draining:
-            status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in ("", *names):
-                await health_servicer.set(name, status)
-
+    metrics.serve_http(settings, svc.name)
     # Every background task runs under the supervisor: logged, restarted with backoff, reflected in health.
-    supervisor = Supervisor(on_health=report_health)
+    supervisor = Supervisor(on_health=functools.partial(set_health, health_servicer, ("", *names)))
     if svc.database is not None:
         await asyncio.to_thread(svc.database.migrate)
     relay: OutboxRelay | None = None
@@ -239,11 +223,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         supervisor.start(getattr(task, "__name__", "task"), task)
 
     await server.start()
-    for name in ("", *names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await set_health(health_servicer, ("", *names), not supervisor.failing)
     serving.set()
-    if supervisor.failing:  # a task that failed during start-up: do not claim SERVING
-        await report_health(False)
     # What start-up allocated (modules, descriptors, rule sets, pools) lives as long as the process: keep it
     # out of the cyclic GC, whose full collections otherwise paused the event loop for 20–40 ms (p99).
     gc.freeze()
@@ -261,7 +242,6 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     except TimeoutError:
         log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
     await server.stop(0.5)
-    supervisor.stopping = True
     for sub in svc.subscriptions:
         sub.stop()
     await supervisor.stop([name for name in supervisor.tasks if name != "outbox-relay"])
@@ -279,6 +259,13 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     if svc.database is not None:
         svc.database.dispose()
     log.info("%s stopped", svc.name)
+
+
+async def set_health(servicer: health.aio.HealthServicer, names: tuple[str, ...], healthy: bool) -> None:
+    """Overall and per-service health (ignored by the servicer once it entered its graceful shutdown)."""
+    status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in names:
+        await servicer.set(name, status)
 
 
 def run(build: Callable[[], Service]) -> None:
