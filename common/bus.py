@@ -22,9 +22,10 @@ from nats.errors import MaxPayloadError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError
+from opentelemetry.trace import SpanKind
 
 from bjsv.events.v1 import envelope_pb2
-from common import context, events, metrics
+from common import context, events, metrics, tracing
 from common.config import Settings
 from common.db import Database, StartupError
 
@@ -452,13 +453,19 @@ class Subscription:
         except Exception:  # noqa: BLE001 - an undecodable message: the per-event path parks it
             return False
         context.bind(envs[0].trace_id or context.new_trace_id(), context.Caller(org=envs[0].actor))
+        types = sorted({e.type for e in envs})
+        span = self._span(f"consume {types[0] if len(types) == 1 else 'batch'}", envs[0].event_id)
+        span.set_attribute("messaging.batch.message_count", len(envs))
         try:
             await self.batch_handler(envs)
         except asyncio.CancelledError:
+            tracing.finish(span, failed="cancelled")
             raise
         except Exception as e:  # noqa: BLE001 - fall back to one event at a time
+            tracing.finish(span, failed=type(e).__name__)
             log.warning("consumer %s: batch of %d failed (%s); retrying one by one", self.durable, len(msgs), e)
             return False
+        tracing.finish(span)
         for msg in msgs:
             await msg.ack()
         return True
@@ -471,35 +478,46 @@ class Subscription:
             await self._dead_letter(bus, msg, "undecodable envelope")
             return
         context.bind(env.trace_id or context.new_trace_id(), context.Caller(org=env.actor))
+        span = self._span(f"consume {env.type}", env.event_id)
         try:
             await self.handler(env)
         except asyncio.CancelledError:
+            tracing.finish(span, failed="cancelled")
             raise
-        except Exception as e:  # any handler failure is logged (traceback), retried, then dead-lettered
-            delivered = msg.metadata.num_delivered
-            if delivered >= self.max_deliver:
-                log.error(
-                    "consumer %s: giving up on %s %s after %d attempts: %s",
-                    self.durable,
-                    env.type,
-                    env.event_id,
-                    delivered,
-                    e,
-                )
-                await self._dead_letter(bus, msg, f"{type(e).__name__}: {e}")
-            else:
-                log.warning(
-                    "consumer %s: %s %s failed (attempt %d), will retry: %s",
-                    self.durable,
-                    env.type,
-                    env.event_id,
-                    delivered,
-                    e,
-                    exc_info=True,
-                )
-                await msg.nak(delay=min(2.0**delivered, 30.0))
+        except Exception as e:  # noqa: BLE001 - any handler failure is logged (traceback), retried, dead-lettered
+            tracing.finish(span, failed=type(e).__name__)
+            await self._retry_or_give_up(bus, msg, env, e)
             return
+        tracing.finish(span)
         await msg.ack()
+
+    def _span(self, name: str, event_id: str):
+        attributes = {"messaging.system": "nats", "messaging.consumer.group.name": self.durable}
+        return tracing.start(name, SpanKind.CONSUMER, **attributes, **{"messaging.message.id": event_id})
+
+    async def _retry_or_give_up(self, bus: Bus, msg, env: envelope_pb2.EventEnvelope, e: Exception) -> None:
+        delivered = msg.metadata.num_delivered
+        if delivered >= self.max_deliver:
+            log.error(
+                "consumer %s: giving up on %s %s after %d attempts: %s",
+                self.durable,
+                env.type,
+                env.event_id,
+                delivered,
+                e,
+            )
+            await self._dead_letter(bus, msg, f"{type(e).__name__}: {e}")
+            return
+        log.warning(
+            "consumer %s: %s %s failed (attempt %d), will retry: %s",
+            self.durable,
+            env.type,
+            env.event_id,
+            delivered,
+            e,
+            exc_info=e,
+        )
+        await msg.nak(delay=min(2.0**delivered, 30.0))
 
     async def _dead_letter(self, bus: Bus, msg, reason: str) -> None:
         headers = {"Bjsv-Dead-Letter-Reason": reason[:500], "Bjsv-Original-Subject": msg.subject}

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
+from dataclasses import dataclass
 
 import grpc
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from common import context, events
+from common import context, events, tracing
 from common.config import Settings
 from common.db import StartupError
 
@@ -53,6 +56,25 @@ def serve_http(settings: Settings, service: str) -> None:
             f"cannot serve metrics on {settings.bind_host}:{port}: {e}. "
             f"Fix: stop what uses the port or set BJSV_{service.upper()}_METRICS_PORT."
         ) from None
+
+
+@dataclass
+class Call:
+    """One RPC being served: its timing and its trace span (begun once the trace id is bound)."""
+
+    method: str
+    started: float
+    span: Span
+
+    @classmethod
+    def begin(cls, method: str) -> Call:
+        span = tracing.start(method, SpanKind.SERVER, **{"rpc.system": "grpc", "rpc.method": method})
+        return cls(method, time.perf_counter(), span)
+
+    def end(self, code: grpc.StatusCode) -> None:
+        observe_rpc(self.method, code, time.perf_counter() - self.started)
+        self.span.set_attribute("rpc.grpc.status_code", code.value[0])
+        tracing.finish(self.span, failed="" if code == grpc.StatusCode.OK else code.name)
 
 
 def observe_rpc(method: str, code: grpc.StatusCode, seconds: float) -> None:

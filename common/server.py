@@ -13,7 +13,6 @@ import gc
 import logging
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from common import context, logs, metrics, validation
+from common import context, logs, metrics, tracing, validation
 from common.bus import Bus, OutboxRelay, Subscription, stream_name
 from common.config import Settings
 from common.db import Database, StartupError
@@ -93,16 +92,16 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=service)))
             return trace
 
-        def enter() -> float:
+        def enter() -> metrics.Call:
             interceptor.in_flight += 1
             interceptor.idle.clear()
-            return time.perf_counter()
+            return metrics.Call.begin(method)
 
-        def leave(ctx, started: float) -> None:
+        def leave(ctx, call: metrics.Call) -> None:
             interceptor.in_flight -= 1
             if interceptor.in_flight == 0:
                 interceptor.idle.set()
-            metrics.observe_rpc(method, ctx.code() or grpc.StatusCode.OK, time.perf_counter() - started)
+            call.end(ctx.code() or grpc.StatusCode.OK)
 
         async def fail(ctx, exc: Exception, trace: str) -> None:
             if isinstance(exc, DomainError):
@@ -114,7 +113,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         def unary_response(inner):  # unary-unary and stream-unary
             async def behavior(request, ctx):
                 trace = await bind(ctx)
-                started = enter()
+                call = enter()
                 try:
                     validation.check(request)  # input bounds declared in proto/ (bjsv.options.v1.bounds)
                     return await inner(request, ctx)
@@ -123,14 +122,14 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
                     await fail(ctx, e, trace)
                 finally:
-                    leave(ctx, started)
+                    leave(ctx, call)
 
             return behavior
 
         def streamed_response(inner):  # unary-stream and stream-stream
             async def behavior(request, ctx):
                 trace = await bind(ctx)
-                started = enter()
+                call = enter()
                 try:
                     validation.check(request)
                     async for item in inner(request, ctx):
@@ -140,7 +139,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as e:  # noqa: BLE001 - mapped to a status
                     await fail(ctx, e, trace)
                 finally:
-                    leave(ctx, started)
+                    leave(ctx, call)
 
             return behavior
 
@@ -197,6 +196,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     metrics.serve_http(settings, svc.name)
+    tracing.configure(svc.name)
     # Every background task runs under the supervisor: logged, restarted with backoff, reflected in health.
     supervisor = Supervisor(on_health=functools.partial(set_health, health_servicer, ("", *names)))
     if svc.database is not None:
@@ -258,6 +258,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         await svc.bus.close()
     if svc.database is not None:
         svc.database.dispose()
+    tracing.shutdown()
     log.info("%s stopped", svc.name)
 
 
