@@ -40,6 +40,7 @@ VIOLATIONS_MAX = 20  # a request with 10,000 bad items gets the first ones named
 _FD = pb_descriptor.FieldDescriptor
 _STRING, _BYTES, _ENUM, _MESSAGE = _FD.TYPE_STRING, _FD.TYPE_BYTES, _FD.TYPE_ENUM, _FD.TYPE_MESSAGE
 _FLOATS = {_FD.TYPE_DOUBLE, _FD.TYPE_FLOAT}
+_TIMESTAMP = "google.protobuf.Timestamp"
 _LONG_ID = re.compile(rf"(?:^|/)\d{{{ID_DIGITS_MAX + 1},}}(?:/|$)")
 
 
@@ -93,37 +94,104 @@ def tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes]
     return parse
 
 
-def check(request: object) -> None:
-    """Raise InvalidArgument naming every field of `request` outside its bounds (nothing for streams)."""
+def check(request: object, *, prefix: str = "", skip: frozenset[str] = frozenset()) -> None:
+    """Raise InvalidArgument naming every field of `request` outside its bounds (nothing for streams).
+    `prefix` starts the field paths (a part checked on its own); of the top-level fields in `skip` only the
+    number of items is checked (see `parse`)."""
     if request is UNDECODABLE:
         raise InvalidArgument(
             "REQUEST_UNDECODABLE", [FieldViolation("", "请求无法解析：不是有效的消息（文字须为 UTF-8 编码）")]
         )
-    if not isinstance(request, pb_message.Message):
-        return  # a client stream: its messages are the handler's to read
+    if not isinstance(request, pb_message.Message) or _within(request, skip):
+        return  # a client stream (its messages are the handler's to read), or a request within its bounds
     found: list[FieldViolation] = []
-    _message(request, "", found)
-    if found:
-        raise InvalidArgument("REQUEST_OUT_OF_BOUNDS", found[:VIOLATIONS_MAX])
+    _message(request, prefix, found, skip)
+    raise InvalidArgument("REQUEST_OUT_OF_BOUNDS", found[:VIOLATIONS_MAX])
 
 
-def parse(message_type: type[pb_message.Message], data: bytes) -> pb_message.Message:
+def parse(message_type: type[pb_message.Message], data: bytes, *, lazy: frozenset[str] = frozenset()):
     """For a handler registered without a request deserializer, which parses the bytes itself later (rules'
-    ProposeTeam, in its engine worker): the same refusals as the interceptor's."""
+    ProposeTeam, in its engine worker): the same refusals as the interceptor's. The items of the `lazy`
+    repeated fields are left to the handler, which checks each one it uses (`check(item, prefix=...)`):
+    ProposeTeam draws a few members from a pool of up to 10,000 and checking them all would cost ~45 ms
+    against its 50 ms p99 (bench_rules)."""
     request = tolerant(message_type.FromString)(data)
-    check(request)
+    check(request, skip=lazy)
     return request
 
 
-def _message(msg: pb_message.Message, prefix: str, found: list[FieldViolation]) -> None:
-    if msg.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
-        if not (TIMESTAMP_MIN <= msg.seconds < TIMESTAMP_MAX and 0 <= msg.nanos <= 999_999_999):
+# -- the fast pass: is every field within its bounds? (no paths, no messages; a 5,000-item rules batch in
+#    ~1/5 of the time the naming pass takes) -------------------------------------------------------------
+
+_CHECKS: dict[pb_descriptor.FieldDescriptor, Callable[[object], bool]] = {}
+
+
+def _within(msg: pb_message.Message, skip: frozenset[str] = frozenset()) -> bool:
+    for field, value in msg.ListFields():
+        if skip and field.name in skip:
+            if len(value) > bounds_of(field).max_items:
+                return False
+            continue
+        check = _CHECKS.get(field)
+        if check is None:
+            check = _CHECKS[field] = _compile(field)
+        if not check(value):
+            return False
+    return True
+
+
+def _compile(field: pb_descriptor.FieldDescriptor) -> Callable[[object], bool]:
+    """The check of a field's whole value (all items of a repeated field, all entries of a map)."""
+    one = _compile_one(field)
+    if not field.is_repeated:
+        return one
+    max_items = bounds_of(field).max_items
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        key_ok = _compile_one(field.message_type.fields_by_name["key"])
+        value_ok = _compile_one(field.message_type.fields_by_name["value"])
+        return lambda m: len(m) <= max_items and all(key_ok(k) and value_ok(v) for k, v in m.items())
+    return lambda items: len(items) <= max_items and all(map(one, items))
+
+
+def _compile_one(field: pb_descriptor.FieldDescriptor) -> Callable[[object], bool]:
+    b, kind = bounds_of(field), field.type
+    if kind == _MESSAGE:
+        return _timestamp_ok if field.message_type.full_name == _TIMESTAMP else _within
+    if kind == _STRING:
+        return lambda v: len(v) <= b.max_len and not _long_id(v)
+    if kind == _BYTES:
+        return lambda v: len(v) <= b.max_len and not (b.image and _image_problem(v))
+    if kind == _ENUM:
+        return frozenset(field.enum_type.values_by_number).__contains__
+    if kind == _FD.TYPE_BOOL:
+        return lambda v: True
+    if kind in _FLOATS:
+        return lambda v: math.isfinite(v) and b.min <= v <= b.max
+    return lambda v: b.min <= v <= b.max
+
+
+def _timestamp_ok(stamp) -> bool:
+    return TIMESTAMP_MIN <= stamp.seconds < TIMESTAMP_MAX and 0 <= stamp.nanos <= 999_999_999
+
+
+# -- the naming pass: which fields, and why (runs only for a request the fast pass refused) ----------------
+
+
+def _message(
+    msg: pb_message.Message, prefix: str, found: list[FieldViolation], skip: frozenset[str] = frozenset()
+) -> None:
+    if msg.DESCRIPTOR.full_name == _TIMESTAMP:
+        if not _timestamp_ok(msg):
             found.append(FieldViolation(prefix.rstrip("."), "时间应在1900-01-01至2200-01-01之间"))
         return
     for field, value in msg.ListFields():
         if len(found) >= VIOLATIONS_MAX:
             return
         path = prefix + field.name
+        if field.name in skip:
+            if len(value) > bounds_of(field).max_items:
+                found.append(FieldViolation(path, f"至多{bounds_of(field).max_items}项，收到{len(value)}项"))
+            continue
         if not field.is_repeated:
             _value(field, value, path, found)
             continue
@@ -149,7 +217,7 @@ def _value(field: pb_descriptor.FieldDescriptor, value, path: str, found: list[F
     if kind == _STRING:
         if len(value) > b.max_len:
             found.append(FieldViolation(path, b.cite(f"不得超过{b.max_len}个字符，收到{len(value)}个")))
-        elif "/" in value and _LONG_ID.search(value):
+        elif _long_id(value):
             found.append(FieldViolation(path, f"资源编号超出范围（至多{ID_DIGITS_MAX}位数字）"))
     elif kind == _BYTES:
         if len(value) > b.max_len:
@@ -163,6 +231,11 @@ def _value(field: pb_descriptor.FieldDescriptor, value, path: str, found: list[F
         return
     elif (kind in _FLOATS and not math.isfinite(value)) or not b.min <= value <= b.max:
         found.append(FieldViolation(path, b.cite(f"应在{b.min}至{b.max}之间，收到{value}")))
+
+
+def _long_id(text: str) -> bool:
+    """A resource name with an id beyond 64 bits ("supervisors/99999999999999999999")."""
+    return len(text) > ID_DIGITS_MAX and "/" in text and _LONG_ID.search(text) is not None
 
 
 def _image_problem(data: bytes) -> str:

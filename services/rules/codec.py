@@ -402,6 +402,7 @@ async def propose_team(
     v.raise_if_any()
 
     def load(i: int) -> m.Supervisor:
+        validation.check(pool[i], prefix=f"pool[{i}].")
         lv = Violations()
         s = from_proto_supervisor(pool[i], f"pool[{i}]", lv)
         lv.raise_if_any()
@@ -490,7 +491,8 @@ def decide_blobs(
         # drawn and the canonical (deterministic) bytes made here, and the pool is cut out for the log
         out = []
         for b in blobs:
-            r = validation.parse(rules_pb2.ProposeTeamRequest, b)  # the bounds the interceptor could not check
+            # the bounds the interceptor could not check; a pool member's when it is drawn (load, below)
+            r = validation.parse(rules_pb2.ProposeTeamRequest, b, lazy=frozenset({"pool"}))
             if not r.seed:
                 from services.rules.domain.draws import new_seed
 

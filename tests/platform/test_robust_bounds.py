@@ -99,3 +99,34 @@ def test_an_out_of_range_timestamp_in_a_nested_message_is_refused(channels):
     stamp = next(f for f in data.DESCRIPTOR.fields if f.message_type and f.message_type.name == "Timestamp")
     getattr(data, stamp.name).seconds = -62_135_596_801
     assert any(field.endswith(stamp.name) for field in refused(documents.RenderFeedback, request))
+
+
+def test_a_drawn_pool_member_outside_its_bounds_is_refused_naming_its_index(channels):
+    """ProposeTeam checks a pool member when the draw reaches it (the pool may hold 10,000; see
+    validation.parse): every member here is drawn, and the third one's employer is 600 characters long."""
+    rules = rules_pb2_grpc.RulesServiceStub(channels["rules"])
+    pool = [
+        rules_pb2.SupervisorFacts(
+            name=f"supervisors/{i}",
+            person_id=f"P{i}",
+            gender=1,
+            birth_date="1970-05-20",
+            kind=1,
+            level=2,
+            district_code="08",
+            status=1,
+            term_start_date="2024-01-01",
+            employer="institutions/1" if i != 2 else "x" * 600,
+        )
+        for i in range(3)
+    ]
+    request = rules_pb2.ProposeTeamRequest(
+        dispatching_agency="agencies/08",
+        plan=rules_pb2.PlanFacts(name="plans/1", institution="institutions/7", district_code="08", candidate_count=50),
+        session=rules_pb2.SessionFacts(name="plans/1/sessions/1", date="2024-06-03"),
+        pool=pool,
+        as_of_date="2024-06-03",
+        team_size=2,
+        seed="bounds",
+    )
+    assert "不得超过500个字符" in refused(rules.ProposeTeam, request)["pool[2].employer"]
