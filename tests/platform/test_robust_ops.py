@@ -118,3 +118,25 @@ def test_a_rules_engine_worker_that_dies_is_replaced_and_counted_in_metrics(env)
     while "bjsv_rules_worker_restarts_total 1.0" not in metrics_text(env, "rules"):
         assert time.monotonic() < deadline, "worker restart not counted"
         time.sleep(0.5)
+
+
+def test_a_consumer_that_keeps_failing_turns_health_not_serving_and_status_non_zero(env):
+    """Last in this module: it breaks the stack (the registry's stream is deleted under its consumers)."""
+    import asyncio
+
+    import nats
+
+    async def delete_stream() -> None:
+        nc = await nats.connect(env["BJSV_NATS_URL"])
+        try:
+            await nc.jetstream().delete_stream("BJSV_REGISTRY")
+        finally:
+            await nc.close()
+
+    asyncio.run(delete_stream())
+    deadline = time.monotonic() + 60
+    while (report := status(env)[1])["services"]["documents"]["health"] != "NOT_SERVING":
+        assert time.monotonic() < deadline, report["services"]
+        time.sleep(1)
+    assert status(env)[0] == 3
+    assert "background task consumer-documents" in (Path(env["BJSV_DATA_DIR"]) / "logs" / "documents.log").read_text()
