@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from pathlib import Path
@@ -19,19 +20,25 @@ from common import events
 from common.bus import PARK_AFTER, Bus, OutboxRelay
 from common.config import Settings
 from common.db import Database
-from common.events import OUTBOX, platform_tables, record_event
+from common.events import OUTBOX, outbox_row, platform_tables, record_event
 
 SOURCE = "poisontest"
 STREAM = f"BJSV_{SOURCE.upper()}"
 
 
 @pytest.fixture
-async def parts(tmp_path: Path, nats_server):
+async def parts(tmp_path: Path, nats_server, request):
     settings = Settings(data_dir=tmp_path, nats_url=nats_server.url)
+    if "postgres" in request.keywords:
+        url, prefix = request.getfixturevalue("pg_url")
+        settings = Settings(data_dir=tmp_path, nats_url=nats_server.url, database_url=url, db_schema_prefix=prefix)
     metadata = sa.MetaData()
     platform_tables(metadata)
     db = Database(settings, service=SOURCE, metadata=metadata, migrations=tmp_path)
-    metadata.create_all(db.write_engine)
+    with db.write_engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+        metadata.create_all(conn)
     bus = Bus(settings, service=SOURCE)
     await bus.connect()
     with contextlib.suppress(nats.js.errors.NotFoundError):
@@ -114,3 +121,30 @@ async def test_a_row_jetstream_keeps_refusing_is_parked_after_n_tries_and_flows_
 
 async def _eq(value, expected) -> bool:
     return (await value) == expected
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_leftover_row_too_large_is_parked_by_the_scan_in_its_claiming_transaction(parts):
+    """A process committed an oversized event and died before handing it over: the scan (FOR UPDATE SKIP
+    LOCKED) parks it in the transaction that claimed it, and publishes the row behind it."""
+    db, bus, _ = parts
+    written = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+    rows = [
+        outbox_row(
+            source=SOURCE,
+            type="item.recorded",
+            subject=f"items/{i}",
+            payload=StringValue(value=value),
+            trace_id="",
+            actor="",
+            occurred=written,
+        )
+        for i, value in enumerate(["y" * (bus.nc.max_payload + 10), "after"])
+    ]
+    outbox = platform_tables(sa.MetaData())[OUTBOX]
+    db.write_sync(lambda s: s.execute(outbox.insert(), rows))  # no hand-over: the writer is gone
+    await until(lambda: len(db.read_sync(events.list_parked)) == 1)  # parked and the rest marked: one commit
+    assert await stored_count(bus) == 1
+    (row,) = db.read_sync(events.list_parked)
+    assert row["event_id"] == rows[0]["event_id"] and "超过消息上限" in row["reason"]
+    await until(lambda: db.read_sync(events.backlog)[0] == 0)
