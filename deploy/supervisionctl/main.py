@@ -137,6 +137,8 @@ def up(
     while not stopping["flag"]:
         # A service stopped or restarted with `supervisionctl stop/restart` changed its pid file: not a crash.
         dead = [n for n, p in stack.procs.items() if p.poll() is not None and _pid_file_names(cfg, n, p.pid)]
+        if stack.nats is not None and stack.nats.proc.poll() is not None and not dead:
+            break  # `supervisionctl down` stopped the stack
         if dead:
             err.print(f"[red]服务意外退出：{', '.join(dead)}；日志：[/red]\n" + "\n".join(stack.tail(n) for n in dead))
             exit_code = 1

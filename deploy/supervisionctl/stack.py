@@ -212,6 +212,8 @@ def stop_pids(config: StackConfig, timeout: float = 12.0, names: tuple[str, ...]
     result: dict[str, str] = {}
     for group in ([n for n in order if n != "nats"], [n for n in order if n == "nats"]):
         for name in group:
+            # The pid file goes first: a foreground `up` watching the process then knows the exit is wanted.
+            (config.run_dir / f"{name}.pid").unlink(missing_ok=True)
             os.kill(pids[name], signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for name in group:
