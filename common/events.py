@@ -16,6 +16,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bjsv.events.v1 import envelope_pb2
@@ -228,15 +229,17 @@ def mark_published(session: Session, event_ids: list[str]) -> None:
 
 
 def park(session: Session, rows: list[tuple[tuple[str, str, bytes, str | None], str]]) -> None:
-    """Move outbox rows (row, reason) to the parked table in the caller's transaction."""
+    """Move outbox rows (row, reason) to the parked table in the caller's transaction. A row another replica
+    parked meanwhile is left as it is (a second relay may hold the same row in memory)."""
     if not rows:
         return
     t, p = _TABLES[OUTBOX], _TABLES[PARKED]
     ids = [row[0] for row, _ in rows]
     created = dict(session.execute(sa.select(t.c.event_id, t.c.created_at).where(t.c.event_id.in_(ids))).all())
     now = dt.datetime.now(dt.UTC)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(
-        p.insert(),
+        dialect.insert(p).on_conflict_do_nothing(index_elements=["event_id"]),
         [
             {
                 "event_id": event_id,
