@@ -18,13 +18,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import nats
-from nats.errors import NoServersError
+from nats.errors import MaxPayloadError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError
+from opentelemetry.trace import SpanKind
 
 from bjsv.events.v1 import envelope_pb2
-from common import context, events
+from common import context, events, metrics, tracing
 from common.config import Settings
 from common.db import Database, StartupError
 
@@ -36,6 +37,8 @@ DUPLICATE_WINDOW = 120.0  # seconds; covers the relay's retry horizon (library n
 ATOMIC_BATCH_MAX = 1000  # nats-server's jetstream.limits.batch.max_msgs default
 ATOMIC_DUPLICATE = 10201  # err_code: "atomic publish batch contains duplicate message id"
 HANDED_MAX = 20_000  # outbox rows the relay holds in memory while it cannot publish (the rest wait in the table)
+PARK_AFTER = 5  # attempts JetStream may reject one row before the relay parks it (issue 13: never block on one row)
+HEADROOM = 1024  # bytes of max_payload left for the headers and protocol line
 
 
 def stream_name(source: str) -> str:
@@ -163,7 +166,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.published = 0
+        self.parked = 0
         self.ack_timeout = 5.0
+        self._rejections: collections.Counter[str] = collections.Counter()  # event id → JetStream rejections
 
     def handover(self, rows: list[dict]) -> None:
         """Database.on_commit hook; runs in the committing thread."""
@@ -212,11 +217,14 @@ class OutboxRelay:
     async def _publish_handed(self) -> None:
         while self._handed:
             rows = [self._handed[i] for i in range(min(len(self._handed), ATOMIC_BATCH_MAX))]
-            await self._publish(rows)  # on failure the rows stay at the head, in order
+            parked = await self._publish(rows)  # on failure the rows stay at the head, in order
+            if parked:
+                await asyncio.to_thread(self.db.write_sync, events.park, parked)
             for _ in rows:
                 self._handed.popleft()
-            self._published += [r[0] for r in rows]
-            self.published += len(rows)
+            gone = {row[0] for row, _ in parked}
+            self._published += [r[0] for r in rows if r[0] not in gone]
+            self.published += len(rows) - len(gone)
 
     async def _mark(self) -> None:
         ids, self._published = self._published, []
@@ -235,19 +243,24 @@ class OutboxRelay:
             def claim_publish_mark(session) -> int:
                 rows = events.unpublished(session, limit=self.batch, lock=True, written_before=before)
                 if rows:
-                    asyncio.run_coroutine_threadsafe(self._publish(rows), loop).result(timeout=30)
+                    parked = asyncio.run_coroutine_threadsafe(self._publish(rows), loop).result(timeout=30)
+                    events.park(session, parked)  # in the claiming transaction, which holds the rows' locks
                     events.mark_published(session, [r[0] for r in rows])
+                    self.published += len(rows) - len(parked)
                 return len(rows)
 
-            n = await asyncio.to_thread(self.db.write_sync, claim_publish_mark)
-        else:
-            rows = await self.db.read(events.unpublished, limit=self.batch, lock=False, written_before=before)
-            if rows:
-                await self._publish(rows)
-                await asyncio.to_thread(self.db.write_sync, events.mark_published, [r[0] for r in rows])
-            n = len(rows)
-        self.published += n
-        return n
+            return await asyncio.to_thread(self.db.write_sync, claim_publish_mark)
+        rows = await self.db.read(events.unpublished, limit=self.batch, lock=False, written_before=before)
+        if rows:
+            parked = await self._publish(rows)
+
+            def park_mark(session) -> None:
+                events.park(session, parked)
+                events.mark_published(session, [r[0] for r in rows])
+
+            await asyncio.to_thread(self.db.write_sync, park_mark)
+            self.published += len(rows) - len(parked)
+        return len(rows)
 
     async def drain(self) -> None:
         """At shutdown: publish what was handed over, mark it, then everything still unpublished."""
@@ -257,9 +270,16 @@ class OutboxRelay:
         while await self.scan(0.0) == self.batch:
             pass
 
-    async def _publish(self, rows: list[Row]) -> None:
-        """Publish rows in order. Runs of one stream go as atomic batches where the stream allows them: one
-        ack per batch instead of one per event (4× less client CPU per event, bench_pipeline)."""
+    async def _publish(self, rows: list[Row]) -> list[tuple[Row, str]]:
+        """Publish rows in order; returns the rows to park (with the reason) instead: larger than the server
+        accepts, or rejected by JetStream PARK_AFTER times. The caller parks them in the transaction that
+        marks the others. Runs of one stream go as atomic batches where the stream allows them: one ack per
+        batch instead of one per event (4× less client CPU per event, bench_pipeline)."""
+        limit = self.bus.nc.max_payload - HEADROOM
+        parked = [(r, f"事件过大：{len(r[2])} 字节，超过消息上限 {limit} 字节") for r in rows if len(r[2]) > limit]
+        if parked:
+            too_big = {row[0] for row, _ in parked}
+            rows = [r for r in rows if r[0] not in too_big]
         start = 0
         while start < len(rows):
             stream = _stream_of(rows[start][1])
@@ -267,18 +287,32 @@ class OutboxRelay:
             while end < len(rows) and end - start < ATOMIC_BATCH_MAX and _stream_of(rows[end][1]) == stream:
                 end += 1
             run = rows[start:end]
-            if stream in self.bus.atomic_streams and len(run) > 1:
+            # A row JetStream refused before goes alone, so that its refusal is seen (and counted) at once.
+            singly = any(r[0] in self._rejections for r in run)
+            if stream in self.bus.atomic_streams and len(run) > 1 and not singly:
                 try:
                     await self._publish_atomic(run)
-                except APIError as e:
-                    if e.err_code != ATOMIC_DUPLICATE:
+                except (APIError, TimeoutError) as e:
+                    if (
+                        isinstance(e, APIError)
+                        and e.err_code != ATOMIC_DUPLICATE
+                        and not isinstance(e, BadRequestError)
+                    ):
                         raise
-                    # Part of the run was stored by an earlier attempt whose ack was lost. One by one,
-                    # JetStream drops those duplicates (Nats-Msg-Id) and stores the rest.
-                    await self._publish_each(run)
+                    # Part of the run was stored by an earlier attempt whose ack was lost, or a row was refused
+                    # (the server then abandons the batch). One by one, JetStream drops those duplicates
+                    # (Nats-Msg-Id), stores the rest and names the refused row; if NATS is away, this fails too.
+                    log.warning("outbox relay: atomic batch of %d failed (%r); publishing one by one", len(run), e)
+                    parked += await self._publish_each(run, singly=True)
             else:
-                await self._publish_each(run)
+                parked += await self._publish_each(run, singly=singly)
             start = end
+        for row, reason in parked:
+            self.parked += 1
+            # The operator alert: an ERROR line (and the parked-rows metric, `supervisionctl status`/`outbox`).
+            log.error("outbox relay: parked event %s (%s): %s", row[0], row[1], reason)
+            self._rejections.pop(row[0], None)
+        return parked
 
     async def _publish_atomic(self, rows: list[Row]) -> None:
         nc, batch_id, last = self.bus.nc, uuid.uuid4().hex, len(rows)
@@ -301,15 +335,52 @@ class OutboxRelay:
             if "error" in ack:
                 raise APIError.from_error(ack["error"])
 
-    async def _publish_each(self, rows: list[Row]) -> None:
+    async def _publish_each(self, rows: list[Row], *, singly: bool = False) -> list[tuple[Row, str]]:
+        results = None if singly else await self._publish_async(rows)
+        if results is None:
+            # nats-py 2.16 loses JetStream's error reply to publish_async (APIError.from_error raises inside its
+            # reply callback), so a refused row looks like a lost ack: one request per row tells them apart.
+            # A row that gets no answer either (NATS away) ends the attempt at once.
+            results = [await self._publish_one(row) for row in rows]
+        parked, failure = [], None
+        for row, result in zip(rows, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._rejections.pop(row[0], None)
+                continue
+            if isinstance(result, BadRequestError | MaxPayloadError):  # this row was refused; the server is there
+                self._rejections[row[0]] += 1
+                if self._rejections[row[0]] >= PARK_AFTER:
+                    parked.append((row, f"JetStream 拒收 {PARK_AFTER} 次：{type(result).__name__}: {result}"))
+                    continue
+            failure = failure or result
+        if failure is not None:
+            raise failure  # retried as a whole by run(); what was stored is deduplicated by Nats-Msg-Id
+        return parked
+
+    async def _publish_async(self, rows: list[Row]) -> list | None:
+        """Publish without waiting between rows; the results (ack or error) per row, None if acks are missing."""
         futures = []
         for event_id, subject, envelope, trace_id in rows:
             headers = {MSG_ID: event_id, TRACE_HEADER: trace_id or ""}
             futures.append(await self.bus.js.publish_async(subject, envelope, headers=headers))
         # An ack lost while NATS restarts never resolves: give up on the batch (cancelling the futures frees
-        # their publish slots) and retry it — Nats-Msg-Id makes the retry idempotent.
-        async with asyncio.timeout(self.ack_timeout):
-            await asyncio.gather(*futures)
+        # their publish slots); the caller retries — Nats-Msg-Id makes the retry idempotent.
+        try:
+            async with asyncio.timeout(self.ack_timeout):
+                return await asyncio.gather(*futures, return_exceptions=True)
+        except TimeoutError:
+            return None
+
+    async def _publish_one(self, row: Row) -> BaseException | None:
+        """Publish one row and wait for its ack; returns the refusal, raises anything else."""
+        event_id, subject, envelope, trace_id = row
+        try:
+            await self.bus.js.publish(
+                subject, envelope, headers={MSG_ID: event_id, TRACE_HEADER: trace_id or ""}, timeout=self.ack_timeout
+            )
+        except (BadRequestError, MaxPayloadError) as e:
+            return e
+        return None
 
 
 def _stream_of(subject: str) -> str:
@@ -362,11 +433,9 @@ class Subscription:
                     msgs = await sub.fetch(self.batch, timeout=1.0)
                 except (NatsTimeoutError, TimeoutError):
                     continue
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - e.g. NATS restarting; back off, do not spin
-                    log.warning("consumer %s: fetch failed: %s", self.durable, e)
-                    await asyncio.sleep(0.5)
+                # Any other fetch failure ends this run: the supervisor (common.supervise) logs it with its
+                # traceback and starts the consumer again with backoff; unacknowledged events are redelivered.
+                if not msgs:  # an empty fetch is normal (it once killed this loop: envs[0] on [])
                     continue
                 if self.batch_handler is not None and await self._handle_batch(msgs):
                     continue
@@ -384,13 +453,19 @@ class Subscription:
         except Exception:  # noqa: BLE001 - an undecodable message: the per-event path parks it
             return False
         context.bind(envs[0].trace_id or context.new_trace_id(), context.Caller(org=envs[0].actor))
+        types = sorted({e.type for e in envs})
+        span = self._span(f"consume {types[0] if len(types) == 1 else 'batch'}", envs[0].event_id)
+        span.set_attribute("messaging.batch.message_count", len(envs))
         try:
             await self.batch_handler(envs)
         except asyncio.CancelledError:
+            tracing.finish(span, failed="cancelled")
             raise
         except Exception as e:  # noqa: BLE001 - fall back to one event at a time
+            tracing.finish(span, failed=type(e).__name__)
             log.warning("consumer %s: batch of %d failed (%s); retrying one by one", self.durable, len(msgs), e)
             return False
+        tracing.finish(span)
         for msg in msgs:
             await msg.ack()
         return True
@@ -403,39 +478,52 @@ class Subscription:
             await self._dead_letter(bus, msg, "undecodable envelope")
             return
         context.bind(env.trace_id or context.new_trace_id(), context.Caller(org=env.actor))
+        span = self._span(f"consume {env.type}", env.event_id)
         try:
             await self.handler(env)
         except asyncio.CancelledError:
+            tracing.finish(span, failed="cancelled")
             raise
-        except Exception as e:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
-            delivered = msg.metadata.num_delivered
-            if delivered >= self.max_deliver:
-                log.error(
-                    "consumer %s: giving up on %s %s after %d attempts: %s",
-                    self.durable,
-                    env.type,
-                    env.event_id,
-                    delivered,
-                    e,
-                )
-                await self._dead_letter(bus, msg, f"{type(e).__name__}: {e}")
-            else:
-                log.warning(
-                    "consumer %s: %s %s failed (attempt %d), will retry: %s",
-                    self.durable,
-                    env.type,
-                    env.event_id,
-                    delivered,
-                    e,
-                )
-                await msg.nak(delay=min(2.0**delivered, 30.0))
+        except Exception as e:  # noqa: BLE001 - any handler failure is logged (traceback), retried, dead-lettered
+            tracing.finish(span, failed=type(e).__name__)
+            await self._retry_or_give_up(bus, msg, env, e)
             return
+        tracing.finish(span)
         await msg.ack()
+
+    def _span(self, name: str, event_id: str):
+        attributes = {"messaging.system": "nats", "messaging.consumer.group.name": self.durable}
+        return tracing.start(name, SpanKind.CONSUMER, **attributes, **{"messaging.message.id": event_id})
+
+    async def _retry_or_give_up(self, bus: Bus, msg, env: envelope_pb2.EventEnvelope, e: Exception) -> None:
+        delivered = msg.metadata.num_delivered
+        if delivered >= self.max_deliver:
+            log.error(
+                "consumer %s: giving up on %s %s after %d attempts: %s",
+                self.durable,
+                env.type,
+                env.event_id,
+                delivered,
+                e,
+            )
+            await self._dead_letter(bus, msg, f"{type(e).__name__}: {e}")
+            return
+        log.warning(
+            "consumer %s: %s %s failed (attempt %d), will retry: %s",
+            self.durable,
+            env.type,
+            env.event_id,
+            delivered,
+            e,
+            exc_info=e,
+        )
+        await msg.nak(delay=min(2.0**delivered, 30.0))
 
     async def _dead_letter(self, bus: Bus, msg, reason: str) -> None:
         headers = {"Bjsv-Dead-Letter-Reason": reason[:500], "Bjsv-Original-Subject": msg.subject}
         await bus.js.publish(f"bjsv.dlq.{self.durable}", msg.data, headers=headers)
         await msg.ack()
+        metrics.DEAD_LETTERS.labels(self.durable).inc()
 
     def stop(self) -> None:
         self._stopping = True

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     rules_port: int = Field(default=DEFAULT_PORTS["rules"], description="gRPC port of the rules service")
     documents_port: int = Field(default=DEFAULT_PORTS["documents"], description="gRPC port of the documents service")
     notify_port: int = Field(default=DEFAULT_PORTS["notify"], description="gRPC port of the notify service")
+    # Prometheus /metrics of each service (common.metrics); unset = none (`supervisionctl up` sets them).
+    registry_metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of the registry")
+    rules_metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of the rules service")
+    documents_metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of documents")
+    notify_metrics_port: int | None = Field(default=None, description="Prometheus /metrics port of notify")
     # How a service reaches another: defaults to bind_host:<port>; a balancer address in scale-out.
     registry_target: str | None = Field(default=None, description="address other services call the registry at")
     rules_target: str | None = Field(default=None, description="address other services call the rules service at")
@@ -55,6 +60,9 @@ class Settings(BaseSettings):
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def metrics_port(self, service: str) -> int | None:
+        return getattr(self, f"{service}_metrics_port", None)
 
     def target(self, service: str) -> str:
         return getattr(self, f"{service}_target") or f"{self.bind_host}:{self.port(service)}"

@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.config import Settings
-from common.events import committed_outbox, discard_outbox, flush_outbox
+from common.events import committed_outbox, discard_outbox, ensure_parked_table, flush_outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -158,6 +158,7 @@ class Database:
                     conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                ensure_parked_table(conn)
         except OperationalError as e:
             where = self.url.split("@")[-1] if self.is_postgres else self.url
             raise StartupError(

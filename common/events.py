@@ -16,6 +16,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bjsv.events.v1 import envelope_pb2
@@ -25,13 +26,15 @@ M = TypeVar("M", bound=pb_message.Message)
 
 OUTBOX = "outbox"
 PROCESSED = "processed_event"
+PARKED = "outbox_parked"  # rows the relay gave up on (common.bus.OutboxRelay), for `supervisionctl outbox`
+PARK_REASON_MAX = 500
 COMMITTED = "outbox_committed"  # session.info key: rows inserted by this transaction (insert_outbox)
 
 
 def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
-    """Add the outbox and processed-event tables to a service's metadata (same shape in every service)."""
+    """Add the outbox, parked-row and processed-event tables to a service's metadata (same in every service)."""
     if OUTBOX in metadata.tables:
-        return {OUTBOX: metadata.tables[OUTBOX], PROCESSED: metadata.tables[PROCESSED]}
+        return {name: metadata.tables[name] for name in (OUTBOX, PROCESSED, PARKED)}
     outbox = sa.Table(
         OUTBOX,
         metadata,
@@ -51,7 +54,26 @@ def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
-    return {OUTBOX: outbox, PROCESSED: processed}
+    return {OUTBOX: outbox, PROCESSED: processed, PARKED: parked_table(metadata)}
+
+
+def parked_table(metadata: sa.MetaData) -> sa.Table:
+    """Outbox rows that could not be published (too large, rejected by JetStream): kept whole, with the reason,
+    out of the outbox so that the rows behind them flow. Databases migrated before it existed get it from
+    `ensure_parked_table` (Database.migrate), so no service's migration chain has to change."""
+    if PARKED in metadata.tables:
+        return metadata.tables[PARKED]
+    return sa.Table(
+        PARKED,
+        metadata,
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("nats_subject", sa.String(200), nullable=False),
+        sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("trace_id", sa.String(64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.String(PARK_REASON_MAX), nullable=False),
+    )
 
 
 _TABLES = platform_tables(sa.MetaData())
@@ -204,3 +226,67 @@ def mark_published(session: Session, event_ids: list[str]) -> None:
     now = dt.datetime.now(dt.UTC)
     for i in range(0, len(event_ids), 1000):  # bounded statement size
         session.execute(t.update().where(t.c.event_id.in_(event_ids[i : i + 1000])).values(published_at=now))
+
+
+def park(session: Session, rows: list[tuple[tuple[str, str, bytes, str | None], str]]) -> None:
+    """Move outbox rows (row, reason) to the parked table in the caller's transaction. A row another replica
+    parked meanwhile is left as it is (a second relay may hold the same row in memory)."""
+    if not rows:
+        return
+    t, p = _TABLES[OUTBOX], _TABLES[PARKED]
+    ids = [row[0] for row, _ in rows]
+    created = dict(session.execute(sa.select(t.c.event_id, t.c.created_at).where(t.c.event_id.in_(ids))).all())
+    now = dt.datetime.now(dt.UTC)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(p).on_conflict_do_nothing(index_elements=["event_id"]),
+        [
+            {
+                "event_id": event_id,
+                "nats_subject": subject,
+                "envelope": envelope,
+                "trace_id": trace_id,
+                "created_at": created.get(event_id, now),
+                "parked_at": now,
+                "reason": reason[:PARK_REASON_MAX],
+            }
+            for (event_id, subject, envelope, trace_id), reason in rows
+        ],
+    )
+    session.execute(t.delete().where(t.c.event_id.in_(ids)))
+
+
+def list_parked(session: Session) -> list[dict]:
+    p = _TABLES[PARKED]
+    size = sa.func.length(p.c.envelope)
+    q = sa.select(p.c.event_id, p.c.nats_subject, p.c.created_at, p.c.parked_at, p.c.reason, size)
+    return [
+        {"event_id": r[0], "subject": r[1], "created_at": r[2], "parked_at": r[3], "reason": r[4], "size": r[5]}
+        for r in session.execute(q.order_by(p.c.parked_at))
+    ]
+
+
+def unpark(session: Session, event_ids: list[str], *, retry: bool) -> list[str]:
+    """Put parked rows back into the outbox (retry: the relay's scan publishes them) or drop them for good;
+    returns the event ids found."""
+    p = _TABLES[PARKED]
+    rows = session.execute(sa.select(p).where(p.c.event_id.in_(event_ids))).mappings().all()
+    if retry and rows:
+        keep = ("event_id", "nats_subject", "envelope", "trace_id", "created_at")
+        session.execute(_TABLES[OUTBOX].insert(), [{k: r[k] for k in keep} for r in rows])
+    session.execute(p.delete().where(p.c.event_id.in_([r["event_id"] for r in rows])))
+    return [r["event_id"] for r in rows]
+
+
+def backlog(session: Session) -> tuple[int, dt.datetime | None, int]:
+    """(unpublished rows, when the oldest was written, parked rows): the relay's health at a glance."""
+    t, p = _TABLES[OUTBOX], _TABLES[PARKED]
+    count, oldest = session.execute(
+        sa.select(sa.func.count(), sa.func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+    ).one()
+    parked = session.execute(sa.select(sa.func.count()).select_from(p)).scalar_one()
+    return count, oldest, parked
+
+
+def ensure_parked_table(connection: sa.Connection) -> None:
+    parked_table(sa.MetaData()).create(connection, checkfirst=True)

@@ -8,6 +8,7 @@ clients) and servicers, and hands a `Service` to `run()`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -21,11 +22,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from common import context, logs
-from common.bus import Bus, OutboxRelay, Subscription
+from common import context, logs, metrics, tracing, validation
+from common.bus import Bus, OutboxRelay, Subscription, stream_name
 from common.config import Settings
 from common.db import Database, StartupError
 from common.errors import DomainError, Unavailable, internal_status, to_status
+from common.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +92,16 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=service)))
             return trace
 
-        def enter() -> None:
+        def enter() -> metrics.Call:
             interceptor.in_flight += 1
             interceptor.idle.clear()
+            return metrics.Call.begin(method)
 
-        def leave() -> None:
+        def leave(ctx, call: metrics.Call) -> None:
             interceptor.in_flight -= 1
             if interceptor.in_flight == 0:
                 interceptor.idle.set()
+            call.end(ctx.code() or grpc.StatusCode.OK)
 
         async def fail(ctx, exc: Exception, trace: str) -> None:
             if isinstance(exc, DomainError):
@@ -109,23 +113,25 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         def unary_response(inner):  # unary-unary and stream-unary
             async def behavior(request, ctx):
                 trace = await bind(ctx)
-                enter()
+                call = enter()
                 try:
+                    validation.check(request)  # input bounds declared in proto/ (bjsv.options.v1.bounds)
                     return await inner(request, ctx)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
                     await fail(ctx, e, trace)
                 finally:
-                    leave()
+                    leave(ctx, call)
 
             return behavior
 
         def streamed_response(inner):  # unary-stream and stream-stream
             async def behavior(request, ctx):
                 trace = await bind(ctx)
-                enter()
+                call = enter()
                 try:
+                    validation.check(request)
                     async for item in inner(request, ctx):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -133,7 +139,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as e:  # noqa: BLE001 - mapped to a status
                     await fail(ctx, e, trace)
                 finally:
-                    leave()
+                    leave(ctx, call)
 
             return behavior
 
@@ -146,7 +152,8 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         for attr, make_handler, wrap in kinds:
             inner = getattr(handler, attr)
             if inner is not None:
-                return make_handler(wrap(inner), handler.request_deserializer, handler.response_serializer)
+                parse = validation.tolerant(handler.request_deserializer) if attr.startswith("unary") else None
+                return make_handler(wrap(inner), parse or handler.request_deserializer, handler.response_serializer)
         return handler
 
 
@@ -188,12 +195,15 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     names = [s.full_name for s in svc.servicers]
     reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
+    metrics.serve_http(settings, svc.name)
+    tracing.configure(svc.name)
+    # Every background task runs under the supervisor: logged, restarted with backoff, reflected in health.
+    supervisor = Supervisor(on_health=functools.partial(set_health, health_servicer, ("", *names)))
     if svc.database is not None:
         await asyncio.to_thread(svc.database.migrate if settings.migrate_on_start else svc.database.require_migrated)
     relay: OutboxRelay | None = None
-    background: list[asyncio.Task] = []
     if svc.database is not None and not svc.database.is_postgres:
-        background.append(asyncio.create_task(svc.database.checkpoints(), name="wal-checkpoints"))
+        supervisor.start("wal-checkpoints", svc.database.checkpoints)
     if svc.bus is not None:
         await svc.bus.connect()
         for source in {svc.name, *svc.streams, *(s.source for s in svc.subscriptions)}:
@@ -201,17 +211,19 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         await svc.bus.ensure_dlq()
         if svc.database is not None:
             relay = OutboxRelay(svc.database, svc.bus, poll_interval=settings.outbox_poll_interval)
-            background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            supervisor.start("outbox-relay", relay.run)
         for sub in svc.subscriptions:
-            background.append(asyncio.create_task(sub.run(svc.bus), name=f"consumer-{sub.durable}"))
+            supervisor.start(f"consumer-{sub.durable}", functools.partial(sub.run, svc.bus))
+    if svc.bus is not None or svc.database is not None:
+        durables = [(stream_name(sub.source), sub.durable) for sub in svc.subscriptions]
+        supervisor.start("metrics-sample", functools.partial(metrics.sample, svc.database, svc.bus, durables))
     for hook in svc.on_start:
         await hook()
     for task in svc.tasks:
-        background.append(asyncio.create_task(task(), name=getattr(task, "__name__", "task")))
+        supervisor.start(getattr(task, "__name__", "task"), task)
 
     await server.start()
-    for name in ("", *names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await set_health(health_servicer, ("", *names), not supervisor.failing)
     serving.set()
     # What start-up allocated (modules, descriptors, rule sets, pools) lives as long as the process: keep it
     # out of the cyclic GC, whose full collections otherwise paused the event loop for 20–40 ms (p99).
@@ -232,10 +244,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     await server.stop(0.5)
     for sub in svc.subscriptions:
         sub.stop()
-    for task in background:
-        if task.get_name() != "outbox-relay":
-            task.cancel()
-    await asyncio.gather(*(t for t in background if t.get_name() != "outbox-relay"), return_exceptions=True)
+    await supervisor.stop([name for name in supervisor.tasks if name != "outbox-relay"])
     for hook in svc.on_stop:
         await hook()
     if relay is not None:
@@ -244,14 +253,20 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
                 await relay.drain()
         except Exception as e:  # noqa: BLE001 - rows stay in the outbox
             log.warning("outbox not fully flushed at shutdown (kept for the next start): %s", e)
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+    await supervisor.stop()
     if svc.bus is not None:
         await svc.bus.close()
     if svc.database is not None:
         svc.database.dispose()
+    tracing.shutdown()
     log.info("%s stopped", svc.name)
+
+
+async def set_health(servicer: health.aio.HealthServicer, names: tuple[str, ...], healthy: bool) -> None:
+    """Overall and per-service health (ignored by the servicer once it entered its graceful shutdown)."""
+    status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in names:
+        await servicer.set(name, status)
 
 
 def run(build: Callable[[], Service]) -> None:

@@ -59,6 +59,7 @@ def stack_config(data_dir: Path, **extra_env: str) -> StackConfig:
         data_dir=data_dir,
         nats_port=free_port(),
         ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
+        metrics_ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
         extra_env={"BJSV_LOG_LEVEL": "INFO", **extra_env},
     )
 

@@ -122,5 +122,28 @@ def _nats_and_ports(settings: Settings) -> list[Check]:
     return checks
 
 
+def _operations(settings: Settings) -> list[Check]:
+    """Outbox backlog, parked events and consumer lag over the thresholds of `status`."""
+    from supervisionctl import ops_cmds
+
+    try:
+        consumers = ops_cmds.nats_consumers(settings.nats_servers()[0])
+    except Exception:  # noqa: BLE001 - NATS not running: the checks above say so; nothing to measure here
+        consumers = []
+    found = ops_cmds.problems(
+        ops_cmds.backlog_report(settings), consumers, max_lag=ops_cmds.MAX_LAG, max_age=ops_cmds.MAX_OUTBOX_AGE
+    )
+    detail = "；".join(found) if found else "发件箱无积压、无搁置事件，消费者未落后"
+    fix = "查看 supervisionctl status 和 supervisionctl outbox list；排除原因后 supervisionctl outbox retry"
+    return [Check("发件箱与消费者", not found, detail, fix)]
+
+
 def run_checks(settings: Settings) -> list[Check]:
-    return [*_python(), *_packages(), *_fonts(), *_database(settings), *_nats_and_ports(settings)]
+    return [
+        *_python(),
+        *_packages(),
+        *_fonts(),
+        *_database(settings),
+        *_nats_and_ports(settings),
+        *_operations(settings),
+    ]

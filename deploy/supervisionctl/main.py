@@ -2,7 +2,9 @@
 
     supervisionctl up [--detach]        start embedded NATS + the four services, wait until SERVING
     supervisionctl down                 stop a running stack (services first, NATS last)
-    supervisionctl status [--json]      health, version and NATS streams/consumers
+    supervisionctl status [--json]      health, version, NATS streams, consumer lag, outbox backlog
+    supervisionctl restart|stop|start SERVICE   one service of a running stack
+    supervisionctl outbox list|retry|discard    outbox rows the relay parked
     supervisionctl logs [SERVICE] [-f]  show service logs
     supervisionctl migrate              apply every service's database migrations
     supervisionctl doctor               check this machine and say how to fix each problem
@@ -28,9 +30,17 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from common.config import SERVICES, Settings
-from supervisionctl import documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
+from supervisionctl import documents_cmds, notify_cmds, ops_cmds, registry_cmds, rules_cmds, supervision_cmds
 from supervisionctl.rpc import JsonOpt
-from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
+from supervisionctl.stack import (
+    METRICS_PORT_OFFSET,
+    Stack,
+    StackConfig,
+    StackError,
+    health_status,
+    running_pids,
+    stop_pids,
+)
 
 
 def _help_option_in_chinese(cls: type) -> None:
@@ -59,6 +69,7 @@ app.add_typer(supervision_cmds.app, name="supervision")
 app.add_typer(notify_cmds.app, name="notify")
 app.add_typer(documents_cmds.app, name="badge")
 app.add_typer(rules_cmds.app, name="rules")
+app.add_typer(ops_cmds.app, name="outbox")
 # `supervisionctl print-badges` is what the print room types; it is the badge group's command.
 app.command("print-badges")(documents_cmds.print_badges)
 
@@ -71,6 +82,9 @@ def stack_config(settings: Settings) -> StackConfig:
         nats_port=nats.port or 4222,
         ports={name: settings.port(name) for name in SERVICES},
         external_nats_url=None if settings.nats_embedded else settings.nats_url,
+        metrics_ports={
+            name: settings.metrics_port(name) or settings.port(name) + METRICS_PORT_OFFSET for name in SERVICES
+        },
     )
 
 
@@ -121,16 +135,26 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
     exit_code = 0
     while not stopping["flag"]:
-        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        # A service stopped or restarted with `supervisionctl stop/restart` changed its pid file: not a crash.
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None and _pid_file_names(cfg, n, p.pid)]
+        if stack.nats is not None and stack.nats.proc.poll() is not None and not dead:
+            break  # `supervisionctl down` stopped the stack
         if dead:
             err.print(f"[red]服务意外退出：{', '.join(dead)}；日志：[/red]\n" + "\n".join(stack.tail(n) for n in dead))
             exit_code = 1
             break
         time.sleep(0.3)
     with console.status("正在停止…"):
+        restarted = tuple(n for n, pid in running_pids(cfg).items() if n in SERVICES and pid != stack.procs[n].pid)
+        stop_pids(cfg, names=restarted)  # services `supervisionctl start/restart` started outside this process
         codes = stack.stop()
     console.print("已停止：" + "，".join(f"{n}（退出码 {c}）" for n, c in codes.items()))
     raise typer.Exit(exit_code)
+
+
+def _pid_file_names(cfg: StackConfig, name: str, pid: int) -> bool:
+    path = cfg.run_dir / f"{name}.pid"
+    return path.exists() and path.read_text().strip() == str(pid)
 
 
 @app.command()
@@ -155,19 +179,29 @@ def _nats_summary(url: str) -> dict:
         try:
             js = nc.jetstream()
             streams = await js.streams_info()
-            return {s.config.name: {"messages": s.state.messages, "consumers": s.state.consumer_count} for s in streams}
+            summary = {
+                s.config.name: {"messages": s.state.messages, "consumers": s.state.consumer_count} for s in streams
+            }
+            return summary, await ops_cmds.consumer_report(js)
         finally:
             await nc.close()
 
     try:
-        return {"url": url, "reachable": True, "streams": asyncio.run(collect())}
+        streams, consumers = asyncio.run(collect())
+        return {"url": url, "reachable": True, "streams": streams, "consumers": consumers}
     except Exception as e:  # noqa: BLE001 - status reports it instead of failing
         return {"url": url, "reachable": False, "error": str(e) or type(e).__name__}
 
 
+MaxLagOpt = Annotated[int, typer.Option("--max-lag", help="消费者最多可落后的事件数，超过则检查不通过")]
+MaxAgeOpt = Annotated[float, typer.Option("--max-outbox-age", help="发件箱最早未发布事件最多可等待的秒数")]
+
+
 @app.command()
-def status(as_json: JsonOpt = False) -> None:
-    """各服务的健康状态与版本，以及 NATS 流和消费者数量。"""
+def status(
+    as_json: JsonOpt = False, max_lag: MaxLagOpt = ops_cmds.MAX_LAG, max_outbox_age: MaxAgeOpt = ops_cmds.MAX_OUTBOX_AGE
+) -> None:
+    """各服务的健康状态与版本、NATS 流、消费者积压和发件箱积压；超过阈值时退出码 1，服务不可用时 3。"""
     from importlib.metadata import version
 
     settings = Settings()
@@ -182,6 +216,9 @@ def status(as_json: JsonOpt = False) -> None:
             "pid": pids.get(name),
         }
     report = {"version": version("bjsv"), "services": services, "nats": _nats_summary(settings.nats_url)}
+    report["outbox"] = ops_cmds.backlog_report(settings)
+    consumers = report["nats"].get("consumers", [])
+    report["problems"] = ops_cmds.problems(report["outbox"], consumers, max_lag=max_lag, max_age=max_outbox_age)
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -199,10 +236,90 @@ def status(as_json: JsonOpt = False) -> None:
             for sname, s in sorted(nats_info["streams"].items()):
                 st.add_row(sname, str(s["messages"]), str(s["consumers"]))
             console.print(st)
+            _print_consumers(consumers)
         else:
             console.print(f"NATS {nats_info['url']} 无法连接：{nats_info['error']}")
+        _print_outbox(report["outbox"])
+        for problem in report["problems"]:
+            err.print(f"[red]{problem}[/red]")
     if any(s["health"] != "SERVING" for s in services.values()):
         raise typer.Exit(3)
+    if report["problems"]:
+        raise typer.Exit(1)
+
+
+def _print_consumers(consumers: list[dict]) -> None:
+    table = Table(title="消费者")
+    for col in ("流", "消费者", "未投递（积压）", "待确认"):
+        table.add_column(col)
+    for c in consumers:
+        table.add_row(c["stream"], c["durable"], str(c["lag"]), str(c["ack_pending"]))
+    console.print(table)
+
+
+def _print_outbox(backlog: dict[str, dict]) -> None:
+    table = Table(title="发件箱")
+    for col in ("服务", "未发布", "最早等待（秒）", "已搁置"):
+        table.add_column(col)
+    for name, b in backlog.items():
+        if "error" in b:
+            table.add_row(name, "-", "-", b["error"])
+        else:
+            table.add_row(name, str(b["backlog"]), f"{b['oldest_age']:.0f}", str(b["parked"]))
+    console.print(table)
+
+
+ServiceArg = Annotated[str, typer.Argument(help="服务名称：registry | rules | documents | notify")]
+
+
+def _service_of_running_stack(service: str) -> StackConfig:
+    if service not in SERVICES:
+        err.print(f"[red]未知服务：{service}（可选：{' | '.join(SERVICES)}）[/red]")
+        raise typer.Exit(2)
+    cfg = stack_config(Settings())
+    if cfg.external_nats_url is None and "nats" not in running_pids(cfg):
+        err.print("[red]系统未在运行（没有内置 NATS）：先执行 supervisionctl up[/red]")
+        raise typer.Exit(2)
+    return cfg
+
+
+@app.command()
+def stop(service: ServiceArg) -> None:
+    """停止正在运行的系统中的一个服务（SIGTERM：处理完进行中的调用并清空发件箱后退出）。"""
+    cfg = _service_of_running_stack(service)
+    result = stop_pids(cfg, names=(service,))
+    if not result:
+        console.print(f"{service} 未在运行。")
+        return
+    console.print(f"{service}: {'已停止' if result[service] == 'stopped' else '已强制结束'}")
+
+
+@app.command()
+def start(
+    service: ServiceArg, timeout: Annotated[float, typer.Option(help="等待进入 SERVING 状态的最长秒数")] = 60.0
+) -> None:
+    """在正在运行的系统中启动一个服务（在后台运行），等待其进入 SERVING 状态。"""
+    cfg = _service_of_running_stack(service)
+    if service in running_pids(cfg):
+        err.print(f"[red]{service} 已在运行：要重启请执行 supervisionctl restart {service}[/red]")
+        raise typer.Exit(2)
+    stack = Stack(cfg, services=(service,))
+    stack.start_service(service, detach=True)
+    try:
+        stack.wait_serving(timeout=timeout)
+    except StackError as e:
+        err.print(f"[red]启动失败：{e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{service}: 已启动（{cfg.target(service)}，进程 {stack.procs[service].pid}）")
+
+
+@app.command()
+def restart(
+    service: ServiceArg, timeout: Annotated[float, typer.Option(help="等待进入 SERVING 状态的最长秒数")] = 60.0
+) -> None:
+    """重启正在运行的系统中的一个服务（先停止，再启动并等待 SERVING）。"""
+    stop(service)
+    start(service, timeout=timeout)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from common.config import DEFAULT_PORTS, SERVICES
 from supervisionctl.natsd import NatsServer, port_open
 
 NATS_PORT = 14222  # never the 4222 a machine may already run
+METRICS_PORT_OFFSET = 1000  # `supervisionctl up`: a service's /metrics port is its gRPC port + 1000 by default
 
 
 @dataclass
@@ -30,6 +31,7 @@ class StackConfig:
     nats_port: int = NATS_PORT
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     external_nats_url: str | None = None  # BJSV_NATS_URL set by the operator: do not start our own
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # /metrics per service; none unless given
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -55,6 +57,7 @@ class StackConfig:
                 "BJSV_BIND_HOST": self.host,
                 "BJSV_NATS_URL": self.nats_url,
                 **{f"BJSV_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+                **{f"BJSV_{name.upper()}_METRICS_PORT": str(port) for name, port in self.metrics_ports.items()},
             }
         )
         env.update(self.extra_env)
@@ -201,13 +204,16 @@ def running_pids(config: StackConfig) -> dict[str, int]:
     return out
 
 
-def stop_pids(config: StackConfig, timeout: float = 12.0) -> dict[str, str]:
-    """Stop a detached stack by its pid files: services first (SIGTERM, then SIGKILL), NATS last."""
-    pids = running_pids(config)
+def stop_pids(config: StackConfig, timeout: float = 12.0, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Stop a detached stack (or only `names`) by its pid files: services first (SIGTERM, then SIGKILL), NATS
+    last."""
+    pids = {n: pid for n, pid in running_pids(config).items() if names is None or n in names}
     order = [n for n in pids if n != "nats"] + (["nats"] if "nats" in pids else [])
     result: dict[str, str] = {}
     for group in ([n for n in order if n != "nats"], [n for n in order if n == "nats"]):
         for name in group:
+            # The pid file goes first: a foreground `up` watching the process then knows the exit is wanted.
+            (config.run_dir / f"{name}.pid").unlink(missing_ok=True)
             os.kill(pids[name], signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for name in group:

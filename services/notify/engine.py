@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
+
 from common.db import Database
 from common.workdays import CalendarNotCovered, WorkdayCalendar
 from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
@@ -30,6 +32,7 @@ from services.notify.domain.schedule import SchedulePolicy
 from services.notify.storage import repository as repo
 
 log = logging.getLogger(__name__)
+TIMERS_FIRED = Counter("bjsv_notify_timers_fired", "timers (第二十三条 deadlines, reminders) fired")
 
 
 @dataclass
@@ -175,6 +178,7 @@ class Notifier:
             if len(batch) < limit:
                 break
         if created:
+            TIMERS_FIRED.inc(len(created))
             self.wake_delivery()
         return created
 

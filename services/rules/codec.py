@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from google.protobuf import message as pb_message
 
 from bjsv.rules.v1 import events_pb2, rules_pb2
+from common import validation
 from common.errors import FieldViolation, InvalidArgument
 from common.events import outbox_row, timestamp
 from services.rules.domain import model as m
@@ -462,6 +463,7 @@ async def propose_team(
     v.raise_if_any()
 
     def load(i: int) -> m.Supervisor:
+        validation.check(pool[i], prefix=f"pool[{i}].")
         lv = Violations()
         s = from_proto_supervisor(pool[i], f"pool[{i}]", lv)
         lv.raise_if_any()
@@ -550,7 +552,8 @@ def decide_blobs(
         # drawn and the canonical (deterministic) bytes made here, and the pool is cut out for the log
         out = []
         for b in blobs:
-            r = rules_pb2.ProposeTeamRequest.FromString(b)
+            # the bounds the interceptor could not check; a pool member's when it is drawn (load, below)
+            r = validation.parse(rules_pb2.ProposeTeamRequest, b, lazy=frozenset({"pool"}))
             if not r.seed:
                 from services.rules.domain.draws import new_seed
 

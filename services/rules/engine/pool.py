@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+from prometheus_client import Counter
+
 from common import errors
 from common.errors import (
     DomainError,
@@ -41,6 +43,7 @@ from common.errors import (
 from services.rules.domain.ruleset import RuleSet
 
 log = logging.getLogger("bjsv.rules.pool")
+WORKER_RESTARTS = Counter("bjsv_rules_worker_restarts", "engine worker processes replaced after they died")
 
 
 class WorkerDied(Exception):
@@ -254,6 +257,7 @@ class WorkerPool:
             self.workers.append(fresh)
             self._idle.put_nowait(fresh)
             self.replaced += 1
+            WORKER_RESTARTS.inc()
             log.warning("engine worker %s died; replaced by %s", dead.pid, fresh.pid)
             return
 
