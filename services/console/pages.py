@@ -1,0 +1,222 @@
+"""Page handlers by role: each parses, calls one use case, renders (the thin edge)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from services.console.usecases import agency, institution, shared, supervisor
+from services.console.web import HOME, Context, Web, form_or_problem
+
+
+async def home(ctx: Context) -> Response:
+    return RedirectResponse(HOME.get(ctx.creds.principal.role, "/dashboard"), 303)
+
+
+# -- district agency and city centre -----------------------------------------------------------------------
+
+
+async def dashboard(ctx: Context) -> Response:
+    return ctx.render("dashboard.html", board=await agency.dashboard(ctx.web.backend, ctx.creds))
+
+
+async def plans(ctx: Context) -> Response:
+    page = await agency.plans(ctx.web.backend, ctx.creds, ctx.request.query_params.get("page_token", ""))
+    return ctx.render("plans.html", page=page)
+
+
+async def plan_new(ctx: Context) -> Response:
+    values = {"client_request_id": agency.new_request_id(), "district": shared.district_of(ctx.creds.principal.org)}
+    if ctx.request.method == "GET":
+        return ctx.render("plan_form.html", values=values, errors={}, modes=agency.MODES, rows=agency.SESSION_ROWS)
+    plan, page = await form_or_problem(
+        ctx, lambda f: agency.create_plan(ctx.web.backend, ctx.creds, f), "plan_form.html",
+        modes=agency.MODES, rows=agency.SESSION_ROWS,
+    )  # fmt: skip
+    return page or RedirectResponse(f"/{plan.name}", 303)
+
+
+async def plan_edit(ctx: Context) -> Response:
+    name = f"plans/{ctx.request.path_params['id']}"
+    if ctx.request.method == "GET":
+        plan = (await agency.plan_status(ctx.web.backend, ctx.creds, name)).plan
+        return ctx.render("plan_form.html", plan=plan, values=None, errors={}, modes=agency.MODES,
+                          rows=agency.SESSION_ROWS)  # fmt: skip
+    plan, page = await form_or_problem(
+        ctx, lambda f: agency.update_plan(ctx.web.backend, ctx.creds, name, f), "plan_form.html",
+        modes=agency.MODES, rows=agency.SESSION_ROWS, editing=name,
+    )  # fmt: skip
+    return page or RedirectResponse(f"/{plan.name}", 303)
+
+
+async def plan_detail(ctx: Context) -> Response:
+    status = await agency.plan_status(ctx.web.backend, ctx.creds, f"plans/{ctx.request.path_params['id']}")
+    return ctx.render("plan.html", status=status, values={"client_request_id": agency.new_request_id()}, errors={})
+
+
+async def plan_propose(ctx: Context) -> Response:
+    name = f"plans/{ctx.request.path_params['id']}"
+    status = await agency.plan_status(ctx.web.backend, ctx.creds, name)
+    proposal, page = await form_or_problem(
+        ctx, lambda f: agency.propose(ctx.web.backend, ctx.creds, name, f), "plan.html", status=status
+    )
+    if page:
+        return page
+    values = {**(await ctx.form()).data, "client_request_id": agency.new_request_id()}
+    return ctx.render("plan.html", status=status, proposal=proposal, values=values, errors={})
+
+
+async def plan_dispatch(ctx: Context) -> Response:
+    name = f"plans/{ctx.request.path_params['id']}"
+    status = await agency.plan_status(ctx.web.backend, ctx.creds, name)
+    dispatch, page = await form_or_problem(
+        ctx, lambda f: agency.dispatch(ctx.web.backend, ctx.creds, name, f), "plan.html", status=status
+    )
+    return page or RedirectResponse(f"/{name}?dispatched={quote(dispatch.name)}", 303)
+
+
+async def cases(ctx: Context) -> Response:
+    q = ctx.request.query_params
+    page = await agency.cases(ctx.web.backend, ctx.creds, int(q.get("state") or 0), q.get("page_token", ""))
+    return ctx.render("cases.html", page=page, state=int(q.get("state") or 0))
+
+
+async def case_detail(ctx: Context) -> Response:
+    name = f"cases/{ctx.request.path_params['id']}"
+    if ctx.request.method == "GET":
+        c = await agency.case(ctx.web.backend, ctx.creds, name)
+        return ctx.render("case.html", case=c, rungs=agency.RUNGS, values={}, errors={})
+    c = await agency.case(ctx.web.backend, ctx.creds, name)
+    decided, page = await form_or_problem(
+        ctx, lambda f: agency.decide(ctx.web.backend, ctx.creds, name, f), "case.html", case=c, rungs=agency.RUNGS
+    )
+    return page or RedirectResponse(f"/{decided.name}", 303)
+
+
+async def supervisors(ctx: Context) -> Response:
+    page = await agency.supervisors(ctx.web.backend, ctx.creds, ctx.request.query_params.get("page_token", ""))
+    return ctx.render("supervisors.html", page=page)
+
+
+async def reports(ctx: Context) -> Response:
+    return ctx.render("reports.html", documents=await agency.reports(ctx.web.backend, ctx.creds))
+
+
+async def rules(ctx: Context) -> Response:
+    return ctx.render("rules.html", rule_set=await agency.rule_set(ctx.web.backend, ctx.creds))
+
+
+# -- supervisor --------------------------------------------------------------------------------------------
+
+
+async def my_dispatches(ctx: Context) -> Response:
+    return ctx.render("my_dispatches.html", dispatches=await supervisor.my_dispatches(ctx.web.backend, ctx.creds))
+
+
+async def my_record(ctx: Context) -> Response:
+    name = f"dispatches/{ctx.request.path_params['id']}"
+    d = await supervisor.dispatch(ctx.web.backend, ctx.creds, name)
+    items = supervisor.ITEMS.get(d.form, 0)
+    if ctx.request.method == "GET":
+        values = {"client_request_id": agency.new_request_id()}
+        return ctx.render("record_form.html", dispatch=d, items=items, values=values, errors={})
+    record, page = await form_or_problem(
+        ctx, lambda f: supervisor.submit_record(ctx.web.backend, ctx.creds, name, f), "record_form.html",
+        dispatch=d, items=items,
+    )  # fmt: skip
+    return page or ctx.render("record_receipt.html", record=record)
+
+
+async def my_badge(ctx: Context) -> Response:
+    badge = await supervisor.my_badge(ctx.web.backend, ctx.creds)
+    docs = await shared.documents(ctx.web.backend, ctx.creds, badge.name) if badge else None
+    return ctx.render("my_badge.html", badge=badge, documents=docs.documents if docs else [])
+
+
+# -- institution -------------------------------------------------------------------------------------------
+
+
+async def institution_plans(ctx: Context) -> Response:
+    return ctx.render("institution_plans.html", statuses=await institution.plans(ctx.web.backend, ctx.creds))
+
+
+async def feedback(ctx: Context) -> Response:
+    p = ctx.request.path_params
+    dispatch, sup = f"dispatches/{p['dispatch']}", f"supervisors/{p['supervisor']}"
+    d = await supervisor.dispatch(ctx.web.backend, ctx.creds, dispatch)
+    member = next((m for m in d.members if m.supervisor == sup), None)
+    if ctx.request.method == "GET":
+        values = {"client_request_id": agency.new_request_id()}
+        return ctx.render("feedback_form.html", dispatch=d, member=member, values=values, errors={})
+    fb, page = await form_or_problem(
+        ctx, lambda f: institution.submit_feedback(ctx.web.backend, ctx.creds, dispatch, sup, f),
+        "feedback_form.html", dispatch=d, member=member,
+    )  # fmt: skip
+    return page or ctx.render("feedback_receipt.html", feedback=fb)
+
+
+async def badge_check(ctx: Context) -> Response:
+    code = ctx.request.query_params.get("code", "").strip()
+    result = await institution.verify_badge(ctx.web.backend, ctx.creds, code) if code else None
+    return ctx.render("badge_check.html", code=code, result=result)
+
+
+# -- everyone ----------------------------------------------------------------------------------------------
+
+
+async def documents(ctx: Context) -> Response:
+    q = ctx.request.query_params
+    subject = q.get("subject", "").strip()
+    page = await shared.documents(ctx.web.backend, ctx.creds, subject, q.get("page_token", ""))
+    return ctx.render("documents.html", page=page, subject=subject)
+
+
+def attachment(doc: shared.Download) -> Response:
+    disposition = f"attachment; filename*=UTF-8''{quote(doc.file_name)}"
+    return Response(doc.content, media_type=doc.media_type, headers={"Content-Disposition": disposition})
+
+
+async def document_download(ctx: Context) -> Response:
+    return attachment(await shared.download(ctx.web.backend, ctx.creds, f"documents/{ctx.request.path_params['id']}"))
+
+
+async def blank_form(ctx: Context) -> Response:
+    form = ctx.request.path_params["form"]
+    if form not in shared.BLANK_FORMS:
+        return ctx.render("problem.html", status=404, problem=None)
+    return attachment(await shared.blank_form(ctx.web.backend, ctx.creds, form))
+
+
+async def inbox(ctx: Context) -> Response:
+    if ctx.request.method == "POST":
+        await shared.mark_all_read(ctx.web.backend, ctx.creds)
+        return RedirectResponse("/inbox", 303)
+    page = await shared.inbox(ctx.web.backend, ctx.creds, ctx.request.query_params.get("page_token", ""))
+    return ctx.render("inbox.html", page=page)
+
+
+def routes(web: Web) -> list[Route]:
+    get, both = ["GET"], ["GET", "POST"]
+    table = [
+        ("/", home, get), ("/dashboard", dashboard, get), ("/plans", plans, get), ("/plans/new", plan_new, both),
+        ("/plans/{id:int}", plan_detail, get), ("/plans/{id:int}/edit", plan_edit, both),
+        ("/plans/{id:int}/propose", plan_propose, ["POST"]), ("/plans/{id:int}/dispatch", plan_dispatch, ["POST"]),
+        ("/cases", cases, get), ("/cases/{id:int}", case_detail, both), ("/supervisors", supervisors, get),
+        ("/reports", reports, get), ("/rules", rules, get), ("/my/dispatches", my_dispatches, get),
+        ("/my/dispatches/{id:int}/record", my_record, both), ("/my/badge", my_badge, get),
+        ("/institution/plans", institution_plans, get),
+        ("/institution/feedback/{dispatch:int}/{supervisor:int}", feedback, both),
+        ("/badge-check", badge_check, get), ("/documents", documents, get),
+        ("/documents/{id:path}/download", document_download, get), ("/blank-forms/{form}", blank_form, get),
+        ("/inbox", inbox, both),
+    ]  # fmt: skip
+    out = [Route(path, web.page(fn), methods=methods, name=fn.__name__) for path, fn, methods in table]
+    out += [
+        Route("/login", web.login_page, methods=both, name="login"),
+        Route("/login/oidc", web.login_redirect, methods=get, name="login_oidc"),
+        Route("/login/callback", web.login_callback, methods=get, name="login_callback"),
+        Route("/logout", web.logout, methods=["POST"], name="logout"),
+    ]
+    return out

@@ -1,0 +1,88 @@
+"""The console over plain HTTP (no browser): login, CSRF, idle timeout, pages by role, scope (PENDING)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.console.conftest import PASSWORD, Console
+
+
+def login(base: str, username: str, password: str = PASSWORD) -> httpx.Client:
+    client = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    resp = client.post("/login", data={"csrf": csrf, "username": username, "password": password})
+    assert resp.status_code in (303, 401), resp.text
+    return client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def test_pages_need_login_and_the_session_cookie_is_httponly_samesite(console: Console) -> None:
+    anon = httpx.Client(base_url=console.url)
+    resp = anon.get("/plans", follow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/login")
+    cookie = resp.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_wrong_password_is_refused_beside_the_field(console: Console) -> None:
+    client = login(console.url, "haidian", "wrong")
+    page = client.get("/plans")
+    assert page.status_code == 303  # still not logged in
+    resp = client.post("/login", data={"csrf": csrf_of(client.get("/login").text), "username": "haidian",
+                                       "password": "wrong"})  # fmt: skip
+    assert resp.status_code == 401 and "用户名或密码错误" in resp.text
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(console: Console) -> None:
+    client = login(console.url, "haidian")
+    resp = client.post("/plans/new", data={"title": "x"})
+    assert resp.status_code == 403 and "安全校验未通过" in resp.text
+    assert client.get("/plans").status_code == 200  # the session itself is still fine
+
+
+def test_pages_by_role_show_chinese_display_names(console: Console) -> None:
+    client = login(console.url, "haidian")
+    home = client.get("/")
+    assert home.headers["location"] == "/dashboard"
+    board = client.get("/dashboard")
+    assert board.status_code == 200 and "海淀区" in board.text and "agencies/08" not in board.text
+    rules = client.get("/rules")
+    assert rules.status_code == 200 and "第二十条" in rules.text
+    sup = login(console.url, "zhang")
+    assert sup.get("/").headers["location"] == "/my/dispatches"
+    inst = login(console.url, "dianli")
+    assert inst.get("/").headers["location"] == "/institution/plans"
+
+
+def test_plan_form_shows_each_message_beside_its_field(console: Console) -> None:
+    client = login(console.url, "haidian")
+    form = client.get("/plans/new")
+    resp = client.post("/plans/new", data={"csrf": csrf_of(form.text), "client_request_id": "x1",
+                                           "candidate_count": "abc", "district": "08"})  # fmt: skip
+    assert resp.status_code == 400
+    assert 'id="err-title"' in resp.text and "请填写评价计划名称" in resp.text
+    assert 'id="err-candidate_count"' in resp.text and "认定人数须为整数" in resp.text
+
+
+def test_logout_ends_the_session(console: Console) -> None:
+    client = login(console.url, "haidian")
+    page = client.get("/dashboard")
+    assert client.post("/logout", data={"csrf": csrf_of(page.text)}).status_code == 303
+    assert client.get("/dashboard").status_code == 303
+
+
+@pytest.mark.skip(reason="PENDING identity #12: today's services trust the declared org; scope needs the token")
+def test_district_05_cannot_see_district_08_plans_by_typing_urls(console: Console) -> None:
+    haidian = login(console.url, "haidian")
+    plans = re.findall(r'href="/(plans/\d+)"', haidian.get("/plans").text)
+    assert plans, "needs a district 08 plan"
+    chaoyang = login(console.url, "chaoyang")
+    assert not set(re.findall(r'href="/(plans/\d+)"', chaoyang.get("/plans").text)) & set(plans)
+    assert chaoyang.get(f"/{plans[0]}").status_code in (403, 404)
