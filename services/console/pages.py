@@ -53,26 +53,26 @@ async def plan_edit(ctx: Context) -> Response:
 
 async def plan_detail(ctx: Context) -> Response:
     status = await agency.plan_status(ctx.web.backend, ctx.creds, f"plans/{ctx.request.path_params['id']}")
-    return ctx.render("plan.html", status=status, values={"client_request_id": agency.new_request_id()}, errors={})
+    return ctx.render("plan.html", ps=status, values={"client_request_id": agency.new_request_id()}, errors={})
 
 
 async def plan_propose(ctx: Context) -> Response:
     name = f"plans/{ctx.request.path_params['id']}"
     status = await agency.plan_status(ctx.web.backend, ctx.creds, name)
     proposal, page = await form_or_problem(
-        ctx, lambda f: agency.propose(ctx.web.backend, ctx.creds, name, f), "plan.html", status=status
+        ctx, lambda f: agency.propose(ctx.web.backend, ctx.creds, name, f), "plan.html", ps=status
     )
     if page:
         return page
     values = {**(await ctx.form()).data, "client_request_id": agency.new_request_id()}
-    return ctx.render("plan.html", status=status, proposal=proposal, values=values, errors={})
+    return ctx.render("plan.html", ps=status, proposal=proposal, values=values, errors={})
 
 
 async def plan_dispatch(ctx: Context) -> Response:
     name = f"plans/{ctx.request.path_params['id']}"
     status = await agency.plan_status(ctx.web.backend, ctx.creds, name)
     dispatch, page = await form_or_problem(
-        ctx, lambda f: agency.dispatch(ctx.web.backend, ctx.creds, name, f), "plan.html", status=status
+        ctx, lambda f: agency.dispatch(ctx.web.backend, ctx.creds, name, f), "plan.html", ps=status
     )
     return page or RedirectResponse(f"/{name}?dispatched={quote(dispatch.name)}", 303)
 
