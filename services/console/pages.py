@@ -139,7 +139,9 @@ async def my_badge(ctx: Context) -> Response:
 
 
 async def institution_plans(ctx: Context) -> Response:
-    return ctx.render("institution_plans.html", statuses=await institution.plans(ctx.web.backend, ctx.creds))
+    page_token = ctx.request.query_params.get("page_token", "")
+    statuses, next_token = await institution.plans(ctx.web.backend, ctx.creds, page_token)
+    return ctx.render("institution_plans.html", statuses=statuses, page={"next_page_token": next_token})
 
 
 async def feedback(ctx: Context) -> Response:

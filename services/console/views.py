@@ -66,7 +66,7 @@ def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(["html"]),
-        enable_async=False,
+        auto_reload=False,  # templates ship with the code: no stat() per page
     )
     env.filters.update(
         beijing=beijing, local_input=local_input, label=label, b64=lambda b: base64.b64encode(b).decode()

@@ -14,16 +14,21 @@ from services.console.usecases.forms import Form
 YES_NO = {"YES": spb.ANSWER_VALUE_YES, "NO": spb.ANSWER_VALUE_NO}
 
 
-async def plans(backend: Backend, creds: Credentials) -> list[spb.GetPlanStatusResponse]:
-    """The institution's plans with their dispatches and the feedback still missing."""
+PLANS_PER_PAGE = 5  # each plan costs one GetPlanStatus call
+
+
+async def plans(
+    backend: Backend, creds: Credentials, page_token: str = ""
+) -> tuple[list[spb.GetPlanStatusResponse], str]:
+    """The institution's plans (newest first, a page at a time) with their dispatches and the feedback still
+    missing; returns (statuses, next page token)."""
     sv = backend.supervision
-    req = spb.ListPlansRequest(institution=creds.principal.org, page_size=20)
-    listed = (await backend.call(creds, sv.ListPlans, req)).plans
-    return list(
-        await asyncio.gather(
-            *(backend.call(creds, sv.GetPlanStatus, spb.GetPlanStatusRequest(plan=p.name)) for p in listed)
-        )
+    req = spb.ListPlansRequest(institution=creds.principal.org, page_size=PLANS_PER_PAGE, page_token=page_token)
+    listed = await backend.call(creds, sv.ListPlans, req)
+    statuses = await asyncio.gather(
+        *(backend.call(creds, sv.GetPlanStatus, spb.GetPlanStatusRequest(plan=p.name)) for p in listed.plans)
     )
+    return list(statuses), listed.next_page_token
 
 
 def _answer(form: Form, name: str, label: str) -> int:
