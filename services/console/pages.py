@@ -42,8 +42,8 @@ async def plan_edit(ctx: Context) -> Response:
     name = f"plans/{ctx.request.path_params['id']}"
     if ctx.request.method == "GET":
         plan = (await agency.plan_status(ctx.web.backend, ctx.creds, name)).plan
-        return ctx.render("plan_form.html", plan=plan, values=None, errors={}, modes=agency.MODES,
-                          rows=agency.SESSION_ROWS)  # fmt: skip
+        return ctx.render("plan_form.html", values=agency.plan_to_form(plan), errors={}, modes=agency.MODES,
+                          rows=agency.SESSION_ROWS, editing=name)  # fmt: skip
     plan, page = await form_or_problem(
         ctx, lambda f: agency.update_plan(ctx.web.backend, ctx.creds, name, f), "plan_form.html",
         modes=agency.MODES, rows=agency.SESSION_ROWS, editing=name,

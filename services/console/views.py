@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bjsv.documents.v1 import documents_pb2 as dpb
 from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_pb2 as spb
-from common.clock import SHANGHAI
+from services.console.timefmt import beijing, local_input
 from services.console.usecases.agency import RUNGS
 
 LABELS = {
@@ -45,17 +44,6 @@ LABELS = {
     "doc_format": {dpb.DOCUMENT_FORMAT_PDF: "PDF", dpb.DOCUMENT_FORMAT_DOCX: "DOCX"},
     "severity": {spb.FINDING_SEVERITY_BLOCKING: "不予委派", spb.FINDING_SEVERITY_ADVISORY: "提示"},
 }
-
-
-def beijing(ts: Timestamp | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
-        return ""
-    return ts.ToDatetime(tzinfo=SHANGHAI).strftime(fmt)
-
-
-def local_input(ts: Timestamp | None) -> str:
-    """A Timestamp as a datetime-local input value in Beijing time."""
-    return beijing(ts, "%Y-%m-%dT%H:%M")
 
 
 def label(value: int, kind: str) -> str:

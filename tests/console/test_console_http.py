@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx
 import pytest
+import wf_helpers as h
 
-from tests.console.conftest import PASSWORD, Console
+from bjsv.registry.v1 import supervision_pb2 as spb
+from services.console.sessions import SessionStore
+from tests.console.conftest import INSTITUTION, PASSWORD, Console
 
 
 def login(base: str, username: str, password: str = PASSWORD) -> httpx.Client:
@@ -86,3 +90,35 @@ def test_district_05_cannot_see_district_08_plans_by_typing_urls(console: Consol
     chaoyang = login(console.url, "chaoyang")
     assert not set(re.findall(r'href="/(plans/\d+)"', chaoyang.get("/plans").text)) & set(plans)
     assert chaoyang.get(f"/{plans[0]}").status_code in (403, 404)
+
+
+def test_plan_edit_is_prefilled_and_saves_with_the_etag(console: Console) -> None:
+    msg = h.plan_msg(INSTITUTION, dt.date(2026, 12, 8), title="2026年第五期焊工职业技能等级认定")
+    req = spb.CreatePlanRequest(plan=msg, client_request_id="http-edit-1")
+    plan = console.clients.sv.CreatePlan(req, metadata=h.md(h.HAIDIAN)).plan
+    client = login(console.url, "haidian")
+    page = client.get(f"/{plan.name}/edit")
+    assert page.status_code == 200 and 'value="2026年第五期焊工职业技能等级认定"' in page.text
+    etag = re.search(r'name="etag" value="([^"]*)"', page.text).group(1)
+    form = {
+        "csrf": csrf_of(page.text), "etag": etag, "institution": INSTITUTION, "title": "2026年第五期焊工（三级）认定",
+        "occupation": "焊工", "district": "08", "candidate_count": "120", "mode_THEORY_EXAM": "1",
+        "sessions[0].session_id": "S1", "sessions[0].venue": "第一考场", "sessions[0].start_time": "2026-12-08T09:00",
+        "sessions[0].end_time": "2026-12-08T11:00",
+        "sessions[0].examiners": f"钱考评,{h.new_id_number(dt.date(1980, 1, 1))}",
+    }  # fmt: skip
+    saved = client.post(f"/{plan.name}/edit", data=form)
+    assert saved.status_code == 303, saved.text
+    assert "2026年第五期焊工（三级）认定" in client.get(f"/{plan.name}").text
+    stale = client.post(f"/{plan.name}/edit", data=form)  # the old etag: someone changed it meanwhile
+    assert stale.status_code in (400, 409) and 'role="alert"' in stale.text
+
+
+def test_a_session_ends_after_the_idle_timeout() -> None:
+    now = [0.0]
+    store = SessionStore(idle_timeout=60, clock=lambda: now[0])
+    s = store.new()
+    now[0] = 59
+    assert store.get(s.id) is s  # activity renews it
+    now[0] = 59 + 61
+    assert store.get(s.id) is None

@@ -13,6 +13,7 @@ from bjsv.registry.v1 import supervision_pb2 as spb
 from bjsv.rules.v1 import rules_pb2 as rupb
 from services.console.backend import Backend
 from services.console.identity import Credentials
+from services.console.timefmt import local_input
 from services.console.usecases.forms import Form
 from services.console.usecases.shared import district_of
 
@@ -103,6 +104,24 @@ def plan_from_form(form: Form) -> spb.Plan:
         )
     form.check()
     return plan
+
+
+def plan_to_form(plan: spb.Plan) -> dict[str, str]:
+    """A stored plan as the plan form's values (the edit page)."""
+    values = {
+        "institution": plan.institution, "title": plan.title, "occupation": plan.occupation,
+        "district": plan.district, "candidate_count": str(plan.candidate_count), "etag": plan.etag,
+        **{f"mode_{key}": "1" for key, (_, mode) in MODES.items() if mode in plan.certification_modes},
+    }  # fmt: skip
+    for i, session in enumerate(plan.sessions[:SESSION_ROWS]):
+        people = {
+            "examiners": "\n".join(f"{p.display_name},{p.id_number}" for p in session.examiners),
+            "staff": "\n".join(f"{p.display_name},{p.id_number}" for p in session.staff),
+            "session_id": session.session_id, "venue": session.venue,
+            "start_time": local_input(session.start_time), "end_time": local_input(session.end_time),
+        }  # fmt: skip
+        values.update({f"sessions[{i}].{k}": v for k, v in people.items()})
+    return values
 
 
 async def create_plan(backend: Backend, creds: Credentials, form: Form) -> spb.Plan:
