@@ -30,7 +30,15 @@ from typer.core import TyperCommand, TyperGroup
 from common.config import SERVICES, Settings
 from supervisionctl import documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
 from supervisionctl.rpc import JsonOpt
-from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
+from supervisionctl.stack import (
+    Stack,
+    StackConfig,
+    StackError,
+    configured_console_port,
+    health_status,
+    running_pids,
+    stop_pids,
+)
 
 
 def _help_option_in_chinese(cls: type) -> None:
@@ -71,6 +79,7 @@ def stack_config(settings: Settings) -> StackConfig:
         nats_port=nats.port or 4222,
         ports={name: settings.port(name) for name in SERVICES},
         external_nats_url=None if settings.nats_embedded else settings.nats_url,
+        console_port=configured_console_port(),
     )
 
 
@@ -105,6 +114,8 @@ def up(
             err.print(f"[red]启动失败：{e}[/red]")
             raise typer.Exit(1) from None
     console.print(endpoints_table(cfg))
+    if cfg.console_port:
+        console.print(f"控制台（网页与 HTTP/JSON API）：{cfg.console_url}")
     console.print(
         f"全部服务已就绪，用时 {time.monotonic() - started:.1f} 秒；数据目录 {cfg.data_dir}，日志 {cfg.log_dir}"
     )

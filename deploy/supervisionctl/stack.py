@@ -70,6 +70,15 @@ class StackConfig:
         return env
 
 
+def configured_console_port(env: dict[str, str] | None = None) -> int | None:
+    """The console starts with the rest once it has a way to log users in: the identity issuer
+    (BJSV_OIDC_ISSUER) or, until identity #12 is merged, development accounts (BJSV_CONSOLE_DEV_ACCOUNTS)."""
+    env = dict(os.environ) if env is None else env
+    if not (env.get("BJSV_OIDC_ISSUER") or env.get("BJSV_CONSOLE_DEV_ACCOUNTS")):
+        return None
+    return int(env.get("BJSV_CONSOLE_PORT", "8080"))
+
+
 class StackError(RuntimeError):
     pass
 

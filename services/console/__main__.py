@@ -15,7 +15,8 @@ from services.console.identity import DevAccounts, Login, OAuthIssuer
 
 def build_login(settings: ConsoleSettings) -> Login:
     if settings.oidc_issuer:
-        return OAuthIssuer(settings.oidc_issuer, settings.oidc_client_id)
+        verify = str(settings.console_issuer_ca) if settings.console_issuer_ca else True
+        return OAuthIssuer(settings.oidc_issuer, settings.oidc_client_id, verify)
     if settings.console_dev_accounts:
         return DevAccounts(settings.console_dev_accounts)
     print(
@@ -31,7 +32,7 @@ def main() -> None:
     app = create_app(settings, Backend(settings), build_login(settings))
     tls = (
         {"ssl_certfile": str(settings.console_tls_cert), "ssl_keyfile": str(settings.console_tls_key)}
-        if settings.tls
+        if settings.https
         else {}
     )
     uvicorn.run(app, host=settings.bind_host, port=settings.console_port, log_level="warning", access_log=False, **tls)

@@ -22,6 +22,9 @@ class ConsoleSettings(Settings):
     oidc_issuer: str | None = Field(
         default=None, description="OAuth 2.0 / OIDC issuer URL; the console logs users in there and forwards tokens"
     )
+    console_issuer_ca: Path | None = Field(
+        default=None, description="(console) CA certificate (PEM) the issuer's HTTPS is verified with: the stack's CA"
+    )
     oidc_client_id: str = Field(default="bjsv-console", description="(console) OAuth client id of the console")
     console_oidc_code_flow: bool = Field(
         default=False,
@@ -34,5 +37,5 @@ class ConsoleSettings(Settings):
     )
 
     @property
-    def tls(self) -> bool:
+    def https(self) -> bool:
         return bool(self.console_tls_cert and self.console_tls_key)

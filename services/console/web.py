@@ -80,7 +80,7 @@ class Web:
         return self.sessions.get(request.cookies.get(COOKIE)) or self.sessions.new()
 
     def set_cookie(self, response: Response, session: Session) -> Response:
-        response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", secure=self.settings.tls, path="/")
+        response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", secure=self.settings.https, path="/")
         return response
 
     def render(self, request: Request, session: Session, template: str, *, status: int = 200, **values: Any):
