@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.console.usecases import agency, institution, shared, supervisor
+from services.console.usecases import agency, institution, roster, shared, supervisor
 from services.console.web import HOME, Context, Web, form_or_problem
 
 
@@ -29,50 +30,61 @@ async def plans(ctx: Context) -> Response:
 
 async def plan_new(ctx: Context) -> Response:
     values = {"client_request_id": agency.new_request_id(), "district": shared.district_of(ctx.creds.principal.org)}
+    institutions = await agency.institutions(ctx.web.backend, ctx.creds)
     if ctx.request.method == "GET":
-        return ctx.render("plan_form.html", values=values, errors={}, modes=agency.MODES, rows=agency.SESSION_ROWS)
+        return ctx.render("plan_form.html", values=values, errors={}, modes=agency.MODES, rows=agency.SESSION_ROWS,
+                          institutions=institutions)  # fmt: skip
     plan, page = await form_or_problem(
         ctx, lambda f: agency.create_plan(ctx.web.backend, ctx.creds, f), "plan_form.html",
-        modes=agency.MODES, rows=agency.SESSION_ROWS,
+        modes=agency.MODES, rows=agency.SESSION_ROWS, institutions=institutions,
     )  # fmt: skip
     return page or RedirectResponse(f"/{plan.name}", 303)
 
 
 async def plan_edit(ctx: Context) -> Response:
     name = f"plans/{ctx.request.path_params['id']}"
+    institutions = await agency.institutions(ctx.web.backend, ctx.creds)
     if ctx.request.method == "GET":
         plan = (await agency.plan_status(ctx.web.backend, ctx.creds, name)).plan
         return ctx.render("plan_form.html", values=agency.plan_to_form(plan), errors={}, modes=agency.MODES,
-                          rows=agency.SESSION_ROWS, editing=name)  # fmt: skip
+                          rows=agency.SESSION_ROWS, editing=name, institutions=institutions)  # fmt: skip
     plan, page = await form_or_problem(
         ctx, lambda f: agency.update_plan(ctx.web.backend, ctx.creds, name, f), "plan_form.html",
-        modes=agency.MODES, rows=agency.SESSION_ROWS, editing=name,
+        modes=agency.MODES, rows=agency.SESSION_ROWS, editing=name, institutions=institutions,
     )  # fmt: skip
     return page or RedirectResponse(f"/{plan.name}", 303)
 
 
+async def _plan_page(ctx: Context) -> tuple[str, dict]:
+    """The plan page's data: the plan with its supervision status, and who can be chosen for a team."""
+    name = f"plans/{ctx.request.path_params['id']}"
+    status, candidates = await asyncio.gather(
+        agency.plan_status(ctx.web.backend, ctx.creds, name), agency.dispatchable(ctx.web.backend, ctx.creds)
+    )
+    return name, {"ps": status, "candidates": candidates}
+
+
 async def plan_detail(ctx: Context) -> Response:
-    status = await agency.plan_status(ctx.web.backend, ctx.creds, f"plans/{ctx.request.path_params['id']}")
-    return ctx.render("plan.html", ps=status, values={"client_request_id": agency.new_request_id()}, errors={})
+    _, data = await _plan_page(ctx)
+    return ctx.render("plan.html", values={"client_request_id": agency.new_request_id()}, errors={}, **data)
 
 
 async def plan_propose(ctx: Context) -> Response:
-    name = f"plans/{ctx.request.path_params['id']}"
-    status = await agency.plan_status(ctx.web.backend, ctx.creds, name)
+    name, data = await _plan_page(ctx)
     proposal, page = await form_or_problem(
-        ctx, lambda f: agency.propose(ctx.web.backend, ctx.creds, name, f), "plan.html", ps=status
+        ctx, lambda f: agency.propose(ctx.web.backend, ctx.creds, name, f), "plan.html", **data
     )
     if page:
         return page
     values = {**(await ctx.form()).data, "client_request_id": agency.new_request_id()}
-    return ctx.render("plan.html", ps=status, proposal=proposal, values=values, errors={})
+    names = await agency.supervisor_names(ctx.web.backend, ctx.creds, list(proposal.supervisors))
+    return ctx.render("plan.html", proposal=proposal, sup_names=names, values=values, errors={}, **data)
 
 
 async def plan_dispatch(ctx: Context) -> Response:
-    name = f"plans/{ctx.request.path_params['id']}"
-    status = await agency.plan_status(ctx.web.backend, ctx.creds, name)
+    name, data = await _plan_page(ctx)
     dispatch, page = await form_or_problem(
-        ctx, lambda f: agency.dispatch(ctx.web.backend, ctx.creds, name, f), "plan.html", ps=status
+        ctx, lambda f: agency.dispatch(ctx.web.backend, ctx.creds, name, f), "plan.html", **data
     )
     return page or RedirectResponse(f"/{name}?dispatched={quote(dispatch.name)}", 303)
 
@@ -98,6 +110,23 @@ async def case_detail(ctx: Context) -> Response:
 async def supervisors(ctx: Context) -> Response:
     page = await agency.supervisors(ctx.web.backend, ctx.creds, ctx.request.query_params.get("page_token", ""))
     return ctx.render("supervisors.html", page=page)
+
+
+async def supervisor_detail(ctx: Context) -> Response:
+    page = await roster.supervisor(ctx.web.backend, ctx.creds, f"supervisors/{ctx.request.path_params['id']}")
+    return ctx.render("supervisor.html", page=page, actions=roster.ACTIONS, errors={}, values={})
+
+
+async def supervisor_action(ctx: Context) -> Response:
+    name, action = f"supervisors/{ctx.request.path_params['id']}", ctx.request.path_params["action"]
+    if action not in roster.ACTIONS:
+        return ctx.render("problem.html", status=404, problem=None)
+    page = await roster.supervisor(ctx.web.backend, ctx.creds, name)
+    done, resp = await form_or_problem(
+        ctx, lambda f: roster.act(ctx.web.backend, ctx.creds, name, action, f), "supervisor.html",
+        page=page, actions=roster.ACTIONS, action=action,
+    )  # fmt: skip
+    return resp or RedirectResponse(f"/{name}?done={quote(done)}", 303)
 
 
 async def reports(ctx: Context) -> Response:
@@ -206,6 +235,8 @@ def routes(web: Web) -> list[Route]:
         ("/plans/{id:int}", plan_detail, get), ("/plans/{id:int}/edit", plan_edit, both),
         ("/plans/{id:int}/propose", plan_propose, ["POST"]), ("/plans/{id:int}/dispatch", plan_dispatch, ["POST"]),
         ("/cases", cases, get), ("/cases/{id:int}", case_detail, both), ("/supervisors", supervisors, get),
+        ("/supervisors/{id:int}", supervisor_detail, get),
+        ("/supervisors/{id:int}/{action}", supervisor_action, ["POST"]),
         ("/reports", reports, get), ("/rules", rules, get), ("/my/dispatches", my_dispatches, get),
         ("/my/dispatches/{id:int}/record", my_record, both), ("/my/badge", my_badge, get),
         ("/institution/plans", institution_plans, get),

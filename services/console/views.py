@@ -32,7 +32,13 @@ LABELS = {
         rpb.BADGE_STATUS_REVOKED: "已注销",
         rpb.BADGE_STATUS_UNKNOWN_CODE: "无此证卡",
     },
-    "appointment_status": {v.number: v.name for v in rpb.AppointmentStatus.DESCRIPTOR.values},
+    "appointment_status": {
+        rpb.APPOINTMENT_STATUS_NOT_APPOINTED: "未聘任",
+        rpb.APPOINTMENT_STATUS_ACTIVE: "聘期内",
+        rpb.APPOINTMENT_STATUS_EXPIRED: "聘期届满",
+        rpb.APPOINTMENT_STATUS_SUSPENDED: "暂停督导工作",
+        rpb.APPOINTMENT_STATUS_REVOKED: "已解聘",
+    },
     "doc_kind": {
         dpb.DOCUMENT_KIND_BADGE: "质量督导员证卡",
         dpb.DOCUMENT_KIND_PRINT_SHEET: "证卡打印页",

@@ -51,7 +51,11 @@ class Context:
     web: Web
 
     async def form(self) -> Form:
-        return Form({k: str(v) for k, v in (await self.request.form()).multi_items()})
+        """The posted form; a field sent several times (checkboxes) becomes its values separated by spaces."""
+        values: dict[str, str] = {}
+        for k, v in (await self.request.form()).multi_items():
+            values[k] = f"{values[k]} {v}" if k in values else str(v)
+        return Form(values)
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         return self.web.render(self.request, self.session, template, status=status, **values)
@@ -181,13 +185,13 @@ def _safe_next(nxt: str) -> str:
 
 
 async def form_or_problem(
-    ctx: Context, action: Callable[[Form], Awaitable[Any]], template: str, **values: Any
+    ctx: Context, use_case: Callable[[Form], Awaitable[Any]], template: str, **values: Any
 ) -> tuple[Any, Response | None]:
     """Run a form's use case; on bad input re-render the form with each message beside its field, on a
     refusal with the findings (each citing its article)."""
     form = await ctx.form()
     try:
-        return await action(form), None
+        return await use_case(form), None
     except FormErrors as e:
         errors, problem = e.errors, None
     except Problem as p:

@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
@@ -137,7 +137,7 @@ def official_plans_and_dispatches(b: Browser) -> str:
     b.login("haidian")
     b.shot("dashboard")
     b.go("/plans/new")
-    b.fill("#institution", INSTITUTION)
+    Select(b.el("#institution")).select_by_value(INSTITUTION)
     b.fill("#title", PLAN_TITLE)
     b.fill("#occupation", "电工（四级/中级工）")
     b.fill("#candidate_count", "250")
@@ -157,7 +157,7 @@ def official_plans_and_dispatches(b: Browser) -> str:
 
     # A refused action shows each finding with its article: one supervisor is not a team (第二十条).
     b.driver.execute_script("document.getElementById('m-form').value = 'RECORDS_REVIEW'")
-    b.fill("#m-sups", "supervisors/1")
+    b.click("#m-sups input[type=checkbox]")
     b.fill("#m-start", "2026-12-02T09:00")
     b.fill("#m-end", "2026-12-02T17:00")
     b.click("#manual-form button[type=submit]")

@@ -122,3 +122,19 @@ def test_a_session_ends_after_the_idle_timeout() -> None:
     assert store.get(s.id) is s  # activity renews it
     now[0] = 59 + 61
     assert store.get(s.id) is None
+
+
+def test_supervisor_suspension_needs_a_reason_and_is_shown_in_chinese(console: Console) -> None:
+    client = login(console.url, "haidian")
+    listing = client.get("/supervisors")
+    sup = re.search(r'href="/(supervisors/\d+)"', listing.text).group(1)
+    page = client.get(f"/{sup}")
+    assert "聘期内" in page.text
+    refused = client.post(f"/{sup}/suspend", data={"csrf": csrf_of(page.text), "article": "第二十七条", "by": "张科长"})
+    assert refused.status_code == 400 and "请填写原因" in refused.text
+    done = client.post(f"/{sup}/suspend", data={"csrf": csrf_of(page.text), "reason": "待核查", "article": "第二十七条",
+                                                "by": "张科长"})  # fmt: skip
+    assert done.status_code == 303
+    assert "暂停督导工作" in client.get(done.headers["location"]).text
+    back = client.post(f"/{sup}/reinstate", data={"csrf": csrf_of(page.text), "reason": "核查无误", "by": "张科长"})
+    assert back.status_code == 303 and "聘期内" in client.get(f"/{sup}").text

@@ -166,6 +166,26 @@ async def propose(backend: Backend, creds: Credentials, plan: str, form: Form) -
     return await backend.call(creds, backend.supervision.ProposeDispatch, req)
 
 
+async def supervisor_names(backend: Backend, creds: Credentials, names: list[str]) -> dict[str, str]:
+    """Display names of the drawn supervisors (the draw answers with resource names)."""
+    found = await asyncio.gather(
+        *(backend.call(creds, backend.registry.GetSupervisor, rpb.GetSupervisorRequest(name=n)) for n in names)
+    )
+    return {r.supervisor.name: r.supervisor.full_name for r in found}
+
+
+async def dispatchable(backend: Backend, creds: Credentials) -> list[rpb.Supervisor]:
+    """Supervisors in scope with an appointment running, for a manual choice of team."""
+    req = rpb.ListSupervisorsRequest(district_code=district_of(creds.principal.org), page_size=500)
+    listed = (await backend.call(creds, backend.registry.ListSupervisors, req)).supervisors
+    return [s for s in listed if s.status == rpb.APPOINTMENT_STATUS_ACTIVE]
+
+
+async def institutions(backend: Backend, creds: Credentials) -> list[rpb.Institution]:
+    req = rpb.ListInstitutionsRequest(district_code=district_of(creds.principal.org), page_size=500)
+    return list((await backend.call(creds, backend.registry.ListInstitutions, req)).institutions)
+
+
 async def dispatch(backend: Backend, creds: Credentials, plan: str, form: Form) -> spb.Dispatch:
     """Dispatch the drawn team (same seed, so the service re-draws and compares) or a manual choice."""
     d = _dispatch_from_form(plan, form, creds.principal.org)
