@@ -61,8 +61,9 @@ class Context:
         return self.web.render(self.request, self.session, template, status=status, **values)
 
     async def problem_page(self, p: Problem) -> Response:
-        if p.code == grpc.StatusCode.UNAUTHENTICATED:
-            return RedirectResponse("/login", status_code=303)
+        if p.code == grpc.StatusCode.UNAUTHENTICATED:  # the token expired or was revoked: log in again
+            self.web.sessions.drop(self.session.id)
+            return RedirectResponse(f"/login?next={quote(self.request.url.path)}", status_code=303)
         return self.render("problem.html", status=HTTP_STATUS.get(p.code, 500), problem=p)
 
 
@@ -116,6 +117,15 @@ class Web:
 
         return endpoint
 
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        return self.render(request, self.session_of(request), "problem.html", status=404, problem=None)
+
+    async def internal_error(self, request: Request, exc: Exception) -> Response:
+        """Logged with its traceback; the user sees a Chinese sentence, never the traceback."""
+        log.exception("console page failed: %s", request.url.path, exc_info=exc)
+        body = self.templates.get_template("problem.html").render(message="服务内部错误，请稍后重试。", user=None)
+        return HTMLResponse(body, status_code=500)
+
     # -- login -------------------------------------------------------------------------------------------
 
     async def login_page(self, request: Request) -> Response:
@@ -145,16 +155,20 @@ class Web:
 
     async def login_redirect(self, request: Request) -> Response:
         """Authorization code + PKCE with an external issuer: state and verifier wait in the session."""
-        assert isinstance(self.login_method, OAuthIssuer)
         session = self.session_of(request)
+        if not self.code_flow:
+            return self.render(request, session, "problem.html", status=404, problem=None)
+        assert isinstance(self.login_method, OAuthIssuer)
         redirect_uri = str(request.url_for("login_callback"))
         url, state, verifier = await self.login_method.authorization_url(redirect_uri)
         session.pending_login = {"state": state, "verifier": verifier, "redirect_uri": redirect_uri}
         return self.set_cookie(RedirectResponse(url, 303), session)
 
     async def login_callback(self, request: Request) -> Response:
-        assert isinstance(self.login_method, OAuthIssuer)
         session = self.session_of(request)
+        if not self.code_flow:
+            return self.render(request, session, "problem.html", status=404, problem=None)
+        assert isinstance(self.login_method, OAuthIssuer)
         pending, session.pending_login = session.pending_login, {}
         if not pending or request.query_params.get("state") != pending.get("state"):
             return self.render(

@@ -138,3 +138,12 @@ def test_supervisor_suspension_needs_a_reason_and_is_shown_in_chinese(console: C
     assert "暂停督导工作" in client.get(done.headers["location"]).text
     back = client.post(f"/{sup}/reinstate", data={"csrf": csrf_of(page.text), "reason": "核查无误", "by": "张科长"})
     assert back.status_code == 303 and "聘期内" in client.get(f"/{sup}").text
+
+
+def test_unknown_pages_and_api_paths_answer_in_chinese_and_as_problem_json(console: Console) -> None:
+    client = login(console.url, "haidian")
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and "页面不存在" in page.text
+    api = httpx.get(f"{console.url}/api/v2/whatever")
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    assert client.get("/login/oidc").status_code == 404  # code flow only with an external issuer configured
