@@ -74,7 +74,17 @@ function scanner() {
   };
 }
 
+function busyOnSubmit(form) {
+  // Long work (a draw, a PDF being rendered): the button says so and cannot be pressed twice.
+  form.addEventListener("submit", () => {
+    const button = form.querySelector("button[type=submit]");
+    if (!button) return;
+    setTimeout(() => { button.disabled = true; button.textContent = "正在处理…"; button.setAttribute("aria-busy", "true"); }, 0);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("main form[method=post]").forEach(busyOnSubmit);
   document.querySelectorAll("table[data-page-size]").forEach((t) => {
     pageTable(t, document.querySelector(`input[data-filter="${t.id}"]`));
   });
