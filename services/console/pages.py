@@ -8,7 +8,7 @@ from urllib.parse import quote
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.console.usecases import agency, institution, roster, shared, supervisor
+from services.console.usecases import agency, editable, institution, roster, shared, supervisor
 from services.console.web import HOME, Context, Web, form_or_problem
 
 
@@ -213,6 +213,16 @@ async def document_download(ctx: Context) -> Response:
     return attachment(await shared.download(ctx.web.backend, ctx.creds, f"documents/{ctx.request.path_params['id']}"))
 
 
+async def record_docx(ctx: Context) -> Response:
+    name = f"records/{ctx.request.path_params['id']}"
+    return attachment(await editable.record_docx(ctx.web.backend, ctx.creds, name))
+
+
+async def feedback_docx(ctx: Context) -> Response:
+    name = f"feedback/{ctx.request.path_params['id']}"
+    return attachment(await editable.feedback_docx(ctx.web.backend, ctx.creds, name))
+
+
 async def blank_form(ctx: Context) -> Response:
     form = ctx.request.path_params["form"]
     if form not in shared.BLANK_FORMS:
@@ -243,6 +253,7 @@ def routes(web: Web) -> list[Route]:
         ("/institution/feedback/{dispatch:int}/{supervisor:int}", feedback, both),
         ("/badge-check", badge_check, get), ("/documents", documents, get),
         ("/documents/{id:path}/download", document_download, get), ("/blank-forms/{form}", blank_form, get),
+        ("/records/{id:int}/docx", record_docx, get), ("/feedback/{id:int}/docx", feedback_docx, get),
         ("/inbox", inbox, both),
     ]  # fmt: skip
     out = [Route(path, web.page(fn), methods=methods, name=fn.__name__) for path, fn, methods in table]
