@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,14 +83,22 @@ def test_logout_ends_the_session(console: Console) -> None:
     assert client.get("/dashboard").status_code == 303
 
 
-@pytest.mark.skip(reason="PENDING identity #12: today's services trust the declared org; scope needs the token")
-def test_district_05_cannot_see_district_08_plans_by_typing_urls(console: Console) -> None:
-    haidian = login(console.url, "haidian")
-    plans = re.findall(r'href="/(plans/\d+)"', haidian.get("/plans").text)
-    assert plans, "needs a district 08 plan"
-    chaoyang = login(console.url, "chaoyang")
-    assert not set(re.findall(r'href="/(plans/\d+)"', chaoyang.get("/plans").text)) & set(plans)
-    assert chaoyang.get(f"/{plans[0]}").status_code in (403, 404)
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / "services" / "identity").exists(),
+    reason="PENDING identity #12: scope is enforced by the services on the verified token; today's services "
+    "trust the declared org. Runs once services/identity is merged (with issuer accounts in the fixture).",
+)
+def test_district_05_cannot_see_district_08_data_by_navigation_or_typed_urls(console: Console) -> None:
+    msg = h.plan_msg(INSTITUTION, dt.date(2026, 12, 9), title="2026年海淀区范围测试计划")
+    plan = console.clients.sv.CreatePlan(spb.CreatePlanRequest(plan=msg, client_request_id="scope-1"),
+                                         metadata=h.md(h.HAIDIAN)).plan  # fmt: skip
+    haidian, chaoyang = login(console.url, "haidian"), login(console.url, "chaoyang")
+    assert plan.title in haidian.get("/plans").text
+    for path in ("/plans", "/dashboard", "/cases", "/documents"):
+        assert plan.title not in chaoyang.get(path).text
+    for path in (f"/{plan.name}", f"/{plan.name}/edit"):
+        page = chaoyang.get(path)
+        assert page.status_code in (403, 404) and plan.title not in page.text
 
 
 def test_plan_edit_is_prefilled_and_saves_with_the_etag(console: Console) -> None:
