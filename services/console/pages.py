@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import html
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.console.usecases import agency, editable, institution, roster, shared, supervisor
+from services.console.backend import Problem
+from services.console.usecases import agency, editable, institution, printing, roster, shared, supervisor
 from services.console.web import HOME, Context, Web, form_or_problem
 
 
@@ -129,6 +132,33 @@ async def supervisor_action(ctx: Context) -> Response:
     return resp or RedirectResponse(f"/{name}?done={quote(done)}", 303)
 
 
+async def badge_print(ctx: Context) -> Response:
+    """Long work with its progress: the page streams a line per 100 badges, then the volumes to download."""
+    if ctx.request.method == "GET":
+        count = await printing.active_badge_count(ctx.web.backend, ctx.creds)
+        return ctx.render("print.html", count=count, title=f"{ctx.creds.principal.name} 证卡打印", errors={})
+    form = await ctx.form()
+    title = form.text("title", "批次标题", max_len=60)
+    if form.errors:
+        count = await printing.active_badge_count(ctx.web.backend, ctx.creds)
+        return ctx.render("print.html", status=400, count=count, title=title, errors=form.errors)
+    head, tail = ctx.render("print.html", running=True).body.decode().split("@@PROGRESS@@")
+
+    async def page() -> AsyncIterator[str]:
+        yield head
+        try:
+            async for p in printing.print_sheets(ctx.web.backend, ctx.creds, title):
+                yield f"<p>已排版 {p.done} / {p.total} 张</p>\n"
+            links = "".join(f'<li><a href="/{html.escape(d.name)}/download">{html.escape(d.file_name)}</a>'
+                            f"（{d.page_count} 页）</li>" for d in p.documents)  # fmt: skip
+            yield f'<p class="ok" id="print-done">已完成。</p><ul id="volumes">{links}</ul>'
+        except Problem as e:
+            yield f'<section class="refusal" role="alert"><h2>{html.escape(e.message)}</h2></section>'
+        yield tail
+
+    return StreamingResponse(page(), media_type="text/html; charset=utf-8")
+
+
 async def reports(ctx: Context) -> Response:
     return ctx.render("reports.html", documents=await agency.reports(ctx.web.backend, ctx.creds))
 
@@ -247,7 +277,8 @@ def routes(web: Web) -> list[Route]:
         ("/cases", cases, get), ("/cases/{id:int}", case_detail, both), ("/supervisors", supervisors, get),
         ("/supervisors/{id:int}", supervisor_detail, get),
         ("/supervisors/{id:int}/{action}", supervisor_action, ["POST"]),
-        ("/reports", reports, get), ("/rules", rules, get), ("/my/dispatches", my_dispatches, get),
+        ("/reports", reports, get), ("/badges/print", badge_print, both), ("/rules", rules, get),
+        ("/my/dispatches", my_dispatches, get),
         ("/my/dispatches/{id:int}/record", my_record, both), ("/my/badge", my_badge, get),
         ("/institution/plans", institution_plans, get),
         ("/institution/feedback/{dispatch:int}/{supervisor:int}", feedback, both),

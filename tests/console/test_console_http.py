@@ -156,3 +156,13 @@ def test_unknown_pages_and_api_paths_answer_in_chinese_and_as_problem_json(conso
     api = httpx.get(f"{console.url}/api/v2/whatever")
     assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
     assert client.get("/login/oidc").status_code == 404  # code flow only with an external issuer configured
+
+
+def test_badge_print_sheets_stream_their_progress_then_the_volumes(console: Console) -> None:
+    client = login(console.url, "haidian")
+    form = client.get("/badges/print")
+    assert "本辖区有效证卡 3 张" in form.text
+    run = client.post("/badges/print", data={"csrf": csrf_of(form.text), "title": "2026年第1批外督员证卡"}, timeout=120)
+    assert run.status_code == 200 and "已排版 3 / 3 张" in run.text and 'id="print-done"' in run.text
+    volume = re.search(r'<ul id="volumes"><li><a href="(/documents/[^"]+/download)"', run.text).group(1)
+    assert client.get(volume).content.startswith(b"%PDF")
