@@ -7,6 +7,7 @@ import html
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
+from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -113,6 +114,20 @@ async def case_detail(ctx: Context) -> Response:
 async def supervisors(ctx: Context) -> Response:
     page = await agency.supervisors(ctx.web.backend, ctx.creds, ctx.request.query_params.get("page_token", ""))
     return ctx.render("supervisors.html", page=page)
+
+
+async def supervisor_new(ctx: Context) -> Response:
+    values = {"attested_by": ctx.creds.principal.name}
+    if ctx.request.method == "GET":
+        return ctx.render("supervisor_form.html", values=values, errors={}, attestations=roster.ATTESTATIONS)
+    upload = (await ctx.request.form()).get("photo")
+    photo = await upload.read() if isinstance(upload, UploadFile) else b""
+    photo_type = upload.content_type if isinstance(upload, UploadFile) else ""
+    sup, page = await form_or_problem(
+        ctx, lambda f: roster.register(ctx.web.backend, ctx.creds, f, photo, photo_type or ""),
+        "supervisor_form.html", attestations=roster.ATTESTATIONS,
+    )  # fmt: skip
+    return page or RedirectResponse(f"/{sup.name}?done={quote('已登记：' + sup.full_name)}", 303)
 
 
 async def supervisor_detail(ctx: Context) -> Response:
@@ -275,7 +290,7 @@ def routes(web: Web) -> list[Route]:
         ("/plans/{id:int}", plan_detail, get), ("/plans/{id:int}/edit", plan_edit, both),
         ("/plans/{id:int}/propose", plan_propose, ["POST"]), ("/plans/{id:int}/dispatch", plan_dispatch, ["POST"]),
         ("/cases", cases, get), ("/cases/{id:int}", case_detail, both), ("/supervisors", supervisors, get),
-        ("/supervisors/{id:int}", supervisor_detail, get),
+        ("/supervisors/new", supervisor_new, both), ("/supervisors/{id:int}", supervisor_detail, get),
         ("/supervisors/{id:int}/{action}", supervisor_action, ["POST"]),
         ("/reports", reports, get), ("/badges/print", badge_print, both), ("/rules", rules, get),
         ("/my/dispatches", my_dispatches, get),

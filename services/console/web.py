@@ -54,7 +54,8 @@ class Context:
         """The posted form; a field sent several times (checkboxes) becomes its values separated by spaces."""
         values: dict[str, str] = {}
         for k, v in (await self.request.form()).multi_items():
-            values[k] = f"{values[k]} {v}" if k in values else str(v)
+            if isinstance(v, str):  # uploads are read by the page that expects them
+                values[k] = f"{values[k]} {v}" if k in values else v
         return Form(values)
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:

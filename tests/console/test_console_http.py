@@ -166,3 +166,21 @@ def test_badge_print_sheets_stream_their_progress_then_the_volumes(console: Cons
     assert run.status_code == 200 and "已排版 3 / 3 张" in run.text and 'id="print-done"' in run.text
     volume = re.search(r'<ul id="volumes"><li><a href="(/documents/[^"]+/download)"', run.text).group(1)
     assert client.get(volume).content.startswith(b"%PDF")
+
+
+def test_registering_a_supervisor_with_photo_and_article_9_attestations(console: Console) -> None:
+    client = login(console.url, "haidian")
+    form = client.get("/supervisors/new")
+    number = h.new_id_number(dt.date(1975, 5, 6))
+    data = {
+        "csrf": csrf_of(form.text), "full_name": "孙督导", "gender": "M", "id_number": number,
+        "birth_date": "1975-05-06", "phone": "13900000000", "attested_by": "海淀区鉴定所",
+        "attested_date": "2026-01-05",
+        "training_passed": "1", "training_date": "2026-01-10", **{f"att_{i}": "1" for i in range(1, 6)},
+    }  # fmt: skip
+    no_photo = client.post("/supervisors/new", data=data)
+    assert no_photo.status_code == 400 and 'id="err-photo"' in no_photo.text
+    done = client.post("/supervisors/new", data=data, files={"photo": ("sun.jpg", h.photo(), "image/jpeg")})
+    assert done.status_code == 303, done.text
+    page = client.get(done.headers["location"])
+    assert "已登记：孙督导" in page.text and "未聘任" in page.text and number not in page.text  # ID masked

@@ -10,6 +10,50 @@ from bjsv.registry.v1 import registry_pb2 as rpb
 from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.usecases.forms import Form
+from services.console.usecases.shared import district_of
+
+ATTESTATIONS = {  # 第九条 conditions, attested by the appointing agency
+    rpb.ATTESTATION_ITEM_ART9_1: "第九条（一）坚持党的基本路线，熟悉职业技能等级认定工作",
+    rpb.ATTESTATION_ITEM_ART9_2: "第九条（二）掌握有关政策、法规和规章，熟悉理论和技术方法",
+    rpb.ATTESTATION_ITEM_ART9_3: "第九条（三）坚持原则，廉洁奉公、办事公道、作风正派",
+    rpb.ATTESTATION_ITEM_ART9_4: "第九条（四）具有较强的组织协调能力和表达能力",
+    rpb.ATTESTATION_ITEM_HEALTH: "第九条（五）身体健康，能胜任质量督导工作",
+}
+
+
+async def register(backend: Backend, creds: Credentials, form: Form, photo: bytes, photo_type: str) -> rpb.Supervisor:
+    """An external supervisor of the user's district (city level for the city centre); the registry checks the
+    ID number (GB 11643), the age limits (D6) and the photo."""
+    district = district_of(creds.principal.org)
+    by, on = form.text("attested_by", "核实单位"), form.date("attested_date", "核实日期")
+    sup = rpb.Supervisor(
+        full_name=form.text("full_name", "姓名", max_len=40),
+        gender={"M": rpb.GENDER_MALE, "F": rpb.GENDER_FEMALE}.get(form.data.get("gender", ""), 0),
+        birth_date=form.date("birth_date", "出生日期"),
+        id_number=form.text("id_number", "居民身份证号", max_len=18),
+        type=rpb.SUPERVISOR_TYPE_EXTERNAL,
+        level=rpb.SUPERVISOR_LEVEL_DISTRICT if district else rpb.SUPERVISOR_LEVEL_CITY,
+        district_code=district,
+        phone=form.text("phone", "联系电话", max_len=20),
+        photo=photo,
+        photo_mime_type=photo_type,
+        attestations=[
+            rpb.Attestation(item=item, satisfied=bool(form.data.get(f"att_{item}")), attested_by=by, attested_date=on)
+            for item in ATTESTATIONS
+        ],
+        training=rpb.TrainingAssessment(
+            passed=bool(form.data.get("training_passed")),
+            assessed_by=by,
+            assessed_date=form.date("training_date", "培训考核日期"),
+        ),
+    )
+    if not sup.gender:
+        form.errors["gender"] = "请选择性别"
+    if not photo:
+        form.errors["photo"] = "请上传一寸免冠照片（JPEG 或 PNG）"
+    form.check()
+    req = rpb.RegisterSupervisorRequest(supervisor=sup)
+    return (await backend.call(creds, backend.registry.RegisterSupervisor, req)).supervisor
 
 
 @dataclass
