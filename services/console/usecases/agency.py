@@ -49,13 +49,13 @@ class Dashboard:
 async def dashboard(backend: Backend, creds: Credentials) -> Dashboard:
     org = creds.principal.org
     sv = backend.supervision
-    overdue = await backend.call(creds, sv.ListOverdue, spb.ListOverdueRequest(dispatching_agency=org))
-    dispatches, cases = await asyncio.gather(
-        backend.call(
-            creds, sv.ListDispatches, spb.ListDispatchesRequest(date=overdue.as_of_date, dispatching_agency=org)
-        ),
+    overdue, cases = await asyncio.gather(
+        backend.call(creds, sv.ListOverdue, spb.ListOverdueRequest(dispatching_agency=org)),
         backend.call(creds, sv.ListCases, spb.ListCasesRequest(state=spb.CASE_STATE_OPEN, district=district_of(org))),
     )
+    # "Today" is the workflow clock's (ListOverdue's as-of date), so the dispatch list waits for it.
+    req = spb.ListDispatchesRequest(date=overdue.as_of_date, dispatching_agency=org)
+    dispatches = await backend.call(creds, sv.ListDispatches, req)
     return Dashboard(overdue.as_of_date, list(dispatches.dispatches), list(overdue.items), list(cases.cases))
 
 
