@@ -99,10 +99,14 @@ class OAuthIssuer:
 
     async def discovery(self) -> dict:
         if self._discovery is None:
-            async with httpx.AsyncClient(verify=self.verify, timeout=10.0) as http:
-                resp = await http.get(f"{self.issuer}/.well-known/openid-configuration")
-                resp.raise_for_status()
-                self._discovery = resp.json()
+            try:
+                async with httpx.AsyncClient(verify=self.verify, timeout=10.0) as http:
+                    resp = await http.get(f"{self.issuer}/.well-known/openid-configuration")
+                    resp.raise_for_status()
+                    self._discovery = resp.json()
+            except httpx.HTTPError:
+                log.exception("identity issuer discovery failed: %s", self.issuer)
+                raise LoginRefused("统一身份认证服务暂不可用，请稍后重试") from None
         return self._discovery
 
     async def login(self, username: str, password: str) -> Credentials:
@@ -112,6 +116,8 @@ class OAuthIssuer:
                 token = await client.fetch_token(endpoint, grant_type="password", username=username, password=password)
             except OAuthError:
                 raise LoginRefused("用户名或密码错误") from None
+            except httpx.HTTPError:
+                raise LoginRefused("统一身份认证服务暂不可用，请稍后重试") from None
         return Credentials(principal_from_token(token["access_token"]), token["access_token"])
 
     async def authorization_url(self, redirect_uri: str) -> tuple[str, str, str]:
@@ -127,7 +133,7 @@ class OAuthIssuer:
         async with self._client(redirect_uri=redirect_uri, code_challenge_method="S256") as client:
             try:
                 token = await client.fetch_token(endpoint, code=code, code_verifier=verifier)
-            except OAuthError:
+            except (OAuthError, httpx.HTTPError):
                 raise LoginRefused("统一身份认证未通过，请重新登录") from None
         return Credentials(principal_from_token(token["access_token"]), token["access_token"])
 
