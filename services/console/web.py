@@ -161,7 +161,10 @@ class Web:
             return self.render(request, session, "problem.html", status=404, problem=None)
         assert isinstance(self.login_method, OAuthIssuer)
         redirect_uri = str(request.url_for("login_callback"))
-        url, state, verifier = await self.login_method.authorization_url(redirect_uri)
+        try:
+            url, state, verifier = await self.login_method.authorization_url(redirect_uri)
+        except LoginRefused as e:
+            return self.render(request, session, "login.html", status=503, errors={"username": str(e)})
         session.pending_login = {"state": state, "verifier": verifier, "redirect_uri": redirect_uri}
         return self.set_cookie(RedirectResponse(url, 303), session)
 
