@@ -23,11 +23,14 @@ PY = VENV / "bin" / "python"
 GEN = ROOT / "gen"
 PROTO = ROOT / "proto"
 STAMP = VENV / ".bjsv-installed"
-# Debian packages the documents service and its tests need: a 黑体-style CJK TrueType font and pdftoppm.
+# Debian packages the documents service and its tests need: a 黑体-style CJK TrueType font and pdftoppm;
+# the console's browser tests drive Debian's headless Chromium through its chromedriver (no browser download).
 DEBIAN_PACKAGES = {
     "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "fonts-dejavu-core": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "poppler-utils": "/usr/bin/pdftoppm",
+    "chromium": "/usr/bin/chromium",
+    "chromium-driver": "/usr/bin/chromedriver",
 }
 
 
@@ -79,7 +82,7 @@ def gen_stubs(python: str | None = str(PY)) -> None:
     out = GEN / "bjsv"
     if out.exists():
         shutil.rmtree(out)
-    GEN.mkdir(exist_ok=True)
+    out.mkdir(parents=True)
     files = [str(p.relative_to(PROTO)) for p in proto_files()]
     run(
         [
@@ -90,6 +93,10 @@ def gen_stubs(python: str | None = str(PY)) -> None:
             f"--python_out={GEN}",
             f"--pyi_out={GEN}",
             f"--grpc_python_out={GEN}",
+            # The descriptor set with comments: the console transcodes HTTP/JSON and writes OpenAPI from it.
+            f"--descriptor_set_out={out / 'descriptors.binpb'}",
+            "--include_source_info",
+            "--include_imports",
             *files,
         ]
     )
@@ -107,7 +114,8 @@ def proto_digest() -> str:
 
 def ensure_stubs() -> None:
     stamp = GEN / ".stamp"
-    if not stamp.exists() or stamp.read_text() != proto_digest():
+    stale = not stamp.exists() or stamp.read_text() != proto_digest()
+    if stale or not (GEN / "bjsv" / "descriptors.binpb").exists():
         say("generating protobuf stubs")
         gen_stubs()
 

@@ -37,6 +37,7 @@ from supervisionctl.stack import (
     Stack,
     StackConfig,
     StackError,
+    configured_console_port,
     health_status,
     running_pids,
     stop_pids,
@@ -85,6 +86,7 @@ def stack_config(settings: Settings) -> StackConfig:
         metrics_ports={
             name: settings.metrics_port(name) or settings.port(name) + METRICS_PORT_OFFSET for name in SERVICES
         },
+        console_port=configured_console_port(),
     )
 
 
@@ -119,6 +121,8 @@ def up(
             err.print(f"[red]启动失败：{e}[/red]")
             raise typer.Exit(1) from None
     console.print(endpoints_table(cfg))
+    if cfg.console_port:
+        console.print(f"控制台（网页与 HTTP/JSON API）：{cfg.console_url}")
     console.print(
         f"全部服务已就绪，用时 {time.monotonic() - started:.1f} 秒；数据目录 {cfg.data_dir}，日志 {cfg.log_dir}"
     )

@@ -33,6 +33,12 @@ class StackConfig:
     external_nats_url: str | None = None  # BJSV_NATS_URL set by the operator: do not start our own
     metrics_ports: dict[str, int] = field(default_factory=dict)  # /metrics per service; none unless given
     extra_env: dict[str, str] = field(default_factory=dict)
+    console_port: int | None = None  # the web console (services/console) on this port; None = not started
+
+    @property
+    def console_url(self) -> str:
+        scheme = "https" if self.service_env().get("BJSV_CONSOLE_TLS_CERT") else "http"
+        return f"{scheme}://{self.host}:{self.console_port}/"
 
     @property
     def nats_url(self) -> str:
@@ -60,9 +66,20 @@ class StackConfig:
                 **{f"BJSV_{name.upper()}_METRICS_PORT": str(port) for name, port in self.metrics_ports.items()},
             }
         )
+        if self.console_port:
+            env["BJSV_CONSOLE_PORT"] = str(self.console_port)
         env.update(self.extra_env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
+
+
+def configured_console_port(env: dict[str, str] | None = None) -> int | None:
+    """The console starts with the rest once it has a way to log users in: the identity issuer
+    (BJSV_OIDC_ISSUER) or, until identity #12 is merged, development accounts (BJSV_CONSOLE_DEV_ACCOUNTS)."""
+    env = dict(os.environ) if env is None else env
+    if not (env.get("BJSV_OIDC_ISSUER") or env.get("BJSV_CONSOLE_DEV_ACCOUNTS")):
+        return None
+    return int(env.get("BJSV_CONSOLE_PORT", "8080"))
 
 
 class StackError(RuntimeError):
@@ -111,6 +128,8 @@ class Stack:
             for name in self.services:
                 self.start_service(name, detach=detach)
             self.wait_serving(timeout=timeout)
+            if cfg.console_port:
+                self.start_console(timeout=timeout, detach=detach)
         except BaseException:
             self.stop()
             raise
@@ -143,6 +162,17 @@ class Stack:
                 time.sleep(0.1)
         if pending:
             raise StackError(f"{timeout:.0f} 秒内未就绪（SERVING）：{'、'.join(sorted(pending))}")
+
+    def start_console(self, *, timeout: float = 60.0, detach: bool = False) -> None:
+        """The web console is HTTP(S), not gRPC: ready when its port accepts connections."""
+        proc = self.start_service("console", detach=detach)
+        deadline = time.monotonic() + timeout
+        while not port_open(self.config.host, self.config.console_port or 0):
+            if proc.poll() is not None:
+                raise StackError(f"console 已退出（退出码 {proc.returncode}）：\n{self.tail('console')}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{timeout:.0f} 秒内 console 未就绪")
+            time.sleep(0.1)
 
     # -- stop --------------------------------------------------------------------------------------------
 

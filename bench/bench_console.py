@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Console bench: page latency with 20 concurrent users, each page doing its real gRPC calls (issue #15).
+
+    .venv/bin/python bench/bench_console.py                  # 20 users for 30 s
+    .venv/bin/python bench/bench_console.py --users 20 --seconds 60 --json
+
+What it does: starts the embedded stack (nats-server, the four services, the console) on free loopback ports
+in a temporary folder, seeds an institution, supervisors and `--plans` plans with dispatches through the
+public gRPC API, logs in `--users` browser-less users (district officials, supervisors and the institution,
+mixed as in daily work) and lets each one walk its pages in a closed loop (next request when the page
+arrived, after `--think-ms`) for `--seconds`. Reports p50/p95/p99 per page and overall; target: overall
+p95 ≤ 300 ms. The same run measures the floor: a static file served by the same console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import yaml
+from argon2 import PasswordHasher
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "deploy"), str(ROOT / "tests" / "workflow")]
+
+import wf_helpers as h  # noqa: E402 - seeding through the public API, shared with the workflow tests
+
+from bjsv.registry.v1 import supervision_pb2 as spb  # noqa: E402
+from common.clock import SHANGHAI  # noqa: E402
+from supervisionctl.natsd import free_port  # noqa: E402
+from supervisionctl.stack import Stack, StackConfig  # noqa: E402
+
+PASSWORD = "Bench-2026-mima"
+INSTITUTION = "institutions/1100012001"
+TARGET_P95_MS = 300.0
+PAGES = {
+    "district-agency": ["/dashboard", "/plans", "/{plan}", "/cases", "/supervisors", "/rules", "/inbox"],
+    "supervisor": ["/my/dispatches", "/my/badge", "/inbox"],
+    "institution": ["/institution/plans", "/documents", "/inbox"],
+}
+
+
+def percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))] if s else float("nan")
+
+
+def seed(stack: Stack, plans: int) -> tuple[list[str], list[str]]:
+    """Plans with a dispatched records-review team each; returns (plan names, supervisor names)."""
+    c = h.Clients(stack.config.target("registry"))
+    h.institution(c, INSTITUTION.split("/")[1], "北京某某电力技术有限公司", "08")
+    sups = [h.supervisor(c, f"督导{i}")[0] for i in range(6)]
+    c.set_clock(dt.datetime(2026, 11, 30, 9, tzinfo=SHANGHAI))
+    names = []
+    for i in range(plans):
+        plan = c.sv.CreatePlan(spb.CreatePlanRequest(plan=h.plan_msg(INSTITUTION, dt.date(2026, 12, 1),
+                               title=f"2026年第{i + 1}期电工职业技能等级认定"), client_request_id=f"bench-plan-{i}"),
+                               metadata=h.md(h.HAIDIAN)).plan  # fmt: skip
+        d = spb.Dispatch(plan=plan.name, dispatching_agency="agencies/08", form=spb.SUPERVISION_FORM_RECORDS_REVIEW,
+                         supervision_start_time=h.at(dt.date(2026, 12, 2), 9),
+                         supervision_end_time=h.at(dt.date(2026, 12, 2), 17))  # fmt: skip
+        c.sv.CreateDispatch(spb.CreateDispatchRequest(dispatch=d, selection=spb.TEAM_SELECTION_PROPOSED,
+                            seed=f"bench-{i}", team_size=2, client_request_id=f"bench-d-{i}"),
+                            metadata=h.md(h.HAIDIAN))  # fmt: skip
+        names.append(plan.name)
+    return names, sups
+
+
+def accounts(sups: list[str]) -> dict:
+    hashed = PasswordHasher().hash(PASSWORD)
+    users = {"official": {"name": "海淀区 张科长", "org": "agencies/08", "role": "district-agency"},
+             "institution": {"name": "某某电力 李主任", "org": INSTITUTION, "role": "institution"}}  # fmt: skip
+    users.update({f"sup{i}": {"name": f"督导{i}", "org": "agencies/08", "role": "supervisor", "sub": s}
+                  for i, s in enumerate(sups)})  # fmt: skip
+    return {"accounts": {u: {**a, "password_hash": hashed} for u, a in users.items()}}
+
+
+async def user(base: str, login: str, role: str, plans: list[str], until: float, think: float, out: dict) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', (await client.get("/login")).text).group(1)
+        await client.post("/login", data={"csrf": csrf, "username": login, "password": PASSWORD})
+        for page in PAGES[role]:  # warm-up: templates compiled, channels connected, reference data read
+            (await client.get(page.format(plan=plans[0]))).raise_for_status()
+        n = 0
+        while time.monotonic() < until:
+            page = PAGES[role][n % len(PAGES[role])]
+            path = page.format(plan=plans[n % len(plans)])
+            started = time.perf_counter()
+            resp = await client.get(path)
+            elapsed = (time.perf_counter() - started) * 1000
+            if resp.status_code != 200:
+                raise RuntimeError(f"{login} {path}: HTTP {resp.status_code}")
+            out[page].append(elapsed)
+            n += 1
+            await asyncio.sleep(think)
+
+
+async def floor(base: str, seconds: float) -> list[float]:
+    out = []
+    async with httpx.AsyncClient(base_url=base) as client:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            (await client.get("/static/console.css")).raise_for_status()
+            out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+async def drive(base: str, args: argparse.Namespace, plans: list[str], sups: list[str]) -> dict:
+    users, seconds, think = args.users, args.seconds, args.think_ms / 1000
+    roles = ["district-agency"] * (users - users // 4 - users // 10) + ["supervisor"] * (users // 4)
+    roles += ["institution"] * (users // 10)
+    logins = {"district-agency": lambda i: "official", "supervisor": lambda i: f"sup{i % len(sups)}",
+              "institution": lambda i: "institution"}  # fmt: skip
+    out: dict[str, list[float]] = defaultdict(list)
+    until = time.monotonic() + seconds + 5.0  # the measured window starts after each user's warm-up pass
+    await asyncio.gather(*(user(base, logins[r](i), r, plans, until, think, out) for i, r in enumerate(roles)))
+    return out
+
+
+def report(per_page: dict[str, list[float]], floor_ms: list[float], args: argparse.Namespace) -> dict:
+    every = [v for vs in per_page.values() for v in vs]
+    result = {
+        "users": args.users,
+        "think_ms": args.think_ms,
+        "seconds": args.seconds,
+        "pages_served": len(every),
+        "pages_per_second": round(len(every) / args.seconds, 1),
+        "overall_ms": {p: round(percentile(every, q), 1) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+        "per_page_p95_ms": {page: round(percentile(vs, 95), 1) for page, vs in sorted(per_page.items())},
+        "static_file_floor_p95_ms": round(percentile(floor_ms, 95), 1),
+        "target_p95_ms": TARGET_P95_MS,
+    }
+    result["meets_target"] = result["overall_ms"]["p95"] <= TARGET_P95_MS
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--plans", type=int, default=30)
+    parser.add_argument("--think-ms", type=float, default=0.0, help="pause between a user's pages (0 = closed loop)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
+        services = ("rules", "registry", "documents", "notify")
+        cfg = StackConfig(data_dir=Path(tmp), nats_port=free_port(), ports={s: free_port() for s in services},
+                          extra_env=h.workflow_env())  # fmt: skip
+        stack = Stack(cfg, services=services)
+        stack.start(timeout=120)
+        try:
+            plans, sups = seed(stack, args.plans)
+            path = Path(tmp) / "accounts.yaml"
+            path.write_text(yaml.safe_dump(accounts(sups), allow_unicode=True), encoding="utf-8")
+            cfg.console_port = free_port()
+            cfg.extra_env["BJSV_CONSOLE_DEV_ACCOUNTS"] = str(path)
+            stack.start_console(timeout=60)
+            base = cfg.console_url.rstrip("/")
+            per_page = asyncio.run(drive(base, args, plans, sups))
+            result = report(per_page, asyncio.run(floor(base, 3.0)), args)
+        finally:
+            stack.stop()
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(f"{result['users']} users, {result['pages_served']} pages in {args.seconds:.0f} s "
+              f"({result['pages_per_second']}/s)")  # fmt: skip
+        print(f"overall p50/p95/p99: {result['overall_ms']['p50']} / {result['overall_ms']['p95']} / "
+              f"{result['overall_ms']['p99']} ms (target p95 ≤ {TARGET_P95_MS:.0f} ms: "
+              f"{'met' if result['meets_target'] else 'NOT met'})")  # fmt: skip
+        for page, p95 in result["per_page_p95_ms"].items():
+            print(f"  {page:24} p95 {p95} ms")
+        print(f"floor (static file, same console) p95: {result['static_file_floor_p95_ms']} ms")
+    return 0 if result["meets_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,58 @@
+"""The supervisor on a phone: my dispatches, the Annex 3 record of each (第二十三条), my badge."""
+
+from __future__ import annotations
+
+from bjsv.registry.v1 import registry_pb2 as rpb
+from bjsv.registry.v1 import supervision_pb2 as spb
+from services.console.backend import Backend
+from services.console.identity import Credentials
+from services.console.usecases.forms import Form
+
+ITEMS = {spb.SUPERVISION_FORM_ON_SITE: 17, spb.SUPERVISION_FORM_RECORDS_REVIEW: 16}  # Annex 3's two checklists
+
+
+async def my_dispatches(backend: Backend, creds: Credentials) -> list[spb.Dispatch]:
+    """Active dispatches with the logged-in supervisor on the team. ListDispatches has no member filter, so
+    the console filters the page it is allowed to read (see README: missing RPC filter)."""
+    me = creds.principal.sub
+    resp = await backend.call(creds, backend.supervision.ListDispatches, spb.ListDispatchesRequest(page_size=500))
+    return [d for d in resp.dispatches if any(m.supervisor == me and m.state == spb.MEMBER_STATE_ACTIVE
+                                              for m in d.members)]  # fmt: skip
+
+
+async def dispatch(backend: Backend, creds: Credentials, name: str) -> spb.Dispatch:
+    return (await backend.call(creds, backend.supervision.GetDispatch, spb.GetDispatchRequest(name=name))).dispatch
+
+
+def record_from_form(d: spb.Dispatch, form: Form, me: str) -> spb.SupervisionRecord:
+    """Every item answered 是/否 (Annex 3 note 1); a remark on each 否 (D11)."""
+    record = spb.SupervisionRecord(dispatch=d.name, submitted_by=me)
+    for n in range(1, ITEMS[d.form] + 1):
+        value = form.data.get(f"item_{n}", "")
+        remark = form.text(f"remark_{n}", "备注", required=value == "NO", max_len=500)
+        if value not in ("YES", "NO"):
+            form.errors[f"item_{n}"] = f"第{n}项请选择“是”或“否”（附件3填表说明）"
+        answer = spb.ANSWER_VALUE_YES if value == "YES" else spb.ANSWER_VALUE_NO
+        if value == "NO" and not remark:
+            form.errors[f"remark_{n}"] = f"第{n}项选“否”时须在备注中说明情况"
+        record.answers.append(spb.ChecklistAnswer(item_number=n, answer=answer, remark=remark))
+    record.problems = form.text("problems", "意见/存在问题", required=False, max_len=4000)
+    record.supervisor_signatures.extend(s for s in form.text("signatures", "外督员签名").split() if s)
+    record.institution_head_signature = form.text("institution_head_signature", "机构负责人签字")
+    record.sign_date = form.date("sign_date", "签字日期")
+    form.check()
+    return record
+
+
+async def submit_record(backend: Backend, creds: Credentials, name: str, form: Form) -> spb.SupervisionRecord:
+    d = await dispatch(backend, creds, name)
+    record = record_from_form(d, form, creds.principal.sub)
+    req = spb.SubmitRecordRequest(record=record, client_request_id=form.text("client_request_id", "请求编号"))
+    return (await backend.call(creds, backend.supervision.SubmitRecord, req)).record
+
+
+async def my_badge(backend: Backend, creds: Credentials) -> rpb.Badge | None:
+    req = rpb.ListBadgesRequest(supervisor=creds.principal.sub, page_size=50)
+    badges = (await backend.call(creds, backend.registry.ListBadges, req)).badges
+    active = [b for b in badges if b.status == rpb.BADGE_STATUS_ACTIVE] or list(badges)
+    return active[-1] if active else None
