@@ -7,6 +7,7 @@
     supervisionctl migrate              apply every service's database migrations
     supervisionctl doctor               check this machine and say how to fix each problem
     supervisionctl seed [--demo]        city centre + 17 districts; --demo adds sample data
+    supervisionctl auth token|create|list|disable|enable|rotate-keys   tokens and accounts (embedded issuer)
 
 Exit codes: 0 ok · 1 a check or command failed · 2 bad configuration/usage · 3 a service is unreachable.
 Configuration comes from the BJSV_* environment variables (README, Configuration).
@@ -27,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from common.auth.config import AuthSettings
 from common.config import SERVICES, Settings
-from supervisionctl import documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
+from supervisionctl import auth_cmds, documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
 from supervisionctl.rpc import JsonOpt
 from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
 
@@ -59,11 +61,13 @@ app.add_typer(supervision_cmds.app, name="supervision")
 app.add_typer(notify_cmds.app, name="notify")
 app.add_typer(documents_cmds.app, name="badge")
 app.add_typer(rules_cmds.app, name="rules")
+app.add_typer(auth_cmds.app, name="auth")
 # `supervisionctl print-badges` is what the print room types; it is the badge group's command.
 app.command("print-badges")(documents_cmds.print_badges)
 
 
 def stack_config(settings: Settings) -> StackConfig:
+    auth = AuthSettings()
     nats = urlparse(settings.nats_servers()[0])
     return StackConfig(
         data_dir=settings.data_dir.resolve(),
@@ -71,6 +75,8 @@ def stack_config(settings: Settings) -> StackConfig:
         nats_port=nats.port or 4222,
         ports={name: settings.port(name) for name in SERVICES},
         external_nats_url=None if settings.nats_embedded else settings.nats_url,
+        identity_port=auth.identity_port,
+        embedded_issuer=auth.embedded,
     )
 
 
@@ -81,6 +87,8 @@ def endpoints_table(cfg: StackConfig) -> Table:
     pids = running_pids(cfg)
     for name in SERVICES:
         table.add_row(name, cfg.target(name), health_status(cfg.target(name)), str(pids.get(name, "-")))
+    if cfg.embedded_issuer:
+        table.add_row("identity", cfg.issuer, "RUNNING", str(pids.get("identity", "-")))
     table.add_row("nats", cfg.nats_url, "EXTERNAL" if cfg.external_nats_url else "RUNNING", str(pids.get("nats", "-")))
     return table
 
@@ -98,7 +106,7 @@ def up(
         raise typer.Exit(2)
     stack = Stack(cfg)
     started = time.monotonic()
-    with console.status("正在启动 NATS 和四个服务…"):
+    with console.status("正在启动 NATS、身份认证服务和四个服务…"):
         try:
             stack.start(timeout=timeout, detach=detach)
         except StackError as e:

@@ -1,4 +1,5 @@
-"""The whole system on one machine: an embedded nats-server and the four services as processes.
+"""The whole system on one machine: an embedded nats-server, the embedded OIDC issuer and the four services
+as processes.
 
 Used by `supervisionctl up/down/status` and by the test suite's `stack` fixture, so tests run exactly
 what an operator runs. Processes record their pid under <data>/run and log to <data>/logs.
@@ -11,12 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.auth.config import AuthSettings
+from common.auth.credentials import admin_token
 from common.config import DEFAULT_PORTS, SERVICES
 from supervisionctl.natsd import NatsServer, port_open
 
@@ -31,6 +35,12 @@ class StackConfig:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     external_nats_url: str | None = None  # BJSV_NATS_URL set by the operator: do not start our own
     extra_env: dict[str, str] = field(default_factory=dict)
+    identity_port: int = 50050
+    embedded_issuer: bool = True  # False: BJSV_OIDC_ISSUER names an external issuer, or one already runs
+
+    @property
+    def issuer(self) -> str:
+        return f"http://{self.host}:{self.identity_port}"
 
     @property
     def nats_url(self) -> str:
@@ -55,8 +65,11 @@ class StackConfig:
                 "BJSV_BIND_HOST": self.host,
                 "BJSV_NATS_URL": self.nats_url,
                 **{f"BJSV_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
+                "BJSV_IDENTITY_PORT": str(self.identity_port),
             }
         )
+        if self.embedded_issuer:
+            env["BJSV_IDENTITY_DIR"] = str(self.data_dir / "identity")
         env.update(self.extra_env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -105,6 +118,9 @@ class Stack:
                 raise StackError(f"内置 NATS 无法启动：{e}") from None
             self._write_pid("nats", self.nats.proc.pid)
         try:
+            if cfg.embedded_issuer:  # first: the services fetch its keys and their own tokens from it
+                self.start_service("identity", detach=detach)
+                self.wait_issuer(timeout=timeout)
             for name in self.services:
                 self.start_service(name, detach=detach)
             self.wait_serving(timeout=timeout)
@@ -140,6 +156,30 @@ class Stack:
                 time.sleep(0.1)
         if pending:
             raise StackError(f"{timeout:.0f} 秒内未就绪（SERVING）：{'、'.join(sorted(pending))}")
+
+    def wait_issuer(self, *, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs["identity"]
+            if proc.poll() is not None:
+                raise StackError(f"identity 服务已退出（退出码 {proc.returncode}）：\n{self.tail('identity')}")
+            try:
+                with urllib.request.urlopen(f"{self.config.issuer}/healthz", timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise StackError(f"{timeout:.0f} 秒内身份认证服务（identity）未就绪")
+
+    def token(self, org: str, *roles: str, subject: str = "") -> str:
+        """A bearer token from this stack's issuer (local admin credential), for tests and the CLI."""
+        env = self.config.service_env()
+        settings = AuthSettings(
+            data_dir=self.config.data_dir,
+            identity_port=self.config.identity_port,
+            identity_dir=env.get("BJSV_IDENTITY_DIR") or None,
+            bind_host=self.config.host,
+        )
+        return admin_token(settings, org, list(roles), subject)
 
     # -- stop --------------------------------------------------------------------------------------------
 

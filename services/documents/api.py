@@ -13,7 +13,6 @@ from grpc_status import rpc_status
 
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
-from common import context
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
 from services.documents.domain import annex3, signing
 from services.documents.domain.annex3 import ChecklistKind
@@ -323,10 +322,8 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         )
 
     async def RenderPrintSheet(self, request_iterator, context):
-        """Bidirectional stream. common.server's interceptor wraps unary and server-streaming handlers
-        only, so this handler binds the trace context and maps domain errors itself (same mapping)."""
-        md = dict(context.invocation_metadata() or ())
-        _bind_context(md)
+        """Bidirectional stream; the caller is authenticated by common.server's interceptor, this handler maps
+        domain errors itself (same mapping)."""
         try:
             async for item in self._print_sheet(request_iterator):
                 yield item
@@ -432,11 +429,6 @@ def _abort(inbox: queue.Queue, error: Exception) -> None:
         inbox.put_nowait(error)
     except queue.Full:
         pass
-
-
-def _bind_context(md: dict) -> None:
-    trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
-    context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
 
 
 __all__ = ["DocumentsServicer", "from_proto_badge", "to_proto_document"]

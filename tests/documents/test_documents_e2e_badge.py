@@ -11,7 +11,6 @@ import random
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 from documents_helpers import lines_of, plumber
 from PIL import Image
@@ -22,8 +21,9 @@ from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import registry_pb2_grpc
 from services.documents.domain import signing
 from services.registry.domain import id_number
+from tests import auth_support
 
-CITY = (("x-bjsv-org", "agencies/A"), ("x-bjsv-role", "city-centre"))
+CITY = auth_support.bearer("agencies/A", "city-centre")
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,8 @@ def photo() -> bytes:
 
 def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
     with (
-        grpc.insecure_channel(stack.config.target("registry")) as rch,
-        grpc.insecure_channel(stack.config.target("documents")) as dch,
+        auth_support.channel(stack.config.target("registry")) as rch,
+        auth_support.channel(stack.config.target("documents")) as dch,
     ):
         registry = registry_pb2_grpc.RegistryServiceStub(rch)
         documents = documents_pb2_grpc.DocumentsServiceStub(dch)
