@@ -54,6 +54,11 @@ def aio_channel(target: str, who: tuple[str, ...] = DEFAULT) -> grpc.aio.Channel
     return clients.channel(target, token=token(*who))
 
 
+def issuer_env() -> dict[str, str]:
+    """The session issuer's settings, for a CLI subprocess started with a minimal environment."""
+    return {k: v for k, v in os.environ.items() if k.startswith("BJSV_IDENTITY_")}
+
+
 class IssuerProcess:
     """The embedded issuer as a subprocess (exactly what `supervisionctl up` starts)."""
 
@@ -63,7 +68,14 @@ class IssuerProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"BJSV_IDENTITY_PORT": str(self.port), "BJSV_IDENTITY_DIR": str(self.data_dir / "identity")}
+        """What services and clients of this test run need: the issuer, test-clock RPCs on, and no public-call
+        rate limit (load tests and benchmarks call VerifyBadge from one address; the limit has its own test)."""
+        return {
+            "BJSV_IDENTITY_PORT": str(self.port),
+            "BJSV_IDENTITY_DIR": str(self.data_dir / "identity"),
+            "BJSV_TEST_CLOCK": "1",
+            "BJSV_AUTHZ_PUBLIC_RATE": "1000000",
+        }
 
     def start(self, timeout: float = 30.0) -> IssuerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,3 +100,18 @@ class IssuerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def ensure_issuer() -> None:
+    """For scripts run outside pytest (bench/): start an issuer for this process unless one is configured."""
+    if os.environ.get("BJSV_IDENTITY_PORT") and os.environ.get("BJSV_IDENTITY_DIR"):
+        return
+    import atexit
+    import tempfile
+
+    from supervisionctl.natsd import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="bjsv-issuer-"))
+    proc = IssuerProcess(folder, free_port()).start()
+    atexit.register(proc.stop)
+    os.environ.update(proc.env)

@@ -7,7 +7,7 @@
   temporary data folder and embedded NATS; one per test session.
 - `issuer` (automatic): the embedded OIDC issuer for the whole session; every service a test starts verifies
   tokens against it, and tests get theirs from `tests.auth_support.token(org, *roles)`. Test-clock RPCs are
-  enabled (BJSV_TEST_CLOCK=1) as in every test environment.
+  on and the public-call rate limit is lifted (IssuerProcess.env).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ PG_BASE_URL = os.environ.get("BJSV_TEST_PG_URL", f"postgresql+psycopg://postgres
 @pytest.fixture(scope="session", autouse=True)
 def issuer(tmp_path_factory) -> Iterator[IssuerProcess]:
     proc = IssuerProcess(tmp_path_factory.mktemp("issuer"), free_port()).start()
-    saved = {k: os.environ.get(k) for k in (*proc.env, "BJSV_TEST_CLOCK", "BJSV_OIDC_ISSUER")}
-    os.environ.update({**proc.env, "BJSV_TEST_CLOCK": "1"})
+    saved = {k: os.environ.get(k) for k in (*proc.env, "BJSV_OIDC_ISSUER")}
+    os.environ.update(proc.env)
     os.environ.pop("BJSV_OIDC_ISSUER", None)
     yield proc
     proc.stop()

@@ -29,6 +29,15 @@ class Owner:
     institution: str = ""  # institutions/…
     supervisors: tuple[str, ...] = ()  # supervisors/… (the supervisor themself, a dispatch's team)
 
+    @classmethod
+    def of(cls, org: str, *supervisors: str) -> Owner:
+        """A resource held by one organisation (agencies/…, institutions/… or a supervisor person)."""
+        return cls(
+            district=org if org.startswith("agencies/") else "",
+            institution=org if org.startswith("institutions/") else "",
+            supervisors=(*supervisors, org) if org.startswith("supervisors/") else supervisors,
+        )
+
 
 @dataclass(frozen=True)
 class ListScope:

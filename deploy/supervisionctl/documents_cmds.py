@@ -279,7 +279,7 @@ def print_badges(
     subject: Annotated[str, typer.Option("--subject", help="印制文件归档的主题")] = "",
     volume: Annotated[int, typer.Option("--volume", help="每个 PDF 分册的证卡数（0 = 服务默认）")] = 0,
     org: OrgOpt = "agencies/A",
-    role: RoleOpt = "operator",
+    role: RoleOpt = "city-centre",  # the city centre's print room (第十一条: it issues the external badges)
     as_json: JsonOpt = False,
 ) -> None:
     """批量打印证卡：按 A4 长边双面拼版，带裁切线和页位索引。"""

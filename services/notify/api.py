@@ -9,6 +9,7 @@ import json
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
+from common.auth import personal, scope
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from services.notify.domain.clock import ClockMode
 from services.notify.domain.model import Kind
@@ -113,6 +114,13 @@ def to_proto_contact(c: models.Contact) -> notify_pb2.Contact:
     return notify_pb2.Contact(recipient=c.recipient, email=c.email, display_name=c.display_name)
 
 
+def _masked(c: notify_pb2.Contact) -> notify_pb2.Contact:
+    """E-mail addresses are personal information: in full only for their own organisation (个人信息保护法)."""
+    if not scope.sees_personal(scope.Owner.of(c.recipient)):
+        c.email = personal.mask_email(c.email)
+    return c
+
+
 def encode_token(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
@@ -161,6 +169,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
 
     async def ListNotifications(self, request, context):
         recipient = require_recipient(request.recipient)
+        scope.require(scope.Owner.of(recipient), recipient)  # one's own inbox (第二十三条)
         limit = page_size(request.page_size, 50)
         before = decode_token(request.page_token)
         kinds = [from_proto_kind(k) for k in request.kinds if k]
@@ -184,6 +193,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
 
     async def MarkRead(self, request, context):
         recipient = require_recipient(request.recipient)
+        scope.require(scope.Owner.of(recipient), recipient)
         if not request.names and not request.all_unread:
             raise InvalidArgument("NOTHING_TO_MARK", [FieldViolation("names", "请指定通知或 all_unread")])
         ids = [resource_id(n, "notifications", "names") for n in request.names]
@@ -233,6 +243,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     async def SetContact(self, request, context):
         c = request.contact
         recipient = require_recipient(c.recipient, "contact.recipient")
+        scope.require(scope.Owner.of(recipient), recipient)  # each organisation keeps its own address
         email = c.email.strip()
         if email and ("@" not in email or " " in email or len(email) > 254):
             raise InvalidArgument("INVALID_EMAIL", [FieldViolation("contact.email", f"电子邮件地址无效：{email!r}")])
@@ -252,7 +263,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         more = len(rows) > limit
         rows = rows[:limit]
         return notify_pb2.ListContactsResponse(
-            contacts=[to_proto_contact(c) for c in rows],
+            contacts=[_masked(to_proto_contact(c)) for c in rows],
             next_page_token=encode_token(rows[-1].recipient) if more else "",
         )
 

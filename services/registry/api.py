@@ -14,10 +14,12 @@ import logging
 
 from bjsv.registry.v1 import registry_pb2 as pb
 from bjsv.registry.v1 import registry_pb2_grpc
+from common.auth import scope
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument
 from common.policy import PolicyParameters
+from services.registry import access
 from services.registry import events as ev
 from services.registry.domain import badge_codes as bc
 from services.registry.domain import id_number, images, institutions, roster, terms
@@ -328,6 +330,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def UpdateAgency(self, request, context):
         code = self._agency_code(request.agency.name)
+        scope.require(scope.Owner.of(f"agencies/{code}"), f"agencies/{code}")
         changes = self._org_changes(request.agency, request.update_mask.paths, "agency", ("display_name", "contact"))
         now = self._now()
         agency = await self._write(
@@ -376,6 +379,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             logo = _image_in(i.logo, "logo", self.policy)
         except ProblemsError as e:
             raise invalid(e, "institution.") from None
+        scope.require(scope.Owner.of(f"agencies/{draft.district_code}"), f"institutions/{draft.number}")
         now = self._now()
         out = await self._write(
             lambda s: to_proto_institution(
@@ -414,9 +418,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             request.institution, request.update_mask.paths, "institution", ("display_name", "contact", "district_code")
         )
         now = self._now()
-        out = await self._write(
-            lambda s: to_proto_institution(repo.update_institution(s, number=number, changes=changes, now=now), False)
-        )
+
+        def run(s):
+            inst = repo.get_institution(s, number=number)
+            owner = scope.Owner(district=f"agencies/{inst.district_code}", institution=f"institutions/{number}")
+            scope.require(owner, f"institutions/{number}")
+            return to_proto_institution(repo.update_institution(s, number=number, changes=changes, now=now), False)
+
+        out = await self._write(run)
         return pb.UpdateInstitutionResponse(institution=out)
 
     # ------------------------------------------------------------------ supervisors
@@ -441,6 +450,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             photo = _image_in(request.supervisor.photo, "photo", self.policy, photo=True)
         except ProblemsError as e:
             raise invalid(e, "supervisor.") from None
+        org = f"institutions/{draft.institution_number}" if draft.institution_number else ""
+        org = org or f"agencies/{draft.district_code if draft.level == 'district' else 'A'}"
+        scope.require(scope.Owner.of(org), "supervisor")  # 第十条、第十二条: who appoints may register
         log.info("registering supervisor id_number=%s", id_number.mask(draft.id_number))
         out = await self._write(
             lambda s: to_proto_supervisor(s, repo.register_supervisor(s, draft=draft, photo=photo, now=now), False)
@@ -451,7 +463,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetSupervisor(self, request, context):
         sid = repo._int_id(request.name, "supervisors")
         full = request.view == pb.VIEW_FULL
-        out = await self.db.read(lambda s: to_proto_supervisor(s, repo.get_supervisor(s, supervisor_id=sid), full))
+
+        def run(s):
+            sup, owner = access.supervisor(s, sid)
+            return access.redact(to_proto_supervisor(s, sup, full), owner, full=full)
+
+        out = await self.db.read(run)
         return pb.GetSupervisorResponse(supervisor=out)
 
     @edge
@@ -462,15 +479,23 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             repo._parse_resource(request.institution, "institutions", "institution") if request.institution else ""
         )
         before = parse_date(request.expiring_before, "expiring_before") if request.expiring_before else None
+        district, institution = access.narrow(district, institution)
+        # a district agency sees the district-level supervisors it appoints (第十条)
+        level = "district" if scope.list_scope().district else LEVEL_FROM_PB.get(request.level, "")
 
         def run(s):
             rows, token, total = repo.list_supervisors(
                 s, page=page, district_code=district, institution_number=institution,
-                type=TYPE_FROM_PB.get(request.type, ""), level=LEVEL_FROM_PB.get(request.level, ""),
+                type=TYPE_FROM_PB.get(request.type, ""), level=level,
                 status=STATUS_FROM_PB.get(request.status, ""), expiring_before=before, name_query=request.name_query,
             )  # fmt: skip
             return pb.ListSupervisorsResponse(
-                supervisors=[to_proto_supervisor(s, r, False) for r in rows], next_page_token=token, total_size=total
+                supervisors=[
+                    access.redact(to_proto_supervisor(s, r, False), access.of_supervisor(s, r), full=False)
+                    for r in rows
+                ],
+                next_page_token=token,
+                total_size=total,
             )
 
         return await self.db.read(run)
@@ -509,11 +534,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                     raise InvalidArgument("UPDATE_MASK_PATH", [FieldViolation("update_mask", f"不支持修改字段“{p}”")])
         except ProblemsError as e:
             raise invalid(e, "supervisor.") from None
-        out = await self._write(
-            lambda ss: to_proto_supervisor(
-                ss, repo.update_supervisor(ss, supervisor_id=sid, changes=changes, now=now), False
-            )
-        )
+
+        def run(ss):
+            access.supervisor(ss, sid)
+            updated = repo.update_supervisor(ss, supervisor_id=sid, changes=changes, now=now)
+            return to_proto_supervisor(ss, updated, False)
+
+        out = await self._write(run)
         return pb.UpdateSupervisorResponse(supervisor=out)
 
     @edge
@@ -570,6 +597,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         start = parse_date(request.start_date, "start_date", today)
         term_years = await self.parameters.get("appointment.term_years", start)  # 第十三条, from the rule set
         repo.check_start_date(start, today, self.policy, term_years=term_years)
+        await self.db.read(access.supervisor, sid)
         facts, _ = await self._facts(sid, renewal=False)
         decision = await self.rules.decide(facts, as_of=start, purpose="appointment")
         age_limit = await self._age_limit(facts, start)
@@ -591,6 +619,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         start = parse_date(request.start_date, "start_date", today)
         term_years = await self.parameters.get("appointment.term_years", start)  # 第十三条, from the rule set
         repo.check_start_date(start, today, self.policy, term_years=term_years)
+        await self.db.read(access.appointment, aid)
         facts, _ = await self._facts(appointment_id=aid, renewal=True)
         decision = await self.rules.decide(facts, as_of=start, purpose="renewal")
         age_limit = await self._age_limit(facts, start)
@@ -608,6 +637,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def SuspendAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
         now = self._now()
         out = await self._write(lambda s: to_proto_appointment(s, repo.suspend(
             s, appointment_id=aid, reason=request.reason, article=request.article, decided_by=request.decided_by,
@@ -617,6 +647,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def ReinstateAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
         today, now = self.clock.today(), self._now()
         out = await self._write(lambda s: to_proto_appointment(s, repo.reinstate(
             s, appointment_id=aid, reason=request.reason, decided_by=request.decided_by, today=today, now=now,
@@ -626,6 +657,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def RevokeAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
         now = self._now()
         out = await self._write(lambda s: to_proto_appointment(s, repo.revoke(
             s, appointment_id=aid, reason=request.reason, article=request.article, decided_by=request.decided_by,
@@ -635,9 +667,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def GetAppointment(self, request, context):
         aid = repo._int_id(request.name, "appointments")
-        out = await self.db.read(
-            lambda s: to_proto_appointment(s, repo.get_appointment(s, appointment_id=aid), self.policy)
-        )
+        out = await self.db.read(lambda s: to_proto_appointment(s, access.appointment(s, aid), self.policy))
         return pb.GetAppointmentResponse(appointment=out)
 
     @edge
@@ -646,11 +676,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         sid = repo._int_id(request.supervisor, "supervisors", "supervisor") if request.supervisor else None
         before = parse_date(request.expiring_before, "expiring_before") if request.expiring_before else None
         district = _district_filter(request.district_code)
+        organization = request.appointing_organization
+        if scope.list_scope() != scope.ListScope():  # an agency or institution lists its own appointments
+            organization = scope.acting_org(organization, "appointing_organization")
 
         def run(s):
             rows, token, total = repo.list_appointments(
                 s, page=page, supervisor_id=sid, status=STATUS_FROM_PB.get(request.status, ""),
-                expiring_before=before, organization=request.appointing_organization, district_code=district,
+                expiring_before=before, organization=organization, district_code=district,
             )  # fmt: skip
             return pb.ListAppointmentsResponse(
                 appointments=[to_proto_appointment(s, r, self.policy) for r in rows],
@@ -687,6 +720,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         # the allocation lock — re-checks, allocates and inserts; the response is built after the commit.
         kw = dict(appointment_id=aid, issue_date=issue_date, explicit_serial=request.explicit_serial,
                   replace_existing=request.replace_existing, policy=self.policy)  # fmt: skip
+        await self.db.read(access.appointment, aid)
         plan = await self.db.read(lambda s: repo.prepare_issue(s, **kw))
         badge = await self._write(lambda s: repo.issue_badge(s, now=now, plan=plan, **kw))
         return pb.IssueBadgeResponse(badge=self.to_proto_issued(plan, badge, today))
@@ -720,9 +754,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetBadge(self, request, context):
         code = self._badge_code(request.name)
         today, full = self.clock.today(), request.view == pb.VIEW_FULL
-        out = await self.db.read(
-            lambda s: to_proto_badge(s, repo.get_badge(s, code=code), today=today, full=full, policy=self.policy)
-        )
+
+        def run(s):
+            b, owner = access.badge(s, code)
+            full_view = full and scope.sees_personal(owner)  # the photo is personal information
+            return to_proto_badge(s, b, today=today, full=full_view, policy=self.policy)
+
+        out = await self.db.read(run)
         return pb.GetBadgeResponse(badge=out)
 
     @edge
@@ -733,7 +771,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         institution = (
             repo._parse_resource(request.institution, "institutions", "institution") if request.institution else ""
         )
-        district = _district_filter(request.district_code)
+        district, institution = access.narrow(_district_filter(request.district_code), institution)
 
         def run(s):
             rows, token, total = repo.list_badges(
@@ -751,6 +789,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def RevokeBadge(self, request, context):
         code = self._badge_code(request.name)
+        await self.db.read(access.badge, code)
         today, now = self.clock.today(), self._now()
         out = await self._write(lambda s: to_proto_badge(s, repo.revoke_badge(
             s, code=code, reason=request.reason, decided_by=request.decided_by, now=now),
@@ -764,6 +803,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         institution = (
             repo._parse_resource(request.institution, "institutions", "institution") if request.institution else ""
         )
+
+        _, institution = access.narrow("", institution)
 
         def run(s):
             rows, token, total = repo.list_filings(s, page=page, institution_number=institution, year=request.year)

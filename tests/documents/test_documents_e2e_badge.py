@@ -23,7 +23,7 @@ from services.documents.domain import signing
 from services.registry.domain import id_number
 from tests import auth_support
 
-CITY = auth_support.bearer("agencies/A", "city-centre")
+CITY = ("agencies/A", "city-centre")
 
 pytestmark = pytest.mark.slow
 
@@ -69,15 +69,17 @@ def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
                     ),
                 )
             ),
-            metadata=CITY,
+            metadata=auth_support.bearer(*CITY),
             timeout=20,
         ).supervisor
         appt = registry.AppointSupervisor(
             rpb.AppointSupervisorRequest(supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"),
-            metadata=CITY,
+            metadata=auth_support.bearer(*CITY),
             timeout=20,
         ).appointment
-        badge = registry.IssueBadge(rpb.IssueBadgeRequest(appointment=appt.name), metadata=CITY, timeout=20).badge
+        badge = registry.IssueBadge(
+            rpb.IssueBadgeRequest(appointment=appt.name), metadata=auth_support.bearer(*CITY), timeout=20
+        ).badge
 
         deadline = time.monotonic() + 30
         docs = []
@@ -124,6 +126,7 @@ def test_print_badges_from_the_registry_imposes_the_active_badges(stack, tmp_pat
         "BJSV_REGISTRY_TARGET": stack.config.target("registry"),
         "BJSV_DOCUMENTS_TARGET": stack.config.target("documents"),
         "PATH": "/usr/bin:/bin",
+        **auth_support.issuer_env(),
     }
     cli = str(Path(sys.executable).parent / "supervisionctl")
     out = subprocess.run(

@@ -15,9 +15,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 ROLES = ("city-centre", "district-agency", "institution", "supervisor", "auditor", "operator", "service")
 KINDS = ("person", "client")
-# agencies/A (city centre), agencies/01..17 (districts), institutions/<10 digits>, supervisors/<id>,
-# services/<name> (a service's own identity), operators/<name>.
-ORG_PATTERN = re.compile(r"^(agencies/(A|\d{2})|institutions/\w+|supervisors/\d+|services/[a-z]+|operators/[\w.-]+)$")
+# agencies/A (city centre), agencies/01..17 (districts), institutions/<number>, supervisors/<id>,
+# services/<name> (a service's own identity), operators/<name>, auditors/<name>.
+ORG_PATTERN = re.compile(
+    r"^(agencies/(A|\d{2})|institutions/\w+|supervisors/\d+|services/[a-z]+|operators/[\w.-]+|auditors/[\w.-]+)$"
+)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters (RFC 9106)
