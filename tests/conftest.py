@@ -79,10 +79,7 @@ def stack_config(data_dir: Path, **extra_env: str) -> StackConfig:
         nats_port=free_port(),
         ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
         extra_env={"BJSV_LOG_LEVEL": "INFO", **extra_env},
-        # The session's issuer (fixture `issuer`), not one per stack: tokens from tests.auth_support work on it.
-        identity_port=int(os.environ["BJSV_IDENTITY_PORT"]),
-        embedded_issuer=False,
-    )
+    )  # the issuer is the session's (BJSV_IDENTITY_PORT/_DIR): a Stack reuses an issuer that already runs
 
 
 @pytest.fixture(scope="session")

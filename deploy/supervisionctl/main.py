@@ -28,7 +28,6 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
-from common.auth.config import AuthSettings
 from common.config import SERVICES, Settings
 from supervisionctl import auth_cmds, documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
 from supervisionctl.rpc import JsonOpt
@@ -67,7 +66,6 @@ app.command("print-badges")(documents_cmds.print_badges)
 
 
 def stack_config(settings: Settings) -> StackConfig:
-    auth = AuthSettings()
     nats = urlparse(settings.nats_servers()[0])
     return StackConfig(
         data_dir=settings.data_dir.resolve(),
@@ -75,8 +73,6 @@ def stack_config(settings: Settings) -> StackConfig:
         nats_port=nats.port or 4222,
         ports={name: settings.port(name) for name in SERVICES},
         external_nats_url=None if settings.nats_embedded else settings.nats_url,
-        identity_port=auth.identity_port,
-        embedded_issuer=auth.embedded,
     )
 
 

@@ -35,8 +35,8 @@ class StackConfig:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     external_nats_url: str | None = None  # BJSV_NATS_URL set by the operator: do not start our own
     extra_env: dict[str, str] = field(default_factory=dict)
-    identity_port: int = 50050
-    embedded_issuer: bool = True  # False: BJSV_OIDC_ISSUER names an external issuer, or one already runs
+    identity_port: int = field(default_factory=lambda: AuthSettings().identity_port)
+    embedded_issuer: bool = field(default_factory=lambda: AuthSettings().embedded)  # False: BJSV_OIDC_ISSUER set
 
     @property
     def issuer(self) -> str:
@@ -68,8 +68,8 @@ class StackConfig:
                 "BJSV_IDENTITY_PORT": str(self.identity_port),
             }
         )
-        if self.embedded_issuer:
-            env["BJSV_IDENTITY_DIR"] = str(self.data_dir / "identity")
+        if self.embedded_issuer:  # unless the environment names the folder of an issuer that already runs
+            env.setdefault("BJSV_IDENTITY_DIR", str(self.data_dir / "identity"))
         env.update(self.extra_env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -118,7 +118,7 @@ class Stack:
                 raise StackError(f"内置 NATS 无法启动：{e}") from None
             self._write_pid("nats", self.nats.proc.pid)
         try:
-            if cfg.embedded_issuer:  # first: the services fetch its keys and their own tokens from it
+            if cfg.embedded_issuer and not self.issuer_serving():  # first: services fetch keys and tokens from it
                 self.start_service("identity", detach=detach)
                 self.wait_issuer(timeout=timeout)
             for name in self.services:
@@ -157,17 +157,22 @@ class Stack:
         if pending:
             raise StackError(f"{timeout:.0f} 秒内未就绪（SERVING）：{'、'.join(sorted(pending))}")
 
+    def issuer_serving(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.config.issuer}/healthz", timeout=0.5):
+                return True
+        except OSError:
+            return False
+
     def wait_issuer(self, *, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             proc = self.procs["identity"]
             if proc.poll() is not None:
                 raise StackError(f"identity 服务已退出（退出码 {proc.returncode}）：\n{self.tail('identity')}")
-            try:
-                with urllib.request.urlopen(f"{self.config.issuer}/healthz", timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
+            if self.issuer_serving():
+                return
+            time.sleep(0.1)
         raise StackError(f"{timeout:.0f} 秒内身份认证服务（identity）未就绪")
 
     def token(self, org: str, *roles: str, subject: str = "") -> str:
