@@ -17,7 +17,8 @@ from common.errors import PermissionDenied
 _grant: ContextVar[Grant | None] = ContextVar("grant", default=None)
 
 # Who sees personal information in full (个人信息保护法: only those who need it): the appointing agency or
-# institution, the supervisor themself, and the services acting for them. Everyone else gets it masked.
+# institution, the supervisor themself, the services acting for them, and the city centre for every
+# agency-appointed (external) supervisor, whose badges it issues (第十一条). Everyone else gets it masked.
 _PERSONAL_ROLES = ("city-centre", "district-agency", "institution")
 
 
@@ -113,6 +114,6 @@ def sees_personal(owner: Owner) -> bool:
     caller = current_caller()
     if _grant.get() is None or "service" in caller.roles:
         return True
-    if caller.org in owner.supervisors:
+    if caller.org in owner.supervisors or ("city-centre" in caller.roles and owner.district):
         return True
     return any(r in _PERSONAL_ROLES for r in caller.roles) and caller.org in (owner.district, owner.institution)

@@ -51,7 +51,9 @@ class Verifier:
     def _jwks(self) -> jwt.PyJWKClient:
         if self._client is None:
             url = self._jwks_url or discovery(self.issuer)["jwks_uri"]
-            self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+            # an unknown kid refetches the set at most every 5 s: a rotated key is seen at once, and a flood of
+            # made-up kids cannot turn into a flood of requests to the issuer
+            self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5, cooldown_duration=5)
         return self._client
 
     async def verify(self, authorization: str, now: float) -> Caller:

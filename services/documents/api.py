@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
+from common.auth import scope
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
 from services.documents.domain import annex3, signing
 from services.documents.domain.annex3 import ChecklistKind
@@ -232,6 +233,8 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         self.default_chunk = default_chunk
 
     async def RenderBadge(self, request, context):
+        # an institution renders the badges it issues itself (第十二条), the city centre any (第十一条)
+        scope.require(scope.Owner.of(request.badge.issuer), request.badge.code or "badge")
         rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
         return pb.RenderBadgeResponse(
             document=to_proto_document(rendered.info),

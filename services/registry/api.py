@@ -757,8 +757,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
         def run(s):
             b, owner = access.badge(s, code)
-            full_view = full and scope.sees_personal(owner)  # the photo is personal information
-            return to_proto_badge(s, b, today=today, full=full_view, policy=self.policy)
+            out = to_proto_badge(s, b, today=today, full=full, policy=self.policy)
+            if full and not scope.sees_personal(owner):
+                out.ClearField("photo")  # the holder's photo is personal information; the issuer's seal is not
+            return out
 
         out = await self.db.read(run)
         return pb.GetBadgeResponse(badge=out)
