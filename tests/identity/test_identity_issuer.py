@@ -18,6 +18,7 @@ import pytest
 from common.auth.config import AuthSettings
 from common.auth.credentials import discovery, request_token
 from common.auth.tokens import Unauthenticated, Verifier
+from common.config import Settings
 from supervisionctl.natsd import free_port
 from tests.auth_support import IssuerProcess
 
@@ -121,3 +122,20 @@ def test_token_command_is_refused_when_an_external_issuer_is_configured(issuer):
     out = subprocess.run([CTL, "auth", "token", "--org", "agencies/A", "--role", "city-centre"], env=env,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 2 and "外部身份认证服务" in out.stderr and not out.stdout
+
+
+def test_doctor_flags_a_readable_admin_credential_and_checks_an_external_issuers_clock(issuer, monkeypatch):
+    from supervisionctl.doctor import run_checks
+
+    for key, value in issuer.env.items():
+        monkeypatch.setenv(key, value)
+    admin = issuer.data_dir / "identity" / "admin.json"
+    admin.chmod(0o644)
+    try:
+        (check,) = [c for c in run_checks(Settings()) if c.name == "本地管理员凭据"]
+        assert not check.ok and check.fix == f"chmod 600 {admin}"
+    finally:
+        admin.chmod(0o600)
+    monkeypatch.setenv("BJSV_OIDC_ISSUER", settings(issuer).issuer)  # as if it were an external provider
+    checks = {c.name: c for c in run_checks(Settings())}
+    assert checks["身份认证服务"].ok and checks["时钟偏差"].ok, checks
