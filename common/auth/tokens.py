@@ -22,6 +22,7 @@ from common.errors import DomainError
 AUTHORIZATION_KEY = "authorization"
 LEEWAY_SECONDS = 30  # clock skew between the issuer and this host
 _CACHE_SIZE = 4096
+_KEY_LIFESPAN = 300.0  # seconds a JWKS key is used before it is looked up again (as PyJWKClient caches the set)
 
 
 class Unauthenticated(DomainError):
@@ -47,6 +48,8 @@ class Verifier:
         self._client: jwt.PyJWKClient | None = None
         # Verified token → (caller, exp): a token presented again skips the signature check until it expires.
         self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        # kid → (key, when looked up): the common case needs no thread hop to PyJWKClient's blocking lookup.
+        self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
 
     def _jwks(self) -> jwt.PyJWKClient:
         if self._client is None:
@@ -66,8 +69,7 @@ class Verifier:
             return hit[0]
         try:
             kid = jwt.get_unverified_header(token).get("kid", "")
-            # The JWKS fetch (first use, unknown kid) is blocking I/O: keep it off the event loop.
-            key = await asyncio.to_thread(lambda: self._jwks().get_signing_key(kid))
+            key = await self._key(kid, now)
         except jwt.PyJWKClientConnectionError:
             raise Unauthenticated("JWKS_UNREACHABLE", "身份认证服务暂不可用，无法核验访问令牌") from None
         except (jwt.PyJWKClientError, jwt.DecodeError):
@@ -75,6 +77,17 @@ class Verifier:
         caller, exp = self._decode(token, key)
         self._remember(token, caller, exp)
         return caller
+
+    async def _key(self, kid: str, now: float) -> jwt.PyJWK:
+        known = self._keys.get(kid)
+        if known is not None and now - known[1] < _KEY_LIFESPAN:
+            return known[0]
+        # The JWKS fetch (first use, unknown kid, refresh) is blocking I/O: keep it off the event loop.
+        key = await asyncio.to_thread(lambda: self._jwks().get_signing_key(kid))
+        if len(self._keys) > 64:  # made-up kids never get here (get_signing_key raised); rotations are rare
+            self._keys.clear()
+        self._keys[kid] = (key, now)
+        return key
 
     def _decode(self, token: str, key: jwt.PyJWK) -> tuple[Caller, float]:
         try:
