@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import auth_support  # noqa: E402
+
 
 def _photo(i: int) -> bytes:
     from PIL import Image, ImageDraw
@@ -207,7 +209,7 @@ def bench_grpc(n: int, volume: int) -> dict:
         )
         proc = subprocess.Popen([sys.executable, "-m", "services.documents"], cwd=ROOT, env=env)
         try:
-            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            channel = auth_support.channel(f"127.0.0.1:{port}")
             grpc.channel_ready_future(channel).result(timeout=60)
             stub = documents_pb2_grpc.DocumentsServiceStub(channel)
 
@@ -254,6 +256,7 @@ def bench_grpc(n: int, volume: int) -> dict:
 
 
 def main() -> None:
+    auth_support.ensure_issuer()  # the documents service verifies tokens against it (issue #12)
     ap = argparse.ArgumentParser()
     ap.add_argument("--single", type=int, default=100)
     ap.add_argument("--batch", type=int, default=400)

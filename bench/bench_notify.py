@@ -47,6 +47,7 @@ from notify_support import badge_filed, dispatch_created  # noqa: E402
 from bjsv.notify.v1 import notify_pb2 as K  # noqa: E402
 from bjsv.notify.v1 import notify_pb2_grpc  # noqa: E402
 from supervisionctl.natsd import NatsServer, free_port, port_open  # noqa: E402
+from tests import auth_support  # noqa: E402
 
 PG_URL = os.environ.get("BJSV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -69,7 +70,7 @@ def start_notify(data_dir: Path, port: int, nats_url: str, extra: dict[str, str]
         [sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+    with auth_support.channel(f"127.0.0.1:{port}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -107,7 +108,7 @@ async def run(args) -> dict:
         inbox_msgs += 1
 
     await nc.subscribe("bjsv.notify.inbox.>", cb=on_inbox)
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in ports]
+    channels = [auth_support.aio_channel(f"127.0.0.1:{p}") for p in ports]
     stub = notify_pb2_grpc.NotifyServiceStub(channels[0])
     institutions = [f"institutions/11000{i:05d}" for i in range(args.recipients)]
     try:
@@ -211,6 +212,7 @@ async def run(args) -> dict:
 
 
 def main() -> None:
+    auth_support.ensure_issuer()  # the services verify tokens against it (issue #12)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=3000)
     ap.add_argument("--kind", choices=["badge", "dispatch"], default="badge")

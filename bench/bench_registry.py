@@ -46,6 +46,7 @@ from common.config import Settings  # noqa: E402
 from common.db import Database  # noqa: E402
 from supervisionctl.natsd import NatsServer, free_port, port_open  # noqa: E402
 from supervisionctl.stack import health_status  # noqa: E402
+from tests import auth_support  # noqa: E402
 
 PG_URL = os.environ.get("BJSV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -174,7 +175,7 @@ class IssueResult:
 
 
 async def issue_concurrently(targets: list[str], appointment_ids: list[int], clients: int) -> IssueResult:
-    channels = [grpc.aio.insecure_channel(t) for t in targets]
+    channels = [auth_support.aio_channel(t) for t in targets]
     stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for a in appointment_ids:
@@ -295,7 +296,7 @@ async def verify_load(target: str | list[str], codes: list[str], *, rate: float,
     """VerifyBadge open-loop. `target` may be a list: calls go round-robin over the processes (replicas
     behind a balancer)."""
     targets = [target] if isinstance(target, str) else list(target)
-    channels = [grpc.aio.insecure_channel(t) for t in targets]
+    channels = [auth_support.aio_channel(t) for t in targets]
     stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
     for i, c in enumerate(codes[:20]):  # warm-up
         await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=c))
@@ -313,7 +314,7 @@ async def verify_load(target: str | list[str], codes: list[str], *, rate: float,
 
 async def health_baseline(target: str, *, rate: float, seconds: float) -> VerifyResult:
     """The floor on this machine, same client, same server process: gRPC Health.Check at the same rate."""
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with auth_support.aio_channel(target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
 
         async def check(_i: int) -> bool:
@@ -379,6 +380,7 @@ def run_backend(backend: str, *, badges: int, clients: int, processes: int, veri
 
 
 def main(argv: list[str] | None = None) -> int:
+    auth_support.ensure_issuer()  # the services verify tokens against it (issue #12)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--badges", type=int, default=2000)

@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "rules"))
 
+from tests import auth_support  # noqa: E402
+
 DAY = "2024-06-03"
 
 
@@ -184,14 +186,12 @@ class Service:
 
 
 async def bench_grpc_batch(svc, target: str, n: int, batch: int, inflight: int) -> dict:
-    import grpc
 
     from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 
     reqs = eligibility_requests(n, seed=2)
     batches = [rules_pb2.BatchCheckEligibilityRequest(requests=reqs[i : i + batch]) for i in range(0, n, batch)]
-    opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-    async with grpc.aio.insecure_channel(target, options=opts) as ch:
+    async with auth_support.aio_channel(target) as ch:
         stub = rules_pb2_grpc.RulesServiceStub(ch)
         await stub.BatchCheckEligibility(batches[0])  # warm
         queue = list(batches)
@@ -224,12 +224,11 @@ async def bench_grpc_batch(svc, target: str, n: int, batch: int, inflight: int) 
 
 
 async def bench_grpc_single(svc, target: str, n_seq: int, rate: float, seconds: float) -> dict:
-    import grpc
 
     from bjsv.rules.v1 import rules_pb2_grpc
 
     reqs = eligibility_requests(max(n_seq, int(rate * seconds)) + 10, seed=3)
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with auth_support.aio_channel(target) as ch:
         stub = rules_pb2_grpc.RulesServiceStub(ch)
         for r in reqs[:50]:
             await stub.CheckEligibility(r)
@@ -270,7 +269,6 @@ async def bench_grpc_single(svc, target: str, n_seq: int, rate: float, seconds: 
 
 
 async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
-    import grpc
 
     from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 
@@ -280,10 +278,9 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
     session = rules_pb2.SessionFacts(
         name="plans/1/sessions/1", date=DAY, examiner_person_ids=[f"P{i}" for i in range(0, pool_size, 97)]
     )
-    opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     lat = []
     cpu = []
-    async with grpc.aio.insecure_channel(target, options=opts) as ch:
+    async with auth_support.aio_channel(target) as ch:
         stub = rules_pb2_grpc.RulesServiceStub(ch)
         for i in range(calls + 5):
             if i == 5:
@@ -316,11 +313,10 @@ async def bench_propose(svc, target: str, pool_size: int, calls: int) -> dict:
 
 
 async def bench_reloads(svc: Service, target: str, count: int) -> dict:
-    import grpc
 
     from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 
-    async with grpc.aio.insecure_channel(target) as ch:
+    async with auth_support.aio_channel(target) as ch:
         stub = rules_pb2_grpc.RulesServiceStub(ch)
         reqs = eligibility_requests(200, seed=5)
         await stub.BatchCheckEligibility(rules_pb2.BatchCheckEligibilityRequest(requests=reqs))
@@ -399,6 +395,7 @@ async def bench_memory(total: int, batch: int) -> dict:
 async def main(args) -> dict:
     from bench_registry import health_baseline
 
+    auth_support.ensure_issuer()  # the rules service verifies tokens against it (issue #12)
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()},
         "when": dt.datetime.now(dt.UTC).isoformat(),

@@ -1,4 +1,9 @@
-"""Outgoing gRPC: channels that carry the trace id and caller identity on, and error translation."""
+"""Outgoing gRPC: the one place channels are made (services, CLI, tests, bench), carrying the trace id and
+a bearer token, and error translation.
+
+Services present their own identity (common.auth.credentials, role `service`); the CLI, tests and the
+bench pass the token of the person or system they act for.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +15,103 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from common import context
+from common.auth import credentials
+from common.auth.tokens import AUTHORIZATION_KEY
 from common.errors import FailedPrecondition, PreconditionViolation, Unavailable
 
 T = TypeVar("T")
 
 
-def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    md = grpc.aio.Metadata(*(details.metadata or ()))
-    for key, value in context.outgoing_metadata():
-        if key not in md:
-            md.add(key, value)
-    return grpc.aio.ClientCallDetails(details.method, details.timeout, md, details.credentials, details.wait_for_ready)
+_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
 
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+class _Context:
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    async def details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        md = grpc.aio.Metadata(*(details.metadata or ()))
+        for key, value in context.outgoing_metadata():
+            if key not in md:
+                md.add(key, value)
+        if AUTHORIZATION_KEY not in md:
+            identity = credentials.current()
+            if self.token:
+                md.add(AUTHORIZATION_KEY, f"Bearer {self.token}")
+            elif identity is not None:
+                md.add(AUTHORIZATION_KEY, await identity.authorization())
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, md, details.credentials, details.wait_for_ready
+        )
+
+
+class _UnaryUnary(_Context, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):
-        return await continuation(_with_context(client_call_details), request)
+        return await continuation(await self.details(client_call_details), request)
 
 
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+class _UnaryStream(_Context, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, client_call_details, request):
-        return await continuation(_with_context(client_call_details), request)
+        return await continuation(await self.details(client_call_details), request)
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    """A channel to another service (host:port, or a balancer address in scale-out)."""
-    return grpc.aio.insecure_channel(
-        target,
-        interceptors=[_UnaryUnary(), _UnaryStream()],
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-    )
+class _StreamUnary(_Context, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return await continuation(await self.details(client_call_details), request_iterator)
+
+
+class _StreamStream(_Context, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return await continuation(await self.details(client_call_details), request_iterator)
+
+
+def channel(target: str, *, token: str | None = None) -> grpc.aio.Channel:
+    """An asyncio channel to a service (host:port, or a balancer address in scale-out). Without `token`, calls
+    carry this process's service identity (set by common.server.serve), if any."""
+    kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
+    return grpc.aio.insecure_channel(target, interceptors=[k(token) for k in kinds], options=_OPTIONS)
+
+
+def sync_channel(target: str, *, token: str | None = None) -> grpc.Channel:
+    """A blocking channel (operator CLI, tests, bench) presenting `token` on every call."""
+    ch = grpc.insecure_channel(target, options=_OPTIONS)
+    if token:
+        ch = grpc.intercept_channel(ch, _SyncBearer(token))
+    return ch
+
+
+class _SyncBearer(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    def __init__(self, token: str) -> None:
+        self.header = (AUTHORIZATION_KEY, f"Bearer {token}")
+
+    def _details(self, d):
+        md = list(d.metadata or ())
+        if not any(key == AUTHORIZATION_KEY for key, _ in md):  # a call's own token wins
+            md.append(self.header)
+        return _SyncDetails(d.method, d.timeout, md, d.credentials, d.wait_for_ready, d.compression)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+class _SyncDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression) -> None:
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 
 
 async def invoke(call: Awaitable[T], *, dependency: str) -> T:

@@ -1,6 +1,7 @@
 """Per-request context: trace id and caller identity, carried in contextvars.
 
-The gRPC server interceptor fills them from metadata; event consumers fill them from the envelope;
+The gRPC server interceptor fills them from the verified bearer token (common.auth); event consumers fill
+them from the envelope;
 `asyncio.to_thread` copies them into DB worker threads, so outbox rows and log lines carry them.
 """
 
@@ -11,20 +12,21 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 TRACE_ID_KEY = "x-trace-id"
-ORG_KEY = "x-bjsv-org"
-ROLE_KEY = "x-bjsv-role"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: an organisation resource name (e.g. "agencies/08") and a role.
+    """Who is calling: an organisation resource name (e.g. "agencies/08", "institutions/1100012001",
+    "supervisors/42" for a supervisor person), the roles the token grants (`role` is the first) and the subject.
 
-    Today taken from metadata as declared; with mTLS it will come from the client certificate, and an
-    authorisation interceptor will check it per RPC.
+    Only ever built from a verified token (common.auth.tokens) or, in event consumers, from the envelope's
+    actor; request metadata such as the former x-bjsv-org/x-bjsv-role is never trusted.
     """
 
     org: str = ""
     role: str = ""
+    roles: tuple[str, ...] = ()
+    subject: str = ""
 
 
 _trace_id: ContextVar[str] = ContextVar("trace_id", default="")
@@ -50,11 +52,5 @@ def bind(trace_id: str, caller: Caller | None = None) -> None:
 
 
 def outgoing_metadata() -> list[tuple[str, str]]:
-    """Metadata an outgoing gRPC call carries so the trace and the caller travel on."""
-    md = [(TRACE_ID_KEY, current_trace_id() or new_trace_id())]
-    caller = current_caller()
-    if caller.org:
-        md.append((ORG_KEY, caller.org))
-    if caller.role:
-        md.append((ROLE_KEY, caller.role))
-    return md
+    """Metadata an outgoing gRPC call carries so the trace travels on (the identity is the service's own token)."""
+    return [(TRACE_ID_KEY, current_trace_id() or new_trace_id())]

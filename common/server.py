@@ -23,6 +23,9 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from common import context, logs, metrics, tracing, validation
+from common.auth import credentials
+from common.auth.config import AuthSettings
+from common.auth.guard import Guard
 from common.bus import Bus, OutboxRelay, Subscription, stream_name
 from common.config import Settings
 from common.db import Database, StartupError
@@ -62,13 +65,13 @@ class ShuttingDown(Unavailable):
 
 
 class ContextInterceptor(grpc.aio.ServerInterceptor):
-    """Binds trace id and caller identity from metadata, and maps errors to rich statuses.
-
-    This is where authorisation (per organisation and role) and the audit log will hook in.
+    """Binds the trace id and the caller verified by the guard (token + policy, common.auth), and maps
+    errors to rich statuses. The audit log hooks in here too.
     """
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, guard: Guard) -> None:
         self.service = service
+        self.guard = guard
         # Set on SIGTERM: calls arriving from then on are refused with UNAVAILABLE (retry elsewhere) before
         # any work starts, while calls already running finish within the grace period.
         self.draining = False
@@ -87,7 +90,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
 
         async def bind(ctx) -> str:
             trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
-            context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
+            context.bind(trace)
             if interceptor.draining:
                 await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=service)))
             return trace
@@ -115,6 +118,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 trace = await bind(ctx)
                 call = enter()
                 try:
+                    context.bind(trace, await interceptor.guard.admit(method, md, ctx.peer()))
                     validation.check(request)  # input bounds declared in proto/ (bjsv.options.v1.bounds)
                     return await inner(request, ctx)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -131,6 +135,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 trace = await bind(ctx)
                 call = enter()
                 try:
+                    context.bind(trace, await interceptor.guard.admit(method, md, ctx.peer()))
                     validation.check(request)
                     async for item in inner(request, ctx):
                         yield item
@@ -175,7 +180,9 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
 
-    interceptor = ContextInterceptor(svc.name)
+    auth = AuthSettings()
+    credentials.use(credentials.ServiceIdentity(auth, svc.name))  # what this service's own calls present
+    interceptor = ContextInterceptor(svc.name, Guard(auth))
     server = grpc.aio.server(interceptors=[interceptor])
     address = f"{settings.bind_host}:{settings.port(svc.name)}"
     try:

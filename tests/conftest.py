@@ -5,6 +5,9 @@
   a clear reason otherwise. Each use gets its own schema prefix, dropped afterwards.
 - `stack`: the four services as subprocesses (exactly what `supervisionctl up` runs) on free ports with a
   temporary data folder and embedded NATS; one per test session.
+- `issuer` (automatic): the embedded OIDC issuer for the whole session; every service a test starts verifies
+  tokens against it, and tests get theirs from `tests.auth_support.token(org, *roles)`. Test-clock RPCs are
+  on and the public-call rate limit is lifted (IssuerProcess.env).
 """
 
 from __future__ import annotations
@@ -18,9 +21,25 @@ import pytest
 
 from supervisionctl.natsd import NatsServer, free_port, port_open
 from supervisionctl.stack import Stack, StackConfig
+from tests.auth_support import IssuerProcess
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BASE_URL = os.environ.get("BJSV_TEST_PG_URL", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def issuer(tmp_path_factory) -> Iterator[IssuerProcess]:
+    proc = IssuerProcess(tmp_path_factory.mktemp("issuer"), free_port()).start()
+    saved = {k: os.environ.get(k) for k in (*proc.env, "BJSV_OIDC_ISSUER")}
+    os.environ.update(proc.env)
+    os.environ.pop("BJSV_OIDC_ISSUER", None)
+    yield proc
+    proc.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +80,7 @@ def stack_config(data_dir: Path, **extra_env: str) -> StackConfig:
         ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
         metrics_ports={name: free_port() for name in ("registry", "rules", "documents", "notify")},
         extra_env={"BJSV_LOG_LEVEL": "INFO", **extra_env},
-    )
+    )  # the issuer is the session's (BJSV_IDENTITY_PORT/_DIR): a Stack reuses an issuer that already runs
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import stat
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
+from common.auth.config import AuthSettings
+from common.auth.credentials import ADMIN_FILE
+from common.auth.tokens import LEEWAY_SECONDS
 from common.config import SERVICES, Settings
 from services.documents.config import DocumentsSettings
 from supervisionctl.natsd import nats_server_binary, port_open
@@ -138,6 +145,26 @@ def _operations(settings: Settings) -> list[Check]:
     return [Check("发件箱与消费者", not found, detail, fix)]
 
 
+def _identity() -> list[Check]:
+    """The issuer: local admin credential private (embedded), or the external issuer reachable with a clock
+    within the tokens' leeway of ours (exp/nbf are compared across the two clocks)."""
+    auth = AuthSettings()
+    if auth.embedded:
+        admin = auth.identity_path / ADMIN_FILE
+        private = not admin.exists() or stat.S_IMODE(admin.stat().st_mode) == 0o600
+        detail = f"{admin}（{'0600' if admin.exists() else '首次 up 时生成'}）"
+        return [Check("本地管理员凭据", private, detail, f"chmod 600 {admin}")]
+    try:
+        with urllib.request.urlopen(f"{auth.issuer}/.well-known/openid-configuration", timeout=3) as resp:
+            skew = abs(parsedate_to_datetime(resp.headers["Date"]).timestamp() - time.time())
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        return [Check("身份认证服务", False, f"{auth.issuer}：{e}", "检查 BJSV_OIDC_ISSUER 与网络")]
+    return [
+        Check("身份认证服务", True, auth.issuer),
+        Check("时钟偏差", skew <= LEEWAY_SECONDS, f"与身份认证服务相差 {skew:.0f} 秒", "校准本机时钟（NTP）"),
+    ]
+
+
 def run_checks(settings: Settings) -> list[Check]:
     return [
         *_python(),
@@ -146,4 +173,5 @@ def run_checks(settings: Settings) -> list[Check]:
         *_database(settings),
         *_nats_and_ports(settings),
         *_operations(settings),
+        *_identity(),
     ]

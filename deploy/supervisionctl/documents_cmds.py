@@ -32,26 +32,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
+from common.clients import sync_channel
 from common.config import Settings
 from services.documents.domain import signing
 from supervisionctl.rpc import JsonOpt, OrgOpt, RoleOpt
+from supervisionctl.token import cli_token
 
 app = typer.Typer(help="督导员证卡（附件2）：验证二维码、批量打印、空白表格与文档下载", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
-MAX_MESSAGE = 64 * 1024 * 1024
 
-
-def _md(org: str, role: str) -> tuple[tuple[str, str], ...]:
-    return tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)
-
-
-def _channel(service: str) -> grpc.Channel:
-    return grpc.insecure_channel(
-        Settings().target(service),
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
-    )
+def _channel(service: str, org: str = "", role: str = "operator") -> grpc.Channel:
+    return sync_channel(Settings().target(service), token=cli_token(org, role))
 
 
 def _rpc_failed(e: grpc.RpcError, service: str) -> typer.Exit:
@@ -205,19 +198,21 @@ def badges_from_jsonl(path: Path) -> Iterator[pb.BadgeData]:
                 raise typer.Exit(2) from None
 
 
-def badges_from_registry(*, district: str, institution: str, year: int, md) -> tuple[int, Iterator[pb.BadgeData]]:
+def badges_from_registry(
+    *, district: str, institution: str, year: int, org: str, role: str
+) -> tuple[int, Iterator[pb.BadgeData]]:
     """Active badges from the registry (ListBadges, then GetBadge view=FULL one at a time: the photos
     are never all in memory)."""
     from bjsv.registry.v1 import registry_pb2 as rpb
     from bjsv.registry.v1 import registry_pb2_grpc
 
-    ch = _channel("registry")
+    ch = _channel("registry", org, role)
     stub = registry_pb2_grpc.RegistryServiceStub(ch)
     request = rpb.ListBadgesRequest(
         page_size=500, district_code=district, institution=institution, year=year, status=rpb.BADGE_STATUS_ACTIVE
     )
     try:
-        first = stub.ListBadges(request, metadata=md, timeout=30)
+        first = stub.ListBadges(request, timeout=30)
     except grpc.RpcError as e:
         ch.close()
         raise _rpc_failed(e, "registry") from None
@@ -227,9 +222,7 @@ def badges_from_registry(*, district: str, institution: str, year: int, md) -> t
         try:
             while True:
                 for basic in page.badges:
-                    b = stub.GetBadge(
-                        rpb.GetBadgeRequest(name=basic.name, view=rpb.VIEW_FULL), metadata=md, timeout=30
-                    ).badge
+                    b = stub.GetBadge(rpb.GetBadgeRequest(name=basic.name, view=rpb.VIEW_FULL), timeout=30).badge
                     yield pb.BadgeData(
                         code=b.code,
                         holder_name=b.holder_name,
@@ -256,7 +249,6 @@ def badges_from_registry(*, district: str, institution: str, year: int, md) -> t
                         year=year,
                         status=rpb.BADGE_STATUS_ACTIVE,
                     ),
-                    metadata=md,
                     timeout=30,
                 )
         finally:
@@ -287,14 +279,13 @@ def print_badges(
     subject: Annotated[str, typer.Option("--subject", help="印制文件归档的主题")] = "",
     volume: Annotated[int, typer.Option("--volume", help="每个 PDF 分册的证卡数（0 = 服务默认）")] = 0,
     org: OrgOpt = "agencies/A",
-    role: RoleOpt = "operator",
+    role: RoleOpt = "city-centre",  # the city centre's print room (第十一条: it issues the external badges)
     as_json: JsonOpt = False,
 ) -> None:
     """批量打印证卡：按 A4 长边双面拼版，带裁切线和页位索引。"""
     if bool(input_file) == registry:
         err.print("[red]请指定一个数据来源：--input 文件 或 --registry[/red]")
         raise typer.Exit(2)
-    md = _md(org, role)
     if input_file:
         if not input_file.exists():
             err.print(f"[red]文件不存在：{input_file}[/red]")
@@ -303,7 +294,7 @@ def print_badges(
             total = sum(1 for line in fh if line.strip())
         source = badges_from_jsonl(input_file)
     else:
-        total, source = badges_from_registry(district=district, institution=institution, year=year, md=md)
+        total, source = badges_from_registry(district=district, institution=institution, year=year, org=org, role=role)
     out.mkdir(parents=True, exist_ok=True)
     options = pb.PrintSheetOptions(
         title=title, max_badges_per_volume=volume, subject=subject or f"print-runs/{out.resolve().name}"
@@ -315,7 +306,7 @@ def print_badges(
             yield pb.RenderPrintSheetRequest(badge=b)
 
     files: list[dict[str, Any]] = []
-    with _channel("documents") as ch:
+    with _channel("documents", org, role) as ch:
         stub = documents_pb2_grpc.DocumentsServiceStub(ch)
         columns = (
             TextColumn("[bold]证卡排版"),
@@ -327,7 +318,7 @@ def print_badges(
         with Progress(*columns, console=err, disable=as_json) as progress:
             task = progress.add_task("print", total=total or None, sheets=0)
             try:
-                for resp in stub.RenderPrintSheet(requests(), metadata=md, timeout=24 * 3600):
+                for resp in stub.RenderPrintSheet(requests(), timeout=24 * 3600):
                     if resp.HasField("progress"):
                         progress.update(task, completed=resp.progress.badges_done, sheets=resp.progress.sheets_done)
                     else:

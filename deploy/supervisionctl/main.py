@@ -9,6 +9,7 @@
     supervisionctl migrate              apply every service's database migrations
     supervisionctl doctor               check this machine and say how to fix each problem
     supervisionctl seed [--demo]        city centre + 17 districts; --demo adds sample data
+    supervisionctl auth token|create|list|disable|enable|rotate-keys   tokens and accounts (embedded issuer)
 
 Exit codes: 0 ok · 1 a check or command failed · 2 bad configuration/usage · 3 a service is unreachable.
 Configuration comes from the BJSV_* environment variables (README, Configuration).
@@ -30,7 +31,15 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from common.config import SERVICES, Settings
-from supervisionctl import documents_cmds, notify_cmds, ops_cmds, registry_cmds, rules_cmds, supervision_cmds
+from supervisionctl import (
+    auth_cmds,
+    documents_cmds,
+    notify_cmds,
+    ops_cmds,
+    registry_cmds,
+    rules_cmds,
+    supervision_cmds,
+)
 from supervisionctl.rpc import JsonOpt
 from supervisionctl.stack import (
     METRICS_PORT_OFFSET,
@@ -71,6 +80,7 @@ app.add_typer(notify_cmds.app, name="notify")
 app.add_typer(documents_cmds.app, name="badge")
 app.add_typer(rules_cmds.app, name="rules")
 app.add_typer(ops_cmds.app, name="outbox")
+app.add_typer(auth_cmds.app, name="auth")
 # `supervisionctl print-badges` is what the print room types; it is the badge group's command.
 app.command("print-badges")(documents_cmds.print_badges)
 
@@ -97,6 +107,8 @@ def endpoints_table(cfg: StackConfig) -> Table:
     pids = running_pids(cfg)
     for name in SERVICES:
         table.add_row(name, cfg.target(name), health_status(cfg.target(name)), str(pids.get(name, "-")))
+    if cfg.embedded_issuer:
+        table.add_row("identity", cfg.issuer, "RUNNING", str(pids.get("identity", "-")))
     table.add_row("nats", cfg.nats_url, "EXTERNAL" if cfg.external_nats_url else "RUNNING", str(pids.get("nats", "-")))
     return table
 
@@ -114,7 +126,7 @@ def up(
         raise typer.Exit(2)
     stack = Stack(cfg)
     started = time.monotonic()
-    with console.status("正在启动 NATS 和四个服务…"):
+    with console.status("正在启动 NATS、身份认证服务和四个服务…"):
         try:
             stack.start(timeout=timeout, detach=detach)
         except StackError as e:

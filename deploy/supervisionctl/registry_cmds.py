@@ -24,6 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from common.clients import sync_channel
+from supervisionctl.token import cli_token
+
 app = typer.Typer(help="登记：督导员、聘任与证卡（京职技鉴发〔2022〕11号 第五条至第十七条）")
 console = Console(stderr=True)
 
@@ -85,7 +88,8 @@ def _cell_text(v) -> str:
 def _stub(target: str):
     from bjsv.registry.v1 import registry_pb2_grpc
 
-    return registry_pb2_grpc.RegistryServiceStub(grpc.insecure_channel(target))
+    # The roster is imported as the city centre (第十一条: it appoints city-level supervisors, assigns codes).
+    return registry_pb2_grpc.RegistryServiceStub(sync_channel(target, token=cli_token("agencies/A", "city-centre")))
 
 
 def _target(target: str | None) -> str:

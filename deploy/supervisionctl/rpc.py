@@ -1,4 +1,5 @@
-"""How every command group calls a service: one channel per command, caller identity as metadata,
+"""How every command group calls a service: one channel per command, presenting a bearer token (the operator's
+BJSV_TOKEN, or one for --org/--role from the local admin credential),
 uniform failures (exit 3 when the service is unreachable, 1 when it refused, with its Chinese message)."""
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import typer
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
+from common.clients import sync_channel
 from common.config import Settings
+from supervisionctl.token import cli_token
 
 T = TypeVar("T")
 EXIT_REFUSED, EXIT_UNAVAILABLE = 1, 3
@@ -36,10 +39,9 @@ def call(
 ) -> T:
     """`method(stub)(request)` on `service` (resolved from BJSV_<SERVICE>_TARGET / _PORT)."""
     target = Settings().target(service)
-    metadata = tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)
-    with grpc.insecure_channel(target) as channel:
+    with sync_channel(target, token=cli_token(org, role)) as channel:
         try:
-            return method(stub_type(channel))(request, metadata=metadata, timeout=timeout)
+            return method(stub_type(channel))(request, timeout=timeout)
         except grpc.RpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 err.print(f"[red]{service} 服务无法连接（{target}）[/red]：{e.details()}")

@@ -1,4 +1,5 @@
-"""The whole system on one machine: an embedded nats-server and the four services as processes.
+"""The whole system on one machine: an embedded nats-server, the embedded OIDC issuer and the four services
+as processes.
 
 Used by `supervisionctl up/down/status` and by the test suite's `stack` fixture, so tests run exactly
 what an operator runs. Processes record their pid under <data>/run and log to <data>/logs.
@@ -11,12 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.auth.config import AuthSettings
+from common.auth.credentials import admin_token
 from common.config import DEFAULT_PORTS, SERVICES
 from supervisionctl.natsd import NatsServer, port_open
 
@@ -39,6 +43,13 @@ class StackConfig:
     def console_url(self) -> str:
         scheme = "https" if self.service_env().get("BJSV_CONSOLE_TLS_CERT") else "http"
         return f"{scheme}://{self.host}:{self.console_port}/"
+
+    identity_port: int = field(default_factory=lambda: AuthSettings().identity_port)
+    embedded_issuer: bool = field(default_factory=lambda: AuthSettings().embedded)  # False: BJSV_OIDC_ISSUER set
+
+    @property
+    def issuer(self) -> str:
+        return f"http://{self.host}:{self.identity_port}"
 
     @property
     def nats_url(self) -> str:
@@ -64,10 +75,13 @@ class StackConfig:
                 "BJSV_NATS_URL": self.nats_url,
                 **{f"BJSV_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
                 **{f"BJSV_{name.upper()}_METRICS_PORT": str(port) for name, port in self.metrics_ports.items()},
+                "BJSV_IDENTITY_PORT": str(self.identity_port),
             }
         )
         if self.console_port:
             env["BJSV_CONSOLE_PORT"] = str(self.console_port)
+        if self.embedded_issuer:  # unless the environment names the folder of an issuer that already runs
+            env.setdefault("BJSV_IDENTITY_DIR", str(self.data_dir / "identity"))
         env.update(self.extra_env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -125,6 +139,9 @@ class Stack:
                 raise StackError(f"内置 NATS 无法启动：{e}") from None
             self._write_pid("nats", self.nats.proc.pid)
         try:
+            if cfg.embedded_issuer and not self.issuer_serving():  # first: services fetch keys and tokens from it
+                self.start_service("identity", detach=detach)
+                self.wait_issuer(timeout=timeout)
             for name in self.services:
                 self.start_service(name, detach=detach)
             self.wait_serving(timeout=timeout)
@@ -173,6 +190,35 @@ class Stack:
             if time.monotonic() > deadline:
                 raise StackError(f"{timeout:.0f} 秒内 console 未就绪")
             time.sleep(0.1)
+
+    def issuer_serving(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.config.issuer}/healthz", timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def wait_issuer(self, *, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs["identity"]
+            if proc.poll() is not None:
+                raise StackError(f"identity 服务已退出（退出码 {proc.returncode}）：\n{self.tail('identity')}")
+            if self.issuer_serving():
+                return
+            time.sleep(0.1)
+        raise StackError(f"{timeout:.0f} 秒内身份认证服务（identity）未就绪")
+
+    def token(self, org: str, *roles: str, subject: str = "") -> str:
+        """A bearer token from this stack's issuer (local admin credential), for tests and the CLI."""
+        env = self.config.service_env()
+        settings = AuthSettings(
+            data_dir=self.config.data_dir,
+            identity_port=self.config.identity_port,
+            identity_dir=env.get("BJSV_IDENTITY_DIR") or None,
+            bind_host=self.config.host,
+        )
+        return admin_token(settings, org, list(roles), subject)
 
     # -- stop --------------------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from grpc_status import rpc_status
 
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
-from common import api, context
+from common import api
+from common.auth import scope
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
 from services.documents.domain import annex3, signing
 from services.documents.domain.annex3 import ChecklistKind
@@ -224,6 +225,8 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         self.default_chunk = default_chunk
 
     async def RenderBadge(self, request, context):
+        # an institution renders the badges it issues itself (第十二条), the city centre any (第十一条)
+        scope.require(scope.Owner.of(request.badge.issuer), request.badge.code or "badge")
         rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
         return pb.RenderBadgeResponse(
             document=to_proto_document(rendered.info),
@@ -309,10 +312,8 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         )
 
     async def RenderPrintSheet(self, request_iterator, context):
-        """Bidirectional stream. common.server's interceptor wraps unary and server-streaming handlers
-        only, so this handler binds the trace context and maps domain errors itself (same mapping)."""
-        md = dict(context.invocation_metadata() or ())
-        _bind_context(md)
+        """Bidirectional stream; the caller is authenticated by common.server's interceptor, this handler maps
+        domain errors itself (same mapping)."""
         try:
             async for item in self._print_sheet(request_iterator):
                 yield item
@@ -418,11 +419,6 @@ def _abort(inbox: queue.Queue, error: Exception) -> None:
         inbox.put_nowait(error)
     except queue.Full:
         pass
-
-
-def _bind_context(md: dict) -> None:
-    trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
-    context.bind(trace, context.Caller(org=md.get(context.ORG_KEY, ""), role=md.get(context.ROLE_KEY, "")))
 
 
 __all__ = ["DocumentsServicer", "from_proto_badge", "to_proto_document"]

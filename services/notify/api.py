@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
 from common import api
+from common.auth import personal, scope
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from services.notify.domain.clock import ClockMode
 from services.notify.domain.model import Kind
@@ -110,6 +111,13 @@ def to_proto_contact(c: models.Contact) -> notify_pb2.Contact:
     return notify_pb2.Contact(recipient=c.recipient, email=c.email, display_name=c.display_name)
 
 
+def _masked(c: notify_pb2.Contact) -> notify_pb2.Contact:
+    """E-mail addresses are personal information: in full only for their own organisation (个人信息保护法)."""
+    if not scope.sees_personal(scope.Owner.of(c.recipient)):
+        c.email = personal.mask_email(c.email)
+    return c
+
+
 def require_recipient(value: str, field: str = "recipient") -> str:
     if not value or "/" not in value:
         raise InvalidArgument(
@@ -132,6 +140,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
 
     async def ListNotifications(self, request, context):
         recipient = require_recipient(request.recipient)
+        scope.require(scope.Owner.of(recipient), recipient)  # one's own inbox (第二十三条)
         limit = api.page_size(request.page_size)
         before = api.decode_page_token(request.page_token, listing="notify.ListNotifications", kind=int)
         kinds = [from_proto_kind(k) for k in request.kinds if k]
@@ -155,6 +164,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
 
     async def MarkRead(self, request, context):
         recipient = require_recipient(request.recipient)
+        scope.require(scope.Owner.of(recipient), recipient)
         if not request.names and not request.all_unread:
             raise InvalidArgument("NOTHING_TO_MARK", [FieldViolation("names", "请指定通知或 all_unread")])
         ids = [api.parse_id(n, "notifications", field="names") for n in request.names]
@@ -204,6 +214,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     async def SetContact(self, request, context):
         c = request.contact
         recipient = require_recipient(c.recipient, "contact.recipient")
+        scope.require(scope.Owner.of(recipient), recipient)  # each organisation keeps its own address
         email = c.email.strip()
         if email and ("@" not in email or " " in email or len(email) > 254):
             raise InvalidArgument("INVALID_EMAIL", [FieldViolation("contact.email", f"电子邮件地址无效：{email!r}")])
@@ -223,7 +234,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         more = len(rows) > limit
         rows = rows[:limit]
         return notify_pb2.ListContactsResponse(
-            contacts=[to_proto_contact(c) for c in rows],
+            contacts=[_masked(to_proto_contact(c)) for c in rows],
             next_page_token=api.encode_page_token(rows[-1].recipient, listing="notify.ListContacts") if more else "",
         )
 

@@ -13,10 +13,12 @@ import logging
 from bjsv.registry.v1 import registry_pb2 as pb
 from bjsv.registry.v1 import registry_pb2_grpc
 from common import api
+from common.auth import scope
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument
 from common.policy import PolicyParameters
+from services.registry import access
 from services.registry import events as ev
 from services.registry.domain import badge_codes as bc
 from services.registry.domain import badges, id_number, images, institutions, terms
@@ -367,8 +369,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         parameters: PolicyParameters,
         policy: RegistryPolicy,
     ) -> None:
-        self.clock = clock
-        self.policy = policy
+        self.db, self.clock, self.policy = db, clock, policy
         ctx = RegistryContext(db, clock=clock, policy=policy)
         self.organisations = Organisations(ctx)
         self.supervisors = Supervisors(ctx)
@@ -398,6 +399,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def UpdateAgency(self, request, context):
         code = _agency_code(request.agency.name, "agency.name")
+        scope.require(scope.Owner.of(f"agencies/{code}"), f"agencies/{code}")
         changes = _org_changes(request.agency, request.update_mask.paths, "agency", ("display_name", "contact"),
                                self.policy)  # fmt: skip
         agency = await self.organisations.update_agency(code, changes, lambda s, a: to_proto_agency(a, False))
@@ -416,6 +418,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             logo = _image_in(i.logo, "logo", self.policy)
         except ProblemsError as e:
             raise as_error(e, "institution.") from None
+        scope.require(scope.Owner.of(f"agencies/{draft.district_code}"), f"institutions/{draft.number}")
         out = await self.organisations.create_institution(
             draft, seal, logo, lambda s, r: to_proto_institution(r, False)
         )
@@ -441,6 +444,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def UpdateInstitution(self, request, context):
         number = api.parse_name(request.institution.name, "institutions", field="institution.name")
+        await self.db.read(access.institution, number)
         changes = _org_changes(request.institution, request.update_mask.paths, "institution",
                                ("display_name", "contact", "district_code"), self.policy)  # fmt: skip
         out = await self.organisations.update_institution(number, changes, lambda s, r: to_proto_institution(r, False))
@@ -455,6 +459,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             photo = _image_in(request.supervisor.photo, "photo", self.policy, photo=True)
         except ProblemsError as e:
             raise as_error(e, "supervisor.") from None
+        org = f"institutions/{draft.institution_number}" if draft.institution_number else ""
+        org = org or f"agencies/{draft.district_code if draft.level == 'district' else 'A'}"
+        scope.require(scope.Owner.of(org), "supervisor")  # 第十条、第十二条: who appoints may register
         log.info("registering supervisor id_number=%s", id_number.mask(draft.id_number))
         out = await self.supervisors.register(draft, photo, lambda s, r: to_proto_supervisor(s, r, False))
         return pb.RegisterSupervisorResponse(supervisor=out)
@@ -463,16 +470,27 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetSupervisor(self, request, context):
         sid = api.parse_id(request.name, "supervisors")
         full = request.view == pb.VIEW_FULL
-        out = await self.supervisors.get(sid, lambda s, r: to_proto_supervisor(s, r, full))
+
+        def render(s, sup):
+            owner = access.of_supervisor(s, sup)
+            scope.require(owner, f"supervisors/{sid}")
+            return access.redact(to_proto_supervisor(s, sup, full), owner, full=full)
+
+        out = await self.supervisors.get(sid, render)
         return pb.GetSupervisorResponse(supervisor=out)
 
     @edge
     async def ListSupervisors(self, request, context):
         page = _page(request, "registry.ListSupervisors", int)
+        district, institution = access.narrow(
+            _district_filter(request.district_code), _optional_institution(request.institution)
+        )
+        # a district agency sees the district-level supervisors it appoints (第十条)
+        level = "district" if scope.list_scope().district else LEVEL_FROM_PB.get(request.level, "")
         found = await self.supervisors.list(
-            page, lambda s, r: to_proto_supervisor(s, r, False), district_code=_district_filter(request.district_code),
-            institution_number=_optional_institution(request.institution), type=TYPE_FROM_PB.get(request.type, ""),
-            level=LEVEL_FROM_PB.get(request.level, ""), status=STATUS_FROM_PB.get(request.status, ""),
+            page, lambda s, r: access.redact(to_proto_supervisor(s, r, False), access.of_supervisor(s, r), full=False),
+            district_code=district, institution_number=institution, type=TYPE_FROM_PB.get(request.type, ""),
+            level=level, status=STATUS_FROM_PB.get(request.status, ""),
             expiring_before=api.parse_optional_date(request.expiring_before, "expiring_before"),
             name_query=request.name_query,
         )  # fmt: skip
@@ -487,6 +505,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                                           self.policy)  # fmt: skip
         except ProblemsError as e:
             raise as_error(e, "supervisor.") from None
+        await self.db.read(access.supervisor, sid)
         out = await self.supervisors.update(sid, changes, lambda s, r: to_proto_supervisor(s, r, False))
         return pb.UpdateSupervisorResponse(supervisor=out)
 
@@ -507,6 +526,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def AppointSupervisor(self, request, context):
         sid = api.parse_id(request.supervisor, "supervisors", field="supervisor")
         start = api.parse_optional_date(request.start_date, "start_date")
+        await self.db.read(access.supervisor, sid)
         out = await self.appointments.appoint(sid, start, request.appointed_by, to_proto_appointment)
         return pb.AppointSupervisorResponse(appointment=out)
 
@@ -514,44 +534,56 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def RenewAppointment(self, request, context):
         aid = api.parse_id(request.name, "appointments")
         start = api.parse_optional_date(request.start_date, "start_date")
+        await self.db.read(access.appointment, aid)
         out = await self.appointments.renew(aid, start, request.renewed_by, to_proto_appointment)
         return pb.RenewAppointmentResponse(appointment=out)
 
     @edge
     async def SuspendAppointment(self, request, context):
+        aid = api.parse_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
         out = await self.appointments.suspend(
-            api.parse_id(request.name, "appointments"), to_proto_appointment, reason=request.reason,
+            aid, to_proto_appointment, reason=request.reason,
             article=request.article, decided_by=request.decided_by, case_reference=request.case_reference,
         )  # fmt: skip
         return pb.SuspendAppointmentResponse(appointment=out)
 
     @edge
     async def ReinstateAppointment(self, request, context):
-        out = await self.appointments.reinstate(api.parse_id(request.name, "appointments"), to_proto_appointment,
+        aid = api.parse_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
+        out = await self.appointments.reinstate(aid, to_proto_appointment,
                                                 reason=request.reason, decided_by=request.decided_by)  # fmt: skip
         return pb.ReinstateAppointmentResponse(appointment=out)
 
     @edge
     async def RevokeAppointment(self, request, context):
+        aid = api.parse_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
         out = await self.appointments.revoke(
-            api.parse_id(request.name, "appointments"), to_proto_appointment, reason=request.reason,
+            aid, to_proto_appointment, reason=request.reason,
             article=request.article, decided_by=request.decided_by, case_reference=request.case_reference,
         )  # fmt: skip
         return pb.RevokeAppointmentResponse(appointment=out)
 
     @edge
     async def GetAppointment(self, request, context):
-        out = await self.appointments.get(api.parse_id(request.name, "appointments"), to_proto_appointment)
+        aid = api.parse_id(request.name, "appointments")
+        await self.db.read(access.appointment, aid)
+        out = await self.appointments.get(aid, to_proto_appointment)
         return pb.GetAppointmentResponse(appointment=out)
 
     @edge
     async def ListAppointments(self, request, context):
         page = _page(request, "registry.ListAppointments", int)
+        organization = request.appointing_organization
+        if scope.list_scope() != scope.ListScope():  # an agency or institution lists its own appointments
+            organization = scope.acting_org(organization, "appointing_organization")
         found = await self.appointments.list(
             page, to_proto_appointment, supervisor_id=_optional_id(request.supervisor, "supervisors", "supervisor"),
             status=STATUS_FROM_PB.get(request.status, ""),
             expiring_before=api.parse_optional_date(request.expiring_before, "expiring_before"),
-            organization=request.appointing_organization, district_code=_district_filter(request.district_code),
+            organization=organization, district_code=_district_filter(request.district_code),
         )  # fmt: skip
         return pb.ListAppointmentsResponse(appointments=found.items, total_size=found.total,
                                            next_page_token=_token(found, "registry.ListAppointments"))  # fmt: skip
@@ -567,6 +599,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     @edge
     async def IssueBadge(self, request, context):
         aid = api.parse_id(request.appointment, "appointments", field="appointment")
+        await self.db.read(access.appointment, aid)
         plan, badge = await self.badges.issue(
             aid, issue_date=api.parse_optional_date(request.issue_date, "issue_date"),
             explicit_serial=request.explicit_serial, replace_existing=request.replace_existing,
@@ -601,16 +634,23 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @edge
     async def GetBadge(self, request, context):
-        out = await self.badges.get(self._badge_code(request.name), self._to_badge(request.view == pb.VIEW_FULL))
+        code, full = self._badge_code(request.name), request.view == pb.VIEW_FULL
+        _, owner = await self.db.read(access.badge, code)
+        out = await self.badges.get(code, self._to_badge(full))
+        if full and not scope.sees_personal(owner):
+            out.ClearField("photo")  # the holder's photo is personal information; the issuer's seal is not
         return pb.GetBadgeResponse(badge=out)
 
     @edge
     async def ListBadges(self, request, context):
         page = _page(request, "registry.ListBadges", str)
+        district, institution = access.narrow(
+            _district_filter(request.district_code), _optional_institution(request.institution)
+        )
         found = await self.badges.list(
             page, self._to_badge(False), supervisor_id=_optional_id(request.supervisor, "supervisors", "supervisor"),
-            institution_number=_optional_institution(request.institution),
-            district_code=_district_filter(request.district_code), category=CATEGORY_FROM_PB.get(request.category, ""),
+            institution_number=institution, district_code=district,
+            category=CATEGORY_FROM_PB.get(request.category, ""),
             year=request.year, status=BADGE_STATUS_FROM_PB.get(request.status, ""),
         )  # fmt: skip
         return pb.ListBadgesResponse(badges=found.items, total_size=found.total,
@@ -618,16 +658,18 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     @edge
     async def RevokeBadge(self, request, context):
-        out = await self.badges.revoke(self._badge_code(request.name), request.reason, request.decided_by,
-                                       self._to_badge(False))  # fmt: skip
+        code = self._badge_code(request.name)
+        await self.db.read(access.badge, code)
+        out = await self.badges.revoke(code, request.reason, request.decided_by, self._to_badge(False))
         return pb.RevokeBadgeResponse(badge=out)
 
     @edge
     async def ListBadgeFilings(self, request, context):
         page = _page(request, "registry.ListBadgeFilings", int)
         today = self.clock.today()
+        _, institution = access.narrow("", _optional_institution(request.institution))
         found = await self.badges.filings(page, lambda s, f: to_proto_filing(s, f, today), year=request.year,
-                                          institution_number=_optional_institution(request.institution))  # fmt: skip
+                                          institution_number=institution)  # fmt: skip
         return pb.ListBadgeFilingsResponse(filings=found.items, total_size=found.total,
                                            next_page_token=_token(found, "registry.ListBadgeFilings"))  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import events_pb2, registry_pb2
+from common.auth import personal
 from common.events import record_event
 from services.registry.domain import id_number
 from services.registry.domain.districts import CITY_CODE, district_name
@@ -95,7 +96,7 @@ def supervisor_snapshot(session: Session, sup: m.Supervisor) -> events_pb2.Super
         district_name=district_name(sup.district_code),
         institution=institution_name(inst) if inst else "",
         institution_name=inst.display_name if inst else "",
-        phone=sup.phone,
+        phone=personal.mask_phone(sup.phone),  # personal information never travels in events (个人信息保护法)
         photo_sha256=sup.photo_sha256,
         organization=org,
         organization_name=org_name,

@@ -16,6 +16,7 @@ from common.server import serve
 from services.documents.__main__ import build
 from services.documents.config import DocumentsSettings
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 
 @dataclass
@@ -45,9 +46,7 @@ async def docs_env(nats_server, tmp_path_factory):
     task = asyncio.create_task(serve(svc, ready=ready, stop=stop))
     await asyncio.wait_for(ready.wait(), 20)
     nc = await nats.connect(nats_server.url)
-    channel = grpc.aio.insecure_channel(
-        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    )
+    channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     yield DocumentsEnv(
         documents_pb2_grpc.DocumentsServiceStub(channel), channel, nc, nc.jetstream(), port, f"127.0.0.1:{port}"
     )

@@ -11,7 +11,6 @@ import random
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 from documents_helpers import lines_of, plumber
 from PIL import Image
@@ -22,8 +21,9 @@ from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import registry_pb2_grpc
 from services.documents.domain import signing
 from services.registry.domain import id_number
+from tests import auth_support
 
-CITY = (("x-bjsv-org", "agencies/A"), ("x-bjsv-role", "city-centre"))
+CITY = ("agencies/A", "city-centre")
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,8 @@ def photo() -> bytes:
 
 def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
     with (
-        grpc.insecure_channel(stack.config.target("registry")) as rch,
-        grpc.insecure_channel(stack.config.target("documents")) as dch,
+        auth_support.channel(stack.config.target("registry")) as rch,
+        auth_support.channel(stack.config.target("documents")) as dch,
     ):
         registry = registry_pb2_grpc.RegistryServiceStub(rch)
         documents = documents_pb2_grpc.DocumentsServiceStub(dch)
@@ -69,15 +69,17 @@ def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
                     ),
                 )
             ),
-            metadata=CITY,
+            metadata=auth_support.bearer(*CITY),
             timeout=20,
         ).supervisor
         appt = registry.AppointSupervisor(
             rpb.AppointSupervisorRequest(supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"),
-            metadata=CITY,
+            metadata=auth_support.bearer(*CITY),
             timeout=20,
         ).appointment
-        badge = registry.IssueBadge(rpb.IssueBadgeRequest(appointment=appt.name), metadata=CITY, timeout=20).badge
+        badge = registry.IssueBadge(
+            rpb.IssueBadgeRequest(appointment=appt.name), metadata=auth_support.bearer(*CITY), timeout=20
+        ).badge
 
         deadline = time.monotonic() + 30
         docs = []
@@ -124,6 +126,7 @@ def test_print_badges_from_the_registry_imposes_the_active_badges(stack, tmp_pat
         "BJSV_REGISTRY_TARGET": stack.config.target("registry"),
         "BJSV_DOCUMENTS_TARGET": stack.config.target("documents"),
         "PATH": "/usr/bin:/bin",
+        **auth_support.issuer_env(),
     }
     cli = str(Path(sys.executable).parent / "supervisionctl")
     out = subprocess.run(

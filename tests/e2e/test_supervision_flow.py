@@ -36,6 +36,7 @@ from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 from supervisionctl.natsd import NatsServer, free_port
 from supervisionctl.stack import Stack, StackConfig
+from tests import auth_support
 
 D = dt.date
 T = TypeVar("T")
@@ -87,7 +88,7 @@ def pdf_text(data: bytes) -> str:
 
 class Docs:
     def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+        self.channel = auth_support.channel(target)
         self.stub = documents_pb2_grpc.DocumentsServiceStub(self.channel)
 
     def find(self, subject: str, kind: int) -> dpb.Document | None:
@@ -112,7 +113,7 @@ class Docs:
 
 class Notify:
     def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+        self.channel = auth_support.channel(target)
         self.stub = notify_pb2_grpc.NotifyServiceStub(self.channel)
 
     def inbox(self, recipient: str, subject: str = "") -> list[npb.Notification]:

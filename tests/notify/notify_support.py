@@ -30,6 +30,7 @@ from services.notify.__main__ import build
 from services.notify.config import NotifySettings
 from services.registry.domain.workflow.deadlines import due_date
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -271,7 +272,7 @@ class NotifyProcess:
             [sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as ch:
+        with auth_support.channel(f"127.0.0.1:{self.port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -297,7 +298,7 @@ class NotifyProcess:
                 self.kill()
 
     def stub(self) -> tuple[grpc.aio.Channel, notify_pb2_grpc.NotifyServiceStub]:
-        ch = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        ch = auth_support.aio_channel(f"127.0.0.1:{self.port}")
         return ch, notify_pb2_grpc.NotifyServiceStub(ch)
 
 

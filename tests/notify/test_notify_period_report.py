@@ -17,6 +17,7 @@ from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2, supervision_pb2
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -35,7 +36,7 @@ def start_documents(data_dir, port: int, nats_url: str) -> subprocess.Popen:
         [sys.executable, "-m", "services.documents"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+    with auth_support.channel(f"127.0.0.1:{port}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -87,7 +88,7 @@ async def test_period_close_delivers_the_district_report_pdf_to_the_city_centre_
     docs = start_documents(tmp_path, docs_port, nats_server.url)
     smtp = SmtpSink(free_port()).start()
     port, stop, task = await start_inprocess(tmp_path, nats_server.url, smtp, documents_port=docs_port)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     stub = notify_pb2_grpc.NotifyServiceStub(channel)
     nc = await nats.connect(nats_server.url)
     try:

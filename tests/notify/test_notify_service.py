@@ -15,6 +15,7 @@ from notify_support import AGENCY, INSTITUTION, publish, wait_for
 from bjsv.events.v1 import envelope_pb2
 from bjsv.notify.v1 import events_pb2, notify_pb2
 from common.clock import SHANGHAI
+from tests import auth_support
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -238,11 +239,14 @@ async def test_inbox_filters_pagination_and_mark_read(notify_env):
         K.ListNotificationsRequest(recipient=inst, page_size=2, page_token=page1.next_page_token)
     )
     assert {n.name for n in page1.notifications}.isdisjoint({n.name for n in page2.notifications})
-    marked = await env.stub.MarkRead(K.MarkReadRequest(recipient=inst, names=[page1.notifications[0].name]))
+    as_inst = auth_support.bearer(inst, "institution")  # only the recipient marks its inbox read
+    marked = await env.stub.MarkRead(
+        K.MarkReadRequest(recipient=inst, names=[page1.notifications[0].name]), metadata=as_inst
+    )
     assert marked.marked_count == 1
     unread = await env.stub.ListNotifications(K.ListNotificationsRequest(recipient=inst, unread_only=True))
     assert unread.total_size == 4 and unread.unread_count == 4
-    again = await env.stub.MarkRead(K.MarkReadRequest(recipient=inst, all_unread=True))
+    again = await env.stub.MarkRead(K.MarkReadRequest(recipient=inst, all_unread=True), metadata=as_inst)
     assert again.marked_count == 4
     body = page1.notifications[0].body
     assert "报市鉴定管理中心备案" in body and "第十二条" in body

@@ -10,6 +10,7 @@ from notify_support import SmtpSink, publish, start_inprocess, stop_inprocess, w
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -20,7 +21,7 @@ async def test_smtp_down_retries_then_dead_letters_with_reason_and_redelivers_on
     smtp = SmtpSink(free_port())  # not started: connection refused
     port, stop, task = await start_inprocess(tmp_path, nats_server.url, smtp)
     nc = await nats.connect(nats_server.url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     stub = notify_pb2_grpc.NotifyServiceStub(channel)
     try:
         await stub.SetContact(

@@ -25,6 +25,7 @@ class EchoProcess:
             "BJSV_NATS_URL": nats_url,
             "BJSV_ECHO_PORT": str(self.port),
             "BJSV_SHUTDOWN_GRACE": "5",
+            "BJSV_AUTHZ_POLICY_FILE": str(APP.parent / "policy.yaml"),
             **env,
         }
         self.log = data_dir / "echo.log"

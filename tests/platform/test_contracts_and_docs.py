@@ -13,6 +13,7 @@ import pytest
 
 from common.config import SERVICES, Settings
 from services.documents.config import DocumentsSettings
+from services.identity.config import IdentitySettings
 from services.notify.config import NotifySettings
 from services.registry.config import RegistrySettings
 from services.rules.config import RulesSettings
@@ -52,7 +53,7 @@ def test_readme_starts_with_exactly_the_up_and_test_commands_and_ci_runs_the_sec
 def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = []
-    for cls in (Settings, RegistrySettings, RulesSettings, DocumentsSettings, NotifySettings):
+    for cls in (Settings, IdentitySettings, RegistrySettings, RulesSettings, DocumentsSettings, NotifySettings):
         for name in cls.model_fields:
             env = "DATABASE_URL" if name == "database_url" else f"BJSV_{name.upper()}"
             if f"`{env}`" not in readme:

@@ -22,13 +22,14 @@ from grpc_status import rpc_status
 
 from bjsv.events.v1 import envelope_pb2
 from supervisionctl.natsd import NatsServer, free_port
+from tests import auth_support
 from tests.platform.echo_process import EchoProcess
 
 SERVICE = "bjsv.test.v1.EchoService"
 
 
 def call(target: str, method: str, data: bytes = b"", **kw) -> bytes:
-    with grpc.insecure_channel(target) as ch:
+    with auth_support.channel(target) as ch:
         return ch.unary_unary(f"/{SERVICE}/{method}")(data, timeout=10, **kw)
 
 
@@ -68,7 +69,7 @@ def echo(tmp_path_factory, nats_server):
 
 
 def test_health_reports_serving_overall_and_per_service(echo):
-    with grpc.insecure_channel(echo.target) as ch:
+    with auth_support.channel(echo.target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for name in ("", SERVICE):
             status = stub.Check(health_pb2.HealthCheckRequest(service=name)).status
@@ -79,7 +80,7 @@ def test_health_reports_serving_overall_and_per_service(echo):
 
 
 def test_reflection_lists_the_service(echo):
-    with grpc.insecure_channel(echo.target) as ch:
+    with auth_support.channel(echo.target) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for r in responses for s in r.list_services_response.service}
@@ -110,7 +111,12 @@ def test_unexpected_error_is_internal_with_trace_id_and_no_traceback(echo):
 
 async def test_event_carries_trace_id_and_caller_and_is_published_once(echo, nats_server):
     key = uuid.uuid4().hex
-    call(echo.target, "Record", key.encode(), metadata=[("x-trace-id", "trace-rec-1"), ("x-bjsv-org", "agencies/08")])
+    call(
+        echo.target,
+        "Record",
+        key.encode(),
+        metadata=[("x-trace-id", "trace-rec-1"), *auth_support.bearer("agencies/08", "district-agency")],
+    )
     events = await collect_events(nats_server.url, f"t{uuid.uuid4().hex[:8]}", want=1)
     mine = [e for e in events if e.subject == f"items/{key}"]
     assert len(mine) == 1
@@ -164,7 +170,7 @@ async def test_nats_restart_mid_stream_loses_no_accepted_event(tmp_path):
 
 async def test_sigterm_during_burst_completes_or_cleanly_rejects_every_call_and_exits_zero(tmp_path, nats_server):
     echo = EchoProcess(tmp_path / "echo", nats_server.url).start()
-    async with grpc.aio.insecure_channel(echo.target) as ch:
+    async with auth_support.aio_channel(echo.target) as ch:
         slow = ch.unary_unary(f"/{SERVICE}/SlowRecord")
         calls = [asyncio.ensure_future(slow(f"burst-{i}".encode(), timeout=20)) for i in range(20)]
         await asyncio.sleep(0.4)  # all 20 are in flight (each takes 1 s)

@@ -25,6 +25,7 @@ from bjsv.registry.v1 import registry_pb2 as pb
 from services.registry.domain import id_number
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import health_status
+from tests import auth_support
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +90,7 @@ class RegistryStack:
     _channels: list = field(default_factory=list)
 
     def stub(self, i: int = 0) -> registry_pb2_grpc.RegistryServiceStub:
-        ch = grpc.insecure_channel(self.registry[i].target)
+        ch = auth_support.channel(self.registry[i].target)
         self._channels.append(ch)
         return registry_pb2_grpc.RegistryServiceStub(ch)
 

@@ -18,6 +18,7 @@ from rules_service import RulesProcess
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 ALL = [rules_pb2.Attestation(item=i, attested_by="agencies/08", attested_date="2022-08-01") for i in range(1, 6)]
 
@@ -82,7 +83,7 @@ def service(nats_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def stub(service):
-    async with grpc.aio.insecure_channel(service.target) as ch:
+    async with auth_support.aio_channel(service.target) as ch:
         yield rules_pb2_grpc.RulesServiceStub(ch)
 
 
@@ -100,7 +101,8 @@ async def test_man_eligible_day_before_66th_birthday_and_not_on_it_art9(stub):
 
 async def test_decision_is_logged_retrievable_listable_and_replayable_D15(stub):
     made = await stub.CheckEligibility(
-        elig(sup(77, training_passed=False)), metadata=[("x-bjsv-org", "agencies/08"), ("x-trace-id", "t-77")]
+        elig(sup(77, training_passed=False)),
+        metadata=[*auth_support.bearer("agencies/08", "district-agency"), ("x-trace-id", "t-77")],
     )
     got = await stub.GetDecision(rules_pb2.GetDecisionRequest(name=made.decision.name))
     assert got.decision == made.decision

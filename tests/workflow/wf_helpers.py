@@ -16,6 +16,7 @@ from bjsv.registry.v1 import registry_pb2_grpc, supervision_pb2_grpc
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 from services.registry.domain import id_number
+from tests import auth_support
 
 CITY = ("agencies/A", "city-centre")
 HAIDIAN = ("agencies/08", "district-agency")
@@ -35,7 +36,7 @@ def workflow_env(**extra: str) -> dict[str, str]:
 
 
 def md(who: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    return (("x-bjsv-org", who[0]), ("x-bjsv-role", who[1]))
+    return auth_support.bearer(*who)
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> Timestamp:
@@ -46,7 +47,7 @@ def at(day: dt.date, hour: int, minute: int = 0) -> Timestamp:
 
 class Clients:
     def __init__(self, registry_target: str) -> None:
-        self.channel = grpc.insecure_channel(registry_target)
+        self.channel = auth_support.channel(registry_target)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.sv = supervision_pb2_grpc.SupervisionServiceStub(self.channel)
 

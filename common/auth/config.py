@@ -1,0 +1,54 @@
+"""Identity settings (`BJSV_OIDC_*`, `BJSV_IDENTITY_*`, `BJSV_AUTHZ_*`), read like every other setting.
+
+Unset issuer = the embedded issuer (`services/identity`) at `http://<bind_host>:<identity_port>`; set it to
+point every service at an external OpenID Connect provider (README: Keycloak worked example).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+
+from common.config import Settings
+
+
+class AuthSettings(Settings):
+    identity_port: int = Field(default=50050, description="HTTP port of the embedded OIDC issuer")
+    identity_dir: Path | None = Field(
+        default=None, description="embedded issuer's keys, accounts and local credentials (default <data_dir>/identity)"
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="external OIDC issuer URL; unset = the embedded issuer on identity_port"
+    )
+    oidc_audience: str = Field(default="bjsv", description="audience every token must name")
+    oidc_jwks_url: str | None = Field(default=None, description="JWKS URL; unset = jwks_uri from OIDC discovery")
+    oidc_org_claim: str = Field(default="org", description="claim holding the caller's organisation")
+    oidc_roles_claim: str = Field(default="roles", description="claim holding the caller's roles (list)")
+    oidc_client_id: str | None = Field(
+        default=None, description="this service's client id at an external issuer (client credentials)"
+    )
+    oidc_client_secret: str | None = Field(default=None, description="this service's client secret at that issuer")
+    authz_policy_file: Path | None = Field(
+        default=None, description="authorisation policy overriding the shipped common/auth/policy.yaml"
+    )
+    test_clock: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("BJSV_TEST_CLOCK", "BJSV_SUPERVISION_TEST_CLOCK"),
+        description="test-clock RPCs (SetSupervisionClock, notify SetClock, RunDueTimers) exist; never in production",
+    )
+    authz_public_rate: float = Field(
+        default=20.0, description="public calls (VerifyBadge) per second allowed per client address"
+    )
+
+    @property
+    def embedded(self) -> bool:
+        return not self.oidc_issuer
+
+    @property
+    def issuer(self) -> str:
+        return (self.oidc_issuer or f"http://{self.bind_host}:{self.identity_port}").rstrip("/")
+
+    @property
+    def identity_path(self) -> Path:
+        return self.identity_dir or self.data_dir / "identity"

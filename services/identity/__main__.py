@@ -1,0 +1,50 @@
+"""Composition root of the embedded OIDC issuer: `python -m services.identity`.
+
+Creates the signing key and the local credentials (admin, one client per service) on first start, rotates
+keys when due (checked hourly), and serves HTTP on BJSV_BIND_HOST:BJSV_IDENTITY_PORT with uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+import uvicorn
+
+from common import logs
+from services.identity.api import build_app
+from services.identity.config import IdentitySettings
+from services.identity.issuer import Issuer
+
+ROTATION_CHECK_SECONDS = 3600
+
+
+def main() -> None:
+    settings = IdentitySettings()
+    if not settings.embedded:
+        print("error: BJSV_OIDC_ISSUER points at an external issuer; the embedded one is not started", file=sys.stderr)
+        sys.exit(2)
+    logs.configure("identity", fmt=settings.log_format, level=settings.log_level)
+    issuer = Issuer(settings)
+    issuer.rotate()
+    issuer.ensure_local_clients()
+    app = build_app(issuer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        async def rotate_when_due() -> None:
+            while True:
+                await asyncio.sleep(ROTATION_CHECK_SECONDS)
+                issuer.rotate()
+
+        task = asyncio.create_task(rotate_when_due())
+        yield
+        task.cancel()
+
+    app.router.lifespan_context = lifespan
+    uvicorn.run(app, host=settings.bind_host, port=settings.identity_port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
