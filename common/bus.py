@@ -24,7 +24,7 @@ from nats.js import api
 from nats.js.errors import APIError, BadRequestError
 
 from bjsv.events.v1 import envelope_pb2
-from common import context, events
+from common import context, events, pki
 from common.config import Settings
 from common.db import Database, StartupError
 
@@ -82,6 +82,7 @@ class Bus:
             servers=self.settings.nats_servers(),
             name=f"bjsv-{self.service}",
             connect_timeout=3,
+            tls=pki.ssl_context(self.settings),  # this service's certificate = its NATS user (natsd.py)
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=on_error,

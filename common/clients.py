@@ -1,15 +1,17 @@
-"""Outgoing gRPC: channels that carry the trace id and caller identity on, and error translation."""
+"""Outgoing gRPC, the one client factory (services, supervisionctl, tests, bench): channels with TLS
+credentials that carry the trace id and caller identity on, and error translation."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from common import context
+from common import context, pki
+from common.config import Settings
 from common.errors import FailedPrecondition, PreconditionViolation, Unavailable
 
 T = TypeVar("T")
@@ -33,13 +35,31 @@ class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_with_context(client_call_details), request)
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    """A channel to another service (host:port, or a balancer address in scale-out)."""
-    return grpc.aio.insecure_channel(
-        target,
-        interceptors=[_UnaryUnary(), _UnaryStream()],
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-    )
+_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+
+
+def channel(
+    target: str, *, options: Sequence[tuple[str, Any]] = (), settings: Settings | None = None
+) -> grpc.aio.Channel:
+    """An asyncio channel to a service (host:port, or a balancer address in scale-out): mutual TLS with this
+    process's certificate from the stack CA (see common.pki), plaintext only when BJSV_TLS=off."""
+    opts = [*_OPTIONS, *options]
+    interceptors = [_UnaryUnary(), _UnaryStream()]
+    creds = pki.channel_credentials(settings or Settings())
+    if creds is None:
+        return grpc.aio.insecure_channel(target, options=opts, interceptors=interceptors)
+    return grpc.aio.secure_channel(target, creds, options=opts, interceptors=interceptors)
+
+
+def sync_channel(
+    target: str, *, options: Sequence[tuple[str, Any]] = (), settings: Settings | None = None
+) -> grpc.Channel:
+    """The blocking twin of `channel()` for supervisionctl, tests and scripts (same credentials)."""
+    opts = [*_OPTIONS, *options]
+    creds = pki.channel_credentials(settings or Settings())
+    if creds is None:
+        return grpc.insecure_channel(target, options=opts)
+    return grpc.secure_channel(target, creds, options=opts)
 
 
 async def invoke(call: Awaitable[T], *, dependency: str) -> T:

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from common import context, logs
+from common import audit, context, logs, pki
 from common.bus import Bus, OutboxRelay, Subscription
 from common.config import Settings
 from common.db import Database, StartupError
@@ -73,6 +73,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.audit: audit.Recorder | None = None  # set by serve() when the service has a database
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -110,13 +111,17 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             async def behavior(request, ctx):
                 trace = await bind(ctx)
                 enter()
+                error: BaseException | None = None
                 try:
                     return await inner(request, ctx)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
+                except (asyncio.CancelledError, grpc.aio.AbortError) as e:
+                    error = e
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
+                    error = e
                     await fail(ctx, e, trace)
                 finally:
+                    await audit.after_call(interceptor.audit, method, request, error, ctx)
                     leave()
 
             return behavior
@@ -125,14 +130,18 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             async def behavior(request, ctx):
                 trace = await bind(ctx)
                 enter()
+                error: BaseException | None = None
                 try:
                     async for item in inner(request, ctx):
                         yield item
-                except (asyncio.CancelledError, grpc.aio.AbortError):
+                except (asyncio.CancelledError, grpc.aio.AbortError) as e:
+                    error = e
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status
+                    error = e
                     await fail(ctx, e, trace)
                 finally:
+                    await audit.after_call(interceptor.audit, method, request, error, ctx)
                     leave()
 
             return behavior
@@ -171,8 +180,10 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     interceptor = ContextInterceptor(svc.name)
     server = grpc.aio.server(interceptors=[interceptor])
     address = f"{settings.bind_host}:{settings.port(svc.name)}"
+    pki.set_identity(svc.name)
+    credentials = pki.server_credentials(settings, svc.name)  # mutual TLS unless BJSV_TLS=off (warned)
     try:
-        bound = server.add_insecure_port(address)
+        bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError:
         bound = 0
     if not bound:
@@ -190,6 +201,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
 
     if svc.database is not None:
         await asyncio.to_thread(svc.database.migrate)
+        interceptor.audit = audit.Recorder(svc.database, svc.name)
+        audit.install(interceptor.audit)
     relay: OutboxRelay | None = None
     background: list[asyncio.Task] = []
     if svc.database is not None and not svc.database.is_postgres:
@@ -204,6 +217,9 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
         for sub in svc.subscriptions:
             background.append(asyncio.create_task(sub.run(svc.bus), name=f"consumer-{sub.durable}"))
+        if interceptor.audit is not None:
+            heads = interceptor.audit.publish_heads(svc.bus, settings.audit_head_interval)
+            background.append(asyncio.create_task(heads, name="audit-heads"))
     for hook in svc.on_start:
         await hook()
     for task in svc.tasks:

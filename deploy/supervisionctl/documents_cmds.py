@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
+from common import clients
 from common.config import Settings
 from services.documents.domain import signing
 from supervisionctl.rpc import JsonOpt, OrgOpt, RoleOpt
@@ -48,7 +49,7 @@ def _md(org: str, role: str) -> tuple[tuple[str, str], ...]:
 
 
 def _channel(service: str) -> grpc.Channel:
-    return grpc.insecure_channel(
+    return clients.sync_channel(
         Settings().target(service),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )

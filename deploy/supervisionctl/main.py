@@ -27,8 +27,17 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from common import pki
 from common.config import SERVICES, Settings
-from supervisionctl import documents_cmds, notify_cmds, registry_cmds, rules_cmds, supervision_cmds
+from supervisionctl import (
+    audit_cmds,
+    certs_cmds,
+    documents_cmds,
+    notify_cmds,
+    registry_cmds,
+    rules_cmds,
+    supervision_cmds,
+)
 from supervisionctl.rpc import JsonOpt
 from supervisionctl.stack import Stack, StackConfig, StackError, health_status, running_pids, stop_pids
 
@@ -59,6 +68,9 @@ app.add_typer(supervision_cmds.app, name="supervision")
 app.add_typer(notify_cmds.app, name="notify")
 app.add_typer(documents_cmds.app, name="badge")
 app.add_typer(rules_cmds.app, name="rules")
+app.add_typer(certs_cmds.app, name="certs")
+app.add_typer(certs_cmds.auth_app, name="auth")
+app.add_typer(audit_cmds.app, name="audit")
 # `supervisionctl print-badges` is what the print room types; it is the badge group's command.
 app.command("print-badges")(documents_cmds.print_badges)
 
@@ -151,7 +163,8 @@ def _nats_summary(url: str) -> dict:
     import nats
 
     async def collect() -> dict:
-        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=2, max_reconnect_attempts=0), timeout=3)
+        tls = pki.ssl_context()  # the operator's certificate: its NATS user may read every stream
+        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, tls=tls), timeout=3)
         try:
             js = nc.jetstream()
             streams = await js.streams_info()

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from common import clients
+
 app = typer.Typer(help="登记：督导员、聘任与证卡（京职技鉴发〔2022〕11号 第五条至第十七条）")
 console = Console(stderr=True)
 
@@ -85,7 +87,7 @@ def _cell_text(v) -> str:
 def _stub(target: str):
     from bjsv.registry.v1 import registry_pb2_grpc
 
-    return registry_pb2_grpc.RegistryServiceStub(grpc.insecure_channel(target))
+    return registry_pb2_grpc.RegistryServiceStub(clients.sync_channel(target))
 
 
 def _target(target: str | None) -> str:

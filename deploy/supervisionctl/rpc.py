@@ -12,6 +12,7 @@ import typer
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
+from common import clients
 from common.config import Settings
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ def call(
     """`method(stub)(request)` on `service` (resolved from BJSV_<SERVICE>_TARGET / _PORT)."""
     target = Settings().target(service)
     metadata = tuple((k, v) for k, v in (("x-bjsv-org", org), ("x-bjsv-role", role)) if v)
-    with grpc.insecure_channel(target) as channel:
+    with clients.sync_channel(target) as channel:
         try:
             return method(stub_type(channel))(request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as e:

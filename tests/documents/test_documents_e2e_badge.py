@@ -11,7 +11,6 @@ import random
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 from documents_helpers import lines_of, plumber
 from PIL import Image
@@ -20,6 +19,7 @@ from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
 from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import registry_pb2_grpc
+from common import clients
 from services.documents.domain import signing
 from services.registry.domain import id_number
 
@@ -36,8 +36,8 @@ def photo() -> bytes:
 
 def test_issued_badge_is_rendered_from_the_event_with_the_registry_photo(stack):
     with (
-        grpc.insecure_channel(stack.config.target("registry")) as rch,
-        grpc.insecure_channel(stack.config.target("documents")) as dch,
+        clients.sync_channel(stack.config.target("registry")) as rch,
+        clients.sync_channel(stack.config.target("documents")) as dch,
     ):
         registry = registry_pb2_grpc.RegistryServiceStub(rch)
         documents = documents_pb2_grpc.DocumentsServiceStub(dch)

@@ -33,6 +33,7 @@ from bjsv.notify.v1 import notify_pb2 as npb
 from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common import clients, pki
 from common.clock import SHANGHAI
 from supervisionctl.natsd import NatsServer, free_port
 from supervisionctl.stack import Stack, StackConfig
@@ -87,7 +88,7 @@ def pdf_text(data: bytes) -> str:
 
 class Docs:
     def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+        self.channel = clients.sync_channel(target)
         self.stub = documents_pb2_grpc.DocumentsServiceStub(self.channel)
 
     def find(self, subject: str, kind: int) -> dpb.Document | None:
@@ -112,7 +113,7 @@ class Docs:
 
 class Notify:
     def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+        self.channel = clients.sync_channel(target)
         self.stub = notify_pb2_grpc.NotifyServiceStub(self.channel)
 
     def inbox(self, recipient: str, subject: str = "") -> list[npb.Notification]:
@@ -121,7 +122,7 @@ class Notify:
 
 
 async def _stream(url: str, stream: str) -> list[tuple[str, bytes, dict[str, str]]]:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
@@ -136,7 +137,7 @@ async def _stream(url: str, stream: str) -> list[tuple[str, bytes, dict[str, str
 
 async def _consumers_drained(url: str, stream: str) -> bool:
     """Every durable consumer of the stream has delivered and got acks for everything."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         consumers = await js.consumers_info(stream)
@@ -452,7 +453,7 @@ def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack,
 
 async def _copy_stream(src: str, dst: str, stream: str, subjects: list[str], msg_id_suffix: str = "") -> int:
     msgs = await _stream(src, stream)
-    nc = await nats.connect(dst)
+    nc = await nats.connect(dst, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         if not msg_id_suffix:

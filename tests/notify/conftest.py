@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
 import nats
 import pytest
 from notify_support import SmtpSink, start_inprocess, stop_inprocess
 
 from bjsv.notify.v1 import notify_pb2_grpc
+from common import clients, pki
 from supervisionctl.natsd import free_port
 
 
@@ -28,8 +28,8 @@ class NotifyEnv:
 async def notify_env(nats_server, tmp_path_factory):
     smtp = SmtpSink(free_port()).start()
     port, stop, task = await start_inprocess(tmp_path_factory.mktemp("notify"), nats_server.url, smtp)
-    nc = await nats.connect(nats_server.url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
+    channel = clients.channel(f"127.0.0.1:{port}")
     yield NotifyEnv(
         stub=notify_pb2_grpc.NotifyServiceStub(channel),
         js=nc.jetstream(),

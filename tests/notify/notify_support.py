@@ -24,6 +24,7 @@ from bjsv.events.v1 import envelope_pb2
 from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import events_pb2 as reg_events
 from bjsv.registry.v1 import registry_pb2, supervision_events_pb2, supervision_pb2
+from common import clients
 from common.clock import SHANGHAI
 from common.server import serve
 from services.notify.__main__ import build
@@ -271,7 +272,7 @@ class NotifyProcess:
             [sys.executable, "-m", "services.notify"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as ch:
+        with clients.sync_channel(f"127.0.0.1:{self.port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -297,7 +298,7 @@ class NotifyProcess:
                 self.kill()
 
     def stub(self) -> tuple[grpc.aio.Channel, notify_pb2_grpc.NotifyServiceStub]:
-        ch = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+        ch = clients.channel(f"127.0.0.1:{self.port}")
         return ch, notify_pb2_grpc.NotifyServiceStub(ch)
 
 

@@ -16,6 +16,7 @@ from notify_support import ROOT, SmtpSink, publish, start_inprocess, stop_inproc
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2, supervision_pb2
+from common import clients, pki
 from supervisionctl.natsd import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -35,7 +36,7 @@ def start_documents(data_dir, port: int, nats_url: str) -> subprocess.Popen:
         [sys.executable, "-m", "services.documents"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+    with clients.sync_channel(f"127.0.0.1:{port}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -87,9 +88,9 @@ async def test_period_close_delivers_the_district_report_pdf_to_the_city_centre_
     docs = start_documents(tmp_path, docs_port, nats_server.url)
     smtp = SmtpSink(free_port()).start()
     port, stop, task = await start_inprocess(tmp_path, nats_server.url, smtp, documents_port=docs_port)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = clients.channel(f"127.0.0.1:{port}")
     stub = notify_pb2_grpc.NotifyServiceStub(channel)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         await stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient="agencies/A", email="centre@x.cn")))
         await publish(nc.jetstream(), period_closed())

@@ -6,7 +6,6 @@ FOR UPDATE SKIP LOCKED on PostgreSQL; unique idempotency keys as the backstop)."
 import asyncio
 import datetime as dt
 
-import grpc
 import nats
 import notify_support as support
 import pytest
@@ -14,6 +13,7 @@ from notify_support import INSTITUTION, SmtpSink, publish, start_inprocess, stop
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
+from common import clients, pki
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
 
@@ -25,9 +25,9 @@ N = 12  # dispatches, 2 members each
 async def _two_replicas_deliver_exactly_once(nats_server, data_dir, first: int, **db):
     smtp = SmtpSink(free_port()).start()
     replicas = [await start_inprocess(data_dir, nats_server.url, smtp, **db) for _ in range(2)]
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port, _, _ in replicas]
+    channels = [clients.channel(f"127.0.0.1:{port}") for port, _, _ in replicas]
     a, b = (notify_pb2_grpc.NotifyServiceStub(c) for c in channels)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         await a.SetContact(K.SetContactRequest(contact=K.Contact(recipient=INSTITUTION, email="inst@x.cn")))
         await a.SetClock(K.SetClockRequest(fixed_time=support.ts(dt.datetime(2025, 9, 30, 18, tzinfo=SHANGHAI))))

@@ -3,11 +3,11 @@ replay with the same rule-set version (D15, D16)."""
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from typer.testing import CliRunner
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from common import clients
 from supervisionctl.main import app
 from supervisionctl.natsd import free_port
 
@@ -40,7 +40,7 @@ def test_a_logged_decision_is_shown_and_replays_identically_art9_d15(cli, stack)
         training_passed=True,
         attestations=ATTESTED,
     )
-    with grpc.insecure_channel(stack.config.target("rules")) as ch:
+    with clients.sync_channel(stack.config.target("rules")) as ch:
         resp = rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(
             rules_pb2.CheckEligibilityRequest(
                 supervisor=too_old, as_of_date="2026-11-28", purpose=rules_pb2.PURPOSE_DISPATCH

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from common import clients
 from common.config import SERVICES
 from supervisionctl.natsd import free_port
 
@@ -35,7 +35,7 @@ def ctl(env, *args, timeout=120) -> subprocess.CompletedProcess:
 
 
 def list_services(target: str) -> set[str]:
-    with grpc.insecure_channel(target) as ch:
+    with clients.sync_channel(target) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         return {s.name for r in responses for s in r.list_services_response.service}

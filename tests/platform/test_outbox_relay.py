@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 
+from common import pki
 from common.bus import Bus, OutboxRelay
 from common.config import Settings
 from common.db import Database
@@ -44,7 +45,7 @@ async def parts(tmp_path: Path, nats_server):
 
 
 async def stored(url: str) -> list:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         info = await js.stream_info(f"BJSV_{SOURCE.upper()}")

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from bjsv.events.v1 import envelope_pb2
+from common import clients, pki
 from supervisionctl.natsd import NatsServer, free_port
 from tests.platform.echo_process import EchoProcess
 
@@ -28,14 +29,14 @@ SERVICE = "bjsv.test.v1.EchoService"
 
 
 def call(target: str, method: str, data: bytes = b"", **kw) -> bytes:
-    with grpc.insecure_channel(target) as ch:
+    with clients.sync_channel(target) as ch:
         return ch.unary_unary(f"/{SERVICE}/{method}")(data, timeout=10, **kw)
 
 
 async def collect_events(url: str, durable: str, want: int, wait: float = 15.0) -> list[envelope_pb2.EventEnvelope]:
     """Read BJSV_ECHO with a fresh durable consumer until `want` events arrived (or `wait` seconds passed), then
     read 1 s more so duplicates would be seen."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     js = nc.jetstream()
     sub = await js.pull_subscribe("bjsv.echo.>", durable=durable, stream="BJSV_ECHO")
     got: list[envelope_pb2.EventEnvelope] = []
@@ -68,7 +69,7 @@ def echo(tmp_path_factory, nats_server):
 
 
 def test_health_reports_serving_overall_and_per_service(echo):
-    with grpc.insecure_channel(echo.target) as ch:
+    with clients.sync_channel(echo.target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         for name in ("", SERVICE):
             status = stub.Check(health_pb2.HealthCheckRequest(service=name)).status
@@ -79,7 +80,7 @@ def test_health_reports_serving_overall_and_per_service(echo):
 
 
 def test_reflection_lists_the_service(echo):
-    with grpc.insecure_channel(echo.target) as ch:
+    with clients.sync_channel(echo.target) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
         responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = {s.name for r in responses for s in r.list_services_response.service}
@@ -164,7 +165,7 @@ async def test_nats_restart_mid_stream_loses_no_accepted_event(tmp_path):
 
 async def test_sigterm_during_burst_completes_or_cleanly_rejects_every_call_and_exits_zero(tmp_path, nats_server):
     echo = EchoProcess(tmp_path / "echo", nats_server.url).start()
-    async with grpc.aio.insecure_channel(echo.target) as ch:
+    async with clients.channel(echo.target) as ch:
         slow = ch.unary_unary(f"/{SERVICE}/SlowRecord")
         calls = [asyncio.ensure_future(slow(f"burst-{i}".encode(), timeout=20)) for i in range(20)]
         await asyncio.sleep(0.4)  # all 20 are in flight (each takes 1 s)

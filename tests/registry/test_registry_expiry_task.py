@@ -10,6 +10,7 @@ from pathlib import Path
 from registry_helpers import start_service, stream_events
 
 from bjsv.registry.v1 import registry_pb2 as pb
+from common import clients
 from common.config import Settings
 from common.db import Database
 from services.registry.storage import models as m
@@ -32,11 +33,9 @@ def test_the_scheduled_sweep_expires_a_term_that_ended_and_publishes_the_event(t
            "BJSV_RULES_TARGET": f"127.0.0.1:{free_port()}"}  # fmt: skip
     proc = start_service("registry", data, env)
     try:
-        import grpc
-
         from bjsv.registry.v1 import registry_pb2_grpc
 
-        with grpc.insecure_channel(proc.target) as ch:
+        with clients.sync_channel(proc.target) as ch:
             stub = registry_pb2_grpc.RegistryServiceStub(ch)
             name = f"appointments/{appt_id}"
             deadline, status = time.monotonic() + 20, None

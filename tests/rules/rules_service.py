@@ -12,6 +12,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import clients
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,7 +60,7 @@ class RulesProcess:
                 [sys.executable, "-m", "services.rules"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.target) as ch:
+        with clients.sync_channel(self.target) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 from rules_service import RulesProcess
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from common import clients, pki
 from supervisionctl.natsd import free_port
 
 ALL = [rules_pb2.Attestation(item=i, attested_by="agencies/08", attested_date="2022-08-01") for i in range(1, 6)]
@@ -82,7 +83,7 @@ def service(nats_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def stub(service):
-    async with grpc.aio.insecure_channel(service.target) as ch:
+    async with clients.channel(service.target) as ch:
         yield rules_pb2_grpc.RulesServiceStub(ch)
 
 
@@ -349,7 +350,7 @@ async def test_worker_killed_while_idle_is_replaced_before_the_next_call(stub, s
 
 async def test_decisions_are_published_as_events(stub, nats_server):
     made = await stub.CheckEligibility(elig(sup(4242)))
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         for _ in range(50):

@@ -14,6 +14,7 @@ from PIL import Image
 from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import registry_pb2_grpc, supervision_pb2_grpc
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common import clients
 from common.clock import SHANGHAI
 from services.registry.domain import id_number
 
@@ -46,7 +47,7 @@ def at(day: dt.date, hour: int, minute: int = 0) -> Timestamp:
 
 class Clients:
     def __init__(self, registry_target: str) -> None:
-        self.channel = grpc.insecure_channel(registry_target)
+        self.channel = clients.sync_channel(registry_target)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.sv = supervision_pb2_grpc.SupervisionServiceStub(self.channel)
 

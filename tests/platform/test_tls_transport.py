@@ -1,0 +1,169 @@
+"""TLS on by default (issue #12 item 2): every gRPC server requires mutual TLS with certificates from the
+stack CA; an expired certificate stops start-up with a one-line fix; rotation loses no call; on NATS each
+service user may publish only its own subjects."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common import clients, pki
+from supervisionctl.natsd import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CTL = Path(sys.executable).parent / "supervisionctl"
+
+
+def check(ch: grpc.Channel) -> int:
+    return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+
+
+def test_client_with_a_certificate_from_the_stack_ca_is_served(stack):
+    with clients.sync_channel(stack.config.target("registry")) as ch:
+        assert check(ch) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_plaintext_client_is_refused(stack):
+    with grpc.insecure_channel(stack.config.target("registry")) as ch, pytest.raises(grpc.RpcError) as e:
+        check(ch)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_tls_client_without_a_certificate_is_refused(stack, test_pki):
+    creds = grpc.ssl_channel_credentials((test_pki / "ca.crt").read_bytes())
+    with grpc.secure_channel(stack.config.target("rules"), creds) as ch, pytest.raises(grpc.RpcError) as e:
+        check(ch)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_client_certificate_from_another_ca_is_refused(stack, test_pki, tmp_path):
+    other = tmp_path / "other-pki"
+    pki.ensure(other, components=("supervisionctl",))
+    # The client trusts the real CA (so only its own certificate can be the reason for the refusal).
+    creds = grpc.ssl_channel_credentials(
+        (test_pki / "ca.crt").read_bytes(),
+        (other / "supervisionctl.key").read_bytes(),
+        (other / "supervisionctl.crt").read_bytes(),
+    )
+    with grpc.secure_channel(stack.config.target("registry"), creds) as ch, pytest.raises(grpc.RpcError) as e:
+        check(ch)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_expired_service_certificate_stops_start_up_with_a_one_line_fix(tmp_path):
+    folder = tmp_path / "pki"
+    pki.ensure(folder)
+    now = dt.datetime.now(dt.UTC)
+    pki.issue(folder, "rules", not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1))
+    env = {
+        **os.environ,
+        "BJSV_DATA_DIR": str(tmp_path),
+        "BJSV_PKI_DIR": str(folder),
+        "BJSV_RULES_PORT": str(free_port()),
+        "BJSV_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.rules"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "rules certificate" in lines[0] and "supervisionctl certs rotate" in lines[0]
+
+
+def served_serial(target: str, test_pki: Path) -> int:
+    """Serial number of the certificate the server presents on a new connection (mutual TLS handshake)."""
+    import socket
+
+    host, port = target.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(test_pki / "ca.crt"))
+    ctx.load_cert_chain(test_pki / "supervisionctl.crt", test_pki / "supervisionctl.key")
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as sock,
+        ctx.wrap_socket(sock, server_hostname=host) as s,
+    ):
+        return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
+
+
+def test_rotation_while_calls_run_loses_none(stack, test_pki):
+    target = stack.config.target("registry")
+    before = served_serial(target, test_pki)
+    stop, failures, done = threading.Event(), [], [0]
+
+    def caller(fresh: bool) -> None:
+        ch = clients.sync_channel(target)
+        while not stop.is_set():
+            try:
+                if fresh:  # a new connection per call: every call is a handshake during the rotation
+                    ch.close()
+                    ch = clients.sync_channel(target)
+                check(ch)
+                done[0] += 1
+            except grpc.RpcError as e:
+                failures.append(e.code())
+        ch.close()
+
+    threads = [threading.Thread(target=caller, args=(fresh,)) for fresh in (True, True, False)]
+    for t in threads:
+        t.start()
+    try:
+        env = {**os.environ, "BJSV_PKI_DIR": str(test_pki)}
+        for _ in range(2):
+            out = subprocess.run([str(CTL), "certs", "rotate"], env=env, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == [] and done[0] > 20
+    assert served_serial(target, test_pki) != before  # the new certificate is served without a restart
+
+
+def test_ca_path_is_printed(test_pki):
+    out = subprocess.run([str(CTL), "auth", "ca-path"], env={**os.environ}, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == str(test_pki / "ca.crt")
+
+
+async def test_nats_service_user_cannot_publish_another_services_subjects(nats_server):
+    errors: list[Exception] = []
+
+    async def on_error(e: Exception) -> None:
+        errors.append(e)
+
+    operator = await nats.connect(nats_server.url, tls=pki.ssl_context())
+    registry = await nats.connect(nats_server.url, tls=pki.ssl_context(component="registry"), error_cb=on_error)
+    try:
+        seen: list[str] = []
+
+        async def on_message(msg) -> None:
+            seen.append(msg.subject)
+
+        sub = await operator.subscribe("bjsv.>", cb=on_message)
+        await operator.flush()
+        await registry.publish("bjsv.rules.decision.made", b"forged")
+        await registry.publish("bjsv.registry.badge.issued", b"own")
+        await registry.flush()
+        await asyncio.sleep(0.5)
+        await sub.unsubscribe()
+        assert seen == ["bjsv.registry.badge.issued"], (errors, nats_server.log_file)
+        assert any("permissions violation" in str(e) and "bjsv.rules.decision.made" in str(e) for e in errors)
+    finally:
+        await registry.close()
+        await operator.close()
+
+
+async def test_nats_refuses_plaintext_clients(nats_server):
+    with pytest.raises(Exception):  # noqa: B017 - TLS required: nats-py fails the connect in various ways
+        await nats.connect(nats_server.url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
