@@ -47,10 +47,18 @@ async def _heads(settings: Settings, services: list[str]) -> dict[str, list[tupl
     """Published heads per service, or why they could not be read."""
     import nats
 
+    async def quiet(_e: Exception) -> None:  # the failure is reported once, below
+        return None
+
     try:
-        nc = await nats.connect(
-            servers=settings.nats_servers(), tls=pki.ssl_context(settings), connect_timeout=2, max_reconnect_attempts=0
+        connect = nats.connect(
+            servers=settings.nats_servers(),
+            tls=pki.ssl_context(settings),
+            connect_timeout=2,
+            allow_reconnect=False,
+            error_cb=quiet,
         )
+        nc = await asyncio.wait_for(connect, timeout=4)
     except Exception as e:  # noqa: BLE001 - reported; the chains are still checked
         return f"{type(e).__name__}: {e}"
     try:
