@@ -62,7 +62,8 @@ class ShuttingDown(Unavailable):
 class ContextInterceptor(grpc.aio.ServerInterceptor):
     """Binds trace id and caller identity from metadata, and maps errors to rich statuses.
 
-    This is where authorisation (per organisation and role) and the audit log will hook in.
+    This is where authorisation (per organisation and role) hooks in; after the handler, state-changing
+    calls are appended to the service's audit chain with their outcome (common.audit).
     """
 
     def __init__(self, service: str) -> None:
