@@ -1,15 +1,18 @@
 """`supervisionctl certs`: the stack's local CA and component certificates (common.pki).
 
 `certs rotate` re-issues certificates in place; running services load them on the next TLS handshake
-(grpc dynamic credentials), so nothing restarts and no call is lost. nats-server reads its certificate at
-start: `certs rotate` leaves the old one valid, and the next restart of NATS picks the new one up.
+(grpc dynamic credentials), so nothing restarts and no call is lost; the embedded nats-server is told to
+reload its configuration (SIGHUP). Old certificates stay valid until they expire, so connections made
+before the rotation carry on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
 from typing import Annotated
 
 import typer
@@ -19,6 +22,7 @@ from rich.table import Table
 from common import pki
 from common.config import Settings
 from supervisionctl.rpc import JsonOpt
+from supervisionctl.stack import StackConfig, running_pids
 
 app = typer.Typer(help="证书：本地证书颁发机构（CA）与各组件证书（传输加密与双向认证）", no_args_is_help=True)
 auth_app = typer.Typer(help="认证：客户端连接本平台所需的信息", no_args_is_help=True)
@@ -62,6 +66,10 @@ def rotate(components: ComponentsArg = None) -> None:
         raise typer.Exit(2)
     done = pki.rotate(folder, hostnames=settings.hostnames(), components=components or pki.COMPONENTS)
     console.print(f"已轮换：{'、'.join(done)}")
+    nats_pid = running_pids(StackConfig(data_dir=settings.data_dir.resolve())).get("nats")
+    if nats_pid and "nats" in done:  # nats-server re-reads its TLS files on SIGHUP (config reload), no restart
+        os.kill(nats_pid, signal.SIGHUP)
+        console.print("内置 NATS 已重新加载证书。")
 
 
 @app.command("issue")

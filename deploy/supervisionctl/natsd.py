@@ -55,7 +55,7 @@ def service_permissions(service: str) -> dict:
     }
 
 
-def tls_config(pki: Path) -> str:
+def tls_config(pki: Path) -> dict:
     """nats-server configuration: TLS with client certificates from the stack CA, each certificate mapped to
     its component's user; supervisionctl (operator) is unrestricted, every service is confined."""
     # Every component certificate except the operator's and the server's own is a confined service user.
@@ -69,8 +69,7 @@ def tls_config(pki: Path) -> str:
         "verify_and_map": True,
         "timeout": 3,
     }
-    # nats-server's config format accepts JSON.
-    return json.dumps({"tls": tls, "authorization": {"users": users}}, indent=2)
+    return {"tls": tls, "authorization": {"users": users}}
 
 
 class NatsServer:
@@ -99,6 +98,19 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
+        if self.pki is not None:
+            # Everything in the file: a reload (SIGHUP, after `certs rotate`) re-reads only the file.
+            config = self.store_dir / "nats-server.conf"
+            settings = {
+                "host": self.host,
+                "port": self.port,
+                "server_name": self.name,
+                "jetstream": {"store_dir": str(self.store_dir)},
+                **({"log_file": str(self.log_file)} if self.log_file else {}),
+                **tls_config(self.pki),
+            }
+            config.write_text(json.dumps(settings, indent=2))  # nats-server's config format accepts JSON
+            return [nats_server_binary(), "-c", str(config)]
         cmd = [
             nats_server_binary(),
             "-a",
@@ -113,10 +125,6 @@ class NatsServer:
         ]
         if self.log_file:
             cmd += ["-l", str(self.log_file)]
-        if self.pki is not None:
-            config = self.store_dir / "nats-server.conf"
-            config.write_text(tls_config(self.pki))
-            cmd += ["-c", str(config)]
         return cmd
 
     def start(self, timeout: float = 10.0, *, detach: bool = False) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -20,7 +23,9 @@ from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common import clients, pki
-from supervisionctl.natsd import free_port
+from common.config import Settings
+from supervisionctl.natsd import NatsServer, free_port
+from supervisionctl.stack import health_status
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = Path(sys.executable).parent / "supervisionctl"
@@ -83,23 +88,23 @@ def test_expired_service_certificate_stops_start_up_with_a_one_line_fix(tmp_path
     assert "rules certificate" in lines[0] and "supervisionctl certs rotate" in lines[0]
 
 
-def served_serial(target: str, test_pki: Path) -> int:
-    """Serial number of the certificate the server presents on a new connection (mutual TLS handshake)."""
-    import socket
-
+def served_serial(target: str, test_pki: Path, *, nats: bool = False) -> int:
+    """Serial number of the certificate the server presents on a new connection (mutual TLS handshake);
+    NATS sends its INFO line in plaintext before the TLS upgrade."""
     host, port = target.rsplit(":", 1)
     ctx = ssl.create_default_context(cafile=str(test_pki / "ca.crt"))
     ctx.load_cert_chain(test_pki / "supervisionctl.crt", test_pki / "supervisionctl.key")
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as sock,
-        ctx.wrap_socket(sock, server_hostname=host) as s,
-    ):
-        return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        if nats:
+            sock.recv(4096)
+        with ctx.wrap_socket(sock, server_hostname=host) as s:
+            return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
 
 
 def test_rotation_while_calls_run_loses_none(stack, test_pki):
     target = stack.config.target("registry")
     before = served_serial(target, test_pki)
+    nats_before = served_serial(f"127.0.0.1:{int(stack.config.nats_url.rsplit(':', 1)[1])}", test_pki, nats=True)
     stop, failures, done = threading.Event(), [], [0]
 
     def caller(fresh: bool) -> None:
@@ -119,16 +124,19 @@ def test_rotation_while_calls_run_loses_none(stack, test_pki):
     for t in threads:
         t.start()
     try:
-        env = {**os.environ, "BJSV_PKI_DIR": str(test_pki)}
+        env = {**os.environ, "BJSV_PKI_DIR": str(test_pki), "BJSV_DATA_DIR": str(stack.config.data_dir)}
         for _ in range(2):
             out = subprocess.run([str(CTL), "certs", "rotate"], env=env, capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, out.stdout + out.stderr
+            assert "内置 NATS 已重新加载证书" in out.stdout
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert failures == [] and done[0] > 20
     assert served_serial(target, test_pki) != before  # the new certificate is served without a restart
+    nats_port = int(stack.config.nats_url.rsplit(":", 1)[1])
+    assert served_serial(f"127.0.0.1:{nats_port}", test_pki, nats=True) != nats_before  # NATS reloaded too
 
 
 def test_ca_path_is_printed(test_pki):
@@ -167,3 +175,33 @@ async def test_nats_service_user_cannot_publish_another_services_subjects(nats_s
 async def test_nats_refuses_plaintext_clients(nats_server):
     with pytest.raises(Exception):  # noqa: B017 - TLS required: nats-py fails the connect in various ways
         await nats.connect(nats_server.url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+
+
+def test_plaintext_only_by_the_explicit_development_setting_which_warns_and_doctor_flags(tmp_path):
+    nats_plain = NatsServer(store_dir=tmp_path / "nats", port=free_port())
+    nats_plain.start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "BJSV_TLS": "off",
+        "BJSV_DATA_DIR": str(tmp_path),
+        "BJSV_RULES_PORT": str(port),
+        "BJSV_NATS_URL": nats_plain.url,
+    }
+    log = tmp_path / "rules.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "services.rules"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        plain = Settings(tls="off")
+        deadline = time.monotonic() + 60
+        while health_status(f"127.0.0.1:{port}", timeout=0.5, settings=plain) != "SERVING":
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert "BJSV_TLS=off" in log.read_text() and "PLAINTEXT" in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        nats_plain.stop()
+    doctor = subprocess.run([str(CTL), "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert doctor.returncode == 1 and not checks["传输加密（TLS）"]["ok"]
