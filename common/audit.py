@@ -26,7 +26,7 @@ import grpc
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from common import context, pki
+from common import context
 from common.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -40,24 +40,33 @@ READ_PREFIXES += ("Validate", "Replay")
 FIELDS = ("time", "subject", "organisation", "role", "client", "method", "resource", "request_digest", "outcome")
 FIELDS += ("trace_id",)
 
+
+def tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """Add the audit tables to a service's metadata (common.events.platform_tables does, for every service)."""
+    if "audit_entry" in metadata.tables:
+        return metadata.tables["audit_entry"], metadata.tables["audit_head"]
+    entry_table = sa.Table(
+        "audit_entry",
+        metadata,
+        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        *(sa.Column(name, sa.String(512), nullable=False) for name in FIELDS),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Index("ix_audit_entry_time", "time"),
+        sa.Index("ix_audit_entry_resource", "resource"),
+    )
+    head_table = sa.Table(
+        "audit_head",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+    )
+    return entry_table, head_table
+
+
 metadata = sa.MetaData()
-entries = sa.Table(
-    "audit_entry",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    *(sa.Column(name, sa.String(512), nullable=False) for name in FIELDS),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-)
-head = sa.Table(
-    "audit_head",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-)
-_time_index = sa.Index("ix_audit_entry_time", entries.c.time)
-_resource_index = sa.Index("ix_audit_entry_resource", entries.c.resource)
+entries, head = tables(metadata)
 
 
 def create_tables() -> None:
@@ -279,6 +288,8 @@ def outcome_of(error: BaseException | None, ctx) -> str:
 
 def client_of(ctx) -> str:
     """`<certificate CN>@<peer address>` of a gRPC call (the CN is empty in plaintext mode)."""
+    from common import pki  # here, not at the top: common.events imports this module, and pki imports db
+
     try:
         return f"{pki.peer_component(ctx.auth_context())}@{ctx.peer()}"
     except Exception:  # noqa: BLE001 - a call without transport details (in-process tests)

@@ -82,7 +82,7 @@ class Bus:
             servers=self.settings.nats_servers(),
             name=f"bjsv-{self.service}",
             connect_timeout=3,
-            tls=pki.ssl_context(self.settings),  # this service's certificate = its NATS user (natsd.py)
+            tls=pki.ssl_context(self.settings, self.service),  # its certificate = its NATS user (natsd.py)
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=on_error,

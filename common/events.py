@@ -19,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.orm import Session
 
 from bjsv.events.v1 import envelope_pb2
-from common import context
+from common import audit, context
 
 M = TypeVar("M", bound=pb_message.Message)
 
@@ -29,7 +29,9 @@ COMMITTED = "outbox_committed"  # session.info key: rows inserted by this transa
 
 
 def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
-    """Add the outbox and processed-event tables to a service's metadata (same shape in every service)."""
+    """Add the outbox and processed-event tables to a service's metadata (same shape in every service), and
+    the audit chain tables (created by each service's own `00NN_audit_chain` migration)."""
+    audit.tables(metadata)
     if OUTBOX in metadata.tables:
         return {OUTBOX: metadata.tables[OUTBOX], PROCESSED: metadata.tables[PROCESSED]}
     outbox = sa.Table(

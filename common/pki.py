@@ -295,13 +295,13 @@ def _settled(paths: tuple[Path, Path, Path]) -> tuple[bytes, bytes, bytes]:
     return read_material(paths)
 
 
-def ssl_context(settings: Settings | None = None, component: str | None = None) -> ssl.SSLContext | None:
-    """A client TLS context for NATS presenting `component`'s certificate; None when TLS is off."""
+def ssl_context(settings: Settings | None = None, component: str = "supervisionctl") -> ssl.SSLContext | None:
+    """A client TLS context for NATS presenting `component`'s certificate (its NATS user: a service's Bus
+    passes its name; scripts and tests are the operator); None when TLS is off."""
     settings = settings or Settings()
     if not settings.tls_enabled:
         return None
     folder = root(settings)
-    component = component or _identity
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert_path(folder, "ca")))
     _settled((cert_path(folder, "ca"), cert_path(folder, component), key_path(folder, component)))
     ctx.load_cert_chain(cert_path(folder, component), key_path(folder, component))
