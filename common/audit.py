@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 
 import grpc
@@ -213,38 +214,69 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+def make_entry(*, method: str, resource: str, digest: str, outcome: str, client: str) -> Entry:
+    """An entry for the current caller and trace (common.context), stamped now (UTC)."""
+    caller = context.current_caller()
+    return Entry(
+        time=_now(),
+        subject=getattr(caller, "subject", "") or "",
+        organisation=caller.org,
+        role=caller.role,
+        client=client[:512],
+        method=method,
+        resource=resource,
+        request_digest=digest,
+        outcome=outcome,
+        trace_id=context.current_trace_id(),
+    )
+
+
+@dataclass
+class Call:
+    """A state-changing gRPC call in progress. Its entry is appended inside the handler's first write
+    transaction, so the change and its record commit together (or neither does); a call that wrote nothing
+    (a refusal, an idempotent no-op) gets its entry after the handler, with the outcome."""
+
+    method: str
+    request: object
+    client: str  # read on the event loop: the gRPC context is not for worker threads
+    recorded: bool = False
+
+    def entry(self, outcome: str) -> Entry:
+        return make_entry(
+            method=self.method,
+            resource=resource_of(self.request),
+            digest=request_digest(self.request),
+            outcome=outcome,
+            client=self.client,
+        )
+
+
+_call: ContextVar[Call | None] = ContextVar("audit_call", default=None)
+
+
+def begin_call(recorder: Recorder | None, method: str, request: object, ctx) -> None:
+    """The interceptor, before the handler: remember a state-changing call for its audit entry."""
+    _call.set(Call(method, request, client_of(ctx)) if recorder is not None and changes_state(method) else None)
+
+
+def record_in(session: Session) -> Call | None:
+    """Database.write_sync, just before commit: append the current call's entry in the handler's own
+    transaction; the caller marks it recorded once the commit succeeded."""
+    call = _call.get()
+    if call is None or call.recorded:
+        return None
+    append(session, call.entry("OK"))
+    return call
+
+
 class Recorder:
-    """A service's audit writer: `common.server` calls `record_call` after each state-changing handler
-    (the outcome is known); handlers call `record_personal_read` (module function) for personal data."""
+    """A service's audit chain: the interceptor's begin_call/after_call hooks, personal-data reads
+    (`record_personal_read`), and the head published on NATS."""
 
     def __init__(self, database, service: str) -> None:
         self.database = database
         self.service = service
-
-    def entry(self, *, method: str, resource: str, digest: str, outcome: str, client: str) -> Entry:
-        caller = context.current_caller()
-        return Entry(
-            time=_now(),
-            subject=getattr(caller, "subject", "") or "",
-            organisation=caller.org,
-            role=caller.role,
-            client=client[:512],
-            method=method,
-            resource=resource,
-            request_digest=digest,
-            outcome=outcome,
-            trace_id=context.current_trace_id(),
-        )
-
-    async def record_call(self, method: str, request: object, outcome: str, ctx) -> None:
-        entry = self.entry(
-            method=method,
-            resource=resource_of(request),
-            digest=request_digest(request),
-            outcome=outcome,
-            client=client_of(ctx),
-        )
-        await self.database.write(append, entry)
 
     async def publish_heads(self, bus, interval: float) -> None:
         """Background task: publish the chain head on `bjsv.audit.<service>` whenever it moved."""
@@ -262,14 +294,17 @@ class Recorder:
             await asyncio.sleep(interval)
 
 
-async def after_call(recorder: Recorder | None, method: str, request: object, error: BaseException | None, ctx) -> None:
-    """The interceptor's one hook, after the handler: audit a state-changing call with its outcome."""
-    if recorder is None or not changes_state(method):
+async def after_call(recorder: Recorder | None, error: BaseException | None, ctx) -> None:
+    """The interceptor, after the handler: the entry of a call that wrote nothing, or of a failure after a
+    committed change, with the outcome the caller got."""
+    call = _call.get()
+    _call.set(None)  # the entry below must not be taken for the handler's own transaction
+    if recorder is None or call is None or (call.recorded and error is None):
         return
     try:
-        await recorder.record_call(method, request, outcome_of(error, ctx), ctx)
+        await recorder.database.write(append, call.entry(outcome_of(error, ctx)))
     except Exception:  # never turn the call's own result into an error: the missing entry is logged loudly
-        log.exception("audit entry not written: %s", method)
+        log.exception("audit entry not written: %s", call.method)
 
 
 def outcome_of(error: BaseException | None, ctx) -> str:
@@ -308,9 +343,7 @@ async def record_personal_read(method: str, resource: str, ctx=None) -> None:
     """Audit a read of personal information (ID number, phone, photo, e-mail; 个人信息保护法) from a handler."""
     if _recorder is None:
         return
-    entry = _recorder.entry(
-        method=method, resource=resource, digest="", outcome="PERSONAL_DATA_READ", client=client_of(ctx)
-    )
+    entry = make_entry(method=method, resource=resource, digest="", outcome="PERSONAL_DATA_READ", client=client_of(ctx))
     await _recorder.database.write(append, entry)
 
 

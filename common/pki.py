@@ -47,10 +47,6 @@ def set_identity(component: str) -> None:
     _identity = component
 
 
-def identity() -> str:
-    return _identity
-
-
 def root(settings: Settings) -> Path:
     return (settings.pki_dir or settings.data_dir / "pki").resolve()
 

@@ -112,6 +112,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             async def behavior(request, ctx):
                 trace = await bind(ctx)
                 enter()
+                audit.begin_call(interceptor.audit, method, request, ctx)
                 error: BaseException | None = None
                 try:
                     return await inner(request, ctx)
@@ -122,7 +123,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                     error = e
                     await fail(ctx, e, trace)
                 finally:
-                    await audit.after_call(interceptor.audit, method, request, error, ctx)
+                    await audit.after_call(interceptor.audit, error, ctx)
                     leave()
 
             return behavior
@@ -131,6 +132,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             async def behavior(request, ctx):
                 trace = await bind(ctx)
                 enter()
+                audit.begin_call(interceptor.audit, method, request, ctx)
                 error: BaseException | None = None
                 try:
                     async for item in inner(request, ctx):
@@ -142,7 +144,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                     error = e
                     await fail(ctx, e, trace)
                 finally:
-                    await audit.after_call(interceptor.audit, method, request, error, ctx)
+                    await audit.after_call(interceptor.audit, error, ctx)
                     leave()
 
             return behavior
