@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -205,3 +206,22 @@ def test_plaintext_only_by_the_explicit_development_setting_which_warns_and_doct
     doctor = subprocess.run([str(CTL), "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60)
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}
     assert doctor.returncode == 1 and not checks["传输加密（TLS）"]["ok"]
+
+
+def test_doctor_checks_certificate_expiry_and_clock_skew(stack, test_pki, tmp_path):
+    folder = tmp_path / "pki"
+    shutil.copytree(test_pki, folder)  # the stack's CA: doctor's call to notify must be accepted
+    now = dt.datetime.now(dt.UTC)
+    pki.issue(folder, "rules", not_after=now + dt.timedelta(days=10))  # inside the 30-day warning window
+    env = {
+        **os.environ,
+        "BJSV_PKI_DIR": str(folder),
+        "BJSV_DATA_DIR": str(stack.config.data_dir),
+        "BJSV_NOTIFY_PORT": str(stack.config.ports["notify"]),
+    }
+    doctor = subprocess.run([str(CTL), "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert not checks["证书 rules"]["ok"] and "supervisionctl certs rotate" in checks["证书 rules"]["fix"]
+    assert checks["证书 registry"]["ok"] and checks["证书 ca"]["ok"]
+    assert checks["时钟偏差（notify 服务）"]["ok"], checks  # compared with the running notify service's clock
+    assert doctor.returncode == 1
