@@ -190,13 +190,15 @@ def bench_print_run(n: int, volume: int) -> dict:
 
 def bench_grpc(n: int, volume: int) -> dict:
     import grpc
+    from bench_registry import tls_settings
 
     from bjsv.documents.v1 import documents_pb2 as pb
     from bjsv.documents.v1 import documents_pb2_grpc
     from supervisionctl.natsd import NatsServer, free_port
 
     with tempfile.TemporaryDirectory() as tmp:
-        nats_srv = NatsServer(store_dir=Path(tmp) / "nats", port=free_port())
+        settings = tls_settings(Path(tmp), tls=True)
+        nats_srv = NatsServer(store_dir=Path(tmp) / "nats", port=free_port(), pki=settings.pki_dir)
         nats_srv.start()
         port = free_port()
         env = dict(

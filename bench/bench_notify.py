@@ -41,11 +41,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "deploy"), str(ROOT / "
 
 import grpc  # noqa: E402 - after the path setup above
 import nats  # noqa: E402
+from bench_registry import tls_settings  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from notify_support import badge_filed, dispatch_created  # noqa: E402
 
 from bjsv.notify.v1 import notify_pb2 as K  # noqa: E402
 from bjsv.notify.v1 import notify_pb2_grpc  # noqa: E402
+from common import pki  # noqa: E402
 from supervisionctl.natsd import NatsServer, free_port, port_open  # noqa: E402
 from tests import auth_support  # noqa: E402
 
@@ -92,14 +94,16 @@ def pct(values: list[float], p: float) -> float:
 
 async def run(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-notify-"))
-    nats_srv = NatsServer(store_dir=tmp / "nats", port=free_port(), name="bench-notify")
+    nats_srv = NatsServer(
+        store_dir=tmp / "nats", port=free_port(), name="bench-notify", pki=tls_settings(tmp, True).pki_dir
+    )
     nats_srv.start()
     extra: dict[str, str] = {}
     if args.backend == "postgres":
         extra = {"DATABASE_URL": PG_URL, "BJSV_DB_SCHEMA_PREFIX": f"bench{uuid.uuid4().hex[:6]}_"}
     ports = [free_port() for _ in range(args.replicas)]
     procs = [start_notify(tmp, p, nats_srv.url, extra) for p in ports]
-    nc = await nats.connect(nats_srv.url)
+    nc = await nats.connect(nats_srv.url, tls=pki.ssl_context())
     js = nc.jetstream()
     inbox_msgs = 0
 

@@ -72,7 +72,8 @@ async def raw(url: str, n: int, rate: float | None = None, name: str = "RAW") ->
 
 async def pipeline(url: str, data_dir: Path, n: int, batch: int, rate: float | None = None) -> dict:
     """Commit `n` events in transactions of `batch`; with `rate`, one event per transaction every 1/rate s."""
-    settings = Settings(data_dir=data_dir, nats_url=url, outbox_poll_interval=0.2)
+    # The outbox → NATS pipeline itself, against a local plaintext nats-server (transport cost is not measured here).
+    settings = Settings(data_dir=data_dir, nats_url=url, outbox_poll_interval=0.2, tls="off")
     metadata = sa.MetaData()
     items = sa.Table("item", metadata, sa.Column("key", sa.String(100), primary_key=True))
     platform_tables(metadata)

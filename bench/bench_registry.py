@@ -41,6 +41,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from bjsv.registry.v1 import registry_pb2 as pb  # noqa: E402 - after the path setup above
 from bjsv.registry.v1 import registry_pb2_grpc  # noqa: E402
+from common import pki  # noqa: E402
+from common.clients import channel  # noqa: E402
 from common.clock import Clock  # noqa: E402
 from common.config import Settings  # noqa: E402
 from common.db import Database  # noqa: E402
@@ -66,6 +68,7 @@ class Cluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)  # TLS mode and PKI the bench's clients use
 
     def stop(self) -> None:
         for p in self.procs:
@@ -120,6 +123,16 @@ def default_specs(total: int):
     ]
 
 
+def tls_settings(data_dir: Path, tls: bool) -> Settings:
+    """Mutual TLS as deployed (the bench presents supervisionctl's certificate from BJSV_PKI_DIR, or a CA
+    made under the data folder), or plaintext (BJSV_TLS=off) for the comparison."""
+    if not tls:
+        return Settings(tls="off")
+    folder = Path(os.environ.setdefault("BJSV_PKI_DIR", str(data_dir / "pki")))  # this process's clients too
+    pki.ensure(folder)
+    return Settings(tls="on", pki_dir=folder)
+
+
 def _start(cluster: Cluster, service: str, label: str, env: dict[str, str]) -> str:
     """Start `python -m services.<service>` on a free port and wait until it serves; returns its target."""
     port = free_port()
@@ -130,7 +143,7 @@ def _start(cluster: Cluster, service: str, label: str, env: dict[str, str]) -> s
     cluster.procs.append(proc)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while health_status(target, "", timeout=0.5) != "SERVING":
+    while health_status(target, "", timeout=0.5, settings=cluster.settings) != "SERVING":
         if proc.poll() is not None or time.monotonic() > deadline:
             log_text = (cluster.data_dir / f"{label}.log").read_text()[-2000:]
             raise RuntimeError(f"{label} did not start: {log_text}")
@@ -139,11 +152,14 @@ def _start(cluster: Cluster, service: str, label: str, env: dict[str, str]) -> s
 
 
 def start_cluster(data_dir: Path, *, processes: int, database_url: str = "", schema_prefix: str = "",
-                  log_level: str = "WARNING") -> Cluster:  # fmt: skip
-    nats = NatsServer(store_dir=data_dir / "nats", port=free_port(), name=f"bench-{uuid.uuid4().hex[:6]}")
+                  log_level: str = "WARNING", tls: bool = True) -> Cluster:  # fmt: skip
+    settings = tls_settings(data_dir, tls)
+    folder = settings.pki_dir if tls else None
+    nats = NatsServer(store_dir=data_dir / "nats", port=free_port(), name=f"bench-{uuid.uuid4().hex[:6]}", pki=folder)
     nats.start()
-    cluster = Cluster(data_dir, nats)
+    cluster = Cluster(data_dir, nats, settings=settings)
     env = dict(os.environ)
+    env.update({"BJSV_TLS": settings.tls, **({"BJSV_PKI_DIR": str(folder)} if folder else {})})
     env.update({"BJSV_DATA_DIR": str(data_dir), "BJSV_BIND_HOST": "127.0.0.1", "BJSV_NATS_URL": nats.url,
                 "BJSV_LOG_LEVEL": log_level, "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
                 "PYTHONUNBUFFERED": "1"})  # fmt: skip
@@ -175,7 +191,7 @@ class IssueResult:
 
 
 async def issue_concurrently(targets: list[str], appointment_ids: list[int], clients: int) -> IssueResult:
-    channels = [auth_support.aio_channel(t) for t in targets]
+    channels = [channel(t, token=auth_support.token()) for t in targets]
     stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for a in appointment_ids:
@@ -292,11 +308,12 @@ async def open_loop(call, *, rate: float, seconds: float) -> VerifyResult:
     )  # fmt: skip
 
 
-async def verify_load(target: str | list[str], codes: list[str], *, rate: float, seconds: float) -> VerifyResult:
+async def verify_load(target: str | list[str], codes: list[str], *, rate: float, seconds: float,
+                      settings: Settings | None = None) -> VerifyResult:  # fmt: skip
     """VerifyBadge open-loop. `target` may be a list: calls go round-robin over the processes (replicas
     behind a balancer)."""
     targets = [target] if isinstance(target, str) else list(target)
-    channels = [auth_support.aio_channel(t) for t in targets]
+    channels = [channel(t, token=auth_support.token(), settings=settings) for t in targets]
     stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
     for i, c in enumerate(codes[:20]):  # warm-up
         await stubs[i % len(stubs)].VerifyBadge(pb.VerifyBadgeRequest(code=c))
@@ -312,9 +329,11 @@ async def verify_load(target: str | list[str], codes: list[str], *, rate: float,
             await ch.close()
 
 
-async def health_baseline(target: str, *, rate: float, seconds: float) -> VerifyResult:
+async def health_baseline(
+    target: str, *, rate: float, seconds: float, settings: Settings | None = None
+) -> VerifyResult:
     """The floor on this machine, same client, same server process: gRPC Health.Check at the same rate."""
-    async with auth_support.aio_channel(target) as ch:
+    async with channel(target, token=auth_support.token(), settings=settings) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
 
         async def check(_i: int) -> bool:
@@ -364,6 +383,14 @@ def run_backend(backend: str, *, badges: int, clients: int, processes: int, veri
                     baseline = asyncio.run(floor)
             finally:
                 cluster.stop()
+            plaintext = None
+            if verify_seconds > 0:  # the same VerifyBadge load on one plaintext process (BJSV_TLS=off): TLS cost
+                plain = start_cluster(data_dir, processes=1, database_url=url, schema_prefix=prefix, tls=False)
+                try:
+                    plaintext = asyncio.run(verify_load(plain.targets[0], issued.codes, rate=verify_rate,
+                                                        seconds=verify_seconds, settings=plain.settings))  # fmt: skip
+                finally:
+                    plain.stop()
         finally:
             if url:
                 import sqlalchemy as sa
@@ -375,6 +402,7 @@ def run_backend(backend: str, *, badges: int, clients: int, processes: int, veri
                                                                         if k != "codes"},
            "codes": asdict(check), "events_recorded": events, "outbox_drained_after_s": drain_seconds,
            "verify": asdict(verify) if verify else None,
+           "verify_plaintext": asdict(plaintext) if plaintext else None,
            "baseline_health_check": asdict(baseline) if baseline else None}  # fmt: skip
     return out
 
@@ -420,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"[{backend}] VerifyBadge at {v['rate']}/s for {v['seconds']} s"
                     f" (achieved {v['achieved_rate']}/s):"
                     f" p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms, max {v['max_ms']} ms, errors {v['errors']}"
+                )
+                p = r["verify_plaintext"]
+                print(
+                    f"[{backend}] VerifyBadge plaintext (BJSV_TLS=off), one process, same load:"
+                    f" p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, errors {p['errors']} — mutual TLS adds"
+                    f" {v['p99_ms'] - p['p99_ms']:+.2f} ms p99"
                 )
                 b = r["baseline_health_check"]
                 print(

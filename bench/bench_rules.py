@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -125,13 +126,29 @@ async def bench_in_process(n: int) -> dict:
 # the real service
 
 
+@contextlib.contextmanager
+def plaintext():
+    """BJSV_TLS=off for the service started inside and for this process's clients (the TLS comparison)."""
+    os.environ["BJSV_TLS"] = "off"
+    try:
+        yield
+    finally:
+        del os.environ["BJSV_TLS"]
+
+
 class Service:
     def __init__(self, tmp: Path, workers: int = 2) -> None:
         from rules_service import RulesProcess
 
+        from common import pki
+        from common.config import Settings
         from supervisionctl.natsd import NatsServer, free_port
 
-        self.nats = NatsServer(store_dir=tmp / "nats", port=free_port(), name="bjsv-bench-rules")
+        folder = None
+        if Settings().tls_enabled:  # mutual TLS as deployed: a CA for this run unless BJSV_PKI_DIR names one
+            folder = Path(os.environ.setdefault("BJSV_PKI_DIR", str(tmp / "pki")))
+            pki.ensure(folder)
+        self.nats = NatsServer(store_dir=tmp / "nats", port=free_port(), name="bjsv-bench-rules", pki=folder)
         self.nats.start()
         self.policy = tmp / "policy.yaml"
         self.policy.write_text("rulesets: {}\n", encoding="utf-8")
@@ -392,6 +409,12 @@ async def bench_memory(total: int, batch: int) -> dict:
     }
 
 
+async def plaintext_single(quick: bool) -> dict:
+    """The same CheckEligibility latency run against a second service started with BJSV_TLS=off."""
+    with plaintext(), tempfile.TemporaryDirectory() as tmp, Service(Path(tmp)) as svc:
+        return await bench_grpc_single(svc, svc.proc.target, 500 if quick else 2000, 200.0, 3.0 if quick else 10.0)
+
+
 async def main(args) -> dict:
     from bench_registry import health_baseline
 
@@ -425,6 +448,10 @@ async def main(args) -> dict:
                     f"— CheckEligibility p99 is {results['grpc_single']['p99_ms'] / floor.p99_ms:.1f}× the floor",
                     flush=True,
                 )
+                results["grpc_single_plaintext"] = await plaintext_single(q)
+                added = results["grpc_single"]["p99_ms"] - results["grpc_single_plaintext"]["p99_ms"]
+                print("gRPC single, plaintext (BJSV_TLS=off):", results["grpc_single_plaintext"], flush=True)
+                print(f"CheckEligibility p99 with mutual TLS minus plaintext: {added:+.2f} ms", flush=True)
             if "propose" in want:
                 results["propose_team"] = await bench_propose(svc, target, 5000, 20 if q else 100)
                 print("ProposeTeam:", results["propose_team"], flush=True)

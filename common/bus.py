@@ -25,7 +25,7 @@ from nats.js.errors import APIError, BadRequestError
 from opentelemetry.trace import SpanKind
 
 from bjsv.events.v1 import envelope_pb2
-from common import context, events, metrics, tracing
+from common import context, events, metrics, pki, tracing
 from common.config import Settings
 from common.db import Database, StartupError
 
@@ -85,6 +85,7 @@ class Bus:
             servers=self.settings.nats_servers(),
             name=f"bjsv-{self.service}",
             connect_timeout=3,
+            tls=pki.ssl_context(self.settings, self.service),  # its certificate = its NATS user (natsd.py)
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=on_error,

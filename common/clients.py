@@ -1,5 +1,6 @@
-"""Outgoing gRPC: the one place channels are made (services, CLI, tests, bench), carrying the trace id and
-a bearer token, and error translation.
+"""Outgoing gRPC: the one place channels are made (services, CLI, tests, bench): mutual TLS with this
+process's certificate from the stack CA (common.pki; plaintext only when BJSV_TLS=off), carrying the trace id
+and a bearer token; and error translation.
 
 Services present their own identity (common.auth.credentials, role `service`); the CLI, tests and the
 bench pass the token of the person or system they act for.
@@ -7,16 +8,17 @@ bench pass the token of the person or system they act for.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from common import context
+from common import context, pki
 from common.auth import credentials
 from common.auth.tokens import AUTHORIZATION_KEY
+from common.config import Settings
 from common.errors import FailedPrecondition, PreconditionViolation, Unavailable
 
 T = TypeVar("T")
@@ -65,16 +67,26 @@ class _StreamStream(_Context, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(await self.details(client_call_details), request_iterator)
 
 
-def channel(target: str, *, token: str | None = None) -> grpc.aio.Channel:
+def channel(
+    target: str, *, token: str | None = None, options: Sequence[tuple[str, Any]] = (), settings: Settings | None = None
+) -> grpc.aio.Channel:
     """An asyncio channel to a service (host:port, or a balancer address in scale-out). Without `token`, calls
     carry this process's service identity (set by common.server.serve), if any."""
     kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-    return grpc.aio.insecure_channel(target, interceptors=[k(token) for k in kinds], options=_OPTIONS)
+    interceptors, opts = [k(token) for k in kinds], [*_OPTIONS, *options]
+    creds = pki.channel_credentials(settings or Settings())
+    if creds is None:
+        return grpc.aio.insecure_channel(target, interceptors=interceptors, options=opts)
+    return grpc.aio.secure_channel(target, creds, interceptors=interceptors, options=opts)
 
 
-def sync_channel(target: str, *, token: str | None = None) -> grpc.Channel:
-    """A blocking channel (operator CLI, tests, bench) presenting `token` on every call."""
-    ch = grpc.insecure_channel(target, options=_OPTIONS)
+def sync_channel(
+    target: str, *, token: str | None = None, options: Sequence[tuple[str, Any]] = (), settings: Settings | None = None
+) -> grpc.Channel:
+    """A blocking channel (operator CLI, tests, bench) presenting `token` on every call (same credentials)."""
+    opts = [*_OPTIONS, *options]
+    creds = pki.channel_credentials(settings or Settings())
+    ch = grpc.insecure_channel(target, options=opts) if creds is None else grpc.secure_channel(target, creds, opts)
     if token:
         ch = grpc.intercept_channel(ch, _SyncBearer(token))
     return ch

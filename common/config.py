@@ -7,6 +7,7 @@ knobs; nothing is read at import time — call `Settings()` in a composition roo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,23 @@ class Settings(BaseSettings):
     outbox_poll_interval: float = Field(
         default=0.5, description="seconds between scans for outbox rows no commit handed over"
     )
+    tls: Literal["on", "off"] = Field(
+        default="on", description="on: mutual TLS for gRPC and NATS; off: plaintext, development only (warned)"
+    )
+    pki_dir: Path | None = Field(default=None, description="local CA and component certificates (<data_dir>/pki)")
+    tls_hostnames: str = Field(
+        default="", description="extra comma-separated host names / IPs put in the certificates the stack issues"
+    )
+    audit_head_interval: float = Field(
+        default=10.0, description="seconds between publications of this service's audit chain head on NATS"
+    )
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls == "on"
+
+    def hostnames(self) -> list[str]:
+        return [h.strip() for h in self.tls_hostnames.split(",") if h.strip()] + [self.bind_host]
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common import audit
 from common.config import Settings
 from common.events import committed_outbox, discard_outbox, ensure_parked_table, flush_outbox
 
@@ -112,7 +113,10 @@ class Database:
         with self._write_sessions() as session:
             with session.begin():
                 result = fn(session, *args, **kwargs)
+                call = audit.record_in(session)  # the gRPC call's audit entry commits with its change
             rows = committed_outbox(session)
+        if call is not None:
+            call.recorded = True
         if rows:
             for hook in self._commit_hooks:
                 hook(rows)

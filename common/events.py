@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bjsv.events.v1 import envelope_pb2
-from common import context
+from common import audit, context
 
 M = TypeVar("M", bound=pb_message.Message)
 
@@ -32,7 +32,9 @@ COMMITTED = "outbox_committed"  # session.info key: rows inserted by this transa
 
 
 def platform_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
-    """Add the outbox, parked-row and processed-event tables to a service's metadata (same in every service)."""
+    """Add the outbox, parked-row and processed-event tables to a service's metadata (same in every service),
+    and the audit chain tables (created by each service's own `00NN_audit_chain` migration)."""
+    audit.tables(metadata)
     if OUTBOX in metadata.tables:
         return {name: metadata.tables[name] for name in (OUTBOX, PROCESSED, PARKED)}
     outbox = sa.Table(

@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from common import context, logs, metrics, tracing, validation
+from common import audit, context, logs, metrics, pki, tracing, validation
 from common.auth import credentials
 from common.auth.config import AuthSettings
 from common.auth.guard import Guard
@@ -66,7 +66,8 @@ class ShuttingDown(Unavailable):
 
 class ContextInterceptor(grpc.aio.ServerInterceptor):
     """Binds the trace id and the caller verified by the guard (token + policy, common.auth), and maps
-    errors to rich statuses. The audit log hooks in here too.
+    errors to rich statuses; after the handler, state-changing calls are appended to the service's audit
+    chain with their outcome (common.audit).
     """
 
     def __init__(self, service: str, guard: Guard) -> None:
@@ -78,6 +79,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.audit: audit.Recorder | None = None  # set by serve() when the service has a database
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -117,15 +119,20 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             async def behavior(request, ctx):
                 trace = await bind(ctx)
                 call = enter()
+                audit.begin_call(interceptor.audit, method, request, ctx)
+                error: BaseException | None = None
                 try:
                     context.bind(trace, await interceptor.guard.admit(method, md, ctx.peer()))
                     validation.check(request)  # input bounds declared in proto/ (bjsv.options.v1.bounds)
                     return await inner(request, ctx)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
+                except (asyncio.CancelledError, grpc.aio.AbortError) as e:
+                    error = e
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
+                    error = e
                     await fail(ctx, e, trace)
                 finally:
+                    await audit.after_call(interceptor.audit, error, ctx)
                     leave(ctx, call)
 
             return behavior
@@ -134,16 +141,21 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
             async def behavior(request, ctx):
                 trace = await bind(ctx)
                 call = enter()
+                audit.begin_call(interceptor.audit, method, request, ctx)
+                error: BaseException | None = None
                 try:
                     context.bind(trace, await interceptor.guard.admit(method, md, ctx.peer()))
                     validation.check(request)
                     async for item in inner(request, ctx):
                         yield item
-                except (asyncio.CancelledError, grpc.aio.AbortError):
+                except (asyncio.CancelledError, grpc.aio.AbortError) as e:
+                    error = e
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status
+                    error = e
                     await fail(ctx, e, trace)
                 finally:
+                    await audit.after_call(interceptor.audit, error, ctx)
                     leave(ctx, call)
 
             return behavior
@@ -185,8 +197,10 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     interceptor = ContextInterceptor(svc.name, Guard(auth))
     server = grpc.aio.server(interceptors=[interceptor])
     address = f"{settings.bind_host}:{settings.port(svc.name)}"
+    pki.set_identity(svc.name)
+    tls = pki.server_credentials(settings, svc.name)  # mutual TLS unless BJSV_TLS=off (warned)
     try:
-        bound = server.add_insecure_port(address)
+        bound = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
     except RuntimeError:
         bound = 0
     if not bound:
@@ -208,6 +222,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     supervisor = Supervisor(on_health=functools.partial(set_health, health_servicer, ("", *names)))
     if svc.database is not None:
         await asyncio.to_thread(svc.database.migrate if settings.migrate_on_start else svc.database.require_migrated)
+        interceptor.audit = audit.Recorder(svc.database, svc.name)
+        audit.install(interceptor.audit)
     relay: OutboxRelay | None = None
     if svc.database is not None and not svc.database.is_postgres:
         supervisor.start("wal-checkpoints", svc.database.checkpoints)
@@ -221,6 +237,10 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
             supervisor.start("outbox-relay", relay.run)
         for sub in svc.subscriptions:
             supervisor.start(f"consumer-{sub.durable}", functools.partial(sub.run, svc.bus))
+        if interceptor.audit is not None:
+            supervisor.start(
+                "audit-heads", functools.partial(interceptor.audit.publish_heads, svc.bus, settings.audit_head_interval)
+            )
     if svc.bus is not None or svc.database is not None:
         durables = [(stream_name(sub.source), sub.durable) for sub in svc.subscriptions]
         supervisor.start("metrics-sample", functools.partial(metrics.sample, svc.database, svc.bus, durables))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from common import pki
 from supervisionctl.natsd import NatsServer, free_port, port_open
 from supervisionctl.stack import Stack, StackConfig
 from tests.auth_support import IssuerProcess
@@ -42,9 +43,20 @@ def issuer(tmp_path_factory) -> Iterator[IssuerProcess]:
             os.environ[key] = value
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_pki(tmp_path_factory) -> Path:
+    """TLS is on in tests as in production: one local CA for the session, found by every service process,
+    client (common.clients, common.pki.ssl_context) and nats-server through BJSV_PKI_DIR."""
+    folder = tmp_path_factory.mktemp("pki")
+    pki.ensure(folder, components=(*pki.COMPONENTS, "echo", "relaytest"))  # the platform tests' own services
+    os.environ["BJSV_PKI_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
-def nats_server(tmp_path_factory) -> Iterator[NatsServer]:
-    server = NatsServer(store_dir=tmp_path_factory.mktemp("nats"), port=free_port(), name="bjsv-test")
+def nats_server(tmp_path_factory, test_pki) -> Iterator[NatsServer]:
+    store = tmp_path_factory.mktemp("nats")
+    server = NatsServer(store_dir=store, port=free_port(), name="bjsv-test", pki=test_pki, log_file=store / "nats.log")
     server.start()
     yield server
     server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import os
 import stat
@@ -13,14 +14,21 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
+import grpc
+import sqlalchemy as sa
+
+from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
+from common import clients, pki
 from common.auth.config import AuthSettings
 from common.auth.credentials import ADMIN_FILE
 from common.auth.tokens import LEEWAY_SECONDS
 from common.config import SERVICES, Settings
+from common.db import StartupError
 from services.documents.config import DocumentsSettings
 from supervisionctl.natsd import nats_server_binary, port_open
 from supervisionctl.stack import StackConfig, running_pids
 
+MAX_SKEW = 2.0  # seconds
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "bootstrap.py"
 
 
@@ -165,6 +173,59 @@ def _identity() -> list[Check]:
     ]
 
 
+def _tls(settings: Settings) -> list[Check]:
+    """Plaintext mode, and the expiry of the CA and every component certificate (warned WARN_DAYS ahead)."""
+    if not settings.tls_enabled:
+        return [
+            Check(
+                "传输加密（TLS）",
+                False,
+                "BJSV_TLS=off：明文传输，仅限开发环境",
+                "删除 BJSV_TLS=off 设置（默认开启 TLS）",
+            )
+        ]
+    folder = pki.root(settings)
+    certs = sorted(folder.glob("*.crt"))
+    if not certs:
+        return [Check("证书", True, f"{folder} 尚无证书，首次 supervisionctl up 时生成")]
+    now = dt.datetime.now(dt.UTC)
+    checks = []
+    for path in certs:
+        end = pki.not_after(path)
+        days = (end - now).days
+        fix = "执行 supervisionctl certs init --new-ca" if path.stem == "ca" else "执行 supervisionctl certs rotate"
+        detail = f"{end:%Y-%m-%d} 到期（剩 {days} 天）" if end > now else f"已于 {end:%Y-%m-%d} 过期"
+        checks.append(Check(f"证书 {path.stem}", end - now > dt.timedelta(days=pki.WARN_DAYS), detail, fix))
+    return checks
+
+
+def _clock_skew(settings: Settings) -> list[Check]:
+    """This host's clock against the database server's (PostgreSQL) and the running notify service's: deadlines
+    (第二十三条) and certificate validity depend on them agreeing."""
+    fix = "同步系统时钟（timedatectl set-ntp true 或 chrony）"
+    references: list[tuple[str, dt.datetime]] = []
+    if settings.database_url:
+        try:
+            engine = sa.create_engine(settings.database_url)
+            with engine.connect() as conn:
+                references.append(("PostgreSQL", conn.execute(sa.text("SELECT now()")).scalar_one()))
+            engine.dispose()
+        except sa.exc.SQLAlchemyError:
+            pass  # reported by the database check
+    try:
+        with clients.sync_channel(settings.target("notify")) as ch:
+            reply = notify_pb2_grpc.NotifyServiceStub(ch).GetClock(notify_pb2.GetClockRequest(), timeout=2)
+        if reply.mode == "real":  # a test clock (fixed/offset) is deliberately off
+            references.append(("notify 服务", reply.now.ToDatetime(dt.UTC)))
+    except (grpc.RpcError, StartupError):
+        pass  # not running: nothing to compare with
+    checks = []
+    for name, then in references:
+        skew = abs((dt.datetime.now(dt.UTC) - then).total_seconds())
+        checks.append(Check(f"时钟偏差（{name}）", skew <= MAX_SKEW, f"{skew:.1f} 秒", fix))
+    return checks or [Check("时钟偏差", True, "无可比较的时钟（服务未运行且未使用 PostgreSQL）")]
+
+
 def run_checks(settings: Settings) -> list[Check]:
     return [
         *_python(),
@@ -174,4 +235,6 @@ def run_checks(settings: Settings) -> list[Check]:
         *_nats_and_ports(settings),
         *_operations(settings),
         *_identity(),
+        *_tls(settings),
+        *_clock_skew(settings),
     ]

@@ -44,7 +44,7 @@ err = Console(stderr=True)
 
 
 def _channel(service: str, org: str = "", role: str = "operator") -> grpc.Channel:
-    return sync_channel(Settings().target(service), token=cli_token(org, role))
+    return sync_channel(Settings().target(service), token=cli_token(org, role))  # 64 MiB messages either way
 
 
 def _rpc_failed(e: grpc.RpcError, service: str) -> typer.Exit:

@@ -30,9 +30,12 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from common import pki
 from common.config import SERVICES, Settings
 from supervisionctl import (
+    audit_cmds,
     auth_cmds,
+    certs_cmds,
     documents_cmds,
     notify_cmds,
     ops_cmds,
@@ -81,6 +84,9 @@ app.add_typer(documents_cmds.app, name="badge")
 app.add_typer(rules_cmds.app, name="rules")
 app.add_typer(ops_cmds.app, name="outbox")
 app.add_typer(auth_cmds.app, name="auth")
+auth_cmds.app.command("ca-path")(certs_cmds.ca_path)  # where clients find the stack's CA (TLS)
+app.add_typer(certs_cmds.app, name="certs")
+app.add_typer(audit_cmds.app, name="audit")
 # `supervisionctl print-badges` is what the print room types; it is the badge group's command.
 app.command("print-badges")(documents_cmds.print_badges)
 
@@ -191,7 +197,8 @@ def _nats_summary(url: str) -> dict:
     import nats
 
     async def collect() -> dict:
-        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=2, max_reconnect_attempts=0), timeout=3)
+        tls = pki.ssl_context()  # the operator's certificate: its NATS user may read every stream
+        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, tls=tls), timeout=3)
         try:
             js = nc.jetstream()
             streams = await js.streams_info()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -35,6 +36,42 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def user(component: str) -> str:
+    """The NATS user of a component: the RFC 2253 subject of its certificate (TLS verify_and_map)."""
+    return f"CN={component},O=bjsv"
+
+
+def service_permissions(service: str) -> dict:
+    """What one service may do on NATS: publish only its own events (`bjsv.<service>.>`), its audit chain
+    heads (`bjsv.audit.<service>`), dead letters of its consumers, and the JetStream API calls that
+    provisioning, publishing and pull consumers need — never deleting or purging a stream or its messages
+    (library notes §8.4)."""
+    return {
+        "publish": {
+            "allow": [f"bjsv.{service}.>", f"bjsv.audit.{service}", "bjsv.dlq.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>"],
+            "deny": ["$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>"],
+        },
+        "subscribe": {"allow": ["_INBOX.>", "bjsv.>"]},
+    }
+
+
+def tls_config(pki: Path) -> dict:
+    """nats-server configuration: TLS with client certificates from the stack CA, each certificate mapped to
+    its component's user; supervisionctl (operator) is unrestricted, every service is confined."""
+    # Every component certificate except the operator's and the server's own is a confined service user.
+    services = sorted(p.stem for p in pki.glob("*.crt") if p.stem not in ("ca", "nats", "supervisionctl"))
+    users = [{"user": user(s), "permissions": service_permissions(s)} for s in services]
+    users.append({"user": user("supervisionctl")})
+    tls = {
+        "cert_file": str(pki / "nats.crt"),
+        "key_file": str(pki / "nats.key"),
+        "ca_file": str(pki / "ca.crt"),
+        "verify_and_map": True,
+        "timeout": 3,
+    }
+    return {"tls": tls, "authorization": {"users": users}}
+
+
 class NatsServer:
     """One nats-server process with JetStream, its store under `store_dir`, bound to `host`."""
 
@@ -46,12 +83,14 @@ class NatsServer:
         host: str = "127.0.0.1",
         log_file: Path | None = None,
         name: str = "bjsv-embedded",
+        pki: Path | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.port = port
         self.host = host
         self.log_file = log_file
         self.name = name
+        self.pki = pki  # the stack's PKI folder: TLS + one user per component; None = plaintext (BJSV_TLS=off)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -59,6 +98,19 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
+        if self.pki is not None:
+            # Everything in the file: a reload (SIGHUP, after `certs rotate`) re-reads only the file.
+            config = self.store_dir / "nats-server.conf"
+            settings = {
+                "host": self.host,
+                "port": self.port,
+                "server_name": self.name,
+                "jetstream": {"store_dir": str(self.store_dir)},
+                **({"log_file": str(self.log_file)} if self.log_file else {}),
+                **tls_config(self.pki),
+            }
+            config.write_text(json.dumps(settings, indent=2))  # nats-server's config format accepts JSON
+            return [nats_server_binary(), "-c", str(config)]
         cmd = [
             nats_server_binary(),
             "-a",

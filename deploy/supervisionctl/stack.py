@@ -19,9 +19,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import pki
 from common.auth.config import AuthSettings
 from common.auth.credentials import admin_token
-from common.config import DEFAULT_PORTS, SERVICES
+from common.clients import sync_channel
+from common.config import DEFAULT_PORTS, SERVICES, Settings
 from supervisionctl.natsd import NatsServer, port_open
 
 NATS_PORT = 14222  # never the 4222 a machine may already run
@@ -66,6 +68,14 @@ class StackConfig:
     def target(self, service: str) -> str:
         return f"{self.host}:{self.ports[service]}"
 
+    def settings(self) -> Settings:
+        """The platform settings this stack's services see (TLS mode, PKI folder), for the stack itself."""
+        env = self.service_env()
+        keys = ("tls", "pki_dir", "tls_hostnames")
+        return Settings(
+            data_dir=self.data_dir, **{k: env[f"BJSV_{k.upper()}"] for k in keys if f"BJSV_{k.upper()}" in env}
+        )
+
     def service_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -100,9 +110,9 @@ class StackError(RuntimeError):
     pass
 
 
-def health_status(target: str, service: str = "", timeout: float = 1.0) -> str:
+def health_status(target: str, service: str = "", timeout: float = 1.0, settings: Settings | None = None) -> str:
     """SERVING / NOT_SERVING / UNKNOWN / SERVICE_UNKNOWN, or UNREACHABLE."""
-    with grpc.insecure_channel(target) as ch:
+    with sync_channel(target, settings=settings) as ch:
         try:
             resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         except grpc.RpcError as e:
@@ -129,9 +139,14 @@ class Stack:
                 f"端口已被占用：{'、'.join(busy)}。处理：如有上次启动的系统仍在运行，先执行 `supervisionctl down`；"
                 "或用 BJSV_<SERVICE>_PORT 换一个端口。"
             )
+        tls_root = self.ensure_pki()
         if cfg.external_nats_url is None:
             self.nats = NatsServer(
-                store_dir=cfg.data_dir / "nats", port=cfg.nats_port, host=cfg.host, log_file=cfg.log_dir / "nats.log"
+                store_dir=cfg.data_dir / "nats",
+                port=cfg.nats_port,
+                host=cfg.host,
+                log_file=cfg.log_dir / "nats.log",
+                pki=tls_root,
             )
             try:
                 self.nats.start(detach=detach)
@@ -151,6 +166,16 @@ class Stack:
             self.stop()
             raise
 
+    def ensure_pki(self) -> Path | None:
+        """TLS on: the local CA and every component certificate, created at the first start; None when off."""
+        settings = self.config.settings()
+        if not settings.tls_enabled:
+            print("警告：BJSV_TLS=off，gRPC 与 NATS 均为明文传输，仅限开发环境使用。", file=sys.stderr)
+            return None
+        folder = pki.root(settings)
+        pki.ensure(folder, hostnames=settings.hostnames())
+        return folder
+
     def start_service(self, name: str, *, detach: bool = False) -> subprocess.Popen:
         cfg = self.config
         with open(cfg.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy of the fd
@@ -168,12 +193,13 @@ class Stack:
     def wait_serving(self, *, timeout: float = 60.0, names: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout
         pending = set(names or self.services)
+        settings = self.config.settings()
         while pending and time.monotonic() < deadline:
             for name in sorted(pending):
                 proc = self.procs.get(name)
                 if proc is not None and proc.poll() is not None:
                     raise StackError(f"{name} 服务已退出（退出码 {proc.returncode}）：\n{self.tail(name)}")
-                if health_status(self.config.target(name), timeout=0.5) == "SERVING":
+                if health_status(self.config.target(name), timeout=0.5, settings=settings) == "SERVING":
                     pending.discard(name)
             if pending:
                 time.sleep(0.1)

@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from bjsv.documents.v1 import documents_pb2_grpc
+from common import pki
 from common.server import serve
 from services.documents.__main__ import build
 from services.documents.config import DocumentsSettings
@@ -45,7 +46,7 @@ async def docs_env(nats_server, tmp_path_factory):
     ready, stop = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(svc, ready=ready, stop=stop))
     await asyncio.wait_for(ready.wait(), 20)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     yield DocumentsEnv(
         documents_pb2_grpc.DocumentsServiceStub(channel), channel, nc, nc.jetstream(), port, f"127.0.0.1:{port}"

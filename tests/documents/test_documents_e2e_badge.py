@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import random
 import time
 from pathlib import Path
@@ -127,6 +128,7 @@ def test_print_badges_from_the_registry_imposes_the_active_badges(stack, tmp_pat
         "BJSV_DOCUMENTS_TARGET": stack.config.target("documents"),
         "PATH": "/usr/bin:/bin",
         **auth_support.issuer_env(),
+        "BJSV_PKI_DIR": os.environ["BJSV_PKI_DIR"],  # the CLI presents its certificate (TLS on)
     }
     cli = str(Path(sys.executable).parent / "supervisionctl")
     out = subprocess.run(

@@ -33,6 +33,7 @@ from bjsv.notify.v1 import notify_pb2 as npb
 from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common import pki
 from common.clock import SHANGHAI
 from supervisionctl.natsd import NatsServer, free_port
 from supervisionctl.stack import Stack, StackConfig
@@ -122,7 +123,7 @@ class Notify:
 
 
 async def _stream(url: str, stream: str) -> list[tuple[str, bytes, dict[str, str]]]:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
@@ -137,7 +138,7 @@ async def _stream(url: str, stream: str) -> list[tuple[str, bytes, dict[str, str
 
 async def _consumers_drained(url: str, stream: str) -> bool:
     """Every durable consumer of the stream has delivered and got acks for everything."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         consumers = await js.consumers_info(stream)
@@ -468,7 +469,7 @@ def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack,
 
 async def _copy_stream(src: str, dst: str, stream: str, subjects: list[str], msg_id_suffix: str = "") -> int:
     msgs = await _stream(src, stream)
-    nc = await nats.connect(dst)
+    nc = await nats.connect(dst, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         if not msg_id_suffix:

@@ -11,6 +11,7 @@ import pytest
 from notify_support import SmtpSink, start_inprocess, stop_inprocess
 
 from bjsv.notify.v1 import notify_pb2_grpc
+from common import pki
 from supervisionctl.natsd import free_port
 from tests import auth_support
 
@@ -31,7 +32,7 @@ async def notify_env(nats_server, tmp_path_factory):
     smtp = SmtpSink(free_port()).start()
     data_dir = tmp_path_factory.mktemp("notify")
     port, stop, task = await start_inprocess(data_dir, nats_server.url, smtp)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     yield NotifyEnv(
         stub=notify_pb2_grpc.NotifyServiceStub(channel),

@@ -16,6 +16,7 @@ from notify_support import ROOT, SmtpSink, publish, start_inprocess, stop_inproc
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import supervision_events_pb2, supervision_pb2
+from common import pki
 from supervisionctl.natsd import free_port
 from tests import auth_support
 
@@ -90,7 +91,7 @@ async def test_period_close_delivers_the_district_report_pdf_to_the_city_centre_
     port, stop, task = await start_inprocess(tmp_path, nats_server.url, smtp, documents_port=docs_port)
     channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     stub = notify_pb2_grpc.NotifyServiceStub(channel)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         await stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient="agencies/A", email="centre@x.cn")))
         await publish(nc.jetstream(), period_closed())

@@ -13,6 +13,7 @@ from notify_support import INSTITUTION, SmtpSink, publish, start_inprocess, stop
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
+from common import pki
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
 from tests import auth_support
@@ -27,7 +28,7 @@ async def _two_replicas_deliver_exactly_once(nats_server, data_dir, first: int, 
     replicas = [await start_inprocess(data_dir, nats_server.url, smtp, **db) for _ in range(2)]
     channels = [auth_support.aio_channel(f"127.0.0.1:{port}") for port, _, _ in replicas]
     a, b = (notify_pb2_grpc.NotifyServiceStub(c) for c in channels)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         await a.SetContact(K.SetContactRequest(contact=K.Contact(recipient=INSTITUTION, email="inst@x.cn")))
         await a.SetClock(K.SetClockRequest(fixed_time=support.ts(dt.datetime(2025, 9, 30, 18, tzinfo=SHANGHAI))))

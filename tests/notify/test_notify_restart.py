@@ -11,6 +11,7 @@ import pytest
 from notify_support import INSTITUTION, NotifyProcess, SmtpSink, publish, wait_for
 
 from bjsv.notify.v1 import notify_pb2 as K
+from common import pki
 from supervisionctl.natsd import free_port
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
@@ -52,7 +53,7 @@ async def test_killed_with_pending_timers_and_mid_smtp_send_delivers_everything_
     inst = "institutions/1100015555"
     dispatches = range(11, 16)
     members = [f"supervisors/{n * 100 + i}" for n in dispatches for i in range(2)]
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         proc.start()
         ch, stub = proc.stub()

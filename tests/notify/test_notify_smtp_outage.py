@@ -9,6 +9,7 @@ from notify_support import SmtpSink, publish, start_inprocess, stop_inprocess, w
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
+from common import pki
 from supervisionctl.natsd import free_port
 from tests import auth_support
 
@@ -20,7 +21,7 @@ INST = "institutions/1100017777"
 async def test_smtp_down_retries_then_dead_letters_with_reason_and_redelivers_once_when_back(nats_server, tmp_path):
     smtp = SmtpSink(free_port())  # not started: connection refused
     port, stop, task = await start_inprocess(tmp_path, nats_server.url, smtp)
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     channel = auth_support.aio_channel(f"127.0.0.1:{port}")
     stub = notify_pb2_grpc.NotifyServiceStub(channel)
     try:

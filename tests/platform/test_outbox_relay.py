@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 
+from common import pki
 from common.bus import Bus, OutboxRelay
 from common.config import Settings
 from common.db import Database
@@ -34,8 +35,12 @@ async def parts(tmp_path: Path, nats_server):
     metadata.create_all(db.write_engine)  # no alembic history needed for the platform tables alone
     bus = Bus(settings, service=SOURCE)
     await bus.connect()
-    with contextlib.suppress(nats.js.errors.NotFoundError):  # the nats-server fixture is shared by the module
-        await bus.js.delete_stream(f"BJSV_{SOURCE.upper()}")
+    # The nats-server fixture is shared by the module: start from an empty stream. Deleting a stream is the
+    # operator's right, never a service's (natsd.service_permissions).
+    operator = await nats.connect(nats_server.url, tls=pki.ssl_context())
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await operator.jetstream().delete_stream(f"BJSV_{SOURCE.upper()}")
+    await operator.close()
     await bus.ensure_stream(SOURCE)
     relay = OutboxRelay(db, bus, poll_interval=0.1, grace=0.5)
     yield db, bus, relay, outbox
@@ -44,7 +49,7 @@ async def parts(tmp_path: Path, nats_server):
 
 
 async def stored(url: str) -> list:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         info = await js.stream_info(f"BJSV_{SOURCE.upper()}")

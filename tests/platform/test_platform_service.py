@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from bjsv.events.v1 import envelope_pb2
+from common import pki
 from supervisionctl.natsd import NatsServer, free_port
 from tests import auth_support
 from tests.platform.echo_process import EchoProcess
@@ -36,7 +37,7 @@ def call(target: str, method: str, data: bytes = b"", **kw) -> bytes:
 async def collect_events(url: str, durable: str, want: int, wait: float = 15.0) -> list[envelope_pb2.EventEnvelope]:
     """Read BJSV_ECHO with a fresh durable consumer until `want` events arrived (or `wait` seconds passed), then
     read 1 s more so duplicates would be seen."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, tls=pki.ssl_context())
     js = nc.jetstream()
     sub = await js.pull_subscribe("bjsv.echo.>", durable=durable, stream="BJSV_ECHO")
     got: list[envelope_pb2.EventEnvelope] = []

@@ -22,6 +22,7 @@ from PIL import Image
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import events_pb2, registry_pb2_grpc
 from bjsv.registry.v1 import registry_pb2 as pb
+from common import pki
 from services.registry.domain import id_number
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import health_status
@@ -208,7 +209,7 @@ def stream_events(nats_url: str, event_type: str) -> list:
     }[event_type]  # fmt: skip
 
     async def run():
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, tls=pki.ssl_context())
         try:
             js = nc.jetstream()
             sub = await js.subscribe(f"bjsv.registry.{event_type}", ordered_consumer=True)

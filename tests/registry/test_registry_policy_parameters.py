@@ -15,6 +15,7 @@ from registry_helpers import build_stack, supervisor_msg
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import events_pb2
 from bjsv.registry.v1 import registry_pb2 as pb
+from common import pki
 from common.clock import Clock
 
 
@@ -48,7 +49,7 @@ def test_an_overridden_term_length_reaches_appointment_and_validity_text_art13_d
 async def test_the_appointment_event_carries_the_age_limit_in_force_for_notices_art9_d6(stub, nats_server):
     sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name="吴六四"))).supervisor
     appt = stub.AppointSupervisor(pb.AppointSupervisorRequest(supervisor=sup.name)).appointment
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         for _ in range(100):  # the relay publishes right after the commit

@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 from rules_service import RulesProcess
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from common import pki
 from supervisionctl.natsd import free_port
 from tests import auth_support
 
@@ -351,7 +352,7 @@ async def test_worker_killed_while_idle_is_replaced_before_the_next_call(stub, s
 
 async def test_decisions_are_published_as_events(stub, nats_server):
     made = await stub.CheckEligibility(elig(sup(4242)))
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     try:
         js = nc.jetstream()
         for _ in range(50):

@@ -20,6 +20,7 @@ from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common import pki
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack, StackConfig
@@ -31,7 +32,7 @@ def eventually_events(url: str, type_: str, subject: str, timeout: float = 15.0)
     """Payloads of the events of a type about a subject on BJSV_REGISTRY, once the outbox relay published them."""
 
     async def read() -> list:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, tls=pki.ssl_context())
         try:
             js = nc.jetstream()
             info = await js.stream_info("BJSV_REGISTRY")
