@@ -13,6 +13,7 @@ from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
 from bjsv.registry.v1 import registry_pb2, registry_pb2_grpc
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common import api
+from tests import auth_support
 
 STUBS = {
     "registry": registry_pb2_grpc.RegistryServiceStub,
@@ -25,7 +26,7 @@ FOREIGN = api.encode_page_token(1, listing="somewhere.Else")
 
 @pytest.fixture(scope="module")
 def stubs(stack):
-    channels = {name: grpc.insecure_channel(stack.config.target(name)) for name in STUBS}
+    channels = {name: auth_support.channel(stack.config.target(name)) for name in STUBS}
     yield {name: STUBS[name](ch) for name, ch in channels.items()}
     for ch in channels.values():
         ch.close()

@@ -27,6 +27,7 @@ from common.config import Settings
 from common.db import Database
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack
+from tests import auth_support
 from tests.conftest import stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,7 +168,7 @@ def ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_state_changing_calls_are_recorded_with_caller_and_outcome_reads_are_not(notify_stack):
-    md = (("x-bjsv-org", "agencies/08"), ("x-bjsv-role", "district-agency"))
+    md = auth_support.bearer("agencies/08", "district-agency")
     with clients.sync_channel(notify_stack.config.target("notify")) as ch:
         stub = notify_pb2_grpc.NotifyServiceStub(ch)
         stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient="agencies/08", email="d08@x.cn")), metadata=md)

@@ -13,14 +13,14 @@ from bjsv.documents.v1 import documents_pb2, documents_pb2_grpc
 from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
 from bjsv.registry.v1 import registry_pb2, registry_pb2_grpc
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from tests import auth_support
 
 MIB = "字" * (1 << 20)
-OPERATOR = (("x-bjsv-org", "agencies/A"), ("x-bjsv-role", "operator"))
 
 
 @pytest.fixture(scope="module")
 def channels(stack):
-    chans = {name: grpc.insecure_channel(stack.config.target(name)) for name in stack.services}
+    chans = {name: auth_support.channel(stack.config.target(name)) for name in stack.services}  # city centre + operator
     yield chans
     for ch in chans.values():
         ch.close()
@@ -29,7 +29,7 @@ def channels(stack):
 def refused(call, request) -> dict[str, str]:
     """The field violations of an INVALID_ARGUMENT refusal (fails the test on any other outcome)."""
     with pytest.raises(grpc.RpcError) as e:
-        call(request, metadata=OPERATOR, timeout=10)
+        call(request, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.value.code(), e.value.details())
     out = {}
     for detail in rpc_status.from_call(e.value).details:
@@ -43,13 +43,13 @@ def refused(call, request) -> dict[str, str]:
 
 def test_set_clock_to_year_10000_is_refused_and_the_clock_is_unchanged(channels):
     notify = notify_pb2_grpc.NotifyServiceStub(channels["notify"])
-    before = notify.GetClock(notify_pb2.GetClockRequest(), metadata=OPERATOR, timeout=10)
+    before = notify.GetClock(notify_pb2.GetClockRequest(), timeout=10)
     request = notify_pb2.SetClockRequest()
     request.fixed_time.seconds = 253_402_300_800  # 10000-01-01
     assert "1900-01-01至2200-01-01" in refused(notify.SetClock, request)["fixed_time"]
     request.fixed_time.seconds, request.fixed_time.nanos = 0, 1_000_000_000
     assert "fixed_time" in refused(notify.SetClock, request)
-    after = notify.GetClock(notify_pb2.GetClockRequest(), metadata=OPERATOR, timeout=10)
+    after = notify.GetClock(notify_pb2.GetClockRequest(), timeout=10)
     assert after.mode == before.mode
     assert abs(after.now.seconds - before.now.seconds) < 60
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from common import pki
 from common.config import SERVICES
 from supervisionctl.natsd import free_port
 
@@ -127,7 +128,7 @@ def test_a_consumer_that_keeps_failing_turns_health_not_serving_and_status_non_z
     import nats
 
     async def delete_stream() -> None:
-        nc = await nats.connect(env["BJSV_NATS_URL"])
+        nc = await nats.connect(env["BJSV_NATS_URL"], tls=pki.ssl_context())
         try:
             await nc.jetstream().delete_stream("BJSV_REGISTRY")
         finally:

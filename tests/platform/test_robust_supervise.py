@@ -14,12 +14,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import clients, pki
 from common.bus import Bus, Subscription, stream_name
 from common.config import Settings
 from common.events import outbox_row, unpack
@@ -70,7 +70,7 @@ class Probe:
 
 @pytest.fixture
 async def running(tmp_path, nats_server):
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_server.url, tls=pki.ssl_context())
     js = nc.jetstream()
     with contextlib.suppress(nats.js.errors.NotFoundError):
         await js.delete_stream(stream_name(SOURCE))
@@ -109,7 +109,7 @@ async def until(check, seconds: float = 20.0) -> None:
 
 
 async def health(probe: Probe) -> str:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{probe.settings.probe_port}") as ch:
+    async with clients.channel(f"127.0.0.1:{probe.settings.probe_port}") as ch:
         resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 

@@ -17,9 +17,11 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from bjsv.registry.v1 import events_pb2 as registry_events
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
+from common import pki
 from common.events import outbox_row
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack
+from tests import auth_support
 from tests.conftest import stack_config
 
 
@@ -67,7 +69,7 @@ def wait_for(receiver: Receiver, trace_id: str, seconds: float = 15.0) -> list:
 def test_an_rpc_is_a_server_span_carrying_the_callers_trace_id(traced):
     stack, receiver = traced
     trace_id = uuid.uuid4().hex
-    with grpc.insecure_channel(stack.config.target("rules")) as ch:
+    with auth_support.channel(stack.config.target("rules")) as ch:
         with pytest.raises(grpc.RpcError) as e:  # an empty request is refused: the span records that too
             rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(
                 rules_pb2.CheckEligibilityRequest(), metadata=(("x-trace-id", trace_id),), timeout=10
@@ -91,7 +93,7 @@ def test_an_event_consumed_in_another_service_continues_the_trace_it_was_publish
     )
 
     async def publish() -> None:
-        nc = await nats.connect(stack.config.nats_url)
+        nc = await nats.connect(stack.config.nats_url, tls=pki.ssl_context())
         try:
             await nc.jetstream().publish(row["nats_subject"], row["envelope"], headers={"Nats-Msg-Id": row["event_id"]})
         finally:

@@ -17,6 +17,7 @@ from rules_service import RulesProcess
 from bjsv.registry.v1 import registry_pb2, supervision_pb2
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 R = rules_pb2
 DAY = "2024-06-03"
@@ -75,7 +76,7 @@ def service(nats_server, tmp_path_factory):
 
 @pytest.fixture
 async def stub(service):
-    async with grpc.aio.insecure_channel(service.target) as ch:
+    async with auth_support.aio_channel(service.target) as ch:
         yield rules_pb2_grpc.RulesServiceStub(ch)
 
 

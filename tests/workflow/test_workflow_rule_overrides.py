@@ -19,6 +19,7 @@ from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common.clock import SHANGHAI
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack, StackConfig
+from tests import auth_support
 
 D = dt.date
 #: The overrides (bj-2022 says 15; true; records-review item 12 → 第二十六条（一）（二）; 7 未认真履行职责; the law's
@@ -221,7 +222,7 @@ def test_a_refused_dispatch_names_the_rules_decision_that_lists_every_finding_ar
     info = error_details_pb2.ErrorInfo()
     assert any(detail.Unpack(info) for detail in rpc_status.from_call(e.value).details)
     assert info.reason == "TEAM_CHECK_FAILED" and info.metadata["decision"].startswith("decisions/")
-    with grpc.insecure_channel(stack.config.target("rules")) as channel:
+    with auth_support.channel(stack.config.target("rules")) as channel:
         decision = (
             rules_pb2_grpc.RulesServiceStub(channel)
             .GetDecision(rules_pb2.GetDecisionRequest(name=info.metadata["decision"]))

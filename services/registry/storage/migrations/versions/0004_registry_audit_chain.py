@@ -1,15 +1,15 @@
 """registry: the tamper-evident audit chain (common.audit; 第二十二条, 第二十六条, 第二十七条)
 
-Revision ID: 0003_registry_audit_chain
-Revises: 0002_supervision_workflow
+Revision ID: 0004_registry_audit_chain
+Revises: 0003_workflow_clock
 """
 
 from alembic import op
 
 from common import audit
 
-revision = "0003_registry_audit_chain"
-down_revision = "0002_supervision_workflow"
+revision = "0004_registry_audit_chain"
+down_revision = "0003_workflow_clock"
 branch_labels = None
 depends_on = None
 
