@@ -48,7 +48,9 @@ def test_pki(tmp_path_factory) -> Path:
     """TLS is on in tests as in production: one local CA for the session, found by every service process,
     client (common.clients, common.pki.ssl_context) and nats-server through BJSV_PKI_DIR."""
     folder = tmp_path_factory.mktemp("pki")
-    pki.ensure(folder, components=(*pki.COMPONENTS, "echo", "relaytest"))  # the platform tests' own services
+    pki.ensure(
+        folder, components=(*pki.COMPONENTS, "echo", "relaytest", "probe", "poisontest", "supervisetest")
+    )  # the platform tests' own services
     os.environ["BJSV_PKI_DIR"] = str(folder)
     return folder
 

@@ -67,7 +67,11 @@ CASES = [
      "page_token"),
     ("notify", "ListNotifications",
      notify_pb2.ListNotificationsRequest(recipient="agencies/08", page_token=FOREIGN), api.PAGE_TOKEN, "page_token"),
-    ("documents", "ListDocuments", documents_pb2.ListDocumentsRequest(page_size=-1), api.PAGE_SIZE, "page_size"),
+    # A negative page size is outside the bounds declared in proto/ (common.validation, before any handler).
+    ("documents", "ListDocuments", documents_pb2.ListDocumentsRequest(page_size=-1), "REQUEST_OUT_OF_BOUNDS",
+     "page_size"),
+    ("registry", "ListSupervisors", registry_pb2.ListSupervisorsRequest(page_size=-1), "REQUEST_OUT_OF_BOUNDS",
+     "page_size"),
 ]  # fmt: skip
 
 

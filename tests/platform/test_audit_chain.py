@@ -172,7 +172,7 @@ def test_state_changing_calls_are_recorded_with_caller_and_outcome_reads_are_not
     with clients.sync_channel(notify_stack.config.target("notify")) as ch:
         stub = notify_pb2_grpc.NotifyServiceStub(ch)
         stub.SetContact(K.SetContactRequest(contact=K.Contact(recipient="agencies/08", email="d08@x.cn")), metadata=md)
-        stub.ListContacts(K.ListContactsRequest(), metadata=md)
+        stub.ListNotifications(K.ListNotificationsRequest(recipient="agencies/08"), metadata=md)
         with pytest.raises(grpc.RpcError) as refused:
             stub.SetContact(
                 K.SetContactRequest(contact=K.Contact(recipient="agencies/08", email="not-an-address")), metadata=md
@@ -193,7 +193,7 @@ def test_state_changing_calls_are_recorded_with_caller_and_outcome_reads_are_not
 
 
 def test_published_heads_catch_a_consistent_rewrite_of_the_database(notify_stack):
-    with clients.sync_channel(notify_stack.config.target("notify")) as ch:
+    with auth_support.channel(notify_stack.config.target("notify")) as ch:
         notify_pb2_grpc.NotifyServiceStub(ch).SetContact(
             K.SetContactRequest(contact=K.Contact(recipient="agencies/09", email="d09@x.cn"))
         )

@@ -137,7 +137,7 @@ def test_without_credentials_nothing_changes_art11_art27(scoped):
         ("SuspendAppointment", rpb.SuspendAppointmentRequest(name="appointments/1")),
         ("RevokeBadge", rpb.RevokeBadgeRequest(name="badges/R1122A001")),
     ]
-    with grpc.insecure_channel(stack.config.target("registry")) as bare:  # a hostile caller: no token at all
+    with clients.sync_channel(stack.config.target("registry")) as bare:  # a hostile caller (TLS), no token at all
         stub = registry_pb2_grpc.RegistryServiceStub(bare)
         for name, request in attempts:
             with pytest.raises(grpc.RpcError) as e:

@@ -19,12 +19,13 @@ import pytest
 from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common import clients, pki
+from common import pki
 from common.bus import Bus, Subscription, stream_name
 from common.config import Settings
 from common.events import outbox_row, unpack
 from common.server import Service, serve
 from supervisionctl.natsd import free_port
+from tests import auth_support
 
 SOURCE = "supervisetest"
 DURABLE = "supervisetest-consumer"
@@ -109,7 +110,7 @@ async def until(check, seconds: float = 20.0) -> None:
 
 
 async def health(probe: Probe) -> str:
-    async with clients.channel(f"127.0.0.1:{probe.settings.probe_port}") as ch:
+    async with auth_support.aio_channel(f"127.0.0.1:{probe.settings.probe_port}") as ch:
         resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
