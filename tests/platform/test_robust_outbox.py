@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 
-from common import events
+from common import events, pki
 from common.bus import PARK_AFTER, Bus, OutboxRelay
 from common.config import Settings
 from common.db import Database
@@ -41,8 +41,11 @@ async def parts(tmp_path: Path, nats_server, request):
         metadata.create_all(conn)
     bus = Bus(settings, service=SOURCE)
     await bus.connect()
+    # Deleting a stream is the operator's right, never a service's (natsd.service_permissions).
+    operator = await nats.connect(nats_server.url, tls=pki.ssl_context())
     with contextlib.suppress(nats.js.errors.NotFoundError):
-        await bus.js.delete_stream(STREAM)
+        await operator.jetstream().delete_stream(STREAM)
+    await operator.close()
     await bus.ensure_stream(SOURCE)
     relay = OutboxRelay(db, bus, poll_interval=0.1, grace=0.5)
     task = asyncio.create_task(relay.run())
