@@ -43,7 +43,7 @@ async def workflow(wf_stack) -> AsyncIterator[Workflow]:
     load_models()
     db = Database(settings, service="registry", metadata=models.Base.metadata, migrations=MIGRATIONS)
     parameters = PolicyParameters(settings.target("rules"))
-    built = build_workflow(settings, db, clock=Clock(), parameters=parameters, registry_policy=settings.policy())
+    built = build_workflow(settings, db, clock=Clock(), parameters=parameters)
     yield built.servicer.implementation.wf
     await built.stop()
     await parameters.close()

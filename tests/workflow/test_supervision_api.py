@@ -13,8 +13,7 @@ import grpc
 import nats
 import pytest
 import wf_helpers as h
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from wf_helpers import error_reason
 
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import registry_pb2 as rpb
@@ -53,23 +52,6 @@ def eventually_events(url: str, type_: str, subject: str, timeout: float = 15.0)
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
-
-
-def error_reason(e: grpc.RpcError) -> tuple[str, list[str]]:
-    st = rpc_status.from_call(e)
-    reason, texts = "", []
-    for d in st.details:
-        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.PreconditionFailure, error_details_pb2.BadRequest):
-            if d.Is(cls.DESCRIPTOR):
-                m = cls()
-                d.Unpack(m)
-                if isinstance(m, error_details_pb2.ErrorInfo):
-                    reason = m.reason
-                elif isinstance(m, error_details_pb2.PreconditionFailure):
-                    texts += [f"{v.type}|{v.description}" for v in m.violations]
-                else:
-                    texts += [f"{v.field}|{v.description}" for v in m.field_violations]
-    return reason, texts
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, N
 from common.events import record_event
 from common.workdays import CalendarNotCovered
 from services.registry.domain.problems import ProblemsError
-from services.registry.domain.workflow import deadlines
+from services.registry.domain.workflow import deadlines, timing
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow.model import SessionWindow, SupervisionForm
 from services.registry.storage import workflow_models as wm
@@ -212,7 +212,7 @@ async def create(wf: Workflow, cmd: NewDispatch) -> DispatchView:
         raise invalid(e) from None
     team = [parse_id(n, "supervisors", "supervisors") for n in names]
     checked = await wf.rules.check_team(planned.team, t.agency, team, t.plan)
-    due = await _due_date(wf, planned.window.end_day, t.plan)
+    due = await _due_date(wf, timing.deadline_base(planned.form, planned.window, wf.today()), t.plan)
     now, actor, plan_row = wf.clock.now(), caller_org(), planned.team.plan
 
     def tx(session: Session) -> DispatchView:

@@ -24,8 +24,8 @@ from common.errors import (
     PreconditionViolation,
 )
 from common.events import record_event
-from services.registry.domain.problems import ProblemsError
-from services.registry.domain.workflow import deadlines
+from services.registry.domain.problems import ProblemsError, Refused
+from services.registry.domain.workflow import deadlines, timing
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import feedback as feedback_rules
 from services.registry.domain.workflow.model import (
@@ -37,6 +37,7 @@ from services.registry.domain.workflow.model import (
 )
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import cases, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org, invalid
 from services.registry.workflow.convert import aware, parse_id, to_proto_dispatch, to_proto_feedback
@@ -114,6 +115,11 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     sup_id = parse_id(s.supervisor, "supervisors", "feedback.supervisor")
     d, member = await wf.db.read(_submittable, dispatch_id, s, sup_id)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
+    window, now = dispatch_rules.Window(aware(d.window_start), aware(d.window_end)), wf.clock.now()
+    try:
+        timing.require_started(window, now, subject=s.dispatch, what="外督员情况反馈表")
+    except Refused as e:
+        raise as_error(e) from None
     try:
         feedback_rules.validate_feedback(
             s.answers,
@@ -124,6 +130,9 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
             signed_by=s.signed_by,
             policy=wf.policy,
         )
+        if s.entry is not None and s.exit is not None:
+            tolerance = dt.timedelta(minutes=wf.policy.session_time_tolerance_minutes)
+            timing.check_presence(s.entry, s.exit, window, now, tolerance=tolerance)
     except ProblemsError as e:
         raise invalid(e) from None
     today = wf.today()

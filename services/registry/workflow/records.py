@@ -24,8 +24,9 @@ from common.errors import (
     PreconditionViolation,
 )
 from common.events import record_event
-from services.registry.domain.problems import ProblemsError
-from services.registry.domain.workflow import deadlines
+from services.registry.domain.problems import ProblemsError, Refused
+from services.registry.domain.workflow import deadlines, timing
+from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import records as record_rules
 from services.registry.domain.workflow.model import (
     CaseOrigin,
@@ -39,9 +40,10 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import as_error
 from services.registry.workflow import cases, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org, invalid
-from services.registry.workflow.convert import parse_id, to_proto_dispatch, to_proto_record
+from services.registry.workflow.convert import aware, parse_id, to_proto_dispatch, to_proto_record
 from services.registry.workflow.results import Recommendation, RecordView
 
 
@@ -180,6 +182,11 @@ async def prepare(wf: Workflow, s: RecordSubmission) -> PreparedRecord:
     d = await wf.db.read(_submittable, dispatch_id, s, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(d.form), wf.today()
+    try:
+        window = dispatch_rules.Window(aware(d.window_start), aware(d.window_end))
+        timing.require_started(window, wf.clock.now(), subject=s.dispatch, what="督导记录表")
+    except Refused as e:
+        raise as_error(e) from None
     answers, findings = _validated(wf, form, s.input, d.start_day, today)
     lateness = deadlines.assess_lateness(d.record_due, today, calendar=wf.calendar)
     to_open = await _finding_cases(wf, plan_row, form, findings, set())

@@ -101,6 +101,13 @@ def draw_session(session_facts: list[rules_pb2.SessionFacts]) -> rules_pb2.Sessi
     )
 
 
+def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """Examiners and staff (考务人员) of a session: both do the session's 考评工作, so a supervisor listed as
+    either may not supervise it (第十六条 不能兼任同场次考评工作; D18 in the service README). The rules
+    service's SessionFacts has one list for them, `examiner_person_ids`."""
+    return [*session["examiners"], *session["staff"]]
+
+
 def supervisor_facts(v: repo.SupervisorView, recent: int = 0) -> rules_pb2.SupervisorFacts:
     return rules_pb2.SupervisorFacts(
         name=v.name,
@@ -181,8 +188,8 @@ class RulesPort:
     ) -> tuple[rules_pb2.PlanFacts, list[rules_pb2.SessionFacts], dict[int, repo.SupervisorView]]:
         plan_row = team.plan
         raw = {s["session_id"]: s for s in plan_row.sessions}
-        examiners = [x for s in team.sessions for x in raw[s.session_id]["examiners"]]
-        examiner_sups = {parse_id(x["supervisor"], "supervisors") for x in examiners if x["supervisor"]}
+        people = [x for s in team.sessions for x in _session_people(raw[s.session_id])]
+        examiner_sups = {parse_id(x["supervisor"], "supervisors") for x in people if x["supervisor"]}
         views = await self._db.read(repo.supervisors, sorted(set(ids) | examiner_sups))
         plan_facts = rules_pb2.PlanFacts(
             name=f"plans/{plan_row.id}",
@@ -195,7 +202,7 @@ class RulesPort:
         session_facts = []
         for s, day in zip(team.sessions, team.days, strict=True):
             person_ids = []
-            for x in raw[s.session_id]["examiners"]:
+            for x in _session_people(raw[s.session_id]):
                 if x["id_number"]:
                     person_ids.append(plans.person_key(x["id_number"]))
                 elif x["supervisor"] and (v := views.get(parse_id(x["supervisor"], "supervisors"))):
