@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.registry.domain import id_number
 from services.registry.domain.districts import CITY_CODE
 from services.registry.domain.institutions import validate_institution
-from services.registry.domain.supervisors import SupervisorInput, validate_supervisor
+from services.registry.domain.supervisors import AttestationItem, SupervisorInput, validate_supervisor
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
 from services.registry.usecases import appointments, organisations, supervisors
@@ -25,6 +25,7 @@ from services.registry.usecases import appointments, organisations, supervisors
 # Demo and bench data only, written straight to the database: a real appointment takes its term from the
 # rule set in force (`appointment.term_years`, read from the rules service).
 DEMO_TERM_YEARS = 3
+DEMO_TRAINED_DAYS_BEFORE = 30  # demo attestations and training date from a month before the term starts
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"]
 
@@ -72,6 +73,11 @@ def seed_population(
                     used.add(number)
                     break
             internal = bool(spec.institution_number)
+            # 第九条 attested and 第十条 training passed before the term starts, by the body 第十一条/第十二条
+            # name (the city or district agency; an internal supervisor's own institution), so that the demo
+            # supervisors pass the rules service's checks at dispatch.
+            trainer = f"institutions/{spec.institution_number}" if internal else f"agencies/{spec.district}"
+            vetted = (start - dt.timedelta(days=DEMO_TRAINED_DAYS_BEFORE)).isoformat()
             draft = validate_supervisor(
                 SupervisorInput(
                     full_name=SURNAMES[n % len(SURNAMES)] + GIVEN[n % len(GIVEN)], gender="", birth_date="",
@@ -79,6 +85,8 @@ def seed_population(
                     level="" if internal else ("city" if spec.district == CITY_CODE else "district"),
                     district_code="" if internal else spec.district, institution_number=spec.institution_number,
                     phone=f"1380000{n:04d}",
+                    attestations=[(item.value, True, trainer, vetted) for item in AttestationItem],
+                    training=(True, trainer, vetted),
                 ),
                 today,
             )  # fmt: skip
