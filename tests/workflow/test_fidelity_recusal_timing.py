@@ -11,6 +11,7 @@ import pytest
 import wf_helpers as h
 from wf_helpers import error_reason
 
+from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 
@@ -71,6 +72,27 @@ def test_external_supervisor_listed_as_session_staff_is_refused_at_dispatch_art1
     reason, texts = error_reason(e.value)
     assert reason == "TEAM_CHECK_FAILED"
     assert any(t.startswith("bj-2022.art16.") and "第十六条" in t for t in texts), texts
+
+
+def employ(c: h.Clients, sup: str, institution: str, until: str = "") -> None:
+    change = rpb.Supervisor(name=sup)
+    change.affiliations.add(institution=institution, kind=rpb.AFFILIATION_KIND_EMPLOYER, from_date="2020-01-01",
+                            until_date=until)  # fmt: skip
+    c.registry.UpdateSupervisor(rpb.UpdateSupervisorRequest(supervisor=change, update_mask={"paths": ["affiliations"]}),
+                                metadata=h.md(h.HAIDIAN))  # fmt: skip
+
+
+def test_external_supervisor_employed_by_the_institution_is_refused_while_employed_art16(clients, world):
+    s = world["sups"]
+    clients.set_clock(dt.datetime(2026, 4, 7, 9, tzinfo=SHANGHAI))
+    p = plan(clients, world, D(2026, 4, 10))
+    employ(clients, s["丙督导"], world["inst"])
+    with pytest.raises(grpc.RpcError) as e:
+        dispatch(clients, p, [s["甲督导"], s["丙督导"]])
+    assert any(t.startswith("bj-2022.art16.employer-or-affiliation|") for t in error_reason(e.value)[1])
+    employ(clients, s["丙督导"], world["inst"], until="2026-03-31")  # left before the session: no recusal
+    d = dispatch(clients, p, [s["甲督导"], s["丙督导"]])
+    assert s["丙督导"] in [m.supervisor for m in d.members]
 
 
 def test_replacing_a_member_by_the_sessions_staff_member_is_refused_art16(clients, world):

@@ -21,6 +21,7 @@ from common.clients import channel, invoke
 from common.clock import SHANGHAI
 from common.db import Database
 from common.errors import FailedPrecondition, NotFound, PreconditionViolation
+from services.registry.domain import training as training_rules
 from services.registry.domain.districts import CITY_CODE
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import plans
@@ -108,7 +109,12 @@ def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
     return [*session["examiners"], *session["staff"]]
 
 
-def supervisor_facts(v: repo.SupervisorView, recent: int = 0) -> rules_pb2.SupervisorFacts:
+def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 0) -> rules_pb2.SupervisorFacts:
+    """The supervisor as the rules see them on the supervised `days`: the training passed by the first day
+    (第十条, D22) and the employer/affiliations in force on any of them (第十六条)."""
+    first, last = min(days), max(days)
+    trained = training_rules.passed_on(v.trainings, first)
+    current = [a for a in v.affiliations if a.overlaps(first, last)]
     return rules_pb2.SupervisorFacts(
         name=v.name,
         person_id=plans.person_key(v.id_number),
@@ -121,8 +127,10 @@ def supervisor_facts(v: repo.SupervisorView, recent: int = 0) -> rules_pb2.Super
         status=RULES_STATUS.get(v.status, rules_pb2.SUPERVISOR_STATUS_UNSPECIFIED),
         term_start_date=iso(v.term_start),
         term_end_date=iso(v.term_end),
-        training_passed=v.training_passed,
-        training_passed_date=iso(v.training_date),
+        training_passed=trained is not None,
+        training_passed_date=iso(trained.assessed_date if trained else None),
+        employer=next((a.institution for a in current if a.employer), ""),
+        affiliations=sorted({a.institution for a in current if not a.employer}),
         attestations=[
             rules_pb2.Attestation(item=RULES_ATTESTATION[item], attested_by=by, attested_date=iso(day))
             for item, by, day in v.attestations
@@ -222,7 +230,7 @@ class RulesPort:
         missing = [i for i in team_ids if i not in views]
         if missing:
             raise NotFound(f"supervisors/{missing[0]}")
-        members = [supervisor_facts(views[i]) for i in team_ids]
+        members = [supervisor_facts(views[i], team.days) for i in team_ids]
         reqs = [
             rules_pb2.CheckTeamRequest(
                 dispatching_agency=agency, plan=plan_facts, session=sf, supervisors=members, as_of_date=sf.date
@@ -263,7 +271,7 @@ class RulesPort:
             dispatching_agency=agency,
             plan=plan_facts,
             session=drawn_for,
-            pool=[supervisor_facts(views[i], recent.get(i, 0)) for i in ids if i in views],
+            pool=[supervisor_facts(views[i], team.days, recent.get(i, 0)) for i in ids if i in views],
             as_of_date=drawn_for.date,
             also_on_dates=sorted({sf.date for sf in session_facts} - {drawn_for.date}),  # legal on every covered day
             team_size=team_size,
