@@ -25,8 +25,8 @@ def world(clients: h.Clients) -> dict:
     return {"inst": inst, "sups": sups}
 
 
-def plan(c: h.Clients, world: dict, day: D, staff_sup: str = "") -> spb.Plan:
-    msg = h.plan_msg(world["inst"], day)
+def plan(c: h.Clients, world: dict, day: D, staff_sup: str = "", **kw) -> spb.Plan:
+    msg = h.plan_msg(world["inst"], day, **kw)
     if staff_sup:
         msg.sessions[0].staff.append(h.person("丁督导", sup=staff_sup, role="考务人员"))
     req = spb.CreatePlanRequest(plan=msg, client_request_id=h.request_id("plan"))
@@ -41,7 +41,10 @@ def dispatch(c: h.Clients, p: spb.Plan, sups: list[str], **kw) -> spb.Dispatch:
         d.supervision_end_time.CopyFrom(kw["end"])
     req = spb.CreateDispatchRequest(dispatch=d, selection=spb.TEAM_SELECTION_MANUAL, supervisors=sups,
                                     client_request_id=h.request_id("dispatch"))  # fmt: skip
-    return c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    d = c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    if kw.get("declared", True):
+        h.declare(c, d.name, *sups)
+    return d
 
 
 def record(d: spb.Dispatch, sup: str, sign: str) -> spb.SubmitRecordRequest:
@@ -168,3 +171,52 @@ def test_records_review_deadline_counts_from_the_review_not_the_examination_art2
     assert d.record_due_date > "2026-05-01", d.record_due_date
     overdue = clients.sv.ListOverdue(spb.ListOverdueRequest()).items
     assert not [i for i in overdue if i.dispatch == d.name]
+
+
+def declaration(d: spb.Dispatch, sup: str, *conflicts: spb.DeclaredConflict) -> spb.DeclareConflictsRequest:
+    return spb.DeclareConflictsRequest(declaration=spb.ConflictDeclaration(dispatch=d.name, supervisor=sup,
+                                                                           conflicts=conflicts))  # fmt: skip
+
+
+def test_no_record_or_feedback_before_the_supervisors_declaration_art16(clients, world):
+    s = world["sups"]
+    clients.set_clock(dt.datetime(2026, 5, 5, 16, tzinfo=SHANGHAI))
+    p = plan(clients, world, D(2026, 5, 6))
+    d = dispatch(clients, p, [s["甲督导"], s["乙督导"]], declared=False)
+    clients.set_clock(dt.datetime(2026, 5, 6, 17, 30, tzinfo=SHANGHAI))
+    with pytest.raises(grpc.RpcError) as e:
+        clients.sv.SubmitRecord(record(d, s["甲督导"], "2026-05-06"), metadata=h.md(h.HAIDIAN))
+    reason, texts = error_reason(e.value)
+    assert reason == "CONFLICTS_NOT_DECLARED" and any("第十六条" in t for t in texts), texts
+    with pytest.raises(grpc.RpcError) as e:
+        clients.sv.SubmitFeedback(feedback(d, s["乙督导"], D(2026, 5, 6), 9, 17))
+    assert error_reason(e.value)[0] == "CONFLICTS_NOT_DECLARED"
+    with pytest.raises(grpc.RpcError) as e:  # only a member declares
+        clients.sv.DeclareConflicts(declaration(d, s["丙督导"]), metadata=h.md(h.HAIDIAN))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    out = clients.sv.DeclareConflicts(declaration(d, s["甲督导"]), metadata=h.md(h.HAIDIAN)).declaration
+    assert (out.supervisor, list(out.conflicts), len(out.rule_decisions)) == (s["甲督导"], [], 2)
+    assert clients.sv.SubmitRecord(record(d, s["甲督导"], "2026-05-06"), metadata=h.md(h.HAIDIAN)).record.version == 1
+
+
+def test_a_declared_relative_among_the_examiners_requires_recusal_art16(clients, world):
+    s = world["sups"]
+    examiner = h.new_id_number(dt.date(1981, 6, 6))
+    clients.set_clock(dt.datetime(2026, 5, 11, 16, tzinfo=SHANGHAI))
+    p = plan(clients, world, D(2026, 5, 12), examiners=[h.person("褚考评", examiner)])
+    d = dispatch(clients, p, [s["甲督导"], s["乙督导"]], declared=False)
+    relative = spb.DeclaredConflict(kind=spb.CONFLICT_KIND_RELATIVE_EXAMINER, counterpart=examiner, description="表兄")
+    with pytest.raises(grpc.RpcError) as e:
+        clients.sv.DeclareConflicts(declaration(d, s["乙督导"], relative), metadata=h.md(h.HAIDIAN))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    reason, texts = error_reason(e.value)
+    assert reason == "RECUSAL_REQUIRED" and any("bj-2022.art16.declared-conflict|" in t for t in texts), texts
+    bad = spb.DeclaredConflict(kind=spb.CONFLICT_KIND_RELATIVE_CANDIDATE, counterpart="12345")
+    with pytest.raises(grpc.RpcError) as e:
+        clients.sv.DeclareConflicts(declaration(d, s["乙督导"], bad), metadata=h.md(h.HAIDIAN))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert any(t.startswith("declaration.conflicts[0].counterpart|") for t in error_reason(e.value)[1])
+    clients.set_clock(dt.datetime(2026, 5, 12, 18, tzinfo=SHANGHAI))
+    with pytest.raises(grpc.RpcError) as e:  # the refused declaration was not stored
+        clients.sv.SubmitFeedback(feedback(d, s["乙督导"], D(2026, 5, 12), 9, 17))
+    assert error_reason(e.value)[0] == "CONFLICTS_NOT_DECLARED"

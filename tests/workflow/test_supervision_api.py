@@ -90,7 +90,9 @@ def dispatch(
         supervisors=[world["sups"][n][0] for n in names],
         client_request_id=h.request_id("dispatch"),
     )
-    return c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    d = c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    h.declare(c, d.name, *req.supervisors)  # 第十六条: before acting
+    return d
 
 
 def test_record_due_five_working_days_after_supervision_across_national_day_art23_d5(clients, world):
@@ -383,6 +385,7 @@ def test_institution_dispatches_its_internal_supervisors_like_external_ones_art1
         dispatch=spb.Dispatch(plan=plan.name, dispatching_agency=inst, form=spb.SUPERVISION_FORM_ON_SITE),
         selection=spb.TEAM_SELECTION_MANUAL, supervisors=mine, client_request_id="internal-1")  # fmt: skip
     d = c.sv.CreateDispatch(req, metadata=h.md(who)).dispatch
+    h.declare(c, d.name, *mine)
     assert d.scope == spb.DISPATCH_SCOPE_INTERNAL and d.record_due_date == "2026-06-09"
     # An institution cannot dispatch external supervisors (第十四条, D8).
     with pytest.raises(grpc.RpcError) as e:

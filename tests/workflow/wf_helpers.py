@@ -197,3 +197,10 @@ def error_reason(e: grpc.RpcError) -> tuple[str, list[str]]:
                 else:
                     texts += [f"{v.field}|{v.description}" for v in m.field_violations]
     return reason, texts
+
+
+def declare(c: Clients, dispatch: str, *supervisors: str) -> None:
+    """Each supervisor declares no relative or interest (第十六条) before acting on the dispatch."""
+    for sup in supervisors:
+        d = spb.ConflictDeclaration(dispatch=dispatch, supervisor=sup)
+        c.sv.DeclareConflicts(spb.DeclareConflictsRequest(declaration=d), metadata=md(HAIDIAN))

@@ -644,3 +644,24 @@ def set_clock(session: Session, *, fixed_at: dt.datetime | None, now: dt.datetim
         session.add(wm.WorkflowClockSetting(id=1, fixed_at=fixed_at, updated_at=now))
     else:
         row.fixed_at, row.updated_at = fixed_at, now
+
+
+def declaration(session: Session, dispatch_id: int, supervisor_id: int) -> wm.ConflictDeclaration | None:
+    q = sa.select(wm.ConflictDeclaration).where(
+        wm.ConflictDeclaration.dispatch_id == dispatch_id, wm.ConflictDeclaration.supervisor_id == supervisor_id
+    )
+    return session.execute(q).scalar_one_or_none()
+
+
+def save_declaration(
+    session: Session, dispatch_id: int, supervisor_id: int, conflicts: list[dict[str, str]], decisions: list[str],
+    now: dt.datetime,
+) -> wm.ConflictDeclaration:  # fmt: skip
+    """Insert or replace the supervisor's declaration on the dispatch (a later one supersedes)."""
+    row = declaration(session, dispatch_id, supervisor_id)
+    if row is None:
+        row = wm.ConflictDeclaration(dispatch_id=dispatch_id, supervisor_id=supervisor_id)
+        session.add(row)
+    row.conflicts, row.decisions, row.declared_at = conflicts, decisions, now
+    session.flush()
+    return row

@@ -482,3 +482,29 @@ def to_proto_plan_status(status: PlanStatus) -> pb.GetPlanStatusResponse:
 
 def to_proto_team_finding(f: TeamFinding, severity: int = pb.FINDING_SEVERITY_ADVISORY) -> pb.TeamFinding:
     return pb.TeamFinding(rule_id=f.rule_id, severity=severity, message=f.message, article=f.article, subject=f.subject)
+
+
+# -- 第十六条 declarations, 第二十二条(九)(十) complaints and major-problem reports
+
+CONFLICT_KIND_IN = {
+    pb.CONFLICT_KIND_RELATIVE_CANDIDATE: "relative_candidate",
+    pb.CONFLICT_KIND_RELATIVE_EXAMINER: "relative_examiner",
+    pb.CONFLICT_KIND_OTHER_INTEREST: "other_interest",
+}
+CONFLICT_KIND = {v: k for k, v in CONFLICT_KIND_IN.items()}
+
+
+def to_proto_declaration(row: wm.ConflictDeclaration) -> pb.ConflictDeclaration:
+    """Relatives are shown as the stored person key, never as an ID number."""
+    return pb.ConflictDeclaration(
+        dispatch=f"dispatches/{row.dispatch_id}",
+        supervisor=f"supervisors/{row.supervisor_id}",
+        conflicts=[
+            pb.DeclaredConflict(
+                kind=CONFLICT_KIND[c["kind"]], counterpart=c["counterpart"], description=c["description"]
+            )
+            for c in row.conflicts
+        ],
+        declare_time=timestamp(row.declared_at),
+        rule_decisions=row.decisions,
+    )

@@ -289,14 +289,8 @@ class Replacement:
     reason: str
 
 
-async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> TeamCheck:
-    row = require_active(await wf.db.read(repo.dispatch, dispatch_id), r.name)
-    members = (await wf.db.read(repo.members, [dispatch_id]))[dispatch_id]
-    active = [f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE]
-    try:
-        dispatch_rules.validate_replacement(active, r.leaving, r.joining, r.reason)
-    except ProblemsError as e:
-        raise invalid(e) from None
+async def planned_of(wf: Workflow, row: wm.Dispatch) -> Planned:
+    """The plan, sessions and window an existing dispatch supervises (its remaining sessions may have ended)."""
     target = DispatchTarget(
         f"plans/{row.plan_id}",
         row.session_ids,
@@ -305,7 +299,18 @@ async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> 
         aware(row.window_start),
         aware(row.window_end),
     )
-    planned = await plan_dispatch(wf, target, new_dispatch=False)
+    return await plan_dispatch(wf, target, new_dispatch=False)
+
+
+async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> TeamCheck:
+    row = require_active(await wf.db.read(repo.dispatch, dispatch_id), r.name)
+    members = (await wf.db.read(repo.members, [dispatch_id]))[dispatch_id]
+    active = [f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE]
+    try:
+        dispatch_rules.validate_replacement(active, r.leaving, r.joining, r.reason)
+    except ProblemsError as e:
+        raise invalid(e) from None
+    planned = await planned_of(wf, row)
     team = [parse_id(n, "supervisors") for n in active if n != r.leaving] + [parse_id(r.joining, "supervisors")]
     return await wf.rules.check_team(planned.team, row.dispatching_agency, team, r.name)
 

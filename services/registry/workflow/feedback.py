@@ -38,7 +38,7 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import cases, dispatches, events
+from services.registry.workflow import cases, declarations, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org, invalid
 from services.registry.workflow.convert import aware, parse_id, to_proto_dispatch, to_proto_feedback
 from services.registry.workflow.results import FeedbackView
@@ -95,6 +95,7 @@ def _submittable(
             "NOT_A_DISPATCHED_SUPERVISOR",
             [PreconditionViolation("bjsv.feedback.supervisor", s.supervisor, "该外督员不在本次委派的督导组中")],
         )
+    declarations.require_declared(session, dispatch_id, sup_id, s.supervisor, "对其提交外督员情况反馈表")
     if (d.id, sup_id) in repo.feedback_pairs(session, [d.id]):
         raise AlreadyExists(
             "FEEDBACK_ALREADY_SUBMITTED", f"已提交对外督员{member.display_name}的情况反馈表", resource_name=s.dispatch

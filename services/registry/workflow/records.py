@@ -41,7 +41,7 @@ from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import cases, dispatches, events
+from services.registry.workflow import cases, declarations, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org, invalid
 from services.registry.workflow.convert import aware, parse_id, to_proto_dispatch, to_proto_record
 from services.registry.workflow.results import Recommendation, RecordView
@@ -111,6 +111,7 @@ def _submittable(
                 )
             ],
         )
+    declarations.require_declared(session, dispatch_id, submitter, s.submitted_by, "提交督导记录表")
     if repo.record_of_dispatch(session, dispatch_id) is not None:
         raise AlreadyExists(
             "RECORD_ALREADY_SUBMITTED",

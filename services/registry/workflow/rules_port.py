@@ -261,6 +261,34 @@ class RulesPort:
             views=views,
         )
 
+    async def check_recusal(
+        self, team: TeamScope, supervisor_id: int, conflicts: list[rules_pb2.DeclaredConflict], subject: str
+    ) -> list[str]:
+        """CheckRecusal of one member with their declared conflicts on every covered session (第十六条); a blocking
+        finding refuses (FAILED_PRECONDITION). Returns the decision names."""
+        plan_facts, session_facts, views = await self._facts(team, [supervisor_id])
+        if supervisor_id not in views:
+            raise NotFound(f"supervisors/{supervisor_id}")
+        facts = supervisor_facts(views[supervisor_id], team.days)
+        facts.declared_conflicts.extend(conflicts)
+        reqs = [
+            rules_pb2.CheckRecusalRequest(supervisor=facts, plan=plan_facts, session=sf, as_of_date=sf.date)
+            for sf in session_facts
+        ]
+        resp = await self._call(self._rules().BatchCheckRecusal, rules_pb2.BatchCheckRecusalRequest(requests=reqs))
+        blocking = {
+            (f.rule_id, f.message): f
+            for r in resp.responses
+            for f in r.decision.findings
+            if f.severity == rules_pb2.SEVERITY_BLOCKING
+        }
+        if blocking:
+            raise FailedPrecondition(
+                "RECUSAL_REQUIRED",
+                [PreconditionViolation(f.rule_id, f.subject or subject, f.message) for f in blocking.values()],
+            )
+        return [r.decision.name for r in resp.responses]
+
     async def propose_team(self, team: TeamScope, agency: str, team_size: int, seed: str, today: dt.date) -> Proposal:
         """ProposeTeam: a seeded draw from the pool the dispatching agency may dispatch (第十五条–第二十条)."""
         ids = await self._db.read(repo.pool_ids, **_pool_filters(team.scope, agency))

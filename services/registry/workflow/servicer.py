@@ -15,11 +15,12 @@ from bjsv.registry.v1 import supervision_pb2_grpc
 from common.clock import SHANGHAI
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PreconditionViolation
 from services.registry.domain.workflow.feedback import FeedbackAnswers
-from services.registry.workflow import cases, dispatches, feedback, periods, plans, records, status
+from services.registry.workflow import cases, declarations, dispatches, feedback, periods, plans, records, status
 from services.registry.workflow.context import Workflow, require_role
 from services.registry.workflow.convert import (
     ANSWER_IN,
     CASE_STATE_IN,
+    CONFLICT_KIND_IN,
     FORM_IN,
     RUNG_IN,
     SUBJECT_KIND_IN,
@@ -32,6 +33,7 @@ from services.registry.workflow.convert import (
     parse_page,
     timestamp,
     to_proto_case,
+    to_proto_declaration,
     to_proto_dispatch,
     to_proto_feedback,
     to_proto_overdue,
@@ -338,3 +340,12 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
         else:
             raise InvalidArgument("CLOCK_VALUE_REQUIRED", [FieldViolation("fixed_time", "请提供时间或 reset")])
         return pb.SetSupervisionClockResponse(now=timestamp(self.wf.clock.now()), mode=self.wf.clock.mode)
+
+    # -- 第十六条 declarations, 第二十二条(九)(十) complaints and major problems
+
+    @_rpc
+    async def DeclareConflicts(self, request: pb.DeclareConflictsRequest, context) -> pb.DeclareConflictsResponse:
+        d = request.declaration
+        conflicts = [(CONFLICT_KIND_IN.get(c.kind, ""), c.counterpart, c.description) for c in d.conflicts]
+        row = await declarations.declare(self.wf, declarations.Declaration(d.dispatch, d.supervisor, conflicts))
+        return pb.DeclareConflictsResponse(declaration=to_proto_declaration(row))
