@@ -508,3 +508,40 @@ def to_proto_declaration(row: wm.ConflictDeclaration) -> pb.ConflictDeclaration:
         declare_time=timestamp(row.declared_at),
         rule_decisions=row.decisions,
     )
+
+
+COMPLAINT_STATE = {
+    "received": pb.COMPLAINT_STATE_RECEIVED,
+    "investigating": pb.COMPLAINT_STATE_INVESTIGATING,
+    "closed": pb.COMPLAINT_STATE_CLOSED,
+}
+
+
+def to_proto_complaint(row: wm.Complaint) -> pb.Complaint:
+    return pb.Complaint(
+        name=f"complaints/{row.id}",
+        source=row.source,
+        subject=row.subject,
+        subject_name=row.subject_name,
+        content=row.content,
+        state=COMPLAINT_STATE[row.state],
+        handling=row.handling,
+        result=row.result,
+        penalty_case=f"cases/{row.case_id}" if row.case_id else "",
+        district=row.district,
+        received_by=row.received_by,
+        receive_time=timestamp(row.received_at),
+        close_time=timestamp(row.closed_at),
+    )
+
+
+def to_proto_major_problem(row: wm.MajorProblemReport) -> pb.MajorProblemReport:
+    return pb.MajorProblemReport(
+        name=f"major-problems/{row.id}",
+        dispatch=f"dispatches/{row.dispatch_id}",
+        reported_by=f"supervisors/{row.supervisor_id}",
+        findings=row.findings,
+        suggestions=row.suggestions,
+        recipients=row.recipients,
+        report_time=timestamp(row.reported_at),
+    )
