@@ -204,7 +204,7 @@ def test_a_declared_relative_among_the_examiners_requires_recusal_art16(clients,
     examiner = h.new_id_number(dt.date(1981, 6, 6))
     clients.set_clock(dt.datetime(2026, 5, 11, 16, tzinfo=SHANGHAI))
     p = plan(clients, world, D(2026, 5, 12), examiners=[h.person("褚考评", examiner)])
-    d = dispatch(clients, p, [s["甲督导"], s["乙督导"]], declared=False)
+    d = dispatch(clients, p, [s["甲督导"], s["乙督导"]])  # both declared none first
     relative = spb.DeclaredConflict(kind=spb.CONFLICT_KIND_RELATIVE_EXAMINER, counterpart=examiner, description="表兄")
     with pytest.raises(grpc.RpcError) as e:
         clients.sv.DeclareConflicts(declaration(d, s["乙督导"], relative), metadata=h.md(h.HAIDIAN))
@@ -217,6 +217,6 @@ def test_a_declared_relative_among_the_examiners_requires_recusal_art16(clients,
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert any(t.startswith("declaration.conflicts[0].counterpart|") for t in error_reason(e.value)[1])
     clients.set_clock(dt.datetime(2026, 5, 12, 18, tzinfo=SHANGHAI))
-    with pytest.raises(grpc.RpcError) as e:  # the refused declaration was not stored
+    with pytest.raises(grpc.RpcError) as e:  # the refusal voided the earlier clean declaration
         clients.sv.SubmitFeedback(feedback(d, s["乙督导"], D(2026, 5, 12), 9, 17))
     assert error_reason(e.value)[0] == "CONFLICTS_NOT_DECLARED"

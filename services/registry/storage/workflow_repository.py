@@ -665,3 +665,11 @@ def save_declaration(
     row.conflicts, row.decisions, row.declared_at = conflicts, decisions, now
     session.flush()
     return row
+
+
+def delete_declaration(session: Session, dispatch_id: int, supervisor_id: int) -> None:
+    session.execute(
+        sa.delete(wm.ConflictDeclaration).where(
+            wm.ConflictDeclaration.dispatch_id == dispatch_id, wm.ConflictDeclaration.supervisor_id == supervisor_id
+        )
+    )

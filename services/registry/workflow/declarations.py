@@ -57,7 +57,13 @@ async def declare(wf: Workflow, d: Declaration) -> wm.ConflictDeclaration:
         rules_pb2.DeclaredConflict(kind=RULES_KIND[c.kind], counterpart=c.counterpart, description=c.description)
         for c in conflicts
     ]
-    decisions = await wf.rules.check_recusal(planned.team, supervisor_id, declared, d.supervisor)
+    try:
+        decisions = await wf.rules.check_recusal(planned.team, supervisor_id, declared, d.supervisor)
+    except FailedPrecondition:
+        # A conflict now declared that requires recusal voids an earlier clean declaration: the supervisor
+        # may not act on this dispatch any more and has to be replaced.
+        await wf.db.write(repo.delete_declaration, dispatch_id, supervisor_id)
+        raise
     now = wf.clock.now()
 
     def tx(session: Session) -> wm.ConflictDeclaration:
