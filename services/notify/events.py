@@ -162,6 +162,8 @@ class RegistryEvents:
             "appointment.expired": self.appointment_ended,
             "appointment.revoked": self.appointment_ended,
             "badge.filed": self.badge_filed,
+            "complaint.received": self.complaint_received,
+            "major_problem.reported": self.major_problem_reported,
         }
 
     def subscription(self, *, max_deliver: int = 8, ack_wait: float = 60.0, batch: int = 128) -> Subscription:
@@ -335,6 +337,22 @@ class RegistryEvents:
         msg = reg_events.AppointmentExpired if env.type == "appointment.expired" else reg_events.AppointmentRevoked
         ev = unpack(env, msg)
         return reactions.on_appointment_ended(ev.supervisor.name)
+
+    def complaint_received(self, env) -> Reaction:
+        ev = unpack(env, supervision_events_pb2.ComplaintReceived)
+        c = ev.complaint
+        return reactions.on_complaint_received(
+            complaint=c.name or env.subject, recipients=[r.party for r in ev.recipients if r.party],
+            subject_name=c.subject_name or c.subject, source=c.source, content=c.content,
+        )  # fmt: skip
+
+    def major_problem_reported(self, env) -> Reaction:
+        ev = unpack(env, supervision_events_pb2.MajorProblemReported)
+        r = ev.report
+        return reactions.on_major_problem(
+            report=r.name or env.subject, recipients=[x.party for x in ev.recipients if x.party],
+            reporter_name=ev.reporter_name, findings=r.findings, suggestions=r.suggestions,
+        )  # fmt: skip
 
     def badge_filed(self, env) -> Reaction:
         ev = unpack(env, reg_events.BadgeFiled)

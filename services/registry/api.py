@@ -27,11 +27,13 @@ from services.registry.domain.policy import RegistryPolicy
 from services.registry.domain.problems import Conflict, ProblemsError, Refused
 from services.registry.domain.supervisors import (
     SupervisorInput,
+    validate_affiliations,
     validate_attestations,
     validate_name,
     validate_supervisor,
     validate_training,
 )
+from services.registry.domain.training import TrainingInput
 from services.registry.eligibility import RulesEligibility
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
@@ -75,6 +77,8 @@ ITEM_FROM_PB = {
     pb.ATTESTATION_ITEM_HEALTH: "health",
 }
 ITEM_TO_PB = {v: k for k, v in ITEM_FROM_PB.items()}
+AFFILIATION_FROM_PB = {pb.AFFILIATION_KIND_EMPLOYER: "employer", pb.AFFILIATION_KIND_OTHER: "other"}
+AFFILIATION_TO_PB = {True: pb.AFFILIATION_KIND_EMPLOYER, False: pb.AFFILIATION_KIND_OTHER}
 CATEGORY_FROM_PB = {
     pb.BADGE_CATEGORY_EXTERNAL_CITY: "external_city",
     pb.BADGE_CATEGORY_EXTERNAL_DISTRICT: "external_district",
@@ -166,15 +170,25 @@ def to_proto_supervisor(session, s: m.Supervisor, full: bool) -> pb.Supervisor:
     for a in repo.attestations_of(session, supervisor_id=s.id):
         out.attestations.add(item=ITEM_TO_PB[a.item], satisfied=a.satisfied, attested_by=a.attested_by,
                              attested_date=a.attested_date.isoformat())  # fmt: skip
-    if s.training_passed is not None:
-        out.training.CopyFrom(pb.TrainingAssessment(
-            passed=s.training_passed, assessed_by=s.training_by,
-            assessed_date=api.format_date(s.training_date),
-        ))  # fmt: skip
+    records = repo.training_rows(session, supervisor_ids=[s.id])
+    if shown := ([r for r in records if r.passed] or records):  # the latest passed training, else the latest
+        out.training.CopyFrom(to_proto_training(shown[-1]))
+    for a in repo.affiliations_of(session, supervisor_ids=[s.id]).get(s.id, []):
+        out.affiliations.add(institution=a.institution, kind=AFFILIATION_TO_PB[a.employer],
+                             from_date=a.from_date.isoformat(), until_date=api.format_date(a.until_date))  # fmt: skip
     _ts(out.create_time, s.created_at)
     _ts(out.update_time, s.updated_at)
     if full:
         out.photo = s.photo or b""
+    return out
+
+
+def to_proto_training(r: m.TrainingRecord) -> pb.TrainingAssessment:
+    out = pb.TrainingAssessment(
+        name=f"supervisors/{r.supervisor_id}/trainings/{r.id}", passed=r.passed, assessed_by=r.trainer,
+        assessed_date=r.assessed_date.isoformat(), course=r.course, certificate_number=r.certificate_number,
+    )  # fmt: skip
+    _ts(out.record_time, r.recorded_at)
     return out
 
 
@@ -260,6 +274,10 @@ def _training_in(s: pb.Supervisor):
     return (t.passed, t.assessed_by, t.assessed_date)
 
 
+def _affiliations_in(items) -> list[tuple[str, str, str, str]]:
+    return [(a.institution, AFFILIATION_FROM_PB.get(a.kind, "?"), a.from_date, a.until_date) for a in items]
+
+
 def _image_in(data: bytes, field: str, policy: RegistryPolicy, photo: bool = False):
     if not data:
         return None
@@ -314,6 +332,8 @@ def _supervisor_changes(s: pb.Supervisor, paths, today: dt.date, policy: Registr
             changes[p] = tuple(items)
         elif p == "training":
             changes[p], problems = validate_training(_training_in(s), today)
+        elif p == "affiliations":
+            changes[p] = tuple(validate_affiliations(_affiliations_in(s.affiliations)))
         else:
             raise _unsupported_path(p)
         if problems:
@@ -329,6 +349,7 @@ def _supervisor_input(s: pb.Supervisor) -> SupervisorInput:
         birth_date=s.birth_date, id_number=s.id_number, type=TYPE_FROM_PB.get(s.type, "?"),
         level=LEVEL_FROM_PB.get(s.level, ""), district_code=s.district_code, institution_number=institution,
         phone=s.phone, attestations=_attestations_in(s.attestations), training=_training_in(s),
+        affiliations=_affiliations_in(s.affiliations),
     )  # fmt: skip
 
 
@@ -508,6 +529,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         await self.db.read(access.supervisor, sid)
         out = await self.supervisors.update(sid, changes, lambda s, r: to_proto_supervisor(s, r, False))
         return pb.UpdateSupervisorResponse(supervisor=out)
+
+    @edge
+    async def RecordTraining(self, request, context):
+        sid = api.parse_id(request.supervisor, "supervisors", field="supervisor")
+        t = request.training
+        inp = TrainingInput(t.course, t.assessed_by, t.assessed_date, t.passed, t.certificate_number)
+        out = await self.supervisors.record_training(sid, inp, to_proto_training)
+        return pb.RecordTrainingResponse(training=out)
+
+    @edge
+    async def ListTrainings(self, request, context):
+        sid = api.parse_id(request.supervisor, "supervisors", field="supervisor")
+        return pb.ListTrainingsResponse(trainings=await self.supervisors.trainings(sid, to_proto_training))
 
     @edge
     async def ImportRoster(self, request, context):

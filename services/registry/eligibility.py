@@ -16,6 +16,7 @@ from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common import clients
 from common.clients import invoke
 from common.errors import FailedPrecondition, PreconditionViolation
+from services.registry.domain.supervisors import Training
 from services.registry.storage import models as m
 
 PURPOSE = {"appointment": rules_pb2.PURPOSE_APPOINTMENT, "renewal": rules_pb2.PURPOSE_RENEWAL}
@@ -53,12 +54,15 @@ class SupervisorFacts:
     attestations: tuple[tuple[str, str, dt.date], ...]  # satisfied items only: (item, by, date)
 
 
-def facts_of(session, sup: m.Supervisor, appt: m.Appointment | None, attestations, institution: str) -> SupervisorFacts:
+def facts_of(
+    sup: m.Supervisor, appt: m.Appointment | None, attestations, institution: str, trained: Training | None
+) -> SupervisorFacts:
+    """`trained`: the passed training on or before the term start (第十条, derived from the records, D22)."""
     return SupervisorFacts(
         name=f"supervisors/{sup.id}", male=sup.male, birth_date=sup.birth_date, type=sup.type, level=sup.level,
         district_code=sup.district_code, institution=institution, status=sup.status,
         term_start=appt.term_start if appt else None, term_end=appt.term_end if appt else None,
-        training_passed=bool(sup.training_passed), training_date=sup.training_date,
+        training_passed=trained is not None, training_date=trained.assessed_date if trained else None,
         attestations=tuple((a.item, a.attested_by, a.attested_date) for a in attestations if a.satisfied),
     )  # fmt: skip
 

@@ -209,6 +209,7 @@ def flow(e2e_stack: Stack) -> dict[str, Any]:
     )
     dispatch = c.sv.CreateDispatch(create, metadata=h.md(h.HAIDIAN)).dispatch
     out["dispatch"] = dispatch
+    h.declare(c, dispatch.name, *proposal.supervisors)  # 第十六条: each member declares before acting
 
     with pytest.raises(grpc.RpcError) as refused:
         c.sv.CreateDispatch(spb.CreateDispatchRequest(

@@ -59,6 +59,7 @@ def person(kind="external", level="district", district="08", institution="", bir
             level=level if kind == "external" else "",
             district_code=district if level == "district" else "",
             institution_number=institution,
+            training=(True, "agencies/08" if kind == "external" else f"institutions/{institution}", "2024-06-01"),
         ),
         TODAY,
     )
@@ -219,7 +220,7 @@ def test_duplicate_id_number_is_refused_and_leaves_nothing(db):
 
 
 def test_lifecycle_suspend_reinstate_expire_revoke_art13_art27(db):
-    appt = appointed(db, person(district="14"), start=dt.date(2024, 1, 1))
+    appt = appointed(db, person(district="14"), start=dt.date(2025, 1, 1))
     code = issue(db, appt, year=2026)
     assert db.read_sync(lambda s: door(s, code, TODAY)) == "active"
     db.write_sync(
@@ -229,10 +230,10 @@ def test_lifecycle_suspend_reinstate_expire_revoke_art13_art27(db):
     with pytest.raises(FailedPrecondition):
         issue(db, appt, replace=True)
     db.write_sync(lambda s: appointments.reinstate(s, appointment_id=appt, reason="整改完毕", today=TODAY, now=NOW))
-    # term 2024-01-01 … 2026-12-31: the sweep on 2027-01-01 expires it (聘期届满自动解聘)
-    assert db.write_sync(lambda s: appointments.expire_due(s, as_of=dt.date(2026, 12, 31), now=NOW)) == []
-    assert db.write_sync(lambda s: appointments.expire_due(s, as_of=dt.date(2027, 1, 1), now=NOW)) == [appt]
-    assert db.read_sync(lambda s: door(s, code, dt.date(2027, 1, 1))) == "expired"
+    # term 2025-01-01 … 2027-12-31: the sweep on 2028-01-01 expires it (聘期届满自动解聘)
+    assert db.write_sync(lambda s: appointments.expire_due(s, as_of=dt.date(2027, 12, 31), now=NOW)) == []
+    assert db.write_sync(lambda s: appointments.expire_due(s, as_of=dt.date(2028, 1, 1), now=NOW)) == [appt]
+    assert db.read_sync(lambda s: door(s, code, dt.date(2028, 1, 1))) == "expired"
     db.write_sync(
         lambda s: appointments.revoke(s, appointment_id=appt, reason="利用职务谋取私利", article="第二十七条", now=NOW)
     )

@@ -66,6 +66,7 @@ def _dispatch(c: h.Clients, day: D) -> tuple[spb.Dispatch, str, str]:
         ),
         metadata=h.md(h.HAIDIAN),
     ).dispatch
+    h.declare(c, d.name, a, b)
     return d, a, b
 
 

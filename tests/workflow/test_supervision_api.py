@@ -13,8 +13,7 @@ import grpc
 import nats
 import pytest
 import wf_helpers as h
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from wf_helpers import error_reason
 
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import registry_pb2 as rpb
@@ -56,23 +55,6 @@ def eventually_events(url: str, type_: str, subject: str, timeout: float = 15.0)
         time.sleep(0.2)
 
 
-def error_reason(e: grpc.RpcError) -> tuple[str, list[str]]:
-    st = rpc_status.from_call(e)
-    reason, texts = "", []
-    for d in st.details:
-        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.PreconditionFailure, error_details_pb2.BadRequest):
-            if d.Is(cls.DESCRIPTOR):
-                m = cls()
-                d.Unpack(m)
-                if isinstance(m, error_details_pb2.ErrorInfo):
-                    reason = m.reason
-                elif isinstance(m, error_details_pb2.PreconditionFailure):
-                    texts += [f"{v.type}|{v.description}" for v in m.violations]
-                else:
-                    texts += [f"{v.field}|{v.description}" for v in m.field_violations]
-    return reason, texts
-
-
 @pytest.fixture(scope="module")
 def world(clients: h.Clients) -> dict:
     c = clients
@@ -109,7 +91,9 @@ def dispatch(
         supervisors=[world["sups"][n][0] for n in names],
         client_request_id=h.request_id("dispatch"),
     )
-    return c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    d = c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    h.declare(c, d.name, *req.supervisors)  # 第十六条: before acting
+    return d
 
 
 def test_record_due_five_working_days_after_supervision_across_national_day_art23_d5(clients, world):
@@ -402,6 +386,7 @@ def test_institution_dispatches_its_internal_supervisors_like_external_ones_art1
         dispatch=spb.Dispatch(plan=plan.name, dispatching_agency=inst, form=spb.SUPERVISION_FORM_ON_SITE),
         selection=spb.TEAM_SELECTION_MANUAL, supervisors=mine, client_request_id="internal-1")  # fmt: skip
     d = c.sv.CreateDispatch(req, metadata=h.md(who)).dispatch
+    h.declare(c, d.name, *mine)
     assert d.scope == spb.DISPATCH_SCOPE_INTERNAL and d.record_due_date == "2026-06-09"
     # An institution cannot dispatch external supervisors (第十四条, D8).
     with pytest.raises(grpc.RpcError) as e:

@@ -47,6 +47,7 @@ def test_flow_on_postgresql_from_plan_to_closed_period_art23_art26_d10(pg_url, t
             metadata=h.md(("agencies/05", "district-agency"))).dispatch  # fmt: skip
         assert dispatch.record_due_date == "2026-04-13"  # Qingming 04-04..06; 5 working days after 04-03
         assert dispatch.supervision_start_time == h.at(D(2026, 4, 3), 9)
+        h.declare(c, dispatch.name, a, b)
         c.set_clock(dt.datetime(2026, 4, 7, 10, tzinfo=SHANGHAI))
         no12 = h.answers(16, {12: "拒绝提供评分记录"})
         record = spb.SupervisionRecord(

@@ -9,6 +9,8 @@ import itertools
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from PIL import Image
 
 from bjsv.registry.v1 import registry_pb2 as rpb
@@ -179,3 +181,27 @@ def internal_supervisor(c: Clients, name: str, institution_name: str, start: str
     c.registry.AppointSupervisor(rpb.AppointSupervisorRequest(supervisor=sup.name, start_date=start,
                                                               appointed_by="机构负责人"), metadata=md(org))  # fmt: skip
     return sup.name
+
+
+def error_reason(e: grpc.RpcError) -> tuple[str, list[str]]:
+    st = rpc_status.from_call(e)
+    reason, texts = "", []
+    for d in st.details:
+        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.PreconditionFailure, error_details_pb2.BadRequest):
+            if d.Is(cls.DESCRIPTOR):
+                m = cls()
+                d.Unpack(m)
+                if isinstance(m, error_details_pb2.ErrorInfo):
+                    reason = m.reason
+                elif isinstance(m, error_details_pb2.PreconditionFailure):
+                    texts += [f"{v.type}|{v.description}" for v in m.violations]
+                else:
+                    texts += [f"{v.field}|{v.description}" for v in m.field_violations]
+    return reason, texts
+
+
+def declare(c: Clients, dispatch: str, *supervisors: str) -> None:
+    """Each supervisor declares no relative or interest (第十六条) before acting on the dispatch."""
+    for sup in supervisors:
+        d = spb.ConflictDeclaration(dispatch=dispatch, supervisor=sup)
+        c.sv.DeclareConflicts(spb.DeclareConflictsRequest(declaration=d), metadata=md(HAIDIAN))

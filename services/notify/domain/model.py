@@ -53,6 +53,8 @@ class Kind(enum.StrEnum):
     AGE_LIMIT_IN_TERM = "age_limit_in_term"
     BADGE_FILED = "badge_filed"
     PENALTY_DECISION_PENDING = "penalty_decision_pending"
+    COMPLAINT_RECEIVED = "complaint_received"
+    MAJOR_PROBLEM_REPORTED = "major_problem_reported"
 
 
 class Channel(enum.StrEnum):

@@ -17,6 +17,8 @@ from services.notify.domain.model import (
     AppointmentTerm,
     Form,
     FormDeadline,
+    Kind,
+    NotificationDraft,
     Reaction,
     appointment_group,
     case_group,
@@ -255,3 +257,34 @@ def on_case_awaiting_decision(
 
 def on_case_decided(case: str) -> Reaction:
     return Reaction(cancel_groups=[case_group(case)])
+
+
+EXCERPT = 200  # characters of a complaint's or report's text quoted in the notification (the rest is in the record)
+
+
+def on_complaint_received(
+    *, complaint: str, recipients: list[str], subject_name: str, source: str, content: str
+) -> Reaction:
+    """第二十二条(九): a complaint to investigate (调查、核实) reaches the city centre and the district agency."""
+    body = f"收到群众举报（来源：{source}），涉及{subject_name}：{content[:EXCERPT]}。"
+    body += "请配合市鉴定管理中心进行调查、核实（第二十二条第（九）项）。"
+    return Reaction(notifications=[
+        NotificationDraft(key=f"{Kind.COMPLAINT_RECEIVED}/{complaint}/{r}", recipient=r, kind=Kind.COMPLAINT_RECEIVED,
+                          title=f"群众举报：{subject_name}", body=body, articles=("第二十二条",), subject=complaint)
+        for r in recipients
+    ])  # fmt: skip
+
+
+def on_major_problem(
+    *, report: str, recipients: list[str], reporter_name: str, findings: str, suggestions: str
+) -> Reaction:
+    """第二十二条(十): 向委派机构报告和反映情况，并提出建议 — to the dispatching agency and the city centre."""
+    body = f"外督员{reporter_name}报告重大问题：{findings[:200]}。" + (
+        f"建议：{suggestions[:200]}。" if suggestions else ""
+    )
+    return Reaction(notifications=[
+        NotificationDraft(key=f"{Kind.MAJOR_PROBLEM_REPORTED}/{report}/{r}", recipient=r,
+                          kind=Kind.MAJOR_PROBLEM_REPORTED, title=f"重大问题报告：{reporter_name}",
+                          body=body + "（第二十二条第（十）项）", articles=("第二十二条",), subject=report)
+        for r in recipients
+    ])  # fmt: skip

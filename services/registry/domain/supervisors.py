@@ -66,6 +66,47 @@ class Training:
     passed: bool
     assessed_by: str
     assessed_date: dt.date
+    course: str = ""
+    certificate_number: str = ""
+
+
+@dataclass(frozen=True)
+class Affiliation:
+    """A dated relation to an institution (第十六条): employer or other affiliation."""
+
+    institution: str  # institutions/<number>
+    employer: bool
+    from_date: dt.date
+    until_date: dt.date | None
+
+    def overlaps(self, first: dt.date, last: dt.date) -> bool:
+        return self.from_date <= last and (self.until_date is None or self.until_date >= first)
+
+
+def validate_affiliations(raw: list[tuple[str, str, str, str]], field_name: str = "affiliations") -> list[Affiliation]:
+    """raw: (institution resource name, "employer"|"other", from, until) per entry."""
+    out: list[Affiliation] = []
+    problems: list[Problem] = []
+    for i, (institution, kind, from_text, until_text) in enumerate(raw):
+        f = f"{field_name}[{i}]"
+        number = institution.removeprefix("institutions/")
+        if not institution.startswith("institutions/") or not number.isdigit():
+            problems.append(Problem(f"{f}.institution", "INSTITUTION_NAME", "单位须为 institutions/<机构编号>"))
+        if kind not in ("employer", "other"):
+            problems.append(Problem(f"{f}.kind", "AFFILIATION_KIND_REQUIRED", "请选择任职单位或其他隶属关系"))
+        start, p = parse_date(from_text, f"{f}.from_date", "起始日期")
+        problems += p
+        until = None
+        if until_text.strip():
+            until, p = parse_date(until_text, f"{f}.until_date", "截止日期")
+            problems += p
+        if start and until and until < start:
+            problems.append(Problem(f"{f}.until_date", "UNTIL_BEFORE_FROM", "截止日期不能早于起始日期"))
+        if start and not problems:
+            out.append(Affiliation(institution, kind == "employer", start, until))
+    if problems:
+        raise ProblemsError(problems)
+    return out
 
 
 @dataclass
@@ -83,6 +124,7 @@ class SupervisorInput:
     phone: str = ""
     attestations: list[tuple[str, bool, str, str]] = field(default_factory=list)  # item, ok, by, date
     training: tuple[bool, str, str] | None = None  # passed, by, date
+    affiliations: list[tuple[str, str, str, str]] = field(default_factory=list)  # institution, kind, from, until
 
 
 @dataclass(frozen=True)
@@ -98,6 +140,7 @@ class SupervisorDraft:
     phone: str
     attestations: tuple[Attestation, ...]
     training: Training | None
+    affiliations: tuple[Affiliation, ...] = ()
 
 
 def parse_date(text: str, field_name: str, label: str) -> tuple[dt.date | None, list[Problem]]:
@@ -247,11 +290,15 @@ def validate_supervisor(inp: SupervisorInput, today: dt.date) -> SupervisorDraft
     problems += p
     training, p = validate_training(inp.training, today)
     problems += p
+    try:
+        affiliations = validate_affiliations(inp.affiliations)
+    except ProblemsError as e:
+        affiliations, problems = [], problems + e.problems
     if problems:
         raise ProblemsError(problems)
     assert info is not None and typ is not None and level is not None
     return SupervisorDraft(
         full_name=inp.full_name.strip(), male=info.male, birth_date=info.birth_date, id_number=info.number,
         type=typ, level=level, district_code=district, institution_number=institution, phone=phone,
-        attestations=tuple(attestations), training=training,
+        attestations=tuple(attestations), training=training, affiliations=tuple(affiliations),
     )  # fmt: skip

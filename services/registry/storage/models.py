@@ -78,9 +78,6 @@ class Supervisor(Base):
     photo: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
     photo_sha256: Mapped[str] = mapped_column(sa.String(64), default="")
     photo_mime: Mapped[str] = mapped_column(sa.String(20), default="")
-    training_passed: Mapped[bool | None] = mapped_column(sa.Boolean)
-    training_by: Mapped[str] = mapped_column(sa.String(100), default="")
-    training_date: Mapped[dt.date | None] = mapped_column(sa.Date)
     status: Mapped[str] = mapped_column(sa.String(16), index=True)
     current_appointment_id: Mapped[int | None] = mapped_column(sa.Integer)
     term_end: Mapped[dt.date | None] = mapped_column(sa.Date, index=True)
@@ -100,6 +97,32 @@ class Attestation(Base):
     attested_by: Mapped[str] = mapped_column(sa.String(100))
     attested_date: Mapped[dt.date] = mapped_column(sa.Date)
     recorded_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class TrainingRecord(Base):
+    """One dated training and assessment (培训考核, 第十条) by the body 第十一条/第十二条 names."""
+
+    __tablename__ = "training_record"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    supervisor_id: Mapped[int] = mapped_column(sa.ForeignKey("supervisor.id"), index=True)
+    course: Mapped[str] = mapped_column(sa.String(200), default="")
+    trainer: Mapped[str] = mapped_column(sa.String(100))
+    assessed_date: Mapped[dt.date] = mapped_column(sa.Date)
+    passed: Mapped[bool] = mapped_column(sa.Boolean)
+    certificate_number: Mapped[str] = mapped_column(sa.String(60), default="")
+    recorded_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class Affiliation(Base):
+    """A dated relation of a supervisor to an institution: employer or other affiliation (第十六条 回避)."""
+
+    __tablename__ = "supervisor_affiliation"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    supervisor_id: Mapped[int] = mapped_column(sa.ForeignKey("supervisor.id"), index=True)
+    institution: Mapped[str] = mapped_column(sa.String(60))  # institutions/<number>
+    employer: Mapped[bool] = mapped_column(sa.Boolean)
+    from_date: Mapped[dt.date] = mapped_column(sa.Date)
+    until_date: Mapped[dt.date | None] = mapped_column(sa.Date)
 
 
 class Appointment(Base):

@@ -20,7 +20,7 @@ from services.registry.domain.appointments import Change
 from services.registry.domain.districts import DISTRICTS
 from services.registry.domain.images import CheckedImage
 from services.registry.domain.institutions import InstitutionDraft
-from services.registry.domain.supervisors import Attestation, Status, SupervisorDraft, Training
+from services.registry.domain.supervisors import Affiliation, Attestation, Status, SupervisorDraft, Training
 from services.registry.domain.terms import Term
 from services.registry.storage import models as m
 
@@ -148,10 +148,12 @@ def insert_supervisor(
         photo_mime=photo.mime_type if photo else "", status=Status.NOT_APPOINTED.value, created_at=now,
         updated_at=now,
     )  # fmt: skip
-    set_training(sup, draft.training)
     session.add(sup)
     session.flush()
     set_attestations(session, sup, draft.attestations, now)
+    if draft.training is not None:
+        add_training(session, supervisor_id=sup.id, training=draft.training, now=now)
+    set_affiliations(session, supervisor_id=sup.id, items=draft.affiliations)
     session.flush()
     return sup
 
@@ -168,11 +170,43 @@ def set_attestations(session: Session, sup: m.Supervisor, items: Iterable[Attest
         )  # fmt: skip
 
 
-def set_training(sup: m.Supervisor, t: Training | None) -> None:
-    if t is None:
-        sup.training_passed, sup.training_by, sup.training_date = None, "", None
-    else:
-        sup.training_passed, sup.training_by, sup.training_date = t.passed, t.assessed_by, t.assessed_date
+def add_training(session: Session, *, supervisor_id: int, training: Training, now: dt.datetime) -> m.TrainingRecord:
+    row = m.TrainingRecord(
+        supervisor_id=supervisor_id, course=training.course, trainer=training.assessed_by,
+        assessed_date=training.assessed_date, passed=training.passed,
+        certificate_number=training.certificate_number, recorded_at=now,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row
+
+
+def training_rows(session: Session, *, supervisor_ids: Iterable[int]) -> list[m.TrainingRecord]:
+    """Training records of the supervisors, oldest first."""
+    q = sa.select(m.TrainingRecord).where(m.TrainingRecord.supervisor_id.in_(list(supervisor_ids)))
+    return list(session.execute(q.order_by(m.TrainingRecord.assessed_date, m.TrainingRecord.id)).scalars())
+
+
+def as_training(row: m.TrainingRecord) -> Training:
+    return Training(row.passed, row.trainer, row.assessed_date, row.course, row.certificate_number)
+
+
+def set_affiliations(session: Session, *, supervisor_id: int, items: Iterable[Affiliation]) -> None:
+    """Replace the supervisor's dated employer/affiliations (第十六条)."""
+    session.execute(sa.delete(m.Affiliation).where(m.Affiliation.supervisor_id == supervisor_id))
+    session.add_all(
+        m.Affiliation(supervisor_id=supervisor_id, institution=a.institution, employer=a.employer,
+                      from_date=a.from_date, until_date=a.until_date)
+        for a in items
+    )  # fmt: skip
+
+
+def affiliations_of(session: Session, *, supervisor_ids: Iterable[int]) -> dict[int, list[Affiliation]]:
+    out: dict[int, list[Affiliation]] = {}
+    q = sa.select(m.Affiliation).where(m.Affiliation.supervisor_id.in_(list(supervisor_ids)))
+    for r in session.execute(q.order_by(m.Affiliation.from_date, m.Affiliation.id)).scalars():
+        out.setdefault(r.supervisor_id, []).append(Affiliation(r.institution, r.employer, r.from_date, r.until_date))
+    return out
 
 
 def set_photo(sup: m.Supervisor, photo: CheckedImage | None) -> None:

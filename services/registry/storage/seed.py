@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from services.registry.domain import id_number
 from services.registry.domain.districts import CITY_CODE
 from services.registry.domain.institutions import validate_institution
-from services.registry.domain.supervisors import SupervisorInput, validate_supervisor
+from services.registry.domain.supervisors import AttestationItem, SupervisorDraft, SupervisorInput, validate_supervisor
+from services.registry.domain.training import TrainingInput
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
 from services.registry.usecases import appointments, organisations, supervisors
@@ -25,6 +26,8 @@ from services.registry.usecases import appointments, organisations, supervisors
 # Demo and bench data only, written straight to the database: a real appointment takes its term from the
 # rule set in force (`appointment.term_years`, read from the rules service).
 DEMO_TERM_YEARS = 3
+DEMO_TRAINED_DAYS_BEFORE = 30  # demo attestations and training date from a month before the term starts
+DEMO_COURSE = "质量督导员岗前培训"
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"]
 
@@ -44,6 +47,28 @@ def _ensure_institution(session: Session, number: str, letter: str) -> None:
         return
     draft = validate_institution(number, letter, f"演示评价机构{number[-4:]}", "08", "演示联系人 010-00000000")
     organisations.create_institution(session, draft=draft, now=dt.datetime.now(dt.UTC))
+
+
+def _demo_supervisor(
+    n: int, number: str, spec: ScopeSpec, start: dt.date, today: dt.date
+) -> tuple[SupervisorDraft, TrainingInput]:
+    """A demo supervisor with 第九条 attested and a 第十条 training passed before the term starts, by the body
+    第十一条/第十二条 names (the city or district agency; an internal supervisor's own institution), so that
+    the demo supervisors pass the rules service's checks at dispatch."""
+    internal = bool(spec.institution_number)
+    trainer = f"institutions/{spec.institution_number}" if internal else f"agencies/{spec.district}"
+    vetted = (start - dt.timedelta(days=DEMO_TRAINED_DAYS_BEFORE)).isoformat()
+    draft = validate_supervisor(
+        SupervisorInput(
+            full_name=SURNAMES[n % len(SURNAMES)] + GIVEN[n % len(GIVEN)], gender="", birth_date="",
+            id_number=number, type="internal" if internal else "external",
+            level="" if internal else ("city" if spec.district == CITY_CODE else "district"),
+            district_code="" if internal else spec.district, institution_number=spec.institution_number,
+            phone=f"1380000{n:04d}", attestations=[(item.value, True, trainer, vetted) for item in AttestationItem],
+        ),
+        today,
+    )  # fmt: skip
+    return draft, TrainingInput(DEMO_COURSE, trainer, vetted, True, f"DEMO-PX-{n:05d}")
 
 
 def seed_population(
@@ -71,18 +96,9 @@ def seed_population(
                 if number not in used:
                     used.add(number)
                     break
-            internal = bool(spec.institution_number)
-            draft = validate_supervisor(
-                SupervisorInput(
-                    full_name=SURNAMES[n % len(SURNAMES)] + GIVEN[n % len(GIVEN)], gender="", birth_date="",
-                    id_number=number, type="internal" if internal else "external",
-                    level="" if internal else ("city" if spec.district == CITY_CODE else "district"),
-                    district_code="" if internal else spec.district, institution_number=spec.institution_number,
-                    phone=f"1380000{n:04d}",
-                ),
-                today,
-            )  # fmt: skip
+            draft, training = _demo_supervisor(n, number, spec, start, today)
             sup = supervisors.register_supervisor(session, draft=draft, now=now)
+            supervisors.record_training(session, supervisor_id=sup.id, training=training, today=today, now=now)
             appt = appointments.appoint(
                 session,
                 supervisor_id=sup.id,

@@ -249,3 +249,51 @@ class WorkflowClockSetting(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     fixed_at: Mapped[dt.datetime | None] = mapped_column(TS)
     updated_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class ConflictDeclaration(Base):
+    """A dispatched supervisor's 第十六条 declaration (relatives, interests; empty = none), checked by the
+    rules service before it is stored."""
+
+    __tablename__ = "conflict_declaration"
+    __table_args__ = (sa.UniqueConstraint("dispatch_id", "supervisor_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    dispatch_id: Mapped[int] = mapped_column(sa.ForeignKey("dispatch.id"), index=True)
+    supervisor_id: Mapped[int] = mapped_column(sa.Integer)
+    conflicts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    decisions: Mapped[list[str]] = mapped_column(JSON)
+    declared_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class Complaint(Base):
+    """A public complaint (群众举报, 第二十二条(九)) and its investigation."""
+
+    __tablename__ = "complaint"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(100))
+    subject: Mapped[str] = mapped_column(sa.String(60), index=True)
+    subject_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    district: Mapped[str] = mapped_column(sa.String(2), default="")
+    content: Mapped[str] = mapped_column(sa.Text)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    handling: Mapped[str] = mapped_column(sa.Text, default="")
+    result: Mapped[str] = mapped_column(sa.Text, default="")
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("penalty_case.id"))
+    received_by: Mapped[str] = mapped_column(sa.String(60))
+    client_request_id: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    received_at: Mapped[dt.datetime] = mapped_column(TS)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(TS)
+
+
+class MajorProblemReport(Base):
+    """A major problem (重大问题) reported by a dispatched supervisor, with suggestions (第二十二条(十))."""
+
+    __tablename__ = "major_problem_report"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    dispatch_id: Mapped[int] = mapped_column(sa.ForeignKey("dispatch.id"), index=True)
+    supervisor_id: Mapped[int] = mapped_column(sa.Integer)
+    findings: Mapped[str] = mapped_column(sa.Text)
+    suggestions: Mapped[str] = mapped_column(sa.Text, default="")
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    client_request_id: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    reported_at: Mapped[dt.datetime] = mapped_column(TS)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from common.clock import SHANGHAI
+from services.registry.domain.supervisors import Affiliation, Training
 from services.registry.domain.workflow.dispatch import Window
 from services.registry.domain.workflow.model import (
     ItemAnswer,
@@ -24,6 +25,7 @@ from services.registry.domain.workflow.model import (
     SessionPersonIn,
 )
 from services.registry.storage import models as rm
+from services.registry.storage import repository as registry_repo
 from services.registry.storage import workflow_models as wm
 
 # -- registry facts ------------------------------------------------------------------------------------
@@ -43,9 +45,9 @@ class SupervisorView:
     status: str
     term_start: dt.date | None
     term_end: dt.date | None
-    training_passed: bool
-    training_date: dt.date | None
     attestations: list[tuple[str, str, dt.date]] = field(default_factory=list)  # satisfied items only
+    trainings: list[Training] = field(default_factory=list)  # 第十条, oldest first
+    affiliations: list[Affiliation] = field(default_factory=list)  # 第十六条, dated
     badge_code: str = ""
     appointing_organization: str = ""
     appointment_id: int | None = None
@@ -101,8 +103,6 @@ def supervisors(session: Session, ids: list[int]) -> dict[int, SupervisorView]:
             status=sup.status,
             term_start=appt.term_start if appt else None,
             term_end=appt.term_end if appt else sup.term_end,
-            training_passed=bool(sup.training_passed),
-            training_date=sup.training_date,
             appointing_organization=appt.organization if appt else "",
             appointment_id=appt.id if appt else None,
             appointment_status=appt.status if appt else "",
@@ -111,6 +111,10 @@ def supervisors(session: Session, ids: list[int]) -> dict[int, SupervisorView]:
         sa.select(rm.Attestation).where(rm.Attestation.supervisor_id.in_(ids), rm.Attestation.satisfied.is_(True))
     ).scalars():
         out[att.supervisor_id].attestations.append((att.item, att.attested_by, att.attested_date))
+    for row in registry_repo.training_rows(session, supervisor_ids=ids):
+        out[row.supervisor_id].trainings.append(registry_repo.as_training(row))
+    for sup_id, affiliations in registry_repo.affiliations_of(session, supervisor_ids=ids).items():
+        out[sup_id].affiliations = affiliations
     badges = session.execute(
         sa.select(rm.Badge.supervisor_id, rm.Badge.code)
         .where(rm.Badge.supervisor_id.in_(ids), rm.Badge.revoked.is_(False))
@@ -640,3 +644,32 @@ def set_clock(session: Session, *, fixed_at: dt.datetime | None, now: dt.datetim
         session.add(wm.WorkflowClockSetting(id=1, fixed_at=fixed_at, updated_at=now))
     else:
         row.fixed_at, row.updated_at = fixed_at, now
+
+
+def declaration(session: Session, dispatch_id: int, supervisor_id: int) -> wm.ConflictDeclaration | None:
+    q = sa.select(wm.ConflictDeclaration).where(
+        wm.ConflictDeclaration.dispatch_id == dispatch_id, wm.ConflictDeclaration.supervisor_id == supervisor_id
+    )
+    return session.execute(q).scalar_one_or_none()
+
+
+def save_declaration(
+    session: Session, dispatch_id: int, supervisor_id: int, conflicts: list[dict[str, str]], decisions: list[str],
+    now: dt.datetime,
+) -> wm.ConflictDeclaration:  # fmt: skip
+    """Insert or replace the supervisor's declaration on the dispatch (a later one supersedes)."""
+    row = declaration(session, dispatch_id, supervisor_id)
+    if row is None:
+        row = wm.ConflictDeclaration(dispatch_id=dispatch_id, supervisor_id=supervisor_id)
+        session.add(row)
+    row.conflicts, row.decisions, row.declared_at = conflicts, decisions, now
+    session.flush()
+    return row
+
+
+def delete_declaration(session: Session, dispatch_id: int, supervisor_id: int) -> None:
+    session.execute(
+        sa.delete(wm.ConflictDeclaration).where(
+            wm.ConflictDeclaration.dispatch_id == dispatch_id, wm.ConflictDeclaration.supervisor_id == supervisor_id
+        )
+    )

@@ -20,8 +20,9 @@ from common.policy import PolicyParameters
 from services.registry import events as ev
 from services.registry.domain import appointments as machine
 from services.registry.domain import terms
+from services.registry.domain import training as training_rules
 from services.registry.domain.policy import DEFAULT_POLICY, RegistryPolicy
-from services.registry.domain.supervisors import Status
+from services.registry.domain.supervisors import Status, Training
 from services.registry.eligibility import RulesEligibility, SupervisorFacts, facts_of
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
@@ -54,6 +55,18 @@ def _parties(session: Session, appt: m.Appointment, sup: m.Supervisor) -> dict:
 
 
 @translated
+def check_training(
+    session: Session, sup: m.Supervisor, *, start: dt.date, today: dt.date, policy: RegistryPolicy
+) -> Training | None:
+    """D22 (第十条): the term starts on or after a passed training, and not too far back; returns that
+    training (the fact the rules service gets)."""
+    trainings = [repo.as_training(r) for r in repo.training_rows(session, supervisor_ids=[sup.id])]
+    training_rules.check_term_start(f"supervisors/{sup.id}", trainings, start=start, today=today,
+                                    max_backdate_days=policy.max_backdate_start_days)  # fmt: skip
+    return training_rules.passed_on(trainings, start)
+
+
+@translated
 def check_can_appoint(session: Session, *, supervisor_id: int) -> m.Supervisor:
     sup = get_supervisor(session, supervisor_id=supervisor_id)
     machine.check_can_appoint(f"supervisors/{sup.id}", Status(sup.status))
@@ -76,6 +89,7 @@ def appoint(
     """聘任 (第十条) for `term_years` (第十三条) with the rules service's decision id; `age_limit_years`
     (第九条（五）, D6, from the rule set) travels with the event for the age notices."""
     sup = get_supervisor(session, supervisor_id=supervisor_id)
+    check_training(session, sup, start=start, today=today, policy=policy)
     term = machine.appoint(f"supervisors/{sup.id}", Status(sup.status), start=start, today=today,
                            term_years=term_years, max_future_days=policy.max_future_start_days)  # fmt: skip
     organization = ev.supervisor_organization(session, sup)[0]
@@ -105,6 +119,7 @@ def renew(
     """续聘 (第十三条): a new term from `start`; the badge validity follows the new term (D4)."""
     appt = get_appointment(session, appointment_id=appointment_id, lock=True)
     sup = get_supervisor(session, supervisor_id=appt.supervisor_id)
+    check_training(session, sup, start=start, today=today, policy=policy)
     term, change = machine.renew(state_of(appt), start=start, today=today, term_years=term_years,
                                  max_future_days=policy.max_future_start_days)  # fmt: skip
     previous = repo.current_term(session, appt)
@@ -205,16 +220,20 @@ class Appointments:
         self.rules = rules
         self.parameters = parameters
 
-    async def _facts(self, *, supervisor_id: int | None = None, appointment_id: int | None = None) -> SupervisorFacts:
-        """The registry's own preconditions (state), then the facts the rules service decides on."""
+    async def _facts(
+        self, start: dt.date, *, supervisor_id: int | None = None, appointment_id: int | None = None
+    ) -> SupervisorFacts:
+        """The registry's own preconditions (state, D22 training), then the facts the rules service decides on."""
+        today, policy = self.ctx.today(), self.ctx.policy
 
         def run(s: Session) -> SupervisorFacts:
             if appointment_id is not None:
                 appt, sup = check_can_renew(s, appointment_id=appointment_id)
             else:
                 sup, appt = check_can_appoint(s, supervisor_id=supervisor_id), None
+            trained = check_training(s, sup, start=start, today=today, policy=policy)
             inst = ev.institution_name(s.get(m.Institution, sup.institution_id)) if sup.institution_id else ""
-            return facts_of(s, sup, appt, repo.attestations_of(s, supervisor_id=sup.id), inst)
+            return facts_of(sup, appt, repo.attestations_of(s, supervisor_id=sup.id), inst, trained)
 
         return await self.ctx.read(run)
 
@@ -236,7 +255,9 @@ class Appointments:
         today, now = self.ctx.today(), self.ctx.now()
         start = start or today
         years = await self._term_years(start, today)
-        decision, age_limit = await self._decision(await self._facts(supervisor_id=supervisor_id), start, "appointment")
+        decision, age_limit = await self._decision(
+            await self._facts(start, supervisor_id=supervisor_id), start, "appointment"
+        )
         return await self.ctx.write(lambda s: render(s, appoint(
             s, supervisor_id=supervisor_id, start=start, decision_id=decision, term_years=years,
             age_limit_years=age_limit, appointed_by=appointed_by, today=today, now=now, policy=self.ctx.policy,
@@ -247,7 +268,9 @@ class Appointments:
         today, now = self.ctx.today(), self.ctx.now()
         start = start or today
         years = await self._term_years(start, today)
-        decision, age_limit = await self._decision(await self._facts(appointment_id=appointment_id), start, "renewal")
+        decision, age_limit = await self._decision(
+            await self._facts(start, appointment_id=appointment_id), start, "renewal"
+        )
         return await self.ctx.write(lambda s: render(s, renew(
             s, appointment_id=appointment_id, start=start, decision_id=decision, term_years=years,
             age_limit_years=age_limit, renewed_by=renewed_by, today=today, now=now, policy=self.ctx.policy,

@@ -13,12 +13,14 @@ from common.api import Page
 from common.errors import AlreadyExists, FailedPrecondition, PreconditionViolation
 from services.registry import events as ev
 from services.registry.domain import roster
+from services.registry.domain import training as training_rules
 from services.registry.domain.images import CheckedImage
-from services.registry.domain.supervisors import SupervisorDraft
+from services.registry.domain.supervisors import SupervisorDraft, SupervisorType
+from services.registry.domain.training import TrainingInput
 from services.registry.storage import models as m
 from services.registry.storage import repository as repo
 from services.registry.usecases.context import Listing, RegistryContext, listing
-from services.registry.usecases.errors import found
+from services.registry.usecases.errors import found, translated
 
 T = TypeVar("T")
 
@@ -54,7 +56,8 @@ def register_supervisor(
 
 
 def update_supervisor(session: Session, *, supervisor_id: int, changes: dict, now: dt.datetime) -> m.Supervisor:
-    """changes: full_name, phone, photo (CheckedImage|None), attestations (tuple), training (Training|None)."""
+    """changes: full_name, phone, photo (CheckedImage|None), attestations (tuple), training (Training|None:
+    adds a training record), affiliations (tuple, replaces the list, 第十六条)."""
     sup = get_supervisor(session, supervisor_id=supervisor_id)
     for key, value in changes.items():
         if key == "photo":
@@ -62,7 +65,10 @@ def update_supervisor(session: Session, *, supervisor_id: int, changes: dict, no
         elif key == "attestations":
             repo.set_attestations(session, sup, value, now)
         elif key == "training":
-            repo.set_training(sup, value)
+            if value is not None:
+                repo.add_training(session, supervisor_id=sup.id, training=value, now=now)
+        elif key == "affiliations":
+            repo.set_affiliations(session, supervisor_id=sup.id, items=value)
         else:
             setattr(sup, key, value)
     sup.updated_at = now
@@ -71,6 +77,29 @@ def update_supervisor(session: Session, *, supervisor_id: int, changes: dict, no
                events_pb2.SupervisorUpdated(supervisor=ev.supervisor_snapshot(session, sup),
                                             changed_fields=sorted(changes)))  # fmt: skip
     return sup
+
+
+@translated
+def record_training(
+    session: Session, *, supervisor_id: int, training: TrainingInput, today: dt.date, now: dt.datetime
+) -> m.TrainingRecord:
+    """One dated training (第十条), by the trainer 第十一条 (external) or 第十二条 (internal) names."""
+    sup = get_supervisor(session, supervisor_id=supervisor_id)
+    inst = session.get(m.Institution, sup.institution_id) if sup.institution_id else None
+    checked = training_rules.validate_training(
+        training, kind=SupervisorType(sup.type), institution=f"institutions/{inst.number}" if inst else "", today=today
+    )
+    row = repo.add_training(session, supervisor_id=sup.id, training=checked, now=now)
+    sup.updated_at = now
+    ev.publish(session, ev.SUPERVISOR_UPDATED, f"supervisors/{sup.id}",
+               events_pb2.SupervisorUpdated(supervisor=ev.supervisor_snapshot(session, sup),
+                                            changed_fields=["training"]))  # fmt: skip
+    return row
+
+
+def trainings(session: Session, *, supervisor_id: int) -> list[m.TrainingRecord]:
+    get_supervisor(session, supervisor_id=supervisor_id)
+    return repo.training_rows(session, supervisor_ids=[supervisor_id])
 
 
 def import_roster(session: Session, *, drafts: list[SupervisorDraft], now: dt.datetime) -> list[int]:
@@ -101,6 +130,17 @@ class Supervisors:
         return await self.ctx.write(
             lambda s: render(s, update_supervisor(s, supervisor_id=supervisor_id, changes=changes, now=now))
         )
+
+    async def record_training(
+        self, supervisor_id: int, training: TrainingInput, render: Callable[[m.TrainingRecord], T]
+    ) -> T:
+        today, now = self.ctx.today(), self.ctx.now()
+        return await self.ctx.write(lambda s: render(record_training(
+            s, supervisor_id=supervisor_id, training=training, today=today, now=now
+        )))  # fmt: skip
+
+    async def trainings(self, supervisor_id: int, render: Callable[[m.TrainingRecord], T]) -> list[T]:
+        return await self.ctx.read(lambda s: [render(r) for r in trainings(s, supervisor_id=supervisor_id)])
 
     async def import_roster(
         self, rows: list[tuple[int, dict]], *, validate_only: bool, partial: bool

@@ -455,3 +455,66 @@ def to_proto_plan_status(status: PlanStatus) -> pb.GetPlanStatusResponse:
 
 def to_proto_team_finding(f: TeamFinding, severity: int = pb.FINDING_SEVERITY_ADVISORY) -> pb.TeamFinding:
     return pb.TeamFinding(rule_id=f.rule_id, severity=severity, message=f.message, article=f.article, subject=f.subject)
+
+
+# -- 第十六条 declarations, 第二十二条(九)(十) complaints and major-problem reports
+
+CONFLICT_KIND_IN = {
+    pb.CONFLICT_KIND_RELATIVE_CANDIDATE: "relative_candidate",
+    pb.CONFLICT_KIND_RELATIVE_EXAMINER: "relative_examiner",
+    pb.CONFLICT_KIND_OTHER_INTEREST: "other_interest",
+}
+CONFLICT_KIND = {v: k for k, v in CONFLICT_KIND_IN.items()}
+
+
+def to_proto_declaration(row: wm.ConflictDeclaration) -> pb.ConflictDeclaration:
+    """Relatives are shown as the stored person key, never as an ID number."""
+    return pb.ConflictDeclaration(
+        dispatch=f"dispatches/{row.dispatch_id}",
+        supervisor=f"supervisors/{row.supervisor_id}",
+        conflicts=[
+            pb.DeclaredConflict(
+                kind=CONFLICT_KIND[c["kind"]], counterpart=c["counterpart"], description=c["description"]
+            )
+            for c in row.conflicts
+        ],
+        declare_time=timestamp(row.declared_at),
+        rule_decisions=row.decisions,
+    )
+
+
+COMPLAINT_STATE = {
+    "received": pb.COMPLAINT_STATE_RECEIVED,
+    "investigating": pb.COMPLAINT_STATE_INVESTIGATING,
+    "closed": pb.COMPLAINT_STATE_CLOSED,
+}
+
+
+def to_proto_complaint(row: wm.Complaint) -> pb.Complaint:
+    return pb.Complaint(
+        name=f"complaints/{row.id}",
+        source=row.source,
+        subject=row.subject,
+        subject_name=row.subject_name,
+        content=row.content,
+        state=COMPLAINT_STATE[row.state],
+        handling=row.handling,
+        result=row.result,
+        penalty_case=f"cases/{row.case_id}" if row.case_id else "",
+        district=row.district,
+        received_by=row.received_by,
+        receive_time=timestamp(row.received_at),
+        close_time=timestamp(row.closed_at),
+    )
+
+
+def to_proto_major_problem(row: wm.MajorProblemReport) -> pb.MajorProblemReport:
+    return pb.MajorProblemReport(
+        name=f"major-problems/{row.id}",
+        dispatch=f"dispatches/{row.dispatch_id}",
+        reported_by=f"supervisors/{row.supervisor_id}",
+        findings=row.findings,
+        suggestions=row.suggestions,
+        recipients=row.recipients,
+        report_time=timestamp(row.reported_at),
+    )

@@ -20,7 +20,7 @@ from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, N
 from common.events import record_event
 from common.workdays import CalendarNotCovered
 from services.registry.domain.problems import ProblemsError
-from services.registry.domain.workflow import deadlines
+from services.registry.domain.workflow import deadlines, timing
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow.model import SessionWindow, SupervisionForm
 from services.registry.storage import workflow_models as wm
@@ -214,7 +214,7 @@ async def create(wf: Workflow, cmd: NewDispatch) -> DispatchView:
         raise as_error(e) from None
     team = [api.parse_id(n, "supervisors", field="supervisors") for n in names]
     checked = await wf.rules.check_team(planned.team, t.agency, team, t.plan)
-    due = await _due_date(wf, planned.window.end_day, t.plan)
+    due = await _due_date(wf, timing.deadline_base(planned.form, planned.window, wf.today()), t.plan)
     now, actor, plan_row = wf.clock.now(), caller_org(), planned.team.plan
 
     def tx(session: Session) -> DispatchView:
@@ -291,14 +291,8 @@ class Replacement:
     reason: str
 
 
-async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> TeamCheck:
-    row = require_active(await wf.db.read(repo.dispatch, dispatch_id), r.name)
-    members = (await wf.db.read(repo.members, [dispatch_id]))[dispatch_id]
-    active = [f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE]
-    try:
-        dispatch_rules.validate_replacement(active, r.leaving, r.joining, r.reason)
-    except ProblemsError as e:
-        raise as_error(e) from None
+async def planned_of(wf: Workflow, row: wm.Dispatch) -> Planned:
+    """The plan, sessions and window an existing dispatch supervises (its remaining sessions may have ended)."""
     target = DispatchTarget(
         f"plans/{row.plan_id}",
         row.session_ids,
@@ -307,7 +301,18 @@ async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> 
         aware(row.window_start),
         aware(row.window_end),
     )
-    planned = await plan_dispatch(wf, target, new_dispatch=False)
+    return await plan_dispatch(wf, target, new_dispatch=False)
+
+
+async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> TeamCheck:
+    row = require_active(await wf.db.read(repo.dispatch, dispatch_id), r.name)
+    members = (await wf.db.read(repo.members, [dispatch_id]))[dispatch_id]
+    active = [f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE]
+    try:
+        dispatch_rules.validate_replacement(active, r.leaving, r.joining, r.reason)
+    except ProblemsError as e:
+        raise as_error(e) from None
+    planned = await planned_of(wf, row)
     team = [api.parse_id(n, "supervisors") for n in active if n != r.leaving] + [api.parse_id(r.joining, "supervisors")]
     return await wf.rules.check_team(planned.team, row.dispatching_agency, team, r.name)
 

@@ -26,6 +26,9 @@ CASE_ESCALATED = "case.escalated"
 CASE_CORRECTED = "case.corrected"
 IMMEDIATE_REPORT_RAISED = "immediate_report.raised"
 PERIOD_CLOSED = "period.closed"
+COMPLAINT_RECEIVED = "complaint.received"  # 第二十二条(九)
+COMPLAINT_HANDLED = "complaint.handled"
+MAJOR_PROBLEM_REPORTED = "major_problem.reported"  # 第二十二条(十)
 # The test clock was set (payload GetSupervisionClockResponse): notify follows it, one clock for both.
 CLOCK_SET = "clock.set"
 

@@ -26,8 +26,8 @@ from common.errors import (
     PreconditionViolation,
 )
 from common.events import record_event
-from services.registry.domain.problems import ProblemsError
-from services.registry.domain.workflow import deadlines
+from services.registry.domain.problems import ProblemsError, Refused
+from services.registry.domain.workflow import deadlines, timing
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import feedback as feedback_rules
 from services.registry.domain.workflow.model import (
@@ -40,7 +40,7 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import cases, dispatches, events
+from services.registry.workflow import cases, declarations, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_feedback
 from services.registry.workflow.results import FeedbackView
@@ -97,6 +97,7 @@ def _submittable(
             "NOT_A_DISPATCHED_SUPERVISOR",
             [PreconditionViolation("bjsv.feedback.supervisor", s.supervisor, "该外督员不在本次委派的督导组中")],
         )
+    declarations.require_declared(session, dispatch_id, sup_id, s.supervisor, "对其提交外督员情况反馈表")
     if (d.id, sup_id) in repo.feedback_pairs(session, [d.id]):
         raise AlreadyExists(
             "FEEDBACK_ALREADY_SUBMITTED", f"已提交对外督员{member.display_name}的情况反馈表", resource_name=s.dispatch
@@ -117,6 +118,11 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     sup_id = api.parse_id(s.supervisor, "supervisors", field="feedback.supervisor")
     d, member = await wf.db.read(_submittable, dispatch_id, s, sup_id)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
+    window, now = dispatch_rules.Window(aware(d.window_start), aware(d.window_end)), wf.clock.now()
+    try:
+        timing.require_started(window, now, subject=s.dispatch, what="外督员情况反馈表")
+    except Refused as e:
+        raise as_error(e) from None
     try:
         feedback_rules.validate_feedback(
             s.answers,
@@ -127,6 +133,9 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
             signed_by=s.signed_by,
             policy=wf.policy,
         )
+        if s.entry is not None and s.exit is not None:
+            tolerance = dt.timedelta(minutes=wf.policy.session_time_tolerance_minutes)
+            timing.check_presence(s.entry, s.exit, window, now, tolerance=tolerance)
     except ProblemsError as e:
         raise as_error(e) from None
     today = wf.today()

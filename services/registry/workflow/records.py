@@ -26,8 +26,9 @@ from common.errors import (
     PreconditionViolation,
 )
 from common.events import record_event
-from services.registry.domain.problems import ProblemsError
-from services.registry.domain.workflow import deadlines
+from services.registry.domain.problems import ProblemsError, Refused
+from services.registry.domain.workflow import deadlines, timing
+from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import records as record_rules
 from services.registry.domain.workflow.model import (
     CaseOrigin,
@@ -42,9 +43,9 @@ from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import cases, dispatches, events
+from services.registry.workflow import cases, declarations, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org
-from services.registry.workflow.convert import to_proto_dispatch, to_proto_record
+from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_record
 from services.registry.workflow.results import Recommendation, RecordView
 from services.registry.workflow.rules_port import TRIGGER_FROM_RULES
 
@@ -113,6 +114,7 @@ def _submittable(
                 )
             ],
         )
+    declarations.require_declared(session, dispatch_id, submitter, s.submitted_by, "提交督导记录表")
     if repo.record_of_dispatch(session, dispatch_id) is not None:
         raise AlreadyExists(
             "RECORD_ALREADY_SUBMITTED",
@@ -200,6 +202,11 @@ async def prepare(wf: Workflow, s: RecordSubmission) -> PreparedRecord:
     d = await wf.db.read(_submittable, dispatch_id, s, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(d.form), wf.today()
+    try:
+        window = dispatch_rules.Window(aware(d.window_start), aware(d.window_end))
+        timing.require_started(window, wf.clock.now(), subject=s.dispatch, what="督导记录表")
+    except Refused as e:
+        raise as_error(e) from None
     answers, findings = await _validated(wf, s.dispatch, form, s.input, d.start_day, today)
     lateness = deadlines.assess_lateness(d.record_due, today, calendar=wf.calendar)
     to_open = await _finding_cases(wf, plan_row, form, findings, set())

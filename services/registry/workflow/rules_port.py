@@ -23,6 +23,7 @@ from common.clients import channel, invoke
 from common.clock import SHANGHAI
 from common.db import Database
 from common.errors import FailedPrecondition, NotFound, PreconditionViolation
+from services.registry.domain import training as training_rules
 from services.registry.domain.districts import CITY_CODE
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import plans
@@ -103,7 +104,19 @@ def draw_session(session_facts: list[rules_pb2.SessionFacts]) -> rules_pb2.Sessi
     )
 
 
-def supervisor_facts(v: repo.SupervisorView, recent: int = 0) -> rules_pb2.SupervisorFacts:
+def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """Examiners and staff (考务人员) of a session: both do the session's 考评工作, so a supervisor listed as
+    either may not supervise it (第十六条 不能兼任同场次考评工作; D18 in the service README). The rules
+    service's SessionFacts has one list for them, `examiner_person_ids`."""
+    return [*session["examiners"], *session["staff"]]
+
+
+def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 0) -> rules_pb2.SupervisorFacts:
+    """The supervisor as the rules see them on the supervised `days`: the training passed by the first day
+    (第十条, D22) and the employer/affiliations in force on any of them (第十六条)."""
+    first, last = min(days), max(days)
+    trained = training_rules.passed_on(v.trainings, first)
+    current = [a for a in v.affiliations if a.overlaps(first, last)]
     return rules_pb2.SupervisorFacts(
         name=v.name,
         person_id=plans.person_key(v.id_number),
@@ -116,8 +129,10 @@ def supervisor_facts(v: repo.SupervisorView, recent: int = 0) -> rules_pb2.Super
         status=RULES_STATUS.get(v.status, rules_pb2.SUPERVISOR_STATUS_UNSPECIFIED),
         term_start_date=api.format_date(v.term_start),
         term_end_date=api.format_date(v.term_end),
-        training_passed=v.training_passed,
-        training_passed_date=api.format_date(v.training_date),
+        training_passed=trained is not None,
+        training_passed_date=api.format_date(trained.assessed_date if trained else None),
+        employer=next((a.institution for a in current if a.employer), ""),
+        affiliations=sorted({a.institution for a in current if not a.employer}),
         attestations=[
             rules_pb2.Attestation(item=RULES_ATTESTATION[item], attested_by=by, attested_date=api.format_date(day))
             for item, by, day in v.attestations
@@ -183,8 +198,8 @@ class RulesPort:
     ) -> tuple[rules_pb2.PlanFacts, list[rules_pb2.SessionFacts], dict[int, repo.SupervisorView]]:
         plan_row = team.plan
         raw = {s["session_id"]: s for s in plan_row.sessions}
-        examiners = [x for s in team.sessions for x in raw[s.session_id]["examiners"]]
-        examiner_sups = {api.parse_id(x["supervisor"], "supervisors") for x in examiners if x["supervisor"]}
+        people = [x for s in team.sessions for x in _session_people(raw[s.session_id])]
+        examiner_sups = {api.parse_id(x["supervisor"], "supervisors") for x in people if x["supervisor"]}
         views = await self._db.read(repo.supervisors, sorted(set(ids) | examiner_sups))
         plan_facts = rules_pb2.PlanFacts(
             name=f"plans/{plan_row.id}",
@@ -197,7 +212,7 @@ class RulesPort:
         session_facts = []
         for s, day in zip(team.sessions, team.days, strict=True):
             person_ids = []
-            for x in raw[s.session_id]["examiners"]:
+            for x in _session_people(raw[s.session_id]):
                 if x["id_number"]:
                     person_ids.append(plans.person_key(x["id_number"]))
                 elif x["supervisor"] and (v := views.get(api.parse_id(x["supervisor"], "supervisors"))):
@@ -217,7 +232,7 @@ class RulesPort:
         missing = [i for i in team_ids if i not in views]
         if missing:
             raise NotFound(f"supervisors/{missing[0]}")
-        members = [supervisor_facts(views[i]) for i in team_ids]
+        members = [supervisor_facts(views[i], team.days) for i in team_ids]
         reqs = [
             rules_pb2.CheckTeamRequest(
                 dispatching_agency=agency, plan=plan_facts, session=sf, supervisors=members, as_of_date=sf.date
@@ -252,6 +267,34 @@ class RulesPort:
             views=views,
         )
 
+    async def check_recusal(
+        self, team: TeamScope, supervisor_id: int, conflicts: list[rules_pb2.DeclaredConflict], subject: str
+    ) -> list[str]:
+        """CheckRecusal of one member with their declared conflicts on every covered session (第十六条); a blocking
+        finding refuses (FAILED_PRECONDITION). Returns the decision names."""
+        plan_facts, session_facts, views = await self._facts(team, [supervisor_id])
+        if supervisor_id not in views:
+            raise NotFound(f"supervisors/{supervisor_id}")
+        facts = supervisor_facts(views[supervisor_id], team.days)
+        facts.declared_conflicts.extend(conflicts)
+        reqs = [
+            rules_pb2.CheckRecusalRequest(supervisor=facts, plan=plan_facts, session=sf, as_of_date=sf.date)
+            for sf in session_facts
+        ]
+        resp = await self._call(self._rules().BatchCheckRecusal, rules_pb2.BatchCheckRecusalRequest(requests=reqs))
+        blocking = {
+            (f.rule_id, f.message): f
+            for r in resp.responses
+            for f in r.decision.findings
+            if f.severity == rules_pb2.SEVERITY_BLOCKING
+        }
+        if blocking:
+            raise FailedPrecondition(
+                "RECUSAL_REQUIRED",
+                [PreconditionViolation(f.rule_id, f.subject or subject, f.message) for f in blocking.values()],
+            )
+        return [r.decision.name for r in resp.responses]
+
     async def propose_team(self, team: TeamScope, agency: str, team_size: int, seed: str, today: dt.date) -> Proposal:
         """ProposeTeam: a seeded draw from the pool the dispatching agency may dispatch (第十五条–第二十条)."""
         ids = await self._db.read(repo.pool_ids, **_pool_filters(team.scope, agency))
@@ -262,7 +305,7 @@ class RulesPort:
             dispatching_agency=agency,
             plan=plan_facts,
             session=drawn_for,
-            pool=[supervisor_facts(views[i], recent.get(i, 0)) for i in ids if i in views],
+            pool=[supervisor_facts(views[i], team.days, recent.get(i, 0)) for i in ids if i in views],
             as_of_date=drawn_for.date,
             also_on_dates=sorted({sf.date for sf in session_facts} - {drawn_for.date}),  # legal on every covered day
             team_size=team_size,

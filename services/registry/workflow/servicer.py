@@ -16,11 +16,22 @@ from common import api
 from common.clock import SHANGHAI
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PreconditionViolation
 from services.registry.domain.workflow.feedback import FeedbackAnswers
-from services.registry.workflow import cases, dispatches, feedback, periods, plans, records, status
+from services.registry.workflow import (
+    cases,
+    complaints,
+    declarations,
+    dispatches,
+    feedback,
+    periods,
+    plans,
+    records,
+    status,
+)
 from services.registry.workflow.context import Workflow, require_role
 from services.registry.workflow.convert import (
     ANSWER_IN,
     CASE_STATE_IN,
+    CONFLICT_KIND_IN,
     FORM_IN,
     RUNG_IN,
     SUBJECT_KIND_IN,
@@ -30,8 +41,11 @@ from services.registry.workflow.convert import (
     instant,
     timestamp,
     to_proto_case,
+    to_proto_complaint,
+    to_proto_declaration,
     to_proto_dispatch,
     to_proto_feedback,
+    to_proto_major_problem,
     to_proto_overdue,
     to_proto_plan,
     to_proto_plan_status,
@@ -349,3 +363,37 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
         else:
             raise InvalidArgument("CLOCK_VALUE_REQUIRED", [FieldViolation("fixed_time", "请提供时间或 reset")])
         return pb.SetSupervisionClockResponse(now=timestamp(self.wf.clock.now()), mode=self.wf.clock.mode)
+
+    # -- 第十六条 declarations, 第二十二条(九)(十) complaints and major problems
+
+    @_rpc
+    async def DeclareConflicts(self, request: pb.DeclareConflictsRequest, context) -> pb.DeclareConflictsResponse:
+        d = request.declaration
+        conflicts = [(CONFLICT_KIND_IN.get(c.kind, ""), c.counterpart, c.description) for c in d.conflicts]
+        row = await declarations.declare(self.wf, declarations.Declaration(d.dispatch, d.supervisor, conflicts))
+        return pb.DeclareConflictsResponse(declaration=to_proto_declaration(row))
+
+    @_rpc
+    async def ReceiveComplaint(self, request: pb.ReceiveComplaintRequest, context) -> pb.ReceiveComplaintResponse:
+        c = request.complaint
+        new = complaints.ComplaintIn(c.source, c.subject, c.content, request.client_request_id.strip())
+        return pb.ReceiveComplaintResponse(complaint=to_proto_complaint(await complaints.receive(self.wf, new)))
+
+    @_rpc
+    async def RecordComplaintHandling(self, request: pb.RecordComplaintHandlingRequest, context):
+        h = complaints.Handling(request.name, request.handling, request.result, request.penalty_case, request.close)
+        row = await complaints.handle(self.wf, api.parse_id(request.name, "complaints"), h)
+        return pb.RecordComplaintHandlingResponse(complaint=to_proto_complaint(row))
+
+    @_rpc
+    async def GetComplaint(self, request: pb.GetComplaintRequest, context) -> pb.GetComplaintResponse:
+        row = await complaints.get(self.wf, api.parse_id(request.name, "complaints"), request.name)
+        return pb.GetComplaintResponse(complaint=to_proto_complaint(row))
+
+    @_rpc
+    async def ReportMajorProblem(self, request: pb.ReportMajorProblemRequest, context):
+        r = request.report
+        new = complaints.MajorProblemIn(r.dispatch, r.reported_by, r.findings, r.suggestions,
+                                        request.client_request_id.strip())  # fmt: skip
+        row = await complaints.report_major_problem(self.wf, new)
+        return pb.ReportMajorProblemResponse(report=to_proto_major_problem(row))
