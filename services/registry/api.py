@@ -16,6 +16,7 @@ from common import api
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument
+from common.idempotency import idempotent
 from common.policy import PolicyParameters
 from services.registry import events as ev
 from services.registry.domain import badge_codes as bc
@@ -367,6 +368,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         parameters: PolicyParameters,
         policy: RegistryPolicy,
     ) -> None:
+        self.db = db  # idempotency keys (common.idempotency)
         self.clock = clock
         self.policy = policy
         ctx = RegistryContext(db, clock=clock, policy=policy)
@@ -406,6 +408,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ institutions
 
     @edge
+    @idempotent(pb.CreateInstitutionResponse, "institutions", "GetInstitution", pb.GetInstitutionRequest)
     async def CreateInstitution(self, request, context):
         i = request.institution
         try:
@@ -449,6 +452,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ supervisors
 
     @edge
+    @idempotent(pb.RegisterSupervisorResponse, "supervisors", "GetSupervisor", pb.GetSupervisorRequest)
     async def RegisterSupervisor(self, request, context):
         try:
             draft = validate_supervisor(_supervisor_input(request.supervisor), self.clock.today())
@@ -504,6 +508,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ appointments
 
     @edge
+    @idempotent(pb.AppointSupervisorResponse, "appointments", "GetAppointment", pb.GetAppointmentRequest)
     async def AppointSupervisor(self, request, context):
         sid = api.parse_id(request.supervisor, "supervisors", field="supervisor")
         start = api.parse_optional_date(request.start_date, "start_date")
@@ -565,6 +570,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ badges
 
     @edge
+    @idempotent(pb.IssueBadgeResponse, "badges", "GetBadge", pb.GetBadgeRequest)
     async def IssueBadge(self, request, context):
         aid = api.parse_id(request.appointment, "appointments", field="appointment")
         plan, badge = await self.badges.issue(
