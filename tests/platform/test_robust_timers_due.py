@@ -38,7 +38,7 @@ def wait_for(stack: Stack, value: float, timeout: float = 15.0) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_due_timer_the_scheduler_has_not_fired_shows_in_the_timers_due_gauge_art23(tmp_path):
+def test_a_due_timer_the_scheduler_has_not_fired_shows_in_the_timers_due_gauge(tmp_path):
     stack = Stack(stack_config(tmp_path, BJSV_NOTIFY_TICK_INTERVAL="3600"), services=("notify",))
     stack.start(timeout=60)
     try:
