@@ -69,6 +69,7 @@ class _Claim:
     key: dict
     fingerprint: str
     collection: str
+    resource: str | None  # known from the request, else taken from the transaction's events
     written: bool = False
 
 
@@ -76,13 +77,15 @@ _claim: contextvars.ContextVar[_Claim | None] = contextvars.ContextVar("idempote
 
 
 def _insert_claim(session: Session) -> None:
-    """before_commit: the first transaction of the call that records events also records the key."""
+    """before_commit: the call's (first) write transaction also records the key. Every create/issue/submit
+    use case writes in one transaction (reads and rules calls come before it)."""
     claim = _claim.get()
-    rows = session.info.get("outbox_rows")
-    if claim is None or claim.written or not rows:
+    if claim is None or claim.written or not session.info.get("write"):
         return
-    subjects = (envelope_pb2.EventEnvelope.FromString(r["envelope"]).subject for r in rows)
-    resource = next((s for s in subjects if s.startswith(claim.collection + "/")), None)
+    subjects = (
+        envelope_pb2.EventEnvelope.FromString(r["envelope"]).subject for r in session.info.get("outbox_rows", ())
+    )
+    resource = claim.resource or next((s for s in subjects if s.startswith(claim.collection + "/")), None)
     session.execute(
         keys.insert().values(
             **claim.key, fingerprint=claim.fingerprint, resource=resource, created_at=dt.datetime.now(dt.UTC)
@@ -139,11 +142,18 @@ async def _replay(db: Database, claim: _Claim, rebuild: Callable) -> pb_message.
 
 
 def idempotent(
-    response_type: type[pb_message.Message], collection: str, get: str, get_request: type[pb_message.Message]
+    response_type: type[pb_message.Message],
+    collection: str,
+    get: str,
+    get_request: type[pb_message.Message],
+    *,
+    name_of: Callable[[Any], str] | None = None,
 ) -> Callable:
     """Decorate a servicer's create/issue/submit method (the servicer has `db: Database`). `collection` is the
-    created resource's ("badges"); `get` names the servicer's Get method and `get_request` its request type,
-    used to rebuild the response (same field names) when only the resource name survived the call."""
+    created resource's ("badges"): its name is the subject of the first such event the call records, or
+    `name_of(request)` where the request determines it (and the call records no event); `get` names the
+    servicer's Get method and `get_request` its request type, used to rebuild the response (same field
+    names) when only the resource name survived the call."""
 
     def wrap(handler: Callable) -> Callable:
         @functools.wraps(handler)
@@ -153,7 +163,7 @@ def idempotent(
                 return await handler(self, request, ctx)
             caller = context.current_caller()
             key = {"method": handler.__name__, "caller": f"{caller.org}|{caller.role}", "request_id": rid}
-            claim = _Claim(key, fingerprint(request), collection)
+            claim = _Claim(key, fingerprint(request), collection, name_of(request) if name_of else None)
 
             async def rebuild(response: bytes | None, resource: str | None) -> pb_message.Message:
                 if response is not None:

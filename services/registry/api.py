@@ -408,7 +408,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ institutions
 
     @edge
-    @idempotent(pb.CreateInstitutionResponse, "institutions", "GetInstitution", pb.GetInstitutionRequest)
+    @idempotent(
+        pb.CreateInstitutionResponse, "institutions", "GetInstitution", pb.GetInstitutionRequest,
+        name_of=lambda r: api.format_name("institutions", r.institution.number),
+    )  # fmt: skip
     async def CreateInstitution(self, request, context):
         i = request.institution
         try:
