@@ -1,10 +1,12 @@
 """Idempotent writes (issue 13 item 5, AIP-155 `request_id`): the registry is SIGKILLed between the commit of
 IssueBadge and its response (the test-only fault hook of common.idempotency); the client sees UNAVAILABLE, the
 registry is started again, and the retry with the same key returns the same badge: 0 duplicates, never
-ALREADY_EXISTS. The same key with another request is REQUEST_ID_REUSED. On SQLite and on PostgreSQL."""
+ALREADY_EXISTS. The same key with another request is REQUEST_ID_REUSED. Eight concurrent calls with one key
+issue one badge and all answer it. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 import uuid
@@ -45,9 +47,16 @@ def _badge_rows(db, appointment_id: int) -> list[str]:
     )  # fmt: skip
 
 
+async def issue_concurrently(target: str, request: pb.IssueBadgeRequest, calls: int = 8) -> set[str]:
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = registry_pb2_grpc.RegistryServiceStub(ch)
+        answers = await asyncio.gather(*(stub.IssueBadge(request, timeout=30) for _ in range(calls)))
+    return {a.badge.code for a in answers}
+
+
 def run_kill_between_commit_and_response(tmp_path: Path, monkeypatch, database_url: str = "", prefix: str = ""):
     db = bench.open_database(bench.database_settings(tmp_path, database_url, prefix))
-    appointment = bench.seed(db, bench.default_specs(8))[0]
+    appointment, other_appointment = bench.seed(db, bench.default_specs(8))[:2]
     monkeypatch.setenv(KILL_AFTER_COMMIT_ENV, "IssueBadge")
     cluster = bench.start_cluster(tmp_path, processes=1, database_url=database_url, schema_prefix=prefix)
     try:
@@ -74,6 +83,8 @@ def run_kill_between_commit_and_response(tmp_path: Path, monkeypatch, database_u
             without_key = pb.IssueBadgeRequest(appointment=request.appointment)
             with pytest.raises(grpc.RpcError) as duplicate:
                 stub.IssueBadge(without_key, timeout=30)
+        twin = pb.IssueBadgeRequest(appointment=f"appointments/{other_appointment}", request_id=str(uuid.uuid4()))
+        concurrent = asyncio.run(issue_concurrently(target, twin))
     finally:
         cluster.stop()
     try:
@@ -83,6 +94,7 @@ def run_kill_between_commit_and_response(tmp_path: Path, monkeypatch, database_u
         # without a key, a second issue is a new request, refused as the duplicate it is
         assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert _badge_rows(db, appointment) == committed  # 0 duplicates
+        assert [concurrent] == [set(_badge_rows(db, other_appointment))]  # one badge, the answer of all eight
     finally:
         db.dispose()
 
