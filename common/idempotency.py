@@ -5,9 +5,9 @@ ALREADY_EXISTS, even when the first call committed and its response was lost (is
 badge was committed while the client saw UNAVAILABLE, and the retry could not learn the code). The same key
 with a different request body is INVALID_ARGUMENT `REQUEST_ID_REUSED`.
 
-How: the key row (method, caller, request_id, fingerprint of the request) is inserted by the transaction
-that records the call's events, i.e. atomically with the change (a before_commit hook, like the outbox), and
-holds the name of the created resource. After the handler returns, the response bytes are added to the row.
+How: the key row (method, caller, request_id, fingerprint of the request) is inserted by the call's write
+transaction, i.e. atomically with the change (a before_commit hook, like the outbox's), and holds the name of
+the created resource. After the handler returns, the response bytes are added to the row.
 A retry replays those bytes; when the process died between the commit and that second write, it rebuilds
 the response from the resource name through the servicer's Get RPC. A concurrent duplicate loses on the
 row's primary key, its whole transaction rolls back, and it replays the winner's result.
@@ -37,7 +37,7 @@ from common.db import Database
 from common.errors import FieldViolation, InvalidArgument
 
 TABLE = "idempotency_key"
-REQUEST_ID_MAX = 36  # a UUID in its canonical text form (AIP-155)
+KEY_MAX = 100  # request_id: a UUID (36); the deprecated client_request_id: at most 100 (its proto bound)
 # Test-only fault injection: the name of an RPC (e.g. "IssueBadge") after whose commit the process SIGKILLs
 # itself before answering: the "commit whose response was lost" of issue 13, reproduced deterministically.
 KILL_AFTER_COMMIT_ENV = "BJSV_TEST_KILL_AFTER_COMMIT"
@@ -48,8 +48,8 @@ keys = sa.Table(
     TABLE,
     _metadata,
     sa.Column("method", sa.String(100), primary_key=True),
-    sa.Column("caller", sa.String(200), primary_key=True),
-    sa.Column("request_id", sa.String(REQUEST_ID_MAX), primary_key=True),
+    sa.Column("caller", sa.Text, primary_key=True),  # as declared in the metadata, of any length
+    sa.Column("request_id", sa.String(KEY_MAX), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("resource", sa.String(200), nullable=True),
     sa.Column("response", sa.LargeBinary, nullable=True),
