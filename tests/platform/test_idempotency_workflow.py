@@ -1,7 +1,7 @@
 """Every create/issue/submit RPC of the registry is idempotent on `request_id` (issue 13 item 5, AIP-155):
 CreateInstitution, RegisterSupervisor, AppointSupervisor, IssueBadge, CreatePlan, CreateDispatch, SubmitRecord,
-SubmitFeedback, OpenCase. For each: the retry returns the original result from the stored response; with the
-stored response gone (what a process killed between commit and response leaves, see
+CorrectRecord, SubmitFeedback, OpenCase. For each: the retry returns the original result from the stored
+response; with the stored response gone (what a process killed between commit and response leaves, see
 test_idempotency_registry.py) the retry rebuilds it for the same resource; the same key with another request
 is REQUEST_ID_REUSED; and no retry writes a row."""
 
@@ -123,8 +123,14 @@ def test_every_create_issue_submit_rpc_returns_its_original_result_on_retry(regi
         dispatch=dispatch.name, submitted_by=zhang.name, answers=h.answers(17), problems="无",
         supervisor_signatures=["张督导", "王督导"], institution_head_signature="李主任", sign_date="2026-03-10",
     )  # fmt: skip
-    idempotent_call(db, c.sv.SubmitRecord, spb.SubmitRecordRequest(record=record, request_id=key()), haidian,
-                    lambda r: setattr(r.record, "problems", "有"))  # fmt: skip
+    submitted = idempotent_call(db, c.sv.SubmitRecord, spb.SubmitRecordRequest(record=record, request_id=key()),
+                                haidian, lambda r: setattr(r.record, "problems", "有"))  # fmt: skip
+    fix = spb.SupervisionRecord(submitted_by=zhang.name, answers=h.answers(17, {17: "无录像"}),
+                                supervisor_signatures=["张督导"], sign_date="2026-03-11")  # fmt: skip
+    corrected = idempotent_call(db, c.sv.CorrectRecord, spb.CorrectRecordRequest(
+        name=submitted.name, record=fix, reason="补充第17项", request_id=key()), haidian,
+        lambda r: setattr(r, "reason", "另一原因"))  # fmt: skip
+    assert corrected.version == 2
     fb = spb.SupervisorFeedback(
         dispatch=dispatch.name, supervisor=wang, entry_time=h.at(D(2026, 3, 10), 8), exit_time=h.at(D(2026, 3, 10), 17),
         badge_worn=spb.ANSWER_VALUE_YES, duties_performed=spb.ANSWER_VALUE_YES, integrity_kept=spb.ANSWER_VALUE_YES,
@@ -141,7 +147,7 @@ def test_every_create_issue_submit_rpc_returns_its_original_result_on_retry(regi
         methods = sorted(r[0] for r in conn.execute("SELECT method FROM idempotency_key"))
     assert methods == sorted([
         "CreateInstitution", "RegisterSupervisor", "AppointSupervisor", "IssueBadge",
-        "CreatePlan", "CreateDispatch", "SubmitRecord", "SubmitFeedback", "OpenCase",
+        "CreatePlan", "CreateDispatch", "SubmitRecord", "CorrectRecord", "SubmitFeedback", "OpenCase",
     ])  # fmt: skip
 
 

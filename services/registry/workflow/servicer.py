@@ -200,6 +200,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
         return pb.SubmitRecordResponse(record=to_proto_record(await records.submit(self.wf, s)))
 
     @_rpc
+    @idempotent(pb.CorrectRecordResponse, "records", "GetRecord", pb.GetRecordRequest)
     async def CorrectRecord(self, request: pb.CorrectRecordRequest, context) -> pb.CorrectRecordResponse:
         r = request.record
         c = records.RecordCorrection(
@@ -208,7 +209,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             r.submitted_by,
             from_proto_record(r),
             request.reason,
-            request.client_request_id,
+            _key(request),
         )
         return pb.CorrectRecordResponse(record=to_proto_record(await records.correct(self.wf, c)))
 
