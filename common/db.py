@@ -57,7 +57,10 @@ class Database:
         self.write_engine = self._make_engine(immediate=True)
         # PostgreSQL needs no separate reader; SQLite readers use deferred BEGIN so they never take the write lock.
         self.read_engine = self._make_engine(immediate=False) if not self.is_postgres else self.write_engine
-        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info={"service": service})
+        # "write" tells write transactions apart from reads on one engine (PostgreSQL), for common.idempotency
+        self._write_sessions = sessionmaker(
+            self.write_engine, expire_on_commit=False, info={"service": service, "write": True}
+        )
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info={"service": service})
         self._commit_hooks: list[Callable[[], None]] = []
         # Outbox rows collected by record_event are inserted just before any session commits (all sessions,

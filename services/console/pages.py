@@ -117,7 +117,7 @@ async def supervisors(ctx: Context) -> Response:
 
 
 async def supervisor_new(ctx: Context) -> Response:
-    values = {"attested_by": ctx.creds.principal.name}
+    values = {"attested_by": ctx.creds.principal.name, "client_request_id": agency.new_request_id()}
     if ctx.request.method == "GET":
         return ctx.render("supervisor_form.html", values=values, errors={}, attestations=roster.ATTESTATIONS)
     upload = (await ctx.request.form()).get("photo")
@@ -132,7 +132,8 @@ async def supervisor_new(ctx: Context) -> Response:
 
 async def supervisor_detail(ctx: Context) -> Response:
     page = await roster.supervisor(ctx.web.backend, ctx.creds, f"supervisors/{ctx.request.path_params['id']}")
-    return ctx.render("supervisor.html", page=page, actions=roster.ACTIONS, errors={}, values={})
+    values = {"client_request_id": agency.new_request_id()}
+    return ctx.render("supervisor.html", page=page, actions=roster.ACTIONS, errors={}, values=values)
 
 
 async def supervisor_action(ctx: Context) -> Response:

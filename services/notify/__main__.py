@@ -115,7 +115,7 @@ def build(settings: NotifySettings | None = None) -> Service:
             registry_events.subscription(ack_wait=settings.notify_ack_wait),
             follow_workflow_clock(notifier),
         ],
-        tasks=[notifier.run_scheduler, notifier.run_delivery],
+        tasks=[notifier.run_scheduler, notifier.run_delivery, notifier.sample_timers_due],
         on_start=[start],
         on_stop=[stop],
     )

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
+from common import metrics
 from common.db import Database
 from common.workdays import CalendarNotCovered, WorkdayCalendar
 from services.notify.channels import DocumentFetcher, EmailSender, NatsInboxSender
@@ -33,6 +34,8 @@ from services.notify.storage import repository as repo
 
 log = logging.getLogger(__name__)
 TIMERS_FIRED = Counter("bjsv_notify_timers_fired", "timers (第二十三条 deadlines, reminders) fired")
+# Sampled apart from the scheduler, so that a stuck or failing scheduler shows as a growing number (issue 13).
+TIMERS_DUE = Gauge("bjsv_notify_timers_due", "pending timers whose time (service clock) has come")
 
 
 @dataclass
@@ -242,6 +245,12 @@ class Notifier:
                 log.exception("scheduler tick failed")
             await wait_or_timeout(self._scheduler_wake, self.options.tick_interval)
             self._scheduler_wake.clear()
+
+    async def sample_timers_due(self) -> None:
+        """Keep the timers-due gauge current (a background task under the service's supervisor)."""
+        while True:
+            TIMERS_DUE.set(await self.db.read(repo.count_due_timers, now_ts=self.clock.timestamp()))
+            await asyncio.sleep(metrics.SAMPLE_EVERY)
 
     # -- deliveries --------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from common.auth import scope
 from common.clock import Clock
 from common.db import Database
 from common.errors import FieldViolation, InvalidArgument
+from common.idempotency import idempotent
 from common.policy import PolicyParameters
 from services.registry import access
 from services.registry import events as ev
@@ -390,7 +391,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         parameters: PolicyParameters,
         policy: RegistryPolicy,
     ) -> None:
-        self.db, self.clock, self.policy = db, clock, policy
+        self.db, self.clock, self.policy = db, clock, policy  # db: scope reads and idempotency keys
         ctx = RegistryContext(db, clock=clock, policy=policy)
         self.organisations = Organisations(ctx)
         self.supervisors = Supervisors(ctx)
@@ -429,6 +430,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ institutions
 
     @edge
+    @idempotent(
+        pb.CreateInstitutionResponse, "institutions", "GetInstitution", pb.GetInstitutionRequest,
+        name_of=lambda r: api.format_name("institutions", r.institution.number),
+    )  # fmt: skip
     async def CreateInstitution(self, request, context):
         i = request.institution
         try:
@@ -474,6 +479,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ supervisors
 
     @edge
+    @idempotent(pb.RegisterSupervisorResponse, "supervisors", "GetSupervisor", pb.GetSupervisorRequest)
     async def RegisterSupervisor(self, request, context):
         try:
             draft = validate_supervisor(_supervisor_input(request.supervisor), self.clock.today())
@@ -557,6 +563,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ appointments
 
     @edge
+    @idempotent(pb.AppointSupervisorResponse, "appointments", "GetAppointment", pb.GetAppointmentRequest)
     async def AppointSupervisor(self, request, context):
         sid = api.parse_id(request.supervisor, "supervisors", field="supervisor")
         start = api.parse_optional_date(request.start_date, "start_date")
@@ -631,6 +638,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     # ------------------------------------------------------------------ badges
 
     @edge
+    @idempotent(pb.IssueBadgeResponse, "badges", "GetBadge", pb.GetBadgeRequest)
     async def IssueBadge(self, request, context):
         aid = api.parse_id(request.appointment, "appointments", field="appointment")
         await self.db.read(access.appointment, aid)

@@ -41,7 +41,7 @@ def build(settings: RulesSettings | None = None) -> Service:
         calendar=CalendarFile(settings.calendar_file),
         batch_max=settings.rules_batch_max,
     )
-    tasks = []
+    tasks = [runtime.watch_workers, servicer.log.run]
     if settings.rules_reload_interval > 0:
 
         async def watch_rulesets() -> None:

@@ -23,7 +23,7 @@ class DecisionLogWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: list[tuple[list[dict], list[dict], dict[str, bytes], asyncio.Future]] = []
-        self._flusher: asyncio.Task | None = None
+        self._wake = asyncio.Event()
         self.transactions = 0
 
     async def append(self, rows: list[dict], outbox: list[dict], parts: dict[str, bytes] | None = None) -> None:
@@ -31,24 +31,19 @@ class DecisionLogWriter:
         (raises what the write raised)."""
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((rows, outbox, parts or {}, fut))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
+        self._wake.set()
         await asyncio.shield(fut)
 
-    async def _flush(self) -> None:
-        try:
+    async def run(self) -> None:
+        """The flusher: a background task of the server, so it runs under common.supervise (issue 13: an
+        unexpected error is logged with its traceback and the flusher started again, health reflecting it)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, []
-                args = {
-                    "rows": [r for b in batch for r in b[0]],
-                    "outbox": [o for b in batch for o in b[1]],
-                    "parts": {d: p for b in batch for d, p in b[2].items()},
-                }
                 try:
-                    if self.db.is_postgres or len(args["rows"]) > INLINE_ROWS or args["parts"]:
-                        await self.db.write(repository.log_decisions, **args)  # off the event loop
-                    else:  # a small local commit (~0.2 ms) costs less than the two thread hand-offs around it
-                        self.db.write_sync(repository.log_decisions, **args)
+                    await self._write(batch)
                 except Exception as exc:  # noqa: BLE001 — handed to every waiting caller
                     for *_, fut in batch:
                         if not fut.done():
@@ -58,5 +53,14 @@ class DecisionLogWriter:
                     for *_, fut in batch:
                         if not fut.done():
                             fut.set_result(None)
-        finally:
-            self._flusher = None
+
+    async def _write(self, batch: list[tuple[list[dict], list[dict], dict[str, bytes], asyncio.Future]]) -> None:
+        args = {
+            "rows": [r for b in batch for r in b[0]],
+            "outbox": [o for b in batch for o in b[1]],
+            "parts": {d: p for b in batch for d, p in b[2].items()},
+        }
+        if self.db.is_postgres or len(args["rows"]) > INLINE_ROWS or args["parts"]:
+            await self.db.write(repository.log_decisions, **args)  # off the event loop
+        else:  # a small local commit (~0.2 ms) costs less than the two thread hand-offs around it
+            self.db.write_sync(repository.log_decisions, **args)

@@ -173,6 +173,14 @@ class RulesRuntime:
             except Exception:
                 log.exception("rule-set watcher failed")
 
+    async def watch_workers(self, every: float = 1.0) -> None:
+        """Replace engine workers of the pool in service that died while idle. A background task of the
+        server, so it runs under common.supervise (an error is logged and the watcher restarted, issue 13)."""
+        while True:
+            await asyncio.sleep(every)
+            if self._gen is not None:
+                self._gen.pool.replace_dead()
+
     async def drained(self) -> None:
         """Wait until retired generations have stopped their workers (tests, benchmarks)."""
         while self._draining:

@@ -17,12 +17,13 @@ from bjsv.notify.v1 import notify_pb2_grpc
 from bjsv.registry.v1 import supervision_pb2 as spb
 from common.clock import SHANGHAI
 from supervisionctl.stack import Stack
+from tests import auth_support
 
 D = dt.date
 
 
 def inbox(stack: Stack, recipient: str, subject: str, timeout: float = 30.0) -> list[npb.Notification]:
-    with grpc.insecure_channel(stack.config.target("notify")) as ch:
+    with auth_support.channel(stack.config.target("notify")) as ch:
         stub = notify_pb2_grpc.NotifyServiceStub(ch)
         deadline = time.monotonic() + timeout
         while True:

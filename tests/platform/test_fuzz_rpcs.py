@@ -1,15 +1,21 @@
-"""Hostile-client fuzzing of every unary RPC of rules, documents and notify, generated from the descriptors
-(issue 13): empty, random, mutated (bytes of a random request flipped or cut), oversized and garbage-bytes
-requests against a real stack of its own. Whatever the request, the answer is never INTERNAL or UNKNOWN,
-no call takes 10 s, and no process dies. The statuses seen per service are printed (`-s`) for the record.
+"""Hostile-client fuzzing of every unary RPC of every service (RegistryService, SupervisionService, rules,
+documents, notify), generated from the descriptors (issue 13): empty, random, mutated (bytes of a random request
+flipped or cut), oversized and garbage-bytes requests against a real stack of its own. Whatever the request, the
+answer is never INTERNAL or UNKNOWN, no call takes 10 s, no process dies, and a failed call writes nothing: the
+row count of every table of the service's database is the same before and after it (issue 13 item 6). The
+statuses seen per service are printed (`-s`) for the record.
 
-The registry joins once its workflow split has landed (issue 13, second round).
+Background writers are kept out of that comparison: the registry's sweeps and notify's timer tick are off
+(their RPCs RunExpirySweep / RunSweep / RunDueTimers still run them), and each service's fuzz starts once
+the events of the previous ones have settled; consumers' bookkeeping (processed_event) is not compared.
 """
 
 from __future__ import annotations
 
 import collections
+import sqlite3
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -21,14 +27,24 @@ from hypothesis import strategies as st
 
 from bjsv.documents.v1 import documents_pb2
 from bjsv.notify.v1 import notify_pb2
+from bjsv.registry.v1 import registry_pb2, supervision_pb2
 from bjsv.rules.v1 import rules_pb2
 from supervisionctl.stack import Stack
 from tests import auth_support
 from tests.conftest import stack_config
 
 FD = pb_descriptor.FieldDescriptor
-MODULES = {"rules": rules_pb2, "documents": documents_pb2, "notify": notify_pb2}
+# gRPC service -> (the process serving it, the module declaring it)
+SERVICES = {
+    "RegistryService": ("registry", registry_pb2),
+    "SupervisionService": ("registry", supervision_pb2),
+    "RulesService": ("rules", rules_pb2),
+    "DocumentsService": ("documents", documents_pb2),
+    "NotifyService": ("notify", notify_pb2),
+}
 CALLS_PER_SERVICE = 300
+NOT_COMPARED = {"processed_event", "alembic_version"}  # consumers' bookkeeping, schema version
+QUIET = 1.0  # seconds without a change in a database before its service is fuzzed
 SLOWEST = 10.0  # seconds
 # Values a caller plausibly sends, so that random requests get past the first check now and then.
 PLAUSIBLE = [
@@ -50,8 +66,32 @@ _INT_RANGE = {FD.TYPE_INT32: 2**31, FD.TYPE_SINT32: 2**31, FD.TYPE_INT64: 2**63,
 
 
 def unary_methods(service: str) -> list[pb_descriptor.MethodDescriptor]:
-    (svc,) = MODULES[service].DESCRIPTOR.services_by_name.values()
+    svc = SERVICES[service][1].DESCRIPTOR.services_by_name[service]
     return [m for m in svc.methods if not m.client_streaming and not m.server_streaming]
+
+
+class RowCounts:
+    """The row count of every table of one service's SQLite database, in one query."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        names = [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        self.tables = sorted(n for n in names if n not in NOT_COMPARED and not n.startswith("sqlite_"))
+        self.query = "SELECT " + ", ".join(f'(SELECT count(*) FROM "{t}")' for t in self.tables)
+
+    def now(self) -> dict[str, int]:
+        return dict(zip(self.tables, self.conn.execute(self.query).fetchone(), strict=True))
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until nothing writes (events of earlier calls handled) for QUIET seconds."""
+        deadline, last, since = time.monotonic() + timeout, self.now(), time.monotonic()
+        while time.monotonic() - since < QUIET and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (current := self.now()) != last:
+                last, since = current, time.monotonic()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def message_class(desc: pb_descriptor.Descriptor) -> type[pb_message.Message]:
@@ -144,19 +184,30 @@ def request_bytes(draw, method: pb_descriptor.MethodDescriptor) -> tuple[str, by
 
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory):
-    stack = Stack(stack_config(tmp_path_factory.mktemp("fuzz")), services=tuple(MODULES))
+    config = stack_config(
+        tmp_path_factory.mktemp("fuzz"),
+        BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL="0",
+        BJSV_SUPERVISION_SWEEP_INTERVAL="0",
+        BJSV_NOTIFY_TICK_INTERVAL="3600",
+    )
+    stack = Stack(config)
     stack.start(timeout=90)
     yield stack
     stack.stop()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", list(MODULES))
-def test_no_request_gets_internal_or_unknown_or_takes_10s_or_kills_a_process(fuzz_stack, service):
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_no_request_gets_internal_or_unknown_or_takes_10s_or_kills_a_process_or_writes_when_failing(
+    fuzz_stack, service
+):
+    process = SERVICES[service][0]
     methods = unary_methods(service)
     seen: collections.Counter[str] = collections.Counter()
     slowest = [0.0, ""]
-    with auth_support.channel(fuzz_stack.config.target(service)) as channel:  # city centre + operator
+    counts = RowCounts(fuzz_stack.config.data_dir / f"{process}.db")
+    counts.settle()
+    with auth_support.channel(fuzz_stack.config.target(process)) as channel:  # city centre + operator
         calls = {m.name: channel.unary_unary(f"/{m.containing_service.full_name}/{m.name}") for m in methods}
 
         @settings(
@@ -170,6 +221,7 @@ def test_no_request_gets_internal_or_unknown_or_takes_10s_or_kills_a_process(fuz
         def one_call(data) -> None:
             method = data.draw(st.sampled_from(methods))
             kind, payload = data.draw(request_bytes(method))
+            before = counts.now()
             started = time.monotonic()
             try:
                 calls[method.name](payload, timeout=SLOWEST + 2)
@@ -182,8 +234,18 @@ def test_no_request_gets_internal_or_unknown_or_takes_10s_or_kills_a_process(fuz
                 slowest[:] = [took, f"{method.name} ({kind})"]
             assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (method.name, kind, payload[:200])
             assert took < SLOWEST, (method.name, kind, took)
+            if code != grpc.StatusCode.OK:
+                after = counts.now()
+                changed = {t: (n, after[t]) for t, n in before.items() if after[t] != n}
+                assert not changed, (method.name, kind, code.name, changed, payload[:200])
 
-        one_call()
+        try:
+            one_call()
+        finally:
+            counts.close()
     dead = {name: p.returncode for name, p in fuzz_stack.procs.items() if p.poll() is not None}
     assert not dead, f"processes died: {dead}"
-    print(f"\nfuzz {service}: {sum(seen.values())} calls, {dict(seen)}, slowest {slowest[0]:.2f}s {slowest[1]}")
+    print(
+        f"\nfuzz {service}: {sum(seen.values())} calls, {dict(seen)}, slowest {slowest[0]:.2f}s {slowest[1]}; "
+        f"row counts of {len(counts.tables)} tables unchanged by every failed call"
+    )

@@ -15,7 +15,7 @@ from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.timefmt import local_input
 from services.console.usecases.forms import Form
-from services.console.usecases.shared import district_of
+from services.console.usecases.shared import district_of, request_id
 
 MODES = {
     "THEORY_EXAM": ("理论知识考试", spb.CERTIFICATION_MODE_THEORY_EXAM),
@@ -126,8 +126,7 @@ def plan_to_form(plan: spb.Plan) -> dict[str, str]:
 
 async def create_plan(backend: Backend, creds: Credentials, form: Form) -> spb.Plan:
     plan = plan_from_form(form)
-    request_id = form.text("client_request_id", "请求编号")
-    req = spb.CreatePlanRequest(plan=plan, client_request_id=request_id)
+    req = spb.CreatePlanRequest(plan=plan, request_id=request_id(form))
     return (await backend.call(creds, backend.supervision.CreatePlan, req)).plan
 
 
@@ -196,7 +195,7 @@ async def dispatch(backend: Backend, creds: Credentials, plan: str, form: Form) 
         supervisors=[s for s in form.data.get("supervisors", "").split() if s],
         seed=form.data.get("seed", "").strip(),
         team_size=int(form.data.get("team_size") or 0),
-        client_request_id=form.text("client_request_id", "请求编号"),
+        request_id=request_id(form),
     )
     form.check()
     return (await backend.call(creds, backend.supervision.CreateDispatch, req)).dispatch

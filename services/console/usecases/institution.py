@@ -10,6 +10,7 @@ from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.usecases.forms import Form
+from services.console.usecases.shared import request_id
 
 YES_NO = {"YES": spb.ANSWER_VALUE_YES, "NO": spb.ANSWER_VALUE_NO}
 
@@ -53,7 +54,7 @@ async def submit_feedback(backend: Backend, creds: Credentials, dispatch: str, s
         signed_by=form.text("signed_by", "签字"),
     )
     form.check()
-    req = spb.SubmitFeedbackRequest(feedback=fb, client_request_id=form.text("client_request_id", "请求编号"))
+    req = spb.SubmitFeedbackRequest(feedback=fb, request_id=request_id(form))
     return (await backend.call(creds, backend.supervision.SubmitFeedback, req)).feedback
 
 

@@ -10,7 +10,7 @@ from bjsv.registry.v1 import registry_pb2 as rpb
 from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.usecases.forms import Form
-from services.console.usecases.shared import district_of
+from services.console.usecases.shared import district_of, request_id
 
 ATTESTATIONS = {  # 第九条 conditions, attested by the appointing agency
     rpb.ATTESTATION_ITEM_ART9_1: "第九条（一）坚持党的基本路线，熟悉职业技能等级认定工作",
@@ -52,7 +52,7 @@ async def register(backend: Backend, creds: Credentials, form: Form, photo: byte
     if not photo:
         form.errors["photo"] = "请上传一寸免冠照片（JPEG 或 PNG）"
     form.check()
-    req = rpb.RegisterSupervisorRequest(supervisor=sup)
+    req = rpb.RegisterSupervisorRequest(supervisor=sup, request_id=request_id(form, required=False))
     return (await backend.call(creds, backend.registry.RegisterSupervisor, req)).supervisor
 
 
@@ -72,7 +72,10 @@ async def supervisor(backend: Backend, creds: Credentials, name: str) -> Supervi
 
 def _appoint(f: Form, sup: rpb.Supervisor) -> tuple[str, Any]:
     return "AppointSupervisor", rpb.AppointSupervisorRequest(
-        supervisor=sup.name, start_date=f.date("start_date", "聘期开始日期"), appointed_by=f.text("by", "办理人")
+        supervisor=sup.name,
+        start_date=f.date("start_date", "聘期开始日期"),
+        appointed_by=f.text("by", "办理人"),
+        request_id=request_id(f, required=False),
     )
 
 
@@ -109,7 +112,9 @@ def _revoke(f: Form, sup: rpb.Supervisor) -> tuple[str, Any]:
 
 
 def _issue_badge(f: Form, sup: rpb.Supervisor) -> tuple[str, Any]:
-    return "IssueBadge", rpb.IssueBadgeRequest(appointment=sup.current_appointment)
+    return "IssueBadge", rpb.IssueBadgeRequest(
+        appointment=sup.current_appointment, request_id=request_id(f, required=False)
+    )
 
 
 ACTIONS: dict[str, tuple[str, Callable[[Form, rpb.Supervisor], tuple[str, Any]]]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from bjsv.documents.v1 import documents_pb2 as dpb
@@ -85,3 +86,13 @@ async def inbox(backend: Backend, creds: Credentials, page_token: str = "") -> n
 async def mark_all_read(backend: Backend, creds: Credentials) -> None:
     recipient = creds.principal.sub if creds.principal.has("supervisor") else creds.principal.org
     await backend.call(creds, backend.notify.MarkRead, npb.MarkReadRequest(recipient=recipient, all_unread=True))
+
+
+FORM_TOKENS = uuid.UUID("5b0f3a52-4c0e-4e55-9d1f-6f2a3c8e7d10")  # namespace of the console's form tokens
+
+
+def request_id(form, *, required: bool = True) -> str:
+    """The AIP-155 request_id of a form's submission: its hidden one-time token (rendered with the form, kept
+    when the form comes back with errors) as a UUID, so a resubmitted form changes nothing twice."""
+    token = form.text("client_request_id", "请求编号", required=required)
+    return str(uuid.uuid5(FORM_TOKENS, token)) if token else ""

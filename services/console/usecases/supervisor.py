@@ -7,6 +7,7 @@ from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.usecases.forms import Form
+from services.console.usecases.shared import request_id
 
 ITEMS = {spb.SUPERVISION_FORM_ON_SITE: 17, spb.SUPERVISION_FORM_RECORDS_REVIEW: 16}  # Annex 3's two checklists
 
@@ -47,7 +48,7 @@ def record_from_form(d: spb.Dispatch, form: Form, me: str) -> spb.SupervisionRec
 async def submit_record(backend: Backend, creds: Credentials, name: str, form: Form) -> spb.SupervisionRecord:
     d = await dispatch(backend, creds, name)
     record = record_from_form(d, form, creds.principal.sub)
-    req = spb.SubmitRecordRequest(record=record, client_request_id=form.text("client_request_id", "请求编号"))
+    req = spb.SubmitRecordRequest(record=record, request_id=request_id(form))
     return (await backend.call(creds, backend.supervision.SubmitRecord, req)).record
 
 

@@ -511,6 +511,11 @@ def fire_due_timers(
     return created
 
 
+def count_due_timers(session: Session, /, *, now_ts: float) -> int:
+    q = sa.select(sa.func.count()).select_from(Timer).where(Timer.state == "pending", Timer.fire_ts <= now_ts)
+    return session.execute(q).scalar_one()
+
+
 def unresolved_blocked(session: Session, /) -> list[tuple[int, FormDeadline]]:
     rows = session.execute(
         sa.select(BlockedDeadline.id, BlockedDeadline.deadline)

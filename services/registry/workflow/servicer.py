@@ -15,6 +15,7 @@ from bjsv.registry.v1 import supervision_pb2_grpc
 from common import api
 from common.clock import SHANGHAI
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PreconditionViolation
+from common.idempotency import idempotent
 from services.registry.domain.workflow.feedback import FeedbackAnswers
 from services.registry.workflow import (
     cases,
@@ -83,6 +84,11 @@ def _next_token(page: api.Page, total: int, listing: str) -> str:
     return api.token_after(end if end < total else None, listing=listing)
 
 
+def _key(request: Any) -> str:
+    """The call's idempotency key (request_id, or the deprecated client_request_id), also kept on the row."""
+    return request.request_id or request.client_request_id.strip()
+
+
 def _target(msg: Any, plan: str, session_ids: Any, agency: str) -> dispatches.DispatchTarget:
     return dispatches.DispatchTarget(
         plan,
@@ -97,13 +103,15 @@ def _target(msg: Any, plan: str, session_ids: Any, agency: str) -> dispatches.Di
 class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     def __init__(self, wf: Workflow, sweep: Sweep) -> None:
         self.wf = wf
+        self.db = wf.db  # idempotency keys (common.idempotency)
         self.sweep = sweep
 
     # -- plans
 
     @_rpc
+    @idempotent(pb.CreatePlanResponse, "plans", "GetPlan", pb.GetPlanRequest)
     async def CreatePlan(self, request: pb.CreatePlanRequest, context) -> pb.CreatePlanResponse:
-        crid = request.client_request_id.strip() or None
+        crid = _key(request) or None
         row = await plans.create(self.wf, from_proto_plan(request.plan), crid)
         return pb.CreatePlanResponse(plan=to_proto_plan(row))
 
@@ -147,6 +155,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
         )
 
     @_rpc
+    @idempotent(pb.CreateDispatchResponse, "dispatches", "GetDispatch", pb.GetDispatchRequest)
     async def CreateDispatch(self, request: pb.CreateDispatchRequest, context) -> pb.CreateDispatchResponse:
         d = request.dispatch
         selection = {pb.TEAM_SELECTION_PROPOSED: True, pb.TEAM_SELECTION_MANUAL: False}.get(request.selection)
@@ -156,7 +165,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             seed=request.seed,
             team_size=request.team_size,
             supervisors=list(request.supervisors),
-            client_request_id=request.client_request_id.strip() or None,
+            client_request_id=_key(request) or None,
         )
         return pb.CreateDispatchResponse(dispatch=to_proto_dispatch(await dispatches.create(self.wf, cmd)))
 
@@ -198,14 +207,14 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     # -- records
 
     @_rpc
+    @idempotent(pb.SubmitRecordResponse, "records", "GetRecord", pb.GetRecordRequest)
     async def SubmitRecord(self, request: pb.SubmitRecordRequest, context) -> pb.SubmitRecordResponse:
         r = request.record
-        s = records.RecordSubmission(
-            r.dispatch, r.submitted_by, from_proto_record(r), request.client_request_id.strip()
-        )
+        s = records.RecordSubmission(r.dispatch, r.submitted_by, from_proto_record(r), _key(request))
         return pb.SubmitRecordResponse(record=to_proto_record(await records.submit(self.wf, s)))
 
     @_rpc
+    @idempotent(pb.CorrectRecordResponse, "records", "GetRecord", pb.GetRecordRequest)
     async def CorrectRecord(self, request: pb.CorrectRecordRequest, context) -> pb.CorrectRecordResponse:
         r = request.record
         c = records.RecordCorrection(
@@ -214,7 +223,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             r.submitted_by,
             from_proto_record(r),
             request.reason,
-            request.client_request_id,
+            _key(request),
         )
         return pb.CorrectRecordResponse(record=to_proto_record(await records.correct(self.wf, c)))
 
@@ -231,6 +240,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     # -- feedback
 
     @_rpc
+    @idempotent(pb.SubmitFeedbackResponse, "feedback", "GetFeedback", pb.GetFeedbackRequest)
     async def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context) -> pb.SubmitFeedbackResponse:
         f = request.feedback
         answers = FeedbackAnswers(
@@ -244,7 +254,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             instant(f, "exit_time"),
             f.comments,
             f.signed_by,
-            request.client_request_id.strip(),
+            _key(request),
         )
         return pb.SubmitFeedbackResponse(feedback=to_proto_feedback(await feedback.submit(self.wf, s)))
 
@@ -256,6 +266,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     # -- cases
 
     @_rpc
+    @idempotent(pb.OpenCaseResponse, "cases", "GetCase", pb.GetCaseRequest)
     async def OpenCase(self, request: pb.OpenCaseRequest, context) -> pb.OpenCaseResponse:
         c = request.penalty_case
         new = cases.NewCase(
@@ -268,7 +279,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             c.district,
             c.source,
             list(c.item_numbers),
-            request.client_request_id,
+            _key(request),
         )
         return pb.OpenCaseResponse(penalty_case=to_proto_case(await cases.open_case(self.wf, new)))
 

@@ -199,7 +199,6 @@ class WorkerPool:
         self._closed = False
         self.replaced = 0
         self._tasks: set[asyncio.Future] = set()  # replacements under way
-        self._watcher: asyncio.Future | None = None
         self.retried = 0
 
     async def _spawn(self) -> _Worker:
@@ -218,7 +217,6 @@ class WorkerPool:
         if errors:
             await self.close(drain=False)
             raise errors[0]
-        self._watcher = asyncio.ensure_future(self._watch())
         log.info("engine workers ready: pids %s, versions %s", self.pids(), [r.version[:12] for r in self.rulesets])
         return self
 
@@ -230,13 +228,12 @@ class WorkerPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _watch(self, every: float = 1.0) -> None:
-        """Replace workers that died while idle (the next call would otherwise find out the hard way)."""
-        while not self._closed:
-            await asyncio.sleep(every)
-            for w in list(self.workers):
-                if not w.alive:
-                    self._background(self._replace(w))
+    def replace_dead(self) -> None:
+        """Replace workers that died while idle (the next call would otherwise find out the hard way); called
+        every second by the service's supervised watcher (RulesRuntime.watch_workers)."""
+        for w in list(self.workers):
+            if not w.alive and not self._closed:
+                self._background(self._replace(w))
 
     async def _replace(self, dead: _Worker) -> None:
         if dead not in self.workers:  # already being replaced
@@ -356,8 +353,6 @@ class WorkerPool:
                     break
                 self._drained.clear()
         self._closed = True
-        if self._watcher is not None:
-            self._watcher.cancel()
         # Replacements are not cancelled: one cancelled mid-start would leave its process behind. Each
         # finishes its start and stops the fresh worker because the pool is closed.
         await asyncio.gather(*self._tasks, return_exceptions=True)
