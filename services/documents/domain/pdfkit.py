@@ -16,6 +16,7 @@ Determinism: every canvas is created with `invariant=1` (no timestamps / random 
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,29 +118,68 @@ def draw_text(
 
 def wrap(text: str, width: float, size: float, font: str = CJK) -> list[str]:
     """Greedy wrap: CJK may break between any two characters; a run of Latin letters/digits is kept
-    together when it fits on a line (it is broken by character only when longer than a line)."""
+    together when it fits on a line (it is broken by character only when longer than a line).
+
+    Linear in the text's length (issue #13 item 4): every character's advance is looked up once and
+    line widths are kept as running sums, never re-measured from the line start."""
+    scale = size / 1000
     lines: list[str] = []
-    current = ""
-    tokens = _tokens(text)
-    for token in tokens:
-        candidate = current + token
-        if text_width(candidate, size, font) <= width:
-            current = candidate
+    current: list[str] = []
+    current_w = 0.0
+    for token in _TOKEN.findall(text):
+        token_w = _units(token, font) * scale
+        if current_w + token_w <= width + _EPSILON:
+            current.append(token)
+            current_w += token_w
             continue
-        if current.strip():
-            lines.append(current.rstrip())
-            current = token.lstrip()
-        else:
-            current = token
-        while text_width(current, size, font) > width and len(current) > 1:
-            cut = len(current)
-            while cut > 1 and text_width(current[:cut], size, font) > width:
-                cut -= 1
-            lines.append(current[:cut])
-            current = current[cut:]
-    if current.strip() or not lines:
-        lines.append(current.rstrip())
+        line = "".join(current)
+        if line.strip():
+            lines.append(line.rstrip())
+            stripped = token.lstrip()
+            token_w -= _units(token[: len(token) - len(stripped)], font) * scale
+            token = stripped
+        while token_w > width + _EPSILON and len(token) > 1:
+            cut, cut_w = _fitting_prefix(token, width, scale, font)
+            lines.append(token[:cut])
+            token = token[cut:]
+            token_w -= cut_w
+        current, current_w = [token], token_w
+    line = "".join(current)
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
     return _kinsoku(lines)
+
+
+_EPSILON = 1e-6
+# A token is one character, or a run of Latin letters/digits (with - ' . inside, and a closing ·).
+_TOKEN = re.compile(r"[A-Za-z0-9'.\-]+·?|.", re.DOTALL)
+_advances: dict[tuple[str, str], float] = {}
+
+
+def _advance(ch: str, font: str) -> float:
+    """The character's advance in 1/1000 em (cached per process: fonts are registered once)."""
+    key = (font, ch)
+    units = _advances.get(key)
+    if units is None:
+        units = _advances[key] = pdfmetrics.stringWidth(ch, font, 1000)
+    return units
+
+
+def _units(text: str, font: str) -> float:
+    return sum(_advance(ch, font) for ch in text)
+
+
+def _fitting_prefix(token: str, width: float, scale: float, font: str) -> tuple[int, float]:
+    """The longest prefix (at least one character) that fits `width`, and its width."""
+    total = _advance(token[0], font) * scale
+    cut = 1
+    while cut < len(token):
+        w = _advance(token[cut], font) * scale
+        if total + w > width + _EPSILON:
+            break
+        total += w
+        cut += 1
+    return cut, total
 
 
 _NO_LINE_START = set("，。、；：？！）》」』”’,.;:?!)%")
@@ -153,22 +193,6 @@ def _kinsoku(lines: list[str]) -> list[str]:
             lines[i] = lines[i - 1][-1] + lines[i]
             lines[i - 1] = lines[i - 1][:-1]
     return lines
-
-
-def _tokens(text: str) -> list[str]:
-    out: list[str] = []
-    for ch in text:
-        if (
-            out
-            and ((ch.isascii() and ch.isalnum()) or ch in "-'.·")
-            and out[-1]
-            and out[-1][-1].isascii()
-            and (out[-1][-1].isalnum() or out[-1][-1] in "-'.")
-        ):
-            out[-1] += ch
-        else:
-            out.append(ch)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

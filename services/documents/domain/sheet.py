@@ -20,7 +20,7 @@ from itertools import islice
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
-from services.documents.domain.badge import CARD_H, CARD_W, draw_back, draw_front
+from services.documents.domain.badge import CARD_H, CARD_W, draw_back, draw_front, place_form
 from services.documents.domain.model import Badge
 from services.documents.domain.pdfkit import MM, draw_text, new_canvas
 
@@ -58,15 +58,14 @@ class Volume:
     codes: tuple[str, ...]
 
 
-def _crop_marks(c: Canvas, x: float, y: float) -> None:
-    c.saveState()
+def _crop_marks(c: Canvas) -> None:
+    """Marks at the four corners of a card whose lower-left corner is the origin, in the gutters."""
     c.setLineWidth(0.3)
     c.setStrokeColorRGB(0, 0, 0)
-    for cx, sx in ((x, -1), (x + CARD_W, 1)):
-        for cy, sy in ((y, -1), (y + CARD_H, 1)):
+    for cx, sx in ((0, -1), (CARD_W, 1)):
+        for cy, sy in ((0, -1), (CARD_H, 1)):
             c.line(cx + sx * MARK_OFFSET, cy, cx + sx * (MARK_OFFSET + MARK_LEN), cy)
             c.line(cx, cy + sy * MARK_OFFSET, cx, cy + sy * (MARK_OFFSET + MARK_LEN))
-    c.restoreState()
 
 
 def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *, back: bool, title: str) -> None:
@@ -76,7 +75,7 @@ def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *,
             draw_back(c, badge, payloads[slot], x, y)
         else:
             draw_front(c, badge, x, y)
-        _crop_marks(c, x, y)
+        place_form(c, "BJSVCropMarks", x, y, lambda: _crop_marks(c))
         draw_text(
             c,
             x - MARK_OFFSET,
