@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import queue
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -15,7 +14,7 @@ from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
 from common import context
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
-from services.documents.domain import annex3, signing
+from services.documents.domain import annex3, images, sheet, signing
 from services.documents.domain.annex3 import ChecklistKind
 from services.documents.domain.model import (
     Badge,
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 SERVICE = "documents"
 DEFAULT_CHUNK = 256 * 1024
 MAX_CHUNK = 1024 * 1024
-PROGRESS_EVERY = 100
 
 _KIND_TO_PROTO = {
     "badge": pb.DOCUMENT_KIND_BADGE,
@@ -57,8 +55,33 @@ _FORM = {
 }
 
 
+# Free text printed on the forms; longer input is refused before any rendering (issue #13 item 4).
+MAX_COMMENTS = 10_000  # 附件4 工作反馈情况: about ten A4 pages
+MAX_PROBLEMS = 10_000  # 附件3 存在问题
+MAX_REMARK = 1_000  # 附件3 备注, per item
+_IMAGE_LABELS = {"photo": "照片", "issuer_seal": "机构公章", "issuer_logo": "颁证机构标识"}
+
+
 def _invalid(reason: str, field: str, description: str) -> InvalidArgument:
     return InvalidArgument(reason, [FieldViolation(field, description)])
+
+
+def _bounded(value: str, field: str, limit: int) -> str:
+    if len(value) > limit:
+        raise _invalid("TEXT_TOO_LONG", field, f"内容过长：不超过 {limit} 个字符（现为 {len(value)} 个）")
+    return value
+
+
+def _check_images(m: pb.BadgeData, field: str) -> None:
+    """附件2 photo, seal and logo: JPEG or PNG within pixel limits, checked from the header alone."""
+    for name, label in _IMAGE_LABELS.items():
+        data = getattr(m, name)
+        if not data:
+            continue
+        try:
+            images.inspect(data)
+        except images.ImageRejected as e:
+            raise _invalid(e.reason, f"{field}.{name}", f"{label}：{e.description}") from None
 
 
 def _format(value: int) -> str:
@@ -112,6 +135,7 @@ def from_proto_badge(m: pb.BadgeData, field: str = "badge") -> Badge:
         )
     if "|" in m.code or "|" in m.issuer:
         raise _invalid("BAD_CHARACTER", f"{field}.code", "证卡编号或颁证机构含非法字符“|”")
+    _check_images(m, field)
     category = {
         pb.SUPERVISOR_CATEGORY_EXTERNAL: SupervisorCategory.EXTERNAL,
         pb.SUPERVISOR_CATEGORY_INTERNAL: SupervisorCategory.INTERNAL,
@@ -146,7 +170,7 @@ def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:
     for a in m.answers:
         if a.item not in checklist.numbers:
             raise _invalid("UNKNOWN_ITEM", "record.answers", f"第{a.item}项不在附件3{checklist.subtitle}的项目范围内")
-        answers.append(ChecklistAnswer(a.item, a.compliant, a.remark))
+        answers.append(ChecklistAnswer(a.item, a.compliant, _bounded(a.remark, "record.answers.remark", MAX_REMARK)))
     return SupervisionRecord(
         name=m.name,
         kind=kind,
@@ -154,7 +178,7 @@ def from_proto_record(m: pb.SupervisionRecordData) -> SupervisionRecord:
         plan_name=m.plan_name,
         assessment_method=m.assessment_method,
         answers=tuple(answers),
-        problems=m.problems,
+        problems=_bounded(m.problems, "record.problems", MAX_PROBLEMS),
         supervisor_names=tuple(m.supervisor_names),
         signed_date=_date(m.signed_date, "record.signed_date"),
         institution_head_name=m.institution_head_name,
@@ -181,7 +205,7 @@ def from_proto_feedback(m: pb.FeedbackData) -> Feedback:
         badge_worn=m.badge_worn,
         duties_performed=m.duties_performed,
         integrity_kept=m.integrity_kept,
-        comments=m.comments,
+        comments=_bounded(m.comments, "feedback.comments", MAX_COMMENTS),
     )
 
 
@@ -342,96 +366,30 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         options = first.options
         if options.max_badges_per_volume < 0:
             raise _invalid("BAD_VOLUME", "options.max_badges_per_volume", "每册证卡数不能为负数")
-        loop = asyncio.get_running_loop()
-        inbox: queue.Queue = queue.Queue(maxsize=256)  # bounded: a fast client waits for the renderer
-        outbox: asyncio.Queue = asyncio.Queue()
 
-        def emit(item) -> None:
-            loop.call_soon_threadsafe(outbox.put_nowait, item)
-
-        job = asyncio.create_task(
-            self.renderer.run_print_job(
-                inbox,
-                emit,
-                title=options.title or "技能人才评价质量督导员证卡",
-                subject=options.subject or "print-runs/adhoc",
-                volume_badges=options.max_badges_per_volume,
-            )
-        )
-        job.add_done_callback(lambda _t: loop.call_soon_threadsafe(outbox.put_nowait, ("done",)))
-        job.add_done_callback(_retrieve)  # a job aborted because the input failed has nothing to report
-
-        def put(item) -> bool:
-            """Blocking put that gives up when the render job has ended (it will read no more)."""
-            while not job.done():
-                try:
-                    inbox.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        async def feed() -> None:
+        async def badges():
+            """Read lazily: gRPC flow control holds a fast client back while volumes render."""
             index = 0
-            try:
-                async for req in request_iterator:
-                    if not req.HasField("badge"):
-                        raise _invalid("OPTIONS_ONCE", "options", "打印选项只能在第一条消息中发送一次")
-                    badge = from_proto_badge(req.badge, field=f"badge[{index}]")
-                    index += 1
-                    if not await asyncio.to_thread(put, badge):
-                        return
-                await asyncio.to_thread(put, None)
-            except BaseException as e:
-                _abort(inbox, RuntimeError(f"print run aborted: {type(e).__name__}"))
-                raise
+            async for req in request_iterator:
+                if not req.HasField("badge"):
+                    raise _invalid("OPTIONS_ONCE", "options", "打印选项只能在第一条消息中发送一次")
+                yield from_proto_badge(req.badge, field=f"badge[{index}]")
+                index += 1
 
-        feeder = asyncio.create_task(feed())
-        last_sent = 0
-        final = (0, 0)
-        try:
-            while True:
-                item = await outbox.get()
-                if item[0] == "progress":
-                    final = item[1:]
-                    if final[0] - last_sent >= PROGRESS_EVERY:
-                        last_sent = final[0]
-                        yield pb.RenderPrintSheetResponse(
-                            progress=pb.PrintSheetProgress(badges_done=final[0], sheets_done=final[1])
-                        )
-                elif item[0] == "document":
-                    yield pb.RenderPrintSheetResponse(document=to_proto_document(item[1]))
-                else:
-                    break
-            if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
-                raise feeder.exception()
-            await job  # re-raises a render failure
-            if final[0] != last_sent:
-                yield pb.RenderPrintSheetResponse(
-                    progress=pb.PrintSheetProgress(badges_done=final[0], sheets_done=final[1])
-                )
-        finally:
-            feeder.cancel()
-            if not job.done():
-                _abort(inbox, RuntimeError("print run aborted: the client went away"))
-
-
-def _retrieve(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-def _abort(inbox: queue.Queue, error: Exception) -> None:
-    """Make the render thread stop: drop queued badges and hand it the error."""
-    while True:
-        try:
-            inbox.get_nowait()
-        except queue.Empty:
-            break
-    try:
-        inbox.put_nowait(error)
-    except queue.Full:
-        pass
+        progress: list[pb.PrintSheetProgress] = []
+        run = self.renderer.print_run(
+            badges(),
+            title=options.title or sheet.DEFAULT_TITLE,
+            subject=options.subject or "print-runs/adhoc",
+            volume_badges=options.max_badges_per_volume,
+            on_progress=lambda done, sheets: progress.append(
+                pb.PrintSheetProgress(badges_done=done, sheets_done=sheets)
+            ),
+        )
+        async for info in run:
+            while progress:
+                yield pb.RenderPrintSheetResponse(progress=progress.pop(0))
+            yield pb.RenderPrintSheetResponse(document=to_proto_document(info))
 
 
 def _bind_context(md: dict) -> None:

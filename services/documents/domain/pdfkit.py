@@ -51,18 +51,23 @@ def register_fonts(config: FontConfig | None = None) -> None:
     with _lock:
         if CJK in _registered:
             return
-        for path in (config.cjk_path, config.symbol_path):
-            if not Path(path).exists():
-                raise FileNotFoundError(
-                    f"font {path} missing; install fonts-wqy-zenhei / fonts-dejavu-core "
-                    "(python3 deploy/bootstrap.py install)"
-                )
+        check_fonts(config)
         pdfmetrics.registerFont(TTFont(CJK, config.cjk_path, subfontIndex=config.cjk_subfont_index))
         pdfmetrics.registerFont(TTFont(SYMBOL, config.symbol_path))
         # Binary (Flate only) streams: ASCII85 costs ~25 % size and noticeable time on 10,000-badge runs.
         rl_config.useA85 = 0
         _registered[CJK] = config.cjk_path
         _registered[SYMBOL] = config.symbol_path
+
+
+def check_fonts(config: FontConfig) -> None:
+    """Fail fast with a clear message when a font file is missing (without loading the ~40 MB CJK face)."""
+    for path in (config.cjk_path, config.symbol_path):
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"font {path} missing; install fonts-wqy-zenhei / fonts-dejavu-core "
+                "(python3 deploy/bootstrap.py install)"
+            )
 
 
 def new_canvas(buf: io.BytesIO, pagesize: tuple[float, float], title: str = "") -> Canvas:
