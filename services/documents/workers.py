@@ -57,7 +57,7 @@ class RenderPool:
         if self._pool is None:
             self.start()
         limit = time_limit or self.timeout
-        future = self._pool.schedule(fn, args=args, kwargs=kwargs, timeout=limit)
+        future = self._pool.schedule(render_process.run, args=(fn, args, kwargs), timeout=limit)
         try:
             return await asyncio.wrap_future(future)
         except TimeoutError:
