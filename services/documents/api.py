@@ -206,6 +206,8 @@ def from_proto_feedback(m: pb.FeedbackData) -> Feedback:
         duties_performed=m.duties_performed,
         integrity_kept=m.integrity_kept,
         comments=_bounded(m.comments, "feedback.comments", MAX_COMMENTS),
+        signed_by=m.signed_by,
+        signed_date=_date(m.signed_date, "feedback.signed_date"),
     )
 
 

@@ -58,16 +58,23 @@ def groups(items: tuple[ChecklistItem, ...], key: str) -> list[tuple[str, list[C
     return out
 
 
-# Annex 4 (附件4 北京市技能人才评价外督员情况反馈表), D12.
+# Annex 4 (附件4 北京市技能人才评价外督员情况反馈表) as the regulation prints it: title, 填报单位 line, the
+# table (外督员姓名 / 进场时间 / 离场时间 / 工作反馈情况) and the note below it, word for word.
 FEEDBACK_TITLE = "北京市技能人才评价外督员情况反馈表"
 FEEDBACK_REPORTING_UNIT = "填报单位（盖章/签字）："
 FEEDBACK_SUPERVISOR_NAME = "外督员姓名"
 FEEDBACK_ENTRY_TIME = "外督员进场时间"
 FEEDBACK_EXIT_TIME = "外督员离场时间"
 FEEDBACK_SITUATION = "工作反馈情况："
-# The three structured answers of D12; wording from 第十七条 and 第二十七条.
-FEEDBACK_QUESTIONS: tuple[tuple[str, str], ...] = (
-    ("badge_worn", "执行督导任务时佩戴《技能人才评价质量督导员证卡》"),
-    ("duties_performed", "认真履行质量督导职责"),
-    ("integrity_kept", "遵守廉洁纪律，未利用职务谋取私利"),
+FEEDBACK_NOTE = (
+    "注：“反馈情况”请对外督员工作过程中是否佩戴督导员证卡、是否认真履行职责是否自觉遵守廉洁纪律等情况进行意见反馈。"
 )
+# What the project adds to the form (D12): three yes/no answers taken from the note's own words, printed
+# under a heading that says they are an addition, never in place of the law's text.
+FEEDBACK_ADDITIONS_HEADING = "（以下为本系统增列的结构化选项，非附件4原文；问题取自表注）"
+FEEDBACK_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("badge_worn", "是否佩戴督导员证卡"),
+    ("duties_performed", "是否认真履行职责"),
+    ("integrity_kept", "是否自觉遵守廉洁纪律"),
+)
+FEEDBACK_SIGNED_BY = "签字："

@@ -26,7 +26,7 @@ from docxtpl import DocxTemplate
 
 from services.documents.domain import annex3
 from services.documents.domain.annex3 import Checklist, ChecklistKind
-from services.documents.domain.forms import cn_date, cn_datetime
+from services.documents.domain.forms import cn_date, cn_datetime, signature_text
 from services.documents.domain.model import Feedback, SupervisionRecord
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -228,11 +228,13 @@ def _build_record_template(checklist: Checklist) -> Document:
 
 
 def _build_feedback_template() -> Document:
+    """附件4 word for word, the signer and date in the 填报单位（盖章/签字） slot, the project's structured answers
+    marked as an addition under the free text, and the note (forms.py, Annex 4)."""
     doc = _new_document()
     _title(doc, annex3.FEEDBACK_TITLE, "")
     p = _para(doc)
     _run(p, annex3.FEEDBACK_REPORTING_UNIT, size=11)
-    _run(p, "{{ reporting_unit }}", size=11)
+    _run(p, "{{ reporting_unit }}{{ signature }}", size=11)
     _para(doc, "")
     table = doc.add_table(rows=3, cols=4)
     table.style = doc.styles["Table Grid"]
@@ -251,6 +253,9 @@ def _build_feedback_template() -> Document:
     _label(r1.cells[3], "{{ exit_time }}", align=None)
     body = r2.cells[0].merge(r2.cells[3])
     _para(body, annex3.FEEDBACK_SITUATION, size=11)
+    _para(body, "{{ comments }}", first=False)
+    _para(body, "", first=False)
+    _para(body, annex3.FEEDBACK_ADDITIONS_HEADING, size=9, first=False)
     for i, (key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
         p = _para(body, first=False)
         _run(p, f"{i}. {question}　　")
@@ -258,10 +263,7 @@ def _build_feedback_template() -> Document:
         _run(p, annex3.YES + "　")
         _run(p, f"{{{{ {key}_no }}}}", size=11, east_asia=SYMBOL_FONT, latin=SYMBOL_FONT)
         _run(p, annex3.NO)
-    _para(body, "", first=False)
-    p = _para(body, first=False)
-    _run(p, "其他情况说明：")
-    _run(p, "{{ comments }}")
+    _para(doc, annex3.FEEDBACK_NOTE, size=10.5)
     return doc
 
 
@@ -339,6 +341,7 @@ def feedback_context(feedback: Feedback | None) -> dict[str, str]:
         "entry_time": cn_datetime(feedback.entry_time) if feedback else "",
         "exit_time": cn_datetime(feedback.exit_time) if feedback else "",
         "comments": feedback.comments if feedback else "",
+        "signature": signature_text(feedback),
     }
     for key, _ in annex3.FEEDBACK_QUESTIONS:
         value = getattr(feedback, key) if feedback else None
