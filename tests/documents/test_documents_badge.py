@@ -111,7 +111,10 @@ def test_internal_badge_says_neidu_and_shows_clean_placeholders_without_images_a
     pdf = plumber(internal_pdf)
     front, back = pdf.pages
     assert "质量督导员 (内督员)" in [t for _, t in lines_of(front)]
-    assert not front.images and not back.images
+    assert not front.images
+    (qr,) = back.images  # the QR code is the back's only image (a 1-bit image mask): no logo placeholder image
+    x, _, size, _ = back_geometry().qr_box
+    assert qr["x0"] == pytest.approx(x + 2 * size / (qr["srcsize"][0] + 4), abs=0.01)
     texts = [t for _, t in lines_of(front)]
     assert "(机构公章)" in texts and "免冠1寸" in texts
     assert "颁证机构" in [t for _, t in lines_of(back)]

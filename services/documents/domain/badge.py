@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import zxingcpp
+from PIL import Image
 from reportlab.pdfgen.canvas import Canvas
 
 from services.documents.domain import images
@@ -266,42 +266,33 @@ def _relead(fitted, leading):
     return type(fitted)(fitted.size, leading, fitted.lines)
 
 
-def qr_rows(payload: str) -> list[bytes]:
-    """The QR code of the payload, error correction level M, one byte per module (0 = dark), row by row
-    (zxing-cpp's C++ encoder: ~0.5 ms where a pure-Python encoder took ~2.5 ms, a fifth of a badge's
-    render time). Its mask choice is deterministic, so equal payloads give equal codes."""
-    code = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+def qr_modules(payload: str) -> tuple[int, bytes]:
+    """The QR code of the payload, error correction level M: (n, n × n bytes, 0 = dark module, row by row).
+    zxing-cpp's C++ encoder with a fixed mask (any mask gives a valid code; choosing the best of eight
+    costs 9×): ~0.1 ms where the pure-Python encoder took ~2.5 ms, a fifth of a badge's render time."""
+    code = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M", data_mask=0)
     image = code.to_image(scale=1, add_quiet_zones=False)
-    n = image.shape[0]
-    pixels = memoryview(image).tobytes()
-    return [pixels[r * n : (r + 1) * n] for r in range(n)]
+    return image.shape[0], memoryview(image).tobytes()
 
 
 def qr_matrix(payload: str) -> list[list[bool]]:
     """True = dark module."""
-    return [[v == 0 for v in row] for row in qr_rows(payload)]
-
-
-_DARK_RUN = re.compile(rb"\x00+")
+    n, modules = qr_modules(payload)
+    return [[modules[r * n + col] == 0 for col in range(n)] for r in range(n)]
 
 
 def draw_qr(c: Canvas, payload: str, x: float, y: float, size: float) -> None:
-    """Dark modules as one filled path of horizontal runs, in module units under a transform (integer
-    operands, written with `addLiteral`: ~10× faster than reportlab's path API for ~1,500 rects).
-    The quiet zone is part of `size`: 2 modules on each side."""
-    rows = qr_rows(payload)
-    quiet = 2
-    module = size / (len(rows) + 2 * quiet)
-    ops = [
-        f"{run.start() + quiet} {r + quiet} {run.end() - run.start()} 1 re"
-        for r, row in enumerate(rows)
-        for run in _DARK_RUN.finditer(row)
-    ]
-    c.saveState()
-    c.translate(x, y + size)
-    c.scale(module, -module)
-    c.addLiteral("0 g\n" + "\n".join(ops) + "\nf")
-    c.restoreState()
+    """The modules as a 1-bit inline image mask painted black, one image pixel per module (a few hundred
+    bytes; writing ~800 rectangles per code cost a third of a badge's render time). Image masks are not
+    smoothed, so module edges stay sharp at any resolution. The quiet zone is part of `size`: 2 modules
+    on each side."""
+    n, modules = qr_modules(payload)
+    module = size / (n + 4)
+    bits = Image.frombytes("L", (n, n), modules).convert("1").tobytes()  # rows padded to whole bytes
+    c.addLiteral(
+        f"q 0 g {n * module:.4f} 0 0 {n * module:.4f} {x + 2 * module:.4f} {y + 2 * module:.4f} cm\n"
+        f"BI /W {n} /H {n} /IM true /BPC 1 /F /AHx ID\n{bits.hex()}>\nEI Q"
+    )
 
 
 def render_badge(badge: Badge, payload: str) -> bytes:
