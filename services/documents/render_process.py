@@ -9,14 +9,15 @@ import resource
 from collections.abc import Callable
 from typing import TypeVar
 
-from services.documents.domain.pdfkit import FontConfig, register_fonts
+from services.documents.domain.pdfkit import FontConfig, use_fonts
 
 
 def init(fonts: FontConfig, memory_bytes: int) -> None:
-    """Cap the worker's address space (a job over it fails with MemoryError) and load the fonts once."""
+    """Cap the worker's address space (a job over it fails with MemoryError) and name the fonts, which
+    the first job loads (pdfkit.new_canvas registers them once per process)."""
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    register_fonts(fonts)
+    use_fonts(fonts)
 
 
 T = TypeVar("T")

@@ -237,7 +237,8 @@ class DocumentRenderer:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> AsyncIterator[DocumentInfo]:
         """Render and store volumes of `badges` (read one volume at a time), yielding each stored document
-        in order. Up to one volume per worker renders at once, so memory is bounded by a few volumes;
+        in order. Up to one volume per worker renders at once, so memory is bounded by a few volumes, and
+        other documents wait for one volume at most (jobs queue in order);
         `on_progress(badges_done, sheets_done)` after each stored volume."""
         per_volume = sheet.volume_size(volume_badges or self.volume_badges)
         running: deque[asyncio.Task[sheet.Volume]] = deque()
