@@ -334,7 +334,7 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=100)
     ap.add_argument("--batch", type=int, default=400)
     ap.add_argument("--badges", type=int, default=10_000)
-    ap.add_argument("--volume", type=int, default=250, help="badges per volume (the service default)")
+    ap.add_argument("--volume", type=int, default=252, help="badges per volume (the service default)")
     ap.add_argument("--workers", type=int, default=2, help="render worker processes of the print run")
     ap.add_argument("--grpc", type=int, default=0, help="also stream N badges through a real service process")
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)

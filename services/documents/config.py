@@ -18,7 +18,7 @@ class DocumentsSettings(Settings):
     )
     documents_chunk_size: int = Field(default=256 * 1024, description="bytes per stored chunk and per streamed chunk")
     documents_volume_badges: int = Field(
-        default=250, description="badges per print-sheet PDF (63 A4 sheets; bounds a render worker's memory)"
+        default=252, description="badges per print-sheet PDF (63 A4 sheets; bounds a render worker's memory)"
     )
     documents_registry_timeout: float = Field(default=10.0, description="seconds for a GetBadge call to the registry")
     documents_render_workers: int = Field(

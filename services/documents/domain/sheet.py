@@ -31,7 +31,7 @@ PER_SHEET = COLS * ROWS
 GUTTER = 10 * MM
 MARK_OFFSET = 1.5 * MM
 MARK_LEN = 3 * MM
-DEFAULT_VOLUME = 250  # badges (63 A4 sheets): a render worker holds one volume at a time
+DEFAULT_VOLUME = 252  # badges (63 A4 sheets): a render worker holds one volume at a time
 DEFAULT_TITLE = "技能人才评价质量督导员证卡"
 
 _BLOCK_W = COLS * CARD_W + (COLS - 1) * GUTTER
