@@ -214,7 +214,7 @@ def print_run_child(n: int, volume: int, workers: int) -> None:
         pool = RenderPool(workers=workers, timeout=600, memory_mb=1024, fonts=FontConfig())
         pool.start()
         renderer = DocumentRenderer(db, Clock(), pool=pool, volume_badges=volume)
-        asyncio.run(pool.run(len, "warm-up: the workers are up before the clock starts"))
+        asyncio.run(pool.run("builtins:len", "warm-up: the workers are up before the clock starts"))
         rss_start, _ = _tree_kb(os.getpid())
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from common.clock import Clock
 from common.db import Database
-from services.documents.domain import annex3, badge, docx_forms, forms, report, sheet, signing
+from services.documents.domain import annex3, sheet, signing
 from services.documents.domain.annex3 import ChecklistKind
 from services.documents.domain.model import Badge, DistrictReport, Feedback, SupervisionRecord
 from services.documents.storage import repository
@@ -30,6 +30,18 @@ from services.documents.workers import RenderPool
 PDF = "pdf"
 DOCX = "docx"
 PDF_MEDIA_TYPE = "application/pdf"
+DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+# Render jobs run in the workers and are named here, not imported: the service process then never loads
+# python-docx, docxtpl, Jinja2 and lxml (~15 MB), which only the workers need.
+_DOMAIN = "services.documents.domain"
+BADGE_PDF = f"{_DOMAIN}.badge:render_badge"
+VOLUME_PDF = f"{_DOMAIN}.sheet:render_volume"
+RECORD_PDF = f"{_DOMAIN}.forms:render_record"
+RECORD_DOCX = f"{_DOMAIN}.docx_forms:render_record_docx"
+FEEDBACK_PDF = f"{_DOMAIN}.forms:render_feedback"
+FEEDBACK_DOCX = f"{_DOMAIN}.docx_forms:render_feedback_docx"
+REPORT_PDF = f"{_DOMAIN}.report:render_report"
 
 KIND_BADGE = "badge"
 KIND_PRINT_SHEET = "print_sheet"
@@ -127,7 +139,7 @@ class DocumentRenderer:
 
     async def badge(self, b: Badge, *, processed: tuple[str, str] | None = None) -> tuple[Rendered, str]:
         payload = await asyncio.to_thread(self.payload_for, b)
-        pdf = await self.pool.run(badge.render_badge, b, payload)
+        pdf = await self.pool.run(BADGE_PDF, b, payload)
         rendered = await self._store(
             NewDocument(KIND_BADGE, PDF, b.subject, PDF_MEDIA_TYPE, f"badge-{b.code}.pdf", pdf, 2), processed
         )
@@ -138,18 +150,18 @@ class DocumentRenderer:
     ) -> Rendered:
         checklist = annex3.CHECKLISTS[record.kind]
         if fmt == DOCX:
-            data = await self.pool.run(docx_forms.render_record_docx, checklist, record)
+            data = await self.pool.run(RECORD_DOCX, checklist, record)
             doc = NewDocument(
                 KIND_RECORD[record.kind],
                 DOCX,
                 record.name,
-                docx_forms.DOCX_MEDIA_TYPE,
+                DOCX_MEDIA_TYPE,
                 f"{_safe(record.name)}.docx",
                 data,
                 0,
             )
         else:
-            data = await self.pool.run(forms.render_record, checklist, record)
+            data = await self.pool.run(RECORD_PDF, checklist, record)
             doc = NewDocument(
                 KIND_RECORD[record.kind],
                 PDF,
@@ -163,12 +175,10 @@ class DocumentRenderer:
 
     async def feedback(self, fb: Feedback, fmt: str = PDF, *, processed: tuple[str, str] | None = None) -> Rendered:
         if fmt == DOCX:
-            data = await self.pool.run(docx_forms.render_feedback_docx, fb)
-            doc = NewDocument(
-                KIND_FEEDBACK, DOCX, fb.name, docx_forms.DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx", data, 0
-            )
+            data = await self.pool.run(FEEDBACK_DOCX, fb)
+            doc = NewDocument(KIND_FEEDBACK, DOCX, fb.name, DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx", data, 0)
         else:
-            data = await self.pool.run(forms.render_feedback, fb)
+            data = await self.pool.run(FEEDBACK_PDF, fb)
             doc = NewDocument(
                 KIND_FEEDBACK, PDF, fb.name, PDF_MEDIA_TYPE, f"{_safe(fb.name)}.pdf", data, page_count(data)
             )
@@ -177,20 +187,20 @@ class DocumentRenderer:
     async def blank(self, kind: str, fmt: str = PDF) -> Rendered:
         """kind: on_site_record | records_review_record | feedback."""
         if kind == KIND_FEEDBACK:
-            fn_pdf, fn_docx, args = forms.render_feedback, docx_forms.render_feedback_docx, ()
+            fn_pdf, fn_docx, args = FEEDBACK_PDF, FEEDBACK_DOCX, ()
         else:
             checklist = annex3.CHECKLISTS[next(k for k, v in KIND_RECORD.items() if v == kind)]
-            fn_pdf, fn_docx, args = forms.render_record, docx_forms.render_record_docx, (checklist,)
+            fn_pdf, fn_docx, args = RECORD_PDF, RECORD_DOCX, (checklist,)
         if fmt == DOCX:
             data = await self.pool.run(fn_docx, *args)
-            doc = NewDocument(kind, DOCX, BLANK_SUBJECT, docx_forms.DOCX_MEDIA_TYPE, f"blank-{kind}.docx", data, 0)
+            doc = NewDocument(kind, DOCX, BLANK_SUBJECT, DOCX_MEDIA_TYPE, f"blank-{kind}.docx", data, 0)
         else:
             data = await self.pool.run(fn_pdf, *args)
             doc = NewDocument(kind, PDF, BLANK_SUBJECT, PDF_MEDIA_TYPE, f"blank-{kind}.pdf", data, page_count(data))
         return await self._store(doc)
 
     async def report(self, r: DistrictReport, *, processed: tuple[str, str] | None = None) -> Rendered:
-        data = await self.pool.run(report.render_report, r)
+        data = await self.pool.run(REPORT_PDF, r)
         return await self._store(
             NewDocument(KIND_REPORT, PDF, r.name, PDF_MEDIA_TYPE, f"{_safe(r.name)}.pdf", data, page_count(data)),
             processed,
@@ -205,7 +215,7 @@ class DocumentRenderer:
     async def _render_volume(self, badges: list[Badge], *, title: str, number: int, first: int) -> sheet.Volume:
         payloads = await asyncio.to_thread(self._payloads, badges)
         return await self.pool.run(
-            sheet.render_volume,
+            VOLUME_PDF,
             badges,
             payloads,
             title=title,

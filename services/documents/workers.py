@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable
-from typing import TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -24,7 +22,6 @@ from services.documents.domain.images import ImageRejected
 from services.documents.domain.pdfkit import FontConfig
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class RenderPool:
@@ -37,6 +34,7 @@ class RenderPool:
 
     def start(self) -> None:
         """Spawned, not forked: the service process holds gRPC and asyncio threads that a fork would copy."""
+        render_process.keep_large_buffers_off_the_heap()
         self._pool = ProcessPool(
             max_workers=self.workers,
             initializer=render_process.init,
@@ -51,29 +49,30 @@ class RenderPool:
             self._pool.join(timeout=5)
             self._pool = None
 
-    async def run(self, fn: Callable[..., T], *args, time_limit: float | None = None, **kwargs) -> T:
-        """Run `fn(*args, **kwargs)` in a worker; cancelling the caller cancels the job (its worker is
-        replaced). `time_limit` (seconds) overrides the pool's per-job limit."""
+    async def run(self, job: str, *args, time_limit: float | None = None, **kwargs):
+        """Run the function named `job` ("module:function") with `*args, **kwargs` in a worker; cancelling
+        the caller cancels the job (its worker is replaced). `time_limit` (seconds) overrides the pool's
+        per-job limit."""
         if self._pool is None:
             self.start()
         limit = time_limit or self.timeout
-        future = self._pool.schedule(render_process.run, args=(fn, args, kwargs), timeout=limit)
+        future = self._pool.schedule(render_process.run, args=(job, args, kwargs), timeout=limit)
         try:
             return await asyncio.wrap_future(future)
         except TimeoutError:
-            log.warning("render job %s stopped after its time limit of %.0f s", fn.__name__, limit)
+            log.warning("render job %s stopped after its time limit of %.0f s", job, limit)
             raise ResourceExhausted(
-                "RENDER_TIME_LIMIT", f"文档生成超过时限（{limit:g} 秒）已中止，请检查输入内容", subject=fn.__name__
+                "RENDER_TIME_LIMIT", f"文档生成超过时限（{limit:g} 秒）已中止，请检查输入内容", subject=job
             ) from None
         except MemoryError:
-            log.warning("render job %s stopped at its memory limit of %d MB", fn.__name__, self.memory_mb)
+            log.warning("render job %s stopped at its memory limit of %d MB", job, self.memory_mb)
             raise ResourceExhausted(
                 "RENDER_MEMORY_LIMIT",
                 f"文档生成超出内存上限（{self.memory_mb} MB）已中止，请检查输入内容",
-                subject=fn.__name__,
+                subject=job,
             ) from None
         except ProcessExpired as e:
-            log.warning("render worker died in %s: %s", fn.__name__, e)
-            raise ResourceExhausted("RENDER_WORKER_DIED", "文档生成进程异常退出，已中止", subject=fn.__name__) from None
+            log.warning("render worker died in %s: %s", job, e)
+            raise ResourceExhausted("RENDER_WORKER_DIED", "文档生成进程异常退出，已中止", subject=job) from None
         except ImageRejected as e:
             raise InvalidArgument(e.reason, [FieldViolation("badge", e.description)]) from None

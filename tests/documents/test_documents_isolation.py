@@ -22,8 +22,9 @@ from test_documents_service import badge_msg
 from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
 from common.errors import ResourceExhausted
-from services.documents.domain import badge, forms, pdfkit
+from services.documents.domain import forms, pdfkit
 from services.documents.domain.pdfkit import FontConfig
+from services.documents.rendering import BADGE_PDF
 from services.documents.workers import RenderPool
 from supervisionctl.natsd import free_port
 
@@ -144,9 +145,9 @@ async def test_a_job_over_its_time_or_memory_limit_fails_alone_while_the_others_
     try:
         b = sample_badge()
         t = time.perf_counter()
-        stuck = asyncio.create_task(pool.run(time.sleep, 60, time_limit=2))
-        hungry = asyncio.create_task(pool.run(bytearray, 1 << 30))
-        good = [asyncio.create_task(pool.run(badge.render_badge, b, "BJSV1.test.payload")) for _ in range(6)]
+        stuck = asyncio.create_task(pool.run("time:sleep", 60, time_limit=2))
+        hungry = asyncio.create_task(pool.run("builtins:bytearray", 1 << 30))
+        good = [asyncio.create_task(pool.run(BADGE_PDF, b, "BJSV1.test.payload")) for _ in range(6)]
         with pytest.raises(ResourceExhausted) as slow:
             await stuck
         assert slow.value.reason == "RENDER_TIME_LIMIT" and "时限" in slow.value.message
@@ -156,7 +157,7 @@ async def test_a_job_over_its_time_or_memory_limit_fails_alone_while_the_others_
         assert big.value.reason == "RENDER_MEMORY_LIMIT" and "内存" in big.value.message
         pdfs = await asyncio.gather(*good)
         assert len(set(pdfs)) == 1 and pdfs[0].startswith(b"%PDF")
-        assert await pool.run(badge.render_badge, b, "BJSV1.test.payload") == pdfs[0]  # workers replaced
+        assert await pool.run(BADGE_PDF, b, "BJSV1.test.payload") == pdfs[0]  # workers replaced
     finally:
         pool.close()
 

@@ -41,7 +41,6 @@ LATIN_FONT = "Times New Roman"
 SYMBOL_FONT = "Segoe UI Symbol"
 BOX = "☐"
 TICKED = "☑"
-DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 # ----------------------------------------------------------------------------------- template build
