@@ -225,3 +225,31 @@ async def test_sigterm_during_a_print_run_exits_within_the_grace_period_and_stop
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@ASYNC
+async def test_volumes_rendered_in_parallel_workers_are_byte_identical_to_one_process_rendering(docs_env):
+    """Issue #11 item 8: parallel print runs keep the output byte-identical for the same input."""
+    from test_documents_service import fetch
+
+    from services.documents.api import from_proto_badge
+    from services.documents.domain.sheet import render_print_sheets
+
+    msgs = [badge_msg(code=f"R1122D{i + 1:03d}", name=f"同批{i + 1}") for i in range(10)]
+
+    async def requests():
+        yield pb.RenderPrintSheetRequest(
+            options=pb.PrintSheetOptions(title="同一输入", max_badges_per_volume=4, subject="print-runs/same-input")
+        )
+        for m in msgs:
+            yield pb.RenderPrintSheetRequest(badge=m)
+
+    docs = [r.document async for r in docs_env.stub.RenderPrintSheet(requests()) if r.HasField("document")]
+    served = [(await fetch(docs_env.stub, d.name))[1] for d in docs]
+    payloads = {
+        m.code: (await docs_env.stub.RenderBadge(pb.RenderBadgeRequest(badge=m))).verification_payload for m in msgs
+    }
+    local = render_print_sheets(
+        [from_proto_badge(m) for m in msgs], lambda b: payloads[b.code], title="同一输入", max_badges_per_volume=4
+    )
+    assert served == [v.pdf for v in local] and len(served) == 3
