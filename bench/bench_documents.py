@@ -16,7 +16,8 @@ Measures, on this machine:
                             rate as a ratio to the batched and single figures of the same run
   * --grpc N              — the same over gRPC: a real documents service process (+ nats-server), badges
                             streamed with RenderPrintSheet like `supervisionctl badge print-badges`; wall
-                            time and the server's peak RSS (VmHWM)
+                            time, the server process's peak RSS (VmHWM) and the peak RSS/PSS of the server
+                            with its render workers
 Results are printed and written to bench/results/documents.json.
 """
 
@@ -34,6 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -177,7 +179,6 @@ def _tree_kb(pid: int) -> tuple[int, int]:
 def print_run_child(n: int, volume: int, workers: int) -> None:
     """Runs in a child process so its peak RSS (with its render workers) is the print run's alone."""
     import asyncio
-    import threading
 
     from common.clock import Clock
     from common.db import Database
@@ -304,9 +305,21 @@ def bench_grpc(n: int, volume: int) -> dict:
                         )
                     )
 
+            peak = {"rss": 0, "pss": 0}
+            sampling = threading.Event()
+
+            def sample() -> None:
+                while not sampling.wait(0.05):
+                    rss, pss = _tree_kb(proc.pid)
+                    peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             t = time.perf_counter()
             docs = [r.document for r in stub.RenderPrintSheet(requests(), timeout=3600) if r.HasField("document")]
             dt = time.perf_counter() - t
+            sampling.set()
+            sampler.join()
             hwm = next(
                 (
                     int(line.split()[1])
@@ -326,6 +339,8 @@ def bench_grpc(n: int, volume: int) -> dict:
         "seconds": round(dt, 2),
         "badges_per_s": round(n / dt, 1),
         "server_peak_rss_mb": round(hwm / 1024, 1),
+        "server_tree_peak_rss_mb": round(peak["rss"] / 1024, 1),
+        "server_tree_peak_pss_mb": round(peak["pss"] / 1024, 1),
     }
 
 
