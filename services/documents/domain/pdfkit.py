@@ -148,61 +148,60 @@ def wrap(text: str, width: float, size: float, font: str = CJK) -> list[str]:
     """Greedy wrap: CJK may break between any two characters; a run of Latin letters/digits is kept
     together when it fits on a line (it is broken by character only when longer than a line).
 
-    Linear in the text's length (issue #13 item 4): every character's advance is looked up once and
-    line widths are kept as running sums, never re-measured from the line start."""
+    Linear in the text's length (issue #13 item 4): each character's advance is looked up once, line widths
+    are running sums and lines are slices of the text, never re-measured or re-joined."""
     scale = size / 1000
+    advance = _advances.setdefault(font, {})
     lines: list[str] = []
-    current: list[str] = []
-    current_w = 0.0
-    for token in _TOKEN.findall(text):
-        token_w = _units(token, font) * scale
-        if current_w + token_w <= width + _EPSILON:
-            current.append(token)
-            current_w += token_w
+    start = 0  # where the current line starts in `text`
+    line_w = 0.0
+    for match in _TOKEN.finditer(text):
+        t0, t1 = match.span()
+        token_w = _units(text[t0:t1], advance, font) * scale
+        if line_w + token_w <= width + _EPSILON:
+            line_w += token_w
             continue
-        line = "".join(current)
-        if line.strip():
-            lines.append(line.rstrip())
-            stripped = token.lstrip()
-            token_w -= _units(token[: len(token) - len(stripped)], font) * scale
-            token = stripped
-        while token_w > width + _EPSILON and len(token) > 1:
-            cut, cut_w = _fitting_prefix(token, width, scale, font)
-            lines.append(token[:cut])
-            token = token[cut:]
-            token_w -= cut_w
-        current, current_w = [token], token_w
-    line = "".join(current)
-    if line.strip() or not lines:
-        lines.append(line.rstrip())
+        if text[start:t0].strip():
+            lines.append(text[start:t0].rstrip())
+            while t0 < t1 and text[t0].isspace():  # the next line does not start with a space
+                token_w -= _units(text[t0], advance, font) * scale
+                t0 += 1
+        start = t0
+        while token_w > width + _EPSILON and t1 - start > 1:  # a token longer than a line
+            cut, cut_w = _fitting_prefix(text, start, t1, width, scale, advance, font)
+            lines.append(text[start:cut])
+            start, token_w = cut, token_w - cut_w
+        line_w = token_w
+    if text[start:].strip() or not lines:
+        lines.append(text[start:].rstrip())
     return _kinsoku(lines)
 
 
 _EPSILON = 1e-6
 # A token is one character, or a run of Latin letters/digits (with - ' . inside, and a closing ·).
 _TOKEN = re.compile(r"[A-Za-z0-9'.\-]+·?|.", re.DOTALL)
-_advances: dict[tuple[str, str], float] = {}
+_advances: dict[str, dict[str, float]] = {}  # font → character → advance in 1/1000 em (fonts never change)
 
 
-def _advance(ch: str, font: str) -> float:
-    """The character's advance in 1/1000 em (cached per process: fonts are registered once)."""
-    key = (font, ch)
-    units = _advances.get(key)
-    if units is None:
-        units = _advances[key] = pdfmetrics.stringWidth(ch, font, 1000)
-    return units
+def _units(chars: str, advance: dict[str, float], font: str) -> float:
+    total = 0.0
+    for ch in chars:
+        units = advance.get(ch)
+        if units is None:
+            units = advance[ch] = pdfmetrics.stringWidth(ch, font, 1000)
+        total += units
+    return total
 
 
-def _units(text: str, font: str) -> float:
-    return sum(_advance(ch, font) for ch in text)
-
-
-def _fitting_prefix(token: str, width: float, scale: float, font: str) -> tuple[int, float]:
-    """The longest prefix (at least one character) that fits `width`, and its width."""
-    total = _advance(token[0], font) * scale
-    cut = 1
-    while cut < len(token):
-        w = _advance(token[cut], font) * scale
+def _fitting_prefix(
+    text: str, start: int, end: int, width: float, scale: float, advance: dict[str, float], font: str
+) -> tuple[int, float]:
+    """The end of the longest run text[start:cut] (at least one character, cut <= end) that fits `width`,
+    and its width."""
+    total = _units(text[start], advance, font) * scale
+    cut = start + 1
+    while cut < end:
+        w = _units(text[cut], advance, font) * scale
         if total + w > width + _EPSILON:
             break
         total += w
