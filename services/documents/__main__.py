@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from bjsv.documents.v1 import documents_pb2_grpc
@@ -11,10 +12,11 @@ from common.db import Database, StartupError
 from common.server import Service, Servicer, run
 from services.documents.api import DocumentsServicer
 from services.documents.config import DocumentsSettings
-from services.documents.domain.pdfkit import FontConfig
+from services.documents.domain.pdfkit import FontConfig, check_fonts
 from services.documents.events import DocumentEvents
 from services.documents.rendering import DocumentRenderer
 from services.documents.storage import models
+from services.documents.workers import RenderPool
 
 SERVICE = "documents"
 
@@ -32,24 +34,33 @@ def build(settings: DocumentsSettings | None = None) -> Service:
         metadata=models.Base.metadata,
         migrations=Path(__file__).parent / "storage" / "migrations",
     )
+    try:  # the render workers load the fonts; a missing file fails the start here, with one clear line
+        check_fonts(fonts)
+    except FileNotFoundError as e:
+        raise StartupError(str(e)) from None
+    pool = RenderPool(
+        workers=settings.documents_render_workers,
+        timeout=settings.documents_render_timeout,
+        memory_mb=settings.documents_render_memory_mb,
+        fonts=fonts,
+    )
     renderer = DocumentRenderer(
         db,
         Clock(),
+        pool=pool,
         chunk_size=settings.documents_chunk_size,
-        fonts=fonts,
         volume_badges=settings.documents_volume_badges,
     )
-    try:
-        renderer.start()
-    except FileNotFoundError as e:
-        raise StartupError(str(e)) from None
     events = DocumentEvents(
         renderer, registry_target=settings.target("registry"), timeout=settings.documents_registry_timeout
     )
 
+    async def start() -> None:
+        pool.start()
+
     async def stop() -> None:
         await events.close()
-        renderer.close()
+        await asyncio.to_thread(pool.close)
 
     return Service(
         name=SERVICE,
@@ -64,6 +75,7 @@ def build(settings: DocumentsSettings | None = None) -> Service:
         database=db,
         bus=Bus(settings, service=SERVICE),
         subscriptions=events.subscriptions(),
+        on_start=[start],
         on_stop=[stop],
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import queue
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,7 +15,7 @@ from bjsv.documents.v1 import documents_pb2_grpc
 from common import api
 from common.auth import scope
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
-from services.documents.domain import annex3, signing
+from services.documents.domain import annex3, sheet, signing
 from services.documents.domain.annex3 import ChecklistKind
 from services.documents.domain.model import (
     Badge,
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 SERVICE = "documents"
 DEFAULT_CHUNK = 256 * 1024
 MAX_CHUNK = 1024 * 1024
-PROGRESS_EVERY = 100
 
 _KIND_TO_PROTO = {
     "badge": pb.DOCUMENT_KIND_BADGE,
@@ -56,6 +54,9 @@ _FORM = {
     pb.SUPERVISION_FORM_ON_SITE: ChecklistKind.ON_SITE,
     pb.SUPERVISION_FORM_RECORDS_REVIEW: ChecklistKind.RECORDS_REVIEW,
 }
+
+
+# Free text printed on the forms; longer input is refused before any rendering (issue #13 item 4).
 
 
 def _invalid(reason: str, field: str, description: str) -> InvalidArgument:
@@ -174,6 +175,8 @@ def from_proto_feedback(m: pb.FeedbackData) -> Feedback:
         duties_performed=m.duties_performed,
         integrity_kept=m.integrity_kept,
         comments=m.comments,
+        signed_by=m.signed_by,
+        signed_date=api.parse_optional_date(m.signed_date, "feedback.signed_date"),
     )
 
 
@@ -329,96 +332,30 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         options = first.options
         if options.max_badges_per_volume < 0:
             raise _invalid("BAD_VOLUME", "options.max_badges_per_volume", "每册证卡数不能为负数")
-        loop = asyncio.get_running_loop()
-        inbox: queue.Queue = queue.Queue(maxsize=256)  # bounded: a fast client waits for the renderer
-        outbox: asyncio.Queue = asyncio.Queue()
 
-        def emit(item) -> None:
-            loop.call_soon_threadsafe(outbox.put_nowait, item)
-
-        job = asyncio.create_task(
-            self.renderer.run_print_job(
-                inbox,
-                emit,
-                title=options.title or "技能人才评价质量督导员证卡",
-                subject=options.subject or "print-runs/adhoc",
-                volume_badges=options.max_badges_per_volume,
-            )
-        )
-        job.add_done_callback(lambda _t: loop.call_soon_threadsafe(outbox.put_nowait, ("done",)))
-        job.add_done_callback(_retrieve)  # a job aborted because the input failed has nothing to report
-
-        def put(item) -> bool:
-            """Blocking put that gives up when the render job has ended (it will read no more)."""
-            while not job.done():
-                try:
-                    inbox.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        async def feed() -> None:
+        async def badges():
+            """Read lazily: gRPC flow control holds a fast client back while volumes render."""
             index = 0
-            try:
-                async for req in request_iterator:
-                    if not req.HasField("badge"):
-                        raise _invalid("OPTIONS_ONCE", "options", "打印选项只能在第一条消息中发送一次")
-                    badge = from_proto_badge(req.badge, field=f"badge[{index}]")
-                    index += 1
-                    if not await asyncio.to_thread(put, badge):
-                        return
-                await asyncio.to_thread(put, None)
-            except BaseException as e:
-                _abort(inbox, RuntimeError(f"print run aborted: {type(e).__name__}"))
-                raise
+            async for req in request_iterator:
+                if not req.HasField("badge"):
+                    raise _invalid("OPTIONS_ONCE", "options", "打印选项只能在第一条消息中发送一次")
+                yield from_proto_badge(req.badge, field=f"badge[{index}]")
+                index += 1
 
-        feeder = asyncio.create_task(feed())
-        last_sent = 0
-        final = (0, 0)
-        try:
-            while True:
-                item = await outbox.get()
-                if item[0] == "progress":
-                    final = item[1:]
-                    if final[0] - last_sent >= PROGRESS_EVERY:
-                        last_sent = final[0]
-                        yield pb.RenderPrintSheetResponse(
-                            progress=pb.PrintSheetProgress(badges_done=final[0], sheets_done=final[1])
-                        )
-                elif item[0] == "document":
-                    yield pb.RenderPrintSheetResponse(document=to_proto_document(item[1]))
-                else:
-                    break
-            if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
-                raise feeder.exception()
-            await job  # re-raises a render failure
-            if final[0] != last_sent:
-                yield pb.RenderPrintSheetResponse(
-                    progress=pb.PrintSheetProgress(badges_done=final[0], sheets_done=final[1])
-                )
-        finally:
-            feeder.cancel()
-            if not job.done():
-                _abort(inbox, RuntimeError("print run aborted: the client went away"))
-
-
-def _retrieve(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-def _abort(inbox: queue.Queue, error: Exception) -> None:
-    """Make the render thread stop: drop queued badges and hand it the error."""
-    while True:
-        try:
-            inbox.get_nowait()
-        except queue.Empty:
-            break
-    try:
-        inbox.put_nowait(error)
-    except queue.Full:
-        pass
+        progress: list[pb.PrintSheetProgress] = []
+        run = self.renderer.print_run(
+            badges(),
+            title=options.title or sheet.DEFAULT_TITLE,
+            subject=options.subject or "print-runs/adhoc",
+            volume_badges=options.max_badges_per_volume,
+            on_progress=lambda done, sheets: progress.append(
+                pb.PrintSheetProgress(badges_done=done, sheets_done=sheets)
+            ),
+        )
+        async for info in run:
+            while progress:
+                yield pb.RenderPrintSheetResponse(progress=progress.pop(0))
+            yield pb.RenderPrintSheetResponse(document=to_proto_document(info))
 
 
 __all__ = ["DocumentsServicer", "from_proto_badge", "to_proto_document"]

@@ -17,5 +17,18 @@ class DocumentsSettings(Settings):
         default=DEFAULT_SYMBOL_PATH, description="font with ☐/☑ (DejaVuSans, fonts-dejavu-core)"
     )
     documents_chunk_size: int = Field(default=256 * 1024, description="bytes per stored chunk and per streamed chunk")
-    documents_volume_badges: int = Field(default=1000, description="badges per print-sheet PDF (bounds memory)")
+    documents_volume_badges: int = Field(
+        default=252, description="badges per print-sheet PDF (63 A4 sheets; bounds a render worker's memory)"
+    )
     documents_registry_timeout: float = Field(default=10.0, description="seconds for a GetBadge call to the registry")
+    documents_render_workers: int = Field(
+        default=2, ge=1, description="render worker processes (print-run volumes render in parallel on them)"
+    )
+    documents_render_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a render job may run before its worker is killed (volumes: + 0.05 s a badge)",
+    )
+    documents_render_memory_mb: int = Field(
+        default=1024, ge=0, description="address-space limit of each render worker in MB (RLIMIT_AS; 0 = none)"
+    )

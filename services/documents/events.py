@@ -119,6 +119,10 @@ def from_registry_feedback(f: supervision_pb2.SupervisorFeedback) -> Feedback:
         duties_performed=_answer(f.duties_performed),
         integrity_kept=_answer(f.integrity_kept),
         comments=f.comments,
+        signed_by=f.signed_by,
+        signed_date=f.submit_time.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI).date()
+        if f.HasField("submit_time")
+        else None,
     )
 
 

@@ -1,36 +1,47 @@
-"""The documents application service: render (pure domain functions, in one dedicated render thread),
-sign (per-issuer Ed25519 keys kept in the DB), store with the digest and publish `document.rendered`.
+"""The documents application service: render (pure domain functions, in render worker processes with a
+time and memory limit per job, `workers.RenderPool`), sign (per-issuer Ed25519 keys kept in the DB), store
+with the digest and publish `document.rendered`.
 
-Used by the gRPC servicer (api.py) and by the event handlers (events.py) alike. Rendering runs in a
-single worker thread: reportlab is CPU-bound and keeps per-font subset state, so one render thread per
-process is both safe and enough (scale out with processes/replicas).
+Used by the gRPC servicer (api.py) and by the event handlers (events.py) alike. Print runs sign each
+volume's QR payloads in one batch here and render volumes in parallel on the workers, storing them in
+order as they finish.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import queue
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from common.clock import Clock
 from common.db import Database
-from services.documents.domain import annex3, badge, docx_forms, forms, report, sheet, signing
+from services.documents.domain import annex3, sheet, signing
 from services.documents.domain.annex3 import ChecklistKind
 from services.documents.domain.model import Badge, DistrictReport, Feedback, SupervisionRecord
-from services.documents.domain.pdfkit import FontConfig, register_fonts
 from services.documents.storage import repository
 from services.documents.storage.repository import DocumentInfo, NewDocument
+from services.documents.workers import RenderPool
 
 PDF = "pdf"
 DOCX = "docx"
 PDF_MEDIA_TYPE = "application/pdf"
+DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+# Render jobs run in the workers and are named here, not imported: the service process then never loads
+# python-docx, docxtpl, Jinja2 and lxml (~15 MB), which only the workers need.
+_DOMAIN = "services.documents.domain"
+BADGE_PDF = f"{_DOMAIN}.badge:render_badge"
+VOLUME_PDF = f"{_DOMAIN}.sheet:render_volume"
+RECORD_PDF = f"{_DOMAIN}.forms:render_record"
+RECORD_DOCX = f"{_DOMAIN}.docx_forms:render_record_docx"
+FEEDBACK_PDF = f"{_DOMAIN}.forms:render_feedback"
+FEEDBACK_DOCX = f"{_DOMAIN}.docx_forms:render_feedback_docx"
+REPORT_PDF = f"{_DOMAIN}.report:render_report"
 
 KIND_BADGE = "badge"
 KIND_PRINT_SHEET = "print_sheet"
@@ -38,6 +49,9 @@ KIND_RECORD = {ChecklistKind.ON_SITE: "on_site_record", ChecklistKind.RECORDS_RE
 KIND_FEEDBACK = "feedback"
 KIND_REPORT = "district_report"
 BLANK_SUBJECT = "forms/blank"
+# A print volume's time limit grows with its size: the job limit plus this much per badge (≈ 15× the
+# ~3 ms a badge takes on a loaded 2-core machine).
+VOLUME_SECONDS_PER_BADGE = 0.05
 
 
 def page_count(pdf: bytes) -> int:
@@ -62,30 +76,18 @@ class DocumentRenderer:
         db: Database,
         clock: Clock,
         *,
+        pool: RenderPool,
         chunk_size: int = 256 * 1024,
-        fonts: FontConfig | None = None,
         volume_badges: int = sheet.DEFAULT_VOLUME,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.pool = pool
         self.chunk_size = chunk_size
-        self.fonts = fonts or FontConfig()
         self.volume_badges = volume_badges
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._keys: dict[str, Ed25519PrivateKey] = {}
         self._public: dict[tuple[str, str], Ed25519PublicKey] = {}
         self._keys_lock = threading.Lock()
-
-    def start(self) -> None:
-        """Register the fonts once per process (fails fast with a clear message when a font is missing)."""
-        register_fonts(self.fonts)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self, fn: Callable, *args):
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, ctx.run, fn, *args)
 
     async def _store(self, doc: NewDocument, processed: tuple[str, str] | None = None) -> Rendered:
         info, _created = await self.db.write(
@@ -137,7 +139,7 @@ class DocumentRenderer:
 
     async def badge(self, b: Badge, *, processed: tuple[str, str] | None = None) -> tuple[Rendered, str]:
         payload = await asyncio.to_thread(self.payload_for, b)
-        pdf = await self._run(badge.render_badge, b, payload)
+        pdf = await self.pool.run(BADGE_PDF, b, payload)
         rendered = await self._store(
             NewDocument(KIND_BADGE, PDF, b.subject, PDF_MEDIA_TYPE, f"badge-{b.code}.pdf", pdf, 2), processed
         )
@@ -148,18 +150,18 @@ class DocumentRenderer:
     ) -> Rendered:
         checklist = annex3.CHECKLISTS[record.kind]
         if fmt == DOCX:
-            data = await self._run(docx_forms.render_record_docx, checklist, record)
+            data = await self.pool.run(RECORD_DOCX, checklist, record)
             doc = NewDocument(
                 KIND_RECORD[record.kind],
                 DOCX,
                 record.name,
-                docx_forms.DOCX_MEDIA_TYPE,
+                DOCX_MEDIA_TYPE,
                 f"{_safe(record.name)}.docx",
                 data,
                 0,
             )
         else:
-            data = await self._run(forms.render_record, checklist, record)
+            data = await self.pool.run(RECORD_PDF, checklist, record)
             doc = NewDocument(
                 KIND_RECORD[record.kind],
                 PDF,
@@ -173,12 +175,10 @@ class DocumentRenderer:
 
     async def feedback(self, fb: Feedback, fmt: str = PDF, *, processed: tuple[str, str] | None = None) -> Rendered:
         if fmt == DOCX:
-            data = await self._run(docx_forms.render_feedback_docx, fb)
-            doc = NewDocument(
-                KIND_FEEDBACK, DOCX, fb.name, docx_forms.DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx", data, 0
-            )
+            data = await self.pool.run(FEEDBACK_DOCX, fb)
+            doc = NewDocument(KIND_FEEDBACK, DOCX, fb.name, DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx", data, 0)
         else:
-            data = await self._run(forms.render_feedback, fb)
+            data = await self.pool.run(FEEDBACK_PDF, fb)
             doc = NewDocument(
                 KIND_FEEDBACK, PDF, fb.name, PDF_MEDIA_TYPE, f"{_safe(fb.name)}.pdf", data, page_count(data)
             )
@@ -187,20 +187,20 @@ class DocumentRenderer:
     async def blank(self, kind: str, fmt: str = PDF) -> Rendered:
         """kind: on_site_record | records_review_record | feedback."""
         if kind == KIND_FEEDBACK:
-            fn_pdf, fn_docx, args = forms.render_feedback, docx_forms.render_feedback_docx, ()
+            fn_pdf, fn_docx, args = FEEDBACK_PDF, FEEDBACK_DOCX, ()
         else:
             checklist = annex3.CHECKLISTS[next(k for k, v in KIND_RECORD.items() if v == kind)]
-            fn_pdf, fn_docx, args = forms.render_record, docx_forms.render_record_docx, (checklist,)
+            fn_pdf, fn_docx, args = RECORD_PDF, RECORD_DOCX, (checklist,)
         if fmt == DOCX:
-            data = await self._run(fn_docx, *args)
-            doc = NewDocument(kind, DOCX, BLANK_SUBJECT, docx_forms.DOCX_MEDIA_TYPE, f"blank-{kind}.docx", data, 0)
+            data = await self.pool.run(fn_docx, *args)
+            doc = NewDocument(kind, DOCX, BLANK_SUBJECT, DOCX_MEDIA_TYPE, f"blank-{kind}.docx", data, 0)
         else:
-            data = await self._run(fn_pdf, *args)
+            data = await self.pool.run(fn_pdf, *args)
             doc = NewDocument(kind, PDF, BLANK_SUBJECT, PDF_MEDIA_TYPE, f"blank-{kind}.pdf", data, page_count(data))
         return await self._store(doc)
 
     async def report(self, r: DistrictReport, *, processed: tuple[str, str] | None = None) -> Rendered:
-        data = await self._run(report.render_report, r)
+        data = await self.pool.run(REPORT_PDF, r)
         return await self._store(
             NewDocument(KIND_REPORT, PDF, r.name, PDF_MEDIA_TYPE, f"{_safe(r.name)}.pdf", data, page_count(data)),
             processed,
@@ -208,62 +208,83 @@ class DocumentRenderer:
 
     # -- print runs -------------------------------------------------------------------------------------
 
-    def print_run(
+    def _payloads(self, badges: list[Badge]) -> list[str]:
+        """One volume's QR payloads, signed in one batch (the key lookup may touch the DB: a worker thread)."""
+        return [self.payload_for(b) for b in badges]
+
+    async def _render_volume(self, badges: list[Badge], *, title: str, number: int, first: int) -> sheet.Volume:
+        payloads = await asyncio.to_thread(self._payloads, badges)
+        return await self.pool.run(
+            VOLUME_PDF,
+            badges,
+            payloads,
+            title=title,
+            number=number,
+            first_badge=first,
+            time_limit=self.pool.timeout + VOLUME_SECONDS_PER_BADGE * len(badges),
+        )
+
+    async def _store_volume(self, vol: sheet.Volume, subject: str) -> DocumentInfo:
+        doc = NewDocument(
+            KIND_PRINT_SHEET,
+            PDF,
+            subject,
+            PDF_MEDIA_TYPE,
+            f"{_safe(subject)}-vol{vol.number:03d}.pdf",
+            vol.pdf,
+            2 * vol.sheet_count,
+        )
+        info, _ = await self.db.write(repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now())
+        return info
+
+    async def print_run(
         self,
-        badges: Iterable[Badge],
+        badges: AsyncIterable[Badge],
         *,
         title: str,
         subject: str,
         volume_badges: int = 0,
         on_progress: Callable[[int, int], None] | None = None,
-    ) -> Iterator[DocumentInfo]:
-        """Synchronous (call from a worker thread): render volumes lazily from `badges` and store each one
-        as it is finished; yields the stored documents. Memory is bounded by one volume."""
-        per_volume = volume_badges or self.volume_badges
-        for vol in sheet.render_print_sheets(
-            badges, self.payload_for, title=title, max_badges_per_volume=per_volume, on_progress=on_progress
-        ):
-            doc = NewDocument(
-                KIND_PRINT_SHEET,
-                PDF,
-                subject,
-                PDF_MEDIA_TYPE,
-                f"{_safe(subject)}-vol{vol.number:03d}.pdf",
-                vol.pdf,
-                2 * vol.sheet_count,
-            )
-            info, _ = self.db.write_sync(
-                repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now()
-            )
-            yield info
+    ) -> AsyncIterator[DocumentInfo]:
+        """Render and store volumes of `badges` (read one volume at a time), yielding each stored document
+        in order. Up to one volume per worker renders at once, so memory is bounded by a few volumes, and
+        other documents wait for one volume at most (jobs queue in order);
+        `on_progress(badges_done, sheets_done)` after each stored volume."""
+        per_volume = sheet.volume_size(volume_badges or self.volume_badges)
+        running: deque[asyncio.Task[sheet.Volume]] = deque()
+        done = 0
 
-    async def run_print_job(
-        self, source: queue.Queue, emit: Callable[[object], None], *, title: str, subject: str, volume_badges: int = 0
-    ) -> None:
-        """Run `print_run` in the render thread, pulling badges from `source` (None ends the input, an
-        exception aborts) and calling `emit` (thread-safe) with ("progress", done, sheets) / ("document",
-        DocumentInfo) items."""
+        async def finish_oldest() -> DocumentInfo:
+            nonlocal done
+            vol = await running.popleft()
+            info = await self._store_volume(vol, subject)
+            done += vol.badge_count
+            if on_progress:
+                on_progress(done, -(-done // sheet.PER_SHEET))
+            return info
 
-        def badges() -> Iterator[Badge]:
-            while True:
-                item = source.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-
-        def work() -> None:
-            for info in self.print_run(
-                badges(),
-                title=title,
-                subject=subject,
-                volume_badges=volume_badges,
-                on_progress=lambda d, s: emit(("progress", d, s)),
-            ):
-                emit(("document", info))
-
-        await self._run(work)
+        chunk: list[Badge] = []
+        first = number = 0
+        try:
+            async for badge in badges:
+                chunk.append(badge)
+                if len(chunk) < per_volume:
+                    continue
+                number += 1
+                running.append(asyncio.create_task(self._render_volume(chunk, title=title, number=number, first=first)))
+                first += len(chunk)
+                chunk = []
+                if len(running) >= self.pool.workers:
+                    yield await finish_oldest()
+            if chunk:
+                number += 1
+                running.append(asyncio.create_task(self._render_volume(chunk, title=title, number=number, first=first)))
+            while running:
+                yield await finish_oldest()
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def list_documents(self, *, kind: str, subject: str, offset: int, limit: int):
         return await self.db.read(repository.list_documents, kind=kind, subject=subject, offset=offset, limit=limit)

@@ -209,20 +209,29 @@ def ink_ratio(im: Image.Image) -> float:
 
 
 def shown_text_modes(pdf: bytes, page_index: int) -> list[tuple[float, int]]:
-    """(font size, text render mode) for every text-showing operator on a page (mode 2 = fill+stroke)."""
+    """(font size, text render mode) for every text-showing operator on a page (mode 2 = fill+stroke),
+    including the text inside the form XObjects the page places (shared badge artwork)."""
     from pypdf.generic import ContentStream
 
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     page = reader.pages[page_index]
-    ops = ContentStream(page.get_contents(), reader).operations
-    mode, size, out = 0, 0.0, []
-    for operands, op in ops:
-        if op == b"Tr":
-            mode = int(operands[0])
-        elif op == b"Tf":
-            size = float(operands[1])
-        elif op in (b"Tj", b"TJ", b"'", b'"'):
-            out.append((size, mode))
-        elif op == b"BT":
-            mode = 0
+    out: list[tuple[float, int]] = []
+
+    def walk(ops, resources) -> None:
+        mode, size = 0, 0.0
+        for operands, op in ops:
+            if op == b"Tr":
+                mode = int(operands[0])
+            elif op == b"Tf":
+                size = float(operands[1])
+            elif op in (b"Tj", b"TJ", b"'", b'"'):
+                out.append((size, mode))
+            elif op == b"BT":
+                mode = 0
+            elif op == b"Do":
+                xobject = resources["/XObject"][operands[0]].get_object()
+                if xobject["/Subtype"] == "/Form":
+                    walk(ContentStream(xobject, reader).operations, xobject.get("/Resources", resources))
+
+    walk(ContentStream(page.get_contents(), reader).operations, page["/Resources"])
     return out

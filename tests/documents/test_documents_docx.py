@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import shutil
 import subprocess
@@ -93,10 +94,18 @@ def test_templates_in_the_repo_carry_every_checklist_item():
             assert item.numbered_text in texts
 
 
-def test_feedback_docx_reads_back_values_and_ticks_annex4():
-    d = open_docx(docx_forms.render_feedback_docx(sample_feedback()))
-    assert d.paragraphs[0].text == annex3.FEEDBACK_TITLE
-    assert any(p.text == "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校" for p in d.paragraphs)
+LAW_ANNEX4_NOTE = (
+    "注：“反馈情况”请对外督员工作过程中是否佩戴督导员证卡、是否认真履行职责是否自觉遵守廉洁纪律等情况进行意见反馈。"
+)
+
+
+def test_feedback_docx_prints_annex4_form_note_signer_date_and_marked_additions_annex4():
+    fb = sample_feedback(signed_by="王五", signed_date=dt.date(2026, 3, 6), comments="第一段。\n第二段。")
+    d = open_docx(docx_forms.render_feedback_docx(fb))
+    texts = [p.text for p in d.paragraphs]
+    assert texts[0] == annex3.FEEDBACK_TITLE
+    assert "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校（签字：王五　2026年3月6日）" in texts
+    assert texts[-1] == LAW_ANNEX4_NOTE  # the note, word for word, under the table
     r0, r1, r2 = d.tables[0].rows
     assert (r0.cells[0].text, r0.cells[1].text) == ("外督员姓名", "李四")
     assert [c.text for c in r1.cells] == [
@@ -105,16 +114,22 @@ def test_feedback_docx_reads_back_values_and_ticks_annex4():
         "外督员离场时间",
         "2026年3月5日 17:10",
     ]
-    body = r2.cells[0].text
-    assert "1. 执行督导任务时佩戴《技能人才评价质量督导员证卡》　　☑是　☐否" in body
-    assert "3. 遵守廉洁纪律，未利用职务谋取私利　　☐是　☑否" in body
-    assert "其他情况说明：督导员工作认真。" in body
+    body = r2.cells[0].text.split("\n")
+    assert body[:3] == ["工作反馈情况：", "第一段。", "第二段。"]  # the law's free text first, paragraphs kept
+    heading = body.index(annex3.FEEDBACK_ADDITIONS_HEADING)
+    assert "非附件4原文" in body[heading]
+    assert body[heading + 1 :] == [
+        "1. 是否佩戴督导员证卡　　☑是　☐否",
+        "2. 是否认真履行职责　　☑是　☐否",
+        "3. 是否自觉遵守廉洁纪律　　☐是　☑否",
+    ]
 
 
-def test_blank_feedback_docx_has_no_tick():
+def test_blank_feedback_docx_has_no_tick_and_keeps_the_note_annex4():
     d = open_docx(docx_forms.render_feedback_docx())
     body = d.tables[0].rows[2].cells[0].text
     assert "☑" not in body and body.count("☐") == 6
+    assert d.paragraphs[-1].text == LAW_ANNEX4_NOTE
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (libreoffice-writer-nogui) not installed")

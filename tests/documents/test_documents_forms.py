@@ -3,6 +3,8 @@ remarks, signatures, notes; blank versions; A4; fonts."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from documents_helpers import (
     NO_ITEMS,
@@ -157,31 +159,58 @@ def test_same_record_renders_byte_identical_pdf():
     assert a == forms.render_record(annex3.ON_SITE, sample_record())
 
 
-def test_feedback_form_shows_values_and_ticks_from_the_structured_answers_annex4_d12():
-    pdf_bytes = forms.render_feedback(sample_feedback())
+LAW_ANNEX4_NOTE = (
+    "注：“反馈情况”请对外督员工作过程中是否佩戴督导员证卡、是否认真履行职责是否自觉遵守廉洁纪律等情况进行意见反馈。"
+)
+
+
+def annex4_text(pdf_bytes: bytes) -> tuple[list[list[str]], str]:
+    """Lines of every page, and all text joined without line breaks (wrapped lines read as one), without
+    the （续） header of continuation pages."""
+    pages = [[t for _, t in lines_of(page)] for page in plumber(pdf_bytes).pages]
+    return pages, "".join("".join(lines[1:] if n else lines) for n, lines in enumerate(pages))
+
+
+def test_feedback_pdf_prints_annex4_form_note_signer_and_date_verbatim_annex4():
+    """附件4: title, 填报单位（盖章/签字） with the signer and date, the table labels and the note word for word."""
+    pdf_bytes = forms.render_feedback(sample_feedback(signed_by="王五", signed_date=dt.date(2026, 3, 6)))
     assert page_sizes_mm(pdf_bytes) == [(210.0, 297.0)]
-    page = plumber(pdf_bytes).pages[0]
-    lines = [t for _, t in lines_of(page)]
-    text = "\n".join(lines)
-    for expected in (
-        annex3.FEEDBACK_TITLE,
-        "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校",
-        "外督员姓名李四",
-        "2026年3月5日 08:302026年3月5日 17:10",
-        "外督员进场时间外督员离场时间",
-        "工作反馈情况：",
-        "督导员工作认真。",
-    ):
-        assert expected in text, expected
-    answers = {}
-    for i, (_key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
-        line = next(t for t in lines if t.startswith(f"{i}. {question}"))
-        answers[i] = line[len(f"{i}. {question}") :]
-    assert answers == {1: "☑是☐否", 2: "☑是☐否", 3: "☐是☑否"}
+    (lines,), joined = annex4_text(pdf_bytes)
+    assert lines[0] == "北京市技能人才评价外督员情况反馈表"
+    assert "填报单位（盖章/签字）：北京市海淀区某某职业技能培训学校（签字：王五　2026年3月6日）" in joined
+    for expected in ("外督员姓名李四", "外督员进场时间外督员离场时间", "2026年3月5日 08:302026年3月5日 17:10"):
+        assert expected in lines, expected
+    assert "工作反馈情况：" in lines and "督导员工作认真。" in lines
+    assert joined.endswith(LAW_ANNEX4_NOTE)
 
 
-def test_blank_feedback_form_has_labels_and_no_tick():
-    page = plumber(forms.render_feedback()).pages[0]
-    chars = "".join(c["text"] for c in page.chars)
+def test_feedback_pdf_marks_structured_answers_as_additions_in_the_laws_words_annex4_d12():
+    (lines,), _ = annex4_text(forms.render_feedback(sample_feedback()))
+    heading = lines.index(annex3.FEEDBACK_ADDITIONS_HEADING)
+    assert "非附件4原文" in annex3.FEEDBACK_ADDITIONS_HEADING
+    assert lines.index("督导员工作认真。") < heading  # the law's free text first, the additions after it
+    answers = {line[:-4]: line[-4:] for line in lines[heading + 1 : heading + 4]}
+    assert answers == {
+        "1. 是否佩戴督导员证卡": "☑是☐否",
+        "2. 是否认真履行职责": "☑是☐否",
+        "3. 是否自觉遵守廉洁纪律": "☐是☑否",
+    }
+
+
+def test_long_feedback_text_continues_on_further_pages_and_is_never_cut_annex4():
+    sentences = [f"第{i:04d}条意见：外督员按时到场并认真履行职责。" for i in range(400)]
+    comments = "".join(sentences[:200]) + "\n" + "".join(sentences[200:])
+    pages, joined = annex4_text(forms.render_feedback(sample_feedback(comments=comments)))
+    assert len(pages) > 2
+    assert all(s in joined for s in sentences)
+    assert joined.index(sentences[-1]) < joined.index(annex3.FEEDBACK_ADDITIONS_HEADING)
+    assert all(lines[0] == f"{annex3.FEEDBACK_TITLE}（续）" for lines in pages[1:])
+    assert joined.count(LAW_ANNEX4_NOTE) == 1 and joined.endswith(LAW_ANNEX4_NOTE)
+
+
+def test_blank_feedback_form_has_labels_note_and_no_tick_annex4():
+    pdf_bytes = forms.render_feedback()
+    chars = "".join(c["text"] for c in plumber(pdf_bytes).pages[0].chars)
     assert annex3.FEEDBACK_ENTRY_TIME in chars and annex3.FEEDBACK_EXIT_TIME in chars
     assert forms.TICKED not in chars and chars.count(forms.BOX) == 6
+    assert annex4_text(pdf_bytes)[1].endswith(LAW_ANNEX4_NOTE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import io
 import uuid
@@ -381,6 +382,8 @@ async def test_feedback_and_period_closed_events_render_annex4_and_the_report(do
         badge_worn=supervision_pb2.ANSWER_VALUE_YES,
         duties_performed=supervision_pb2.ANSWER_VALUE_NO,
         integrity_kept=supervision_pb2.ANSWER_VALUE_YES,
+        signed_by="王五",
+        submit_time=Timestamp(seconds=int(dt.datetime(2026, 3, 6, 16, 30, tzinfo=dt.UTC).timestamp())),
     )
     env = envelope("feedback.submitted", fb.name, supervision_events_pb2.FeedbackSubmitted(feedback=fb))
     await docs_env.js.publish("bjsv.registry.feedback.submitted", env.SerializeToString())
@@ -400,7 +403,9 @@ async def test_feedback_and_period_closed_events_render_annex4_and_the_report(do
     (fdoc,) = await wait_for_document(docs_env.stub, "feedback/77")
     _, content, _ = await fetch(docs_env.stub, fdoc.name)
     lines = [t for _, t in lines_of(plumber(content).pages[0])]
-    assert any(t.startswith("2. 认真履行质量督导职责") and t.endswith("☐是☑否") for t in lines)
+    assert any(t.startswith("2. 是否认真履行职责") and t.endswith("☐是☑否") for t in lines)
+    # 附件4 填报单位（盖章/签字）: the signer and the Beijing date of submission (16:30 UTC is the next day there)
+    assert "填报单位（盖章/签字）：某某学校（签字：王五　2026年3月7日）" in lines
     (rdoc,) = await wait_for_document(docs_env.stub, "reports/05/2026-03-2")
     assert rdoc.kind == pb.DOCUMENT_KIND_DISTRICT_REPORT
     _, content, _ = await fetch(docs_env.stub, rdoc.name)

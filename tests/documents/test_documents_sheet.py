@@ -111,7 +111,7 @@ def test_volumes_split_the_run_and_badges_are_consumed_lazily():
     )
     first = next(it)
     assert first.badge_count == 4 and first.number == 1
-    assert len(consumed) <= 8  # the generator is read one sheet at a time, never all at once
+    assert len(consumed) <= 8  # the generator is read one volume at a time, never all at once
     rest = list(it)
     assert [v.badge_count for v in rest] == [4, 2]
     assert [v.first_badge for v in [first, *rest]] == [0, 4, 8]

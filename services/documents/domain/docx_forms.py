@@ -26,7 +26,7 @@ from docxtpl import DocxTemplate
 
 from services.documents.domain import annex3
 from services.documents.domain.annex3 import Checklist, ChecklistKind
-from services.documents.domain.forms import cn_date, cn_datetime
+from services.documents.domain.forms import cn_date, cn_datetime, signature_text
 from services.documents.domain.model import Feedback, SupervisionRecord
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -41,7 +41,6 @@ LATIN_FONT = "Times New Roman"
 SYMBOL_FONT = "Segoe UI Symbol"
 BOX = "☐"
 TICKED = "☑"
-DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 # ----------------------------------------------------------------------------------- template build
@@ -202,8 +201,20 @@ def _build_record_template(checklist: Checklist) -> Document:
             continue
         a, b = first + group[0].number - 1, first + group[-1].number - 1
         _label(rows[a].cells[1].merge(rows[b].cells[1]), group[0].subsection)
-    # opinion block: 意见 | 存在问题 … / signatures
     op1, op2 = rows[first + n_items], rows[first + n_items + 1]
+    _opinion_rows(op1, op2)
+    # comfortable heights for handwriting on the printed blank form (at least; text may grow a row)
+    for i, row in enumerate(rows):
+        row.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
+        row.height = Mm(9) if i < 2 else Mm(7) if i == 2 else Mm(8)
+    op1.height, op2.height = Mm(24), Mm(10)
+    for note in annex3.NOTES:
+        _para(doc, note, size=9)
+    return doc
+
+
+def _opinion_rows(op1, op2) -> None:
+    """The opinion block: 意见 | 存在问题 … / signatures and date."""
     _label(op1.cells[0].merge(op2.cells[1]), annex3.FOOTER_OPINION)
     problems = op1.cells[2].merge(op1.cells[5])
     p = _para(problems)
@@ -217,22 +228,16 @@ def _build_record_template(checklist: Checklist) -> Document:
     _run(p, "　　　　{{ signed_date }}　　　　")
     _run(p, annex3.FOOTER_HEAD_SIGNATURE)
     _run(p, "{{ institution_head_name }}")
-    # comfortable heights for handwriting on the printed blank form (at least; text may grow a row)
-    for i, row in enumerate(rows):
-        row.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
-        row.height = Mm(9) if i < 2 else Mm(7) if i == 2 else Mm(8)
-    op1.height, op2.height = Mm(24), Mm(10)
-    for note in annex3.NOTES:
-        _para(doc, note, size=9)
-    return doc
 
 
 def _build_feedback_template() -> Document:
+    """附件4 word for word, the signer and date in the 填报单位（盖章/签字） slot, the project's structured answers
+    marked as an addition under the free text, and the note (forms.py, Annex 4)."""
     doc = _new_document()
     _title(doc, annex3.FEEDBACK_TITLE, "")
     p = _para(doc)
     _run(p, annex3.FEEDBACK_REPORTING_UNIT, size=11)
-    _run(p, "{{ reporting_unit }}", size=11)
+    _run(p, "{{ reporting_unit }}{{ signature }}", size=11)
     _para(doc, "")
     table = doc.add_table(rows=3, cols=4)
     table.style = doc.styles["Table Grid"]
@@ -251,6 +256,9 @@ def _build_feedback_template() -> Document:
     _label(r1.cells[3], "{{ exit_time }}", align=None)
     body = r2.cells[0].merge(r2.cells[3])
     _para(body, annex3.FEEDBACK_SITUATION, size=11)
+    _para(body, "{{ comments }}", first=False)
+    _para(body, "", first=False)
+    _para(body, annex3.FEEDBACK_ADDITIONS_HEADING, size=9, first=False)
     for i, (key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
         p = _para(body, first=False)
         _run(p, f"{i}. {question}　　")
@@ -258,10 +266,7 @@ def _build_feedback_template() -> Document:
         _run(p, annex3.YES + "　")
         _run(p, f"{{{{ {key}_no }}}}", size=11, east_asia=SYMBOL_FONT, latin=SYMBOL_FONT)
         _run(p, annex3.NO)
-    _para(body, "", first=False)
-    p = _para(body, first=False)
-    _run(p, "其他情况说明：")
-    _run(p, "{{ comments }}")
+    _para(doc, annex3.FEEDBACK_NOTE, size=10.5)
     return doc
 
 
@@ -339,6 +344,7 @@ def feedback_context(feedback: Feedback | None) -> dict[str, str]:
         "entry_time": cn_datetime(feedback.entry_time) if feedback else "",
         "exit_time": cn_datetime(feedback.exit_time) if feedback else "",
         "comments": feedback.comments if feedback else "",
+        "signature": signature_text(feedback),
     }
     for key, _ in annex3.FEEDBACK_QUESTIONS:
         value = getattr(feedback, key) if feedback else None

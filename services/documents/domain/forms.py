@@ -26,6 +26,7 @@ from services.documents.domain.pdfkit import (
     MM,
     SYMBOL,
     draw_text,
+    multiline,
     new_canvas,
     text_width,
     wrap,
@@ -333,79 +334,116 @@ def render_record(checklist: Checklist, record: SupervisionRecord | None = None)
 
 
 # ----------------------------------------------------------------------------------------- Annex 4
+# The regulation's form word for word (annex3.FEEDBACK_*): 填报单位（盖章/签字） with the signer and date in
+# that slot, the table, and the note under it. The 工作反馈情况 cell holds the free text and then the
+# project's three structured answers under a heading that marks them as an addition (D12). Text that does
+# not fit continues on further pages, the cell repeated with （续）; nothing is cut.
 
 FEEDBACK_LABEL_W = 32 * MM
+FEEDBACK_SIZE = SIZE + 0.5
+FEEDBACK_LEADING = LEADING + 2
+FEEDBACK_INDENT = 4 * MM
+
+
+def signature_text(feedback: Feedback | None) -> str:
+    """What follows the unit in the 填报单位（盖章/签字） slot: who signed and when (（签字：王五　2026年3月6日）)."""
+    if feedback is None:
+        return ""
+    date = cn_date(feedback.signed_date) if feedback.signed_date else ""
+    signed = "　".join(v for v in (feedback.signed_by, date) if v)
+    return f"（{annex3.FEEDBACK_SIGNED_BY}{signed}）" if signed else ""
+
+
+def _feedback_rows(p: _Pages, feedback: Feedback | None) -> None:
+    """外督员姓名, then 外督员进场时间 | value | 外督员离场时间 | value."""
+    c, h, size = p.c, 30, SIZE + 1
+    top = p.y
+    c.rect(LEFT, top - h, WIDTH, h)
+    c.line(LEFT + FEEDBACK_LABEL_W, top, LEFT + FEEDBACK_LABEL_W, top - h)
+    _cell_text(c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_SUPERVISOR_NAME], size, LEADING, centre=True)
+    name = wrap(feedback.supervisor_name, RIGHT - LEFT - FEEDBACK_LABEL_W - 2 * PAD, size)[0] if feedback else ""
+    _cell_text(c, LEFT + FEEDBACK_LABEL_W, RIGHT, top, h, [name], size, LEADING)
+    top -= h
+    mid = LEFT + WIDTH / 2
+    c.rect(LEFT, top - h, WIDTH, h)
+    for x in (LEFT + FEEDBACK_LABEL_W, mid, mid + FEEDBACK_LABEL_W):
+        c.line(x, top, x, top - h)
+    entry = cn_datetime(feedback.entry_time) if feedback else ""
+    exit_ = cn_datetime(feedback.exit_time) if feedback else ""
+    _cell_text(c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_ENTRY_TIME], size, LEADING, centre=True)
+    _cell_text(c, LEFT + FEEDBACK_LABEL_W, mid, top, h, [entry], SIZE, LEADING)
+    _cell_text(c, mid, mid + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_EXIT_TIME], size, LEADING, centre=True)
+    _cell_text(c, mid + FEEDBACK_LABEL_W, RIGHT, top, h, [exit_], SIZE, LEADING)
+    p.y = top - h
+
+
+def _feedback_body_lines(feedback: Feedback | None) -> list[tuple[str, object]]:
+    """The 工作反馈情况 cell as lines: ("text", str) for the free text (paragraphs kept), ("gap", None),
+    ("heading", str) and ("answer", (number, question, value)) for the marked additions."""
+    width = WIDTH - 2 * FEEDBACK_INDENT - 2 * PAD
+    comments = feedback.comments if feedback else ""
+    lines: list[tuple[str, object]] = [("label", annex3.FEEDBACK_SITUATION)]
+    for paragraph in comments.splitlines() if comments else ():
+        lines += [("text", line) for line in wrap(paragraph, width, FEEDBACK_SIZE)]
+    lines += [("gap", None)] * (2 if comments else 8)
+    lines += [("heading", line) for line in wrap(annex3.FEEDBACK_ADDITIONS_HEADING, width, SIZE)]
+    for number, (key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
+        lines.append(("answer", (number, question, getattr(feedback, key) if feedback else None)))
+    return lines
+
+
+def _draw_body_line(c: Canvas, y: float, kind: str, value) -> None:
+    if kind == "label":
+        draw_text(c, LEFT + PAD, y, value, SIZE + 1)
+    elif kind == "text":
+        draw_text(c, LEFT + FEEDBACK_INDENT, y, value, FEEDBACK_SIZE)
+    elif kind == "heading":
+        draw_text(c, LEFT + FEEDBACK_INDENT, y, value, SIZE, color=(0.35, 0.35, 0.35))
+    elif kind == "answer":
+        number, question, answer = value
+        draw_text(c, LEFT + FEEDBACK_INDENT, y, f"{number}. {question}", FEEDBACK_SIZE)
+        x = RIGHT - 38 * MM
+        for word, ticked in ((annex3.YES, answer is True), (annex3.NO, answer is False)):
+            draw_text(c, x, y, TICKED if ticked else BOX, SIZE + 1.5, font=SYMBOL)
+            draw_text(c, x + text_width(BOX, SIZE + 1.5, SYMBOL) + 1, y, word, FEEDBACK_SIZE)
+            x += 16 * MM
+
+
+def _feedback_body(p: _Pages, feedback: Feedback | None, note_lines: list[str]) -> None:
+    """The 工作反馈情况 cell down to just above the note, on as many pages as its lines need."""
+    bottom = BOTTOM + len(note_lines) * LEADING + 8
+    top = p.y
+    y = top - PAD - 4
+    for kind, value in _feedback_body_lines(feedback):
+        if y - FEEDBACK_LEADING < bottom + PAD:
+            p.c.rect(LEFT, bottom, WIDTH, top - bottom)
+            p.c.showPage()
+            p.page += 1
+            p.y = TOP
+            draw_text(p.c, LEFT, p.y - SMALL, f"{annex3.FEEDBACK_TITLE}（续）", SMALL)
+            top = p.y - SMALL - 8
+            y = top - PAD - 4
+        y -= FEEDBACK_LEADING
+        _draw_body_line(p.c, y, kind, value)
+    p.c.rect(LEFT, bottom, WIDTH, top - bottom)
+    p.y = bottom
 
 
 def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
     p = _Pages(c)
     _title(p, annex3.FEEDBACK_TITLE, "")
     p.y -= 6
-    unit = feedback.reporting_unit if feedback else ""
-    draw_text(c, LEFT, p.y - SIZE, annex3.FEEDBACK_REPORTING_UNIT + unit, SIZE + 1)
-    p.y -= SIZE + 14
+    unit_text = (feedback.reporting_unit if feedback else "") + signature_text(feedback)
+    unit = wrap(annex3.FEEDBACK_REPORTING_UNIT + unit_text, WIDTH, SIZE + 1)
+    for line in unit:
+        draw_text(c, LEFT, p.y - SIZE, line, SIZE + 1)
+        p.y -= LEADING + 2
+    p.y -= 10
     c.setLineWidth(0.6)
-    # row 1: 外督员姓名
-    h = 30
-    top = p.y
-    c.rect(LEFT, top - h, WIDTH, h)
-    c.line(LEFT + FEEDBACK_LABEL_W, top, LEFT + FEEDBACK_LABEL_W, top - h)
-    _cell_text(
-        c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_SUPERVISOR_NAME], SIZE + 1, LEADING, centre=True
-    )
-    _cell_text(
-        c, LEFT + FEEDBACK_LABEL_W, RIGHT, top, h, [feedback.supervisor_name if feedback else ""], SIZE + 1, LEADING
-    )
-    p.y -= h
-    # row 2: 进场时间 | value | 离场时间 | value
-    top = p.y
-    mid = LEFT + WIDTH / 2
-    c.rect(LEFT, top - h, WIDTH, h)
-    for x in (LEFT + FEEDBACK_LABEL_W, mid, mid + FEEDBACK_LABEL_W):
-        c.line(x, top, x, top - h)
-    _cell_text(c, LEFT, LEFT + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_ENTRY_TIME], SIZE + 1, LEADING, centre=True)
-    _cell_text(
-        c, LEFT + FEEDBACK_LABEL_W, mid, top, h, [cn_datetime(feedback.entry_time if feedback else None)], SIZE, LEADING
-    )
-    _cell_text(c, mid, mid + FEEDBACK_LABEL_W, top, h, [annex3.FEEDBACK_EXIT_TIME], SIZE + 1, LEADING, centre=True)
-    _cell_text(
-        c, mid + FEEDBACK_LABEL_W, RIGHT, top, h, [cn_datetime(feedback.exit_time if feedback else None)], SIZE, LEADING
-    )
-    p.y -= h
-    # row 3: 工作反馈情况 — the three D12 answers, then the free text
-    top = p.y
-    h = top - BOTTOM - 20 * MM
-    c.rect(LEFT, top - h, WIDTH, h)
-    y = top - PAD - SIZE - 4
-    draw_text(c, LEFT + PAD, y, annex3.FEEDBACK_SITUATION, SIZE + 1)
-    y -= 24
-    answers = (
-        {
-            "badge_worn": feedback.badge_worn,
-            "duties_performed": feedback.duties_performed,
-            "integrity_kept": feedback.integrity_kept,
-        }
-        if feedback
-        else {}
-    )
-    for i, (key, question) in enumerate(annex3.FEEDBACK_QUESTIONS, start=1):
-        draw_text(c, LEFT + 4 * MM, y, f"{i}. {question}", SIZE + 0.5)
-        value = answers.get(key)
-        x = RIGHT - 38 * MM
-        for word, ticked in ((annex3.YES, value is True), (annex3.NO, value is False)):
-            draw_text(c, x, y, TICKED if ticked else BOX, SIZE + 1.5, font=SYMBOL)
-            draw_text(c, x + text_width(BOX, SIZE + 1.5, SYMBOL) + 1, y, word, SIZE + 0.5)
-            x += 16 * MM
-        y -= 24
-    y -= 6
-    comments = feedback.comments if feedback else ""
-    if comments:
-        draw_text(c, LEFT + 4 * MM, y, "其他情况说明：", SIZE + 0.5)
-        y -= LEADING + 4
-        for line in wrap(comments, WIDTH - 8 * MM - 2 * PAD, SIZE + 0.5)[:40]:
-            draw_text(c, LEFT + 8 * MM, y, line, SIZE + 0.5)
-            y -= LEADING + 2
-    p.y = top - h
+    _feedback_rows(p, feedback)
+    note = wrap(annex3.FEEDBACK_NOTE, WIDTH, SIZE)
+    _feedback_body(p, feedback, note)
+    multiline(c, LEFT, p.y - 4 - SIZE, note, SIZE, LEADING)
 
 
 def render_feedback(feedback: Feedback | None = None) -> bytes:

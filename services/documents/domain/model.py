@@ -92,6 +92,8 @@ class Feedback:
     duties_performed: bool | None
     integrity_kept: bool | None
     comments: str = ""
+    signed_by: str = ""  # who signed for the reporting unit (填报单位（盖章/签字）)
+    signed_date: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)

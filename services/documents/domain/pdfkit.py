@@ -16,6 +16,8 @@ Determinism: every canvas is created with `invariant=1` (no timestamps / random 
 from __future__ import annotations
 
 import io
+import mmap
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,24 +46,51 @@ class FontConfig:
     symbol_path: str = DEFAULT_SYMBOL_PATH
 
 
+_configured: list[FontConfig] = [FontConfig()]
+
+
+def use_fonts(config: FontConfig) -> None:
+    """The fonts this process registers when it first draws (a render worker is told at start-up and loads
+    them with its first job, so an idle worker stays small)."""
+    _configured[0] = config
+
+
 def register_fonts(config: FontConfig | None = None) -> None:
     """Register the fonts once per process (parsing a CJK TTC costs ~0.3 s). Idempotent."""
-    config = config or FontConfig()
+    config = config or _configured[0]
     with _lock:
         if CJK in _registered:
             return
-        for path in (config.cjk_path, config.symbol_path):
-            if not Path(path).exists():
-                raise FileNotFoundError(
-                    f"font {path} missing; install fonts-wqy-zenhei / fonts-dejavu-core "
-                    "(python3 deploy/bootstrap.py install)"
-                )
-        pdfmetrics.registerFont(TTFont(CJK, config.cjk_path, subfontIndex=config.cjk_subfont_index))
+        check_fonts(config)
+        pdfmetrics.registerFont(TTFont(CJK, _MappedFile(config.cjk_path), subfontIndex=config.cjk_subfont_index))
         pdfmetrics.registerFont(TTFont(SYMBOL, config.symbol_path))
         # Binary (Flate only) streams: ASCII85 costs ~25 % size and noticeable time on 10,000-badge runs.
         rl_config.useA85 = 0
         _registered[CJK] = config.cjk_path
         _registered[SYMBOL] = config.symbol_path
+
+
+class _MappedFile:
+    """A font file handed to reportlab memory-mapped instead of read: reportlab only slices the font's
+    bytes, so the 17 MB CJK collection stays shared page cache (only the tables and glyphs used become
+    resident) instead of a private copy in every render worker."""
+
+    def __init__(self, path: str) -> None:
+        self.name = path
+
+    def read(self) -> mmap.mmap:
+        with open(self.name, "rb") as f:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def check_fonts(config: FontConfig) -> None:
+    """Fail fast with a clear message when a font file is missing (without loading the ~40 MB CJK face)."""
+    for path in (config.cjk_path, config.symbol_path):
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"font {path} missing; install fonts-wqy-zenhei / fonts-dejavu-core "
+                "(python3 deploy/bootstrap.py install)"
+            )
 
 
 def new_canvas(buf: io.BytesIO, pagesize: tuple[float, float], title: str = "") -> Canvas:
@@ -117,29 +146,67 @@ def draw_text(
 
 def wrap(text: str, width: float, size: float, font: str = CJK) -> list[str]:
     """Greedy wrap: CJK may break between any two characters; a run of Latin letters/digits is kept
-    together when it fits on a line (it is broken by character only when longer than a line)."""
+    together when it fits on a line (it is broken by character only when longer than a line).
+
+    Linear in the text's length (issue #13 item 4): each character's advance is looked up once, line widths
+    are running sums and lines are slices of the text, never re-measured or re-joined."""
+    scale = size / 1000
+    advance = _advances.setdefault(font, {})
     lines: list[str] = []
-    current = ""
-    tokens = _tokens(text)
-    for token in tokens:
-        candidate = current + token
-        if text_width(candidate, size, font) <= width:
-            current = candidate
+    start = 0  # where the current line starts in `text`
+    line_w = 0.0
+    for match in _TOKEN.finditer(text):
+        t0, t1 = match.span()
+        token_w = _units(text[t0:t1], advance, font) * scale
+        if line_w + token_w <= width + _EPSILON:
+            line_w += token_w
             continue
-        if current.strip():
-            lines.append(current.rstrip())
-            current = token.lstrip()
-        else:
-            current = token
-        while text_width(current, size, font) > width and len(current) > 1:
-            cut = len(current)
-            while cut > 1 and text_width(current[:cut], size, font) > width:
-                cut -= 1
-            lines.append(current[:cut])
-            current = current[cut:]
-    if current.strip() or not lines:
-        lines.append(current.rstrip())
+        if text[start:t0].strip():
+            lines.append(text[start:t0].rstrip())
+            while t0 < t1 and text[t0].isspace():  # the next line does not start with a space
+                token_w -= _units(text[t0], advance, font) * scale
+                t0 += 1
+        start = t0
+        while token_w > width + _EPSILON and t1 - start > 1:  # a token longer than a line
+            cut, cut_w = _fitting_prefix(text, start, t1, width, scale, advance, font)
+            lines.append(text[start:cut])
+            start, token_w = cut, token_w - cut_w
+        line_w = token_w
+    if text[start:].strip() or not lines:
+        lines.append(text[start:].rstrip())
     return _kinsoku(lines)
+
+
+_EPSILON = 1e-6
+# A token is one character, or a run of Latin letters/digits (with - ' . inside, and a closing ·).
+_TOKEN = re.compile(r"[A-Za-z0-9'.\-]+·?|.", re.DOTALL)
+_advances: dict[str, dict[str, float]] = {}  # font → character → advance in 1/1000 em (fonts never change)
+
+
+def _units(chars: str, advance: dict[str, float], font: str) -> float:
+    total = 0.0
+    for ch in chars:
+        units = advance.get(ch)
+        if units is None:
+            units = advance[ch] = pdfmetrics.stringWidth(ch, font, 1000)
+        total += units
+    return total
+
+
+def _fitting_prefix(
+    text: str, start: int, end: int, width: float, scale: float, advance: dict[str, float], font: str
+) -> tuple[int, float]:
+    """The end of the longest run text[start:cut] (at least one character, cut <= end) that fits `width`,
+    and its width."""
+    total = _units(text[start], advance, font) * scale
+    cut = start + 1
+    while cut < end:
+        w = _units(text[cut], advance, font) * scale
+        if total + w > width + _EPSILON:
+            break
+        total += w
+        cut += 1
+    return cut, total
 
 
 _NO_LINE_START = set("，。、；：？！）》」』”’,.;:?!)%")
@@ -153,22 +220,6 @@ def _kinsoku(lines: list[str]) -> list[str]:
             lines[i] = lines[i - 1][-1] + lines[i]
             lines[i - 1] = lines[i - 1][:-1]
     return lines
-
-
-def _tokens(text: str) -> list[str]:
-    out: list[str] = []
-    for ch in text:
-        if (
-            out
-            and ((ch.isascii() and ch.isalnum()) or ch in "-'.·")
-            and out[-1]
-            and out[-1][-1].isascii()
-            and (out[-1][-1].isalnum() or out[-1][-1] in "-'.")
-        ):
-            out[-1] += ch
-        else:
-            out.append(ch)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

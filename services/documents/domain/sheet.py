@@ -6,21 +6,22 @@
 * Crop marks at every card corner (in the gutters, never touching a card) and a sheet/slot index: each slot
   carries "sheet-slot" above its top-left mark, and the page foot names the sheet, side and code range.
 * Stable order: badges fill slots row-major in input order; a sheet's back page lists the same codes.
-* Streaming: badges are consumed from an iterator one sheet at a time; output is split into volumes of at
-  most `max_badges_per_volume` badges (one PDF each), so memory is bounded by one volume, not the run.
+* Streaming: output is split into volumes of at most `max_badges_per_volume` badges (one PDF each), each
+  rendered from that volume's badges alone, so memory is bounded by a volume, not the run, and volumes
+  can be rendered in parallel processes.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
-from services.documents.domain.badge import CARD_H, CARD_W, draw_back, draw_front
+from services.documents.domain.badge import CARD_H, CARD_W, draw_back, draw_front, place_form
 from services.documents.domain.model import Badge
 from services.documents.domain.pdfkit import MM, draw_text, new_canvas
 
@@ -30,7 +31,8 @@ PER_SHEET = COLS * ROWS
 GUTTER = 10 * MM
 MARK_OFFSET = 1.5 * MM
 MARK_LEN = 3 * MM
-DEFAULT_VOLUME = 1000
+DEFAULT_VOLUME = 252  # badges (63 A4 sheets): a render worker holds one volume at a time
+DEFAULT_TITLE = "技能人才评价质量督导员证卡"
 
 _BLOCK_W = COLS * CARD_W + (COLS - 1) * GUTTER
 _BLOCK_H = ROWS * CARD_H + (ROWS - 1) * GUTTER
@@ -58,15 +60,14 @@ class Volume:
     codes: tuple[str, ...]
 
 
-def _crop_marks(c: Canvas, x: float, y: float) -> None:
-    c.saveState()
+def _crop_marks(c: Canvas) -> None:
+    """Marks at the four corners of a card whose lower-left corner is the origin, in the gutters."""
     c.setLineWidth(0.3)
     c.setStrokeColorRGB(0, 0, 0)
-    for cx, sx in ((x, -1), (x + CARD_W, 1)):
-        for cy, sy in ((y, -1), (y + CARD_H, 1)):
+    for cx, sx in ((0, -1), (CARD_W, 1)):
+        for cy, sy in ((0, -1), (CARD_H, 1)):
             c.line(cx + sx * MARK_OFFSET, cy, cx + sx * (MARK_OFFSET + MARK_LEN), cy)
             c.line(cx, cy + sy * MARK_OFFSET, cx, cy + sy * (MARK_OFFSET + MARK_LEN))
-    c.restoreState()
 
 
 def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *, back: bool, title: str) -> None:
@@ -76,7 +77,7 @@ def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *,
             draw_back(c, badge, payloads[slot], x, y)
         else:
             draw_front(c, badge, x, y)
-        _crop_marks(c, x, y)
+        place_form(c, "BJSVCropMarks", x, y, lambda: _crop_marks(c))
         draw_text(
             c,
             x - MARK_OFFSET,
@@ -103,44 +104,46 @@ def _page(c: Canvas, sheet_no: int, badges: list[Badge], payloads: list[str], *,
     c.showPage()
 
 
+def volume_size(max_badges_per_volume: int) -> int:
+    """Badges per volume: a whole number of sheets, at least one sheet."""
+    return max(PER_SHEET, max_badges_per_volume - max_badges_per_volume % PER_SHEET)
+
+
+def render_volume(
+    badges: Sequence[Badge], payloads: Sequence[str], *, title: str, number: int, first_badge: int
+) -> Volume:
+    """One volume (PDF) of a run: `badges[i]` carries the signed QR payload `payloads[i]`; sheets are
+    numbered on from the run's start, so volumes rendered apart (in parallel workers) read as one run."""
+    buf = io.BytesIO()
+    c = new_canvas(buf, A4, title=f"{title} 第{number}册")
+    first_sheet = first_badge // PER_SHEET + 1
+    sheet_count = -(-len(badges) // PER_SHEET)
+    for i in range(sheet_count):
+        chunk = list(badges[i * PER_SHEET : (i + 1) * PER_SHEET])
+        codes = list(payloads[i * PER_SHEET : (i + 1) * PER_SHEET])
+        _page(c, first_sheet + i, chunk, codes, back=False, title=title)
+        _page(c, first_sheet + i, chunk, codes, back=True, title=title)
+    c.save()
+    return Volume(number, first_badge, len(badges), sheet_count, buf.getvalue(), tuple(b.code for b in badges))
+
+
 def render_print_sheets(
     badges: Iterable[Badge],
     payload_for: Callable[[Badge], str],
     *,
-    title: str = "技能人才评价质量督导员证卡",
+    title: str = DEFAULT_TITLE,
     max_badges_per_volume: int = DEFAULT_VOLUME,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Volume]:
-    """Yield volumes (PDFs) in order; `on_progress(badges_done, sheets_done)` after every sheet."""
-    per_volume = max(PER_SHEET, max_badges_per_volume - max_badges_per_volume % PER_SHEET)
+    """A whole run in this process, volume by volume (the service renders volumes in worker processes);
+    badges are read one volume at a time. `on_progress(badges_done, sheets_done)` after every volume."""
+    per_volume = volume_size(max_badges_per_volume)
     it = iter(badges)
-    done = sheets = 0
-    number = 0
-    while True:
-        buf = io.BytesIO()
-        c: Canvas | None = None
-        first = done
-        codes: list[str] = []
-        vol_sheets = 0
-        while len(codes) < per_volume:
-            chunk = list(islice(it, PER_SHEET))
-            if not chunk:
-                break
-            if c is None:
-                number += 1
-                c = new_canvas(buf, A4, title=f"{title} 第{number}册")
-            payloads = [payload_for(b) for b in chunk]
-            sheets += 1
-            vol_sheets += 1
-            _page(c, sheets, chunk, payloads, back=False, title=title)
-            _page(c, sheets, chunk, payloads, back=True, title=title)
-            done += len(chunk)
-            codes.extend(b.code for b in chunk)
-            if on_progress:
-                on_progress(done, sheets)
-        if c is None:
-            return
-        c.save()
-        yield Volume(number, first, len(codes), vol_sheets, buf.getvalue(), tuple(codes))
-        if len(codes) < per_volume:
-            return
+    done = number = 0
+    while chunk := list(islice(it, per_volume)):
+        number += 1
+        volume = render_volume(chunk, [payload_for(b) for b in chunk], title=title, number=number, first_badge=done)
+        done += len(chunk)
+        if on_progress:
+            on_progress(done, -(-done // PER_SHEET))
+        yield volume

@@ -1,19 +1,16 @@
 """The Annex 3 checklists as the workflow sees them: item numbers and texts per form.
 
-The item texts are declared once, in `services.documents.domain.annex3` (the documents service prints
-them); this module only maps our form enum onto that declaration so records, findings and reports cite
-exactly the printed wording.
+The item texts are declared once, as data, in `common/catalogues/annex3.yaml` (the documents service
+prints them from the same file); this module only maps our form enum onto that declaration so records,
+findings and reports cite exactly the printed wording.
 """
 
 from __future__ import annotations
 
-from services.documents.domain import annex3
+from common.catalogues import annex3_checklists
 from services.registry.domain.workflow.model import SupervisionForm
 
-_CHECKLISTS = {
-    SupervisionForm.ON_SITE: annex3.ON_SITE,
-    SupervisionForm.RECORDS_REVIEW: annex3.RECORDS_REVIEW,
-}
+_CHECKLISTS = {form: annex3_checklists()[form.value] for form in SupervisionForm}
 
 
 def item_count(form: SupervisionForm) -> int:

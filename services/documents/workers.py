@@ -1,0 +1,78 @@
+"""Render worker processes: every document is drawn in a separate process with a per-job time limit and a
+memory limit (issue #13 item 4).
+
+reportlab is CPU-bound and single-threaded, and a pathological input once held the only render thread
+for minutes, blocking event-driven badge rendering and shutdown. Jobs now run in a pool of spawned worker
+processes (pebble): a job over its time limit has its worker killed and replaced, a job over the memory
+limit (RLIMIT_AS in the worker) fails with MemoryError, and either fails alone with a clear error while
+the other workers go on. Print runs render their volumes in parallel on these workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+
+from pebble import ProcessExpired, ProcessPool
+
+from common.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from services.documents import render_process
+from services.documents.domain.images import ImageRejected
+from services.documents.domain.pdfkit import FontConfig
+
+log = logging.getLogger(__name__)
+
+
+class RenderPool:
+    def __init__(self, *, workers: int, timeout: float, memory_mb: int, fonts: FontConfig) -> None:
+        self.workers = workers
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.fonts = fonts
+        self._pool: ProcessPool | None = None
+
+    def start(self) -> None:
+        """Spawned, not forked: the service process holds gRPC and asyncio threads that a fork would copy."""
+        render_process.keep_large_buffers_off_the_heap()
+        self._pool = ProcessPool(
+            max_workers=self.workers,
+            initializer=render_process.init,
+            initargs=(self.fonts, self.memory_mb * 1024 * 1024),
+            context=multiprocessing.get_context("spawn"),
+        )
+
+    def close(self) -> None:
+        """Stop now: running jobs are abandoned (their callers have been cancelled by then)."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join(timeout=5)
+            self._pool = None
+
+    async def run(self, job: str, *args, time_limit: float | None = None, **kwargs):
+        """Run the function named `job` ("module:function") with `*args, **kwargs` in a worker; cancelling
+        the caller cancels the job (its worker is replaced). `time_limit` (seconds) overrides the pool's
+        per-job limit."""
+        if self._pool is None:
+            self.start()
+        limit = time_limit or self.timeout
+        future = self._pool.schedule(render_process.run, args=(job, args, kwargs), timeout=limit)
+        try:
+            return await asyncio.wrap_future(future)
+        except TimeoutError:
+            log.warning("render job %s stopped after its time limit of %.0f s", job, limit)
+            raise ResourceExhausted(
+                "RENDER_TIME_LIMIT", f"文档生成超过时限（{limit:g} 秒）已中止，请检查输入内容", subject=job
+            ) from None
+        except MemoryError:
+            log.warning("render job %s stopped at its memory limit of %d MB", job, self.memory_mb)
+            raise ResourceExhausted(
+                "RENDER_MEMORY_LIMIT",
+                f"文档生成超出内存上限（{self.memory_mb} MB）已中止，请检查输入内容",
+                subject=job,
+            ) from None
+        except ProcessExpired as e:
+            log.warning("render worker died in %s: %s", job, e)
+            raise ResourceExhausted("RENDER_WORKER_DIED", "文档生成进程异常退出，已中止", subject=job) from None
+        except ImageRejected as e:
+            raise InvalidArgument(e.reason, [FieldViolation("badge", e.description)]) from None
