@@ -37,7 +37,8 @@ def channel(target: str) -> grpc.aio.Channel:
     """A channel to another service (host:port, or a balancer address in scale-out)."""
     return grpc.aio.insecure_channel(
         target,
-        interceptors=[_UnaryUnary(), _UnaryStream()],
+        # typeshed types this parameter as a sentinel that asks callers to ignore it (_PartialStubMustCastOrIgnore).
+        interceptors=[_UnaryUnary(), _UnaryStream()],  # type: ignore[list-item]
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
 
@@ -60,7 +61,8 @@ async def invoke(call: Awaitable[T], *, dependency: str) -> T:
 
 def _refusal(e: grpc.aio.AioRpcError, dependency: str) -> FailedPrecondition:
     reason, violations = f"{dependency.upper()}_REFUSED", []
-    status = rpc_status.from_call(e)
+    # AioRpcError has the code()/details()/trailing_metadata() from_call reads; the stub only names grpc.Call.
+    status = rpc_status.from_call(e)  # type: ignore[arg-type]
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()

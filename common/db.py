@@ -46,7 +46,8 @@ class Database:
         self.metadata = metadata
         self.migrations = migrations
         self.is_postgres = bool(settings.database_url)
-        if self.is_postgres:
+        self.schema: str | None
+        if settings.database_url:
             self.url = settings.database_url
             self.schema = f"{settings.db_schema_prefix}{service}"
         else:
@@ -58,7 +59,7 @@ class Database:
         self.read_engine = self._make_engine(immediate=False) if not self.is_postgres else self.write_engine
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info={"service": service})
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info={"service": service})
-        self._commit_hooks: list[Callable[[], None]] = []
+        self._commit_hooks: list[Callable[[list[dict]], None]] = []
         # Outbox rows collected by record_event are inserted just before any session commits (all sessions,
         # so no event can be dropped by a session made elsewhere); a rollback discards them.
         if not event.contains(Session, "before_commit", flush_outbox):
@@ -152,7 +153,7 @@ class Database:
         cfg.attributes["target_metadata"] = self.metadata
         try:
             with self.write_engine.begin() as conn:
-                if self.is_postgres:
+                if self.schema is not None:  # PostgreSQL (SQLite has no schemas)
                     # Serialise concurrent migrations of this service's schema across replicas.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(self.schema.encode())})
                     conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))

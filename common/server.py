@@ -12,7 +12,7 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ class Service:
     bus: Bus | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
     # Long-running coroutines (sweeps, schedulers); cancelled on shutdown.
-    tasks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # Awaited after migrations/NATS and before serving, and on shutdown after the server stopped.
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -162,7 +162,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         # Before serving, start-up (e.g. waiting for NATS or a migration lock) is abandoned at once.
         if serving.is_set():
             stop.set()
-        else:
+        elif main_task is not None:  # always: serve() runs in a task
             main_task.cancel()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -181,7 +181,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
             f"Fix: stop what uses it (`ss -ltnp | grep {settings.port(svc.name)}`) or set "
             f"BJSV_{svc.name.upper()}_PORT."
         )
-    health_servicer = health.aio.HealthServicer()
+    # typeshed's grpc_health stubs lack the aio submodule grpcio-health-checking has shipped since 1.51.
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for s in svc.servicers:
         s.add_to_server(s.implementation, server)
@@ -202,12 +203,10 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         if svc.database is not None:
             relay = OutboxRelay(svc.database, svc.bus, poll_interval=settings.outbox_poll_interval)
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        for sub in svc.subscriptions:
-            background.append(asyncio.create_task(sub.run(svc.bus), name=f"consumer-{sub.durable}"))
+        background += [asyncio.create_task(s.run(svc.bus), name=f"consumer-{s.durable}") for s in svc.subscriptions]
     for hook in svc.on_start:
         await hook()
-    for task in svc.tasks:
-        background.append(asyncio.create_task(task(), name=getattr(task, "__name__", "task")))
+    background.extend(asyncio.create_task(task(), name=getattr(task, "__name__", "task")) for task in svc.tasks)
 
     await server.start()
     for name in ("", *names):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import queue
@@ -226,7 +227,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
     async def RenderBadge(self, request, context):
         rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
         return pb.RenderBadgeResponse(
-            document=to_proto_document(rendered.info),
+            document=to_proto_document(rendered.document),
             verification_payload=payload,
             content=rendered.content if request.include_content else b"",
         )
@@ -234,13 +235,13 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
     async def RenderSupervisionRecord(self, request, context):
         r = await self.renderer.record(from_proto_record(request.record), _format(request.format))
         return pb.RenderSupervisionRecordResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.document), content=r.content if request.include_content else b""
         )
 
     async def RenderFeedback(self, request, context):
         r = await self.renderer.feedback(from_proto_feedback(request.feedback), _format(request.format))
         return pb.RenderFeedbackResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.document), content=r.content if request.include_content else b""
         )
 
     async def RenderBlankForm(self, request, context):
@@ -253,13 +254,13 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
             raise _invalid("NOT_A_FORM", "kind", "空白表仅限附件3（两种督导记录表）和附件4")
         r = await self.renderer.blank(kinds[request.kind], _format(request.format))
         return pb.RenderBlankFormResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.document), content=r.content if request.include_content else b""
         )
 
     async def RenderDistrictReport(self, request, context):
         r = await self.renderer.report(from_proto_report(request.report))
         return pb.RenderDistrictReportResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.document), content=r.content if request.include_content else b""
         )
 
     async def GetDocument(self, request, context):
@@ -389,8 +390,8 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
                     yield pb.RenderPrintSheetResponse(document=to_proto_document(item[1]))
                 else:
                     break
-            if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
-                raise feeder.exception()
+            if feeder.done() and not feeder.cancelled() and (failure := feeder.exception()) is not None:
+                raise failure
             await job  # re-raises a render failure
             if final[0] != last_sent:
                 yield pb.RenderPrintSheetResponse(
@@ -414,10 +415,8 @@ def _abort(inbox: queue.Queue, error: Exception) -> None:
             inbox.get_nowait()
         except queue.Empty:
             break
-    try:
+    with contextlib.suppress(queue.Full):
         inbox.put_nowait(error)
-    except queue.Full:
-        pass
 
 
 def _bind_context(md: dict) -> None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -52,8 +53,15 @@ def _safe(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    info: DocumentInfo
+    info: DocumentInfo | None  # None: the event was handled before, nothing stored (store_document)
     content: bytes
+
+    @property
+    def document(self) -> DocumentInfo:
+        """The stored document; API renders pass no `processed`, so they always have one."""
+        if self.info is None:
+            raise LookupError("a render for an event handled before stored no document")
+        return self.info
 
 
 class DocumentRenderer:
@@ -186,6 +194,9 @@ class DocumentRenderer:
 
     async def blank(self, kind: str, fmt: str = PDF) -> Rendered:
         """kind: on_site_record | records_review_record | feedback."""
+        fn_pdf: Callable[..., bytes]
+        fn_docx: Callable[..., bytes]
+        args: tuple[Any, ...]
         if kind == KIND_FEEDBACK:
             fn_pdf, fn_docx, args = forms.render_feedback, docx_forms.render_feedback_docx, ()
         else:
@@ -235,6 +246,8 @@ class DocumentRenderer:
             info, _ = self.db.write_sync(
                 repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now()
             )
+            if info is None:  # only with `processed`, which a print job does not pass
+                raise LookupError(f"volume {vol.number} of a print job was not stored")
             yield info
 
     async def run_print_job(

@@ -15,7 +15,7 @@ from bjsv.registry.v1 import registry_pb2_grpc
 from common import api
 from common.clock import Clock
 from common.db import Database
-from common.errors import FieldViolation, InvalidArgument
+from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.policy import PolicyParameters
 from services.registry import events as ev
 from services.registry.domain import badge_codes as bc
@@ -209,6 +209,8 @@ def to_proto_badge(session, b: m.Badge, *, today: dt.date, full: bool, policy: R
     sup = session.get(m.Supervisor, b.supervisor_id)
     appt = session.get(m.Appointment, b.appointment_id)
     issuer = repo.issuer_row(session, b.issuer)
+    if issuer is None:
+        raise NotFound(b.issuer)
     inst = session.get(m.Institution, b.institution_id) if b.institution_id else None
     out = pb.Badge(
         name=api.format_name("badges", b.code), code=b.code, parts=code_parts_message(bc.parse(b.code, policy)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -73,7 +74,7 @@ def cn_datetime(t: dt.datetime | None) -> str:
 class _Pages:
     """A canvas plus a running y; `need(h)` starts a new page when h does not fit."""
 
-    def __init__(self, c: Canvas, header: callable | None = None) -> None:
+    def __init__(self, c: Canvas, header: Callable[[_Pages], None] | None = None) -> None:
         self.c = c
         self.y = TOP
         self.page = 1
@@ -346,7 +347,7 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
     p.y -= SIZE + 14
     c.setLineWidth(0.6)
     # row 1: 外督员姓名
-    h = 30
+    h: float = 30
     top = p.y
     c.rect(LEFT, top - h, WIDTH, h)
     c.line(LEFT + FEEDBACK_LABEL_W, top, LEFT + FEEDBACK_LABEL_W, top - h)

@@ -19,8 +19,8 @@ def _px(mm_size: float) -> int:
 
 @lru_cache(maxsize=64)
 def _photo_cached(digest: str, data: bytes, w_mm: float, h_mm: float) -> bytes:
-    with Image.open(io.BytesIO(data)) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
+    with Image.open(io.BytesIO(data)) as source:
+        im = ImageOps.exif_transpose(source).convert("RGB")
         im = ImageOps.fit(im, (_px(w_mm), _px(h_mm)), method=Image.Resampling.LANCZOS)
         out = io.BytesIO()
         im.save(out, format="JPEG", quality=88, optimize=False, progressive=False)
@@ -34,8 +34,8 @@ def photo_jpeg(data: bytes, w_mm: float, h_mm: float) -> bytes:
 
 @lru_cache(maxsize=64)
 def _mark_cached(digest: str, data: bytes, box_mm: float) -> bytes:
-    with Image.open(io.BytesIO(data)) as im:
-        im = ImageOps.exif_transpose(im).convert("RGBA")
+    with Image.open(io.BytesIO(data)) as source:
+        im = ImageOps.exif_transpose(source).convert("RGBA")
         im.thumbnail((_px(box_mm), _px(box_mm)), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         im.save(out, format="PNG", optimize=False)

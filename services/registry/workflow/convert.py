@@ -5,7 +5,7 @@ dates and page tokens are parsed by common.api, as in every other servicer."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -109,6 +109,10 @@ CASE_STATE_IN = {v: k for k, v in CASE_STATE.items()}
 # -- small helpers ---------------------------------------------------------------------------------------
 
 
+@overload
+def timestamp(value: dt.datetime) -> Timestamp: ...
+@overload
+def timestamp(value: dt.datetime | None) -> Timestamp | None: ...
 def timestamp(value: dt.datetime | None) -> Timestamp | None:
     if value is None:
         return None
@@ -452,5 +456,7 @@ def to_proto_plan_status(status: PlanStatus) -> pb.GetPlanStatusResponse:
     return out
 
 
-def to_proto_team_finding(f: TeamFinding, severity: int = pb.FINDING_SEVERITY_ADVISORY) -> pb.TeamFinding:
+def to_proto_team_finding(
+    f: TeamFinding, severity: pb.FindingSeverity = pb.FINDING_SEVERITY_ADVISORY
+) -> pb.TeamFinding:
     return pb.TeamFinding(rule_id=f.rule_id, severity=severity, message=f.message, article=f.article, subject=f.subject)

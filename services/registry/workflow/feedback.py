@@ -38,7 +38,7 @@ from services.registry.domain.workflow.model import (
 )
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
-from services.registry.usecases.errors import as_error
+from services.registry.usecases.errors import as_error, found
 from services.registry.workflow import cases, dispatches, events
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_feedback
@@ -71,8 +71,8 @@ def by_request(session: Session, crid: str) -> FeedbackView | None:
     f = repo.feedback_by_request(session, crid)
     if f is None:
         return None
-    d = repo.dispatch(session, f.dispatch_id)
-    return FeedbackView(f, d, repo.plan(session, d.plan_id))
+    d = found(repo.dispatch(session, f.dispatch_id), f"dispatches/{f.dispatch_id}")
+    return FeedbackView(f, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
 
 
 def _submittable(
@@ -115,7 +115,7 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     dispatch_id = api.parse_id(s.dispatch, "dispatches", field="feedback.dispatch")
     sup_id = api.parse_id(s.supervisor, "supervisors", field="feedback.supervisor")
     d, member = await wf.db.read(_submittable, dispatch_id, s, sup_id)
-    plan_row = await wf.db.read(repo.plan, d.plan_id)
+    plan_row = found(await wf.db.read(repo.plan, d.plan_id), f"plans/{d.plan_id}")
     try:
         feedback_rules.validate_feedback(
             s.answers,
@@ -160,15 +160,18 @@ async def commit(wf: Workflow, p: PreparedFeedback) -> FeedbackView:
             return again
         d, member = _submittable(session, p.dispatch_id, s, p.supervisor_id, lock=True)
         a = s.answers
+        entry, exit_, worn, duties, integrity = s.entry, s.exit, a.badge_worn, a.duties_performed, a.integrity_kept
+        if entry is None or exit_ is None or worn is None or duties is None or integrity is None:
+            raise TypeError("feedback reached commit without prepare's validation (D12)")
         row = repo.insert_feedback(
             session,
             d,
             member,
-            entry_time=s.entry,
-            exit_time=s.exit,
-            badge_worn=a.badge_worn.value,
-            duties_performed=a.duties_performed.value,
-            integrity_kept=a.integrity_kept.value,
+            entry_time=entry,
+            exit_time=exit_,
+            badge_worn=worn.value,
+            duties_performed=duties.value,
+            integrity_kept=integrity.value,
             comments=s.comments.strip(),
             signed_by=s.signed_by.strip(),
             now=now,
@@ -180,7 +183,7 @@ async def commit(wf: Workflow, p: PreparedFeedback) -> FeedbackView:
         if p.review is not None:
             draft = dataclasses.replace(p.review, source=f"feedback/{row.id}")
             repo.link_review_case(session, row, cases.open_in(session, wf, draft, now=now, actor=actor))
-        submitted = FeedbackView(row, d, repo.plan(session, d.plan_id))
+        submitted = FeedbackView(row, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
         record_event(
             session,
             type=events.FEEDBACK_SUBMITTED,
@@ -219,10 +222,10 @@ async def get(wf: Workflow, feedback_id: int, name: str) -> FeedbackView:
         f = repo.feedback(session, feedback_id)
         if f is None:
             return None
-        d = repo.dispatch(session, f.dispatch_id)
-        return FeedbackView(f, d, repo.plan(session, d.plan_id))
+        d = found(repo.dispatch(session, f.dispatch_id), f"dispatches/{f.dispatch_id}")
+        return FeedbackView(f, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
 
-    found = await wf.db.read(read)
-    if found is None:
+    view = await wf.db.read(read)
+    if view is None:
         raise NotFound(name)
-    return found
+    return view

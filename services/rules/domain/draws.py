@@ -22,7 +22,7 @@ import random
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.errors import FailedPrecondition, PreconditionViolation
 from services.rules.domain import facts as F
@@ -90,8 +90,8 @@ class TeamDraw:
     pool_digest: str
     eligible_count: int
     evaluated_count: int
-    exclusions: dict[str, list[str]] = field(default_factory=dict)  # name -> rule ids
-    decision: m.Decision | None = None
+    exclusions: dict[str, list[str]]  # name -> rule ids
+    decision: m.Decision
 
 
 async def propose_team(

@@ -18,6 +18,7 @@ First message from the worker: ("ready", pid) or ("failed", text) when loading o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -32,10 +33,8 @@ TRIM_EVERY = 2000
 
 
 def _trim() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back
-        pass
 
 
 def rss_kb() -> int:
