@@ -38,8 +38,6 @@ KNOWN_LONG_FUNCTIONS = {
     "services/documents/domain/docx_forms.py::_build_record_template": 64,
     "services/documents/domain/forms.py::draw_feedback": 69,
     "services/documents/domain/report.py::draw_report": 97,
-    "services/rules/domain/draws.py::propose_team": 113,
-    "services/rules/engine/worker.py::worker_main": 84,
 }
 
 
