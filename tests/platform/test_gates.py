@@ -35,9 +35,6 @@ KNOWN_LONG_FUNCTIONS = {
     "common/server.py::serve": 102,
     "common/server.py::intercept_service": 74,
     "services/documents/api.py::_print_sheet": 79,
-    "services/documents/domain/docx_forms.py::_build_record_template": 64,
-    "services/documents/domain/forms.py::draw_feedback": 69,
-    "services/documents/domain/report.py::draw_report": 97,
 }
 
 

@@ -23,6 +23,7 @@ from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_ROW_HEIGHT_RULE, WD_T
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt
+from docx.table import _Row
 from docxtpl import DocxTemplate
 
 from services.documents.domain import annex3
@@ -203,8 +204,20 @@ def _build_record_template(checklist: Checklist) -> DocxDocument:
             continue
         a, b = first + group[0].number - 1, first + group[-1].number - 1
         _label(rows[a].cells[1].merge(rows[b].cells[1]), group[0].subsection)
-    # opinion block: 意见 | 存在问题 … / signatures
     op1, op2 = rows[first + n_items], rows[first + n_items + 1]
+    _opinion_block(op1, op2)
+    # comfortable heights for handwriting on the printed blank form (at least; text may grow a row)
+    for i, row in enumerate(rows):
+        row.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
+        row.height = Mm(9) if i < 2 else Mm(7) if i == 2 else Mm(8)
+    op1.height, op2.height = Mm(24), Mm(10)
+    for note in annex3.NOTES:
+        _para(doc, note, size=9)
+    return doc
+
+
+def _opinion_block(op1: _Row, op2: _Row) -> None:
+    """The two closing rows: 意见 | 存在问题 … / signatures."""
     _label(op1.cells[0].merge(op2.cells[1]), annex3.FOOTER_OPINION)
     problems = op1.cells[2].merge(op1.cells[5])
     p = _para(problems)
@@ -218,14 +231,6 @@ def _build_record_template(checklist: Checklist) -> DocxDocument:
     _run(p, "　　　　{{ signed_date }}　　　　")
     _run(p, annex3.FOOTER_HEAD_SIGNATURE)
     _run(p, "{{ institution_head_name }}")
-    # comfortable heights for handwriting on the printed blank form (at least; text may grow a row)
-    for i, row in enumerate(rows):
-        row.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
-        row.height = Mm(9) if i < 2 else Mm(7) if i == 2 else Mm(8)
-    op1.height, op2.height = Mm(24), Mm(10)
-    for note in annex3.NOTES:
-        _para(doc, note, size=9)
-    return doc
 
 
 def _build_feedback_template() -> DocxDocument:

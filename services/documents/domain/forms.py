@@ -347,7 +347,7 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
     p.y -= SIZE + 14
     c.setLineWidth(0.6)
     # row 1: 外督员姓名
-    h: float = 30
+    h = 30
     top = p.y
     c.rect(LEFT, top - h, WIDTH, h)
     c.line(LEFT + FEEDBACK_LABEL_W, top, LEFT + FEEDBACK_LABEL_W, top - h)
@@ -373,9 +373,14 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
         c, mid + FEEDBACK_LABEL_W, RIGHT, top, h, [cn_datetime(feedback.exit_time if feedback else None)], SIZE, LEADING
     )
     p.y -= h
-    # row 3: 工作反馈情况 — the three D12 answers, then the free text
     top = p.y
-    h = top - BOTTOM - 20 * MM
+    situation_h = top - BOTTOM - 20 * MM
+    _draw_feedback_situation(c, feedback, top, situation_h)
+    p.y = top - situation_h
+
+
+def _draw_feedback_situation(c: Canvas, feedback: Feedback | None, top: float, h: float) -> None:
+    """Row 3, 工作反馈情况: the three D12 answers ticked, then the free text."""
     c.rect(LEFT, top - h, WIDTH, h)
     y = top - PAD - SIZE - 4
     draw_text(c, LEFT + PAD, y, annex3.FEEDBACK_SITUATION, SIZE + 1)
@@ -406,7 +411,6 @@ def draw_feedback(c: Canvas, feedback: Feedback | None) -> None:
         for line in wrap(comments, WIDTH - 8 * MM - 2 * PAD, SIZE + 0.5)[:40]:
             draw_text(c, LEFT + 8 * MM, y, line, SIZE + 0.5)
             y -= LEADING + 2
-    p.y = top - h
 
 
 def render_feedback(feedback: Feedback | None = None) -> bytes:

@@ -117,6 +117,22 @@ def _bar_chart(f: _Flow, kind: ChecklistKind, counts: dict[int, int]) -> None:
 
 def draw_report(c: Canvas, report: DistrictReport) -> None:
     f = _Flow(c, report)
+    _draw_header(f, report)
+    _draw_completion(f, report)
+    _draw_non_compliant(f, report)
+    _draw_late(f, report)
+    f.heading("四、违规处理案件（第二十六条、第二十七条）")
+    _table(
+        f,
+        [60 * MM, 40 * MM],
+        ["项目", "件数"],
+        [["本期立案", str(report.cases_opened)], ["本期作出处理决定", str(report.cases_decided)]],
+    )
+    f.footer()
+
+
+def _draw_header(f: _Flow, report: DistrictReport) -> None:
+    c = f.c
     title = f"{report.district_name}{TITLE}"
     draw_text(c, PAGE_W / 2, f.y - 18, title, 18, bold=True, anchor="centre")
     f.y -= 18 + 14
@@ -139,6 +155,8 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
     )
     f.y -= 8 + 4
 
+
+def _draw_completion(f: _Flow, report: DistrictReport) -> None:
     f.heading("一、督导完成情况")
     total = report.on_site_count + report.records_review_count
     rows = [
@@ -152,6 +170,9 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
         rows.append(["收到外督员情况反馈表", str(report.feedback_count)])
     _table(f, [60 * MM, 40 * MM], ["督导形式", "完成次数"], rows)
 
+
+def _draw_non_compliant(f: _Flow, report: DistrictReport) -> None:
+    c = f.c
     f.heading("二、督导记录表“否”项统计")
     for kind in (ChecklistKind.ON_SITE, ChecklistKind.RECORDS_REVIEW):
         counts = {ic.item: ic.count for ic in report.non_compliant_counts if ic.kind is kind}
@@ -179,6 +200,9 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
         f.y -= 6
         _bar_chart(f, kind, counts)
 
+
+def _draw_late(f: _Flow, report: DistrictReport) -> None:
+    c = f.c
     f.heading("三、逾期提交（督导结束后5个工作日内提交，第二十三条）")
     late_records = max(report.late_record_count, len(report.late_submissions))
     f.need(ROW)
@@ -203,15 +227,6 @@ def draw_report(c: Canvas, report: DistrictReport) -> None:
     elif not late_records and not report.late_feedback_count:
         draw_text(c, LEFT + 4 * MM, f.y - 10, "本期无逾期提交。", 10)
         f.y -= 16
-
-    f.heading("四、违规处理案件（第二十六条、第二十七条）")
-    _table(
-        f,
-        [60 * MM, 40 * MM],
-        ["项目", "件数"],
-        [["本期立案", str(report.cases_opened)], ["本期作出处理决定", str(report.cases_decided)]],
-    )
-    f.footer()
 
 
 def render_report(report: DistrictReport) -> bytes:
