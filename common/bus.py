@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import nats
 from nats.errors import MaxPayloadError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import api
+from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError
 from opentelemetry.trace import SpanKind
 
@@ -52,7 +52,7 @@ class Bus:
         self.settings = settings
         self.service = service
         self.nc: nats.NATS | None = None
-        self.js = None
+        self.js: JetStreamContext | None = None
         self.closing = False
         # Streams that accept atomic batch publishes (nats-server ≥ 2.12 keeps `allow_atomic`; older ones drop it).
         self.atomic_streams: set[str] = set()
@@ -66,7 +66,8 @@ class Bus:
                 log.warning("nats disconnected; reconnecting")
 
         async def on_reconnected() -> None:
-            log.info("nats reconnected to %s", self.nc.connected_url.netloc if self.nc else "?")
+            url = self.nc.connected_url if self.nc else None
+            log.info("nats reconnected to %s", url.netloc if url else "?")
 
         try:
             # Reconnects are unlimited once connected; the first connect is bounded so a wrong URL fails fast.
@@ -93,6 +94,20 @@ class Bus:
             reconnected_cb=on_reconnected,
         )
 
+    @property
+    def client(self) -> nats.NATS:
+        """The NATS connection; only after connect()."""
+        if self.nc is None:
+            raise RuntimeError("bus used before connect()")
+        return self.nc
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        """The JetStream context; only after connect()."""
+        if self.js is None:
+            raise RuntimeError("bus used before connect()")
+        return self.js
+
     async def ensure_stream(self, source: str) -> None:
         await self._ensure(stream_name(source), [f"bjsv.{source}.>"])
 
@@ -109,16 +124,16 @@ class Bus:
             allow_atomic=True,
         )
         try:
-            info = await self.js.add_stream(config)
+            info = await self.jetstream.add_stream(config)
         except BadRequestError:
             # Exists with another config (e.g. provisioned by an older version): converge it.
-            info = await self.js.update_stream(config)
+            info = await self.jetstream.update_stream(config)
         if info.config.allow_atomic:
             self.atomic_streams.add(name)
 
     async def publish_core(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Plain NATS publish (no persistence) — for per-recipient fan-out to calling systems."""
-        await self.nc.publish(subject, data, headers=headers)
+        await self.client.publish(subject, data, headers=headers)
 
     async def close(self) -> None:
         self.closing = True
@@ -316,7 +331,7 @@ class OutboxRelay:
         return parked
 
     async def _publish_atomic(self, rows: list[Row]) -> None:
-        nc, batch_id, last = self.bus.nc, uuid.uuid4().hex, len(rows)
+        nc, batch_id, last = self.bus.client, uuid.uuid4().hex, len(rows)
         for n, (event_id, subject, envelope, trace_id) in enumerate(rows, 1):
             headers = {
                 MSG_ID: event_id,
@@ -363,7 +378,7 @@ class OutboxRelay:
         futures = []
         for event_id, subject, envelope, trace_id in rows:
             headers = {MSG_ID: event_id, TRACE_HEADER: trace_id or ""}
-            futures.append(await self.bus.js.publish_async(subject, envelope, headers=headers))
+            futures.append(await self.bus.jetstream.publish_async(subject, envelope, headers=headers))
         # An ack lost while NATS restarts never resolves: give up on the batch (cancelling the futures frees
         # their publish slots); the caller retries — Nats-Msg-Id makes the retry idempotent.
         try:
@@ -424,10 +439,10 @@ class Subscription:
         )
         stream = stream_name(self.source)
         try:
-            await bus.js.add_consumer(stream, config)
+            await bus.jetstream.add_consumer(stream, config)
         except BadRequestError:
-            await bus.js.add_consumer(stream, config)  # config changed: the server updates in place
-        sub = await bus.js.pull_subscribe_bind(durable=self.durable, stream=stream)
+            await bus.jetstream.add_consumer(stream, config)  # config changed: the server updates in place
+        sub = await bus.jetstream.pull_subscribe_bind(durable=self.durable, stream=stream)
         try:
             while not self._stopping:
                 try:
@@ -438,7 +453,7 @@ class Subscription:
                 # traceback and starts the consumer again with backoff; unacknowledged events are redelivered.
                 if not msgs:  # an empty fetch is normal (it once killed this loop: envs[0] on [])
                     continue
-                if self.batch_handler is not None and await self._handle_batch(msgs):
+                if await self._handle_batch(msgs):
                     continue
                 for msg in msgs:
                     await self._handle(bus, msg)
@@ -448,7 +463,9 @@ class Subscription:
                 await sub.unsubscribe()
 
     async def _handle_batch(self, msgs) -> bool:
-        """Offer the whole batch to batch_handler; True when it was applied and acknowledged."""
+        """Offer the whole batch to batch_handler (if any); True when it was applied and acknowledged."""
+        if self.batch_handler is None:
+            return False
         try:
             envs = [envelope_pb2.EventEnvelope.FromString(m.data) for m in msgs]
         except Exception:  # noqa: BLE001 - an undecodable message: the per-event path parks it
@@ -522,7 +539,7 @@ class Subscription:
 
     async def _dead_letter(self, bus: Bus, msg, reason: str) -> None:
         headers = {"Bjsv-Dead-Letter-Reason": reason[:500], "Bjsv-Original-Subject": msg.subject}
-        await bus.js.publish(f"bjsv.dlq.{self.durable}", msg.data, headers=headers)
+        await bus.jetstream.publish(f"bjsv.dlq.{self.durable}", msg.data, headers=headers)
         await msg.ack()
         metrics.DEAD_LETTERS.labels(self.durable).inc()
 

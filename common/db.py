@@ -47,7 +47,8 @@ class Database:
         self.metadata = metadata
         self.migrations = migrations
         self.is_postgres = bool(settings.database_url)
-        if self.is_postgres:
+        self.schema: str | None
+        if settings.database_url:
             self.url = settings.database_url
             self.schema = f"{settings.db_schema_prefix}{service}"
         else:
@@ -62,7 +63,7 @@ class Database:
             self.write_engine, expire_on_commit=False, info={"service": service, "write": True}
         )
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info={"service": service})
-        self._commit_hooks: list[Callable[[], None]] = []
+        self._commit_hooks: list[Callable[[list[dict]], None]] = []
         # Outbox rows collected by record_event are inserted just before any session commits (all sessions,
         # so no event can be dropped by a session made elsewhere); a rollback discards them.
         if not event.contains(Session, "before_commit", flush_outbox):
@@ -159,7 +160,7 @@ class Database:
         cfg.attributes["target_metadata"] = self.metadata
         try:
             with self.write_engine.begin() as conn:
-                if self.is_postgres:
+                if self.schema is not None:  # PostgreSQL (SQLite has no schemas)
                     # Serialise concurrent migrations of this service's schema across replicas.
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(self.schema.encode())})
                     conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))

@@ -246,7 +246,7 @@ class CalendarFile:
         stamp: float | None = None
         if self.path is not None:
             try:
-                stamp = os.stat(self.path).st_mtime
+                stamp = self.path.stat().st_mtime
             except OSError as exc:
                 raise CalendarFileError(f"cannot read calendar file {self.path}: {exc}") from None
         with self._lock:

@@ -319,12 +319,11 @@ def _code_citations() -> dict[str, list[str]]:
 
 def _holding(text: str) -> list[str]:
     """Source files that contain a checklist item's wording."""
-    out = []
-    for top in ("services",):
-        for path in sorted((ROOT / top).rglob("*.py")):
-            if text in path.read_text(encoding="utf-8"):
-                out.append(path.relative_to(ROOT).as_posix())
-    return out
+    return [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted((ROOT / "services").rglob("*.py"))
+        if text in path.read_text(encoding="utf-8")
+    ]
 
 
 def _metadata(rs: RuleSet, cite: str) -> list[str]:

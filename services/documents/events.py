@@ -50,7 +50,8 @@ _FORM = {
 
 
 def _answer(value: int) -> bool | None:
-    return {supervision_pb2.ANSWER_VALUE_YES: True, supervision_pb2.ANSWER_VALUE_NO: False}.get(value)
+    answers: dict[int, bool] = {supervision_pb2.ANSWER_VALUE_YES: True, supervision_pb2.ANSWER_VALUE_NO: False}
+    return answers.get(value)
 
 
 def _date(value: str) -> dt.date | None:
@@ -192,7 +193,7 @@ class DocumentEvents:
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(grace=None)
 
     async def fetch_badge(self, name: str) -> registry_pb2.Badge:
         if self._channel is None:
@@ -211,12 +212,11 @@ class DocumentEvents:
         log.info("badge rendered from %s: %s", env.event_id, rendered.info.name if rendered.info else "duplicate")
 
     async def on_record(self, env: envelope_pb2.EventEnvelope) -> None:
-        msg_type = (
-            supervision_events_pb2.RecordSubmitted
-            if env.type == "record.submitted"
-            else supervision_events_pb2.RecordCorrected
-        )
-        event = unpack(env, msg_type)
+        event: supervision_events_pb2.RecordSubmitted | supervision_events_pb2.RecordCorrected
+        if env.type == "record.submitted":
+            event = unpack(env, supervision_events_pb2.RecordSubmitted)
+        else:
+            event = unpack(env, supervision_events_pb2.RecordCorrected)
         await self.renderer.record(from_registry_record(event.record), processed=(DURABLE_RECORD, env.event_id))
 
     async def on_feedback(self, env: envelope_pb2.EventEnvelope) -> None:

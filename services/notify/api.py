@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -28,8 +29,9 @@ def ts(epoch: float | None) -> Timestamp | None:
     return t
 
 
-def to_proto_kind(kind: str) -> int:
-    return notify_pb2.NotificationKind.Value(f"NOTIFICATION_KIND_{kind.upper()}")
+# EnumTypeWrapper.Value() is typed as returning int; the generated constructors want the enum type (an int).
+def to_proto_kind(kind: str) -> notify_pb2.NotificationKind:
+    return cast(notify_pb2.NotificationKind, notify_pb2.NotificationKind.Value(f"NOTIFICATION_KIND_{kind.upper()}"))
 
 
 def from_proto_kind(value: int) -> str:
@@ -40,8 +42,8 @@ def from_proto_kind(value: int) -> str:
         raise InvalidArgument("UNKNOWN_KIND", [FieldViolation("kinds", f"未知的通知类型：{value}")]) from None
 
 
-def to_proto_channel(channel: str) -> int:
-    return notify_pb2.Channel.Value(f"CHANNEL_{channel.upper()}")
+def to_proto_channel(channel: str) -> notify_pb2.Channel:
+    return cast(notify_pb2.Channel, notify_pb2.Channel.Value(f"CHANNEL_{channel.upper()}"))
 
 
 def from_proto_channel(value: int) -> str:
@@ -51,7 +53,7 @@ def from_proto_channel(value: int) -> str:
 def to_proto_delivery(d: models.Delivery) -> notify_pb2.Delivery:
     return notify_pb2.Delivery(
         channel=to_proto_channel(d.channel),
-        state=notify_pb2.DeliveryState.Value(f"DELIVERY_STATE_{d.state.upper()}"),
+        state=cast(notify_pb2.DeliveryState, notify_pb2.DeliveryState.Value(f"DELIVERY_STATE_{d.state.upper()}")),
         attempts=d.attempts,
         last_error=d.last_error,
         delivered_time=ts(d.delivered_ts),
@@ -102,7 +104,7 @@ def to_proto_timer(t: models.Timer) -> notify_pb2.Timer:
         recipient=t.recipient,
         subject=t.subject,
         fire_time=ts(t.fire_ts),
-        state=notify_pb2.TimerState.Value(f"TIMER_STATE_{t.state.upper()}"),
+        state=cast(notify_pb2.TimerState, notify_pb2.TimerState.Value(f"TIMER_STATE_{t.state.upper()}")),
         due_date=t.due_date,
     )
 

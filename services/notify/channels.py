@@ -101,7 +101,7 @@ class DocumentFetcher:
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(grace=None)
 
 
 class EmailSender:

@@ -334,8 +334,11 @@ class RegistryEvents:
         return reactions.on_appointment(term, self.n.policy, self.n.clock.now()) if term else None
 
     def appointment_ended(self, env) -> Reaction:
-        msg = reg_events.AppointmentExpired if env.type == "appointment.expired" else reg_events.AppointmentRevoked
-        ev = unpack(env, msg)
+        ev: reg_events.AppointmentExpired | reg_events.AppointmentRevoked
+        if env.type == "appointment.expired":
+            ev = unpack(env, reg_events.AppointmentExpired)
+        else:
+            ev = unpack(env, reg_events.AppointmentRevoked)
         return reactions.on_appointment_ended(ev.supervisor.name)
 
     def complaint_received(self, env) -> Reaction:

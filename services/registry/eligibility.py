@@ -114,7 +114,7 @@ class RulesEligibility:
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(grace=None)
             self._channel = self._stub = None
 
     async def decide(self, facts: SupervisorFacts, *, as_of: dt.date, purpose: str) -> str:

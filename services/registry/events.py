@@ -58,22 +58,24 @@ def institution_name(inst: m.Institution) -> str:
 def supervisor_organization(session: Session, sup: m.Supervisor) -> tuple[str, str]:
     """(resource name, display name) of the organisation a supervisor belongs to / is appointed by."""
     if sup.institution_id is not None:
-        inst = session.get(m.Institution, sup.institution_id)
+        inst = session.get_one(m.Institution, sup.institution_id)
         return institution_name(inst), inst.display_name
     code = sup.district_code if sup.level == "district" else CITY_CODE
-    agency = session.get(m.Agency, code)
+    agency = session.get_one(m.Agency, code)
     return f"agencies/{code}", agency.display_name
 
 
 def organization_snapshot(session: Session, name: str) -> events_pb2.OrganizationSnapshot:
     kind, _, key = name.partition("/")
     if kind == "agencies":
-        a = session.get(m.Agency, key)
+        a = session.get_one(m.Agency, key)
         return events_pb2.OrganizationSnapshot(
             name=name, display_name=a.display_name, district_code=a.code, district_name=a.district_name,
             contact=a.contact,
         )  # fmt: skip
     inst = institution_by_number(session, key)
+    if inst is None:  # names reach here from rows read in the same transaction
+        raise LookupError(f"{name} not found")
     return events_pb2.OrganizationSnapshot(
         name=name, display_name=inst.display_name, district_code=inst.district_code,
         district_name=district_name(inst.district_code), contact=inst.contact,

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import json_format
@@ -65,7 +65,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
                 id=r.id,
                 article=r.article,
                 interpretation=r.interpretation,
-                severity=r.severity,
+                severity=cast(rules_pb2.Severity, r.severity),
                 message=r.message,
                 valid_from=r.valid_from.isoformat(),
                 valid_until=api.format_date(r.valid_until),
@@ -101,7 +101,7 @@ def to_proto_ruleset(rs: RuleSet, loaded_at: dt.datetime | None) -> rules_pb2.Ru
     )
 
 
-def _strip_volatile(resp: pb_message.Message) -> bytes:
+def _strip_volatile(resp: Any) -> bytes:  # any rules response: each has a `decision` (see _TYPES)
     """Response bytes without decision name and evaluation time (what a replay must reproduce)."""
     copy = type(resp)()
     copy.CopyFrom(resp)
@@ -113,7 +113,8 @@ def _strip_volatile(resp: pb_message.Message) -> bytes:
 # ----------------------------------------------------------------------------------------------------------
 
 
-_TYPES = {
+# Message classes by full name, requests and responses alike (`.decision` exists on the responses only).
+_TYPES: dict[str, Any] = {
     cls.DESCRIPTOR.full_name: cls
     for cls in (
         rules_pb2.CheckEligibilityRequest,
@@ -227,7 +228,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             blobs = [it.SerializeToString(deterministic=True) for it in items]
         async with self.runtime.use() as gen:
             decided = await self._decide(type_name, items, blobs, gen.catalog, gen.pool, None, prefix)
-        parts = {}
+        parts: dict[str, bytes] = {}
         for row, _ in decided:
             parts.update(row.pop("_parts", None) or {})  # ProposeTeam: the pool, stored once per digest
         await self.log.append([r for r, _ in decided], [o for _, o in decided], parts)

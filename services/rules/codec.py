@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast, overload
 
 from google.protobuf import message as pb_message
 
@@ -43,16 +44,26 @@ class Violations(list):
             raise InvalidArgument("INVALID_FACTS", list(self))
 
 
+# A required date that is missing or invalid reads as this placeholder: its violation is recorded, and the
+# caller's v.raise_if_any() refuses the request before anything reads the value.
+REFUSED_DATE = dt.date.min
+
+
+@overload
+def date_field(value: str, path: str, v: Violations) -> dt.date: ...
+@overload
+def date_field(value: str, path: str, v: Violations, *, required: bool) -> dt.date | None: ...
 def date_field(value: str, path: str, v: Violations, *, required: bool = True) -> dt.date | None:
     if not value:
         if required:
             v.add(path, REQUIRED + "（" + DATE_MSG + "）")
+            return REFUSED_DATE
         return None
     try:
         return parse_date(value)
     except BadDate:
         v.add(path, f"{DATE_MSG}：{value!r}")
-        return None
+        return REFUSED_DATE if required else None
 
 
 def from_proto_supervisor(p: rules_pb2.SupervisorFacts, path: str, v: Violations) -> m.Supervisor:
@@ -102,7 +113,7 @@ def from_proto_session(p: rules_pb2.SessionFacts, path: str, v: Violations) -> m
 
 
 def agency_violation(value: str, path: str, v: Violations) -> None:
-    if not (value.startswith("agencies/") or value.startswith("institutions/")) or value.endswith("/"):
+    if not value.startswith(("agencies/", "institutions/")) or value.endswith("/"):
         v.add(path, "委派机构应为 agencies/<区代码>、agencies/A 或 institutions/<机构编号>（第十四条）")
 
 
@@ -185,7 +196,7 @@ def from_proto_penalty(items, prefix: str, offset: int = 0) -> list[m.PenaltyInp
             rung = m.rung_of_sanction(c.sanction)
             deadline = date_field(c.correction_deadline, f"{cp}.correction_deadline", v, required=False)
             corrected = date_field(c.corrected_date, f"{cp}.corrected_date", v, required=False)
-            history.append(m.PriorCase(c.name, c.trigger, decided or dt.date(1900, 1, 1), rung, deadline, corrected))
+            history.append(m.PriorCase(c.name, c.trigger, decided, rung, deadline, corrected))
         out.append(
             m.PenaltyInput(
                 r.subject_kind, r.subject, tuple(history), trig, occurred, r.trigger.serious, day, r.supervisor_kind
@@ -242,14 +253,14 @@ def from_proto_feedback(items, prefix: str, offset: int = 0) -> list[m.FeedbackI
 def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
     return rules_pb2.Decision(
         name=d.name,
-        kind=d.kind,
-        outcome=d.outcome,
+        kind=cast(rules_pb2.DecisionKind, d.kind),
+        outcome=cast(rules_pb2.Outcome, d.outcome),
         findings=[
             rules_pb2.Finding(
                 rule_id=f.rule_id,
                 article=f.article,
                 interpretation=f.interpretation,
-                severity=f.severity,
+                severity=cast(rules_pb2.Severity, f.severity),
                 message=f.message,
                 subject=f.subject,
                 facts=f.facts,
@@ -267,7 +278,7 @@ def to_proto_decision(d: m.Decision) -> rules_pb2.Decision:
     )
 
 
-BATCH_KINDS = {
+BATCH_KINDS: dict[str, type[pb_message.Message]] = {
     "bjsv.rules.v1.CheckEligibilityRequest": rules_pb2.CheckEligibilityRequest,
     "bjsv.rules.v1.CheckRecusalRequest": rules_pb2.CheckRecusalRequest,
     "bjsv.rules.v1.CheckTeamRequest": rules_pb2.CheckTeamRequest,
@@ -293,12 +304,14 @@ def _team_response(x: m.Decision) -> pb_message.Message:
 
 def _penalty_response(x: m.Decision) -> pb_message.Message:
     r = x.recommendation
+    if r is None:  # the penalty decider always recommends; a decision without one is a bug, not bad input
+        raise RuntimeError("penalty decision without a recommendation")
     return rules_pb2.EvaluatePenaltyResponse(
         decision=to_proto_decision(x),
         recommendation=rules_pb2.PenaltyRecommendation(
             article=r.article,
             rung=r.rung,
-            sanction=r.sanction,
+            sanction=cast(rules_pb2.Sanction, r.sanction),
             sanction_text=r.sanction_text,
             immediate_report=r.immediate_report,
             serious=r.serious,
@@ -309,13 +322,18 @@ def _penalty_response(x: m.Decision) -> pb_message.Message:
 def _record_response(x: m.Decision) -> pb_message.Message:
     return rules_pb2.EvaluateRecordResponse(
         decision=to_proto_decision(x),
-        case_openings=[rules_pb2.CaseOpening(item_number=n, triggers=t) for n, t in x.case_openings],
+        case_openings=[
+            rules_pb2.CaseOpening(item_number=n, triggers=cast(list[rules_pb2.PenaltyTrigger], t))
+            for n, t in x.case_openings
+        ],
     )
 
 
 def _feedback_response(x: m.Decision) -> pb_message.Message:
     return rules_pb2.EvaluateFeedbackResponse(
-        decision=to_proto_decision(x), opens_review=bool(x.review_trigger), review_trigger=x.review_trigger
+        decision=to_proto_decision(x),
+        opens_review=bool(x.review_trigger),
+        review_trigger=cast(rules_pb2.PenaltyTrigger, x.review_trigger),
     )
 
 
@@ -354,15 +372,15 @@ def decision_made(name: str, dec: m.Decision) -> events_pb2.DecisionMade:
     rec = dec.recommendation
     return events_pb2.DecisionMade(
         name=name,
-        kind=dec.kind,
-        outcome=dec.outcome,
+        kind=cast(rules_pb2.DecisionKind, dec.kind),
+        outcome=cast(rules_pb2.Outcome, dec.outcome),
         subject=dec.subject,
         as_of_date=dec.as_of.isoformat(),
         ruleset_id=dec.ruleset_id,
         ruleset_version=dec.ruleset_version,
         rule_ids=[f.rule_id for f in dec.findings],
         evaluation_time=timestamp(dec.evaluated_at) if dec.evaluated_at else None,
-        recommended_sanction=rec.sanction if rec else 0,
+        recommended_sanction=cast(rules_pb2.Sanction, rec.sanction if rec else 0),
         immediate_report=rec.immediate_report if rec else False,
     )
 
@@ -379,12 +397,11 @@ EVENT_SOURCE = "rules"
 DECISION_MADE = "decision.made"
 
 
-def name_and_pack(
-    item_bytes: bytes, type_name: str, dec: m.Decision, resp: pb_message.Message, *, trace: str, actor: str
-) -> Decided:
+def name_and_pack(item_bytes: bytes, type_name: str, dec: m.Decision, resp: Any, *, trace: str, actor: str) -> Decided:
     """Name the decision, serialise the response, and build its `decision.made` outbox row
     (common.events.outbox_row) — here, so that in a batch the engine workers do this work in parallel
-    instead of the gRPC front."""
+    instead of the gRPC front. `resp` is any of the rules service's responses: each has a `decision` field,
+    which no common base class of the generated messages declares."""
     did = str(uuid.uuid4())
     resp.decision.name = name = f"decisions/{did}"
     resp.decision.input_digest = digest = hashlib.sha256(item_bytes).hexdigest()

@@ -138,7 +138,7 @@ def test_long_name_shrinks_then_wraps_and_never_leaves_the_card():
     pdf = plumber(render_badge(b, payload_for(b)))
     for page in pdf.pages:
         for ch in page.chars:
-            assert MARGIN - 0.01 <= ch["x0"] and ch["x1"] <= CARD_W - MARGIN + 0.01, ch["text"]
+            assert ch["x0"] >= MARGIN - 0.01 and ch["x1"] <= CARD_W - MARGIN + 0.01, ch["text"]
             assert ch["top"] >= 0 and ch["bottom"] <= page.height
     front_text = "".join(t for _, t in lines_of(pdf.pages[0]))
     assert name in front_text.replace("姓　　名：", "") or all(c in front_text for c in name)

@@ -63,9 +63,8 @@ def run_kill_between_commit_and_response(tmp_path: Path, monkeypatch, database_u
     try:
         key = str(uuid.uuid4())
         request = pb.IssueBadgeRequest(appointment=f"appointments/{appointment}", request_id=key)
-        with auth_support.channel(cluster.targets[0]) as ch:
-            with pytest.raises(grpc.RpcError) as lost:
-                registry_pb2_grpc.RegistryServiceStub(ch).IssueBadge(request, timeout=30)
+        with auth_support.channel(cluster.targets[0]) as ch, pytest.raises(grpc.RpcError) as lost:
+            registry_pb2_grpc.RegistryServiceStub(ch).IssueBadge(request, timeout=30)
         assert lost.value.code() == grpc.StatusCode.UNAVAILABLE
         killed = cluster.procs[-1]
         assert killed.wait(10) == -9  # SIGKILL after the commit: the response was lost

@@ -107,8 +107,8 @@ class ItemCount:
 class LateSubmission:
     record: str
     institution_name: str
-    due_date: dt.date
-    submitted_date: dt.date
+    due_date: dt.date | None  # printed blank when not given (cn_date)
+    submitted_date: dt.date | None
 
 
 @dataclass(frozen=True, slots=True)

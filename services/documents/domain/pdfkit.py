@@ -95,7 +95,8 @@ def check_fonts(config: FontConfig) -> None:
 
 def new_canvas(buf: io.BytesIO, pagesize: tuple[float, float], title: str = "") -> Canvas:
     register_fonts()
-    c = Canvas(buf, pagesize=pagesize, invariant=1, initialFontName=CJK, initialFontSize=12, pageCompression=1)
+    # types-reportlab types initialFontName as a number; reportlab takes the registered font's name.
+    c = Canvas(buf, pagesize=pagesize, invariant=1, initialFontName=CJK, initialFontSize=12, pageCompression=1)  # type: ignore[arg-type]
     c.setAuthor("bjsv documents")
     c.setCreator("bjsv documents")
     c.setProducer("bjsv documents")

@@ -167,7 +167,7 @@ def issuer_key(session: Session, *, issuer: str, now: dt.datetime) -> KeyInfo:
     if row is None:
         key = signing.generate_key()
         pub = signing.public_raw(key.public_key())
-        insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(IssuerKey)
+        insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(IssuerKey)
         session.execute(
             insert.values(
                 issuer=issuer,
@@ -177,7 +177,7 @@ def issuer_key(session: Session, *, issuer: str, now: dt.datetime) -> KeyInfo:
                 created_at=now,
             ).on_conflict_do_nothing()
         )
-        row = session.get(IssuerKey, issuer)
+        row = session.get_one(IssuerKey, issuer)  # ours or the concurrent writer's
     return KeyInfo(row.issuer, row.key_id, row.private_key, row.public_key)
 
 

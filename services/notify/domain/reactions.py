@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import Any
 
 from common.clock import SHANGHAI
 from common.workdays import CalendarNotCovered, WorkdayCalendar
@@ -122,7 +123,7 @@ def on_dispatch_created(
     feedback_due = d.feedback_due or next(
         (t.draft.due_date for f in feedback for t in f.timers if t.draft.due_date), None
     )
-    common = dict(
+    common: dict[str, Any] = dict(
         dispatch=d.dispatch,
         plan_name=d.plan_name,
         institution_name=d.institution.display_name,

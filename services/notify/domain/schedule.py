@@ -89,13 +89,13 @@ def deadline_timers(
             try:
                 next_day = None if last else calendar.add_workdays(day, policy.overdue_repeat_workdays)
             except CalendarNotCovered as exc:
-                next_day, last, uncovered = None, True, exc
-            if last or next_day > today:
+                next_day, uncovered = None, exc  # the calendar ends here: this notice is the last
+            if next_day is None or next_day > today:  # None: the last notice
                 draft = messages.deadline_overdue(deadline, day, late, seq)
                 timers.append(TimerSpec(draft.key, at_send_time(day, policy), group, draft))
             if uncovered is not None:
                 return DeadlineSchedule(timers, uncovered)
-            if last:
+            if next_day is None:
                 break
             day = next_day
             late += policy.overdue_repeat_workdays

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -124,12 +124,17 @@ def _insert_ignore(session: Session, model: Any, values: dict[str, Any], *, retu
     table = model.__table__
     dialect = session.get_bind().dialect.name
     ins = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(**values)
-    ins = ins.on_conflict_do_nothing(index_elements=["key"])
+    ignore = ins.on_conflict_do_nothing(index_elements=["key"])
     if returning:
-        row = session.execute(ins.returning(table.c.id)).first()
+        row = session.execute(ignore.returning(table.c.id)).first()
         return row[0] if row else None
-    session.execute(ins)
+    session.execute(ignore)
     return None
+
+
+def _changed(session: Session, statement: sa.Executable) -> int:
+    """Rows an UPDATE changed: execute() is typed as returning a Result, DML returns a CursorResult."""
+    return cast(sa.CursorResult[Any], session.execute(statement)).rowcount
 
 
 def _bulk_insert_ignore(session: Session, table: sa.Table, rows: list[dict[str, Any]], *returning: Any) -> list:
@@ -138,8 +143,8 @@ def _bulk_insert_ignore(session: Session, table: sa.Table, rows: list[dict[str, 
         return []
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    ins = ins.on_conflict_do_nothing(index_elements=["key"]).returning(*returning)
-    return list(session.execute(ins, rows))
+    statement = ins.on_conflict_do_nothing(index_elements=["key"]).returning(*returning)
+    return list(session.execute(statement, rows))
 
 
 def _lock(q: sa.Select, session: Session) -> sa.Select:
@@ -252,7 +257,7 @@ def upsert_timers(session: Session, specs: Sequence[tuple[TimerSpec, str]], *, n
         )
         for s, event_id in specs
     }
-    table = Timer.__table__
+    table = cast(sa.Table, Timer.__table__)
     inserted = {key for (key,) in _bulk_insert_ignore(session, table, list(rows.values()), table.c.key)}
     revive = [
         dict(k=key, f=rows[key]["fire_ts"], d=rows[key]["draft"], g=rows[key]["group_key"])
@@ -453,7 +458,7 @@ def add_notifications(
         )
     if not rows:
         return []
-    table = Notification.__table__
+    table = cast(sa.Table, Notification.__table__)
     created = {key: nid for nid, key in _bulk_insert_ignore(session, table, rows, table.c.id, table.c.key)}
     by_key = {d.key: d for d, _, _, _ in drafts}
     deliveries = [
@@ -473,7 +478,7 @@ def add_notifications(
         if c in channels
     ]
     if deliveries:
-        session.execute(sa.insert(Delivery.__table__), deliveries)
+        session.execute(sa.insert(Delivery), deliveries)
     return sorted(created.values())
 
 
@@ -535,11 +540,12 @@ def resolve_blocked(
     wall_ts: float,
     channels: Sequence[Channel],
 ) -> bool:
-    done = session.execute(
+    done = _changed(
+        session,
         sa.update(BlockedDeadline)
         .where(BlockedDeadline.id == blocked_id, BlockedDeadline.resolved_ts.is_(None))
-        .values(resolved_ts=now_ts)
-    ).rowcount
+        .values(resolved_ts=now_ts),
+    )
     if not done:
         return False
     apply_reaction(session, reaction=reaction, now_ts=now_ts, wall_ts=wall_ts, channels=channels)
@@ -605,13 +611,14 @@ def claim_deliveries(
 
 def complete_delivery(session: Session, /, *, delivery_id: int, wall_ts: float) -> bool:
     """Mark delivered; idempotent (a second completion of the same delivery changes nothing)."""
-    n = session.execute(
+    n = _changed(
+        session,
         sa.update(Delivery)
         .where(
             Delivery.id == delivery_id, Delivery.state.in_([DeliveryState.SENDING.value, DeliveryState.PENDING.value])
         )
-        .values(state=DeliveryState.DELIVERED.value, delivered_ts=wall_ts, lease_until_ts=None, last_error="")
-    ).rowcount
+        .values(state=DeliveryState.DELIVERED.value, delivered_ts=wall_ts, lease_until_ts=None, last_error=""),
+    )
     if n and _delivery_channel(session, delivery_id) == Channel.EMAIL.value:
         from bjsv.notify.v1 import events_pb2
 
@@ -639,14 +646,15 @@ def complete_delivery(session: Session, /, *, delivery_id: int, wall_ts: float) 
 
 def complete_nats_deliveries(session: Session, /, *, delivery_ids: list[int], wall_ts: float) -> int:
     """Mark a batch of NATS deliveries delivered (a resend is harmless: JetStream drops it by Nats-Msg-Id)."""
-    return session.execute(
+    return _changed(
+        session,
         sa.update(Delivery)
         .where(
             Delivery.id.in_(delivery_ids),
             Delivery.state.in_([DeliveryState.SENDING.value, DeliveryState.PENDING.value]),
         )
-        .values(state=DeliveryState.DELIVERED.value, delivered_ts=wall_ts, lease_until_ts=None, last_error="")
-    ).rowcount
+        .values(state=DeliveryState.DELIVERED.value, delivered_ts=wall_ts, lease_until_ts=None, last_error=""),
+    )
 
 
 def _delivery_channel(session: Session, delivery_id: int) -> str:
@@ -664,7 +672,8 @@ def _pb_ts(epoch: float):
 def fail_delivery(session: Session, /, *, delivery_id: int, outcome: FailureOutcome, wall_ts: float) -> None:
     """Record a failed attempt: back to pending after the backoff, or dead-lettered with the reason."""
     if outcome.state == DeliveryState.DEAD_LETTERED:
-        n = session.execute(
+        n = _changed(
+            session,
             sa.update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.SENDING.value)
             .values(
@@ -672,8 +681,8 @@ def fail_delivery(session: Session, /, *, delivery_id: int, outcome: FailureOutc
                 dead_lettered_ts=wall_ts,
                 lease_until_ts=None,
                 last_error=outcome.reason[:2000],
-            )
-        ).rowcount
+            ),
+        )
         if n:
             from bjsv.notify.v1 import events_pb2
 
@@ -736,7 +745,7 @@ def list_dead_letters(session: Session, /, *, channel: str, after_id: int, limit
     )
     if channel:
         q = q.where(Delivery.channel == channel)
-    return session.execute(q.order_by(Delivery.id).limit(limit)).all()
+    return list(session.execute(q.order_by(Delivery.id).limit(limit)).tuples())
 
 
 def count_deliveries(session: Session, /) -> dict[tuple[str, str], int]:
@@ -808,7 +817,7 @@ def mark_read(session: Session, /, *, recipient: str, ids: list[int], all_unread
     q = sa.update(Notification).where(Notification.recipient == recipient, Notification.read_ts.is_(None))
     if not all_unread:
         q = q.where(Notification.id.in_(ids))
-    return session.execute(q.values(read_ts=now_ts)).rowcount
+    return _changed(session, q.values(read_ts=now_ts))
 
 
 def count_notifications(session: Session, /, *, recipient: str | None = None) -> int:

@@ -7,7 +7,7 @@ template, Chinese) and the reason in Chinese.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .districts import lookup_district
@@ -165,7 +165,7 @@ def _column_of(field: str) -> str:
 
 
 def validate_rows(
-    rows: list[tuple[int, Mapping[str, str]]],
+    rows: Sequence[tuple[int, Mapping[str, str]]],
     *,
     today: dt.date,
     institution_exists: Callable[[str], bool],

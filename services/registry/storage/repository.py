@@ -29,7 +29,7 @@ IN_TERM = (Status.ACTIVE.value, Status.SUSPENDED.value)
 
 def _locking(session: Session) -> bool:
     """SELECT … FOR UPDATE on PostgreSQL; SQLite's write transaction is exclusive already (BEGIN IMMEDIATE)."""
-    return session.bind.dialect.name == "postgresql"
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def paged(session: Session, q, key_col, page: Page) -> tuple[list, int]:
@@ -433,7 +433,7 @@ def next_serial(session: Session, *, prefix: str) -> int:
 
 
 def ensure_counter(session: Session, prefix: str) -> None:
-    ins = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(m.BadgeCounter)
+    ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(m.BadgeCounter)
     session.execute(ins.values(prefix=prefix, last_serial=0).on_conflict_do_nothing(index_elements=["prefix"]))
 
 

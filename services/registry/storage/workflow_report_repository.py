@@ -44,8 +44,8 @@ def earliest_activity(session: Session) -> dt.date | None:
         session.execute(sa.select(sa.func.min(wm.SupervisionRecord.first_submitted_on))).scalar(),
         session.execute(sa.select(sa.func.min(wm.PenaltyCase.opened_on))).scalar(),
     ]
-    firsts = [d for d in firsts if d is not None]
-    return min(firsts) if firsts else None
+    known = [d for d in firsts if d is not None]
+    return min(known) if known else None
 
 
 def period_facts(session: Session, start: dt.date, end: dt.date) -> dict[str, list]:

@@ -209,7 +209,7 @@ def insert_plan(
         institution=institution.name,
         institution_name=institution.display_name,
         title=data.title,
-        modes=[m.value for m in data.modes],
+        modes=[m.value for m in data.modes if m is not None],  # validate_plan refuses an unknown mode
         other_mode_text=data.other_mode_text,
         district=data.district,
         candidate_count=data.candidate_count,
@@ -230,7 +230,11 @@ def insert_plan(
 
 def update_plan(session: Session, row: wm.CertPlan, data: PlanIn, *, now: dt.datetime) -> wm.CertPlan:
     """Overwrite a (locked) plan with validated data; the version (etag) goes up by one."""
-    row.title, row.modes, row.other_mode_text = data.title, [m.value for m in data.modes], data.other_mode_text
+    row.title, row.modes, row.other_mode_text = (
+        data.title,
+        [m.value for m in data.modes if m is not None],
+        data.other_mode_text,
+    )
     row.district, row.candidate_count, row.occupation = data.district, data.candidate_count, data.occupation
     row.sessions = [session_json(s) for s in data.sessions]
     row.first_day, row.last_day = _plan_days(data)
@@ -405,7 +409,7 @@ def feedback_pairs(session: Session, dispatch_ids: list[int]) -> set[tuple[int, 
             sa.select(wm.SupervisorFeedback.dispatch_id, wm.SupervisorFeedback.supervisor_id).where(
                 wm.SupervisorFeedback.dispatch_id.in_(dispatch_ids)
             )
-        ).all()
+        ).tuples()
     )
 
 

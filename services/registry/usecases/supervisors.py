@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # methods named `list` shadow the builtin in class-level annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import TypeVar
@@ -143,8 +144,8 @@ class Supervisors:
         return await self.ctx.read(lambda s: [render(r) for r in trainings(s, supervisor_id=supervisor_id)])
 
     async def import_roster(
-        self, rows: list[tuple[int, dict]], *, validate_only: bool, partial: bool
-    ) -> tuple[list[roster.RowError], list[int]]:
+        self, rows: builtins.list[tuple[int, dict[str, str]]], *, validate_only: bool, partial: bool
+    ) -> tuple[builtins.list[roster.RowError], builtins.list[int]]:
         """Validate every row; import all of them (or, with `partial`, the good ones) in one transaction.
         A validate-only run reads only; nothing is imported when a row fails and `partial` is not set."""
         today, now = self.ctx.today(), self.ctx.now()
@@ -161,5 +162,5 @@ class Supervisors:
 
         return await (self.ctx.read(run) if validate_only else self.ctx.write(run))
 
-    async def counts(self, district_code: str) -> list[tuple[str, str, str, int]]:
+    async def counts(self, district_code: str) -> builtins.list[tuple[str, str, str, int]]:
         return await self.ctx.read(repo.counts, district_code=district_code)

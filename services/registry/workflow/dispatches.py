@@ -25,7 +25,7 @@ from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow.model import SessionWindow, SupervisionForm
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
-from services.registry.usecases.errors import as_error
+from services.registry.usecases.errors import as_error, found
 from services.registry.workflow import events
 from services.registry.workflow.context import Workflow, calendar_error, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_plan
@@ -74,7 +74,9 @@ def session_windows(plan_row: wm.CertPlan) -> list[SessionWindow]:
 
 
 def view(session: Session, row: wm.Dispatch) -> DispatchView:
-    return DispatchView(row, repo.members(session, [row.id])[row.id], repo.plan(session, row.plan_id))
+    return DispatchView(
+        row, repo.members(session, [row.id])[row.id], found(repo.plan(session, row.plan_id), f"plans/{row.plan_id}")
+    )
 
 
 def require_active(row: wm.Dispatch | None, name: str) -> wm.Dispatch:
@@ -342,7 +344,7 @@ async def replace_member(wf: Workflow, dispatch_id: int, r: Replacement) -> Disp
             decisions=checked.decisions,
             now=now,
         )
-        changed = DispatchView(d, ms, repo.plan(session, d.plan_id))
+        changed = DispatchView(d, ms, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
         recipients = events.dispatch_recipients(session, changed)
         recipients.insert(0, ev.Recipient(party=r.leaving, display_name=old.display_name, role="supervisor"))
         record_event(
@@ -367,7 +369,7 @@ async def get(wf: Workflow, dispatch_id: int, name: str) -> DispatchView:
         row = repo.dispatch(session, dispatch_id)
         return view(session, row) if row else None
 
-    found = await wf.db.read(read)
-    if found is None:
+    view = await wf.db.read(read)
+    if view is None:
         raise NotFound(name)
-    return found
+    return view

@@ -28,11 +28,11 @@ def unmask_people(data: PlanIn, stored: wm.CertPlan) -> None:
             for x in s[kind]:
                 if x["id_number"]:
                     known[(s["session_id"], kind, x["display_name"], id_number.mask(x["id_number"]))] = x["id_number"]
-    for s in data.sessions:
-        for kind, people in (("examiners", s.examiners), ("staff", s.staff)):
+    for session_in in data.sessions:
+        for kind, people in (("examiners", session_in.examiners), ("staff", session_in.staff)):
             for x in people:
                 if "*" in x.id_number:
-                    x.id_number = known.get((s.session_id, kind, x.display_name, x.id_number), x.id_number)
+                    x.id_number = known.get((session_in.session_id, kind, x.display_name, x.id_number), x.id_number)
 
 
 def _validate(wf: Workflow, data: PlanIn) -> None:

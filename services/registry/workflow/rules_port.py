@@ -187,7 +187,7 @@ class RulesPort:
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(grace=None)
             self._channel = self._stub = None
 
     async def _call(self, call: Callable[..., Awaitable[T]], request: Any) -> T:

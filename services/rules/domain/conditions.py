@@ -117,6 +117,8 @@ def evaluate(node: Node, facts: Mapping[str, Any]) -> bool:
         return v > node.value
     if op == "ge":
         return v >= node.value
+    if not isinstance(node.value, tuple):  # parse() gives "in" a tuple, every other operator a number
+        raise TypeError(f"{node.field} {op}: expected a list of values")
     return v in node.value  # "in"
 
 

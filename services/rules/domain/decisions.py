@@ -84,21 +84,19 @@ async def fire(evaluator: Evaluator, jobs: list[Job]) -> None:
 
 
 def findings_of(job: Job) -> list[m.Finding]:
-    out = []
-    for msg, rules in zip(job.msgs, job.fired, strict=True):
-        for r in rules:
-            out.append(
-                m.Finding(
-                    r.id,
-                    r.article,
-                    r.interpretation,
-                    r.severity,
-                    r.message,
-                    msg.subject,
-                    {f: str(msg.facts[f]) for f in r.fields},
-                )
-            )
-    return out
+    return [
+        m.Finding(
+            r.id,
+            r.article,
+            r.interpretation,
+            r.severity,
+            r.message,
+            msg.subject,
+            {f: str(msg.facts[f]) for f in r.fields},
+        )
+        for msg, rules in zip(job.msgs, job.fired, strict=True)
+        for r in rules
+    ]
 
 
 def outcome_of(findings: list[m.Finding]) -> int:

@@ -22,7 +22,7 @@ import random
 import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.errors import FailedPrecondition, PreconditionViolation
 from services.rules.domain import facts as F
@@ -90,8 +90,8 @@ class TeamDraw:
     pool_digest: str
     eligible_count: int
     evaluated_count: int
-    exclusions: dict[str, list[str]] = field(default_factory=dict)  # name -> rule ids
-    decision: m.Decision | None = None
+    exclusions: dict[str, list[str]]  # name -> rule ids
+    decision: m.Decision
 
 
 async def propose_team(
@@ -115,7 +115,41 @@ async def propose_team(
     rs = pinned if pinned is not None else catalog.in_force(as_of)
     days = [as_of, *sorted(set(also_on) - {as_of})]
     need = team_size or F.recommended_team_size(rs, plan.candidate_count)
-    # Team-level rules first (scope of the plan, minimum size): no member can fix those.
+    await _refuse_undispatchable(ev, rs, agency, plan, session, as_of, need)
+    exponent = float(rs.param("dispatch.recent_dispatch_exponent"))
+    order = DrawOrder(seed, pool, exponent)
+    legal, exclusions, evaluated = await _draw_members(ev, rs, agency, plan, session, days, order, load, need)
+    if len(legal) < need:
+        raise _pool_too_small(rs, plan, need, len(order), len(legal), exclusions)
+
+    checks = await decider.team(
+        catalog, ev, [m.TeamInput(agency, plan, session, tuple(legal), day) for day in days], pinned=rs
+    )
+    for c in checks:  # cannot fail when member and team rules agree; never hand out a bad team
+        if c.outcome == m.DENY:
+            raise AssertionError(f"drawn team fails CheckTeam on {c.as_of}: {[f.rule_id for f in c.findings]}")
+    check = checks[0]
+    check.kind = m.KIND_TEAM_DRAW
+    if len(days) > 1:
+        check.derived["also_on_dates"] = ",".join(d.isoformat() for d in days[1:])
+    check.derived.update(
+        {
+            "seed": seed,
+            "pool_size": str(len(order)),
+            "pool_digest": pool_digest,
+            "evaluated_count": str(evaluated),
+            "team_size": str(need),
+            "recent_dispatch_exponent": repr(exponent),
+            "team": ",".join(s.name for s in legal),
+        }
+    )
+    return TeamDraw([s.name for s in legal], seed, pool_digest, len(legal), evaluated, exclusions, check)
+
+
+async def _refuse_undispatchable(
+    ev: Evaluator, rs: RuleSet, agency: str, plan: m.Plan, session: m.Session, as_of, need: int
+) -> None:
+    """Team-level rules first (scope of the plan, minimum size): no member can fix those."""
     probe = m.TeamInput(
         agency,
         plan,
@@ -135,8 +169,20 @@ async def propose_team(
             metadata={"team_size": str(need), "dispatching_agency": agency},
         )
 
-    exponent = float(rs.param("dispatch.recent_dispatch_exponent"))
-    order = DrawOrder(seed, pool, exponent)
+
+async def _draw_members(
+    ev: Evaluator,
+    rs: RuleSet,
+    agency: str,
+    plan: m.Plan,
+    session: m.Session,
+    days: list,
+    order: DrawOrder,
+    load: Callable[[int], m.Supervisor],
+    need: int,
+) -> tuple[list[m.Supervisor], dict[str, list[str]], int]:
+    """Walk the draw order in widening steps until `need` members are legal on every day: (legal members,
+    exclusions by name → blocking rule ids, how many were evaluated)."""
     legal: list[m.Supervisor] = []
     exclusions: dict[str, list[str]] = {}
     evaluated = 0
@@ -161,52 +207,34 @@ async def propose_team(
                 legal.append(s)
         if len(legal) < need:
             chunk = min(2048, chunk * 4)  # the pool is thin: widen the steps
-    if len(legal) < need:
-        counts = Counter(rid for ids in exclusions.values() for rid in ids)
-        violations = [
-            PreconditionViolation(
-                "bj-2022.dispatch.pool-too-small",
-                plan.name,
-                f"可委派的督导员不足：需要{need}人，候选{len(order)}人中符合条件的只有{len(legal)}人（第二十条）",
-            )
-        ]
-        violations += [
-            PreconditionViolation(rid, f"{n}人", f"{n}人因此被排除：{rs.by_id[rid].message}")
-            for rid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        ]
-        raise FailedPrecondition(
-            "POOL_TOO_SMALL",
-            violations,
-            metadata={
-                "required": str(need),
-                "eligible_count": str(len(legal)),
-                "pool_size": str(len(order)),
-                **{f"excluded.{rid}": str(n) for rid, n in counts.items()},
-            },
-        )
+    return legal, exclusions, evaluated
 
-    checks = await decider.team(
-        catalog, ev, [m.TeamInput(agency, plan, session, tuple(legal), day) for day in days], pinned=rs
+
+def _pool_too_small(
+    rs: RuleSet, plan: m.Plan, need: int, pool_size: int, eligible: int, exclusions: dict[str, list[str]]
+) -> FailedPrecondition:
+    counts = Counter(rid for ids in exclusions.values() for rid in ids)
+    violations = [
+        PreconditionViolation(
+            "bj-2022.dispatch.pool-too-small",
+            plan.name,
+            f"可委派的督导员不足：需要{need}人，候选{pool_size}人中符合条件的只有{eligible}人（第二十条）",
+        )
+    ]
+    violations += [
+        PreconditionViolation(rid, f"{n}人", f"{n}人因此被排除：{rs.by_id[rid].message}")
+        for rid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    return FailedPrecondition(
+        "POOL_TOO_SMALL",
+        violations,
+        metadata={
+            "required": str(need),
+            "eligible_count": str(eligible),
+            "pool_size": str(pool_size),
+            **{f"excluded.{rid}": str(n) for rid, n in counts.items()},
+        },
     )
-    for c in checks:  # cannot fail when member and team rules agree; never hand out a bad team
-        if c.outcome == m.DENY:
-            raise AssertionError(f"drawn team fails CheckTeam on {c.as_of}: {[f.rule_id for f in c.findings]}")
-    check = checks[0]
-    check.kind = m.KIND_TEAM_DRAW
-    if len(days) > 1:
-        check.derived["also_on_dates"] = ",".join(d.isoformat() for d in days[1:])
-    check.derived.update(
-        {
-            "seed": seed,
-            "pool_size": str(len(order)),
-            "pool_digest": pool_digest,
-            "evaluated_count": str(evaluated),
-            "team_size": str(need),
-            "recent_dispatch_exponent": repr(exponent),
-            "team": ",".join(s.name for s in legal),
-        }
-    )
-    return TeamDraw([s.name for s in legal], seed, pool_digest, len(legal), evaluated, exclusions, check)
 
 
 def _probe_kind(rs: RuleSet, agency: str) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -233,6 +233,10 @@ def _read_yaml(path: Path) -> Any:
         raise RuleSetError(f"{path}: cannot read: {exc}") from exc
 
 
+@overload
+def _date(value: Any, where: str) -> dt.date: ...
+@overload
+def _date(value: Any, where: str, *, optional: bool) -> dt.date | None: ...
 def _date(value: Any, where: str, *, optional: bool = False) -> dt.date | None:
     if value is None and optional:
         return None

@@ -39,6 +39,8 @@ def compile_condition(node: cond.Node) -> dict:
     if node.op == "eq":
         return {node.field: node.value}
     if node.op == "in":
+        if not isinstance(node.value, tuple):  # parse() gives "in" a tuple, every other operator a number
+            raise TypeError(f"{node.field} in: expected a list of values")
         alts = [{node.field: v} for v in node.value]
         return alts[0] if len(alts) == 1 else {"$or": alts}
     return {_OPS[node.op]: {node.field: node.value}}
@@ -111,7 +113,8 @@ class EngineHost:
         name = self._names[(version, kind)]
         sid = f"e{next(self._sids)}"
         host = self._host
-        host.sink = sink = []
+        sink: list[tuple[int, str]] = []
+        host.sink = sink
         self.open_sessions += 1
         try:
             for start in range(0, len(facts), CHUNK):

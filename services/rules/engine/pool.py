@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -136,14 +137,17 @@ class _Worker:
         return self.proc.poll() is None
 
     async def call(self, msg: tuple, answer_within: float = 60.0) -> Any:
+        reader, writer = self.reader, self.writer
+        if reader is None or writer is None:
+            raise RuntimeError("engine worker called before it was started")
         try:
-            self.writer.writelines(_frame(msg))
+            writer.writelines(_frame(msg))
             async with asyncio.timeout(answer_within):  # a hung engine is treated like a dead one
-                await self.writer.drain()
-                (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+                await writer.drain()
+                (size,) = struct.unpack("!i", await reader.readexactly(4))
                 if size == -1:
-                    (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
-                status, payload = pickle.loads(await self.reader.readexactly(size))
+                    (size,) = struct.unpack("!Q", await reader.readexactly(8))
+                status, payload = pickle.loads(await reader.readexactly(size))
         except TimeoutError:
             self.kill()
             raise WorkerDied(f"engine worker {self.pid} gave no answer within {answer_within}s; killed") from None
@@ -283,7 +287,7 @@ class WorkerPool:
                 # The exchange runs to its end even if this caller is cancelled (a half-read answer would
                 # desynchronise the socket); the worker goes back only then.
                 exchange = asyncio.ensure_future(worker.call(msg))
-                exchange.add_done_callback(lambda fut, w=worker: self._give_back(w, fut))
+                exchange.add_done_callback(functools.partial(self._give_back, worker))
                 try:
                     return await asyncio.shield(exchange)
                 except WorkerDied:

@@ -18,24 +18,29 @@ First message from the worker: ("ready", pid) or ("failed", text) when loading o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
 import sys
 import traceback
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from common.errors import DomainError
 from services.rules.domain.ruleset import RuleSet
+
+if TYPE_CHECKING:  # imported inside the worker once it starts (the engine loads there, not in the pool)
+    from services.rules.domain.decisions import Decider
+    from services.rules.domain.ruleset import Catalog
+    from services.rules.engine.adapter import EngineHost
 
 TRIM_EVERY = 2000
 
 
 def _trim() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back
-        pass
 
 
 def rss_kb() -> int:
@@ -62,6 +67,14 @@ def domain_error_payload(exc: DomainError) -> tuple:
 
 
 def worker_main(conn: Connection) -> None:
+    loaded = _load(conn)
+    if loaded is not None:
+        _serve(conn, *loaded)
+
+
+def _load(conn: Connection) -> tuple[EngineHost, Catalog, Decider, _SyncEngine] | None:
+    """Receive and load the rule sets, run their canaries, report ready; (host, catalog, decider, engine), or
+    None after reporting a failure to the pool."""
     try:
         rulesets: list[RuleSet] = conn.recv()
         from services.rules.engine.adapter import EngineHost
@@ -73,11 +86,10 @@ def worker_main(conn: Connection) -> None:
             problems += host.run_canaries(rs)
         if problems:
             conn.send(("failed", "; ".join(problems)))
-            return
+            return None
         # the batch decisions run here end to end (services.rules.codec): parse, validate, facts, rules,
         # response bytes — so the gRPC front stays thin and both cores work
         from common.clock import Clock
-        from services.rules.codec import PROPOSE_TEAM, decide_blobs
         from services.rules.domain.decisions import Decider
         from services.rules.domain.ruleset import Catalog
 
@@ -86,10 +98,14 @@ def worker_main(conn: Connection) -> None:
         engine = _SyncEngine(host)
         gc.freeze()  # the loaded engine and rule sets stay: no full collections walking them (~20 ms pauses)
         conn.send(("ready", os.getpid()))
-        since_trim = 0
     except Exception:  # noqa: BLE001 — report any load failure to the pool instead of dying silently
         conn.send(("failed", traceback.format_exc(limit=5)))
-        return
+        return None
+    return host, catalog, decider, engine
+
+
+def _serve(conn: Connection, host: EngineHost, catalog: Catalog, decider: Decider, engine: _SyncEngine) -> None:
+    since_trim = 0
     while True:
         try:
             msg = conn.recv()
@@ -102,49 +118,43 @@ def worker_main(conn: Connection) -> None:
             except Exception as exc:  # noqa: BLE001 — an evaluation error is the request's, not the worker's
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
             since_trim += len(msg[3])
-            if since_trim >= TRIM_EVERY:
-                # The native engine allocates per fact; glibc keeps the freed arenas, so RSS would sit at
-                # the high-water mark of the largest batch. Giving them back keeps RSS flat (bench: 1M evals).
-                _trim()
-                since_trim = 0
         elif op == "decide":
-            _, type_name, blobs, pinned, offset, prefix, trace, actor = msg
-            try:
-                decided = decide_blobs(
-                    decider, type_name, blobs, catalog, engine, pinned, offset, prefix, trace=trace, actor=actor
-                )
-                out = []
-                for d in decided:
-                    if type_name != PROPOSE_TEAM:
-                        d.row.pop("input")  # the front has the request bytes already
-                    out.append((d.row, d.outbox))
-                conn.send(("ok", out))
-            except DomainError as exc:  # invalid facts, no rule set in force …: the caller's error
-                conn.send(("domain", domain_error_payload(exc)))
-            except Exception as exc:  # noqa: BLE001 — an evaluation error is the request's, not the worker's
-                conn.send(("error", f"{type(exc).__name__}: {exc}"))
-            since_trim += len(blobs)
-            if since_trim >= TRIM_EVERY:
-                _trim()
-                since_trim = 0
+            _decide(conn, msg, catalog, decider, engine)
+            since_trim += len(msg[2])
         elif op == "stats":
             _trim()  # report the resting RSS (what stays between evaluations), not a batch's working set
             since_trim = 0
-            conn.send(
-                (
-                    "ok",
-                    {
-                        "pid": os.getpid(),
-                        "rss_kb": rss_kb(),
-                        "evaluations": host.evaluations,
-                        "open_sessions": host.open_sessions,
-                    },
-                )
-            )
+            stats = {"pid": os.getpid(), "rss_kb": rss_kb(), "evaluations": host.evaluations}
+            conn.send(("ok", {**stats, "open_sessions": host.open_sessions}))
         elif op == "stop":
             return
         else:
             conn.send(("error", f"unknown op {op!r}"))
+        if since_trim >= TRIM_EVERY:
+            # The native engine allocates per fact; glibc keeps the freed arenas, so RSS would sit at the
+            # high-water mark of the largest batch. Giving them back keeps RSS flat (bench: 1M evals).
+            _trim()
+            since_trim = 0
+
+
+def _decide(conn: Connection, msg: tuple, catalog: Catalog, decider: Decider, engine: _SyncEngine) -> None:
+    from services.rules.codec import PROPOSE_TEAM, decide_blobs
+
+    _, type_name, blobs, pinned, offset, prefix, trace, actor = msg
+    try:
+        decided = decide_blobs(
+            decider, type_name, blobs, catalog, engine, pinned, offset, prefix, trace=trace, actor=actor
+        )
+        out = []
+        for d in decided:
+            if type_name != PROPOSE_TEAM:
+                d.row.pop("input")  # the front has the request bytes already
+            out.append((d.row, d.outbox))
+        conn.send(("ok", out))
+    except DomainError as exc:  # invalid facts, no rule set in force …: the caller's error
+        conn.send(("domain", domain_error_payload(exc)))
+    except Exception as exc:  # noqa: BLE001 — an evaluation error is the request's, not the worker's
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def main(argv: list[str]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from typing import cast
 
 import sqlalchemy as sa
 from google.protobuf import message as pb_message
@@ -20,10 +22,13 @@ from common.events import OUTBOX, insert_outbox, outbox_row, platform_tables
 from services.rules.domain.ruleset import RuleSet
 from services.rules.storage.models import Base, DecisionRow, InputPartRow, RuleSetVersionRow
 
-_DECISION = DecisionRow.__table__
-_VERSION = RuleSetVersionRow.__table__
-_PART = InputPartRow.__table__
-_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_DECISION = cast(sa.Table, DecisionRow.__table__)  # __table__ is typed as FromClause; a mapped class has a Table
+_VERSION = cast(sa.Table, RuleSetVersionRow.__table__)
+_PART = cast(sa.Table, InputPartRow.__table__)
+_UPSERT: dict[str, Callable[[sa.Table], sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
 _OUTBOX = platform_tables(Base.metadata)[OUTBOX]
 
 

@@ -42,10 +42,11 @@ def validate_feedback(
     policy: WorkflowPolicy = DEFAULT_POLICY,
 ) -> None:
     """D12: every question answered; exit after entry, both on one Beijing day that is a supervised day."""
-    problems: list[Problem] = []
-    for q in QUESTIONS:
-        if getattr(answers, q) is None:
-            problems.append(Problem(f"feedback.{q}", "ANSWER_REQUIRED", "反馈表各项须回答“是”或“否”"))
+    problems: list[Problem] = [
+        Problem(f"feedback.{q}", "ANSWER_REQUIRED", "反馈表各项须回答“是”或“否”")
+        for q in QUESTIONS
+        if getattr(answers, q) is None
+    ]
     if entry is None or exit is None:
         problems.append(Problem("feedback.entry_time", "ENTRY_EXIT_REQUIRED", "请填写外督员进场时间和离场时间"))
     else:

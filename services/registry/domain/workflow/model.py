@@ -44,11 +44,10 @@ CERTIFICATION_MODE_LABELS: dict[CertificationMode, str] = {
 
 def certification_mode_text(modes: list[CertificationMode], other_text: str = "") -> str:
     """认定形式 as printed on Annex 3, e.g. "理论知识考试、技能操作考核"."""
-    labels = []
-    for m in modes:
-        labels.append(
-            other_text.strip() if m is CertificationMode.OTHER and other_text.strip() else CERTIFICATION_MODE_LABELS[m]
-        )
+    labels = [
+        other_text.strip() if m is CertificationMode.OTHER and other_text.strip() else CERTIFICATION_MODE_LABELS[m]
+        for m in modes
+    ]
     return "、".join(labels)
 
 
