@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", description="text | json")
     log_level: str = Field(default="INFO", description="DEBUG | INFO | WARNING | ERROR")
     shutdown_grace: float = Field(default=8.0, description="seconds in-flight calls get on SIGTERM")
+    health_probe_port: int | None = Field(
+        default=None, description="plaintext gRPC health-only port for kubelet probes (the API port needs mTLS)"
+    )
     migrate_on_start: bool = Field(
         default=True,
         description="apply migrations at start; false in Kubernetes, where a Job migrates before the rollout",

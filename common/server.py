@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from common import audit, context, logs, metrics, pki, tracing, validation
+from common import audit, context, logs, metrics, pki, probes, tracing, validation
 from common.auth import credentials
 from common.auth.config import AuthSettings
 from common.auth.guard import Guard
@@ -250,6 +250,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         supervisor.start(getattr(task, "__name__", "task"), task)
 
     await server.start()
+    probe_server = await probes.start(settings, health_servicer)
     await set_health(health_servicer, ("", *names), not supervisor.failing)
     serving.set()
     # What start-up allocated (modules, descriptors, rule sets, pools) lives as long as the process: keep it
@@ -269,6 +270,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     except TimeoutError:
         log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
     await server.stop(0.5)
+    if probe_server is not None:
+        await probe_server.stop(0)
     for sub in svc.subscriptions:
         sub.stop()
     await supervisor.stop([name for name in supervisor.tasks if name != "outbox-relay"])

@@ -13,10 +13,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from common.auth.config import AuthSettings
 from common.config import DEFAULT_PORTS, SERVICES, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-KNOWN_ENV = {f"BJSV_{name.upper()}" for name in Settings.model_fields} | {"DATABASE_URL"}
+KNOWN_ENV = {f"BJSV_{name.upper()}" for cls in (Settings, AuthSettings) for name in cls.model_fields} | {"DATABASE_URL"}
 
 
 def k8s_docs() -> list[dict]:
@@ -47,8 +48,10 @@ def test_each_service_has_two_replicas_grpc_probes_on_its_port_and_a_locked_down
     assert container["args"] == [f"services.{service}"]
     port = DEFAULT_PORTS[service]
     assert container["ports"][0]["containerPort"] == port
-    assert container["readinessProbe"]["grpc"]["port"] == port
-    assert container["livenessProbe"]["grpc"]["port"] == port
+    # kubelet cannot present a client certificate: probes go to the plaintext health-only port
+    probe_port = int(by_kind("ConfigMap")["bjsv-config"]["data"]["BJSV_HEALTH_PROBE_PORT"])
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == probe_port
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     svc = by_kind("Service")[f"bjsv-{service}"]

@@ -27,6 +27,7 @@ from common import clients, pki
 from common.config import Settings
 from supervisionctl.natsd import NatsServer, free_port
 from supervisionctl.stack import health_status
+from tests.platform.echo_process import EchoProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = Path(sys.executable).parent / "supervisionctl"
@@ -225,3 +226,20 @@ def test_doctor_checks_certificate_expiry_and_clock_skew(stack, test_pki, tmp_pa
     assert checks["证书 registry"]["ok"] and checks["证书 ca"]["ok"]
     assert checks["时钟偏差（notify 服务）"]["ok"], checks  # compared with the running notify service's clock
     assert doctor.returncode == 1
+
+
+def test_the_kubelet_probe_port_answers_health_in_plaintext_and_nothing_else(tmp_path, nats_server):
+    probe = free_port()
+    echo = EchoProcess(tmp_path / "echo", nats_server.url, BJSV_HEALTH_PROBE_PORT=str(probe)).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{probe}") as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.RpcError) as other:  # no API behind the plaintext port
+                ch.unary_unary("/bjsv.test.v1.EchoService/Record")(b"", timeout=5)
+            assert other.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with grpc.insecure_channel(echo.target) as ch, pytest.raises(grpc.RpcError) as refused:
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # the API port still needs mutual TLS
+    finally:
+        echo.terminate()
