@@ -48,7 +48,10 @@ def registry(tmp_path_factory):
 def row_counts(db: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        # the audit chain records every call, retries and refusals included (第二十二条): not a write of the call
+        return {
+            t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables if not t.startswith("audit_")
+        }
 
 
 def forget_response(db: Path, request_id: str) -> None:
@@ -117,6 +120,7 @@ def test_every_create_issue_submit_rpc_returns_its_original_result_on_retry(regi
     dispatch = idempotent_call(db, c.sv.CreateDispatch, spb.CreateDispatchRequest(
         dispatch=d, selection=spb.TEAM_SELECTION_MANUAL, supervisors=[zhang.name, wang], request_id=key()), haidian,
         lambda r: r.supervisors.reverse())  # fmt: skip
+    h.declare(c, dispatch.name, zhang.name, wang)  # 第十六条: before acting
 
     c.set_clock(dt.datetime(2026, 3, 11, 10, tzinfo=SHANGHAI))
     record = spb.SupervisionRecord(

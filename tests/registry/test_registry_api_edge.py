@@ -227,14 +227,14 @@ def test_update_and_list_institutions(stub):
     [
         ("GetSupervisor", pb.GetSupervisorRequest(name="supervisor/1"), "RESOURCE_NAME", "name"),
         ("GetSupervisor", pb.GetSupervisorRequest(name="supervisors/abc"), "RESOURCE_NAME", "name"),
-        ("GetSupervisor", pb.GetSupervisorRequest(name=f"supervisors/{2**63}"), "RESOURCE_NAME", "name"),
+        ("GetSupervisor", pb.GetSupervisorRequest(name=f"supervisors/{2**63}"), "REQUEST_OUT_OF_BOUNDS", "name"),
         ("IssueBadge", pb.IssueBadgeRequest(appointment="appointments/"), "RESOURCE_NAME", "appointment"),
         ("ListBadges", pb.ListBadgesRequest(supervisor="supervisors/x"), "RESOURCE_NAME", "supervisor"),
         ("ListAppointments", pb.ListAppointmentsRequest(expiring_before="2026-02-30"), "DATE_FORMAT",
          "expiring_before"),
         ("RunExpirySweep", pb.RunExpirySweepRequest(as_of_date="20260101"), "DATE_FORMAT", "as_of_date"),
         ("ListSupervisors", pb.ListSupervisorsRequest(page_token="OA=="), "PAGE_TOKEN", "page_token"),
-        ("ListSupervisors", pb.ListSupervisorsRequest(page_size=-1), "PAGE_SIZE", "page_size"),
+        ("ListSupervisors", pb.ListSupervisorsRequest(page_size=-1), "REQUEST_OUT_OF_BOUNDS", "page_size"),
     ],
 )  # fmt: skip
 def test_malformed_names_dates_and_page_tokens_get_the_common_api_reasons(stub, call, request_, reason, field):

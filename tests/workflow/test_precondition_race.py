@@ -17,6 +17,8 @@ import pytest
 import wf_helpers as h
 
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common.auth import credentials
+from common.auth.config import AuthSettings
 from common.clock import SHANGHAI, Clock
 from common.db import Database
 from common.errors import FailedPrecondition
@@ -41,6 +43,8 @@ async def workflow(wf_stack) -> AsyncIterator[Workflow]:
         data_dir=wf_stack.config.data_dir, rules_target=wf_stack.config.target("rules"), supervision_test_clock=True
     )
     load_models()
+    # The use cases call the rules service as the registry does: with the registry's own identity.
+    credentials.use(credentials.ServiceIdentity(AuthSettings(), "registry"))
     db = Database(settings, service="registry", metadata=models.Base.metadata, migrations=MIGRATIONS)
     parameters = PolicyParameters(settings.target("rules"))
     built = build_workflow(settings, db, clock=Clock(), parameters=parameters)

@@ -369,7 +369,7 @@ async def get(wf: Workflow, dispatch_id: int, name: str) -> DispatchView:
         row = repo.dispatch(session, dispatch_id)
         return view(session, row) if row else None
 
-    view = await wf.db.read(read)
-    if view is None:
+    found = await wf.db.read(read)
+    if found is None:
         raise NotFound(name)
-    return view
+    return found

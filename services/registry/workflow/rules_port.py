@@ -111,6 +111,11 @@ def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
     return [*session["examiners"], *session["staff"]]
 
 
+def supervisor_kind(v: repo.SupervisorView) -> rules_pb2.SupervisorKind.ValueType:
+    """外督员 or 内督员 (第八条): 第二十七条 applies to the former only."""
+    return rules_pb2.SUPERVISOR_KIND_EXTERNAL if v.type == EXTERNAL else rules_pb2.SUPERVISOR_KIND_INTERNAL
+
+
 def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 0) -> rules_pb2.SupervisorFacts:
     """The supervisor as the rules see them on the supervised `days`: the training passed by the first day
     (第十条, D22) and the employer/affiliations in force on any of them (第十六条)."""
@@ -122,7 +127,7 @@ def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 
         person_id=plans.person_key(v.id_number),
         gender=rules_pb2.GENDER_MALE if v.male else rules_pb2.GENDER_FEMALE,
         birth_date=v.birth_date.isoformat(),
-        kind=rules_pb2.SUPERVISOR_KIND_EXTERNAL if v.type == EXTERNAL else rules_pb2.SUPERVISOR_KIND_INTERNAL,
+        kind=supervisor_kind(v),
         level=RULES_LEVEL.get(v.level, rules_pb2.SUPERVISOR_LEVEL_UNSPECIFIED),
         district_code=v.district_code,
         institution=v.institution,
@@ -331,7 +336,7 @@ class RulesPort:
         the ladder, its wording and the 拒不改正 escalation (from `history`); a 第二十七条 case is sent with the
         supervisor's kind, and one against a 内督员 comes back refused (FAILED_PRECONDITION, 第二十七条、第八条)."""
         today = now.astimezone(SHANGHAI).date().isoformat()
-        supervisor_kind = rules_pb2.SUPERVISOR_KIND_UNSPECIFIED
+        kind_of_subject = rules_pb2.SUPERVISOR_KIND_UNSPECIFIED
         subject_kind = rules_pb2.PENALTY_SUBJECT_KIND_INSTITUTION
         if kind is CaseSubjectKind.SUPERVISOR:
             subject_kind = rules_pb2.PENALTY_SUBJECT_KIND_SUPERVISOR
@@ -340,7 +345,7 @@ class RulesPort:
             )
             if not views:
                 raise NotFound(subject)
-            supervisor_kind = supervisor_facts(next(iter(views.values()))).kind
+            kind_of_subject = supervisor_kind(next(iter(views.values())))
         reqs = [
             rules_pb2.EvaluatePenaltyRequest(
                 subject_kind=subject_kind,
@@ -350,7 +355,7 @@ class RulesPort:
                     trigger=RULES_TRIGGER[t], occurred_date=today, description=description[:500]
                 ),
                 as_of_date=today,
-                supervisor_kind=supervisor_kind,
+                supervisor_kind=kind_of_subject,
             )
             for t in triggers
         ]
