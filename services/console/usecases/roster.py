@@ -13,10 +13,10 @@ from services.console.usecases.forms import Form
 from services.console.usecases.shared import district_of
 
 ATTESTATIONS = {  # 第九条 conditions, attested by the appointing agency
-    rpb.ATTESTATION_ITEM_ART9_1: "第九条（一）坚持党的基本路线，熟悉职业技能等级认定工作",
-    rpb.ATTESTATION_ITEM_ART9_2: "第九条（二）掌握有关政策、法规和规章，熟悉理论和技术方法",
-    rpb.ATTESTATION_ITEM_ART9_3: "第九条（三）坚持原则，廉洁奉公、办事公道、作风正派",
-    rpb.ATTESTATION_ITEM_ART9_4: "第九条（四）具有较强的组织协调能力和表达能力",
+    rpb.ATTESTATION_ITEM_PARTY_LINE: "第九条（一）坚持党的基本路线，熟悉职业技能等级认定工作",
+    rpb.ATTESTATION_ITEM_POLICY_KNOWLEDGE: "第九条（二）掌握有关政策、法规和规章，熟悉理论和技术方法",
+    rpb.ATTESTATION_ITEM_INTEGRITY: "第九条（三）坚持原则，廉洁奉公、办事公道、作风正派",
+    rpb.ATTESTATION_ITEM_ABILITY: "第九条（四）具有较强的组织协调能力和表达能力",
     rpb.ATTESTATION_ITEM_HEALTH: "第九条（五）身体健康，能胜任质量督导工作",
 }
 
