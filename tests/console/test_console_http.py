@@ -11,6 +11,7 @@ import wf_helpers as h
 
 from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.sessions import SessionStore
+from services.console.usecases import agency
 from tests.console.conftest import INSTITUTION, PASSWORD, Console
 
 
@@ -58,12 +59,19 @@ def test_pages_by_role_show_chinese_display_names(console: Console) -> None:
     assert home.headers["location"] == "/dashboard"
     board = client.get("/dashboard")
     assert board.status_code == 200 and "海淀区" in board.text and "agencies/08" not in board.text
+    assert "当前半月报告期（第二十四条）：2026-11-16 至 2026-11-30" in board.text  # the workflow clock's today
     rules = client.get("/rules")
     assert rules.status_code == 200 and "第二十条" in rules.text
     sup = login(console, "zhang")
     assert sup.get("/").headers["location"] == "/my/dispatches"
     inst = login(console, "dianli")
     assert inst.get("/").headers["location"] == "/institution/plans"
+
+
+def test_the_half_month_period_follows_the_rule_sets_first_half_last_day() -> None:
+    assert agency.half_month(dt.date(2028, 2, 16), 15) == (dt.date(2028, 2, 16), dt.date(2028, 2, 29))
+    assert agency.half_month(dt.date(2026, 12, 15), 15) == (dt.date(2026, 12, 1), dt.date(2026, 12, 15))
+    assert agency.half_month(dt.date(2026, 12, 11), 10) == (dt.date(2026, 12, 11), dt.date(2026, 12, 31))
 
 
 def test_plan_form_shows_each_message_beside_its_field(console: Console) -> None:
