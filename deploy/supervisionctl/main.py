@@ -116,6 +116,8 @@ def endpoints_table(cfg: StackConfig) -> Table:
     if cfg.embedded_issuer:
         table.add_row("identity", cfg.issuer, "RUNNING", str(pids.get("identity", "-")))
     table.add_row("nats", cfg.nats_url, "EXTERNAL" if cfg.external_nats_url else "RUNNING", str(pids.get("nats", "-")))
+    if cfg.console_port:
+        table.add_row("console", cfg.console_url, "RUNNING", str(pids.get("console", "-")))
     return table
 
 
@@ -124,7 +126,7 @@ def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="在后台启动后立即返回")] = False,
     timeout: Annotated[float, typer.Option(help="等待全部服务进入 SERVING 状态的最长秒数")] = 60.0,
 ) -> None:
-    """启动整个系统（内置 NATS + 四个服务），全部 SERVING 后显示端点；Ctrl-C 干净地停止。"""
+    """启动整个系统（内置 NATS + 四个服务 + 控制台），全部 SERVING 后显示端点；Ctrl-C 干净地停止。"""
     settings = Settings()
     cfg = stack_config(settings)
     if running_pids(cfg):
@@ -132,7 +134,7 @@ def up(
         raise typer.Exit(2)
     stack = Stack(cfg)
     started = time.monotonic()
-    with console.status("正在启动 NATS、身份认证服务和四个服务…"):
+    with console.status("正在启动 NATS、身份认证服务、四个服务和控制台…"):
         try:
             stack.start(timeout=timeout, detach=detach)
         except StackError as e:
@@ -140,7 +142,8 @@ def up(
             raise typer.Exit(1) from None
     console.print(endpoints_table(cfg))
     if cfg.console_port:
-        console.print(f"控制台（网页与 HTTP/JSON API）：{cfg.console_url}")
+        trust = f"（证书由本系统 CA 签发：{pki.ca_path(cfg.settings())}）" if cfg.settings().tls_enabled else ""
+        console.print(f"控制台（网页与 HTTP/JSON API）：{cfg.console_url}{trust}")
     console.print(
         f"全部服务已就绪，用时 {time.monotonic() - started:.1f} 秒；数据目录 {cfg.data_dir}，日志 {cfg.log_dir}"
     )

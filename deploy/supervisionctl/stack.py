@@ -43,7 +43,7 @@ class StackConfig:
 
     @property
     def console_url(self) -> str:
-        scheme = "https" if self.service_env().get("BJSV_CONSOLE_TLS_CERT") else "http"
+        scheme = "https" if self.settings().tls_enabled else "http"  # the console serves TLS as gRPC does
         return f"{scheme}://{self.host}:{self.console_port}/"
 
     identity_port: int = field(default_factory=lambda: AuthSettings().identity_port)
@@ -98,12 +98,9 @@ class StackConfig:
 
 
 def configured_console_port(env: dict[str, str] | None = None) -> int | None:
-    """The console starts with the rest once it has a way to log users in: the identity issuer
-    (BJSV_OIDC_ISSUER) or, until identity #12 is merged, development accounts (BJSV_CONSOLE_DEV_ACCOUNTS)."""
+    """The console starts with the rest, on BJSV_CONSOLE_PORT (8080); `0` leaves it out."""
     env = dict(os.environ) if env is None else env
-    if not (env.get("BJSV_OIDC_ISSUER") or env.get("BJSV_CONSOLE_DEV_ACCOUNTS")):
-        return None
-    return int(env.get("BJSV_CONSOLE_PORT", "8080"))
+    return int(env.get("BJSV_CONSOLE_PORT", "8080")) or None
 
 
 class StackError(RuntimeError):
@@ -134,6 +131,8 @@ class Stack:
         for d in (cfg.run_dir, cfg.log_dir):
             d.mkdir(parents=True, exist_ok=True)
         busy = [f"{name} {cfg.target(name)}" for name in self.services if port_open(cfg.host, cfg.ports[name])]
+        if cfg.console_port and port_open(cfg.host, cfg.console_port):
+            busy.append(f"console {cfg.host}:{cfg.console_port}")
         if busy:
             raise StackError(
                 f"端口已被占用：{'、'.join(busy)}。处理：如有上次启动的系统仍在运行，先执行 `supervisionctl down`；"

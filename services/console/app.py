@@ -16,11 +16,11 @@ from starlette.staticfiles import StaticFiles
 from services.console import openapi, pages, transcode
 from services.console.backend import Backend, Problem
 from services.console.config import ConsoleSettings
-from services.console.identity import Login
+from services.console.identity import OAuthIssuer
 from services.console.web import Web
 
 
-def create_app(settings: ConsoleSettings, backend: Backend, login: Login) -> Starlette:
+def create_app(settings: ConsoleSettings, backend: Backend, login: OAuthIssuer) -> Starlette:
     web = Web(settings, backend, login)
     api = transcode.routes(transcode.Transcoder(backend), openapi.document())
     static = Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

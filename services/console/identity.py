@@ -1,13 +1,10 @@
 """Who is logged in, and the one place that decides what an outgoing gRPC call carries for them.
 
-The console holds no privileges of its own: it logs the user in at the identity issuer (issue #12), keeps the
-access token in the server-side session and forwards it as `authorization: Bearer …` on every call. The
-token's claims (`sub`, `name`, `org`, `roles`) are decoded for display and page choice only — the services
-verify the token and authorise; the console never does.
-
-Until the issuer is merged, `DevAccounts` (explicit development mode, BJSV_CONSOLE_DEV_ACCOUNTS) logs users in
-from a local file and `call_metadata` sends the declared `x-bjsv-org` / `x-bjsv-role` today's services trust.
-PENDING(identity #12): once the services verify tokens, drop DevAccounts and the metadata branch below.
+The console holds no privileges of its own: it logs the user in at the identity issuer (the embedded one by
+the password grant, an external one by authorization code + PKCE), keeps the access token in the server-side
+session and forwards it as `authorization: Bearer …` on every call. The token's claims (`sub`, `name`, `org`,
+`roles`) are decoded for display and page choice only — the services verify the token and authorise; the
+console never does.
 """
 
 from __future__ import annotations
@@ -15,14 +12,9 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import httpx
 import jwt
-import yaml
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
@@ -51,23 +43,16 @@ class Principal:
 @dataclass(frozen=True)
 class Credentials:
     principal: Principal
-    access_token: str = ""  # empty only in development mode (DevAccounts)
+    access_token: str
 
 
 class LoginRefused(Exception):
     """Wrong user name or password, or the issuer refused; the message is shown to the user."""
 
 
-class Login(Protocol):
-    async def login(self, username: str, password: str) -> Credentials: ...
-
-
 def call_metadata(creds: Credentials) -> tuple[tuple[str, str], ...]:
-    """What every gRPC call made for this user carries."""
-    if creds.access_token:
-        return (("authorization", f"Bearer {creds.access_token}"),)
-    p = creds.principal  # development mode: today's services trust the declared organisation and role
-    return (("x-bjsv-org", p.org), ("x-bjsv-role", p.role))
+    """What every gRPC call made for this user carries: their bearer token, nothing else."""
+    return (("authorization", f"Bearer {creds.access_token}"),)
 
 
 def principal_from_token(token: str) -> Principal:
@@ -136,28 +121,3 @@ class OAuthIssuer:
             except (OAuthError, httpx.HTTPError):
                 raise LoginRefused("统一身份认证未通过，请重新登录") from None
         return Credentials(principal_from_token(token["access_token"]), token["access_token"])
-
-
-class DevAccounts:
-    """Development mode until the identity issuer is merged: accounts from a YAML file
-
-    accounts:
-      haidian: {password_hash: "$argon2id$…", name: 海淀区鉴定所 张科长, org: agencies/08, role: district-agency}
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.accounts: dict[str, dict] = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("accounts", {})
-        self.hasher = PasswordHasher()
-        log.warning("console in development login mode (BJSV_CONSOLE_DEV_ACCOUNTS): not for production")
-
-    async def login(self, username: str, password: str) -> Credentials:
-        account = self.accounts.get(username)
-        try:
-            if account is None or not self.hasher.verify(account["password_hash"], password):
-                raise LoginRefused("用户名或密码错误")
-        except (VerificationError, InvalidHashError):
-            raise LoginRefused("用户名或密码错误") from None
-        principal = Principal(
-            sub=account.get("sub", username), name=account["name"], org=account["org"], roles=(account["role"],)
-        )
-        return Credentials(principal)

@@ -5,9 +5,9 @@
 
 JSON is the protobuf JSON mapping with the proto field names (snake_case). A client-streaming RPC takes a
 JSON array of requests, a server-streaming one answers with a JSON array. Authentication is the gRPC API's:
-the `Authorization: Bearer …` header (and, until identity #12 is merged, `x-bjsv-org` / `x-bjsv-role`) go
-through as metadata untouched; the console adds no privilege. Errors are RFC 9457 problem details with the
-gRPC reason code and google.rpc details.
+the caller's `Authorization: Bearer …` header goes through as metadata untouched (no header: the call goes
+without a token and the service answers UNAUTHENTICATED); the console adds no privilege. Errors are RFC 9457
+problem details with the gRPC reason code and google.rpc details.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ SERVICES = (
     "bjsv.documents.v1.DocumentsService",
     "bjsv.notify.v1.NotifyService",
 )
-FORWARDED_HEADERS = ("authorization", "x-bjsv-org", "x-bjsv-role", "x-trace-id")
+FORWARDED_HEADERS = ("authorization", "x-trace-id")
 TITLES = {
     grpc.StatusCode.INVALID_ARGUMENT: "请求参数不符合要求",
     grpc.StatusCode.FAILED_PRECONDITION: "不符合办理条件",

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.console.backend import Backend, Problem
 from services.console.config import ConsoleSettings
-from services.console.identity import AGENCY_ROLES, Credentials, Login, LoginRefused, OAuthIssuer
+from services.console.identity import AGENCY_ROLES, Credentials, LoginRefused, OAuthIssuer
 from services.console.sessions import COOKIE, Session, SessionStore
 from services.console.usecases.forms import Form, FormErrors, field_errors
 from services.console.usecases.shared import Names
@@ -72,7 +72,7 @@ Handler = Callable[[Context], Awaitable[Response]]
 
 
 class Web:
-    def __init__(self, settings: ConsoleSettings, backend: Backend, login: Login) -> None:
+    def __init__(self, settings: ConsoleSettings, backend: Backend, login: OAuthIssuer) -> None:
         self.settings = settings
         self.backend = backend
         self.login_method = login
@@ -152,14 +152,13 @@ class Web:
 
     @property
     def code_flow(self) -> bool:
-        return self.settings.console_oidc_code_flow and isinstance(self.login_method, OAuthIssuer)
+        return self.settings.console_oidc_code_flow
 
     async def login_redirect(self, request: Request) -> Response:
         """Authorization code + PKCE with an external issuer: state and verifier wait in the session."""
         session = self.session_of(request)
         if not self.code_flow:
             return self.render(request, session, "problem.html", status=404, problem=None)
-        assert isinstance(self.login_method, OAuthIssuer)
         redirect_uri = str(request.url_for("login_callback"))
         try:
             url, state, verifier = await self.login_method.authorization_url(redirect_uri)
@@ -172,7 +171,6 @@ class Web:
         session = self.session_of(request)
         if not self.code_flow:
             return self.render(request, session, "problem.html", status=404, problem=None)
-        assert isinstance(self.login_method, OAuthIssuer)
         pending, session.pending_login = session.pending_login, {}
         if not pending or request.query_params.get("state") != pending.get("state"):
             return self.render(

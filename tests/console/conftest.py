@@ -1,8 +1,7 @@
-"""The console on the embedded stack: the four services (test clocks on), seeded through their public gRPC
-API, and the console process started exactly as `supervisionctl up` starts it.
-
-Until identity (#12) is merged the console logs users in from a development accounts file and forwards
-their declared organisation and role; the users below become issuer accounts then (PENDING identity).
+"""The console on the embedded stack: the four services (test clocks on, mutual TLS with the session's CA),
+seeded through their public gRPC API, and the console process started exactly as `supervisionctl up` starts
+it (HTTPS with pki/console.crt). Its users are person accounts in the session's issuer (tests/conftest.py
+`issuer`), each with an organisation and a role; the console logs them in by the password grant.
 """
 
 from __future__ import annotations
@@ -14,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
-from argon2 import PasswordHasher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))  # wf_helpers (shared seeding code)
 
 import wf_helpers as h
 
+from common import pki
 from common.clock import SHANGHAI
+from services.identity.config import IdentitySettings
+from services.identity.issuer import Issuer
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack, StackConfig
 
@@ -36,6 +36,7 @@ CHAOYANG_INSTITUTION = "institutions/1100052001"
 class Console:
     stack: Stack
     url: str
+    ca: str  # the stack's CA (PEM), which the console's HTTPS certificate chains to
     clients: h.Clients
     supervisors: dict[str, str] = field(default_factory=dict)  # "supervisors/N" -> login name
 
@@ -43,17 +44,25 @@ class Console:
         self.clients.set_clock(when)
 
 
-def accounts(sups: dict[str, str]) -> dict[str, dict[str, str]]:
+def people(sups: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Login name -> (org, role); a supervisor's org is the person (supervisors/N), as the scope helper reads it."""
     users = {
-        "haidian": {"name": "海淀区鉴定所 张科长", "org": "agencies/08", "role": "district-agency"},
-        "chaoyang": {"name": "朝阳区鉴定所 李科长", "org": "agencies/05", "role": "district-agency"},
-        "city": {"name": "市鉴定管理中心 刘主任", "org": "agencies/A", "role": "city-centre"},
-        "dianli": {"name": "某某电力 李主任", "org": INSTITUTION, "role": "institution"},
+        "haidian": ("agencies/08", "district-agency"),
+        "chaoyang": ("agencies/05", "district-agency"),
+        "city": ("agencies/A", "city-centre"),
+        "dianli": (INSTITUTION, "institution"),
     }
-    for sup, login in sups.items():
-        users[login] = {"name": login, "org": "agencies/08", "role": "supervisor", "sub": sup}
-    hasher = PasswordHasher()
-    return {u: {**a, "password_hash": hasher.hash(PASSWORD)} for u, a in users.items()}
+    return users | {login: (sup, "supervisor") for sup, login in sups.items()}
+
+
+def create_accounts(users: dict[str, tuple[str, str]]) -> None:
+    """Person accounts in the session's issuer, as `supervisionctl auth create` makes them; each console module
+    starts a new stack (new supervisor ids), so an account left by an earlier module is replaced."""
+    issuer = Issuer(IdentitySettings())
+    for name, (org, role) in users.items():
+        with issuer.accounts.change() as accounts:
+            accounts.pop(name, None)
+        issuer.create_account(name, "person", org, [role], PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +83,10 @@ def console(tmp_path_factory) -> Iterator[Console]:
         sups = {h.supervisor(c, name)[0]: login for name, login in (("张督导", "zhang"), ("王督导", "wang"),
                                                                      ("赵督导", "zhao"))}  # fmt: skip
         c.set_clock(dt.datetime(2026, 11, 30, 9, tzinfo=SHANGHAI))
-        path = data / "console-accounts.yaml"
-        path.write_text(yaml.safe_dump({"accounts": accounts(sups)}, allow_unicode=True), encoding="utf-8")
-        path.chmod(0o600)
+        create_accounts(people(sups))
         cfg.console_port = free_port()
-        cfg.extra_env["BJSV_CONSOLE_DEV_ACCOUNTS"] = str(path)
         stack.start_console(timeout=60)
-        yield Console(stack, cfg.console_url.rstrip("/"), c, sups)
+        ca = str(pki.ca_path(cfg.settings()))
+        yield Console(stack, cfg.console_url.rstrip("/"), ca, c, sups)
     finally:
         stack.stop()

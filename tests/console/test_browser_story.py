@@ -3,11 +3,14 @@ a district official plans 250 candidates, draws and dispatches a team (seed show
 phone-sized screen, fills the records-review Annex 3 with item 12 = 否 and a remark; the institution gives
 Annex 4 feedback; the official sees the case with its recommendation (第二十六条), decides, and downloads the
 Annex 3 PDF. Refused actions show their message (the dispatch its article). One screenshot per step is kept
-in tests/console/artifacts/screenshots/ (gitignored; replaced on each run)."""
+in tests/console/artifacts/screenshots/ (gitignored; replaced on each run). The console serves HTTPS with the
+stack's certificate: Chromium trusts exactly that key (its SPKI pin), not every certificate."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 import wf_helpers as h
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -38,13 +43,21 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def spki_pin(console: Console) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of the console's certificate, as Chromium's pin list wants it."""
+    cert = x509.load_pem_x509_certificate((Path(console.ca).parent / "console.crt").read_bytes())
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 class Browser:
     """One user's browser; `shot` keeps a numbered screenshot of each step."""
 
-    def __init__(self, base: str, shots: Path, who: str, downloads: Path, phone: bool = False) -> None:
+    def __init__(self, console: Console, shots: Path, who: str, downloads: Path, phone: bool = False) -> None:
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"):
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN",
+                    f"--ignore-certificate-errors-spki-list={spki_pin(console)}"):  # fmt: skip
             opts.add_argument(arg)
         if phone:
             opts.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844,
@@ -55,7 +68,7 @@ class Browser:
         self.driver: WebDriver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
         behaviour = {"behavior": "allow", "downloadPath": str(downloads)}
         self.driver.execute_cdp_cmd("Browser.setDownloadBehavior", behaviour)
-        self.base, self.shots, self.who = base, shots, who
+        self.base, self.shots, self.who = console.url, shots, who
 
     def go(self, path: str) -> None:
         self.driver.get(self.base + path)
@@ -120,7 +133,7 @@ def shots() -> Iterator[Path]:
 def test_three_users_story(console: Console, shots: Path, tmp_path: Path) -> None:
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    official = Browser(console.url, shots, "official", downloads)
+    official = Browser(console, shots, "official", downloads)
     try:
         plan_path = official_plans_and_dispatches(official)
         dispatch = dispatched(console, plan_path)
@@ -128,7 +141,7 @@ def test_three_users_story(console: Console, shots: Path, tmp_path: Path) -> Non
         supervisor_records(console, shots, downloads, dispatch)
         institution_feedback(console, shots, downloads, dispatch)
         case_path = official_sees_the_case(official)
-        city_decides_and_downloads(Browser(console.url, shots, "city", downloads), case_path, downloads)
+        city_decides_and_downloads(Browser(console, shots, "city", downloads), case_path, downloads)
     finally:
         official.quit()
 
@@ -189,7 +202,7 @@ def dispatched(console: Console, plan_path: str) -> spb.Dispatch:
 
 def supervisor_records(console: Console, shots: Path, downloads: Path, d: spb.Dispatch) -> None:
     first = d.members[0].supervisor
-    b = Browser(console.url, shots, "supervisor", downloads, phone=True)
+    b = Browser(console, shots, "supervisor", downloads, phone=True)
     try:
         b.login(console.supervisors[first])
         assert PLAN_TITLE in b.el("#my-dispatches").text
@@ -220,7 +233,7 @@ def supervisor_records(console: Console, shots: Path, downloads: Path, d: spb.Di
 
 
 def institution_feedback(console: Console, shots: Path, downloads: Path, d: spb.Dispatch) -> None:
-    b = Browser(console.url, shots, "institution", downloads)
+    b = Browser(console, shots, "institution", downloads)
     try:
         b.login("dianli")
         b.shot("plans")

@@ -1,9 +1,11 @@
 """The HTTP/JSON API: every RPC reachable under /api/v1, the OpenAPI document valid and complete, errors as
-RFC 9457 problem details with the same reason code as over gRPC, and the examples/ client runs."""
+RFC 9457 problem details with the same reason code as over gRPC, the caller's bearer token passed through
+(the console adds no privilege), and the examples/ client runs with a client-credentials token over HTTPS."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +21,13 @@ from openapi_spec_validator import validate
 
 from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.transcode import SERVICES
+from services.identity.config import IdentitySettings
+from services.identity.issuer import Issuer
+from tests.auth_support import token
 from tests.console.conftest import INSTITUTION, Console
 
 ROOT = Path(__file__).resolve().parents[2]
-HAIDIAN = {"x-bjsv-org": "agencies/08", "x-bjsv-role": "district-agency"}
+HAIDIAN = h.HAIDIAN
 SV = "/api/v1/bjsv.registry.v1.SupervisionService"
 
 
@@ -32,7 +37,11 @@ def every_rpc() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def api(console: Console) -> httpx.Client:
-    return httpx.Client(base_url=console.url, headers=HAIDIAN, timeout=60)
+    return httpx.Client(base_url=console.url, headers=bearer(HAIDIAN), verify=console.ca, timeout=60)
+
+
+def bearer(who: tuple[str, ...]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(*who)}"}
 
 
 def test_openapi_document_validates_and_documents_every_rpc_with_its_comment(api: httpx.Client) -> None:
@@ -98,18 +107,29 @@ def test_get_reads_take_query_parameters_and_bad_json_is_a_problem(api: httpx.Cl
 
 
 def test_the_callers_identity_goes_through_untouched(console: Console) -> None:
-    """The console adds no privilege: the same call is refused or allowed as the caller's headers say."""
-    district = httpx.post(f"{console.url}{SV}/RunSweep", json={}, headers=HAIDIAN)
-    operator = httpx.post(f"{console.url}{SV}/RunSweep", json={},
-                          headers={"x-bjsv-org": "agencies/A", "x-bjsv-role": "operator"})  # fmt: skip
+    """The console adds no privilege: the same call is refused or allowed as the caller's token says, a call
+    without a token is UNAUTHENTICATED, and the former development headers grant nothing."""
+    http = httpx.Client(base_url=console.url, verify=console.ca, timeout=60)
+    district = http.post(f"{SV}/RunSweep", json={}, headers=bearer(HAIDIAN))
+    operator = http.post(f"{SV}/RunSweep", json={}, headers=bearer(h.OPERATOR))
+    anonymous = http.post(f"{SV}/RunSweep", json={}, headers={"x-bjsv-org": "agencies/A", "x-bjsv-role": "operator"})
     assert district.status_code == 403 and district.json()["reason"] == "ROLE_NOT_AUTHORISED"
     assert operator.status_code == 200 and "as_of_date" in operator.json()
+    assert anonymous.status_code == 401 and anonymous.json()["grpc_status"] == "UNAUTHENTICATED"
 
 
 def test_the_example_client_runs(console: Console) -> None:
+    """An integrator's system account (client credentials at the issuer), HTTPS verified with the stack's CA."""
+    issuer = Issuer(IdentitySettings())
+    with issuer.accounts.change() as accounts:
+        accounts.pop("haidian-exam-system", None)
+    _, secret = issuer.create_account("haidian-exam-system", "client", "agencies/08", ["district-agency"])
+    args = ["--base", console.url, "--ca", console.ca, "--issuer", issuer.settings.issuer,
+            "--client-id", "haidian-exam-system"]  # fmt: skip
+    env = {**os.environ, "BJSV_CLIENT_SECRET": secret}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "api_client.py"), "--base", console.url],
-        capture_output=True, text=True, timeout=60, check=True,
+        [sys.executable, str(ROOT / "examples" / "api_client.py"), *args],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert "operations" in out.stdout and "海淀区" in out.stdout
     assert "refusal: HTTP 404 application/problem+json" in out.stdout

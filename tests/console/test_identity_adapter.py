@@ -1,11 +1,12 @@
-"""The identity adapter: what a call carries for a user. With an issuer's token it is the bearer token and
-nothing else; claims are read for display only. (Login against the issuer itself: PENDING identity #12.)"""
+"""The identity adapter: login by the password grant at the session's embedded issuer, and what a call
+carries for a user — the bearer token and nothing else; claims are read for display only."""
 
 from __future__ import annotations
 
 import jwt
 import pytest
 
+from services.console.config import ConsoleSettings
 from services.console.identity import (
     Credentials,
     LoginRefused,
@@ -14,6 +15,8 @@ from services.console.identity import (
     call_metadata,
     principal_from_token,
 )
+from services.identity.config import IdentitySettings
+from services.identity.issuer import Issuer
 from supervisionctl.natsd import free_port
 
 
@@ -31,9 +34,17 @@ def test_space_separated_roles_claim_is_read_too() -> None:
     assert p.roles == ("supervisor", "auditor") and p.has("auditor") and p.name == "s"
 
 
-def test_development_accounts_declare_org_and_role_until_identity_lands() -> None:
-    creds = Credentials(Principal("haidian", "张科长", "agencies/08", ("district-agency",)))
-    assert call_metadata(creds) == (("x-bjsv-org", "agencies/08"), ("x-bjsv-role", "district-agency"))
+async def test_login_is_the_password_grant_at_the_issuer_the_services_verify_against() -> None:
+    issuer = Issuer(IdentitySettings())
+    with issuer.accounts.change() as accounts:
+        accounts.pop("adapter.li", None)
+    issuer.create_account("adapter.li", "person", "agencies/08", ["district-agency"], "Adapter-2026-mima")
+    login = OAuthIssuer(ConsoleSettings().issuer, "bjsv-console")
+    creds = await login.login("adapter.li", "Adapter-2026-mima")
+    assert creds.principal == Principal("adapter.li", "adapter.li", "agencies/08", ("district-agency",))
+    assert call_metadata(creds) == (("authorization", f"Bearer {creds.access_token}"),)
+    with pytest.raises(LoginRefused, match="用户名或密码错误"):
+        await login.login("adapter.li", "wrong")
 
 
 async def test_an_unreachable_issuer_is_a_chinese_message_not_a_crash() -> None:

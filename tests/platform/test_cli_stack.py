@@ -27,6 +27,7 @@ def env(tmp_path):
         "BJSV_DATA_DIR": str(tmp_path / "data"),
         "BJSV_NATS_URL": f"nats://127.0.0.1:{free_port()}",
         **{f"BJSV_{s.upper()}_PORT": str(p) for s, p in ports.items()},
+        "BJSV_CONSOLE_PORT": str(free_port()),  # `up` starts the console too; never the shared 8080
     }
 
 

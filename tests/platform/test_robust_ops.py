@@ -31,6 +31,7 @@ def env(tmp_path_factory):
         "BJSV_NATS_URL": f"nats://127.0.0.1:{free_port()}",
         **{f"BJSV_{s.upper()}_PORT": str(free_port()) for s in SERVICES},
         **{f"BJSV_{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES},
+        "BJSV_CONSOLE_PORT": str(free_port()),  # `up` starts the console too; never the shared 8080
     }
     up = ctl(env, "up", "--detach")
     assert up.returncode == 0, up.stdout + up.stderr

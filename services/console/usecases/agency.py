@@ -4,6 +4,9 @@ half-month reports and the rule set in force."""
 from __future__ import annotations
 
 import asyncio
+import calendar
+import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -41,9 +44,22 @@ RUNGS = {
 @dataclass
 class Dashboard:
     today: str
+    period: tuple[dt.date, dt.date]  # the current half-month reporting period (第二十四条, D10)
     dispatches: list[spb.Dispatch]
     overdue: list[spb.OverdueItem]
     open_cases: list[spb.PenaltyCase]
+
+
+def half_month(today: dt.date, first_half_last_day: int) -> tuple[dt.date, dt.date]:
+    """The 1st to `first_half_last_day`, or the day after to the month's last day (D10)."""
+    if today.day <= first_half_last_day:
+        return today.replace(day=1), today.replace(day=first_half_last_day)
+    last = calendar.monthrange(today.year, today.month)[1]
+    return today.replace(day=first_half_last_day + 1), today.replace(day=last)
+
+
+def parameter(rule_set: rupb.RuleSet, name: str) -> object:
+    return next(json.loads(p.value_json) for p in rule_set.parameters if p.name == name)
 
 
 async def dashboard(backend: Backend, creds: Credentials) -> Dashboard:
@@ -53,10 +69,15 @@ async def dashboard(backend: Backend, creds: Credentials) -> Dashboard:
         backend.call(creds, sv.ListOverdue, spb.ListOverdueRequest(dispatching_agency=org)),
         backend.call(creds, sv.ListCases, spb.ListCasesRequest(state=spb.CASE_STATE_OPEN, district=district_of(org))),
     )
-    # "Today" is the workflow clock's (ListOverdue's as-of date), so the dispatch list waits for it.
-    req = spb.ListDispatchesRequest(date=overdue.as_of_date, dispatching_agency=org)
-    dispatches = await backend.call(creds, sv.ListDispatches, req)
-    return Dashboard(overdue.as_of_date, list(dispatches.dispatches), list(overdue.items), list(cases.cases))
+    # "Today" is the workflow clock's (ListOverdue's as-of date), so the dispatch list and the period wait for it.
+    todays = spb.ListDispatchesRequest(date=overdue.as_of_date, dispatching_agency=org)
+    dispatches, rules = await asyncio.gather(
+        backend.call(creds, sv.ListDispatches, todays),
+        backend.call(creds, backend.rules.GetRuleSet, rupb.GetRuleSetRequest(as_of_date=overdue.as_of_date)),
+    )
+    today = dt.date.fromisoformat(overdue.as_of_date)
+    period = half_month(today, int(parameter(rules.rule_set, "period.first_half_last_day")))
+    return Dashboard(overdue.as_of_date, period, list(dispatches.dispatches), list(overdue.items), list(cases.cases))
 
 
 async def plans(backend: Backend, creds: Credentials, page_token: str = "") -> spb.ListPlansResponse:

@@ -78,13 +78,13 @@ async def blank_form(backend: Backend, creds: Credentials, form: str) -> Downloa
 
 
 async def inbox(backend: Backend, creds: Credentials, page_token: str = "") -> npb.ListNotificationsResponse:
-    recipient = creds.principal.sub if creds.principal.has("supervisor") else creds.principal.org
+    recipient = creds.principal.org  # a supervisor's token names the person (supervisors/N) as its org
     req = npb.ListNotificationsRequest(recipient=recipient, page_size=50, page_token=page_token)
     return await backend.call(creds, backend.notify.ListNotifications, req)
 
 
 async def mark_all_read(backend: Backend, creds: Credentials) -> None:
-    recipient = creds.principal.sub if creds.principal.has("supervisor") else creds.principal.org
+    recipient = creds.principal.org
     await backend.call(creds, backend.notify.MarkRead, npb.MarkReadRequest(recipient=recipient, all_unread=True))
 
 

@@ -14,8 +14,9 @@ ITEMS = {spb.SUPERVISION_FORM_ON_SITE: 17, spb.SUPERVISION_FORM_RECORDS_REVIEW: 
 
 async def my_dispatches(backend: Backend, creds: Credentials) -> list[spb.Dispatch]:
     """Active dispatches with the logged-in supervisor on the team. ListDispatches has no member filter, so
-    the console filters the page it is allowed to read (see README: missing RPC filter)."""
-    me = creds.principal.sub
+    the console filters the page it is allowed to read (see README: missing RPC filter). A supervisor's
+    token names the person (supervisors/N) as its org."""
+    me = creds.principal.org
     resp = await backend.call(creds, backend.supervision.ListDispatches, spb.ListDispatchesRequest(page_size=500))
     return [d for d in resp.dispatches if any(m.supervisor == me and m.state == spb.MEMBER_STATE_ACTIVE
                                               for m in d.members)]  # fmt: skip
@@ -47,13 +48,13 @@ def record_from_form(d: spb.Dispatch, form: Form, me: str) -> spb.SupervisionRec
 
 async def submit_record(backend: Backend, creds: Credentials, name: str, form: Form) -> spb.SupervisionRecord:
     d = await dispatch(backend, creds, name)
-    record = record_from_form(d, form, creds.principal.sub)
+    record = record_from_form(d, form, creds.principal.org)
     req = spb.SubmitRecordRequest(record=record, request_id=request_id(form))
     return (await backend.call(creds, backend.supervision.SubmitRecord, req)).record
 
 
 async def my_badge(backend: Backend, creds: Credentials) -> rpb.Badge | None:
-    req = rpb.ListBadgesRequest(supervisor=creds.principal.sub, page_size=50)
+    req = rpb.ListBadgesRequest(supervisor=creds.principal.org, page_size=50)
     badges = (await backend.call(creds, backend.registry.ListBadges, req)).badges
     active = [b for b in badges if b.status == rpb.BADGE_STATUS_ACTIVE] or list(badges)
     return active[-1] if active else None
