@@ -10,7 +10,7 @@ import datetime as dt
 import grpc
 import nats
 import pytest
-from registry_helpers import build_stack, supervisor_msg
+from registry_helpers import build_stack, call_error, supervisor_msg
 
 from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import events_pb2
@@ -25,7 +25,7 @@ def stub(tmp_path_factory, nats_server):
     policy = tmp / "policy.yaml"
     policy.write_text(
         "rulesets:\n  bj-2022:\n    appointment.term_years: 4\n    eligibility.max_age_male: 64\n"
-        "    badge.district_serial_max: 1\n",
+        "    badge.district_serial_max: 1\n    appointment.max_backdate_days: 100\n",
         encoding="utf-8",
     )
     stack = build_stack(tmp, nats_server.url, rules_env={"BJSV_RULES_POLICY_FILE": str(policy)})
@@ -79,3 +79,12 @@ def test_an_overridden_district_serial_range_bounds_badge_issuance_annex1_d1(stu
     with pytest.raises(grpc.RpcError) as e:  # the rule set allows 01—01 only
         stub.IssueBadge(pb.IssueBadgeRequest(appointment=appointments[1].name))
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "01—01" in e.value.details()
+
+
+def test_an_overridden_backdating_bound_refuses_an_older_term_start_art10_d22(stub):
+    sup = stub.RegisterSupervisor(pb.RegisterSupervisorRequest(supervisor=supervisor_msg(name="郑回溯"))).supervisor
+    too_early = (Clock().today() - dt.timedelta(days=200)).isoformat()  # within the shipped 730, over the 100
+    request = pb.AppointSupervisorRequest(supervisor=sup.name, start_date=too_early, appointed_by="张主任")
+    refused = call_error(stub.AppointSupervisor, request)
+    assert refused["code"] == grpc.StatusCode.INVALID_ARGUMENT
+    assert any("100" in text for _, text in refused["violations"]), refused

@@ -180,6 +180,8 @@ PROBES = {
     "badge.internal_serial_max": (5000, lambda s: _param(s, "badge.internal_serial_max")),
     "badge.internal_explicit_serial_allowed": (False, lambda s: _param(s, "badge.internal_explicit_serial_allowed")),
     "period.first_half_last_day": (14, lambda s: _param(s, "period.first_half_last_day")),
+    "timing.session_tolerance_minutes": (15, lambda s: _param(s, "timing.session_tolerance_minutes")),
+    "appointment.max_backdate_days": (30, lambda s: _param(s, "appointment.max_backdate_days")),
     # rules-side behaviour
     "record.deadline_workdays": (
         10,
@@ -259,9 +261,10 @@ async def test_policy_file_override_changes_behaviour_d1_to_d14(stub, service, n
     assert before != after, f"overriding {name} changed nothing"
 
 
-async def test_rule_set_declares_every_interpretation_d1_to_d16_with_article_and_meaning(stub):
+async def test_rule_set_declares_every_interpretation_d1_to_d16_d20_to_d22_with_article_and_meaning(stub):
+    # D17–D19 (auditor, operator, personal data) are authorisation decisions: common/auth/policy.yaml is their home.
     rs = (await stub.GetRuleSet(R.GetRuleSetRequest(as_of_date=DAY))).rule_set
-    assert [d.id for d in rs.interpretations] == [f"D{i}" for i in range(1, 17)]
+    assert [d.id for d in rs.interpretations] == [f"D{i}" for i in (*range(1, 17), 20, 21, 22)]
     assert all(d.article and d.meaning and d.applied_by for d in rs.interpretations)
     by_id = {d.id: d for d in rs.interpretations}
     assert "record.no_answer_requires_remark" in by_id["D11"].parameters

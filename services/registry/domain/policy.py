@@ -26,10 +26,6 @@ class RegistryPolicy:
     image_max_bytes: int = 2 * 1024 * 1024
     #: An appointment may start at most this many days in the future.
     max_future_start_days: int = 180
-    #: D22: an appointment or renewal may start at most this many days before today (a late-entered term,
-    #: e.g. a roster taken over). Not yet declared in the rule set; to move there as
-    #: `appointment.max_backdate_days`.
-    max_backdate_start_days: int = 730
 
 
 DEFAULT_POLICY = RegistryPolicy()

@@ -78,11 +78,11 @@ def passed_on(trainings: Iterable[Training], day: dt.date) -> Training | None:
 
 
 def check_term_start(
-    supervisor: str, trainings: list[Training], *, start: dt.date, today: dt.date, max_backdate_days: int
+    supervisor: str, trainings: list[Training], *, start: dt.date, today: dt.date, max_backdate_days: int | None
 ) -> None:
     """D22: a term starts at the earliest on the day of a passed training (第十条) and at most
-    `max_backdate_days` before today."""
-    if start < today - dt.timedelta(days=max_backdate_days):
+    `max_backdate_days` before today (None: no bound, the operator's bulk seed)."""
+    if max_backdate_days is not None and start < today - dt.timedelta(days=max_backdate_days):
         raise ProblemsError([Problem("start_date", "START_TOO_EARLY",
                                      f"聘期开始日期不得早于今天前{max_backdate_days}天（D22）")])  # fmt: skip
     if passed_on(trainings, start) is None:

@@ -56,13 +56,15 @@ def _parties(session: Session, appt: m.Appointment, sup: m.Supervisor) -> dict:
 
 @translated
 def check_training(
-    session: Session, sup: m.Supervisor, *, start: dt.date, today: dt.date, policy: RegistryPolicy
+    session: Session, sup: m.Supervisor, *, start: dt.date, today: dt.date, max_backdate_days: int | None
 ) -> Training | None:
     """D22 (第十条): the term starts on or after a passed training, and not too far back; returns that
     training (the fact the rules service gets)."""
     trainings = [repo.as_training(r) for r in repo.training_rows(session, supervisor_ids=[sup.id])]
     training_rules.check_term_start(f"supervisors/{sup.id}", trainings, start=start, today=today,
-                                    max_backdate_days=policy.max_backdate_start_days)  # fmt: skip
+                                    max_backdate_days=max_backdate_days)  # fmt: skip
+    # max_backdate_days is appointment.max_backdate_days from the rule set (D22); None only for the operator's
+    # bulk seed, which takes over terms as they were recorded elsewhere.
     return training_rules.passed_on(trainings, start)
 
 
@@ -84,12 +86,12 @@ def check_can_renew(session: Session, *, appointment_id: int) -> tuple[m.Appoint
 def appoint(
     session: Session, *, supervisor_id: int, start: dt.date, decision_id: str, term_years: int,
     age_limit_years: int = 0, appointed_by: str = "", today: dt.date, now: dt.datetime,
-    policy: RegistryPolicy = DEFAULT_POLICY,
+    policy: RegistryPolicy = DEFAULT_POLICY, max_backdate_days: int | None = None,
 ) -> m.Appointment:  # fmt: skip
     """聘任 (第十条) for `term_years` (第十三条) with the rules service's decision id; `age_limit_years`
     (第九条（五）, D6, from the rule set) travels with the event for the age notices."""
     sup = get_supervisor(session, supervisor_id=supervisor_id)
-    check_training(session, sup, start=start, today=today, policy=policy)
+    check_training(session, sup, start=start, today=today, max_backdate_days=max_backdate_days)
     term = machine.appoint(f"supervisors/{sup.id}", Status(sup.status), start=start, today=today,
                            term_years=term_years, max_future_days=policy.max_future_start_days)  # fmt: skip
     organization = ev.supervisor_organization(session, sup)[0]
@@ -114,12 +116,12 @@ def appoint(
 def renew(
     session: Session, *, appointment_id: int, start: dt.date, decision_id: str, term_years: int,
     age_limit_years: int = 0, renewed_by: str = "", today: dt.date, now: dt.datetime,
-    policy: RegistryPolicy = DEFAULT_POLICY,
+    policy: RegistryPolicy = DEFAULT_POLICY, max_backdate_days: int | None = None,
 ) -> m.Appointment:  # fmt: skip
     """续聘 (第十三条): a new term from `start`; the badge validity follows the new term (D4)."""
     appt = get_appointment(session, appointment_id=appointment_id, lock=True)
     sup = get_supervisor(session, supervisor_id=appt.supervisor_id)
-    check_training(session, sup, start=start, today=today, policy=policy)
+    check_training(session, sup, start=start, today=today, max_backdate_days=max_backdate_days)
     term, change = machine.renew(state_of(appt), start=start, today=today, term_years=term_years,
                                  max_future_days=policy.max_future_start_days)  # fmt: skip
     previous = repo.current_term(session, appt)
@@ -224,14 +226,15 @@ class Appointments:
         self, start: dt.date, *, supervisor_id: int | None = None, appointment_id: int | None = None
     ) -> SupervisorFacts:
         """The registry's own preconditions (state, D22 training), then the facts the rules service decides on."""
-        today, policy = self.ctx.today(), self.ctx.policy
+        today = self.ctx.today()
+        backdate = int(await self.parameters.get("appointment.max_backdate_days", today))  # D22, the rule set
 
         def run(s: Session) -> SupervisorFacts:
             if appointment_id is not None:
                 appt, sup = check_can_renew(s, appointment_id=appointment_id)
             else:
                 sup, appt = check_can_appoint(s, supervisor_id=supervisor_id), None
-            trained = check_training(s, sup, start=start, today=today, policy=policy)
+            trained = check_training(s, sup, start=start, today=today, max_backdate_days=backdate)
             inst = ev.institution_name(s.get(m.Institution, sup.institution_id)) if sup.institution_id else ""
             return facts_of(sup, appt, repo.attestations_of(s, supervisor_id=sup.id), inst, trained)
 
@@ -255,12 +258,14 @@ class Appointments:
         today, now = self.ctx.today(), self.ctx.now()
         start = start or today
         years = await self._term_years(start, today)
+        backdate = int(await self.parameters.get("appointment.max_backdate_days", today))  # D22, the rule set
         decision, age_limit = await self._decision(
             await self._facts(start, supervisor_id=supervisor_id), start, "appointment"
         )
         return await self.ctx.write(lambda s: render(s, appoint(
             s, supervisor_id=supervisor_id, start=start, decision_id=decision, term_years=years,
             age_limit_years=age_limit, appointed_by=appointed_by, today=today, now=now, policy=self.ctx.policy,
+            max_backdate_days=backdate,
         )))  # fmt: skip
 
     async def renew(self, appointment_id: int, start: dt.date | None, renewed_by: str,
@@ -268,12 +273,14 @@ class Appointments:
         today, now = self.ctx.today(), self.ctx.now()
         start = start or today
         years = await self._term_years(start, today)
+        backdate = int(await self.parameters.get("appointment.max_backdate_days", today))  # D22, the rule set
         decision, age_limit = await self._decision(
             await self._facts(start, appointment_id=appointment_id), start, "renewal"
         )
         return await self.ctx.write(lambda s: render(s, renew(
             s, appointment_id=appointment_id, start=start, decision_id=decision, term_years=years,
             age_limit_years=age_limit, renewed_by=renewed_by, today=today, now=now, policy=self.ctx.policy,
+            max_backdate_days=backdate,
         )))  # fmt: skip
 
     async def suspend(self, appointment_id: int, render: Callable[[Session, m.Appointment], T], **decision) -> T:

@@ -119,6 +119,7 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     d, member = await wf.db.read(_submittable, dispatch_id, s, sup_id)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     window, now = dispatch_rules.Window(aware(d.window_start), aware(d.window_end)), wf.clock.now()
+    tolerance_minutes = int(await wf.parameters.get("timing.session_tolerance_minutes", wf.today()))
     try:
         timing.require_started(window, now, subject=s.dispatch, what="外督员情况反馈表")
     except Refused as e:
@@ -134,7 +135,7 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
             policy=wf.policy,
         )
         if s.entry is not None and s.exit is not None:
-            tolerance = dt.timedelta(minutes=wf.policy.session_time_tolerance_minutes)
+            tolerance = dt.timedelta(minutes=tolerance_minutes)  # D20, from the rule set
             timing.check_presence(s.entry, s.exit, window, now, tolerance=tolerance)
     except ProblemsError as e:
         raise as_error(e) from None

@@ -17,10 +17,6 @@ class WorkflowPolicy:
     max_text_length: int = 2000
     #: Longest accepted plan: sessions per plan.
     max_sessions: int = 200
-    #: D20 (第二十三条): how far before the supervision's start and after its end an Annex 4 entry/exit time
-    #: may lie (arriving for the 考前 checks, leaving after the 考后 handover). Not yet declared in the rule
-    #: set; to move there as `timing.session_tolerance_minutes` and be read through PolicyParameters.
-    session_time_tolerance_minutes: int = 60
 
 
 DEFAULT_POLICY = WorkflowPolicy()
