@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -20,12 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from common.config import DEFAULT_PORTS, SERVICES
-from supervisionctl.natsd import NatsServer, free_port, port_open
+from supervisionctl.natsd import NatsServer, port_open
 from supervisionctl.stack import Stack, StackConfig, StackError, health_status
 
 NODES = 3
 REPLICAS = 2
-NATS_PORTS = (14222, 16222, 18222)  # first client, route and monitoring port of the fixed layout (+1 per node)
 SECOND_REPLICA_OFFSET = 10  # fixed layout: replica 2 of registry listens on 50061, ...
 LAYOUT_FILE = "cluster.json"
 
@@ -55,21 +56,34 @@ class Layout:
     database_url: str = ""  # empty: the private PostgreSQL below
     pg_port: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
+    identity_port: int = 0  # the embedded issuer's; 0 = BJSV_IDENTITY_PORT (or its default)
 
     @classmethod
-    def allocate(cls, data_dir: Path, *, host: str = "127.0.0.1", fixed: bool = True, database_url: str = "") -> Layout:
-        """Fixed ports for an operator (the CLI's defaults reach replica 1), free ones for tests and the bench."""
+    def allocate(
+        cls,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        database_url: str = "",
+        ports: dict[str, int] | None = None,
+        nats_port: int = 0,
+    ) -> Layout:
+        """With `ports` (the operator's BJSV_<NAME>_PORT) replica 1 keeps them, so the CLI's defaults reach
+        it, replica 2 is 10 above, node i serves on nats_port + i (routes +2000, monitoring +4000); without,
+        free ports (tests, the bench)."""
 
-        def port(default: int) -> int:
-            return default if fixed else free_port(host)
+        taken: set[int] = set()
 
-        nodes = [Node(f"nats-{i + 1}", *(port(p + i) for p in NATS_PORTS)) for i in range(NODES)]
+        def port(fixed: int) -> int:
+            return fixed if ports else _unused_port(host, taken)
+
+        nodes = [Node(f"nats-{i + 1}", *(port(nats_port + i + k) for k in (0, 2000, 4000))) for i in range(NODES)]
         replicas = []
         for service in SERVICES:
             for i in range(REPLICAS):
-                grpc_port = port(DEFAULT_PORTS[service] + i * SECOND_REPLICA_OFFSET)
+                grpc_port = port((ports or DEFAULT_PORTS)[service] + i * SECOND_REPLICA_OFFSET)
                 replicas.append(Replica(f"{service}-{i + 1}", service, grpc_port, port(grpc_port + 1000)))
-        return cls(data_dir, host, nodes, replicas, database_url, 0 if database_url else port(15432))
+        return cls(data_dir, host, nodes, replicas, database_url, 0 if database_url else port(nats_port + 1210))
 
     @property
     def nats_url(self) -> str:
@@ -102,6 +116,7 @@ class Layout:
             ports=first,
             external_nats_url=self.nats_url,
             extra_env=self.env(),
+            **({"identity_port": self.identity_port} if self.identity_port else {}),
         )
 
     def save(self) -> None:
@@ -123,7 +138,26 @@ class Layout:
             raw["database_url"],
             raw["pg_port"],
             raw["extra_env"],
+            raw["identity_port"],
         )
+
+
+def _unused_port(host: str, taken: set[int]) -> int:
+    """A free port below the kernel's ephemeral range: a free_port() from inside that range can be taken by
+    an outgoing connection of the cluster's own processes before the replica that should listen on it starts."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    while True:
+        candidate = rng.randrange(max(1024, low - 12000), low)
+        if candidate in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, candidate))
+            except OSError:
+                continue
+        taken.add(candidate)
+        return candidate
 
 
 class PrivatePostgres:
@@ -173,7 +207,9 @@ class PrivatePostgres:
 
     def restart(self) -> None:
         """Fast restart (every connection is cut), as an operator or a failover would."""
-        done = self._run("pg_ctl", "restart", "-w", "-m", "fast", "-D", str(self.folder.resolve()))
+        done = self._run(
+            "pg_ctl", "restart", "-w", "-m", "fast", "-D", str(self.folder.resolve()), "-l", str(self.log_file)
+        )
         if done.returncode != 0:
             raise StackError(f"PostgreSQL 重启失败：{done.stderr.strip()}")
 
@@ -210,9 +246,15 @@ class Cluster:
                 self.start_node(node.name, pki=pki, detach=detach)
             self.wait_jetstream(timeout=timeout)
             self.stack.start(timeout=timeout, detach=detach)  # the issuer (no services: the replicas follow)
-            for r in lay.replicas:
-                self.start_replica(r.name, detach=detach)
-            self.wait_serving(timeout=timeout)
+            # Replica 1 of every service first: it migrates and loads the rule sets, which two first starts at
+            # once would race on (as the migration Job does before a rollout in Kubernetes); then the rest.
+            for wave in (
+                [r for r in lay.replicas if r.name.endswith("-1")],
+                [r for r in lay.replicas if not r.name.endswith("-1")],
+            ):
+                for r in wave:
+                    self.start_replica(r.name, detach=detach)
+                self.wait_serving(timeout=timeout, names=tuple(r.name for r in wave))
         except BaseException:
             self.stop()
             raise
