@@ -50,8 +50,7 @@ from bjsv.registry.v1 import supervision_pb2 as spb  # noqa: E402
 from common.clients import sync_channel  # noqa: E402
 from common.clock import SHANGHAI  # noqa: E402
 from services.registry.domain import id_number  # noqa: E402
-from supervisionctl.cluster import Cluster, Layout  # noqa: E402
-from supervisionctl.natsd import free_port  # noqa: E402
+from supervisionctl.cluster import Cluster, Layout, unused_port  # noqa: E402
 
 CITY = ("agencies/A", "city-centre")
 HAIDIAN = ("agencies/08", "district-agency")
@@ -420,7 +419,7 @@ def run(args: argparse.Namespace) -> dict:
     layout = Layout.allocate(data)
     layout.extra_env = {"BJSV_LOG_LEVEL": "WARNING", "BJSV_SHUTDOWN_GRACE": "2"}
     if "BJSV_IDENTITY_PORT" not in os.environ:  # our own issuer, never one another stack on this machine runs
-        layout.identity_port = free_port()
+        layout.identity_port = unused_port(layout.host, set())
     cluster = Cluster(layout)
     t0 = time.monotonic()
     cluster.start(timeout=180)

@@ -75,7 +75,7 @@ class Layout:
         taken: set[int] = set()
 
         def port(fixed: int) -> int:
-            return fixed if ports else _unused_port(host, taken)
+            return fixed if ports else unused_port(host, taken)
 
         nodes = [Node(f"nats-{i + 1}", *(port(nats_port + i + k) for k in (0, 2000, 4000))) for i in range(NODES)]
         replicas = []
@@ -142,7 +142,7 @@ class Layout:
         )
 
 
-def _unused_port(host: str, taken: set[int]) -> int:
+def unused_port(host: str, taken: set[int]) -> int:
     """A free port below the kernel's ephemeral range: a free_port() from inside that range can be taken by
     an outgoing connection of the cluster's own processes before the replica that should listen on it starts."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
