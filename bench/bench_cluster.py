@@ -53,7 +53,8 @@ from services.registry.domain import id_number  # noqa: E402
 from supervisionctl.cluster import Cluster, Layout, unused_port  # noqa: E402
 
 CITY = ("agencies/A", "city-centre")
-HAIDIAN = ("agencies/08", "district-agency")
+# Units rotate over the districts: a district's external badge serials are 01–99 a year (附件1).
+DISTRICTS = ("01", "02", "05", "06", "07", "08", "09", "11", "12", "13", "14", "15", "16", "17", "28", "29", "30")
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
 CALL_TIMEOUT = 5.0
 PAST_DAYS = 360  # sessions on distinct past days; a supervisor sits in two dispatches (its unit's, the next's)
@@ -107,7 +108,7 @@ class Workload:
         self.tokens: dict[tuple[str, str], str] = {}
         self.ids = itertools.count(1)
         self.photo = _photo()
-        self.previous: tuple[str, str] | None = None  # (supervisor, display name) of the last unit: its pair
+        self.previous: dict[str, tuple[str, str]] = {}  # district → (supervisor, name) of its last unit: a pair
         self.pair_lock = threading.Lock()
 
     def md(self, who: tuple[str, str]) -> tuple[tuple[str, str], ...]:
@@ -157,36 +158,37 @@ class Workload:
                 self.log.units += 1
 
     def _cycle(self, k: int) -> None:
-        number = f"11009{k:05d}"
+        number, district = f"11009{k:05d}", DISTRICTS[k % len(DISTRICTS)]
+        agency = (f"agencies/{district}", "district-agency")
         self.call(self.registry.CreateInstitution, rpb.CreateInstitutionRequest(institution=rpb.Institution(
             number=number, type=rpb.INSTITUTION_TYPE_EMPLOYER, display_name=f"北京集群压测第{k}评价机构",
-            district_code="08", contact="010-00000000")), write_once=True)  # fmt: skip
+            district_code=district, contact="010-00000000")), write_once=True)  # fmt: skip
         inst = f"institutions/{number}"
         self.log.wrote("institution", inst)
-        sup, name = self._supervisor(k)
+        sup, name = self._supervisor(k, agency)
         with self.pair_lock:
-            partner, self.previous = self.previous, (sup, name)
+            partner, self.previous[district] = self.previous.get(district), (sup, name)
         if partner is None:
-            return  # the first unit only provides a partner for the second
+            return  # a district's first unit only provides a partner for its second
         # Past sessions: a records review follows the session (第十九条) and is signed no later than today.
         day = self.today - dt.timedelta(days=PAST_DAYS - k % PAST_DAYS)
         review = day + dt.timedelta(days=1)
-        request = spb.CreatePlanRequest(plan=_plan(inst, day, k), client_request_id=f"plan-{k}")
-        plan = self.call(self.sv.CreatePlan, request, HAIDIAN).plan
+        request = spb.CreatePlanRequest(plan=_plan(inst, day, k, district), client_request_id=f"plan-{k}")
+        plan = self.call(self.sv.CreatePlan, request, agency).plan
         self.log.wrote("plan", plan.name)
         dispatch = self.call(self.sv.CreateDispatch, spb.CreateDispatchRequest(
-            dispatch=spb.Dispatch(plan=plan.name, dispatching_agency="agencies/08",
+            dispatch=spb.Dispatch(plan=plan.name, dispatching_agency=agency[0],
                                   form=spb.SUPERVISION_FORM_RECORDS_REVIEW, supervision_start_time=_at(review, 9),
                                   supervision_end_time=_at(review, 17)),
             selection=spb.TEAM_SELECTION_MANUAL, supervisors=[sup, partner[0]], client_request_id=f"dispatch-{k}"),
-            HAIDIAN).dispatch  # fmt: skip
+            agency).dispatch  # fmt: skip
         self.log.wrote("dispatch", dispatch.name)
         with self.log.lock:
             self.log.dispatch_members[dispatch.name] = [m.supervisor for m in dispatch.members]
         record = self.call(self.sv.SubmitRecord, spb.SubmitRecordRequest(record=spb.SupervisionRecord(
             dispatch=dispatch.name, submitted_by=sup, answers=_answers(16), problems="无",
             supervisor_signatures=[name, partner[1]], institution_head_signature="李主任",
-            sign_date=review.isoformat()), client_request_id=f"record-{k}"), HAIDIAN).record  # fmt: skip
+            sign_date=review.isoformat()), client_request_id=f"record-{k}"), agency).record  # fmt: skip
         self.log.wrote("record", record.name)
         feedback = self.call(self.sv.SubmitFeedback, spb.SubmitFeedbackRequest(feedback=spb.SupervisorFeedback(
             dispatch=dispatch.name, supervisor=sup, entry_time=_at(review, 8, 50), exit_time=_at(review, 17, 10),
@@ -196,18 +198,18 @@ class Workload:
         self.log.wrote("feedback", feedback.name)
         self.call(self.notify.ListNotifications, npb.ListNotificationsRequest(recipient=sup), CITY)
 
-    def _supervisor(self, k: int) -> tuple[str, str]:
+    def _supervisor(self, k: int, agency: tuple[str, str]) -> tuple[str, str]:
         number = id_number.compose(str(110101 + k // 400), dt.date(1975, 5, 5), 1 + 2 * (k % 400))
         display = "集群督导" + "".join("零一二三四五六七八九"[int(c)] for c in str(k))
         sup = self.call(self.registry.RegisterSupervisor, rpb.RegisterSupervisorRequest(supervisor=rpb.Supervisor(
             full_name=display, gender=rpb.GENDER_MALE, birth_date="1975-05-05", id_number=number,
-            type=rpb.SUPERVISOR_TYPE_EXTERNAL, level=rpb.SUPERVISOR_LEVEL_DISTRICT, district_code="08",
+            type=rpb.SUPERVISOR_TYPE_EXTERNAL, level=rpb.SUPERVISOR_LEVEL_DISTRICT, district_code=agency[0][9:],
             phone="13800000000", photo=self.photo, attestations=ATTESTED,
             training=rpb.TrainingAssessment(passed=True, assessed_by="市鉴定管理中心", assessed_date="2025-05-01"),
-        )), HAIDIAN, write_once=True).supervisor  # fmt: skip
+        )), agency, write_once=True).supervisor  # fmt: skip
         self.log.wrote("supervisor", sup.name)
         appt = self.call(self.registry.AppointSupervisor, rpb.AppointSupervisorRequest(
-            supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"), HAIDIAN,
+            supervisor=sup.name, start_date="2025-06-01", appointed_by="主任 王某"), agency,
             write_once=True).appointment  # fmt: skip
         self.log.wrote("appointment", appt.name)
         badge = self.call(self.registry.IssueBadge, rpb.IssueBadgeRequest(appointment=appt.name), write_once=True).badge
@@ -234,13 +236,13 @@ def _answers(n: int) -> list[spb.ChecklistAnswer]:
     return [spb.ChecklistAnswer(item_number=i, answer=spb.ANSWER_VALUE_YES) for i in range(1, n + 1)]
 
 
-def _plan(inst: str, day: dt.date, k: int) -> spb.Plan:
+def _plan(inst: str, day: dt.date, k: int, district: str) -> spb.Plan:
     def person(name: str, seq: int, role: str = "考评员") -> spb.SessionPerson:
         number = id_number.compose(str(120101 + k // 150), dt.date(1980, 1, 1), seq)
         return spb.SessionPerson(display_name=name, role=role, id_number=number)
 
     return spb.Plan(
-        institution=inst, title=f"集群压测第{k}期电工（四级）职业技能等级认定", district="08", candidate_count=60,
+        institution=inst, title=f"集群压测第{k}期电工（四级）职业技能等级认定", district=district, candidate_count=60,
         occupation="电工（四级/中级工）", certification_modes=[spb.CERTIFICATION_MODE_THEORY_EXAM],
         sessions=[spb.PlanSession(session_id="S1", start_time=_at(day, 9), end_time=_at(day, 11, 30), venue="第一考场",
                                   examiners=[person("钱考评", 1 + 6 * (k % 150))],
@@ -353,7 +355,7 @@ def persisted(w: Workload) -> tuple[int, list[str]]:
         fn, request = getters[kind]
         for name in names:
             try:
-                w.call(fn, request(name=name), HAIDIAN)
+                w.call(fn, request(name=name), CITY)
                 found += 1
             except grpc.RpcError:
                 missing.append(name)
@@ -406,12 +408,15 @@ def effects(w: Workload, *, settle: float = 60.0) -> dict[str, int]:
 
 def drive(w: Workload, rate: float, stop: threading.Event) -> None:
     """Start one unit every 1/rate s until `stop` (fixed rate: a slow unit does not slow the schedule)."""
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        start, n = time.monotonic(), 0
+    pool = ThreadPoolExecutor(max_workers=32)
+    start, n = time.monotonic(), 0
+    try:
         while not stop.is_set():
             pool.submit(w.unit)
             n += 1
             stop.wait(max(0.0, start + n / rate - time.monotonic()))
+    finally:
+        pool.shutdown(cancel_futures=True)  # units not started yet are dropped; running ones finish
 
 
 def run(args: argparse.Namespace) -> dict:
