@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from common.config import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,10 +32,12 @@ def _bench():
     return module
 
 
-@pytest.mark.skipif(
+pytestmark = pytest.mark.skipif(
     not (shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))),
     reason="PostgreSQL server binaries (initdb/pg_ctl) not installed: apt-get install postgresql",
 )
+
+
 def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_and_the_database_fail(tmp_path):
     bench = _bench()
     result = bench.run(argparse.Namespace(rate=1.0, settle=3.0, hold=2.0, freeze=4.0, out=tmp_path / "cluster.json"))
@@ -47,3 +54,42 @@ def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_an
         "freeze_nats_node",
     }
     assert all(window <= 10.0 for window in result["max_unavailable_s"].values()), result["max_unavailable_s"]
+
+
+def test_up_cluster_status_shows_every_node_and_replica_and_down_stops_them(tmp_path):
+    from supervisionctl.cluster import unused_port
+
+    ctl = str(Path(sys.executable).parent / "supervisionctl")
+    taken: set[int] = set()
+    env = {
+        **os.environ,
+        "BJSV_DATA_DIR": str(tmp_path / "data"),
+        "BJSV_NATS_URL": f"nats://127.0.0.1:{unused_port('127.0.0.1', taken)}",
+        **{f"BJSV_{s.upper()}_PORT": str(unused_port("127.0.0.1", taken)) for s in SERVICES},
+    }
+    env.pop("DATABASE_URL", None)  # the private PostgreSQL, never the machine's shared one
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([ctl, *args], env=env, capture_output=True, text=True, timeout=180)
+
+    up = run("up", "--cluster", "--detach")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        exports = (tmp_path / "data" / "cluster.env").read_text()
+        assert "BJSV_NATS_REPLICAS='3'" in exports and "BJSV_REGISTRY_TARGET='ipv4:" in exports
+        status = run("status", "--json")
+        report = json.loads(status.stdout)
+        cluster = report["cluster"]
+        assert sorted(cluster["nodes"]) == ["nats-1", "nats-2", "nats-3"]
+        assert all(n["healthy"] for n in cluster["nodes"].values())
+        assert sum(n["meta_leader"] for n in cluster["nodes"].values()) == 1
+        assert {r["health"] for r in cluster["replicas"].values()} == {"SERVING"} and len(cluster["replicas"]) == 8
+        # through the balanced targets (round-robin with health checks over both replicas)
+        assert {s["health"] for s in report["services"].values()} == {"SERVING"}, report["services"]
+        assert all(s["target"].startswith("ipv4:") for s in report["services"].values())
+    finally:
+        down = run("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "postgres" in down.stdout and "nats-3" in down.stdout
+    left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "data") not in left
