@@ -199,9 +199,7 @@ def _up_cluster(settings: Settings, *, timeout: float, detach: bool) -> None:
             raise typer.Exit(1) from None
     _print_cluster(cluster_status(layout))
     env_file = layout.data_dir / "cluster.env"
-    env_file.write_text(
-        "".join(f"export {k}='{v}'\n" for k, v in layout.env().items() if k.startswith(("BJSV", "DATA")))
-    )
+    env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in layout.env().items()))
     console.print(f"客户端（命令行、测试）使用集群：source {env_file}（各服务地址为副本列表，轮询并做健康检查）")
     if detach:
         console.print("后台运行中。停止：supervisionctl down")
@@ -291,7 +289,7 @@ def status(
     layout = Layout.load(cfg.data_dir)
     if layout is not None:  # `up --cluster`: the balanced targets and every node and replica
         settings = Settings(
-            **{k.removeprefix("BJSV_").lower(): v for k, v in layout.env().items() if k.startswith("BJSV")}
+            **{k.removeprefix("BJSV_").lower() if k.startswith("BJSV_") else k: v for k, v in layout.env().items()}
         )
     services = {}
     for name in SERVICES:
