@@ -75,6 +75,7 @@ class Log:
     """Every call attempt (time, ok, latency) and every acknowledged write, shared by the workers."""
 
     attempts: list[tuple[float, bool, float]] = field(default_factory=list)
+    reads: list[tuple[float, bool, float]] = field(default_factory=list)  # the read calls among them
     writes: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in WRITE_KINDS})
     codes: list[str] = field(default_factory=list)
     dispatch_members: dict[str, list[str]] = field(default_factory=dict)
@@ -83,9 +84,12 @@ class Log:
     units: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attempt(self, start: float, ok: bool) -> None:
+    def attempt(self, start: float, ok: bool, read: bool) -> None:
+        entry = (start, ok, time.monotonic() - start)
         with self.lock:
-            self.attempts.append((start, ok, time.monotonic() - start))
+            self.attempts.append(entry)
+            if read:
+                self.reads.append(entry)
 
     def wrote(self, kind: str, name: str) -> None:
         with self.lock:
@@ -116,7 +120,7 @@ class Workload:
             self.tokens[who] = self.cluster.stack.token(*who)
         return (("authorization", f"Bearer {self.tokens[who]}"),)
 
-    def call(self, fn: Callable, request, who: tuple[str, str] = CITY, *, write_once: bool = False):
+    def call(self, fn: Callable, request, who: tuple[str, str] = CITY, *, write_once: bool = False, read: bool = False):
         """One RPC with retries while the cluster heals. `write_once`: a write without request id; after an
         unknown outcome, ALREADY_EXISTS / FAILED_PRECONDITION on the retry means it landed (ambiguous)."""
         deadline, unknown = time.monotonic() + GIVE_UP, False
@@ -127,7 +131,7 @@ class Workload:
             except grpc.RpcError as e:
                 code = e.code()
                 if code in RETRYABLE:  # the service was unavailable; a refusal is an answer, not an outage
-                    self.log.attempt(start, False)
+                    self.log.attempt(start, False, read)
                 if (
                     write_once
                     and unknown
@@ -139,7 +143,7 @@ class Workload:
                 unknown = unknown or code != grpc.StatusCode.UNAVAILABLE or "Socket closed" in (e.details() or "")
                 time.sleep(0.2)
                 continue
-            self.log.attempt(start, True)
+            self.log.attempt(start, True, read)
             return resp
 
     def unit(self) -> None:
@@ -196,7 +200,7 @@ class Workload:
             integrity_kept=spb.ANSWER_VALUE_YES, comments="认真履职", signed_by="李主任"),
             client_request_id=f"feedback-{k}"), (inst, "institution")).feedback  # fmt: skip
         self.log.wrote("feedback", feedback.name)
-        self.call(self.notify.ListNotifications, npb.ListNotificationsRequest(recipient=sup), CITY)
+        self.call(self.notify.ListNotifications, npb.ListNotificationsRequest(recipient=sup), CITY, read=True)
 
     def _supervisor(self, k: int, agency: tuple[str, str]) -> tuple[str, str]:
         number = id_number.compose(str(110101 + k // 400), dt.date(1975, 5, 5), 1 + 2 * (k % 400))
@@ -216,7 +220,7 @@ class Workload:
         self.log.wrote("badge", f"badges/{badge.code}")
         with self.log.lock:
             self.log.codes.append(badge.code)
-        self.call(self.registry.VerifyBadge, rpb.VerifyBadgeRequest(code=badge.code))
+        self.call(self.registry.VerifyBadge, rpb.VerifyBadgeRequest(code=badge.code), read=True)
         return sup.name, display
 
 
@@ -450,6 +454,7 @@ def run(args: argparse.Namespace) -> dict:
             after = time.monotonic()
             report[fault.name] = {
                 "max_unavailable_s": max_unavailable(log.attempts, injected, after),
+                "max_unavailable_reads_s": max_unavailable(log.reads, injected, after),
                 "p99_ms": {
                     "before": p99_ms(log.attempts, before, injected),
                     "during": p99_ms(log.attempts, injected, recovered),

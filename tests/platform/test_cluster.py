@@ -54,6 +54,9 @@ def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_an
         "freeze_nats_node",
     }
     assert all(window <= 10.0 for window in result["max_unavailable_s"].values()), result["max_unavailable_s"]
+    # reads go to a replica the fault left alone; only a database restart touches every replica
+    reads = {name: f["max_unavailable_reads_s"] for name, f in result["faults"].items()}
+    assert all(window <= 1.0 for name, window in reads.items() if name != "restart_postgresql"), reads
 
 
 def test_up_cluster_status_shows_every_node_and_replica_and_down_stops_them(tmp_path):
