@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -288,8 +289,7 @@ def _kill_replicas(c: Cluster) -> Callable[[], None]:
 
 
 def _restart_postgres(c: Cluster) -> Callable[[], None]:
-    assert c.postgres is not None, "only the private PostgreSQL this bench created is restarted"
-    c.postgres.restart()
+    c.restart_postgres()  # only the private one this bench created, never the machine's shared PostgreSQL
     return lambda: None
 
 
@@ -485,6 +485,8 @@ def run(args: argparse.Namespace) -> dict:
         if driver.is_alive():
             driver.join()
         cluster.stop()
+        shutil.rmtree((data / "postgres").resolve(), ignore_errors=True)  # as root it lives in /tmp (cluster.py)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -187,9 +188,7 @@ class PrivatePostgres:
             link = self.folder
             if not link.is_symlink():
                 link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(
-                    Path(subprocess.check_output(["mktemp", "-d", "/tmp/bjsv-pg-XXXXXX"], text=True).strip())
-                )
+                link.symlink_to(tempfile.mkdtemp(prefix="bjsv-pg-", dir="/tmp"))
                 shutil.chown(link.resolve(), "postgres", "postgres")
         if not (self.folder / "PG_VERSION").exists():
             done = self._run("initdb", "-D", str(self.folder.resolve()), "-A", "trust", "-U", "postgres")
@@ -375,6 +374,13 @@ class Cluster:
                 time.sleep(0.2)
         if pending:
             raise StackError(f"{timeout:.0f} 秒内未就绪（SERVING）：{'、'.join(sorted(pending))}")
+
+    def restart_postgres(self) -> None:
+        """Restart the private PostgreSQL (never one given in DATABASE_URL), keeping its pid file current."""
+        if self.postgres is None:
+            raise StackError("只能重启本集群自建的 PostgreSQL")
+        self.postgres.restart()
+        self._pid("postgres", self.postgres.pid())
 
     def kill(self, name: str) -> None:
         """SIGKILL a replica or a NATS node (the fault bench)."""
