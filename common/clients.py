@@ -8,6 +8,7 @@ bench pass the token of the person or system they act for.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -67,13 +68,24 @@ class _StreamStream(_Context, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(await self.details(client_call_details), request_iterator)
 
 
+def balancing(target: str) -> list[tuple[str, Any]]:
+    """Options for a static list of replicas (`ipv4:host:p1,host:p2`, BJSV_<NAME>_TARGET of
+    `supervisionctl up --cluster`): round-robin over the replicas whose gRPC health service answers SERVING,
+    so a dead or draining replica gets no calls. The list is no host name, so the server certificate is
+    checked against `localhost`, which every component certificate names (common.pki)."""
+    if "," not in target:
+        return []
+    config = {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+    return [("grpc.service_config", json.dumps(config)), ("grpc.ssl_target_name_override", "localhost")]
+
+
 def channel(
     target: str, *, token: str | None = None, options: Sequence[tuple[str, Any]] = (), settings: Settings | None = None
 ) -> grpc.aio.Channel:
     """An asyncio channel to a service (host:port, or a balancer address in scale-out). Without `token`, calls
     carry this process's service identity (set by common.server.serve), if any."""
     kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-    interceptors, opts = [k(token) for k in kinds], [*_OPTIONS, *options]
+    interceptors, opts = [k(token) for k in kinds], [*_OPTIONS, *balancing(target), *options]
     creds = pki.channel_credentials(settings or Settings())
     if creds is None:
         return grpc.aio.insecure_channel(target, interceptors=interceptors, options=opts)
@@ -84,7 +96,7 @@ def sync_channel(
     target: str, *, token: str | None = None, options: Sequence[tuple[str, Any]] = (), settings: Settings | None = None
 ) -> grpc.Channel:
     """A blocking channel (operator CLI, tests, bench) presenting `token` on every call (same credentials)."""
-    opts = [*_OPTIONS, *options]
+    opts = [*_OPTIONS, *balancing(target), *options]
     creds = pki.channel_credentials(settings or Settings())
     ch = grpc.insecure_channel(target, options=opts) if creds is None else grpc.secure_channel(target, creds, opts)
     if token:

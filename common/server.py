@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import inspect
 import logging
 import signal
 import sys
@@ -146,8 +147,12 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     context.bind(trace, await interceptor.guard.admit(method, md, ctx.peer()))
                     validation.check(request)
-                    async for item in inner(request, ctx):
-                        yield item
+                    result = inner(request, ctx)
+                    if inspect.isawaitable(result):  # a handler writing with ctx.write(): grpc_health's Watch,
+                        await result  # which round-robin clients with health checking call (cluster profile)
+                    else:
+                        async for item in result:
+                            yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError) as e:
                     error = e
                     raise

@@ -24,13 +24,14 @@ GEN = ROOT / "gen"
 PROTO = ROOT / "proto"
 STAMP = VENV / ".bjsv-installed"
 # Debian packages the documents service and its tests need: a 黑体-style CJK TrueType font and pdftoppm;
-# the console's browser tests drive Debian's headless Chromium through its chromedriver (no browser download).
+# the console's browser tests drive Debian's headless Chromium through its chromedriver (no browser download);
 DEBIAN_PACKAGES = {
     "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "fonts-dejavu-core": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "poppler-utils": "/usr/bin/pdftoppm",
     "chromium": "/usr/bin/chromium",
     "chromium-driver": "/usr/bin/chromedriver",
+    "postgresql": "/usr/lib/postgresql",  # initdb/pg_ctl: the private database of `supervisionctl up --cluster`
 }
 
 

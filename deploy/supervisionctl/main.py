@@ -43,6 +43,7 @@ from supervisionctl import (
     rules_cmds,
     supervision_cmds,
 )
+from supervisionctl.cluster import LAYOUT_FILE, Cluster, Layout, cluster_status
 from supervisionctl.rpc import JsonOpt
 from supervisionctl.stack import (
     METRICS_PORT_OFFSET,
@@ -125,6 +126,10 @@ def endpoints_table(cfg: StackConfig) -> Table:
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="在后台启动后立即返回")] = False,
     timeout: Annotated[float, typer.Option(help="等待全部服务进入 SERVING 状态的最长秒数")] = 60.0,
+    cluster: Annotated[
+        bool,
+        typer.Option("--cluster", help="集群方式：三个 NATS 节点（JetStream 三副本）、PostgreSQL、每个服务两个副本"),
+    ] = False,
 ) -> None:
     """启动整个系统（内置 NATS + 四个服务 + 控制台），全部 SERVING 后显示端点；Ctrl-C 干净地停止。"""
     settings = Settings()
@@ -132,6 +137,9 @@ def up(
     if running_pids(cfg):
         err.print(f"[red]已有一个系统在运行（{cfg.run_dir}）：先执行 supervisionctl down[/red]")
         raise typer.Exit(2)
+    if cluster:
+        _up_cluster(settings, timeout=max(timeout, 90.0), detach=detach)
+        return
     stack = Stack(cfg)
     started = time.monotonic()
     with console.status("正在启动 NATS、身份认证服务、四个服务和控制台…"):
@@ -177,6 +185,51 @@ def up(
     raise typer.Exit(exit_code)
 
 
+def _up_cluster(settings: Settings, *, timeout: float, detach: bool) -> None:
+    layout = Layout.allocate(
+        settings.data_dir.resolve(),
+        host=settings.bind_host,
+        database_url=settings.database_url or "",
+        ports={name: settings.port(name) for name in SERVICES},
+        nats_port=urlparse(settings.nats_servers()[0]).port or 14222,
+    )
+    cluster = Cluster(layout)
+    with console.status("正在启动 PostgreSQL、三个 NATS 节点和每个服务的两个副本…"):
+        try:
+            cluster.start(timeout=timeout, detach=detach)
+        except StackError as e:
+            err.print(f"[red]启动失败：{e}[/red]")
+            raise typer.Exit(1) from None
+    _print_cluster(cluster_status(layout))
+    env_file = layout.data_dir / "cluster.env"
+    env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in layout.env().items()))
+    console.print(f"客户端（命令行、测试）使用集群：source {env_file}（各服务地址为副本列表，轮询并做健康检查）")
+    if detach:
+        console.print("后台运行中。停止：supervisionctl down")
+        return
+    console.print("按 Ctrl-C 停止。")
+    stopping = {"flag": False}
+    signal.signal(signal.SIGINT, lambda *_: stopping.update(flag=True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
+    while not stopping["flag"] and running_pids(cluster.config):  # `supervisionctl down` removes the pid files
+        time.sleep(0.3)
+    with console.status("正在停止…"):
+        codes = cluster.stop()
+    console.print("已停止：" + "，".join(f"{n}（退出码 {c}）" for n, c in codes.items()))
+
+
+def _print_cluster(report: dict) -> None:
+    table = Table(title=f"集群（数据库 {report['database']}）")
+    for col in ("组件", "地址", "状态"):
+        table.add_column(col)
+    for name, n in report["nodes"].items():
+        state = ("正常" if n["healthy"] else "不可用") + ("，JetStream 元数据主节点" if n["meta_leader"] else "")
+        table.add_row(name, n["url"], state)
+    for name, r in report["replicas"].items():
+        table.add_row(name, r["target"], r["health"])
+    console.print(table)
+
+
 def _pid_file_names(cfg: StackConfig, name: str, pid: int) -> bool:
     path = cfg.run_dir / f"{name}.pid"
     return path.exists() and path.read_text().strip() == str(pid)
@@ -190,6 +243,7 @@ def down() -> None:
         console.print("没有正在运行的系统。")
         return
     result = stop_pids(cfg)
+    (cfg.run_dir / LAYOUT_FILE).unlink(missing_ok=True)
     for name, how in result.items():
         console.print(f"{name}: {'已停止' if how == 'stopped' else '已强制结束'}")
 
@@ -201,7 +255,9 @@ def _nats_summary(url: str) -> dict:
 
     async def collect() -> dict:
         tls = pki.ssl_context()  # the operator's certificate: its NATS user may read every stream
-        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, tls=tls), timeout=3)
+        nc = await asyncio.wait_for(
+            nats.connect(url.split(","), connect_timeout=2, max_reconnect_attempts=0, tls=tls), timeout=3
+        )
         try:
             js = nc.jetstream()
             streams = await js.streams_info()
@@ -233,6 +289,11 @@ def status(
     settings = Settings()
     cfg = stack_config(settings)
     pids = running_pids(cfg)
+    layout = Layout.load(cfg.data_dir)
+    if layout is not None:  # `up --cluster`: the balanced targets and every node and replica
+        settings = Settings(
+            **{k.removeprefix("BJSV_").lower() if k.startswith("BJSV_") else k: v for k, v in layout.env().items()}
+        )
     services = {}
     for name in SERVICES:
         target = settings.target(name)
@@ -242,6 +303,8 @@ def status(
             "pid": pids.get(name),
         }
     report = {"version": version("bjsv"), "services": services, "nats": _nats_summary(settings.nats_url)}
+    if layout is not None:
+        report["cluster"] = cluster_status(layout)
     report["outbox"] = ops_cmds.backlog_report(settings)
     consumers = report["nats"].get("consumers", [])
     report["problems"] = ops_cmds.problems(report["outbox"], consumers, max_lag=max_lag, max_age=max_outbox_age)
@@ -254,6 +317,8 @@ def status(
         for name, s in services.items():
             table.add_row(name, s["target"], s["health"], str(s["pid"] or "-"))
         console.print(table)
+        if layout is not None:
+            _print_cluster(report["cluster"])
         nats_info = report["nats"]
         if nats_info["reachable"]:
             st = Table(title=f"NATS {nats_info['url']}")

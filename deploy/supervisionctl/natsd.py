@@ -84,6 +84,7 @@ class NatsServer:
         log_file: Path | None = None,
         name: str = "bjsv-embedded",
         pki: Path | None = None,
+        extra: dict | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.port = port
@@ -91,6 +92,7 @@ class NatsServer:
         self.log_file = log_file
         self.name = name
         self.pki = pki  # the stack's PKI folder: TLS + one user per component; None = plaintext (BJSV_TLS=off)
+        self.extra = extra or {}  # more configuration: cluster routes and the monitoring port (cluster.py)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -98,7 +100,7 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        if self.pki is not None:
+        if self.pki is not None or self.extra:
             # Everything in the file: a reload (SIGHUP, after `certs rotate`) re-reads only the file.
             config = self.store_dir / "nats-server.conf"
             settings = {
@@ -107,7 +109,8 @@ class NatsServer:
                 "server_name": self.name,
                 "jetstream": {"store_dir": str(self.store_dir)},
                 **({"log_file": str(self.log_file)} if self.log_file else {}),
-                **tls_config(self.pki),
+                **(tls_config(self.pki) if self.pki is not None else {}),
+                **self.extra,
             }
             config.write_text(json.dumps(settings, indent=2))  # nats-server's config format accepts JSON
             return [nats_server_binary(), "-c", str(config)]

@@ -309,9 +309,10 @@ def stop_pids(config: StackConfig, timeout: float = 12.0, names: tuple[str, ...]
     """Stop a detached stack (or only `names`) by its pid files: services first (SIGTERM, then SIGKILL), NATS
     last."""
     pids = {n: pid for n, pid in running_pids(config).items() if names is None or n in names}
-    order = [n for n in pids if n != "nats"] + (["nats"] if "nats" in pids else [])
+    # The cluster profile's NATS nodes (nats-1..3) and private PostgreSQL also go after the services.
+    last = {n for n in pids if n.startswith("nats") or n == "postgres"}
     result: dict[str, str] = {}
-    for group in ([n for n in order if n != "nats"], [n for n in order if n == "nats"]):
+    for group in ([n for n in pids if n not in last], sorted(last)):
         for name in group:
             # The pid file goes first: a foreground `up` watching the process then knows the exit is wanted.
             (config.run_dir / f"{name}.pid").unlink(missing_ok=True)
