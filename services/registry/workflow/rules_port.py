@@ -340,7 +340,7 @@ class RulesPort:
             )
             if not views:
                 raise NotFound(subject)
-            supervisor_kind = supervisor_facts(next(iter(views.values()))).kind
+            supervisor_kind = supervisor_facts(next(iter(views.values())), [now.astimezone(SHANGHAI).date()]).kind
         reqs = [
             rules_pb2.EvaluatePenaltyRequest(
                 subject_kind=subject_kind,
