@@ -191,10 +191,12 @@ def test_no_record_or_feedback_before_the_supervisors_declaration_art16(clients,
     with pytest.raises(grpc.RpcError) as e:
         clients.sv.SubmitFeedback(feedback(d, s["乙督导"], D(2026, 5, 6), 9, 17))
     assert error_reason(e.value)[0] == "CONFLICTS_NOT_DECLARED"
-    with pytest.raises(grpc.RpcError) as e:  # only a member declares
-        clients.sv.DeclareConflicts(declaration(d, s["丙督导"]), metadata=h.md(h.HAIDIAN))
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    out = clients.sv.DeclareConflicts(declaration(d, s["甲督导"]), metadata=h.md(h.HAIDIAN)).declaration
+    with pytest.raises(grpc.RpcError) as e:  # only a member declares, for themself: 丙 is not on the team
+        clients.sv.DeclareConflicts(declaration(d, s["丙督导"]), metadata=h.md((s["丙督导"], "supervisor")))
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    out = clients.sv.DeclareConflicts(
+        declaration(d, s["甲督导"]), metadata=h.md((s["甲督导"], "supervisor"))
+    ).declaration
     assert (out.supervisor, list(out.conflicts), len(out.rule_decisions)) == (s["甲督导"], [], 2)
     assert clients.sv.SubmitRecord(record(d, s["甲督导"], "2026-05-06"), metadata=h.md(h.HAIDIAN)).record.version == 1
 
@@ -207,13 +209,13 @@ def test_a_declared_relative_among_the_examiners_requires_recusal_art16(clients,
     d = dispatch(clients, p, [s["甲督导"], s["乙督导"]])  # both declared none first
     relative = spb.DeclaredConflict(kind=spb.CONFLICT_KIND_RELATIVE_EXAMINER, counterpart=examiner, description="表兄")
     with pytest.raises(grpc.RpcError) as e:
-        clients.sv.DeclareConflicts(declaration(d, s["乙督导"], relative), metadata=h.md(h.HAIDIAN))
+        clients.sv.DeclareConflicts(declaration(d, s["乙督导"], relative), metadata=h.md((s["乙督导"], "supervisor")))
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     reason, texts = error_reason(e.value)
     assert reason == "RECUSAL_REQUIRED" and any("bj-2022.art16.declared-conflict|" in t for t in texts), texts
     bad = spb.DeclaredConflict(kind=spb.CONFLICT_KIND_RELATIVE_CANDIDATE, counterpart="12345")
     with pytest.raises(grpc.RpcError) as e:
-        clients.sv.DeclareConflicts(declaration(d, s["乙督导"], bad), metadata=h.md(h.HAIDIAN))
+        clients.sv.DeclareConflicts(declaration(d, s["乙督导"], bad), metadata=h.md((s["乙督导"], "supervisor")))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert any(t.startswith("declaration.conflicts[0].counterpart|") for t in error_reason(e.value)[1])
     clients.set_clock(dt.datetime(2026, 5, 12, 18, tzinfo=SHANGHAI))

@@ -88,6 +88,7 @@ def on_site_dispatch(c: h.Clients, world: dict, day: D) -> spb.Dispatch:
         client_request_id=h.request_id("dispatch"),
     )
     dispatched = c.sv.CreateDispatch(req, metadata=h.md(h.HAIDIAN)).dispatch
+    h.declare(c, dispatched.name, *world["sups"])  # 第十六条: before acting
     c.set_clock(dt.datetime.combine(day, dt.time(15), SHANGHAI))  # after the session
     return dispatched
 
