@@ -275,10 +275,13 @@ def wf(scoped):
         subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=sup08b, description="擅自离场",
         triggers=[spb.CASE_TRIGGER_SUPERVISOR_DUTY_FAILURE]), client_request_id="c08"), metadata=h.md(D08),
     ).penalty_case  # fmt: skip
+    complaint = c.sv.ReceiveComplaint(spb.ReceiveComplaintRequest(complaint=spb.Complaint(
+        source="来信", subject=sup08b, content="督导员擅自离场"), client_request_id="cp08"), metadata=h.md(h.CITY),
+    ).complaint  # fmt: skip
     c.set_clock(dt.datetime(2026, 3, 17, 9, tzinfo=SHANGHAI))
     closed = c.sv.ClosePeriod(spb.ClosePeriodRequest(date="2026-03-10"), metadata=h.md(D08)).reports
     return {"plan08": plan08, "plan05": plan05, "dispatch": dispatch, "record": record, "case": case,
-            "reports08": closed, "sup08b": sup08b, "badge": badge}  # fmt: skip
+            "complaint": complaint, "reports08": closed, "sup08b": sup08b, "badge": badge}  # fmt: skip
 
 
 def record_msg(dispatch: str, submitted_by: str) -> spb.SupervisionRecord:
@@ -303,6 +306,7 @@ def test_a_district_official_cannot_read_another_districts_workflow_art18_art22_
         (c.sv.ListRecordVersions, spb.ListRecordVersionsRequest(name=record.name)),
         (c.sv.GetCase, spb.GetCaseRequest(name=case.name)),
         (c.sv.GetDistrictReport, spb.GetDistrictReportRequest(name=report)),
+        (c.sv.GetComplaint, spb.GetComplaintRequest(name=wf["complaint"].name)),
     ]
     for fn, request in reads:
         fn(request, metadata=h.md(D08))  # the district's own official reads each of them
@@ -336,6 +340,10 @@ def test_a_district_official_cannot_write_another_districts_workflow_and_nothing
         (c.sv.RecordCaseDecision, spb.RecordCaseDecisionRequest(name=case.name, decision=spb.CaseDecision(
             rung=spb.PENALTY_RUNG_SUPERVISOR_SUSPENSION, official="朝阳区 某所长"))),
         (c.sv.RecordCorrection, spb.RecordCorrectionRequest(name=case.name, note="越权记录整改")),
+        (c.sv.SubmitFeedback, spb.SubmitFeedbackRequest(feedback=spb.SupervisorFeedback(
+            dispatch=dispatch.name, supervisor=sup08, signed_by="李主任"), client_request_id="f08-by-05")),
+        (c.sv.RecordComplaintHandling, spb.RecordComplaintHandlingRequest(name=wf["complaint"].name,
+                                                                          handling="越权办理", close=True)),
     ]  # fmt: skip
     for fn, request in writes:
         assert refused(fn, request, D05) == DENIED, type(request).__name__
