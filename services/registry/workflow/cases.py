@@ -183,7 +183,10 @@ async def recommend(
 
 def _by_request(session: Session, crid: str, texts: Mapping[PenaltyRung, str]) -> CaseView | None:
     row = cases_repo.case_by_request(session, crid)
-    return case_view(session, row, texts) if row else None
+    if row is None:
+        return None
+    owners.district(row.district, f"cases/{row.id}")  # a replay answers only a caller who may see the case
+    return case_view(session, row, texts)
 
 
 async def _subject_of(wf: Workflow, kind: CaseSubjectKind, subject: str) -> tuple[str, str]:
