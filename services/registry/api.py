@@ -757,7 +757,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             photo_sha256=v.photo_sha256, type=ev.TYPE[v.type], level=ev.LEVEL[v.level], issuer_name=v.issuer_name,
             validity_text=v.validity_text, valid_from=v.valid_from.isoformat(), valid_until=v.valid_until.isoformat(),
             institution=v.institution, institution_name=v.institution_name, district_code=v.district_code,
-            message=message, id_number_masked=id_number.mask(v.id_number),
+            message=message,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ dashboards

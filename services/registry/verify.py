@@ -28,12 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Verification:
-    """What the exam door needs (第十七条 佩戴证卡; 第十二条 内督证卡仅限本机构)."""
+    """What the exam door needs (第十七条 佩戴证卡; 第十二条 内督证卡仅限本机构): what the badge face shows
+    (附件2), nothing more — no ID number, which the face does not carry (issue #12, 个人信息保护法)."""
 
     code: str
     status: str
     holder_name: str
-    id_number: str
     photo_sha256: str
     type: str
     level: str
@@ -54,11 +54,11 @@ def _as_date(v) -> dt.date:
 def verification_of(row, as_of: dt.date) -> Verification:
     """A repository.VERIFY_SQL row → what the exam door sees on `as_of`."""
     (code_, revoked, valid_from, valid_until, validity_text, issuer, district, appt_status, article, full_name,
-     id_no, photo_sha, typ, level, inst_number, inst_name, centre_name) = row  # fmt: skip
+     photo_sha, typ, level, inst_number, inst_name, centre_name) = row  # fmt: skip
     valid_until = _as_date(valid_until)
     return Verification(
         code=code_, status=door_status(bool(revoked), valid_until, appt_status, as_of), holder_name=full_name,
-        id_number=id_no, photo_sha256=photo_sha, type=typ, level=level,
+        photo_sha256=photo_sha, type=typ, level=level,
         issuer_name=centre_name if issuer == f"agencies/{CITY_CODE}" else inst_name, validity_text=validity_text,
         valid_from=_as_date(valid_from), valid_until=valid_until,
         institution=f"institutions/{inst_number}" if inst_number else "", institution_name=inst_name or "",

@@ -5,6 +5,7 @@ everyone but the appointing organisation and the person, and what a caller decla
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common import clients
 from common.auth.config import AuthSettings
 from common.auth.guard import Guard, Unimplemented
+from common.clock import SHANGHAI
 from common.errors import ResourceExhausted
 from supervisionctl.stack import Stack
 from tests import auth_support
@@ -170,11 +172,6 @@ def test_a_district_official_cannot_act_for_the_city_centre(scoped):
     assert refused(c.registry.UpdateAgency, update_city, D08) == (grpc.StatusCode.PERMISSION_DENIED, "OUT_OF_SCOPE")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs scope.acting_org(dispatching_agency) in the workflow handlers (services/registry/workflow/), "
-    "applied after the workflow split is merged",
-)
 def test_an_institution_cannot_dispatch_as_the_city_centre_art14(scoped):
     _, c, _, _ = scoped
     dispatch = spb.CreateDispatchRequest(dispatch=spb.Dispatch(plan="plans/1", dispatching_agency="agencies/A"))
@@ -243,3 +240,169 @@ async def test_verify_badge_is_public_but_rate_limited_per_client_address(monkey
 
     assert await burst("ipv4:10.0.0.1:5000") == 5
     assert await burst("ipv4:10.0.0.2:5001") == 5  # another address has its own budget
+
+
+# -- the supervision workflow: plans, dispatches, records, cases and reports stay in their district -------
+
+DENIED = (grpc.StatusCode.PERMISSION_DENIED, "OUT_OF_SCOPE")
+
+
+@pytest.fixture(scope="module")
+def wf(scoped):
+    """District 08's plan, dispatch (two 08 supervisors), Annex 3 record, case and closed half-month report,
+    and district 05's plan, all made by their own district officials."""
+    _, c, sup08, _ = scoped
+    inst08 = h.institution(c, "1100081001", "海淀某职业技能评价机构", "08")
+    inst05 = h.institution(c, "1100050505", "朝阳某职业技能评价机构", "05")
+    sup08b, badge = h.supervisor(c, "孙督导", district="08")
+    c.set_clock(dt.datetime(2026, 3, 9, 9, tzinfo=SHANGHAI))
+    day = dt.date(2026, 3, 10)
+    plan08 = c.sv.CreatePlan(spb.CreatePlanRequest(plan=h.plan_msg(inst08, day), client_request_id="p08"),
+                             metadata=h.md(D08)).plan  # fmt: skip
+    plan05 = c.sv.CreatePlan(spb.CreatePlanRequest(plan=h.plan_msg(inst05, day, district="05"),
+                             client_request_id="p05"), metadata=h.md(D05)).plan  # fmt: skip
+    dispatch = c.sv.CreateDispatch(spb.CreateDispatchRequest(
+        dispatch=spb.Dispatch(plan=plan08.name, form=spb.SUPERVISION_FORM_ON_SITE),  # agency from the token
+        selection=spb.TEAM_SELECTION_MANUAL, supervisors=[sup08, sup08b], client_request_id="d08",
+    ), metadata=h.md(D08)).dispatch  # fmt: skip
+    h.declare(c, dispatch.name, sup08, sup08b)
+    c.set_clock(dt.datetime(2026, 3, 10, 18, tzinfo=SHANGHAI))
+    record = c.sv.SubmitRecord(
+        spb.SubmitRecordRequest(record=record_msg(dispatch.name, sup08), client_request_id="r08"),
+        metadata=h.md((sup08, "supervisor")),
+    ).record
+    case = c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
+        subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=sup08b, description="擅自离场",
+        triggers=[spb.CASE_TRIGGER_SUPERVISOR_DUTY_FAILURE]), client_request_id="c08"), metadata=h.md(D08),
+    ).penalty_case  # fmt: skip
+    complaint = c.sv.ReceiveComplaint(spb.ReceiveComplaintRequest(complaint=spb.Complaint(
+        source="来信", subject=sup08b, content="督导员擅自离场"), client_request_id="cp08"), metadata=h.md(h.CITY),
+    ).complaint  # fmt: skip
+    c.set_clock(dt.datetime(2026, 3, 17, 9, tzinfo=SHANGHAI))
+    closed = c.sv.ClosePeriod(spb.ClosePeriodRequest(date="2026-03-10"), metadata=h.md(D08)).reports
+    return {"plan08": plan08, "plan05": plan05, "dispatch": dispatch, "record": record, "case": case,
+            "complaint": complaint, "reports08": closed, "sup08b": sup08b, "badge": badge}  # fmt: skip
+
+
+def record_msg(dispatch: str, submitted_by: str) -> spb.SupervisionRecord:
+    return spb.SupervisionRecord(dispatch=dispatch, submitted_by=submitted_by, answers=h.answers(17),
+                                 supervisor_signatures=["赵督导", "孙督导"], institution_head_signature="李主任",
+                                 sign_date="2026-03-10")  # fmt: skip
+
+
+def test_a_district_agency_answered_by_close_period_sees_only_its_own_report_art24(wf):
+    assert [r.name.split("/")[1] for r in wf["reports08"]] == ["08"]
+
+
+def test_a_district_official_cannot_read_another_districts_workflow_art18_art22_art24_art26(scoped, wf):
+    _, c, _, _ = scoped
+    plan, dispatch, record, case = wf["plan08"], wf["dispatch"], wf["record"], wf["case"]
+    report = wf["reports08"][0].name
+    reads = [
+        (c.sv.GetPlan, spb.GetPlanRequest(name=plan.name)),
+        (c.sv.GetPlanStatus, spb.GetPlanStatusRequest(plan=plan.name)),
+        (c.sv.GetDispatch, spb.GetDispatchRequest(name=dispatch.name)),
+        (c.sv.GetRecord, spb.GetRecordRequest(name=record.name)),
+        (c.sv.ListRecordVersions, spb.ListRecordVersionsRequest(name=record.name)),
+        (c.sv.GetCase, spb.GetCaseRequest(name=case.name)),
+        (c.sv.GetDistrictReport, spb.GetDistrictReportRequest(name=report)),
+        (c.sv.GetComplaint, spb.GetComplaintRequest(name=wf["complaint"].name)),
+    ]
+    for fn, request in reads:
+        fn(request, metadata=h.md(D08))  # the district's own official reads each of them
+        assert refused(fn, request, D05) == DENIED, type(request).__name__
+
+
+def test_a_district_official_cannot_write_another_districts_workflow_and_nothing_is_written(scoped, wf):
+    stack, c, sup08, sup05 = scoped
+    plan, dispatch, record, case = wf["plan08"], wf["dispatch"], wf["record"], wf["case"]
+    before = len(outbox(stack))
+    changed = spb.Plan(name=plan.name, etag=plan.etag)
+    changed.CopyFrom(plan)
+    changed.title = "被改写的计划"
+    on_site = spb.SUPERVISION_FORM_ON_SITE
+    writes = [
+        (c.sv.UpdatePlan, spb.UpdatePlanRequest(plan=changed)),
+        (c.sv.CreatePlan, spb.CreatePlanRequest(plan=h.plan_msg("institutions/1100081001", dt.date(2026, 3, 20)),
+                                                client_request_id="p08-by-05")),
+        (c.sv.ProposeDispatch, spb.ProposeDispatchRequest(plan=plan.name, form=on_site, team_size=2, seed="x")),
+        (c.sv.CreateDispatch, spb.CreateDispatchRequest(dispatch=spb.Dispatch(plan=plan.name, form=on_site),
+                                                        selection=spb.TEAM_SELECTION_MANUAL,
+                                                        supervisors=[sup05, sup08], client_request_id="d08-by-05")),
+        (c.sv.CancelDispatch, spb.CancelDispatchRequest(name=dispatch.name, reason="越权取消")),
+        (c.sv.ReplaceDispatchMember, spb.ReplaceDispatchMemberRequest(name=dispatch.name, supervisor=sup08,
+                                                                      replacement=sup05, reason="越权调换")),
+        (c.sv.CorrectRecord, spb.CorrectRecordRequest(name=record.name, record=record_msg(dispatch.name, sup08),
+                                                      reason="越权更正", client_request_id="r08-by-05")),
+        (c.sv.OpenCase, spb.OpenCaseRequest(penalty_case=spb.PenaltyCase(
+            subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=sup08, description="越权立案",
+            triggers=[spb.CASE_TRIGGER_SUPERVISOR_DUTY_FAILURE]), client_request_id="c08-by-05")),
+        (c.sv.RecordCaseDecision, spb.RecordCaseDecisionRequest(name=case.name, decision=spb.CaseDecision(
+            rung=spb.PENALTY_RUNG_SUPERVISOR_SUSPENSION, official="朝阳区 某所长"))),
+        (c.sv.RecordCorrection, spb.RecordCorrectionRequest(name=case.name, note="越权记录整改")),
+        (c.sv.SubmitFeedback, spb.SubmitFeedbackRequest(feedback=spb.SupervisorFeedback(
+            dispatch=dispatch.name, supervisor=sup08, signed_by="李主任"), client_request_id="f08-by-05")),
+        (c.sv.RecordComplaintHandling, spb.RecordComplaintHandlingRequest(name=wf["complaint"].name,
+                                                                          handling="越权办理", close=True)),
+    ]  # fmt: skip
+    for fn, request in writes:
+        assert refused(fn, request, D05) == DENIED, type(request).__name__
+    assert len(outbox(stack)) == before
+    again = c.sv.GetPlan(spb.GetPlanRequest(name=plan.name), metadata=h.md(D08)).plan
+    assert again.title == plan.title and again.etag == plan.etag
+    assert c.sv.GetDispatch(spb.GetDispatchRequest(name=dispatch.name), metadata=h.md(D08)).dispatch.state == (
+        dispatch.state
+    )
+
+
+def test_workflow_list_calls_return_only_the_callers_scope(scoped, wf):
+    _, c, sup08, sup05 = scoped
+    plans05 = {p.name for p in c.sv.ListPlans(spb.ListPlansRequest(page_size=100), metadata=h.md(D05)).plans}
+    assert wf["plan05"].name in plans05 and wf["plan08"].name not in plans05
+    assert refused(c.sv.ListPlans, spb.ListPlansRequest(district="08"), D05) == DENIED
+    city = {p.name for p in c.sv.ListPlans(spb.ListPlansRequest(page_size=100), metadata=h.md(h.CITY)).plans}
+    assert {wf["plan05"].name, wf["plan08"].name} <= city
+    listed = spb.ListDispatchesRequest(page_size=100, include_cancelled=True)
+    assert not c.sv.ListDispatches(listed, metadata=h.md(D05)).dispatches
+    assert [d.name for d in c.sv.ListDispatches(listed, metadata=h.md(D08)).dispatches] == [wf["dispatch"].name]
+    cases05 = c.sv.ListCases(spb.ListCasesRequest(page_size=100), metadata=h.md(D05))
+    assert not cases05.cases and cases05.total_size == 0
+    cases08 = c.sv.ListCases(spb.ListCasesRequest(page_size=100), metadata=h.md(D08)).cases
+    assert wf["case"].name in {x.name for x in cases08}
+    # a supervisor sees the plans and dispatches whose team they are on, and no other
+    on_team, off_team = h.md((sup08, "supervisor")), h.md((sup05, "supervisor"))
+    assert [p.name for p in c.sv.ListPlans(spb.ListPlansRequest(), metadata=on_team).plans] == [wf["plan08"].name]
+    assert not c.sv.ListPlans(spb.ListPlansRequest(), metadata=off_team).plans
+    assert [d.name for d in c.sv.ListDispatches(listed, metadata=on_team).dispatches] == [wf["dispatch"].name]
+    assert not c.sv.ListDispatches(listed, metadata=off_team).dispatches
+    assert refused(c.sv.GetDispatch, spb.GetDispatchRequest(name=wf["dispatch"].name), (sup05, "supervisor")) == (
+        DENIED
+    )
+
+
+def test_a_supervisor_cannot_submit_or_correct_another_supervisors_record_art23(scoped, wf):
+    stack, c, sup08, _ = scoped
+    before = len(outbox(stack))
+    as_colleague = (wf["sup08b"], "supervisor")  # on the same team, but the record names 赵督导
+    correct = spb.CorrectRecordRequest(name=wf["record"].name, record=record_msg(wf["dispatch"].name, sup08),
+                                       reason="代他人更正", client_request_id="r08-by-colleague")  # fmt: skip
+    denied = (grpc.StatusCode.PERMISSION_DENIED, "ACTING_ORG_MISMATCH")
+    assert refused(c.sv.CorrectRecord, correct, as_colleague) == denied
+    submit = spb.SubmitRecordRequest(record=record_msg(wf["dispatch"].name, sup08), client_request_id="r08-again")
+    assert refused(c.sv.SubmitRecord, submit, as_colleague) == denied
+    assert len(outbox(stack)) == before
+
+
+def test_a_case_decision_is_recorded_for_the_callers_own_organisation_art26(scoped, wf):
+    _, c, _, _ = scoped
+    as_city = spb.RecordCaseDecisionRequest(name=wf["case"].name, decision=spb.CaseDecision(
+        rung=spb.PENALTY_RUNG_SUPERVISOR_SUSPENSION, official="海淀区 周所长", official_org="agencies/A"))  # fmt: skip
+    assert refused(c.sv.RecordCaseDecision, as_city, D08) == (grpc.StatusCode.PERMISSION_DENIED, "ACTING_ORG_MISMATCH")
+
+
+def test_verify_badge_answers_only_what_the_badge_face_shows(scoped, wf):
+    stack, _, _, _ = scoped
+    with clients.sync_channel(stack.config.target("registry")) as bare:  # the exam door: public, no token
+        got = registry_pb2_grpc.RegistryServiceStub(bare).VerifyBadge(rpb.VerifyBadgeRequest(code=wf["badge"]))
+    assert got.code == wf["badge"] and got.holder_name_masked
+    assert not got.id_number_masked  # the badge face carries no ID number (附件2, 个人信息保护法)

@@ -191,9 +191,9 @@ def test_no_record_or_feedback_before_the_supervisors_declaration_art16(clients,
     with pytest.raises(grpc.RpcError) as e:
         clients.sv.SubmitFeedback(feedback(d, s["乙督导"], D(2026, 5, 6), 9, 17))
     assert error_reason(e.value)[0] == "CONFLICTS_NOT_DECLARED"
-    with pytest.raises(grpc.RpcError) as e:  # only a member declares
+    with pytest.raises(grpc.RpcError) as e:  # only a member declares, for themself: 丙 is not on the team
         clients.sv.DeclareConflicts(declaration(d, s["丙督导"]), metadata=h.md((s["丙督导"], "supervisor")))
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     out = clients.sv.DeclareConflicts(
         declaration(d, s["甲督导"]), metadata=h.md((s["甲督导"], "supervisor"))
     ).declaration

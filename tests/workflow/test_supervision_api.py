@@ -173,7 +173,10 @@ def submit(c, d, sup, crid, no=None, n=17, sign="2026-03-10"):
         institution_head_signature="李主任",
         sign_date=sign,
     )
-    return c.sv.SubmitRecord(spb.SubmitRecordRequest(record=rec, client_request_id=crid), metadata=h.md(h.HAIDIAN))
+    # the record is filled in and submitted by the dispatched supervisor themself (第二十三条)
+    return c.sv.SubmitRecord(
+        spb.SubmitRecordRequest(record=rec, client_request_id=crid), metadata=h.md((sup, "supervisor"))
+    )
 
 
 def test_record_validation_idempotency_correction_and_lateness_art23_d11(clients, world):

@@ -204,6 +204,4 @@ def declare(c: Clients, dispatch: str, *supervisors: str) -> None:
     """Each supervisor declares no relative or interest (第十六条) before acting on the dispatch."""
     for sup in supervisors:
         d = spb.ConflictDeclaration(dispatch=dispatch, supervisor=sup)
-        c.sv.DeclareConflicts(
-            spb.DeclareConflictsRequest(declaration=d), metadata=md((sup, "supervisor"))
-        )  # the supervisor themself
+        c.sv.DeclareConflicts(spb.DeclareConflictsRequest(declaration=d), metadata=md((sup, "supervisor")))

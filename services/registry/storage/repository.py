@@ -507,7 +507,7 @@ def list_filings(session: Session, *, page: Page, institution_number: str = "", 
 
 VERIFY_SQL = """
 SELECT b.code, b.revoked, b.valid_from, b.valid_until, b.validity_text, b.issuer, b.district_code,
-       a.status, a.status_article, s.full_name, s.id_number, s.photo_sha256, s.type, s.level,
+       a.status, a.status_article, s.full_name, s.photo_sha256, s.type, s.level,
        i.number, i.display_name, ag.display_name
 FROM badge b
 JOIN appointment a ON a.id = b.appointment_id

@@ -250,8 +250,14 @@ def plan_by_request(session: Session, client_request_id: str) -> wm.CertPlan | N
     ).scalar_one_or_none()
 
 
-def list_plans(session: Session, *, institution: str, district: str, offset: int, limit: int) -> tuple[list, int]:
+def list_plans(
+    session: Session, *, institution: str, district: str, supervisor_id: int | None, offset: int, limit: int
+) -> tuple[list, int]:
     q = sa.select(wm.CertPlan)
+    if supervisor_id is not None:  # the plans a supervisor is dispatched to
+        member = wm.DispatchMember
+        dispatched = sa.select(wm.Dispatch.plan_id).join(member, member.dispatch_id == wm.Dispatch.id)
+        q = q.where(wm.CertPlan.id.in_(dispatched.where(member.supervisor_id == supervisor_id)))
     if institution:
         q = q.where(wm.CertPlan.institution == institution)
     if district:

@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from bjsv.registry.v1 import supervision_pb2 as pb
 from common import api
+from common.auth import scope
 from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.events import record_event
+from services.registry import access
 from services.registry.domain.districts import CITY_CODE, is_district
 from services.registry.domain.problems import ProblemsError
 from services.registry.domain.supervisors import Status
@@ -36,7 +38,7 @@ from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases import appointments as registry_appointments
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import events
+from services.registry.workflow import events, owners
 from services.registry.workflow.context import Workflow, caller_org, require_role
 from services.registry.workflow.convert import RUNG, to_proto_case, to_proto_decision
 from services.registry.workflow.results import CaseView, Recommendation
@@ -181,7 +183,10 @@ async def recommend(
 
 def _by_request(session: Session, crid: str, texts: Mapping[PenaltyRung, str]) -> CaseView | None:
     row = cases_repo.case_by_request(session, crid)
-    return case_view(session, row, texts) if row else None
+    if row is None:
+        return None
+    owners.district(row.district, f"cases/{row.id}")  # a replay answers only a caller who may see the case
+    return case_view(session, row, texts)
 
 
 async def _subject_of(wf: Workflow, kind: CaseSubjectKind, subject: str) -> tuple[str, str]:
@@ -219,6 +224,7 @@ async def open_case(wf: Workflow, c: NewCase) -> CaseView:
     district = c.district or (plan_row.district if plan_row else home)
     if not (is_district(district) or district == CITY_CODE):
         raise InvalidArgument("DISTRICT_UNKNOWN", [FieldViolation("penalty_case.district", "区县代码不在附件1 表3中")])
+    owners.district(district, f"agencies/{district}")
     desc = c.description.strip()
     draft = CaseDraft(
         kind,
@@ -276,9 +282,11 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
     row = await wf.db.read(cases_repo.case, case_id)
     if row is None:
         raise NotFound(name)
+    owners.district(row.district, name)
     kind = CaseSubjectKind(row.subject_kind)
     require_role(case_rules.official_roles(kind), "记录处理决定（D13）")
-    today, now, org = wf.today(), wf.clock.now(), dec.official_org or caller_org()
+    today, now = wf.today(), wf.clock.now()
+    org = scope.acting_org(dec.official_org, "decision.official_org")
     texts = await sanction_texts(wf, today)
 
     def check(state: str) -> CaseState:
@@ -331,6 +339,7 @@ async def record_correction(wf: Workflow, case_id: int, name: str, note: str) ->
         c = cases_repo.case(session, case_id, for_update=True)
         if c is None:
             raise NotFound(name)
+        owners.district(c.district, name)
         try:
             state = case_rules.record_correction(name, CaseState(c.state), c.correction_deadline, today, note)
         except ProblemsError as e:
@@ -355,7 +364,10 @@ async def get(wf: Workflow, case_id: int, name: str) -> CaseView:
 
     def read(session: Session) -> CaseView | None:
         row = cases_repo.case(session, case_id)
-        return case_view(session, row, texts) if row else None
+        if row is None:
+            return None
+        owners.district(row.district, name)
+        return case_view(session, row, texts)
 
     found = await wf.db.read(read)
     if found is None:
@@ -367,6 +379,7 @@ async def list_cases(
     wf: Workflow, *, subject: str, state: CaseState | None, district: str, plan_id: int | None, offset: int, limit: int
 ) -> tuple[list[CaseView], int]:
     texts = await sanction_texts(wf, wf.today())
+    district = access.narrow(district, "")[0]  # a district agency sees its own district's cases
 
     def read(session: Session) -> tuple[list[CaseView], int]:
         rows, total = cases_repo.list_cases(

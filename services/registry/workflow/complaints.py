@@ -20,7 +20,7 @@ from services.registry.storage import workflow_complaint_repository as complaint
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import dispatches, events
+from services.registry.workflow import dispatches, events, owners
 from services.registry.workflow.context import Workflow, caller_org, require_role
 from services.registry.workflow.convert import to_proto_complaint, to_proto_major_problem
 
@@ -103,8 +103,11 @@ async def handle(wf: Workflow, complaint_id: int, h: Handling) -> wm.Complaint:
         row = complaints_repo.complaint(session, complaint_id, for_update=True)
         if row is None:
             raise NotFound(h.name)
-        if case_id is not None and cases_repo.case(session, case_id) is None:
-            raise NotFound(h.penalty_case)
+        owners.district(row.district, h.name)  # investigated by the agency of the subject's district
+        if case_id is not None:
+            if (linked := cases_repo.case(session, case_id)) is None:
+                raise NotFound(h.penalty_case)
+            owners.district(linked.district, h.penalty_case)
         try:
             row.state = rules.next_state(h.name, row.state, handling=h.handling, result=h.result, close=h.close,
                                          policy=wf.policy)  # fmt: skip
@@ -123,6 +126,7 @@ async def get(wf: Workflow, complaint_id: int, name: str) -> wm.Complaint:
     row = await wf.db.read(complaints_repo.complaint, complaint_id)
     if row is None:
         raise NotFound(name)
+    owners.district(row.district, name)
     return row
 
 
@@ -130,6 +134,7 @@ def _reporter(session: Session, dispatch_id: int, r: MajorProblemIn, supervisor_
     d = repo.dispatch(session, dispatch_id)
     if d is None:
         raise NotFound(r.dispatch)
+    owners.record(session, d, r.dispatch)  # to the dispatching agency, by a supervisor of its team
     members = repo.members(session, [dispatch_id])[dispatch_id]
     if not any(m.supervisor_id == supervisor_id and m.state == dispatches.ACTIVE for m in members):
         why = "重大问题应由本次委派的督导员报告（第二十二条第（十）项）"
@@ -143,6 +148,7 @@ async def report_major_problem(wf: Workflow, r: MajorProblemIn) -> wm.MajorProbl
     """第二十二条(十): 向委派机构报告和反映情况，并提出建议 — to the dispatching agency, and the city centre."""
     dispatch_id = api.parse_id(r.dispatch, "dispatches", field="report.dispatch")
     supervisor_id = api.parse_id(r.reported_by, "supervisors", field="report.reported_by")
+    owners.acting_supervisor(r.reported_by, "report.reported_by")
     try:
         rules.validate_major_problem(r.findings, r.suggestions, policy=wf.policy)
     except ProblemsError as e:

@@ -19,7 +19,7 @@ from services.registry.domain.workflow.policy import WorkflowPolicy
 from services.registry.workflow.clock import WorkflowClock
 from services.registry.workflow.rules_port import RulesPort
 
-ROLE_LABELS = {"city-centre": "市鉴定管理中心", "district-agency": "区鉴定管理机构", "operator": "运维人员"}
+ROLE_LABELS = {"city-centre": "市鉴定管理中心", "district-agency": "区鉴定管理机构"}
 
 
 @dataclass(frozen=True)

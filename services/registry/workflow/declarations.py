@@ -17,7 +17,7 @@ from services.registry.domain.workflow.declarations import validate_conflicts
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import dispatches
+from services.registry.workflow import dispatches, owners
 from services.registry.workflow.context import Workflow
 
 RULES_KIND = {
@@ -35,7 +35,10 @@ class Declaration:
 
 
 def _of_member(session: Session, dispatch_id: int, d: Declaration, supervisor_id: int, *, lock: bool = False):
-    row = dispatches.require_active(repo.dispatch(session, dispatch_id, for_update=lock), d.dispatch)
+    row = repo.dispatch(session, dispatch_id, for_update=lock)
+    if row is not None:
+        owners.record(session, row, d.dispatch)
+    row = dispatches.require_active(row, d.dispatch)
     members = repo.members(session, [dispatch_id])[dispatch_id]
     if not any(m.supervisor_id == supervisor_id and m.state == dispatches.ACTIVE for m in members):
         why = "回避申报应由本次委派督导组的督导员本人作出（第十六条）"
@@ -48,6 +51,7 @@ def _of_member(session: Session, dispatch_id: int, d: Declaration, supervisor_id
 async def declare(wf: Workflow, d: Declaration) -> wm.ConflictDeclaration:
     dispatch_id = api.parse_id(d.dispatch, "dispatches", field="declaration.dispatch")
     supervisor_id = api.parse_id(d.supervisor, "supervisors", field="declaration.supervisor")
+    owners.acting_supervisor(d.supervisor, "declaration.supervisor")
     try:
         conflicts = validate_conflicts(d.conflicts, policy=wf.policy)
     except ProblemsError as e:

@@ -7,6 +7,7 @@ members and the outbox event addressed to them (dispatch.created / .cancelled / 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from common import api
+from common.auth import scope
 from common.clock import SHANGHAI
 from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from common.events import record_event
@@ -26,7 +28,7 @@ from services.registry.domain.workflow.model import SessionWindow, SupervisionFo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error, found
-from services.registry.workflow import events
+from services.registry.workflow import events, owners
 from services.registry.workflow.context import Workflow, calendar_error, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_plan
 from services.registry.workflow.results import DispatchView, Proposal, TeamCheck, TeamFinding
@@ -108,17 +110,20 @@ def _ended_refusal(plan_row: wm.CertPlan, ended: list[SessionWindow]) -> FailedP
 async def plan_dispatch(wf: Workflow, t: DispatchTarget, *, new_dispatch: bool = True) -> Planned:
     """The plan, form, scope, supervised sessions and window of a dispatch. A new on-site dispatch must not
     cover a session that has ended (第二十一条); changes to an existing dispatch (`new_dispatch=False`, e.g.
-    replacing a member before its remaining sessions) are not refused for that."""
+    replacing a member before its remaining sessions) are not refused for that. A new dispatch is made for a
+    plan the dispatching agency or institution manages (第十四条、第二十条); an existing one was checked already."""
     plan_row = await wf.db.read(repo.plan, api.parse_id(t.plan, "plans", field="dispatch.plan"))
     if plan_row is None:
         raise NotFound(t.plan)
+    if new_dispatch:
+        scope.require(owners.of_plan(plan_row), t.plan)
     if t.form is None:
         raise InvalidArgument(
             "FORM_REQUIRED",
             [FieldViolation("dispatch.form", "请选择督导形式：现场督导或事后认定资料督导（第十九条）")],
         )
     try:
-        scope = dispatch_rules.scope_of(t.agency)
+        team_scope = dispatch_rules.scope_of(t.agency)
         selected = dispatch_rules.select_sessions(session_windows(plan_row), list(t.session_ids))
         window = dispatch_rules.supervision_window(t.form, selected, start=t.start, end=t.end)
     except ProblemsError as e:
@@ -130,7 +135,7 @@ async def plan_dispatch(wf: Workflow, t: DispatchTarget, *, new_dispatch: bool =
         days = [s.start.astimezone(SHANGHAI).date() for s in selected]
     else:
         days = [window.start_day for _ in selected]
-    return Planned(TeamScope(plan_row, scope, selected, days), t.form, window)
+    return Planned(TeamScope(plan_row, team_scope, selected, days), t.form, window)
 
 
 async def _due_date(wf: Workflow, end_day: dt.date, subject: str) -> dt.date:
@@ -142,8 +147,14 @@ async def _due_date(wf: Workflow, end_day: dt.date, subject: str) -> dt.date:
         raise calendar_error(e, subject) from None
 
 
+def _acting(t: DispatchTarget) -> DispatchTarget:
+    """The dispatching agency is the caller's organisation (issue #12: never taken from the body)."""
+    return dataclasses.replace(t, agency=scope.acting_org(t.agency, "dispatching_agency"))
+
+
 async def propose(wf: Workflow, t: DispatchTarget, team_size: int, seed: str) -> Proposal:
     """A seeded draw and its check; a proposal reports its blocking findings instead of failing."""
+    t = _acting(t)
     planned = await plan_dispatch(wf, t)
     drawn = await wf.rules.propose_team(planned.team, t.agency, team_size, seed, wf.today())
     team = [api.parse_id(n, "supervisors") for n in drawn.team]
@@ -185,7 +196,11 @@ async def _choose_team(wf: Workflow, cmd: NewDispatch, planned: Planned) -> tupl
 
 def _by_request(session: Session, crid: str) -> DispatchView | None:
     row = repo.dispatch_by_request(session, crid)
-    return view(session, row) if row else None
+    if row is None:
+        return None
+    done = view(session, row)
+    scope.require(owners.of_dispatch(row, done.members, done.plan), f"dispatches/{row.id}")
+    return done
 
 
 def _created_event(session: Session, v: DispatchView) -> None:
@@ -205,7 +220,8 @@ def _created_event(session: Session, v: DispatchView) -> None:
 
 
 async def create(wf: Workflow, cmd: NewDispatch) -> DispatchView:
-    crid, t = cmd.client_request_id, cmd.target
+    crid, t = cmd.client_request_id, _acting(cmd.target)
+    cmd = dataclasses.replace(cmd, target=t)
     if crid and (done := await wf.db.read(_by_request, crid)) is not None:
         return done
     planned = await plan_dispatch(wf, t)
@@ -263,6 +279,7 @@ async def cancel(wf: Workflow, dispatch_id: int, name: str, reason: str) -> Disp
         row = repo.dispatch(session, dispatch_id, for_update=True)
         if row is None:
             raise NotFound(name)
+        owners.dispatch(session, row, name)
         if row.state == "cancelled":
             return view(session, row)
         if repo.record_of_dispatch(session, dispatch_id) is not None:
@@ -306,8 +323,15 @@ async def planned_of(wf: Workflow, row: wm.Dispatch) -> Planned:
     return await plan_dispatch(wf, target, new_dispatch=False)
 
 
+def _replaceable(session: Session, dispatch_id: int, name: str) -> wm.Dispatch:
+    row = repo.dispatch(session, dispatch_id)
+    if row is not None:
+        owners.dispatch(session, row, name)
+    return require_active(row, name)
+
+
 async def _check_replacement(wf: Workflow, dispatch_id: int, r: Replacement) -> TeamCheck:
-    row = require_active(await wf.db.read(repo.dispatch, dispatch_id), r.name)
+    row = await wf.db.read(_replaceable, dispatch_id, r.name)
     members = (await wf.db.read(repo.members, [dispatch_id]))[dispatch_id]
     active = [f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE]
     try:
@@ -367,7 +391,11 @@ async def replace_member(wf: Workflow, dispatch_id: int, r: Replacement) -> Disp
 async def get(wf: Workflow, dispatch_id: int, name: str) -> DispatchView:
     def read(session: Session) -> DispatchView | None:
         row = repo.dispatch(session, dispatch_id)
-        return view(session, row) if row else None
+        if row is None:
+            return None
+        found = view(session, row)
+        scope.require(owners.of_dispatch(row, found.members, found.plan), name)
+        return found
 
     found = await wf.db.read(read)
     if found is None:

@@ -40,7 +40,7 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import cases, declarations, dispatches, events
+from services.registry.workflow import cases, declarations, dispatches, events, owners
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_feedback
 from services.registry.workflow.results import FeedbackView
@@ -73,6 +73,7 @@ def by_request(session: Session, crid: str) -> FeedbackView | None:
     if f is None:
         return None
     d = repo.dispatch(session, f.dispatch_id)
+    owners.feedback(session, d, f"feedback/{f.id}")
     return FeedbackView(f, d, repo.plan(session, d.plan_id))
 
 
@@ -80,7 +81,10 @@ def _submittable(
     session: Session, dispatch_id: int, s: FeedbackSubmission, sup_id: int, *, lock: bool = False
 ) -> tuple[wm.Dispatch, wm.DispatchMember]:
     """第二十三条: feedback on an external supervisor of an active dispatch's team, once per supervisor."""
-    d = dispatches.require_active(repo.dispatch(session, dispatch_id, for_update=lock), s.dispatch)
+    d = repo.dispatch(session, dispatch_id, for_update=lock)
+    if d is not None:
+        owners.feedback(session, d, s.dispatch)
+    d = dispatches.require_active(d, s.dispatch)
     if d.scope != DispatchScope.EXTERNAL.value:
         raise FailedPrecondition(
             "FEEDBACK_EXTERNAL_ONLY",
@@ -233,6 +237,7 @@ async def get(wf: Workflow, feedback_id: int, name: str) -> FeedbackView:
         if f is None:
             return None
         d = repo.dispatch(session, f.dispatch_id)
+        owners.feedback(session, d, name)
         return FeedbackView(f, d, repo.plan(session, d.plan_id))
 
     found = await wf.db.read(read)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
+from common.auth import scope
 from common.errors import FailedPrecondition, NotFound, PreconditionViolation
 from common.events import record_event
 from services.registry.domain.workflow import periods as period_rules
@@ -16,7 +17,7 @@ from services.registry.domain.workflow import reports
 from services.registry.domain.workflow.model import Period
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_report_repository as reports_repo
-from services.registry.workflow import events
+from services.registry.workflow import events, owners
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import to_proto_report
 from services.registry.workflow.results import ClosedReports
@@ -65,7 +66,10 @@ async def close(wf: Workflow, day: dt.date, include_empty: bool) -> ClosedReport
                 )
             ],
         )
-    return await _close(wf, period, include_empty)
+    closed = await _close(wf, period, include_empty)
+    # A period closes city-wide, once (D10); a district agency is answered with its own district's report.
+    own = [r for r in closed.reports if scope.allows(scope.Owner.of(f"agencies/{r.district}"))]
+    return ClosedReports(own, closed.newly_closed)
 
 
 async def close_ended_periods(wf: Workflow) -> list[str]:
@@ -84,6 +88,7 @@ async def close_ended_periods(wf: Workflow) -> list[str]:
 
 
 async def get_report(wf: Workflow, district: str, key: str, name: str) -> wm.DistrictReport:
+    owners.district(district, name)
     row = await wf.db.read(reports_repo.report, key, district)
     if row is None:
         raise NotFound(name)

@@ -43,7 +43,7 @@ from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases.errors import as_error
-from services.registry.workflow import cases, declarations, dispatches, events
+from services.registry.workflow import cases, declarations, dispatches, events, owners
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_record
 from services.registry.workflow.results import Recommendation, RecordView
@@ -96,6 +96,7 @@ def by_request(session: Session, crid: str) -> RecordView | None:
         return None
     rec = repo.record(session, ver.record_id)
     d = repo.dispatch(session, rec.dispatch_id)
+    owners.record(session, d, f"records/{rec.id}")
     return RecordView(rec, ver, d, repo.plan(session, d.plan_id))
 
 
@@ -103,7 +104,10 @@ def _submittable(
     session: Session, dispatch_id: int, s: RecordSubmission, submitter: int, *, lock: bool = False
 ) -> wm.Dispatch:
     """第二十三条: the record of an active dispatch, by one of its team, once."""
-    d = dispatches.require_active(repo.dispatch(session, dispatch_id, for_update=lock), s.dispatch)
+    d = repo.dispatch(session, dispatch_id, for_update=lock)
+    if d is not None:
+        owners.record(session, d, s.dispatch)
+    d = dispatches.require_active(d, s.dispatch)
     members = repo.members(session, [dispatch_id])[dispatch_id]
     if not any(m.supervisor_id == submitter and m.state == dispatches.ACTIVE for m in members):
         raise FailedPrecondition(
@@ -199,6 +203,7 @@ def _open_finding_cases(
 async def prepare(wf: Workflow, s: RecordSubmission) -> PreparedRecord:
     dispatch_id = api.parse_id(s.dispatch, "dispatches", field="record.dispatch")
     submitter = api.parse_id(s.submitted_by, "supervisors", field="record.submitted_by")
+    owners.acting_supervisor(s.submitted_by, "record.submitted_by")
     d = await wf.db.read(_submittable, dispatch_id, s, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(d.form), wf.today()
@@ -297,6 +302,7 @@ def _corrector(
     if rec is None:
         raise NotFound(c.name)
     d = repo.dispatch(session, rec.dispatch_id)
+    owners.record(session, d, c.name)
     if not any(m.supervisor_id == submitter for m in repo.members(session, [d.id])[d.id]):
         raise FailedPrecondition(
             "NOT_A_DISPATCHED_SUPERVISOR",
@@ -318,6 +324,7 @@ async def correct(wf: Workflow, c: RecordCorrection) -> RecordView:
     if not c.reason.strip():
         raise InvalidArgument("REASON_REQUIRED", [FieldViolation("reason", "更正督导记录表须说明原因")])
     submitter = api.parse_id(c.submitted_by, "supervisors", field="record.submitted_by")
+    owners.acting_supervisor(c.submitted_by, "record.submitted_by")
     rec, d = await wf.db.read(_corrector, c, submitter)
     plan_row = await wf.db.read(repo.plan, d.plan_id)
     form, today = SupervisionForm(rec.form), wf.today()
@@ -376,6 +383,7 @@ async def get(wf: Workflow, record_id: int, version: int, name: str) -> RecordVi
         if ver is None:
             return None
         d = repo.dispatch(session, rec.dispatch_id)
+        owners.dispatch(session, d, name)
         return RecordView(rec, ver, d, repo.plan(session, d.plan_id))
 
     found = await wf.db.read(read)
@@ -390,6 +398,7 @@ async def versions(wf: Workflow, record_id: int, name: str) -> list[RecordView]:
         if rec is None:
             return None
         d = repo.dispatch(session, rec.dispatch_id)
+        owners.dispatch(session, d, name)
         p = repo.plan(session, d.plan_id)
         return [RecordView(rec, v, d, p) for v in repo.record_versions(session, record_id)]
 

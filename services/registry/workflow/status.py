@@ -13,6 +13,7 @@ from services.registry.domain.workflow.model import DispatchScope
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.workflow import owners
 from services.registry.workflow.cases import sanction_texts
 from services.registry.workflow.context import Workflow
 from services.registry.workflow.dispatches import ACTIVE, view
@@ -98,6 +99,7 @@ async def list_dispatches(
             include_cancelled=include_cancelled,
             due_before=today if overdue_only else None,
         )
+        rows = owners.visible_dispatches(session, rows)
         if overdue_only:
             late = {o.dispatch for o in overdue(session, rows, today, calendar)}
             rows = [r for r in rows if f"dispatches/{r.id}" in late]
@@ -138,6 +140,7 @@ async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
         p = repo.plan(session, plan_id)
         if p is None:
             return None
+        owners.plan(session, p, name)
         rows = repo.list_dispatches(
             session, day=None, agency="", plan_id=plan_id, include_cancelled=True, due_before=None
         )
@@ -165,7 +168,7 @@ async def list_overdue(wf: Workflow, *, agency: str, district: str) -> tuple[lis
         )
         if district:
             rows = [r for r in rows if r.district == district]
-        items = overdue(session, rows, today, calendar)
+        items = overdue(session, owners.visible_dispatches(session, rows), today, calendar)
         return sorted(items, key=lambda o: (o.due_date, o.dispatch, o.kind, o.supervisor))
 
     return await wf.db.read(read), today
