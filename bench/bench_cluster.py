@@ -190,6 +190,10 @@ class Workload:
         self.log.wrote("dispatch", dispatch.name)
         with self.log.lock:
             self.log.dispatch_members[dispatch.name] = [m.supervisor for m in dispatch.members]
+        for member in (sup, partner[0]):  # 第十六条: each supervisor declares, as themself, before acting
+            declaration = spb.ConflictDeclaration(dispatch=dispatch.name, supervisor=member)
+            self.call(self.sv.DeclareConflicts, spb.DeclareConflictsRequest(declaration=declaration),
+                      (member, "supervisor"))  # fmt: skip
         record = self.call(self.sv.SubmitRecord, spb.SubmitRecordRequest(record=spb.SupervisionRecord(
             dispatch=dispatch.name, submitted_by=sup, answers=_answers(16), problems="无",
             supervisor_signatures=[name, partner[1]], institution_head_signature="李主任",
