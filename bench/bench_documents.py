@@ -42,7 +42,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import auth_support  # noqa: E402
 
 PHOTO_VARIANTS = 64
 
@@ -265,13 +264,17 @@ def bench_print_run(n: int, volume: int, workers: int) -> dict:
 
 
 def bench_grpc(n: int, volume: int) -> dict:
+    # Imported here, not at the top: the print run's render workers are spawned and re-import this module, and
+    # the client side (gRPC, tokens) would add ~50 MB to each of them.
     import grpc
     from bench_registry import tls_settings
 
     from bjsv.documents.v1 import documents_pb2 as pb
     from bjsv.documents.v1 import documents_pb2_grpc
     from supervisionctl.natsd import NatsServer, free_port
+    from tests import auth_support
 
+    auth_support.ensure_issuer()  # the documents service verifies tokens against it (issue #12)
     with tempfile.TemporaryDirectory() as tmp:
         settings = tls_settings(Path(tmp), tls=True)
         nats_srv = NatsServer(store_dir=Path(tmp) / "nats", port=free_port(), pki=settings.pki_dir)
@@ -348,7 +351,6 @@ def bench_grpc(n: int, volume: int) -> dict:
 
 
 def main() -> None:
-    auth_support.ensure_issuer()  # the documents service verifies tokens against it (issue #12)
     ap = argparse.ArgumentParser()
     ap.add_argument("--single", type=int, default=100)
     ap.add_argument("--batch", type=int, default=400)
