@@ -72,7 +72,7 @@ def _write(path: Path, data: bytes, *, secret: bool) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.replace(tmp, path)  # atomic: a server reloading mid-rotation sees the old or the new file, never half
+    tmp.replace(path)  # atomic: a server reloading mid-rotation sees the old or the new file, never half
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -159,7 +159,7 @@ def ensure(folder: Path, *, hostnames: Iterable[str] = (), components: Iterable[
     """Create the CA and every missing component certificate (first `up`); returns the components issued.
     A file lock makes concurrent starts (several services, several tests) create one CA, not several."""
     folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder.chmod(0o700)
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cert_path(folder, "ca").exists():

@@ -69,11 +69,11 @@ def wait_for(receiver: Receiver, trace_id: str, seconds: float = 15.0) -> list:
 def test_an_rpc_is_a_server_span_carrying_the_callers_trace_id(traced):
     stack, receiver = traced
     trace_id = uuid.uuid4().hex
-    with auth_support.channel(stack.config.target("rules")) as ch:
-        with pytest.raises(grpc.RpcError) as e:  # an empty request is refused: the span records that too
-            rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(
-                rules_pb2.CheckEligibilityRequest(), metadata=(("x-trace-id", trace_id),), timeout=10
-            )
+    # an empty request is refused: the span records that too
+    with auth_support.channel(stack.config.target("rules")) as ch, pytest.raises(grpc.RpcError) as e:
+        rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(
+            rules_pb2.CheckEligibilityRequest(), metadata=(("x-trace-id", trace_id),), timeout=10
+        )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     spans = wait_for(receiver, trace_id)
     assert [(s[0], s[1]) for s in spans] == [("bjsv-rules", "/bjsv.rules.v1.RulesService/CheckEligibility")]
