@@ -30,7 +30,7 @@ MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 60
 # Over the limits when the gate arrived (issue #11), with their size then: a listed one may shrink, not grow, and
 # its entry goes when it is split (the test says so). Nothing may join the lists.
-KNOWN_LONG_FILES = {"services/notify/storage/repository.py": 899}
+KNOWN_LONG_FILES: dict[str, int] = {}
 KNOWN_LONG_FUNCTIONS = {"common/server.py::serve": 82}
 
 
