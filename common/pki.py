@@ -130,6 +130,8 @@ def issue(
 ) -> Path:
     """(Re)issue `component`'s certificate and key from the CA in `folder`; returns the certificate path."""
     ca_key = serialization.load_pem_private_key(key_path(folder, "ca").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):  # _create_ca makes a P-256 key; anything else is foreign
+        raise ValueError(f"{key_path(folder, 'ca')}: not an EC private key")
     ca_cert = x509.load_pem_x509_certificate(cert_path(folder, "ca").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or _now() - dt.timedelta(minutes=5)
@@ -146,7 +148,7 @@ def issue(
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     # Key first: a reader that sees the new certificate must find its key (a handshake reloads both).
@@ -253,7 +255,9 @@ def server_credentials(settings: Settings, component: str) -> grpc.ServerCredent
         log.warning("BJSV_TLS=off: %s serves PLAINTEXT gRPC (development only; never in production)", component)
         return None
     reloader = _Reloader(usable(settings, component))
-    return grpc.dynamic_ssl_server_credentials(reloader.config, reloader, require_client_authentication=True)
+    # grpc calls the fetcher per handshake and keeps the current configuration when it returns None (grpc docs);
+    # its stub types the fetcher as never returning None.
+    return grpc.dynamic_ssl_server_credentials(reloader.config, reloader, require_client_authentication=True)  # type: ignore[arg-type]
 
 
 _channel_creds: dict[tuple, grpc.ChannelCredentials] = {}

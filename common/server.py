@@ -174,8 +174,10 @@ def _wrapped(handler, unary_response, streamed_response):
     for attr, make_handler, wrap in kinds:
         inner = getattr(handler, attr)
         if inner is not None:
-            parse = validation.tolerant(handler.request_deserializer) if attr.startswith("unary") else None
-            return make_handler(wrap(inner), parse or handler.request_deserializer, handler.response_serializer)
+            parse = handler.request_deserializer
+            if attr.startswith("unary") and parse is not None:
+                parse = validation.tolerant(parse)
+            return make_handler(wrap(inner), parse, handler.response_serializer)
     return handler
 
 

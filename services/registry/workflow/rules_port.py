@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from sqlalchemy.orm import Session
@@ -60,7 +60,11 @@ RULES_FORM = {
     SupervisionForm.ON_SITE: rules_pb2.SUPERVISION_FORM_ON_SITE,
     SupervisionForm.RECORDS_REVIEW: rules_pb2.SUPERVISION_FORM_RECORDS_REVIEW,
 }
-RULES_ANSWER = {Answer.YES: rules_pb2.ANSWER_VALUE_YES, Answer.NO: rules_pb2.ANSWER_VALUE_NO, None: 0}
+RULES_ANSWER = {
+    Answer.YES: rules_pb2.ANSWER_VALUE_YES,
+    Answer.NO: rules_pb2.ANSWER_VALUE_NO,
+    None: rules_pb2.ANSWER_VALUE_UNSPECIFIED,
+}
 RULES_STATUS = {
     "active": rules_pb2.SUPERVISOR_STATUS_ACTIVE,
     "expired": rules_pb2.SUPERVISOR_STATUS_EXPIRED,
@@ -111,6 +115,11 @@ def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
     return [*session["examiners"], *session["staff"]]
 
 
+def kind_of(v: repo.SupervisorView) -> rules_pb2.SupervisorKind:
+    """External or internal (第八条), as the rules service names it."""
+    return rules_pb2.SUPERVISOR_KIND_EXTERNAL if v.type == EXTERNAL else rules_pb2.SUPERVISOR_KIND_INTERNAL
+
+
 def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 0) -> rules_pb2.SupervisorFacts:
     """The supervisor as the rules see them on the supervised `days`: the training passed by the first day
     (第十条, D22) and the employer/affiliations in force on any of them (第十六条)."""
@@ -122,7 +131,7 @@ def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 
         person_id=plans.person_key(v.id_number),
         gender=rules_pb2.GENDER_MALE if v.male else rules_pb2.GENDER_FEMALE,
         birth_date=v.birth_date.isoformat(),
-        kind=rules_pb2.SUPERVISOR_KIND_EXTERNAL if v.type == EXTERNAL else rules_pb2.SUPERVISOR_KIND_INTERNAL,
+        kind=kind_of(v),
         level=RULES_LEVEL.get(v.level, rules_pb2.SUPERVISOR_LEVEL_UNSPECIFIED),
         district_code=v.district_code,
         institution=v.institution,
@@ -148,7 +157,7 @@ def prior_case(c: wm.PenaltyCase, decs: list[wm.CaseDecision]) -> rules_pb2.Prio
         name=f"cases/{c.id}",
         trigger=RULES_TRIGGER[CaseTrigger(c.triggers[0])],
         decided_date=api.format_date(last.decided_on),
-        sanction=RUNG[PenaltyRung(last.rung)],  # rules_pb2.Sanction shares PenaltyRung's numbers
+        sanction=cast(rules_pb2.Sanction, RUNG[PenaltyRung(last.rung)]),  # Sanction shares PenaltyRung's numbers
         correction_deadline=api.format_date(last.correction_deadline),
         corrected_date=api.format_date(c.corrected_at.astimezone(SHANGHAI).date()) if c.corrected_at else "",
     )
@@ -340,7 +349,7 @@ class RulesPort:
             )
             if not views:
                 raise NotFound(subject)
-            supervisor_kind = supervisor_facts(next(iter(views.values()))).kind
+            supervisor_kind = kind_of(next(iter(views.values())))
         reqs = [
             rules_pb2.EvaluatePenaltyRequest(
                 subject_kind=subject_kind,
