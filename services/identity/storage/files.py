@@ -83,6 +83,8 @@ class KeyStore:
         out = {}
         for pem in sorted(self.folder.glob("*.pem")) if self.folder.exists() else []:
             key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):  # add() writes P-256 keys only
+                raise ValueError(f"{pem}: not an EC private key")
             out[pem.stem] = (KeyInfo(pem.stem, pem.stat().st_mtime), key)
         return out
 
