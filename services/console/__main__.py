@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -30,7 +31,7 @@ def main() -> None:
     settings = ConsoleSettings()
     logs.configure("console", fmt=settings.log_format, level=settings.log_level)
     app = create_app(settings, Backend(settings), build_login(settings))
-    tls = (
+    tls: dict[str, Any] = (
         {"ssl_certfile": str(settings.console_tls_cert), "ssl_keyfile": str(settings.console_tls_key)}
         if settings.https
         else {}
