@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -36,9 +37,29 @@ GENESIS = "0" * 64
 STREAM = "BJSV_AUDIT"
 # Read-only RPCs by name (AIP verbs): everything else changes state and is audited. Rules' Check/Evaluate
 # decisions are kept by the rules service's own decision log (with the rule-set version), not here.
-READ_PREFIXES = ("Get", "List", "Verify", "Check", "BatchCheck", "Evaluate", "BatchEvaluate", "Preview", "Parse")
+READ_PREFIXES: tuple[str, ...] = (
+    "Get",
+    "List",
+    "Verify",
+    "Check",
+    "BatchCheck",
+    "Evaluate",
+    "BatchEvaluate",
+    "Preview",
+    "Parse",
+)
 READ_PREFIXES += ("Validate", "Replay")
-FIELDS = ("time", "subject", "organisation", "role", "client", "method", "resource", "request_digest", "outcome")
+FIELDS: tuple[str, ...] = (
+    "time",
+    "subject",
+    "organisation",
+    "role",
+    "client",
+    "method",
+    "resource",
+    "request_digest",
+    "outcome",
+)
 FIELDS += ("trace_id",)
 
 
@@ -193,7 +214,7 @@ def changes_state(method: str) -> bool:
 def resource_of(request: object, depth: int = 2) -> str:
     """The first resource name (`supervisors/42`) among the request's string fields, looking one level into
     embedded messages (SetContact carries `contact.recipient`)."""
-    fields = getattr(request, "ListFields", list)()
+    fields: list[tuple[Any, Any]] = getattr(request, "ListFields", list)()
     for _, value in fields:
         if isinstance(value, str) and "/" in value:
             return value[:512]

@@ -85,7 +85,9 @@ def channel(
     """An asyncio channel to a service (host:port, or a balancer address in scale-out). Without `token`, calls
     carry this process's service identity (set by common.server.serve), if any."""
     kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-    interceptors, opts = [k(token) for k in kinds], [*_OPTIONS, *balancing(target), *options]
+    # grpc's stub asks for a cast: it types aio interceptors as a partial stub class.
+    interceptors: Sequence[Any] = [k(token) for k in kinds]
+    opts = [*_OPTIONS, *balancing(target), *options]
     creds = pki.channel_credentials(settings or Settings())
     if creds is None:
         return grpc.aio.insecure_channel(target, interceptors=interceptors, options=opts)
@@ -156,7 +158,8 @@ async def invoke(call: Awaitable[T], *, dependency: str) -> T:
 
 def _refusal(e: grpc.aio.AioRpcError, dependency: str) -> FailedPrecondition:
     reason, violations = f"{dependency.upper()}_REFUSED", []
-    status = rpc_status.from_call(e)
+    # AioRpcError has the code/details/trailing_metadata that from_call reads, but is no grpc.Call in the stubs
+    status = rpc_status.from_call(e)  # type: ignore[arg-type]
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()

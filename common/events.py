@@ -237,7 +237,7 @@ def park(session: Session, rows: list[tuple[tuple[str, str, bytes, str | None], 
         return
     t, p = _TABLES[OUTBOX], _TABLES[PARKED]
     ids = [row[0] for row, _ in rows]
-    created = dict(session.execute(sa.select(t.c.event_id, t.c.created_at).where(t.c.event_id.in_(ids))).all())
+    created = {e: c for e, c in session.execute(sa.select(t.c.event_id, t.c.created_at).where(t.c.event_id.in_(ids)))}
     now = dt.datetime.now(dt.UTC)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(

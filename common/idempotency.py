@@ -98,7 +98,8 @@ if not event.contains(Session, "before_commit", _insert_claim):
     event.listen(Session, "before_commit", _insert_claim, insert=True)  # before flush_outbox pops the rows
 
 
-def request_key(request: pb_message.Message) -> str:
+# Any: every idempotent request message has a `request_id` field, which no common protobuf type declares.
+def request_key(request: Any) -> str:
     """The request's idempotency key: `request_id` (a UUID), or else the deprecated `client_request_id` where
     the message has one (free text, as its earlier clients sent it)."""
     if request.request_id:

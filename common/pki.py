@@ -72,7 +72,7 @@ def _write(path: Path, data: bytes, *, secret: bool) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.replace(tmp, path)  # atomic: a server reloading mid-rotation sees the old or the new file, never half
+    tmp.replace(path)  # atomic: a server reloading mid-rotation sees the old or the new file, never half
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -130,6 +130,8 @@ def issue(
 ) -> Path:
     """(Re)issue `component`'s certificate and key from the CA in `folder`; returns the certificate path."""
     ca_key = serialization.load_pem_private_key(key_path(folder, "ca").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):  # _create_ca makes a P-256 key; anything else is foreign
+        raise ValueError(f"{key_path(folder, 'ca')}: not an EC private key")
     ca_cert = x509.load_pem_x509_certificate(cert_path(folder, "ca").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or _now() - dt.timedelta(minutes=5)
@@ -146,7 +148,7 @@ def issue(
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     # Key first: a reader that sees the new certificate must find its key (a handshake reloads both).
@@ -159,7 +161,7 @@ def ensure(folder: Path, *, hostnames: Iterable[str] = (), components: Iterable[
     """Create the CA and every missing component certificate (first `up`); returns the components issued.
     A file lock makes concurrent starts (several services, several tests) create one CA, not several."""
     folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder.chmod(0o700)
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cert_path(folder, "ca").exists():
@@ -253,7 +255,9 @@ def server_credentials(settings: Settings, component: str) -> grpc.ServerCredent
         log.warning("BJSV_TLS=off: %s serves PLAINTEXT gRPC (development only; never in production)", component)
         return None
     reloader = _Reloader(usable(settings, component))
-    return grpc.dynamic_ssl_server_credentials(reloader.config, reloader, require_client_authentication=True)
+    # grpc calls the fetcher per handshake and keeps the current configuration when it returns None (grpc docs);
+    # its stub types the fetcher as never returning None.
+    return grpc.dynamic_ssl_server_credentials(reloader.config, reloader, require_client_authentication=True)  # type: ignore[arg-type]
 
 
 _channel_creds: dict[tuple, grpc.ChannelCredentials] = {}

@@ -8,13 +8,14 @@ nothing else (no data, no other RPC) — so the mutual-TLS port stays the only w
 from __future__ import annotations
 
 import grpc
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports, which mypy cannot see
+from grpc_health.v1 import health_pb2_grpc
 
 from common.config import Settings
 from common.db import StartupError
 
 
-async def start(settings: Settings, servicer: health.aio.HealthServicer) -> grpc.aio.Server | None:
+async def start(settings: Settings, servicer: health_aio.HealthServicer) -> grpc.aio.Server | None:
     """The probe server sharing `servicer` (same status as the TLS port), or None when no port is set."""
     if not settings.health_probe_port:
         return None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports, which mypy cannot see
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
@@ -82,44 +83,43 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         self.idle.set()
         self.audit: audit.Recorder | None = None  # set by serve() when the service has a database
 
+    async def _bind(self, md: dict, ctx) -> str:
+        trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
+        context.bind(trace)
+        if self.draining:
+            await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=self.service)))
+        return trace
+
+    def _enter(self, method: str) -> metrics.Call:
+        self.in_flight += 1
+        self.idle.clear()
+        return metrics.Call.begin(method)
+
+    def _leave(self, ctx, call: metrics.Call) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.idle.set()
+        call.end(ctx.code() or grpc.StatusCode.OK)
+
+    async def _fail(self, ctx, method: str, exc: Exception, trace: str) -> None:
+        if isinstance(exc, DomainError):
+            log.info("%s rejected: %s %s", method, exc.reason, exc.message)
+            await ctx.abort_with_status(rpc_status.to_status(to_status(exc, service=self.service)))
+        log.exception("%s failed unexpectedly", method)
+        await ctx.abort_with_status(rpc_status.to_status(internal_status(trace, service=self.service)))
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         md = dict(handler_call_details.invocation_metadata or ())
         method = handler_call_details.method
-        service = self.service
         interceptor = self
-
-        async def bind(ctx) -> str:
-            trace = md.get(context.TRACE_ID_KEY) or context.new_trace_id()
-            context.bind(trace)
-            if interceptor.draining:
-                await ctx.abort_with_status(rpc_status.to_status(to_status(ShuttingDown(), service=service)))
-            return trace
-
-        def enter() -> metrics.Call:
-            interceptor.in_flight += 1
-            interceptor.idle.clear()
-            return metrics.Call.begin(method)
-
-        def leave(ctx, call: metrics.Call) -> None:
-            interceptor.in_flight -= 1
-            if interceptor.in_flight == 0:
-                interceptor.idle.set()
-            call.end(ctx.code() or grpc.StatusCode.OK)
-
-        async def fail(ctx, exc: Exception, trace: str) -> None:
-            if isinstance(exc, DomainError):
-                log.info("%s rejected: %s %s", method, exc.reason, exc.message)
-                await ctx.abort_with_status(rpc_status.to_status(to_status(exc, service=service)))
-            log.exception("%s failed unexpectedly", method)
-            await ctx.abort_with_status(rpc_status.to_status(internal_status(trace, service=service)))
 
         def unary_response(inner):  # unary-unary and stream-unary
             async def behavior(request, ctx):
-                trace = await bind(ctx)
-                call = enter()
+                trace = await interceptor._bind(md, ctx)
+                call = interceptor._enter(method)
                 audit.begin_call(interceptor.audit, method, request, ctx)
                 error: BaseException | None = None
                 try:
@@ -131,17 +131,17 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status, never a traceback to the caller
                     error = e
-                    await fail(ctx, e, trace)
+                    await interceptor._fail(ctx, method, e, trace)
                 finally:
                     await audit.after_call(interceptor.audit, error, ctx)
-                    leave(ctx, call)
+                    interceptor._leave(ctx, call)
 
             return behavior
 
         def streamed_response(inner):  # unary-stream and stream-stream
             async def behavior(request, ctx):
-                trace = await bind(ctx)
-                call = enter()
+                trace = await interceptor._bind(md, ctx)
+                call = interceptor._enter(method)
                 audit.begin_call(interceptor.audit, method, request, ctx)
                 error: BaseException | None = None
                 try:
@@ -158,25 +158,43 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as e:  # noqa: BLE001 - mapped to a status
                     error = e
-                    await fail(ctx, e, trace)
+                    await interceptor._fail(ctx, method, e, trace)
                 finally:
                     await audit.after_call(interceptor.audit, error, ctx)
-                    leave(ctx, call)
+                    interceptor._leave(ctx, call)
 
             return behavior
 
-        kinds = (
-            ("unary_unary", grpc.unary_unary_rpc_method_handler, unary_response),
-            ("stream_unary", grpc.stream_unary_rpc_method_handler, unary_response),
-            ("unary_stream", grpc.unary_stream_rpc_method_handler, streamed_response),
-            ("stream_stream", grpc.stream_stream_rpc_method_handler, streamed_response),
-        )
-        for attr, make_handler, wrap in kinds:
-            inner = getattr(handler, attr)
-            if inner is not None:
-                parse = validation.tolerant(handler.request_deserializer) if attr.startswith("unary") else None
-                return make_handler(wrap(inner), parse or handler.request_deserializer, handler.response_serializer)
-        return handler
+        return _wrapped(handler, unary_response, streamed_response)
+
+
+def _wrapped(handler, unary_response, streamed_response):
+    """The handler of the RPC's kind with its behaviour wrapped; unary requests parsed tolerantly."""
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler, unary_response),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler, unary_response),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler, streamed_response),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler, streamed_response),
+    )
+    for attr, make_handler, wrap in kinds:
+        inner = getattr(handler, attr)
+        if inner is not None:
+            parse = handler.request_deserializer
+            if attr.startswith("unary") and parse is not None:
+                parse = validation.tolerant(parse)
+            return make_handler(wrap(inner), parse, handler.response_serializer)
+    return handler
+
+
+async def _drain(interceptor: ContextInterceptor, health_servicer: health_aio.HealthServicer, grace: float) -> None:
+    """In-flight calls finish within the grace period; new ones meanwhile get UNAVAILABLE (retryable)."""
+    interceptor.draining = True
+    await health_servicer.enter_graceful_shutdown()
+    try:
+        async with asyncio.timeout(grace):
+            await interceptor.idle.wait()
+    except TimeoutError:
+        log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
 
 
 async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -191,7 +209,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         # Before serving, start-up (e.g. waiting for NATS or a migration lock) is abandoned at once.
         if serving.is_set():
             stop.set()
-        else:
+        elif main_task is not None:  # always: serve() runs in a task
             main_task.cancel()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -201,20 +219,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     credentials.use(credentials.ServiceIdentity(auth, svc.name))  # what this service's own calls present
     interceptor = ContextInterceptor(svc.name, Guard(auth))
     server = grpc.aio.server(interceptors=[interceptor])
-    address = f"{settings.bind_host}:{settings.port(svc.name)}"
-    pki.set_identity(svc.name)
-    tls = pki.server_credentials(settings, svc.name)  # mutual TLS unless BJSV_TLS=off (warned)
-    try:
-        bound = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
-    except RuntimeError:
-        bound = 0
-    if not bound:
-        raise StartupError(
-            f"cannot listen on {address} (port in use or address not local). "
-            f"Fix: stop what uses it (`ss -ltnp | grep {settings.port(svc.name)}`) or set "
-            f"BJSV_{svc.name.upper()}_PORT."
-        )
-    health_servicer = health.aio.HealthServicer()
+    address = _listen(server, svc)
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for s in svc.servicers:
         s.add_to_server(s.implementation, server)
@@ -229,26 +235,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
         await asyncio.to_thread(svc.database.migrate if settings.migrate_on_start else svc.database.require_migrated)
         interceptor.audit = audit.Recorder(svc.database, svc.name)
         audit.install(interceptor.audit)
-    relay: OutboxRelay | None = None
-    if svc.database is not None and not svc.database.is_postgres:
-        supervisor.start("wal-checkpoints", svc.database.checkpoints)
-    if svc.bus is not None:
-        await svc.bus.connect()
-        for source in {svc.name, *svc.streams, *(s.source for s in svc.subscriptions)}:
-            await svc.bus.ensure_stream(source)
-        await svc.bus.ensure_dlq()
-        if svc.database is not None:
-            relay = OutboxRelay(svc.database, svc.bus, poll_interval=settings.outbox_poll_interval)
-            supervisor.start("outbox-relay", relay.run)
-        for sub in svc.subscriptions:
-            supervisor.start(f"consumer-{sub.durable}", functools.partial(sub.run, svc.bus))
-        if interceptor.audit is not None:
-            supervisor.start(
-                "audit-heads", functools.partial(interceptor.audit.publish_heads, svc.bus, settings.audit_head_interval)
-            )
-    if svc.bus is not None or svc.database is not None:
-        durables = [(stream_name(sub.source), sub.durable) for sub in svc.subscriptions]
-        supervisor.start("metrics-sample", functools.partial(metrics.sample, svc.database, svc.bus, durables))
+    relay = await _start_background(svc, supervisor, interceptor.audit)
     for hook in svc.on_start:
         await hook()
     for task in svc.tasks:
@@ -267,13 +254,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
 
     await stop.wait()
     log.info("%s stopping: draining in-flight calls (grace %.1fs)", svc.name, settings.shutdown_grace)
-    interceptor.draining = True
-    await health_servicer.enter_graceful_shutdown()
-    try:  # in-flight calls finish; new ones meanwhile get UNAVAILABLE (retryable) from the interceptor
-        async with asyncio.timeout(settings.shutdown_grace):
-            await interceptor.idle.wait()
-    except TimeoutError:
-        log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
+    await _drain(interceptor, health_servicer, settings.shutdown_grace)
     await server.stop(0.5)
     if probe_server is not None:
         await probe_server.stop(0)
@@ -297,7 +278,54 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
     log.info("%s stopped", svc.name)
 
 
-async def set_health(servicer: health.aio.HealthServicer, names: tuple[str, ...], healthy: bool) -> None:
+def _listen(server: grpc.aio.Server, svc: Service) -> str:
+    """Bind the service's port (mutual TLS unless BJSV_TLS=off, warned); the address, or a one-line fix."""
+    settings = svc.settings
+    address = f"{settings.bind_host}:{settings.port(svc.name)}"
+    pki.set_identity(svc.name)
+    tls = pki.server_credentials(settings, svc.name)
+    try:
+        bound = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise StartupError(
+            f"cannot listen on {address} (port in use or address not local). "
+            f"Fix: stop what uses it (`ss -ltnp | grep {settings.port(svc.name)}`) or set "
+            f"BJSV_{svc.name.upper()}_PORT."
+        )
+    return address
+
+
+async def _start_background(
+    svc: Service, supervisor: Supervisor, recorder: audit.Recorder | None
+) -> OutboxRelay | None:
+    """WAL checkpoints, streams, the outbox relay, consumers, audit heads and metrics, under the supervisor."""
+    settings = svc.settings
+    relay: OutboxRelay | None = None
+    if svc.database is not None and not svc.database.is_postgres:
+        supervisor.start("wal-checkpoints", svc.database.checkpoints)
+    if svc.bus is not None:
+        await svc.bus.connect()
+        for source in {svc.name, *svc.streams, *(s.source for s in svc.subscriptions)}:
+            await svc.bus.ensure_stream(source)
+        await svc.bus.ensure_dlq()
+        if svc.database is not None:
+            relay = OutboxRelay(svc.database, svc.bus, poll_interval=settings.outbox_poll_interval)
+            supervisor.start("outbox-relay", relay.run)
+        for sub in svc.subscriptions:
+            supervisor.start(f"consumer-{sub.durable}", functools.partial(sub.run, svc.bus))
+        if recorder is not None:
+            supervisor.start(
+                "audit-heads", functools.partial(recorder.publish_heads, svc.bus, settings.audit_head_interval)
+            )
+    if svc.bus is not None or svc.database is not None:
+        durables = [(stream_name(sub.source), sub.durable) for sub in svc.subscriptions]
+        supervisor.start("metrics-sample", functools.partial(metrics.sample, svc.database, svc.bus, durables))
+    return relay
+
+
+async def set_health(servicer: health_aio.HealthServicer, names: tuple[str, ...], healthy: bool) -> None:
     """Overall and per-service health (ignored by the servicer once it entered its graceful shutdown)."""
     status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in names:

@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message as pb_message
@@ -61,7 +62,9 @@ class Bounds:
 def bounds_of(field: pb_descriptor.FieldDescriptor) -> Bounds:
     """The field's declared bounds, defaults filled in."""
     opts = field.GetOptions()
-    b = opts.Extensions[bounds_pb2.bounds] if opts.HasExtension(bounds_pb2.bounds) else bounds_pb2.FieldBounds()
+    # protoc's .pyi types an extension as a plain FieldDescriptor, not the extension descriptor Extensions wants
+    ext = cast(Any, bounds_pb2.bounds)
+    b = opts.Extensions[ext] if opts.HasExtension(ext) else bounds_pb2.FieldBounds()
     default_len = DEFAULT_MAX_BYTES if field.type == _BYTES else DEFAULT_MAX_CHARS
     return Bounds(
         max_len=b.max_len or default_len,
@@ -80,10 +83,8 @@ class _Undecodable:
 UNDECODABLE = _Undecodable()
 
 
-def tolerant(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+def tolerant(deserializer: Callable[[bytes], object]) -> Callable[[bytes], object]:
     """Wrap a request deserializer so that unparsable bytes reach `check` (INVALID_ARGUMENT), not grpcio."""
-    if deserializer is None:
-        return None
 
     def parse(data: bytes) -> object:
         try:
@@ -123,7 +124,8 @@ def parse(message_type: type[pb_message.Message], data: bytes, *, lazy: frozense
 # -- the fast pass: is every field within its bounds? (no paths, no messages; a 5,000-item rules batch in
 #    ~1/5 of the time the naming pass takes) -------------------------------------------------------------
 
-_CHECKS: dict[pb_descriptor.FieldDescriptor, Callable[[object], bool]] = {}
+# A check takes the field's value as protobuf returns it: str, bytes, a number, a message or a container.
+_CHECKS: dict[pb_descriptor.FieldDescriptor, Callable[[Any], bool]] = {}
 
 
 def _within(msg: pb_message.Message, skip: frozenset[str] = frozenset()) -> bool:
@@ -140,7 +142,7 @@ def _within(msg: pb_message.Message, skip: frozenset[str] = frozenset()) -> bool
     return True
 
 
-def _compile(field: pb_descriptor.FieldDescriptor) -> Callable[[object], bool]:
+def _compile(field: pb_descriptor.FieldDescriptor) -> Callable[[Any], bool]:
     """The check of a field's whole value (all items of a repeated field, all entries of a map)."""
     one = _compile_one(field)
     if not field.is_repeated:
@@ -153,21 +155,35 @@ def _compile(field: pb_descriptor.FieldDescriptor) -> Callable[[object], bool]:
     return lambda items: len(items) <= max_items and all(map(one, items))
 
 
-def _compile_one(field: pb_descriptor.FieldDescriptor) -> Callable[[object], bool]:
+def _compile_one(field: pb_descriptor.FieldDescriptor) -> Callable[[Any], bool]:
     b, kind = bounds_of(field), field.type
     if kind == _MESSAGE:
-        return _timestamp_ok if field.message_type.full_name == _TIMESTAMP else _within
+        return _timestamp_ok if _message_type(field).full_name == _TIMESTAMP else _within
     if kind == _STRING:
         return lambda v: len(v) <= b.max_len and not _long_id(v)
     if kind == _BYTES:
         return lambda v: len(v) <= b.max_len and not (b.image and _image_problem(v))
     if kind == _ENUM:
-        return frozenset(field.enum_type.values_by_number).__contains__
+        return frozenset(_enum_type(field).values_by_number).__contains__
     if kind == _FD.TYPE_BOOL:
         return lambda v: True
     if kind in _FLOATS:
         return lambda v: math.isfinite(v) and b.min <= v <= b.max
     return lambda v: b.min <= v <= b.max
+
+
+def _message_type(field: pb_descriptor.FieldDescriptor) -> pb_descriptor.Descriptor:
+    """A message field's type: the descriptor always has it (typed optional for the scalar kinds)."""
+    if field.message_type is None:
+        raise TypeError(f"{field.full_name} is not a message field")
+    return field.message_type
+
+
+def _enum_type(field: pb_descriptor.FieldDescriptor) -> pb_descriptor.EnumDescriptor:
+    """An enum field's type: the descriptor always has it (typed optional for the other kinds)."""
+    if field.enum_type is None:
+        raise TypeError(f"{field.full_name} is not an enum field")
+    return field.enum_type
 
 
 def _timestamp_ok(stamp) -> bool:
@@ -225,8 +241,9 @@ def _value(field: pb_descriptor.FieldDescriptor, value, path: str, found: list[F
         elif b.image and (problem := _image_problem(value)):
             found.append(FieldViolation(path, problem))
     elif kind == _ENUM:
-        if field.enum_type.values_by_number.get(value) is None:
-            found.append(FieldViolation(path, f"取值{value}不是{field.enum_type.name}的有效取值"))
+        enum_type = _enum_type(field)
+        if enum_type.values_by_number.get(value) is None:
+            found.append(FieldViolation(path, f"取值{value}不是{enum_type.name}的有效取值"))
     elif kind == _FD.TYPE_BOOL:
         return
     elif (kind in _FLOATS and not math.isfinite(value)) or not b.min <= value <= b.max:

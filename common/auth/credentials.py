@@ -54,7 +54,8 @@ class ServiceIdentity:
             client_id, secret = s.oidc_client_id, s.oidc_client_secret
         else:
             client_id, secret = read_client(client_file(s.identity_path, self.service))
-        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        form: dict[str, str | list[str]] = {"grant_type": "client_credentials", "client_id": client_id}
+        form["client_secret"] = secret
         doc = request_token(discovery(s.issuer)["token_endpoint"], form)
         return doc["access_token"], time.time() + float(doc.get("expires_in", 300))
 
@@ -92,6 +93,7 @@ def admin_token(settings: AuthSettings, org: str, roles: list[str], subject: str
     """A token for any organisation/role from the embedded issuer, with the local admin credential
     (`<identity dir>/admin.json`, 0600): what `supervisionctl auth token` and the test fixtures use."""
     client_id, secret = read_client(settings.identity_path / ADMIN_FILE)
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "org": org}
+    form: dict[str, str | list[str]] = {"grant_type": "client_credentials", "client_id": client_id, "org": org}
+    form["client_secret"] = secret
     form |= {"role": roles, "subject": subject} if subject else {"role": roles}
     return request_token(discovery(settings.issuer)["token_endpoint"], form)["access_token"]

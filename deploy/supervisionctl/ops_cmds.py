@@ -71,15 +71,15 @@ async def consumer_report(js) -> list[dict]:
     """Every durable consumer of every stream: events not yet delivered (lag) and not yet acknowledged."""
     out = []
     for stream in await js.streams_info():
-        for c in await js.consumers_info(stream.config.name):
-            out.append(
-                {
-                    "stream": stream.config.name,
-                    "durable": c.name,
-                    "lag": c.num_pending or 0,
-                    "ack_pending": c.num_ack_pending or 0,
-                }
-            )
+        out.extend(
+            {
+                "stream": stream.config.name,
+                "durable": c.name,
+                "lag": c.num_pending or 0,
+                "ack_pending": c.num_ack_pending or 0,
+            }
+            for c in await js.consumers_info(stream.config.name)
+        )
     return out
 
 
@@ -94,9 +94,9 @@ def problems(backlog: dict[str, dict], consumers: list[dict], *, max_lag: int, m
             found.append(f"{name} 有 {b['parked']} 条事件已搁置（supervisionctl outbox list {name}）")
         if b["oldest_age"] > max_age:
             found.append(f"{name} 发件箱积压 {b['backlog']} 条，最早的已等待 {b['oldest_age']:.0f} 秒")
-    for c in consumers:
-        if c["lag"] > max_lag:
-            found.append(f"消费者 {c['durable']}（{c['stream']}）落后 {c['lag']} 条事件")
+    found.extend(
+        f"消费者 {c['durable']}（{c['stream']}）落后 {c['lag']} 条事件" for c in consumers if c["lag"] > max_lag
+    )
     return found
 
 

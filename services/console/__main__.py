@@ -3,6 +3,8 @@ server (the stack's certificate; plaintext only under BJSV_TLS=off)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import uvicorn
 
 from common import logs, pki
@@ -20,7 +22,7 @@ def main() -> None:
     verify = str(settings.console_issuer_ca) if settings.console_issuer_ca else True
     login = OAuthIssuer(settings.issuer, settings.oidc_client_id or "bjsv-console", verify)
     app = create_app(settings, Backend(settings), login)
-    tls = {}
+    tls: dict[str, Any] = {}
     if settings.https:
         _, cert, key = pki.usable(settings, "console")
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}

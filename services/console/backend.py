@@ -42,7 +42,8 @@ class Problem(Exception):
     @classmethod
     def from_rpc_error(cls, e: grpc.aio.AioRpcError) -> Problem:
         p = cls(code=e.code(), message=e.details() or "")
-        status = rpc_status.from_call(e)
+        # AioRpcError has the code/details/trailing_metadata that from_call reads, but is no grpc.Call in the stubs
+        status = rpc_status.from_call(e)  # type: ignore[arg-type]
         for detail in status.details if status else []:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
@@ -98,4 +99,4 @@ class Backend:
 
     async def close(self) -> None:
         for ch in self.channels.values():
-            await ch.close()
+            await ch.close(None)  # no grace: nothing is in flight when the console stops

@@ -27,7 +27,7 @@ SCALARS: dict[int, dict[str, Any]] = {
     F.TYPE_SINT32: {"type": "integer", "format": "int32"},
     F.TYPE_SINT64: {"type": "string", "format": "int64"},
 }
-WELL_KNOWN = {
+WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time", "description": "RFC 3339 instant"},
     "google.protobuf.Duration": {"type": "string", "description": "seconds with an `s` suffix, e.g. `1.5s`"},
     "google.protobuf.Empty": {"type": "object"},
@@ -63,8 +63,8 @@ class Comments:
                 self.by_name[f"{prefix}.{e.name}"] = spans.get((5, i), "")
             for i, s in enumerate(f.service):
                 self.by_name[f"{prefix}.{s.name}"] = spans.get((6, i), "")
-                for j, m in enumerate(s.method):
-                    self.by_name[f"{prefix}.{s.name}.{m.name}"] = spans.get((6, i, 2, j), "")
+                for j, method in enumerate(s.method):
+                    self.by_name[f"{prefix}.{s.name}.{method.name}"] = spans.get((6, i, 2, j), "")
 
     def _message(self, m: descriptor_pb2.DescriptorProto, name: str, path: tuple, spans: dict) -> None:
         self.by_name[name] = spans.get(path, "")

@@ -158,7 +158,7 @@ async def badge_print(ctx: Context) -> Response:
     if form.errors:
         count = await printing.active_badge_count(ctx.web.backend, ctx.creds)
         return ctx.render("print.html", status=400, count=count, title=title, errors=form.errors)
-    head, tail = ctx.render("print.html", running=True).body.decode().split("@@PROGRESS@@")
+    head, tail = bytes(ctx.render("print.html", running=True).body).decode().split("@@PROGRESS@@")
 
     async def page() -> AsyncIterator[str]:
         yield head

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -13,7 +14,8 @@ from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.timefmt import beijing, local_input
 from services.console.usecases.agency import RUNGS
 
-LABELS = {
+# keyed by each kind's protobuf enum (all ints at run time)
+LABELS: dict[str, dict[Any, str]] = {
     "form": {spb.SUPERVISION_FORM_ON_SITE: "现场督导", spb.SUPERVISION_FORM_RECORDS_REVIEW: "事后认定资料督导"},
     "dispatch_state": {spb.DISPATCH_STATE_ACTIVE: "已委派", spb.DISPATCH_STATE_CANCELLED: "已取消"},
     "case_state": {

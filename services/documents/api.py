@@ -232,7 +232,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         scope.require(scope.Owner.of(request.badge.issuer), request.badge.code or "badge")
         rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
         return pb.RenderBadgeResponse(
-            document=to_proto_document(rendered.info),
+            document=to_proto_document(rendered.stored),
             verification_payload=payload,
             content=rendered.content if request.include_content else b"",
         )
@@ -240,13 +240,13 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
     async def RenderSupervisionRecord(self, request, context):
         r = await self.renderer.record(from_proto_record(request.record), _format(request.format))
         return pb.RenderSupervisionRecordResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
 
     async def RenderFeedback(self, request, context):
         r = await self.renderer.feedback(from_proto_feedback(request.feedback), _format(request.format))
         return pb.RenderFeedbackResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
 
     async def RenderBlankForm(self, request, context):
@@ -259,13 +259,13 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
             raise _invalid("NOT_A_FORM", "kind", "空白表仅限附件3（两种督导记录表）和附件4")
         r = await self.renderer.blank(kinds[request.kind], _format(request.format))
         return pb.RenderBlankFormResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
 
     async def RenderDistrictReport(self, request, context):
         r = await self.renderer.report(from_proto_report(request.report))
         return pb.RenderDistrictReportResponse(
-            document=to_proto_document(r.info), content=r.content if request.include_content else b""
+            document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
 
     async def GetDocument(self, request, context):

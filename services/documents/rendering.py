@@ -66,8 +66,15 @@ def _safe(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    info: DocumentInfo
+    info: DocumentInfo | None  # None: rendered for an event already handled (`processed`), nothing stored
     content: bytes
+
+    @property
+    def stored(self) -> DocumentInfo:
+        """The stored document: always there for a render without `processed` (the API's)."""
+        if self.info is None:
+            raise RuntimeError("the document was rendered for an event already handled and not stored")
+        return self.info
 
 
 class DocumentRenderer:
@@ -186,6 +193,7 @@ class DocumentRenderer:
 
     async def blank(self, kind: str, fmt: str = PDF) -> Rendered:
         """kind: on_site_record | records_review_record | feedback."""
+        args: tuple[annex3.Checklist, ...]
         if kind == KIND_FEEDBACK:
             fn_pdf, fn_docx, args = FEEDBACK_PDF, FEEDBACK_DOCX, ()
         else:
@@ -235,6 +243,8 @@ class DocumentRenderer:
             2 * vol.sheet_count,
         )
         info, _ = await self.db.write(repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now())
+        if info is None:  # store_document returns None only for an event already handled (`processed`)
+            raise RuntimeError("print sheet volume not stored")
         return info
 
     async def print_run(

@@ -32,7 +32,7 @@ class RenderPool:
         self.fonts = fonts
         self._pool: ProcessPool | None = None
 
-    def start(self) -> None:
+    def start(self) -> ProcessPool:
         """Spawned, not forked: the service process holds gRPC and asyncio threads that a fork would copy."""
         render_process.keep_large_buffers_off_the_heap()
         self._pool = ProcessPool(
@@ -41,6 +41,7 @@ class RenderPool:
             initargs=(self.fonts, self.memory_mb * 1024 * 1024),
             context=multiprocessing.get_context("spawn"),
         )
+        return self._pool
 
     def close(self) -> None:
         """Stop now: running jobs are abandoned (their callers have been cancelled by then)."""
@@ -53,10 +54,9 @@ class RenderPool:
         """Run the function named `job` ("module:function") with `*args, **kwargs` in a worker; cancelling
         the caller cancels the job (its worker is replaced). `time_limit` (seconds) overrides the pool's
         per-job limit."""
-        if self._pool is None:
-            self.start()
+        pool = self._pool if self._pool is not None else self.start()
         limit = time_limit or self.timeout
-        future = self._pool.schedule(render_process.run, args=(job, args, kwargs), timeout=limit)
+        future = pool.schedule(render_process.run, args=(job, args, kwargs), timeout=limit)
         try:
             return await asyncio.wrap_future(future)
         except TimeoutError:

@@ -95,6 +95,8 @@ class Issuer:
             self.rotate(force=True)
             ring = self._ring()
         current = keyring.newest([info for info, _ in ring.values()])
+        if current is None:  # rotate(force=True) above wrote a key
+            raise RuntimeError("no signing key after rotation")
         ttl = self.settings.identity_token_ttl
         body = claims(
             subject=subject,

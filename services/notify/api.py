@@ -15,6 +15,7 @@ from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, N
 from services.notify.domain.clock import ClockMode
 from services.notify.domain.model import Kind
 from services.notify.engine import Notifier
+from services.notify.storage import deliveries as delivery_repo
 from services.notify.storage import models
 from services.notify.storage import repository as repo
 
@@ -244,7 +245,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         limit = api.page_size(request.page_size, default=100)
         after = api.decode_page_token(request.page_token, listing="notify.ListDeadLetters", kind=int) or 0
         channel = from_proto_channel(request.channel) if request.channel else ""
-        rows = await self.db.read(repo.list_dead_letters, channel=channel, after_id=after, limit=limit + 1)
+        rows = await self.db.read(delivery_repo.list_dead_letters, channel=channel, after_id=after, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         out = [
@@ -267,7 +268,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
 
     async def RetryDeadLetter(self, request, context):
         delivery_id = api.parse_id(request.name, "deadLetters")
-        d = await self.db.write(repo.retry_dead_letter, delivery_id=delivery_id, wall_ts=self.n.wall())
+        d = await self.db.write(delivery_repo.retry_dead_letter, delivery_id=delivery_id, wall_ts=self.n.wall())
         if d is None:
             raise NotFound(request.name)
         if d.state != "pending":

@@ -30,6 +30,7 @@ from services.notify.domain.delivery import RetryPolicy, SendError, after_failur
 from services.notify.domain.model import AlertDraft, Channel, Reaction
 from services.notify.domain.reactions import schedule_deadline
 from services.notify.domain.schedule import SchedulePolicy
+from services.notify.storage import deliveries as delivery_repo
 from services.notify.storage import repository as repo
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class Notifier:
     async def deliver_due(self) -> int:
         """Claim and send one batch of due deliveries; returns how many were claimed."""
         items = await self.db.write(
-            repo.claim_deliveries,
+            delivery_repo.claim_deliveries,
             wall_ts=self.wall(),
             lease=self.options.lease,
             worker=self.worker_id,
@@ -280,7 +281,9 @@ class Notifier:
         if nats_done:
             # NATS completions in one commit; e-mail completions are written one by one right after the
             # server accepted, because an SMTP resend cannot be deduplicated by the channel itself.
-            await self._write_retrying(repo.complete_nats_deliveries, delivery_ids=nats_done, wall_ts=self.wall())
+            await self._write_retrying(
+                delivery_repo.complete_nats_deliveries, delivery_ids=nats_done, wall_ts=self.wall()
+            )
             self.sent += len(nats_done)
         return len(items)
 
@@ -295,14 +298,14 @@ class Notifier:
             if item["channel"] == Channel.EMAIL.value:
                 if self.email is None or not self.email.enabled:
                     await self.db.write(
-                        repo.skip_delivery,
+                        delivery_repo.skip_delivery,
                         delivery_id=item["delivery_id"],
                         reason="EMAIL_DISABLED: BJSV_SMTP_HOST not set",
                     )
                     return False
                 if not item["email"]:
                     await self.db.write(
-                        repo.skip_delivery,
+                        delivery_repo.skip_delivery,
                         delivery_id=item["delivery_id"],
                         reason=f"NO_CONTACT: no e-mail address for {item['recipient']}",
                     )
@@ -322,12 +325,14 @@ class Notifier:
                 outcome.state,
             )
             await self._write_retrying(
-                repo.fail_delivery, delivery_id=item["delivery_id"], outcome=outcome, wall_ts=self.wall()
+                delivery_repo.fail_delivery, delivery_id=item["delivery_id"], outcome=outcome, wall_ts=self.wall()
             )
             if outcome.retry_in is not None and self._loop is not None:
                 self._loop.call_later(outcome.retry_in, self._delivery_wake.set)
             return False
-        await self._write_retrying(repo.complete_delivery, delivery_id=item["delivery_id"], wall_ts=self.wall())
+        await self._write_retrying(
+            delivery_repo.complete_delivery, delivery_id=item["delivery_id"], wall_ts=self.wall()
+        )
         self.sent += 1
         return False
 

@@ -16,7 +16,7 @@ from common import api
 from common.auth import scope
 from common.clock import Clock
 from common.db import Database
-from common.errors import FieldViolation, InvalidArgument
+from common.errors import FieldViolation, InvalidArgument, NotFound
 from common.idempotency import idempotent
 from common.policy import PolicyParameters
 from services.registry import access
@@ -174,9 +174,9 @@ def to_proto_supervisor(session, s: m.Supervisor, full: bool) -> pb.Supervisor:
     records = repo.training_rows(session, supervisor_ids=[s.id])
     if shown := ([r for r in records if r.passed] or records):  # the latest passed training, else the latest
         out.training.CopyFrom(to_proto_training(shown[-1]))
-    for a in repo.affiliations_of(session, supervisor_ids=[s.id]).get(s.id, []):
-        out.affiliations.add(institution=a.institution, kind=AFFILIATION_TO_PB[a.employer],
-                             from_date=a.from_date.isoformat(), until_date=api.format_date(a.until_date))  # fmt: skip
+    for f in repo.affiliations_of(session, supervisor_ids=[s.id]).get(s.id, []):
+        out.affiliations.add(institution=f.institution, kind=AFFILIATION_TO_PB[f.employer],
+                             from_date=f.from_date.isoformat(), until_date=api.format_date(f.until_date))  # fmt: skip
     _ts(out.create_time, s.created_at)
     _ts(out.update_time, s.updated_at)
     if full:
@@ -225,7 +225,8 @@ def _door_status(b: m.Badge, appt: m.Appointment, today: dt.date) -> str:
 def to_proto_badge(session, b: m.Badge, *, today: dt.date, full: bool, policy: RegistryPolicy) -> pb.Badge:
     sup = session.get(m.Supervisor, b.supervisor_id)
     appt = session.get(m.Appointment, b.appointment_id)
-    issuer = repo.issuer_row(session, b.issuer)
+    if (issuer := repo.issuer_row(session, b.issuer)) is None:
+        raise NotFound(b.issuer)
     inst = session.get(m.Institution, b.institution_id) if b.institution_id else None
     out = pb.Badge(
         name=api.format_name("badges", b.code), code=b.code, parts=code_parts_message(bc.parse(b.code, policy)),

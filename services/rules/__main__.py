@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from common.bus import Bus
@@ -41,7 +42,7 @@ def build(settings: RulesSettings | None = None) -> Service:
         calendar=CalendarFile(settings.calendar_file),
         batch_max=settings.rules_batch_max,
     )
-    tasks = [runtime.watch_workers, servicer.log.run]
+    tasks: list[Callable[[], Awaitable[None]]] = [runtime.watch_workers, servicer.log.run]
     if settings.rules_reload_interval > 0:
 
         async def watch_rulesets() -> None:

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
 from bjsv.documents.v1 import documents_pb2 as dpb
 from bjsv.registry.v1 import registry_pb2 as rpb
@@ -58,7 +59,7 @@ def half_month(today: dt.date, first_half_last_day: int) -> tuple[dt.date, dt.da
     return today.replace(day=first_half_last_day + 1), today.replace(day=last)
 
 
-def parameter(rule_set: rupb.RuleSet, name: str) -> object:
+def parameter(rule_set: rupb.RuleSet, name: str) -> Any:
     return next(json.loads(p.value_json) for p in rule_set.parameters if p.name == name)
 
 
@@ -162,7 +163,9 @@ async def plan_status(backend: Backend, creds: Credentials, name: str) -> spb.Ge
 
 
 def _dispatch_from_form(plan: str, form: Form, org: str) -> spb.Dispatch:
-    d = spb.Dispatch(plan=plan, dispatching_agency=org, form=FORMS.get(form.data.get("form", ""), 0))
+    d = spb.Dispatch(
+        plan=plan, dispatching_agency=org, form=FORMS.get(form.data.get("form", ""), spb.SUPERVISION_FORM_UNSPECIFIED)
+    )
     if not d.form:
         form.errors["form"] = "请选择督导形式"
     d.session_ids.extend(s for s in form.data.get("session_ids", "").split() if s)
@@ -223,8 +226,8 @@ async def dispatch(backend: Backend, creds: Credentials, plan: str, form: Form) 
 
 
 async def cases(backend: Backend, creds: Credentials, state: int = 0, page_token: str = "") -> spb.ListCasesResponse:
-    req = spb.ListCasesRequest(district=district_of(creds.principal.org), state=state, page_size=20,
-                               page_token=page_token)  # fmt: skip
+    req = spb.ListCasesRequest(district=district_of(creds.principal.org), state=cast(spb.CaseState, state),
+                               page_size=20, page_token=page_token)  # fmt: skip
     return await backend.call(creds, backend.supervision.ListCases, req)
 
 
@@ -238,7 +241,7 @@ async def decide(backend: Backend, creds: Credentials, name: str, form: Form) ->
     if rung not in RUNGS:
         form.errors["rung"] = "请选择处理决定"
     decision = spb.CaseDecision(
-        rung=rung,
+        rung=cast(spb.PenaltyRung, rung),  # one of RUNGS, or refused by form.check()
         official=form.text("official", "决定人（姓名及职务）"),
         official_org=creds.principal.org,
         note=form.text("note", "说明", required=False, max_len=2000),

@@ -3,6 +3,8 @@ service on request (the PDF is rendered and kept when the record is submitted)."
 
 from __future__ import annotations
 
+from typing import cast
+
 from bjsv.documents.v1 import documents_pb2 as dpb
 from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.backend import Backend
@@ -13,7 +15,8 @@ from services.console.usecases.shared import Download
 def _record_data(r: spb.SupervisionRecord) -> dpb.SupervisionRecordData:
     return dpb.SupervisionRecordData(
         name=r.name,
-        form=r.form,  # the two packages number SupervisionForm alike (ON_SITE = 1, RECORDS_REVIEW = 2)
+        # the two packages number SupervisionForm alike (ON_SITE = 1, RECORDS_REVIEW = 2)
+        form=cast(dpb.SupervisionForm, r.form),
         institution_name=r.institution_name,
         plan_name=r.plan_title,
         assessment_method=r.certification_mode_text,

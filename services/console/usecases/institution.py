@@ -32,8 +32,8 @@ async def plans(
     return list(statuses), listed.next_page_token
 
 
-def _answer(form: Form, name: str, label: str) -> int:
-    value = YES_NO.get(form.data.get(name, ""), 0)
+def _answer(form: Form, name: str, label: str) -> spb.AnswerValue:
+    value = YES_NO.get(form.data.get(name, ""), spb.ANSWER_VALUE_UNSPECIFIED)
     if not value:
         form.errors[name] = f"请选择{label}"
     return value

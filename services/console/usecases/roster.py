@@ -28,7 +28,7 @@ async def register(backend: Backend, creds: Credentials, form: Form, photo: byte
     by, on = form.text("attested_by", "核实单位"), form.date("attested_date", "核实日期")
     sup = rpb.Supervisor(
         full_name=form.text("full_name", "姓名", max_len=40),
-        gender={"M": rpb.GENDER_MALE, "F": rpb.GENDER_FEMALE}.get(form.data.get("gender", ""), 0),
+        gender={"M": rpb.GENDER_MALE, "F": rpb.GENDER_FEMALE}.get(form.data.get("gender", ""), rpb.GENDER_UNSPECIFIED),
         birth_date=form.date("birth_date", "出生日期"),
         id_number=form.text("id_number", "居民身份证号", max_len=18),
         type=rpb.SUPERVISOR_TYPE_EXTERNAL,

@@ -136,7 +136,8 @@ def place_form(c: Canvas, name: str, ox: float, oy: float, draw: Callable[[], No
     form XObject and placed at each card's origin: a 10,000-badge run then writes each of them once
     instead of 10,000 times (issue #11 item 8). `draw` draws relative to the card's lower-left corner."""
     if not c.hasForm(name):
-        c.beginForm(name, -FORM_BLEED, -FORM_BLEED, CARD_W + FORM_BLEED, CARD_H + FORM_BLEED)
+        # reportlab's stub types the bounding box as int; the PDF /BBox takes any number (points).
+        c.beginForm(name, -FORM_BLEED, -FORM_BLEED, CARD_W + FORM_BLEED, CARD_H + FORM_BLEED)  # type: ignore[arg-type]
         draw()
         c.endForm()
     c.saveState()
@@ -272,7 +273,8 @@ def qr_modules(payload: str) -> tuple[int, bytes]:
     costs 9×): ~0.1 ms where the pure-Python encoder took ~2.5 ms, a fifth of a badge's render time."""
     code = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M", data_mask=0)
     image = code.to_image(scale=1, add_quiet_zones=False)
-    return image.shape[0], memoryview(image).tobytes()
+    # zxingcpp.Image implements the buffer protocol; its stub does not declare __buffer__
+    return image.shape[0], memoryview(image).tobytes()  # type: ignore[arg-type]
 
 
 def qr_matrix(payload: str) -> list[list[bool]]:

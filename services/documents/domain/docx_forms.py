@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from docx import Document
+from docx.document import Document as DocxDocument  # the class; docx.Document is its factory
 from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_ROW_HEIGHT_RULE, WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
@@ -69,7 +70,7 @@ def _run(
     return run
 
 
-def _new_document() -> Document:
+def _new_document() -> DocxDocument:
     doc = Document()
     section = doc.sections[0]
     section.page_width, section.page_height = Mm(210), Mm(297)  # python-docx defaults to US Letter
@@ -160,7 +161,7 @@ def _label(cell, text: str, *, align=WD_ALIGN_PARAGRAPH.CENTER) -> None:
     cell.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.CENTER
 
 
-def _build_record_template(checklist: Checklist) -> Document:
+def _build_record_template(checklist: Checklist) -> DocxDocument:
     doc = _new_document()
     _title(doc, annex3.FORM_TITLE, checklist.subtitle)
     # columns: section | subsection | content | 是 | 否 | 备注 (mm)
@@ -230,7 +231,7 @@ def _opinion_rows(op1, op2) -> None:
     _run(p, "{{ institution_head_name }}")
 
 
-def _build_feedback_template() -> Document:
+def _build_feedback_template() -> DocxDocument:
     """附件4 word for word, the signer and date in the 填报单位（盖章/签字） slot, the project's structured answers
     marked as an addition under the free text, and the note (forms.py, Annex 4)."""
     doc = _new_document()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -74,7 +75,7 @@ def cn_datetime(t: dt.datetime | None) -> str:
 class _Pages:
     """A canvas plus a running y; `need(h)` starts a new page when h does not fit."""
 
-    def __init__(self, c: Canvas, header: callable | None = None) -> None:
+    def __init__(self, c: Canvas, header: Callable[[_Pages], None] | None = None) -> None:
         self.c = c
         self.y = TOP
         self.page = 1

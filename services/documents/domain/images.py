@@ -58,7 +58,8 @@ def inspect(data: bytes) -> ImageInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=FORMATS) as im:
-                info = ImageInfo(im.format, im.mode, im.width, im.height, im.getexif().get(_EXIF_ORIENTATION, 1))
+                # im.format is set: Image.open accepted one of FORMATS
+                info = ImageInfo(im.format or "", im.mode, im.width, im.height, im.getexif().get(_EXIF_ORIENTATION, 1))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_large() from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
@@ -94,8 +95,8 @@ def _photo_cached(digest: str, data: bytes, w_mm: float, h_mm: float) -> tuple[b
     ):
         return data, info.width, info.height
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+        with Image.open(io.BytesIO(data)) as src:
+            im = ImageOps.exif_transpose(src).convert("RGB")
             im = ImageOps.fit(im, (_px(w_mm), _px(h_mm)), method=Image.Resampling.LANCZOS)
             out = io.BytesIO()
             im.save(out, format="JPEG", quality=88, optimize=False, progressive=False)
@@ -114,8 +115,8 @@ def photo_jpeg(data: bytes, w_mm: float, h_mm: float) -> tuple[bytes, int, int]:
 def _mark_cached(digest: str, data: bytes, box_mm: float) -> bytes:
     inspect(data)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im = ImageOps.exif_transpose(im).convert("RGBA")
+        with Image.open(io.BytesIO(data)) as src:
+            im = ImageOps.exif_transpose(src).convert("RGBA")
             im.thumbnail((_px(box_mm), _px(box_mm)), Image.Resampling.LANCZOS)
             out = io.BytesIO()
             im.save(out, format="PNG", optimize=False)

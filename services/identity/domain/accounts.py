@@ -82,7 +82,7 @@ def authenticate(account: Account | None, secret: str) -> Account:
         ok = account is not None and _hasher.verify(account.secret_hash, secret)
     except (VerificationError, InvalidHashError):
         ok = False
-    if not ok or account.disabled:
+    if account is None or not ok or account.disabled:
         raise AccountError("invalid_grant", "账户名或密码错误，或账户已停用")
     return account
 

@@ -35,7 +35,7 @@ def write_private(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 class AccountStore:
@@ -83,6 +83,8 @@ class KeyStore:
         out = {}
         for pem in sorted(self.folder.glob("*.pem")) if self.folder.exists() else []:
             key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):  # add() writes P-256 keys only
+                raise ValueError(f"{pem}: not an EC private key")
             out[pem.stem] = (KeyInfo(pem.stem, pem.stat().st_mtime), key)
         return out
 

@@ -56,8 +56,8 @@ def validate_training(inp: TrainingInput, *, kind: SupervisorType, institution: 
         problems.append(Problem("training.course", "COURSE_TOO_LONG", f"培训课程不得超过{TEXT_MAX}字"))
     if (p := _trainer_problem(kind, institution, inp.trainer.strip())) is not None:
         problems.append(p)
-    day, p = parse_date(inp.assessed_date, "training.assessed_date", "培训考核日期")
-    problems += p
+    day, date_problems = parse_date(inp.assessed_date, "training.assessed_date", "培训考核日期")
+    problems += date_problems
     if day and day > today:
         problems.append(Problem("training.assessed_date", "DATE_IN_FUTURE", "培训考核日期不能晚于今天"))
     if inp.passed and not certificate:

@@ -7,6 +7,7 @@ also what the workflow calls when a 第二十七条 sanction commits with its ca
 
 from __future__ import annotations
 
+import builtins  # methods named `list` shadow the builtin in class-level annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import TypeVar
@@ -232,11 +233,15 @@ class Appointments:
         def run(s: Session) -> SupervisorFacts:
             if appointment_id is not None:
                 appt, sup = check_can_renew(s, appointment_id=appointment_id)
-            else:
+            elif supervisor_id is not None:
                 sup, appt = check_can_appoint(s, supervisor_id=supervisor_id), None
+            else:
+                raise TypeError("facts of neither a supervisor nor an appointment")
             trained = check_training(s, sup, start=start, today=today, max_backdate_days=backdate)
-            inst = ev.institution_name(s.get(m.Institution, sup.institution_id)) if sup.institution_id else ""
-            return facts_of(sup, appt, repo.attestations_of(s, supervisor_id=sup.id), inst, trained)
+            inst_id = sup.institution_id
+            inst = found(s.get(m.Institution, inst_id), f"institutions/#{inst_id}") if inst_id else None
+            inst_name = ev.institution_name(inst) if inst is not None else ""
+            return facts_of(sup, appt, repo.attestations_of(s, supervisor_id=sup.id), inst_name, trained)
 
         return await self.ctx.read(run)
 
@@ -308,7 +313,7 @@ class Appointments:
             lambda s: listing(s, repo.list_appointments(s, page=page, **filters), page, key="id", render=render)
         )
 
-    async def sweep(self, as_of: dt.date) -> list[int]:
+    async def sweep(self, as_of: dt.date) -> builtins.list[int]:
         """聘期届满自动解聘 (第十三条): expire due appointments in batches (one transaction per batch)."""
         done: list[int] = []
         while True:

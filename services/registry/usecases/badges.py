@@ -3,16 +3,17 @@ institution and filed with the city centre), revoke (D2: a code is never reused)
 
 from __future__ import annotations
 
+import builtins  # methods named `list` shadow the builtin in class-level annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import events_pb2, registry_pb2
 from common.api import Page
-from common.errors import AlreadyExists, ResourceExhausted
+from common.errors import AlreadyExists, NotFound, ResourceExhausted
 from common.policy import PolicyParameters
 from services.registry import events as ev
 from services.registry.domain import appointments as machine
@@ -64,8 +65,9 @@ def _scope_for(session: Session, sup: m.Supervisor, year: int, policy: RegistryP
     by their institution (第十二条)."""
     if sup.type == "external":
         return bc.external_scope(sup.district_code if sup.level == "district" else CITY_CODE, year, policy), CITY_CENTRE
-    inst = repo.institution_by_id(session, institution_id=sup.institution_id)
-    inst = found(inst, f"institutions/#{sup.institution_id}")
+    inst_id = sup.institution_id  # set for every internal supervisor (第十二条)
+    inst = repo.institution_by_id(session, institution_id=inst_id) if inst_id is not None else None
+    inst = found(inst, f"institutions/#{inst_id}")
     return bc.internal_scope(inst.type_letter, inst.number, year, policy), ev.institution_name(inst)
 
 
@@ -82,7 +84,8 @@ def prepare_issue(
     scope, issuer = _scope_for(session, sup, issue_date.year, policy)
     if explicit_serial:
         bc.check_serial_in_range(scope, explicit_serial, limits)
-    org = repo.issuer_row(session, issuer)
+    if (org := repo.issuer_row(session, issuer)) is None:
+        raise NotFound(issuer)
     return IssuePlan(
         appointment_id=appt.id, term_number=appt.term_number, supervisor_id=sup.id, supervisor_type=sup.type,
         photo_mime_type=sup.photo_mime, institution_id=sup.institution_id, scope=scope, issuer=issuer,
@@ -138,7 +141,7 @@ def issue_badge(
     scope's counter row from the bump to COMMIT. What the plan assumed is re-checked here under the lock
     (the appointment row is locked so two issues for one term cannot both pass the "already issued" check)."""
     appt = _issuable(session, appointment_id, issue_date, lock=True)
-    kw = dict(appointment_id=appointment_id, issue_date=issue_date, explicit_serial=explicit_serial,
+    kw: dict[str, Any] = dict(appointment_id=appointment_id, issue_date=issue_date, explicit_serial=explicit_serial,
               replace_existing=replace_existing, policy=policy, limits=limits)  # fmt: skip
     if plan is None or plan.term_number != appt.term_number or plan.appointment_id != appt.id:
         plan = prepare_issue(session, **kw)
@@ -253,7 +256,7 @@ class Badges:
         the allocation lock — re-checks, allocates and inserts. The caller answers from the plan and the row
         (no third transaction)."""
         now, issue_date = self.ctx.now(), issue_date or self.ctx.today()
-        kw = dict(
+        kw: dict[str, Any] = dict(
             appointment_id=appointment_id,
             issue_date=issue_date,
             explicit_serial=explicit_serial,
@@ -284,7 +287,7 @@ class Badges:
             lambda s: listing(s, repo.list_filings(s, page=page, **filters), page, key="id", render=render)
         )
 
-    async def check_issued(self, parts: bc.CodeParts) -> tuple[list[bc.Problem], bool]:
+    async def check_issued(self, parts: bc.CodeParts) -> tuple[builtins.list[bc.Problem], bool]:
         """ValidateBadgeCode's database half: the institution the code names exists with the code's type
         letter (附件1), and whether the code was issued."""
 

@@ -140,7 +140,7 @@ class Supervisors:
             s, supervisor_id=supervisor_id, training=training, today=today, now=now
         )))  # fmt: skip
 
-    async def trainings(self, supervisor_id: int, render: Callable[[m.TrainingRecord], T]) -> list[T]:
+    async def trainings(self, supervisor_id: int, render: Callable[[m.TrainingRecord], T]) -> builtins.list[T]:
         return await self.ctx.read(lambda s: [render(r) for r in trainings(s, supervisor_id=supervisor_id)])
 
     async def import_roster(

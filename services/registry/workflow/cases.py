@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import cast
 
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,7 @@ from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.usecases import appointments as registry_appointments
-from services.registry.usecases.errors import as_error
+from services.registry.usecases.errors import as_error, found
 from services.registry.workflow import events, owners
 from services.registry.workflow.context import Workflow, caller_org, require_role
 from services.registry.workflow.convert import RUNG, to_proto_case, to_proto_decision
@@ -214,7 +215,7 @@ async def open_case(wf: Workflow, c: NewCase) -> CaseView:
         case_rules.validate_open(c.kind, c.subject, c.triggers, c.description)
     except ProblemsError as e:
         raise as_error(e) from None
-    kind, triggers = CaseSubjectKind(c.kind), [t for t in c.triggers if t is not None]  # validated above
+    kind, triggers = cast(CaseSubjectKind, c.kind), [t for t in c.triggers if t is not None]  # validated above
     plan_id = api.parse_id(c.plan, "plans", field="penalty_case.plan") if c.plan else None
     dispatch_id = api.parse_id(c.dispatch, "dispatches", field="penalty_case.dispatch") if c.dispatch else None
     plan_row = await wf.db.read(repo.plan, plan_id) if plan_id else None
@@ -298,15 +299,16 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
             raise as_error(e) from None
 
     check(row.state)  # validate before anything takes effect; the transaction re-checks against the locked row
+    rung = cast(PenaltyRung, dec.rung)  # check() refuses a decision without one (RUNG_REQUIRED)
 
     def tx(session: Session) -> CaseView:
-        c = cases_repo.case(session, case_id, for_update=True)
+        c = found(cases_repo.case(session, case_id, for_update=True), name)
         state = check(c.state)
         d = cases_repo.insert_case_decision(
             session,
             c,
             state=state.value,
-            rung=dec.rung.value,
+            rung=rung.value,
             official=dec.official.strip(),
             official_org=org,
             note=dec.note.strip(),
@@ -325,7 +327,7 @@ async def decide(wf: Workflow, case_id: int, name: str, dec: Decision) -> CaseVi
                 recipients=_subject_recipients(session, c),
             ),
         )
-        _apply_sanction(session, c, d, name, now, texts[dec.rung])
+        _apply_sanction(session, c, d, name, now, texts[rung])
         return decided
 
     return await wf.db.write(tx)
@@ -369,10 +371,10 @@ async def get(wf: Workflow, case_id: int, name: str) -> CaseView:
         owners.district(row.district, name)
         return case_view(session, row, texts)
 
-    found = await wf.db.read(read)
-    if found is None:
+    view = await wf.db.read(read)
+    if view is None:
         raise NotFound(name)
-    return found
+    return view
 
 
 async def list_cases(
@@ -400,7 +402,7 @@ async def list_cases(
 async def _escalation(wf: Workflow, case_id: int) -> tuple[Recommendation, PenaltyRung | None]:
     """The new recommendation of a case whose correction deadline passed, and the rung it had: EvaluatePenalty
     given the case history with this case's uncorrected order (拒不改正, 第二十六条, D13) decides the rung."""
-    row = await wf.db.read(cases_repo.case, case_id)
+    row = found(await wf.db.read(cases_repo.case, case_id), f"cases/{case_id}")
     decs = (await wf.db.read(cases_repo.decisions, [case_id]))[case_id]
     history = [*await wf.rules.history(row.subject, exclude=case_id), prior_case(row, decs)]
     triggers = [CaseTrigger(t) for t in row.triggers]
@@ -424,7 +426,7 @@ async def escalate_overdue_corrections(wf: Workflow) -> list[str]:
             recommendation: Recommendation = recommendation,
             previous: PenaltyRung | None = previous,
         ) -> str | None:
-            c = cases_repo.case(session, case_id, for_update=True)
+            c = found(cases_repo.case(session, case_id, for_update=True), f"cases/{case_id}")
             if not case_rules.due_for_escalation(CaseState(c.state), c.correction_deadline, today):
                 return None  # corrected or escalated meanwhile
             missed = cases_repo.escalate_case(

@@ -338,8 +338,9 @@ def to_proto_recommendation(r: Recommendation) -> pb.CaseRecommendation:
         rule_set_version=r.rule_set_version,
         rule_decisions=r.decisions,
     )
-    if r.evaluate_time:
-        out.evaluate_time.CopyFrom(timestamp(dt.datetime.fromisoformat(r.evaluate_time)))
+    evaluated = timestamp(dt.datetime.fromisoformat(r.evaluate_time)) if r.evaluate_time else None
+    if evaluated is not None:
+        out.evaluate_time.CopyFrom(evaluated)
     return out
 
 
@@ -453,7 +454,9 @@ def to_proto_plan_status(status: PlanStatus) -> pb.GetPlanStatusResponse:
     return out
 
 
-def to_proto_team_finding(f: TeamFinding, severity: int = pb.FINDING_SEVERITY_ADVISORY) -> pb.TeamFinding:
+def to_proto_team_finding(
+    f: TeamFinding, severity: pb.FindingSeverity = pb.FINDING_SEVERITY_ADVISORY
+) -> pb.TeamFinding:
     return pb.TeamFinding(rule_id=f.rule_id, severity=severity, message=f.message, article=f.article, subject=f.subject)
 
 

@@ -31,6 +31,7 @@ from services.registry.domain.workflow import deadlines, timing
 from services.registry.domain.workflow import dispatch as dispatch_rules
 from services.registry.domain.workflow import feedback as feedback_rules
 from services.registry.domain.workflow.model import (
+    Answer,
     CaseOrigin,
     CaseSubjectKind,
     DispatchScope,
@@ -39,7 +40,7 @@ from services.registry.domain.workflow.model import (
 )
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
-from services.registry.usecases.errors import as_error
+from services.registry.usecases.errors import as_error, found
 from services.registry.workflow import cases, declarations, dispatches, events, owners
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_feedback
@@ -72,9 +73,9 @@ def by_request(session: Session, crid: str) -> FeedbackView | None:
     f = repo.feedback_by_request(session, crid)
     if f is None:
         return None
-    d = repo.dispatch(session, f.dispatch_id)
+    d = found(repo.dispatch(session, f.dispatch_id), f"dispatches/{f.dispatch_id}")
     owners.feedback(session, d, f"feedback/{f.id}")
-    return FeedbackView(f, d, repo.plan(session, d.plan_id))
+    return FeedbackView(f, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
 
 
 def _submittable(
@@ -121,7 +122,7 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     dispatch_id = api.parse_id(s.dispatch, "dispatches", field="feedback.dispatch")
     sup_id = api.parse_id(s.supervisor, "supervisors", field="feedback.supervisor")
     d, member = await wf.db.read(_submittable, dispatch_id, s, sup_id)
-    plan_row = await wf.db.read(repo.plan, d.plan_id)
+    plan_row = found(await wf.db.read(repo.plan, d.plan_id), f"plans/{d.plan_id}")
     window, now = dispatch_rules.Window(aware(d.window_start), aware(d.window_end)), wf.clock.now()
     tolerance_minutes = int(await wf.parameters.get("timing.session_tolerance_minutes", wf.today()))
     try:
@@ -168,6 +169,16 @@ async def prepare(wf: Workflow, s: FeedbackSubmission) -> PreparedFeedback:
     return PreparedFeedback(s, dispatch_id, sup_id, lateness, review, today)
 
 
+def _complete(s: FeedbackSubmission) -> tuple[dt.datetime, dt.datetime, tuple[Answer, Answer, Answer]]:
+    """The times and the three answers, which prepare() refused to leave out (validate_feedback, D12)."""
+    a = s.answers
+    if s.entry is None or s.exit is None or a.badge_worn is None or a.duties_performed is None:
+        raise ValueError("feedback committed without prepare()")
+    if a.integrity_kept is None:
+        raise ValueError("feedback committed without prepare()")
+    return s.entry, s.exit, (a.badge_worn, a.duties_performed, a.integrity_kept)
+
+
 async def commit(wf: Workflow, p: PreparedFeedback) -> FeedbackView:
     s, crid = p.submission, p.submission.client_request_id
     now, actor = wf.clock.now(), caller_org()
@@ -176,16 +187,16 @@ async def commit(wf: Workflow, p: PreparedFeedback) -> FeedbackView:
         if (again := by_request(session, crid)) is not None:
             return again
         d, member = _submittable(session, p.dispatch_id, s, p.supervisor_id, lock=True)
-        a = s.answers
+        entry, exit_, answers = _complete(s)
         row = repo.insert_feedback(
             session,
             d,
             member,
-            entry_time=s.entry,
-            exit_time=s.exit,
-            badge_worn=a.badge_worn.value,
-            duties_performed=a.duties_performed.value,
-            integrity_kept=a.integrity_kept.value,
+            entry_time=entry,
+            exit_time=exit_,
+            badge_worn=answers[0].value,
+            duties_performed=answers[1].value,
+            integrity_kept=answers[2].value,
             comments=s.comments.strip(),
             signed_by=s.signed_by.strip(),
             now=now,
@@ -197,7 +208,7 @@ async def commit(wf: Workflow, p: PreparedFeedback) -> FeedbackView:
         if p.review is not None:
             draft = dataclasses.replace(p.review, source=f"feedback/{row.id}")
             repo.link_review_case(session, row, cases.open_in(session, wf, draft, now=now, actor=actor))
-        submitted = FeedbackView(row, d, repo.plan(session, d.plan_id))
+        submitted = FeedbackView(row, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
         record_event(
             session,
             type=events.FEEDBACK_SUBMITTED,
@@ -236,11 +247,11 @@ async def get(wf: Workflow, feedback_id: int, name: str) -> FeedbackView:
         f = repo.feedback(session, feedback_id)
         if f is None:
             return None
-        d = repo.dispatch(session, f.dispatch_id)
+        d = found(repo.dispatch(session, f.dispatch_id), f"dispatches/{f.dispatch_id}")
         owners.feedback(session, d, name)
-        return FeedbackView(f, d, repo.plan(session, d.plan_id))
+        return FeedbackView(f, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
 
-    found = await wf.db.read(read)
-    if found is None:
+    view = await wf.db.read(read)
+    if view is None:
         raise NotFound(name)
-    return found
+    return view

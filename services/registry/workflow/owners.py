@@ -16,6 +16,7 @@ from common.auth.scope import Owner
 from common.context import current_caller
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import found
 
 
 def _team(members: list[wm.DispatchMember]) -> tuple[str, ...]:
@@ -39,7 +40,7 @@ def of_dispatch(d: wm.Dispatch, members: list[wm.DispatchMember], p: wm.CertPlan
 
 def dispatch(session: Session, d: wm.Dispatch, name: str) -> None:
     members = repo.members(session, [d.id])[d.id]
-    scope.require(of_dispatch(d, members, repo.plan(session, d.plan_id)), name)
+    scope.require(of_dispatch(d, members, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}")), name)
 
 
 def record(session: Session, d: wm.Dispatch, name: str) -> None:
@@ -49,7 +50,13 @@ def record(session: Session, d: wm.Dispatch, name: str) -> None:
 
 def feedback(session: Session, d: wm.Dispatch, name: str) -> None:
     """Annex 4: filled in by the institution supervised, for the dispatching agency."""
-    scope.require(Owner(district=d.dispatching_agency, institution=repo.plan(session, d.plan_id).institution), name)
+    scope.require(
+        Owner(
+            district=d.dispatching_agency,
+            institution=found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}").institution,
+        ),
+        name,
+    )
 
 
 def district(code: str, name: str) -> None:

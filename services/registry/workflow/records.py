@@ -42,7 +42,7 @@ from services.registry.domain.workflow.model import (
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
-from services.registry.usecases.errors import as_error
+from services.registry.usecases.errors import as_error, found
 from services.registry.workflow import cases, declarations, dispatches, events, owners
 from services.registry.workflow.context import Workflow, caller_org
 from services.registry.workflow.convert import aware, to_proto_dispatch, to_proto_record
@@ -94,10 +94,10 @@ def by_request(session: Session, crid: str) -> RecordView | None:
     ver = repo.record_version_by_request(session, crid)
     if ver is None:
         return None
-    rec = repo.record(session, ver.record_id)
-    d = repo.dispatch(session, rec.dispatch_id)
+    rec = found(repo.record(session, ver.record_id), f"records/{ver.record_id}")
+    d = found(repo.dispatch(session, rec.dispatch_id), f"dispatches/{rec.dispatch_id}")
     owners.record(session, d, f"records/{rec.id}")
-    return RecordView(rec, ver, d, repo.plan(session, d.plan_id))
+    return RecordView(rec, ver, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
 
 
 def _submittable(
@@ -179,7 +179,7 @@ async def _finding_cases(
 def _open_finding_cases(
     session: Session, wf: Workflow, record_id: int, d: wm.Dispatch, to_open: list[FindingCase], actor: str
 ) -> dict[int, str]:
-    p, now = repo.plan(session, d.plan_id), wf.clock.now()
+    p, now = found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"), wf.clock.now()
     opened = {}
     for fc in to_open:
         draft = cases.CaseDraft(
@@ -205,7 +205,7 @@ async def prepare(wf: Workflow, s: RecordSubmission) -> PreparedRecord:
     submitter = api.parse_id(s.submitted_by, "supervisors", field="record.submitted_by")
     owners.acting_supervisor(s.submitted_by, "record.submitted_by")
     d = await wf.db.read(_submittable, dispatch_id, s, submitter)
-    plan_row = await wf.db.read(repo.plan, d.plan_id)
+    plan_row = found(await wf.db.read(repo.plan, d.plan_id), f"plans/{d.plan_id}")
     form, today = SupervisionForm(d.form), wf.today()
     try:
         window = dispatch_rules.Window(aware(d.window_start), aware(d.window_end))
@@ -252,7 +252,7 @@ async def commit(wf: Workflow, p: PreparedRecord) -> RecordView:
             client_request_id=crid,
             actor=actor,
         )
-        submitted = RecordView(rec, ver, d, repo.plan(session, d.plan_id))
+        submitted = RecordView(rec, ver, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
         _record_event(session, events.RECORD_SUBMITTED, submitted)
         return submitted
 
@@ -270,6 +270,7 @@ def _record_event(session: Session, type_: str, v: RecordView, previous: int = 0
     record = to_proto_record(v)
     dispatch = to_proto_dispatch(dispatches.view(session, v.dispatch))
     recipients = [events.agency_recipient(session, v.dispatch.dispatching_agency, "dispatching_agency")]
+    payload: ev.RecordSubmitted | ev.RecordCorrected
     if type_ == events.RECORD_SUBMITTED:
         payload = ev.RecordSubmitted(record=record, dispatch=dispatch, recipients=recipients)
     else:
@@ -301,7 +302,7 @@ def _corrector(
     rec = repo.record(session, c.record_id, for_update=lock)
     if rec is None:
         raise NotFound(c.name)
-    d = repo.dispatch(session, rec.dispatch_id)
+    d = found(repo.dispatch(session, rec.dispatch_id), f"dispatches/{rec.dispatch_id}")
     owners.record(session, d, c.name)
     if not any(m.supervisor_id == submitter for m in repo.members(session, [d.id])[d.id]):
         raise FailedPrecondition(
@@ -326,16 +327,15 @@ async def correct(wf: Workflow, c: RecordCorrection) -> RecordView:
     submitter = api.parse_id(c.submitted_by, "supervisors", field="record.submitted_by")
     owners.acting_supervisor(c.submitted_by, "record.submitted_by")
     rec, d = await wf.db.read(_corrector, c, submitter)
-    plan_row = await wf.db.read(repo.plan, d.plan_id)
+    plan_row = found(await wf.db.read(repo.plan, d.plan_id), f"plans/{d.plan_id}")
     form, today = SupervisionForm(rec.form), wf.today()
     answers, findings = await _validated(wf, c.name, form, c.input, d.start_day, today)
     lateness = deadlines.assess_lateness(d.record_due, today, calendar=wf.calendar)
     source = f"records/{c.record_id}"
-    known = {
-        f.item_number
-        for f in findings
-        if f.triggers and await wf.db.read(cases_repo.case_for_source_item, source, f.item_number)
-    }
+    known: set[int] = set()  # items whose case an earlier version opened
+    for f in findings:
+        if f.triggers and await wf.db.read(cases_repo.case_for_source_item, source, f.item_number) is not None:
+            known.add(f.item_number)
     to_open = await _finding_cases(wf, plan_row, form, findings, known)
     now, actor = wf.clock.now(), caller_org()
 
@@ -380,16 +380,16 @@ async def get(wf: Workflow, record_id: int, version: int, name: str) -> RecordVi
     def read(session: Session) -> RecordView | None:
         rec = repo.record(session, record_id)
         ver = repo.record_version(session, record_id, version or rec.current_version) if rec else None
-        if ver is None:
+        if rec is None or ver is None:
             return None
-        d = repo.dispatch(session, rec.dispatch_id)
+        d = found(repo.dispatch(session, rec.dispatch_id), f"dispatches/{rec.dispatch_id}")
         owners.dispatch(session, d, name)
-        return RecordView(rec, ver, d, repo.plan(session, d.plan_id))
+        return RecordView(rec, ver, d, found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}"))
 
-    found = await wf.db.read(read)
-    if found is None:
+    view = await wf.db.read(read)
+    if view is None:
         raise NotFound(name if not version else f"{name}@{version}")
-    return found
+    return view
 
 
 async def versions(wf: Workflow, record_id: int, name: str) -> list[RecordView]:
@@ -397,12 +397,12 @@ async def versions(wf: Workflow, record_id: int, name: str) -> list[RecordView]:
         rec = repo.record(session, record_id)
         if rec is None:
             return None
-        d = repo.dispatch(session, rec.dispatch_id)
+        d = found(repo.dispatch(session, rec.dispatch_id), f"dispatches/{rec.dispatch_id}")
         owners.dispatch(session, d, name)
-        p = repo.plan(session, d.plan_id)
+        p = found(repo.plan(session, d.plan_id), f"plans/{d.plan_id}")
         return [RecordView(rec, v, d, p) for v in repo.record_versions(session, record_id)]
 
-    found = await wf.db.read(read)
-    if found is None:
+    view = await wf.db.read(read)
+    if view is None:
         raise NotFound(name)
-    return found
+    return view

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from sqlalchemy.orm import Session
@@ -60,7 +60,11 @@ RULES_FORM = {
     SupervisionForm.ON_SITE: rules_pb2.SUPERVISION_FORM_ON_SITE,
     SupervisionForm.RECORDS_REVIEW: rules_pb2.SUPERVISION_FORM_RECORDS_REVIEW,
 }
-RULES_ANSWER = {Answer.YES: rules_pb2.ANSWER_VALUE_YES, Answer.NO: rules_pb2.ANSWER_VALUE_NO, None: 0}
+RULES_ANSWER = {
+    Answer.YES: rules_pb2.ANSWER_VALUE_YES,
+    Answer.NO: rules_pb2.ANSWER_VALUE_NO,
+    None: rules_pb2.ANSWER_VALUE_UNSPECIFIED,
+}
 RULES_STATUS = {
     "active": rules_pb2.SUPERVISOR_STATUS_ACTIVE,
     "expired": rules_pb2.SUPERVISOR_STATUS_EXPIRED,
@@ -111,8 +115,8 @@ def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
     return [*session["examiners"], *session["staff"]]
 
 
-def supervisor_kind(v: repo.SupervisorView) -> rules_pb2.SupervisorKind.ValueType:
-    """外督员 or 内督员 (第八条): 第二十七条 applies to the former only."""
+def kind_of(v: repo.SupervisorView) -> rules_pb2.SupervisorKind:
+    """外督员 or 内督员 (第八条), as the rules service names it: 第二十七条 applies to the former only."""
     return rules_pb2.SUPERVISOR_KIND_EXTERNAL if v.type == EXTERNAL else rules_pb2.SUPERVISOR_KIND_INTERNAL
 
 
@@ -127,7 +131,7 @@ def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 
         person_id=plans.person_key(v.id_number),
         gender=rules_pb2.GENDER_MALE if v.male else rules_pb2.GENDER_FEMALE,
         birth_date=v.birth_date.isoformat(),
-        kind=supervisor_kind(v),
+        kind=kind_of(v),
         level=RULES_LEVEL.get(v.level, rules_pb2.SUPERVISOR_LEVEL_UNSPECIFIED),
         district_code=v.district_code,
         institution=v.institution,
@@ -153,7 +157,7 @@ def prior_case(c: wm.PenaltyCase, decs: list[wm.CaseDecision]) -> rules_pb2.Prio
         name=f"cases/{c.id}",
         trigger=RULES_TRIGGER[CaseTrigger(c.triggers[0])],
         decided_date=api.format_date(last.decided_on),
-        sanction=RUNG[PenaltyRung(last.rung)],  # rules_pb2.Sanction shares PenaltyRung's numbers
+        sanction=cast(rules_pb2.Sanction, RUNG[PenaltyRung(last.rung)]),  # Sanction shares PenaltyRung's numbers
         correction_deadline=api.format_date(last.correction_deadline),
         corrected_date=api.format_date(c.corrected_at.astimezone(SHANGHAI).date()) if c.corrected_at else "",
     )
@@ -345,7 +349,7 @@ class RulesPort:
             )
             if not views:
                 raise NotFound(subject)
-            kind_of_subject = supervisor_kind(next(iter(views.values())))
+            kind_of_subject = kind_of(next(iter(views.values())))
         reqs = [
             rules_pb2.EvaluatePenaltyRequest(
                 subject_kind=subject_kind,

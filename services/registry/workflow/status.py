@@ -13,6 +13,7 @@ from services.registry.domain.workflow.model import DispatchScope
 from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
+from services.registry.usecases.errors import found
 from services.registry.workflow import owners
 from services.registry.workflow.cases import sanction_texts
 from services.registry.workflow.context import Workflow
@@ -113,7 +114,10 @@ def _dispatch_status(
 ) -> DispatchStatus:
     r, p = v.dispatch, v.plan
     rec = repo.record_of_dispatch(session, r.id)
-    record = RecordView(rec, repo.record_version(session, rec.id, rec.current_version), r, p) if rec else None
+    record: RecordView | None = None
+    if rec is not None:
+        version = found(repo.record_version(session, rec.id, rec.current_version), f"records/{rec.id}")
+        record = RecordView(rec, version, r, p)
     fbs = repo.feedback_of_dispatch(session, r.id)
     got = {f.supervisor_id for f in fbs}
     missing = []
