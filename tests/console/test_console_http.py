@@ -6,7 +6,6 @@ import datetime as dt
 import re
 
 import httpx
-import pytest
 import wf_helpers as h
 
 from bjsv.registry.v1 import supervision_pb2 as spb
@@ -106,12 +105,6 @@ def test_district_05_cannot_see_district_08_data_by_navigation(console: Console)
         assert page.status_code == 200 and "朝阳区" in page.text and plan.title not in page.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry leak, not the console's: SupervisionService GetPlan/GetPlanStatus do not apply the "
-    "own-district scope policy.yaml declares for district-agency (services/registry/workflow has no "
-    "scope.require), so a district 05 token reads district 08's plan. The console never authorises itself.",
-)
 def test_district_05_cannot_see_district_08_data_by_typed_urls(console: Console) -> None:
     plan = haidian_plan(console, "scope-url")
     chaoyang = login(console, "chaoyang")
