@@ -207,7 +207,13 @@ def supervisor_records(console: Console, shots: Path, downloads: Path, d: spb.Di
         b.login(console.supervisors[first])
         assert PLAN_TITLE in b.el("#my-dispatches").text
         b.shot("my-dispatches")
-        b.click("#my-dispatches a.button")
+        b.click("#my-dispatches a.button")  # 第十六条: the declaration comes first
+        b.click("#conflicts-form button[type=submit]")  # neither a relation nor the confirmation: refused
+        assert "第十六条" in b.el("#err-none").text
+        b.click("#none")
+        b.shot("conflicts-declared")
+        b.click("#conflicts-form button[type=submit]")
+        assert "已申报回避事项" in b.el("#declared").text
         b.el("#record-form")
         for n in range(1, 12):
             b.click(f"input[name=item_{n}][value=YES]")
