@@ -93,6 +93,12 @@ class Browser:
     def click(self, css: str) -> None:
         self.el(css).click()
 
+    def submit(self, css: str) -> None:
+        """Click and wait for the next page: an element present on both pages is then read from the new one."""
+        old = self.el("html")
+        self.click(css)
+        WebDriverWait(self.driver, 20).until(ec.staleness_of(old))
+
     def text(self) -> str:
         return self.el("body").text
 
@@ -278,7 +284,7 @@ def city_decides_and_downloads(b: Browser, case_path: str, downloads: Path) -> N
         b.go(case_path)
         b.fill("#official", "市鉴定管理中心 刘主任")
         b.fill("#correction_deadline", "2026-12-10")
-        b.click("#decision-form button[type=submit]")
+        b.submit("#decision-form button[type=submit]")
         assert "整改中" in b.el("#case-state").text
         b.shot("decided")
         download_annex3(b, downloads)
