@@ -190,13 +190,27 @@ async def my_dispatches(ctx: Context) -> Response:
     return ctx.render("my_dispatches.html", dispatches=await supervisor.my_dispatches(ctx.web.backend, ctx.creds))
 
 
+async def my_conflicts(ctx: Context) -> Response:
+    """第十六条: the declaration comes before the Annex 3 record; once accepted, on to the form."""
+    name = f"dispatches/{ctx.request.path_params['id']}"
+    d = await supervisor.dispatch(ctx.web.backend, ctx.creds, name)
+    data = {"dispatch": d, "kinds": supervisor.CONFLICT_KINDS, "rows": supervisor.CONFLICT_ROWS}
+    if ctx.request.method == "GET":
+        return ctx.render("conflicts_form.html", values={}, errors={}, **data)
+    _, page = await form_or_problem(
+        ctx, lambda f: supervisor.declare_conflicts(ctx.web.backend, ctx.creds, name, f), "conflicts_form.html", **data
+    )
+    return page or RedirectResponse(f"/my/{name}/record?declared=1", 303)
+
+
 async def my_record(ctx: Context) -> Response:
     name = f"dispatches/{ctx.request.path_params['id']}"
     d = await supervisor.dispatch(ctx.web.backend, ctx.creds, name)
     items = supervisor.ITEMS.get(d.form, 0)
     if ctx.request.method == "GET":
         values = {"client_request_id": agency.new_request_id()}
-        return ctx.render("record_form.html", dispatch=d, items=items, values=values, errors={})
+        declared = ctx.request.query_params.get("declared") == "1"
+        return ctx.render("record_form.html", dispatch=d, items=items, values=values, errors={}, declared=declared)
     record, page = await form_or_problem(
         ctx, lambda f: supervisor.submit_record(ctx.web.backend, ctx.creds, name, f), "record_form.html",
         dispatch=d, items=items,
@@ -295,6 +309,7 @@ def routes(web: Web) -> list[Route]:
         ("/supervisors/{id:int}/{action}", supervisor_action, ["POST"]),
         ("/reports", reports, get), ("/badges/print", badge_print, both), ("/rules", rules, get),
         ("/my/dispatches", my_dispatches, get),
+        ("/my/dispatches/{id:int}/conflicts", my_conflicts, both),
         ("/my/dispatches/{id:int}/record", my_record, both), ("/my/badge", my_badge, get),
         ("/institution/plans", institution_plans, get),
         ("/institution/feedback/{dispatch:int}/{supervisor:int}", feedback, both),

@@ -93,6 +93,12 @@ class Browser:
     def click(self, css: str) -> None:
         self.el(css).click()
 
+    def submit(self, css: str) -> None:
+        """Click and wait for the next page: an element present on both pages is then read from the new one."""
+        old = self.el("html")
+        self.click(css)
+        WebDriverWait(self.driver, 20).until(ec.staleness_of(old))
+
     def text(self) -> str:
         return self.el("body").text
 
@@ -207,7 +213,13 @@ def supervisor_records(console: Console, shots: Path, downloads: Path, d: spb.Di
         b.login(console.supervisors[first])
         assert PLAN_TITLE in b.el("#my-dispatches").text
         b.shot("my-dispatches")
-        b.click("#my-dispatches a.button")
+        b.click("#my-dispatches a.button")  # 第十六条: the declaration comes first
+        b.click("#conflicts-form button[type=submit]")  # neither a relation nor the confirmation: refused
+        assert "第十六条" in b.el("#err-none").text
+        b.click("#none")
+        b.shot("conflicts-declared")
+        b.click("#conflicts-form button[type=submit]")
+        assert "已申报回避事项" in b.el("#declared").text
         b.el("#record-form")
         for n in range(1, 12):
             b.click(f"input[name=item_{n}][value=YES]")
@@ -272,7 +284,7 @@ def city_decides_and_downloads(b: Browser, case_path: str, downloads: Path) -> N
         b.go(case_path)
         b.fill("#official", "市鉴定管理中心 刘主任")
         b.fill("#correction_deadline", "2026-12-10")
-        b.click("#decision-form button[type=submit]")
+        b.submit("#decision-form button[type=submit]")
         assert "整改中" in b.el("#case-state").text
         b.shot("decided")
         download_annex3(b, downloads)

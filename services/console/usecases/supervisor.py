@@ -53,6 +53,43 @@ async def submit_record(backend: Backend, creds: Credentials, name: str, form: F
     return (await backend.call(creds, backend.supervision.SubmitRecord, req)).record
 
 
+CONFLICT_KINDS = {  # 第十六条: relatives among the examinees or staff, any other interest
+    "RELATIVE_CANDIDATE": (spb.CONFLICT_KIND_RELATIVE_CANDIDATE, "考生中有本人亲属"),
+    "RELATIVE_EXAMINER": (spb.CONFLICT_KIND_RELATIVE_EXAMINER, "考评人员中有本人亲属"),
+    "OTHER_INTEREST": (spb.CONFLICT_KIND_OTHER_INTEREST, "与被督导机构存在其他利害关系"),
+}
+CONFLICT_ROWS = 3  # rows offered on the phone form; more are declared through the API
+
+
+def declaration_from_form(name: str, form: Form, me: str) -> spb.ConflictDeclaration:
+    """Either each relation or interest declared, or the explicit 无需回避 confirmation, never both or
+    neither: an empty declaration is a statement, not a default (第十六条)."""
+    declaration = spb.ConflictDeclaration(dispatch=name, supervisor=me)
+    for i in range(1, CONFLICT_ROWS + 1):
+        kind = form.data.get(f"kind_{i}", "")
+        if not kind:
+            continue
+        if kind not in CONFLICT_KINDS:
+            form.errors[f"kind_{i}"] = "请选择回避事项类别（第十六条）"
+            continue
+        counterpart = form.text(f"counterpart_{i}", "对象（身份证号或机构）")
+        description = form.text(f"description_{i}", "情况说明", required=False, max_len=500)
+        declaration.conflicts.append(
+            spb.DeclaredConflict(kind=CONFLICT_KINDS[kind][0], counterpart=counterpart, description=description)
+        )
+    none = form.data.get("none") == "yes"
+    if none == bool(declaration.conflicts) and not form.errors:
+        form.errors["none"] = "请申报回避事项，或确认本人无需回避（第十六条）"
+    form.check()
+    return declaration
+
+
+async def declare_conflicts(backend: Backend, creds: Credentials, name: str, form: Form) -> spb.ConflictDeclaration:
+    declaration = declaration_from_form(name, form, creds.principal.org)
+    req = spb.DeclareConflictsRequest(declaration=declaration)
+    return (await backend.call(creds, backend.supervision.DeclareConflicts, req)).declaration
+
+
 async def my_badge(backend: Backend, creds: Credentials) -> rpb.Badge | None:
     req = rpb.ListBadgesRequest(supervisor=creds.principal.org, page_size=50)
     badges = (await backend.call(creds, backend.registry.ListBadges, req)).badges
