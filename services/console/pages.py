@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from starlette.datastructures import UploadFile
@@ -194,7 +195,7 @@ async def my_conflicts(ctx: Context) -> Response:
     """第十六条: the declaration comes before the Annex 3 record; once accepted, on to the form."""
     name = f"dispatches/{ctx.request.path_params['id']}"
     d = await supervisor.dispatch(ctx.web.backend, ctx.creds, name)
-    data = {"dispatch": d, "kinds": supervisor.CONFLICT_KINDS, "rows": supervisor.CONFLICT_ROWS}
+    data: dict[str, Any] = {"dispatch": d, "kinds": supervisor.CONFLICT_KINDS, "rows": supervisor.CONFLICT_ROWS}
     if ctx.request.method == "GET":
         return ctx.render("conflicts_form.html", values={}, errors={}, **data)
     _, page = await form_or_problem(
