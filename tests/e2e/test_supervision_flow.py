@@ -440,7 +440,7 @@ def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack,
                 return n
         return None
 
-    note = eventually(delivered, timeout=30, what="period report notification delivered to the city centre")
+    note = eventually(delivered, timeout=90, what="period report notification delivered to the city centre")
     assert note.kind == npb.NOTIFICATION_KIND_PERIOD_REPORT and "第二十四条" in list(note.articles)
     assert note.title == "半月督导结果报送：海淀区 2026年12月1日—2026年12月15日"
     assert "督导1次，逾期记录表0份、逾期反馈表0份，立案2件、决定1件" in note.body
@@ -461,7 +461,7 @@ def test_documents_render_annex3_annex4_and_the_district_report(flow, e2e_stack,
     def mailed() -> list:
         return [m for m in smtp.to(CITY_CENTRE_EMAIL) if "2026年12月1日" in str(m["Subject"])]
 
-    (mail,) = eventually(mailed, timeout=30, what="period report e-mail to the city centre")
+    (mail,) = eventually(mailed, timeout=90, what="period report e-mail to the city centre")
     assert "半月督导结果报送" in str(mail["Subject"])
     (pdf_part,) = [p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]
     attached = pdf_text(pdf_part.get_content()).replace("\n", "")
@@ -490,8 +490,8 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
     cfg = e2e_stack.config
     docs, notify = Docs(cfg.target("documents")), Notify(cfg.target("notify"))
     eventually(lambda: docs.find("reports/08/2026-12-1", dpb.DOCUMENT_KIND_DISTRICT_REPORT) or
-               notify.inbox("agencies/A", subject="reports/08/2026-12-1"), what="original processing")  # fmt: skip
-    eventually(lambda: drained(cfg.nats_url), what="original consumers to finish")
+               notify.inbox("agencies/A", subject="reports/08/2026-12-1"), timeout=90, what="original processing")  # fmt: skip
+    eventually(lambda: drained(cfg.nats_url), timeout=90, what="original consumers to finish")
     original_docs = docs.all()
     assert {k for _, k, _ in original_docs} == WORKFLOW_KINDS - {dpb.DOCUMENT_KIND_ON_SITE_RECORD}
     recipients = [
@@ -519,7 +519,7 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
             return fdocs.all() == original_docs
 
         try:
-            eventually(same_docs, timeout=30, what="fresh documents instance to render the same documents")
+            eventually(same_docs, timeout=90, what="fresh documents instance to render the same documents")
         except AssertionError:
             got = fdocs.all()
             raise AssertionError(
@@ -528,7 +528,7 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
             ) from None
         for r in recipients:
             eventually(lambda r=r: sorted(n.idempotency_key for n in fnotify.inbox(r)) == original_notes[r],
-                       timeout=30, what=f"fresh notify inbox of {r}")  # fmt: skip
+                       timeout=90, what=f"fresh notify inbox of {r}")  # fmt: skip
         # Replaying every event a second time (new Nats-Msg-Id, same event ids) changes nothing: the
         # handlers are idempotent on the event id (processed_event).
         again = asyncio.run(
@@ -536,7 +536,7 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
         )
         assert again == copied
         # drained() sees the replayed messages as pending until the consumers have acknowledged them all.
-        eventually(lambda: drained(fresh_nats.url), what="fresh consumers to process the replay")
+        eventually(lambda: drained(fresh_nats.url), timeout=90, what="fresh consumers to process the replay")
         for r in recipients:
             keys = [n.idempotency_key for n in fnotify.inbox(r)]
             assert len(keys) == len(set(keys)) and sorted(keys) == original_notes[r]
