@@ -490,7 +490,8 @@ def test_replaying_every_event_into_fresh_documents_and_notify_gives_the_same_do
     cfg = e2e_stack.config
     docs, notify = Docs(cfg.target("documents")), Notify(cfg.target("notify"))
     eventually(lambda: docs.find("reports/08/2026-12-1", dpb.DOCUMENT_KIND_DISTRICT_REPORT) or
-               notify.inbox("agencies/A", subject="reports/08/2026-12-1"), timeout=90, what="original processing")  # fmt: skip
+               notify.inbox("agencies/A", subject="reports/08/2026-12-1"),
+               timeout=90, what="original processing")  # fmt: skip
     eventually(lambda: drained(cfg.nats_url), timeout=90, what="original consumers to finish")
     original_docs = docs.all()
     assert {k for _, k, _ in original_docs} == WORKFLOW_KINDS - {dpb.DOCUMENT_KIND_ON_SITE_RECORD}
