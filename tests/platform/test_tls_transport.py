@@ -165,7 +165,12 @@ async def test_nats_service_user_cannot_publish_another_services_subjects(nats_s
         await registry.publish("bjsv.rules.decision.made", b"forged")
         await registry.publish("bjsv.registry.badge.issued", b"own")
         await registry.flush()
-        await asyncio.sleep(0.5)
+        # The own message follows the forged one on the same connection: once it has arrived, the forged one
+        # would have too, had the server let it through.
+        async with asyncio.timeout(10):
+            while "bjsv.registry.badge.issued" not in seen:
+                await asyncio.sleep(0.02)
+        await operator.flush()
         await sub.unsubscribe()
         assert seen == ["bjsv.registry.badge.issued"], (errors, nats_server.log_file)
         assert any("permissions violation" in str(e) and "bjsv.rules.decision.made" in str(e) for e in errors)
