@@ -2,7 +2,8 @@
 read by every service that needs them, so no service imports another's code for them (issue #11 item 5).
 
 `annex3.yaml` holds the two 附件3 checklists: 17 on-site items (第二十一条) and 16 records-review items
-(第二十二条), with the annex's exact wording, section and subsection of each item.
+(第二十二条), with the annex's exact wording, section and subsection of each item. `districts.yaml` is
+附件1 表3, the district codes and names (the registry's badge codes and organisations, notify's messages).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import yaml
 
 ANNEX3_FILE = Path(__file__).with_name("annex3.yaml")
+DISTRICTS_FILE = Path(__file__).with_name("districts.yaml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +59,9 @@ def annex3_checklists() -> dict[str, Checklist]:
         )
         for kind, form in data.items()
     }
+
+
+@cache
+def district_table() -> dict[str, str]:
+    """附件1 表3 in the annex's order: code ("A" for the city, "01"…"30") → name."""
+    return {str(code): name for code, name in yaml.safe_load(DISTRICTS_FILE.read_text(encoding="utf-8")).items()}

@@ -6,28 +6,9 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 
-CITY_CENTRE = "agencies/A"
+from common.catalogues import district_table
 
-# Table 3 district codes (domain.md §1; 28/29 are the seed's codes) — for naming agencies in messages.
-DISTRICT_NAMES = {
-    "01": "东城区",
-    "02": "西城区",
-    "05": "朝阳区",
-    "06": "丰台区",
-    "07": "石景山区",
-    "08": "海淀区",
-    "09": "门头沟区",
-    "11": "房山区",
-    "12": "通州区",
-    "13": "顺义区",
-    "14": "昌平区",
-    "15": "大兴区",
-    "16": "怀柔区",
-    "17": "平谷区",
-    "28": "密云区",
-    "29": "延庆区",
-    "30": "北京经济技术开发区",
-}
+CITY_CENTRE = "agencies/A"
 
 
 def agency_name(agency: str) -> str:
@@ -35,7 +16,7 @@ def agency_name(agency: str) -> str:
     code = agency.removeprefix("agencies/")
     if code == "A":
         return "市鉴定管理中心"
-    district = DISTRICT_NAMES.get(code)
+    district = district_table().get(code)
     return f"{district}鉴定管理机构" if district else agency
 
 

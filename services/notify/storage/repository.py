@@ -156,6 +156,35 @@ def _lock(q: sa.Select, session: Session) -> sa.Select:
 # -- writes: events, notifications, timers ---------------------------------------------------------------
 
 
+def _notification_row(
+    draft: NotificationDraft,
+    source_event_id: str,
+    event_wall_ts: float | None,
+    attachment_request: bytes | None,
+    *,
+    now_ts: float,
+    wall_ts: float,
+) -> dict[str, Any]:
+    """The inbox row of ``draft`` (one form for the single and the bulk insert)."""
+    return dict(
+        key=draft.key,
+        recipient=draft.recipient,
+        kind=draft.kind.value,
+        title=draft.title,
+        body=draft.body,
+        articles=json.dumps(list(draft.articles), ensure_ascii=False),
+        subject=draft.subject,
+        due_date=draft.due_date.isoformat() if draft.due_date else "",
+        document_id=draft.document_id,
+        attachment_request=attachment_request,
+        source_event_id=source_event_id,
+        created_ts=now_ts,
+        inserted_wall_ts=wall_ts,
+        event_wall_ts=event_wall_ts,
+        read_ts=None,
+    )
+
+
 def add_notification(
     session: Session,
     draft: NotificationDraft,
@@ -171,23 +200,7 @@ def add_notification(
     nid = _insert_ignore(
         session,
         Notification,
-        dict(
-            key=draft.key,
-            recipient=draft.recipient,
-            kind=draft.kind.value,
-            title=draft.title,
-            body=draft.body,
-            articles=json.dumps(list(draft.articles), ensure_ascii=False),
-            subject=draft.subject,
-            due_date=draft.due_date.isoformat() if draft.due_date else "",
-            document_id=draft.document_id,
-            attachment_request=attachment_request,
-            source_event_id=source_event_id,
-            created_ts=now_ts,
-            inserted_wall_ts=wall_ts,
-            event_wall_ts=event_wall_ts,
-            read_ts=None,
-        ),
+        _notification_row(draft, source_event_id, event_wall_ts, attachment_request, now_ts=now_ts, wall_ts=wall_ts),
     )
     if nid is None:
         return None
@@ -437,25 +450,7 @@ def add_notifications(
         if d.key in keys:
             continue
         keys.add(d.key)
-        rows.append(
-            dict(
-                key=d.key,
-                recipient=d.recipient,
-                kind=d.kind.value,
-                title=d.title,
-                body=d.body,
-                articles=json.dumps(list(d.articles), ensure_ascii=False),
-                subject=d.subject,
-                due_date=d.due_date.isoformat() if d.due_date else "",
-                document_id=d.document_id,
-                attachment_request=attachment,
-                source_event_id=event_id,
-                created_ts=now_ts,
-                inserted_wall_ts=wall_ts,
-                event_wall_ts=event_wall_ts,
-                read_ts=None,
-            )
-        )
+        rows.append(_notification_row(d, event_id, event_wall_ts, attachment, now_ts=now_ts, wall_ts=wall_ts))
     if not rows:
         return []
     table = cast(sa.Table, Notification.__table__)

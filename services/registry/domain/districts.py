@@ -1,4 +1,4 @@
-"""北京市行政区划代码表 (附件1 表3) — the single place the district table lives.
+"""北京市行政区划代码表 (附件1 表3), read from the catalogue every service shares.
 
 Used by the badge-code parser, the seed migration and the organisation model. Note that 28 密云区 and
 29 延庆区 are the annex's codes, not today's GB/T 2260 codes: the annex is the law we encode.
@@ -8,32 +8,13 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from common.catalogues import district_table
+
 #: Code of the city level (市级外督员; the city centre 市鉴定管理中心).
 CITY_CODE = "A"
 
-#: 表3, in the annex's order. "A" is the city itself; the other 17 are the districts.
-DISTRICTS: MappingProxyType[str, str] = MappingProxyType(
-    {
-        "A": "北京市",
-        "01": "东城区",
-        "02": "西城区",
-        "05": "朝阳区",
-        "06": "丰台区",
-        "07": "石景山区",
-        "08": "海淀区",
-        "09": "门头沟区",
-        "11": "房山区",
-        "12": "通州区",
-        "13": "顺义区",
-        "14": "昌平区",
-        "15": "大兴区",
-        "16": "怀柔区",
-        "17": "平谷区",
-        "28": "密云区",
-        "29": "延庆区",
-        "30": "北京经济技术开发区",
-    }
-)
+#: 表3, in the annex's order, declared once in `common/catalogues/districts.yaml`.
+DISTRICTS: MappingProxyType[str, str] = MappingProxyType(district_table())
 
 #: The 17 district codes (without the city).
 DISTRICT_CODES: tuple[str, ...] = tuple(c for c in DISTRICTS if c != CITY_CODE)
