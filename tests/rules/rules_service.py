@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
 from tests import auth_support
 
@@ -90,3 +92,15 @@ class RulesProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def status_details(err: grpc.RpcError) -> dict:
+    """The google.rpc details of a refusal, by message type name (ErrorInfo, BadRequest, PreconditionFailure)."""
+    out = {}
+    for d in rpc_status.from_call(err).details:
+        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.PreconditionFailure):
+            if d.Is(cls.DESCRIPTOR):
+                msg = cls()
+                d.Unpack(msg)
+                out[cls.__name__] = msg
+    return out

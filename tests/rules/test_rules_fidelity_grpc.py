@@ -10,9 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from rules_service import RulesProcess
+from rules_service import RulesProcess, status_details
 
 from bjsv.registry.v1 import registry_pb2, supervision_pb2
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
@@ -43,17 +41,6 @@ def sup(n, **kw) -> R.SupervisorFacts:
     )
     base.update(kw)
     return R.SupervisorFacts(**base)
-
-
-def status_details(err: grpc.aio.AioRpcError) -> dict:
-    out = {}
-    for d in rpc_status.from_call(err).details:
-        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.PreconditionFailure):
-            if d.Is(cls.DESCRIPTOR):
-                msg = cls()
-                d.Unpack(msg)
-                out[cls.__name__] = msg
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ import sqlite3
 import grpc
 import nats
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from rules_service import RulesProcess
+from rules_service import RulesProcess, status_details
 
 from bjsv.rules.v1 import rules_pb2, rules_pb2_grpc
 from common import pki
@@ -50,18 +48,6 @@ PLAN = rules_pb2.PlanFacts(
     name="plans/7", institution="institutions/1100012001", district_code="08", candidate_count=250
 )
 SESSION = rules_pb2.SessionFacts(name="plans/7/sessions/1", date="2024-06-03", examiner_person_ids=["P3"])
-
-
-def details(err: grpc.aio.AioRpcError) -> dict:
-    st = rpc_status.from_call(err)
-    out = {}
-    for d in st.details:
-        for cls in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.PreconditionFailure):
-            if d.Is(cls.DESCRIPTOR):
-                msg = cls()
-                d.Unpack(msg)
-                out[cls.__name__] = msg
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +123,7 @@ async def test_bad_date_is_invalid_argument_with_field_violations(stub):
             rules_pb2.BatchCheckEligibilityRequest(requests=[elig(sup(1)), elig(sup(2, birth_date="1970-2-30"))])
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    fv = details(err.value)["BadRequest"].field_violations
+    fv = status_details(err.value)["BadRequest"].field_violations
     assert [v.field for v in fv] == ["requests[1].supervisor.birth_date"]
 
 
@@ -145,7 +131,7 @@ async def test_date_before_any_rule_set_is_failed_precondition_D16(stub):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CheckEligibility(elig(sup(1), day="2022-07-27"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert details(err.value)["ErrorInfo"].reason == "NO_RULESET_IN_FORCE"
+    assert status_details(err.value)["ErrorInfo"].reason == "NO_RULESET_IN_FORCE"
 
 
 async def test_recusal_and_team_and_penalty_over_grpc(stub):
@@ -286,7 +272,7 @@ async def test_too_small_pool_is_failed_precondition_with_counts(stub):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ProposeTeam(req)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    d = details(err.value)
+    d = status_details(err.value)
     assert d["ErrorInfo"].reason == "POOL_TOO_SMALL"
     assert d["ErrorInfo"].metadata["eligible_count"] == "4"
     assert "bj-2022.art27.suspended" in [v.type for v in d["PreconditionFailure"].violations]
