@@ -121,8 +121,8 @@ async def complaint_list(ctx: Context) -> Response:
 
 async def complaint_new(ctx: Context) -> Response:
     """第二十二条(九): the city centre receives a complaint (a district official is refused by the registry)."""
-    data = {"subjects": await complaints.subjects(ctx.web.backend, ctx.creds), "sources": complaints.SOURCES,
-            "kinds": complaints.SUBJECT_KINDS}  # fmt: skip
+    subjects = await complaints.subjects(ctx.web.backend, ctx.creds)
+    data: dict[str, Any] = {"subjects": subjects, "sources": complaints.SOURCES, "kinds": complaints.SUBJECT_KINDS}
     if ctx.request.method == "GET":
         values = {"client_request_id": agency.new_request_id()}
         return ctx.render("complaint_form.html", values=values, errors={}, **data)
