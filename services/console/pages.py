@@ -115,8 +115,10 @@ async def case_detail(ctx: Context) -> Response:
 async def complaint_list(ctx: Context) -> Response:
     q = ctx.request.query_params
     query, state = q.get("q", "").strip(), int(q["state"]) if q.get("state", "").isdigit() else 0
-    page = await complaints.complaints(ctx.web.backend, ctx.creds, query, state, q.get("page_token", ""))
-    return ctx.render("complaints.html", page=page, query=query, state=state, states=complaints.STATES)
+    district = q.get("district", "").strip()
+    page = await complaints.complaints(ctx.web.backend, ctx.creds, query, state, district, q.get("page_token", ""))
+    return ctx.render("complaints.html", page=page, query=query, state=state, district=district,
+                      states=complaints.STATES)  # fmt: skip
 
 
 async def complaint_new(ctx: Context) -> Response:

@@ -79,6 +79,9 @@ def test_complaints_are_received_with_messages_beside_fields_listed_by_district_
     every = city.get("/complaints")
     assert "考场内有人代考" in every.text and "朝阳考点考评员收取财物" in every.text and "共 2 件" in every.text
     assert "朝阳考点" not in city.get("/complaints", params={"q": "代考"}).text
+    only_05 = city.get("/complaints", params={"district": "05"}).text
+    assert "朝阳考点考评员收取财物" in only_05 and "考场内有人代考" not in only_05
+    assert haidian.get("/complaints", params={"district": "05"}).status_code == 403  # not narrowed silently
     own = haidian.get("/complaints").text
     assert "考场内有人代考" in own and "朝阳考点考评员收取财物" not in own  # the registry scopes the list
     assert chaoyang.get(path).status_code == 403 and chaoyang.get(f"/{other.name}").status_code == 200

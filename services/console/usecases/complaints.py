@@ -32,9 +32,10 @@ class Subjects:
 
 
 async def complaints(
-    backend: Backend, creds: Credentials, query: str, state: int, page_token: str = ""
+    backend: Backend, creds: Credentials, query: str, state: int, district: str = "", page_token: str = ""
 ) -> spb.ListComplaintsResponse:
-    req = spb.ListComplaintsRequest(query=query[:100], state=cast(spb.ComplaintState, state),
+    """One page, newest first; a district agency gets its own district whatever it asks (the registry narrows)."""
+    req = spb.ListComplaintsRequest(query=query[:100], state=cast(spb.ComplaintState, state), district=district,
                                     page_size=PAGE_SIZE, page_token=page_token)  # fmt: skip
     return await backend.call(creds, backend.supervision.ListComplaints, req)
 
