@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.console.backend import Problem
-from services.console.usecases import agency, editable, institution, printing, roster, shared, supervisor
+from services.console.usecases import agency, complaints, editable, institution, printing, roster, shared, supervisor
 from services.console.web import HOME, Context, Web, form_or_problem
 
 
@@ -82,8 +82,8 @@ async def plan_propose(ctx: Context) -> Response:
     if page:
         return page
     values = {**(await ctx.form()).data, "client_request_id": agency.new_request_id()}
-    names = await agency.supervisor_names(ctx.web.backend, ctx.creds, list(proposal.supervisors))
-    return ctx.render("plan.html", proposal=proposal, sup_names=names, values=values, errors={}, **data)
+    rule_texts = await agency.rule_texts(ctx.web.backend, ctx.creds)
+    return ctx.render("plan.html", proposal=proposal, rule_texts=rule_texts, values=values, errors={}, **data)
 
 
 async def plan_dispatch(ctx: Context) -> Response:
@@ -110,6 +110,40 @@ async def case_detail(ctx: Context) -> Response:
         ctx, lambda f: agency.decide(ctx.web.backend, ctx.creds, name, f), "case.html", case=c, rungs=agency.RUNGS
     )
     return page or RedirectResponse(f"/{decided.name}", 303)
+
+
+async def complaint_list(ctx: Context) -> Response:
+    q = ctx.request.query_params
+    query, state = q.get("q", "").strip(), int(q["state"]) if q.get("state", "").isdigit() else 0
+    district = q.get("district", "").strip()
+    page = await complaints.complaints(ctx.web.backend, ctx.creds, query, state, district, q.get("page_token", ""))
+    return ctx.render("complaints.html", page=page, query=query, state=state, district=district,
+                      states=complaints.STATES)  # fmt: skip
+
+
+async def complaint_new(ctx: Context) -> Response:
+    """第二十二条(九): the city centre receives a complaint (a district official is refused by the registry)."""
+    subjects = await complaints.subjects(ctx.web.backend, ctx.creds)
+    data: dict[str, Any] = {"subjects": subjects, "sources": complaints.SOURCES, "kinds": complaints.SUBJECT_KINDS}
+    if ctx.request.method == "GET":
+        values = {"client_request_id": agency.new_request_id()}
+        return ctx.render("complaint_form.html", values=values, errors={}, **data)
+    got, page = await form_or_problem(
+        ctx, lambda f: complaints.receive(ctx.web.backend, ctx.creds, f), "complaint_form.html", **data
+    )
+    return page or RedirectResponse(f"/{got.name}?done={quote('已受理')}", 303)
+
+
+async def complaint_detail(ctx: Context) -> Response:
+    name = f"complaints/{ctx.request.path_params['id']}"
+    c = await complaints.complaint(ctx.web.backend, ctx.creds, name)
+    if ctx.request.method == "GET":
+        return ctx.render("complaint.html", complaint=c, states=complaints.STATES, values={}, errors={})
+    done, page = await form_or_problem(
+        ctx, lambda f: complaints.handle(ctx.web.backend, ctx.creds, name, f), "complaint.html",
+        complaint=c, states=complaints.STATES,
+    )  # fmt: skip
+    return page or RedirectResponse(f"/{done.name}?done={quote('已记录')}", 303)
 
 
 async def supervisors(ctx: Context) -> Response:
@@ -207,7 +241,7 @@ async def my_conflicts(ctx: Context) -> Response:
 async def my_record(ctx: Context) -> Response:
     name = f"dispatches/{ctx.request.path_params['id']}"
     d = await supervisor.dispatch(ctx.web.backend, ctx.creds, name)
-    items = supervisor.ITEMS.get(d.form, 0)
+    items = supervisor.checklist(d.form).items
     if ctx.request.method == "GET":
         values = {"client_request_id": agency.new_request_id()}
         declared = ctx.request.query_params.get("declared") == "1"
@@ -306,6 +340,8 @@ def routes(web: Web) -> list[Route]:
         ("/plans/{id:int}", plan_detail, get), ("/plans/{id:int}/edit", plan_edit, both),
         ("/plans/{id:int}/propose", plan_propose, ["POST"]), ("/plans/{id:int}/dispatch", plan_dispatch, ["POST"]),
         ("/cases", cases, get), ("/cases/{id:int}", case_detail, both), ("/supervisors", supervisors, get),
+        ("/complaints", complaint_list, get), ("/complaints/new", complaint_new, both),
+        ("/complaints/{id:int}", complaint_detail, both),
         ("/supervisors/new", supervisor_new, both), ("/supervisors/{id:int}", supervisor_detail, get),
         ("/supervisors/{id:int}/{action}", supervisor_action, ["POST"]),
         ("/reports", reports, get), ("/badges/print", badge_print, both), ("/rules", rules, get),

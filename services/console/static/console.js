@@ -51,6 +51,29 @@ function keepDraft(form) {
   save();
 }
 
+function remarkOnNo(form) {
+  // Annex 3: a 否 needs a remark. Shown beside the field before the form leaves the phone; the server
+  // checks it again (D11).
+  form.addEventListener("submit", (event) => {
+    let first = null;
+    form.querySelectorAll(".error:not(.client)").forEach((old) => { if (old.id.startsWith("err-remark_")) old.remove(); });
+    form.querySelectorAll("input[data-remark-for]").forEach((remark) => {
+      const item = remark.dataset.remarkFor;
+      const chosen = form.querySelector(`input[name="${item}"]:checked`);
+      let msg = remark.parentElement.querySelector(".error.client");
+      const missing = chosen && chosen.value === "NO" && !remark.value.trim();
+      if (missing && !msg) {
+        msg = Object.assign(document.createElement("span"), { className: "error client", id: `err-${remark.id}` });
+        msg.setAttribute("role", "alert");
+        msg.textContent = `第${item.slice(5)}项选“否”时须在备注中说明情况`;
+        remark.after(msg);
+      } else if (!missing && msg) { msg.remove(); }
+      if (missing && !first) first = remark;
+    });
+    if (first) { event.preventDefault(); event.stopImmediatePropagation(); first.focus(); }
+  });
+}
+
 function scanner() {
   const button = document.getElementById("scan");
   if (!button || !("BarcodeDetector" in window) || !navigator.mediaDevices) return;
@@ -84,6 +107,7 @@ function busyOnSubmit(form) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-draft]").forEach(remarkOnNo);
   document.querySelectorAll("main form[method=post]").forEach(busyOnSubmit);
   document.querySelectorAll("table[data-page-size]").forEach((t) => {
     pageTable(t, document.querySelector(`input[data-filter="${t.id}"]`));

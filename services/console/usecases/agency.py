@@ -189,12 +189,13 @@ async def propose(backend: Backend, creds: Credentials, plan: str, form: Form) -
     return await backend.call(creds, backend.supervision.ProposeDispatch, req)
 
 
-async def supervisor_names(backend: Backend, creds: Credentials, names: list[str]) -> dict[str, str]:
-    """Display names of the drawn supervisors (the draw answers with resource names)."""
-    found = await asyncio.gather(
-        *(backend.call(creds, backend.registry.GetSupervisor, rpb.GetSupervisorRequest(name=n)) for n in names)
-    )
-    return {r.supervisor.name: r.supervisor.full_name for r in found}
+async def rule_texts(backend: Backend, creds: Credentials) -> dict[str, str]:
+    """Rule id -> its message with the article, from the rule set in force: why a pool member was excluded."""
+    texts = {}
+    for r in (await rule_set(backend, creds)).rules:
+        text = r.message or r.description or r.id
+        texts[r.id] = f"{text}（{r.article}）" if r.article and r.article not in text else text
+    return texts
 
 
 async def dispatchable(backend: Backend, creds: Credentials) -> list[rpb.Supervisor]:

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common.catalogues import Checklist, annex3_checklists
 from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.usecases.forms import Form
 from services.console.usecases.shared import request_id
 
-ITEMS = {spb.SUPERVISION_FORM_ON_SITE: 17, spb.SUPERVISION_FORM_RECORDS_REVIEW: 16}  # Annex 3's two checklists
+# Annex 3's two checklists (17 on-site items, 16 records-review items), read from the one catalogue file the
+# documents service prints and the workflow validates against.
+CHECKLIST_KINDS = {spb.SUPERVISION_FORM_ON_SITE: "on_site", spb.SUPERVISION_FORM_RECORDS_REVIEW: "records_review"}
+
+
+def checklist(form: spb.SupervisionForm) -> Checklist:
+    return annex3_checklists()[CHECKLIST_KINDS[form]]
 
 
 async def my_dispatches(backend: Backend, creds: Credentials) -> list[spb.Dispatch]:
-    """Active dispatches with the logged-in supervisor on the team. ListDispatches has no member filter, so
-    the console filters the page it is allowed to read (see README: missing RPC filter). A supervisor's
-    token names the person (supervisors/N) as its org."""
+    """Dispatches with the logged-in supervisor on the team still (a replaced member has nothing to fill in).
+    The registry limits a supervisor to their own dispatches (`member`); a supervisor's token names the
+    person (supervisors/N) as its org."""
     me = creds.principal.org
-    resp = await backend.call(creds, backend.supervision.ListDispatches, spb.ListDispatchesRequest(page_size=500))
+    req = spb.ListDispatchesRequest(member=me, page_size=500)
+    resp = await backend.call(creds, backend.supervision.ListDispatches, req)
     return [d for d in resp.dispatches if any(m.supervisor == me and m.state == spb.MEMBER_STATE_ACTIVE
                                               for m in d.members)]  # fmt: skip
 
@@ -29,7 +37,7 @@ async def dispatch(backend: Backend, creds: Credentials, name: str) -> spb.Dispa
 def record_from_form(d: spb.Dispatch, form: Form, me: str) -> spb.SupervisionRecord:
     """Every item answered 是/否 (Annex 3 note 1); a remark on each 否 (D11)."""
     record = spb.SupervisionRecord(dispatch=d.name, submitted_by=me)
-    for n in range(1, ITEMS[d.form] + 1):
+    for n in checklist(d.form).numbers:
         value = form.data.get(f"item_{n}", "")
         remark = form.text(f"remark_{n}", "备注", required=value == "NO", max_len=500)
         if value not in ("YES", "NO"):

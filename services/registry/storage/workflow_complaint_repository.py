@@ -26,3 +26,27 @@ def report_by_request(session: Session, client_request_id: str) -> wm.MajorProbl
 def add(session: Session, row: wm.Complaint | wm.MajorProblemReport) -> None:
     session.add(row)
     session.flush()
+
+
+def list_complaints(
+    session: Session, *, district: str, state: str, subject: str, query: str, offset: int, limit: int
+) -> tuple[list[wm.Complaint], int]:
+    """Filtered complaints, newest first, with the total; `query` matches source, subject name or content."""
+    q = sa.select(wm.Complaint)
+    if district:
+        q = q.where(wm.Complaint.district == district)
+    if state:
+        q = q.where(wm.Complaint.state == state)
+    if subject:
+        q = q.where(wm.Complaint.subject == subject)
+    if query:
+        q = q.where(
+            sa.or_(
+                wm.Complaint.source.contains(query, autoescape=True),
+                wm.Complaint.subject_name.contains(query, autoescape=True),
+                wm.Complaint.content.contains(query, autoescape=True),
+            )
+        )
+    total = session.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+    rows = session.execute(q.order_by(wm.Complaint.id.desc()).offset(offset).limit(limit)).scalars().all()
+    return list(rows), total

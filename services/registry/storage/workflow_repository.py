@@ -427,10 +427,14 @@ def list_dispatches(
     plan_id: int | None,
     include_cancelled: bool,
     due_before: dt.date | None,
+    member_id: int | None = None,
 ) -> list[wm.Dispatch]:
     """Filtered dispatches, earliest supervision first. `due_before` keeps those whose due dates passed
-    (the caller then checks what is missing)."""
+    (the caller then checks what is missing); `member_id` those whose team has (or had) that supervisor."""
     q = sa.select(wm.Dispatch)
+    if member_id is not None:
+        team = sa.select(wm.DispatchMember.dispatch_id).where(wm.DispatchMember.supervisor_id == member_id)
+        q = q.where(wm.Dispatch.id.in_(team))
     if day is not None:
         q = q.where(wm.Dispatch.start_day <= day, wm.Dispatch.end_day >= day)
     if agency:

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import supervision_events_pb2 as ev
 from common import api
-from common.errors import FailedPrecondition, NotFound, PreconditionViolation
+from common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PreconditionViolation
 from common.events import record_event
-from services.registry.domain.districts import CITY_CODE
+from services.registry import access
+from services.registry.domain.districts import CITY_CODE, DISTRICTS
 from services.registry.domain.problems import ProblemsError, Refused
 from services.registry.domain.workflow import complaints as rules
 from services.registry.storage import workflow_case_repository as cases_repo
@@ -40,6 +41,14 @@ class Handling:
     result: str
     penalty_case: str
     close: bool
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    district: str
+    state: str  # rules.RECEIVED / INVESTIGATING / CLOSED, or "" for every state
+    subject: str
+    query: str
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,22 @@ async def get(wf: Workflow, complaint_id: int, name: str) -> wm.Complaint:
         raise NotFound(name)
     owners.district(row.district, name)
     return row
+
+
+async def list_(wf: Workflow, f: ComplaintFilter, *, offset: int, limit: int) -> tuple[list[wm.Complaint], int]:
+    """第二十二条(九): the city centre sees every complaint, a district agency those about its district (which it
+    investigates); asking for another district is refused, not answered with one's own."""
+    if f.district and f.district not in DISTRICTS:
+        raise InvalidArgument("DISTRICT_UNKNOWN", [FieldViolation("district", "区县代码不在附件1 表3中")])
+    district = access.narrow(f.district, "")[0]
+    query = f.query.strip()
+
+    def read(session: Session) -> tuple[list[wm.Complaint], int]:
+        return complaints_repo.list_complaints(
+            session, district=district, state=f.state, subject=f.subject, query=query, offset=offset, limit=limit
+        )
+
+    return await wf.db.read(read)
 
 
 def _reporter(session: Session, dispatch_id: int, r: MajorProblemIn, supervisor_id: int) -> wm.Dispatch:

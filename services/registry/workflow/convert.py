@@ -39,6 +39,7 @@ from services.registry.workflow.results import (
     FeedbackView,
     OverdueItem,
     PlanStatus,
+    PoolMember,
     Recommendation,
     RecordView,
     TeamFinding,
@@ -491,6 +492,17 @@ COMPLAINT_STATE = {
     "investigating": pb.COMPLAINT_STATE_INVESTIGATING,
     "closed": pb.COMPLAINT_STATE_CLOSED,
 }
+COMPLAINT_STATE_IN = {v: k for k, v in COMPLAINT_STATE.items()}
+
+
+def to_proto_pool_member(m: PoolMember) -> pb.PoolMember:
+    return pb.PoolMember(
+        supervisor=m.supervisor,
+        display_name=m.display_name,
+        drawn=m.drawn,
+        excluded_by=m.excluded_by,
+        recent_dispatch_count=m.recent_dispatch_count,
+    )
 
 
 def to_proto_complaint(row: wm.Complaint) -> pb.Complaint:

@@ -162,9 +162,14 @@ async def propose(wf: Workflow, t: DispatchTarget, team_size: int, seed: str) ->
         checked = await wf.rules.check_team(planned.team, t.agency, team, t.plan)
     except FailedPrecondition as e:
         blocking = [TeamFinding(v.type, v.description, "", v.subject) for v in e.violations]
-        return Proposal(drawn.team, drawn.seed, drawn.rule_set_version, blocking=blocking)
+        return Proposal(drawn.team, drawn.seed, drawn.rule_set_version, blocking=blocking, pool=drawn.pool)
     return Proposal(
-        drawn.team, drawn.seed, drawn.rule_set_version, checked.recommended_team_size, advisory=checked.advisory
+        drawn.team,
+        drawn.seed,
+        drawn.rule_set_version,
+        checked.recommended_team_size,
+        advisory=checked.advisory,
+        pool=drawn.pool,
     )
 
 

@@ -38,6 +38,26 @@ class TeamCheck:
 
 
 @dataclass(frozen=True)
+class PoolMember:
+    """One supervisor of the pool a team is drawn from (第二十条 双随机), with the rules that excluded them."""
+
+    supervisor: str
+    display_name: str
+    drawn: bool
+    excluded_by: list[str]
+    recent_dispatch_count: int
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What ProposeTeam drew from: every member, how many were evaluated, the rules service's digest."""
+
+    members: list[PoolMember]
+    evaluated_count: int
+    digest: str
+
+
+@dataclass(frozen=True)
 class Proposal:
     """A ProposeTeam draw and its check: blocking findings are reported, not raised."""
 
@@ -47,6 +67,7 @@ class Proposal:
     recommended_team_size: int = 0
     blocking: list[TeamFinding] = field(default_factory=list)
     advisory: list[TeamFinding] = field(default_factory=list)
+    pool: Pool = field(default_factory=lambda: Pool([], 0, ""))
 
 
 @dataclass

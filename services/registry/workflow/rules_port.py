@@ -41,7 +41,7 @@ from services.registry.storage import workflow_case_repository as cases_repo
 from services.registry.storage import workflow_models as wm
 from services.registry.storage import workflow_repository as repo
 from services.registry.workflow.convert import RUNG, RUNG_IN
-from services.registry.workflow.results import Proposal, Recommendation, TeamCheck, TeamFinding
+from services.registry.workflow.results import Pool, PoolMember, Proposal, Recommendation, TeamCheck, TeamFinding
 
 T = TypeVar("T")
 
@@ -118,6 +118,16 @@ def _session_people(session: dict[str, Any]) -> list[dict[str, Any]]:
 def kind_of(v: repo.SupervisorView) -> rules_pb2.SupervisorKind:
     """外督员 or 内督员 (第八条), as the rules service names it: 第二十七条 applies to the former only."""
     return rules_pb2.SUPERVISOR_KIND_EXTERNAL if v.type == EXTERNAL else rules_pb2.SUPERVISOR_KIND_INTERNAL
+
+
+def _pool(resp: rules_pb2.ProposeTeamResponse, views: list[repo.SupervisorView], recent: dict[int, int]) -> Pool:
+    """The pool as drawn from, by resource name, with the team and the rule ids that excluded members."""
+    team, excluded = set(resp.team), {e.supervisor: list(e.rule_ids) for e in resp.exclusions}
+    members = [
+        PoolMember(v.name, v.full_name, v.name in team, excluded.get(v.name, []), recent.get(v.id, 0))
+        for v in sorted(views, key=lambda v: v.id)
+    ]
+    return Pool(members, resp.evaluated_count, resp.pool_digest)
 
 
 def supervisor_facts(v: repo.SupervisorView, days: list[dt.date], recent: int = 0) -> rules_pb2.SupervisorFacts:
@@ -321,7 +331,12 @@ class RulesPort:
             seed=seed,
         )
         resp = await self._call(self._rules().ProposeTeam, req)
-        return Proposal(team=list(resp.team), seed=resp.seed, rule_set_version=resp.decision.ruleset_version)
+        return Proposal(
+            team=list(resp.team),
+            seed=resp.seed,
+            rule_set_version=resp.decision.ruleset_version,
+            pool=_pool(resp, [views[i] for i in ids if i in views], recent),
+        )
 
     async def history(self, subject: str, exclude: int | None = None) -> list[rules_pb2.PriorCase]:
         """The subject's decided cases, as EvaluatePenalty's history (D13 repetition and escalation)."""

@@ -32,6 +32,7 @@ from services.registry.workflow.context import Workflow
 from services.registry.workflow.convert import (
     ANSWER_IN,
     CASE_STATE_IN,
+    COMPLAINT_STATE_IN,
     CONFLICT_KIND_IN,
     FORM_IN,
     RUNG_IN,
@@ -50,6 +51,7 @@ from services.registry.workflow.convert import (
     to_proto_overdue,
     to_proto_plan,
     to_proto_plan_status,
+    to_proto_pool_member,
     to_proto_record,
     to_proto_report,
     to_proto_team_finding,
@@ -60,6 +62,7 @@ SERVICE_NAME = "bjsv.registry.v1.SupervisionService"
 LIST_PLANS = "registry.ListPlans"
 LIST_DISPATCHES = "registry.ListDispatches"
 LIST_CASES = "registry.ListCases"
+LIST_COMPLAINTS = "registry.ListComplaints"
 R = TypeVar("R")
 
 
@@ -152,6 +155,10 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             recommended_team_size=p.recommended_team_size,
             findings=[to_proto_team_finding(f, pb.FINDING_SEVERITY_BLOCKING) for f in p.blocking]
             + [to_proto_team_finding(f) for f in p.advisory],
+            pool=[to_proto_pool_member(m) for m in p.pool.members],
+            pool_size=len(p.pool.members),
+            evaluated_count=p.pool.evaluated_count,
+            pool_digest=p.pool.digest,
         )
 
     @_rpc
@@ -197,6 +204,7 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
             overdue_only=request.overdue_only,
             offset=page.after,
             limit=page.size,
+            member=request.member.strip(),
         )
         return pb.ListDispatchesResponse(
             dispatches=[to_proto_dispatch(v) for v in views],
@@ -398,6 +406,18 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
     async def GetComplaint(self, request: pb.GetComplaintRequest, context) -> pb.GetComplaintResponse:
         row = await complaints.get(self.wf, api.parse_id(request.name, "complaints"), request.name)
         return pb.GetComplaintResponse(complaint=to_proto_complaint(row))
+
+    @_rpc
+    async def ListComplaints(self, request: pb.ListComplaintsRequest, context) -> pb.ListComplaintsResponse:
+        page = _page(request, LIST_COMPLAINTS)
+        state = COMPLAINT_STATE_IN.get(request.state, "")
+        f = complaints.ComplaintFilter(request.district.strip(), state, request.subject.strip(), request.query)
+        rows, total = await complaints.list_(self.wf, f, offset=page.after, limit=page.size)
+        return pb.ListComplaintsResponse(
+            complaints=[to_proto_complaint(r) for r in rows],
+            next_page_token=_next_token(page, total, LIST_COMPLAINTS),
+            total_size=total,
+        )
 
     @_rpc
     async def ReportMajorProblem(self, request: pb.ReportMajorProblemRequest, context):

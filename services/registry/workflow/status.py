@@ -7,6 +7,8 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from common import api
+from common.auth import scope
 from common.errors import NotFound
 from common.workdays import CalendarNotCovered, WorkdayCalendar
 from services.registry.domain.workflow.model import DispatchScope
@@ -78,6 +80,17 @@ def overdue(session: Session, rows: list[wm.Dispatch], today: dt.date, calendar:
     return out
 
 
+def _member_filter(member: str) -> int | None:
+    """The `member` filter, narrowed by the scope helper: a supervisor lists only the dispatches whose team they
+    are on (第十四条), and naming another supervisor is refused rather than answered with one's own."""
+    own = scope.list_scope().supervisor
+    if own is not None:
+        if member and member != own:
+            scope.require(scope.Owner.of(member), member)
+        member = own
+    return api.parse_id(member, "supervisors", field="member") if member else None
+
+
 async def list_dispatches(
     wf: Workflow,
     *,
@@ -88,8 +101,10 @@ async def list_dispatches(
     overdue_only: bool,
     offset: int,
     limit: int,
+    member: str = "",
 ) -> tuple[list[DispatchView], int]:
     today, calendar = wf.today(), wf.calendar
+    member_id = _member_filter(member)
 
     def read(session: Session) -> tuple[list[DispatchView], int]:
         rows = repo.list_dispatches(
@@ -99,6 +114,7 @@ async def list_dispatches(
             plan_id=plan_id,
             include_cancelled=include_cancelled,
             due_before=today if overdue_only else None,
+            member_id=member_id,
         )
         rows = owners.visible_dispatches(session, rows)
         if overdue_only:
