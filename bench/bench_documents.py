@@ -180,6 +180,7 @@ def print_run_child(n: int, volume: int, workers: int) -> None:
     """Runs in a child process so its peak RSS (with its render workers) is the print run's alone."""
     import asyncio
 
+    from common.auth.scope import Owner
     from common.clock import Clock
     from common.db import Database
     from services.documents.config import DocumentsSettings
@@ -201,7 +202,10 @@ def print_run_child(n: int, volume: int, workers: int) -> None:
             yield b
 
     async def run(renderer: DocumentRenderer) -> list:
-        return [info async for info in renderer.print_run(source(), title="基准测试", subject="print-runs/bench")]
+        return [
+            info
+            async for info in renderer.print_run(source(), title="基准测试", subject="print-runs/bench", owner=Owner())
+        ]
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = DocumentsSettings(data_dir=Path(tmp))

@@ -146,7 +146,7 @@ def idempotent(
     response_type: type[pb_message.Message],
     collection: str,
     get: str,
-    get_request: Callable[..., pb_message.Message],
+    get_request: Callable[..., pb_message.Message],  # a Get*Request class, called with name=
     *,
     name_of: Callable[[Any], str] | None = None,
 ) -> Callable:

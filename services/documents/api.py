@@ -14,6 +14,7 @@ from bjsv.documents.v1 import documents_pb2 as pb
 from bjsv.documents.v1 import documents_pb2_grpc
 from common import api
 from common.auth import scope
+from common.context import current_caller
 from common.errors import DomainError, FieldViolation, InvalidArgument, NotFound, to_status
 from services.documents.domain import annex3, sheet, signing
 from services.documents.domain.annex3 import ChecklistKind
@@ -75,6 +76,28 @@ def _month(value: str, field: str) -> str:
     except ValueError:
         raise _invalid("BAD_MONTH", field, f"月份格式应为 YYYY-MM：{value}") from None
     return v
+
+
+def _rendered_for(relayed: scope.Owner | None = None) -> scope.Owner:
+    """Issue #12: a document rendered over the API belongs to the caller's verified organisation, never to
+    one named in the body; only a service relaying what an official decided passes the owner it knows."""
+    caller = current_caller()
+    if "service" in caller.roles:
+        return relayed or scope.Owner()
+    return scope.Owner.of(caller.org)
+
+
+def _after(token: str) -> tuple[dt.datetime, str] | None:
+    """The keyset position (created_at, id) of the last document of the previous page."""
+    listing = "documents.ListDocuments"
+    position = api.decode_page_token(token, listing=listing, kind=list)
+    if position is None:
+        return None
+    try:
+        created, doc_id = position
+        return dt.datetime.fromisoformat(created), str(doc_id)
+    except (TypeError, ValueError):
+        raise _invalid(api.PAGE_TOKEN, "page_token", "分页标记无效：请使用上一页返回的next_page_token") from None
 
 
 def to_proto_document(info: DocumentInfo) -> pb.Document:
@@ -230,7 +253,8 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
     async def RenderBadge(self, request, context):
         # an institution renders the badges it issues itself (第十二条), the city centre any (第十一条)
         scope.require(scope.Owner.of(request.badge.issuer), request.badge.code or "badge")
-        rendered, payload = await self.renderer.badge(from_proto_badge(request.badge))
+        badge = from_proto_badge(request.badge)
+        rendered, payload = await self.renderer.badge(badge, owner=_rendered_for(scope.Owner.of(badge.issuer)))
         return pb.RenderBadgeResponse(
             document=to_proto_document(rendered.stored),
             verification_payload=payload,
@@ -238,13 +262,17 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         )
 
     async def RenderSupervisionRecord(self, request, context):
-        r = await self.renderer.record(from_proto_record(request.record), _format(request.format))
+        r = await self.renderer.record(
+            from_proto_record(request.record), _format(request.format), owner=_rendered_for()
+        )
         return pb.RenderSupervisionRecordResponse(
             document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
 
     async def RenderFeedback(self, request, context):
-        r = await self.renderer.feedback(from_proto_feedback(request.feedback), _format(request.format))
+        r = await self.renderer.feedback(
+            from_proto_feedback(request.feedback), _format(request.format), owner=_rendered_for()
+        )
         return pb.RenderFeedbackResponse(
             document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
@@ -257,13 +285,14 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         }
         if request.kind not in kinds:
             raise _invalid("NOT_A_FORM", "kind", "空白表仅限附件3（两种督导记录表）和附件4")
-        r = await self.renderer.blank(kinds[request.kind], _format(request.format))
+        r = await self.renderer.blank(kinds[request.kind], _format(request.format), owner=_rendered_for())
         return pb.RenderBlankFormResponse(
             document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
 
     async def RenderDistrictReport(self, request, context):
-        r = await self.renderer.report(from_proto_report(request.report))
+        report = from_proto_report(request.report)
+        r = await self.renderer.report(report, owner=_rendered_for(scope.Owner.of(f"agencies/{report.district_code}")))
         return pb.RenderDistrictReportResponse(
             document=to_proto_document(r.stored), content=r.content if request.include_content else b""
         )
@@ -275,18 +304,25 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
         info = await self.renderer.read_document(doc_id)
         if info is None:
             raise NotFound(request.name)
+        scope.require(info.owner, request.name)  # as the registry: missing → NOT_FOUND, not ours → PERMISSION_DENIED
         yield pb.GetDocumentResponse(document=to_proto_document(info))
         async for chunk in self.renderer.iter_chunks(info, request.chunk_size or self.default_chunk):
             yield pb.GetDocumentResponse(chunk=chunk)
 
     async def ListDocuments(self, request, context):
         size = api.page_size(request.page_size)
-        # storage pages by offset (newest first); the offset travels inside the opaque token
-        offset = api.decode_page_token(request.page_token, listing="documents.ListDocuments", kind=int) or 0
-        kind = _KIND_FROM_PROTO.get(request.kind, "")
-        rows, total = await self.renderer.list_documents(kind=kind, subject=request.subject, offset=offset, limit=size)
-        more = offset + len(rows) < total
-        token = api.encode_page_token(offset + len(rows), listing="documents.ListDocuments") if more else ""
+        # newest first, keyset-paged on (created_at, id) and filtered to the caller's scope in the query
+        rows = await self.renderer.list_documents(
+            kind=_KIND_FROM_PROTO.get(request.kind, ""),
+            subject=request.subject,
+            after=_after(request.page_token),
+            limit=size + 1,
+            limits=scope.list_scope(),
+        )
+        token = ""
+        if len(rows) > size:
+            rows, last = rows[:size], rows[size - 1]
+            token = api.encode_page_token([last.created_at.isoformat(), last.id], listing="documents.ListDocuments")
         return pb.ListDocumentsResponse(documents=[to_proto_document(r) for r in rows], next_page_token=token)
 
     async def GetIssuerPublicKey(self, request, context):
@@ -347,6 +383,7 @@ class DocumentsServicer(documents_pb2_grpc.DocumentsServiceServicer):
             badges(),
             title=options.title or sheet.DEFAULT_TITLE,
             subject=options.subject or "print-runs/adhoc",
+            owner=_rendered_for(),
             volume_badges=options.max_badges_per_volume,
             on_progress=lambda done, sheets: progress.append(
                 pb.PrintSheetProgress(badges_done=done, sheets_done=sheets)

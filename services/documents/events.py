@@ -6,6 +6,10 @@ Consumes from the registry (stream BJSV_REGISTRY), each with its own durable con
   record.submitted/record.corrected → Annex 3 record PDF (第二十三条)
   feedback.submitted                → Annex 4 feedback PDF
   period.closed                     → district half-month report PDF (第二十四条, D10)
+Each document is stored with its owner (issue #12), the same as the registry's for the resource it renders
+(services/registry/access.py, workflow/owners.py): a badge belongs to the organisation holding the
+appointment and to its holder; an Annex 3 record to the dispatching agency and the submitting supervisor; an
+Annex 4 feedback to the dispatching agency and the institution supervised; a report to its district's agency.
 Handlers are idempotent: the document is stored and the event marked processed in one transaction, and
 a byte-identical re-render of the same subject is not stored twice.
 """
@@ -21,6 +25,7 @@ from bjsv.events.v1 import envelope_pb2
 from bjsv.registry.v1 import events_pb2 as reg_events
 from bjsv.registry.v1 import registry_pb2, registry_pb2_grpc, supervision_events_pb2, supervision_pb2
 from common import clients
+from common.auth.scope import Owner
 from common.bus import Subscription
 from common.clock import SHANGHAI
 from common.events import unpack
@@ -150,6 +155,26 @@ def from_registry_report(r: supervision_pb2.DistrictReport) -> DistrictReport:
     )
 
 
+def badge_owner(event: reg_events.BadgeIssued, badge: registry_pb2.Badge) -> Owner:
+    """第十条、第十二条: the appointing organisation (unknown for events older than the field: no one's own)."""
+    return Owner.of(event.appointing_organization, badge.supervisor or event.supervisor.name)
+
+
+def record_owner(r: supervision_pb2.SupervisionRecord) -> Owner:
+    """第二十三条: the dispatching agency (an institution supervising internally) and the submitter."""
+    return Owner.of(r.dispatching_agency, *([r.submitted_by] if r.submitted_by else []))
+
+
+def feedback_owner(f: supervision_pb2.SupervisorFeedback) -> Owner:
+    """附件4: filled in by the institution supervised, for the dispatching agency."""
+    return Owner(district=f.dispatching_agency, institution=f.institution)
+
+
+def report_owner(r: supervision_pb2.DistrictReport) -> Owner:
+    """第二十四条: the agency of the district (agencies/A for the city level)."""
+    return Owner.of(f"agencies/{r.district}") if r.district else Owner()
+
+
 class DocumentEvents:
     """Handlers of the registry events the documents service renders from."""
 
@@ -208,7 +233,9 @@ class DocumentEvents:
     async def on_badge_issued(self, env: envelope_pb2.EventEnvelope) -> None:
         event = unpack(env, reg_events.BadgeIssued)
         badge = await self.fetch_badge(event.badge or f"badges/{event.code}")
-        rendered, _ = await self.renderer.badge(from_registry_badge(badge), processed=(DURABLE_BADGE, env.event_id))
+        rendered, _ = await self.renderer.badge(
+            from_registry_badge(badge), owner=badge_owner(event, badge), processed=(DURABLE_BADGE, env.event_id)
+        )
         log.info("badge rendered from %s: %s", env.event_id, rendered.info.name if rendered.info else "duplicate")
 
     async def on_record(self, env: envelope_pb2.EventEnvelope) -> None:
@@ -217,12 +244,24 @@ class DocumentEvents:
             event = unpack(env, supervision_events_pb2.RecordSubmitted)
         else:
             event = unpack(env, supervision_events_pb2.RecordCorrected)
-        await self.renderer.record(from_registry_record(event.record), processed=(DURABLE_RECORD, env.event_id))
+        await self.renderer.record(
+            from_registry_record(event.record),
+            owner=record_owner(event.record),
+            processed=(DURABLE_RECORD, env.event_id),
+        )
 
     async def on_feedback(self, env: envelope_pb2.EventEnvelope) -> None:
         event = unpack(env, supervision_events_pb2.FeedbackSubmitted)
-        await self.renderer.feedback(from_registry_feedback(event.feedback), processed=(DURABLE_FEEDBACK, env.event_id))
+        await self.renderer.feedback(
+            from_registry_feedback(event.feedback),
+            owner=feedback_owner(event.feedback),
+            processed=(DURABLE_FEEDBACK, env.event_id),
+        )
 
     async def on_period_closed(self, env: envelope_pb2.EventEnvelope) -> None:
         event = unpack(env, supervision_events_pb2.PeriodClosed)
-        await self.renderer.report(from_registry_report(event.report), processed=(DURABLE_PERIOD, env.event_id))
+        await self.renderer.report(
+            from_registry_report(event.report),
+            owner=report_owner(event.report),
+            processed=(DURABLE_PERIOD, env.event_id),
+        )

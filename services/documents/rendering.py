@@ -10,6 +10,8 @@ order as they finish.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import re
 import threading
 from collections import deque
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from common.auth.scope import ListScope, Owner
 from common.clock import Clock
 from common.db import Database
 from services.documents.domain import annex3, sheet, signing
@@ -96,7 +99,8 @@ class DocumentRenderer:
         self._public: dict[tuple[str, str], Ed25519PublicKey] = {}
         self._keys_lock = threading.Lock()
 
-    async def _store(self, doc: NewDocument, processed: tuple[str, str] | None = None) -> Rendered:
+    async def _store(self, doc: NewDocument, owner: Owner, processed: tuple[str, str] | None = None) -> Rendered:
+        doc = dataclasses.replace(doc, owner=owner)
         info, _created = await self.db.write(
             repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now(), processed=processed
         )
@@ -144,16 +148,16 @@ class DocumentRenderer:
 
     # -- renderers --------------------------------------------------------------------------------------
 
-    async def badge(self, b: Badge, *, processed: tuple[str, str] | None = None) -> tuple[Rendered, str]:
+    async def badge(self, b: Badge, *, owner: Owner, processed: tuple[str, str] | None = None) -> tuple[Rendered, str]:
         payload = await asyncio.to_thread(self.payload_for, b)
         pdf = await self.pool.run(BADGE_PDF, b, payload)
         rendered = await self._store(
-            NewDocument(KIND_BADGE, PDF, b.subject, PDF_MEDIA_TYPE, f"badge-{b.code}.pdf", pdf, 2), processed
+            NewDocument(KIND_BADGE, PDF, b.subject, PDF_MEDIA_TYPE, f"badge-{b.code}.pdf", pdf, 2), owner, processed
         )
         return rendered, payload
 
     async def record(
-        self, record: SupervisionRecord, fmt: str = PDF, *, processed: tuple[str, str] | None = None
+        self, record: SupervisionRecord, fmt: str = PDF, *, owner: Owner, processed: tuple[str, str] | None = None
     ) -> Rendered:
         checklist = annex3.CHECKLISTS[record.kind]
         if fmt == DOCX:
@@ -178,9 +182,11 @@ class DocumentRenderer:
                 data,
                 page_count(data),
             )
-        return await self._store(doc, processed)
+        return await self._store(doc, owner, processed)
 
-    async def feedback(self, fb: Feedback, fmt: str = PDF, *, processed: tuple[str, str] | None = None) -> Rendered:
+    async def feedback(
+        self, fb: Feedback, fmt: str = PDF, *, owner: Owner, processed: tuple[str, str] | None = None
+    ) -> Rendered:
         if fmt == DOCX:
             data = await self.pool.run(FEEDBACK_DOCX, fb)
             doc = NewDocument(KIND_FEEDBACK, DOCX, fb.name, DOCX_MEDIA_TYPE, f"{_safe(fb.name)}.docx", data, 0)
@@ -189,9 +195,9 @@ class DocumentRenderer:
             doc = NewDocument(
                 KIND_FEEDBACK, PDF, fb.name, PDF_MEDIA_TYPE, f"{_safe(fb.name)}.pdf", data, page_count(data)
             )
-        return await self._store(doc, processed)
+        return await self._store(doc, owner, processed)
 
-    async def blank(self, kind: str, fmt: str = PDF) -> Rendered:
+    async def blank(self, kind: str, fmt: str = PDF, *, owner: Owner) -> Rendered:
         """kind: on_site_record | records_review_record | feedback."""
         args: tuple[annex3.Checklist, ...]
         if kind == KIND_FEEDBACK:
@@ -205,12 +211,13 @@ class DocumentRenderer:
         else:
             data = await self.pool.run(fn_pdf, *args)
             doc = NewDocument(kind, PDF, BLANK_SUBJECT, PDF_MEDIA_TYPE, f"blank-{kind}.pdf", data, page_count(data))
-        return await self._store(doc)
+        return await self._store(doc, owner)
 
-    async def report(self, r: DistrictReport, *, processed: tuple[str, str] | None = None) -> Rendered:
+    async def report(self, r: DistrictReport, *, owner: Owner, processed: tuple[str, str] | None = None) -> Rendered:
         data = await self.pool.run(REPORT_PDF, r)
         return await self._store(
             NewDocument(KIND_REPORT, PDF, r.name, PDF_MEDIA_TYPE, f"{_safe(r.name)}.pdf", data, page_count(data)),
+            owner,
             processed,
         )
 
@@ -232,7 +239,7 @@ class DocumentRenderer:
             time_limit=self.pool.timeout + VOLUME_SECONDS_PER_BADGE * len(badges),
         )
 
-    async def _store_volume(self, vol: sheet.Volume, subject: str) -> DocumentInfo:
+    async def _store_volume(self, vol: sheet.Volume, subject: str, owner: Owner) -> DocumentInfo:
         doc = NewDocument(
             KIND_PRINT_SHEET,
             PDF,
@@ -241,6 +248,7 @@ class DocumentRenderer:
             f"{_safe(subject)}-vol{vol.number:03d}.pdf",
             vol.pdf,
             2 * vol.sheet_count,
+            owner,
         )
         info, _ = await self.db.write(repository.store_document, doc, chunk_size=self.chunk_size, now=self.clock.now())
         if info is None:  # store_document returns None only for an event already handled (`processed`)
@@ -253,6 +261,7 @@ class DocumentRenderer:
         *,
         title: str,
         subject: str,
+        owner: Owner,
         volume_badges: int = 0,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> AsyncIterator[DocumentInfo]:
@@ -267,7 +276,7 @@ class DocumentRenderer:
         async def finish_oldest() -> DocumentInfo:
             nonlocal done
             vol = await running.popleft()
-            info = await self._store_volume(vol, subject)
+            info = await self._store_volume(vol, subject, owner)
             done += vol.badge_count
             if on_progress:
                 on_progress(done, -(-done // sheet.PER_SHEET))
@@ -296,8 +305,12 @@ class DocumentRenderer:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def list_documents(self, *, kind: str, subject: str, offset: int, limit: int):
-        return await self.db.read(repository.list_documents, kind=kind, subject=subject, offset=offset, limit=limit)
+    async def list_documents(
+        self, *, kind: str, subject: str, after: tuple[dt.datetime, str] | None, limit: int, limits: ListScope
+    ) -> list[DocumentInfo]:
+        return await self.db.read(
+            repository.list_documents, kind=kind, subject=subject, after=after, limit=limit, limits=limits
+        )
 
     async def read_document(self, document_id: str) -> DocumentInfo | None:
         return await self.db.read(repository.get_document, document_id=document_id)

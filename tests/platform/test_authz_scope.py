@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from pathlib import Path
 
 import grpc
@@ -218,9 +219,46 @@ def test_contacts_and_stored_documents_are_not_open(scoped):
     with clients.sync_channel(stack.config.target("documents")) as ch:
         get = documents_pb2_grpc.DocumentsServiceStub(ch).GetDocument
         with pytest.raises(grpc.RpcError) as e:
-            list(get(documents_pb2.GetDocumentRequest(name="documents/1"),
-                     metadata=h.md(("institutions/1100081001", "institution"))))  # fmt: skip
+            list(get(documents_pb2.GetDocumentRequest(name="documents/1"), metadata=h.md(h.OPERATOR)))
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_stored_badge_pdfs_are_seen_by_the_appointing_district_and_the_holder_only(scoped):
+    """第十条、第十一条 and 个人信息保护法: a badge PDF (photo, name) is the appointing agency's and its holder's;
+    another district, an institution and another supervisor are refused, in the list and one by one."""
+    stack, c, sup08, sup05 = scoped
+    subject = {
+        sup: "badges/"
+        + c.registry.ListBadges(rpb.ListBadgesRequest(supervisor=sup), metadata=h.md(h.CITY)).badges[0].code
+        for sup in (sup08, sup05)
+    }
+    with clients.sync_channel(stack.config.target("documents")) as ch:
+        docs = documents_pb2_grpc.DocumentsServiceStub(ch)
+
+        def listed(who: tuple[str, str]) -> dict[str, str]:
+            req = documents_pb2.ListDocumentsRequest(kind=documents_pb2.DOCUMENT_KIND_BADGE, page_size=500)
+            return {d.subject: d.name for d in docs.ListDocuments(req, metadata=h.md(who)).documents}
+
+        def status(who: tuple[str, str], name: str) -> grpc.StatusCode:
+            try:
+                list(docs.GetDocument(documents_pb2.GetDocumentRequest(name=name), metadata=h.md(who)))
+                return grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                return e.code()
+
+        deadline = time.monotonic() + 60  # rendered from badge.issued: wait until both are stored
+        while not set(subject.values()) <= set(everything := listed(h.CITY)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        b08, b05 = everything[subject[sup08]], everything[subject[sup05]]
+        own08 = listed(D08)
+        assert subject[sup08] in own08 and subject[sup05] not in own08
+        assert status(D05, b08) == grpc.StatusCode.PERMISSION_DENIED and status(D05, b05) == grpc.StatusCode.OK
+        assert status(D08, b08) == grpc.StatusCode.OK
+        holder = (sup08, "supervisor")
+        assert set(listed(holder)) == {subject[sup08]} and status(holder, b08) == grpc.StatusCode.OK
+        assert status(holder, b05) == grpc.StatusCode.PERMISSION_DENIED
+        institution = ("institutions/1100081001", "institution")
+        assert listed(institution) == {} and status(institution, b08) == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_verify_badge_is_public_but_rate_limited_per_client_address(monkeypatch):

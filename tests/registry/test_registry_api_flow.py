@@ -139,6 +139,7 @@ def test_internal_badges_are_coded_by_institution_and_filed_with_the_city_centre
     assert filed[0].institution.institution_number == "1100016101"
     issued = [p for _, p in stream_events(nats_server.url, "badge.issued") if p.code == explicit.code]
     assert issued[0].issuer_seal_sha256 == inst.seal_sha256 and issued[0].title == "质量督导员 (内督员)"
+    assert issued[0].appointing_organization == inst.name  # whom the badge PDF belongs to (issue #12)
     v = stub.VerifyBadge(pb.VerifyBadgeRequest(code=explicit.code))
     assert v.institution == inst.name and "仅限" in v.message  # 内督证卡仅限本评价机构内部使用
 

@@ -36,10 +36,28 @@ class Document(Base):
     page_count: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     chunk_count: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    # Whom the document belongs to (issue #12, common.auth.scope.Owner); "" matches no one's own-* scope, so a
+    # document without an owner is seen only by the roles with scope `any` (city centre, auditor, service).
+    owner_district: Mapped[str] = mapped_column(sa.String(60), nullable=False, server_default="")
+    owner_institution: Mapped[str] = mapped_column(sa.String(60), nullable=False, server_default="")
+    owner_supervisor: Mapped[str] = mapped_column(sa.String(60), nullable=False, server_default="")
     __table_args__ = (
-        sa.UniqueConstraint("kind", "format", "subject", "sha256", name="uq_document_content"),
+        # the same content rendered for two owners is two documents: each sees its own
+        sa.UniqueConstraint(
+            "kind",
+            "format",
+            "subject",
+            "sha256",
+            "owner_district",
+            "owner_institution",
+            "owner_supervisor",
+            name="uq_document_content_owner",
+        ),
         sa.Index("ix_document_subject", "subject", "created_at"),
         sa.Index("ix_document_created", "created_at", "id"),
+        sa.Index("ix_document_owner_district", "owner_district", "created_at", "id"),
+        sa.Index("ix_document_owner_institution", "owner_institution", "created_at", "id"),
+        sa.Index("ix_document_owner_supervisor", "owner_supervisor", "created_at", "id"),
     )
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bjsv.documents.v1 import events_pb2
+from common.auth.scope import ListScope, Owner
 from common.events import mark_processed, record_event
 from services.documents.domain import signing
 from services.documents.storage.models import Document, DocumentChunk, IssuerKey
@@ -29,6 +30,9 @@ class NewDocument:
     file_name: str
     content: bytes
     page_count: int
+    owner: Owner = field(
+        default_factory=Owner
+    )  # who may read it (issue #12); the empty owner: only roles with scope `any`
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class DocumentInfo:
     page_count: int
     chunk_count: int
     created_at: dt.datetime
+    owner: Owner = field(default_factory=Owner)
 
     @property
     def name(self) -> str:
@@ -63,7 +68,17 @@ def _info(row: Document) -> DocumentInfo:
         row.page_count,
         row.chunk_count,
         row.created_at,
+        Owner(row.owner_district, row.owner_institution, (row.owner_supervisor,) if row.owner_supervisor else ()),
     )
+
+
+def _owner_columns(owner: Owner) -> dict[str, str]:
+    """One supervisor per document: the holder of a badge, the submitter of a record."""
+    return {
+        "owner_district": owner.district,
+        "owner_institution": owner.institution,
+        "owner_supervisor": owner.supervisors[0] if owner.supervisors else "",
+    }
 
 
 def store_document(
@@ -77,12 +92,14 @@ def store_document(
     if processed is not None and not mark_processed(session, consumer=processed[0], event_id=processed[1]):
         return None, False
     digest = hashlib.sha256(doc.content).hexdigest()
+    owner = _owner_columns(doc.owner)
     existing = session.execute(
         sa.select(Document).where(
             Document.kind == doc.kind,
             Document.format == doc.format,
             Document.subject == doc.subject,
             Document.sha256 == digest,
+            *(getattr(Document, column) == value for column, value in owner.items()),
         )
     ).scalar_one_or_none()
     if existing is not None:
@@ -100,6 +117,7 @@ def store_document(
         page_count=doc.page_count,
         chunk_count=len(chunks),
         created_at=now,
+        **owner,
     )
     session.add(row)
     session.flush()
@@ -137,19 +155,44 @@ def read_chunks(session: Session, *, document_id: str, from_seq: int, limit: int
     return [r[0] for r in rows]
 
 
+def _visible(limits: ListScope) -> sa.ColumnElement[bool] | None:
+    """The caller's scope as a condition (a caller with several roles sees the union); None: everything."""
+    conditions = [
+        column == value
+        for column, value in (
+            (Document.owner_district, limits.district),
+            (Document.owner_institution, limits.institution),
+            (Document.owner_supervisor, limits.supervisor),
+        )
+        if value is not None
+    ]
+    return sa.or_(*conditions) if conditions else None
+
+
 def list_documents(
-    session: Session, *, kind: str = "", subject: str = "", offset: int = 0, limit: int = 50
-) -> tuple[list[DocumentInfo], int]:
+    session: Session,
+    *,
+    kind: str = "",
+    subject: str = "",
+    after: tuple[dt.datetime, str] | None = None,
+    limit: int = 50,
+    limits: ListScope | None = None,
+) -> list[DocumentInfo]:
+    """Newest first, keyset-paged on (created_at, id): `after` is the last row of the previous page. The
+    scope is a condition of the query, so every page is full and no row is skipped or repeated."""
     q = sa.select(Document)
-    count = sa.select(sa.func.count()).select_from(Document)
     if kind:
         q = q.where(Document.kind == kind)
-        count = count.where(Document.kind == kind)
     if subject:
         q = q.where(Document.subject == subject)
-        count = count.where(Document.subject == subject)
-    rows = session.execute(q.order_by(Document.created_at.desc(), Document.id.desc()).offset(offset).limit(limit))
-    return [_info(r) for r in rows.scalars()], session.execute(count).scalar_one()
+    visible = _visible(limits or ListScope())
+    if visible is not None:
+        q = q.where(visible)
+    if after is not None:
+        last = sa.tuple_(sa.literal(after[0], Document.created_at.type), sa.literal(after[1], Document.id.type))
+        q = q.where(sa.tuple_(Document.created_at, Document.id) < last)
+    rows = session.execute(q.order_by(Document.created_at.desc(), Document.id.desc()).limit(limit))
+    return [_info(r) for r in rows.scalars()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,7 @@ def _publish_issued(session: Session, b: m.Badge, plan: IssuePlan, policy: Regis
         issue_date=b.issue_date.isoformat(), title=rules.title(plan.supervisor_type),
         issuer_seal_sha256=plan.issuer_seal_sha256, issuer_logo_sha256=plan.issuer_logo_sha256,
         replaces_code=b.replaces_code,
+        appointing_organization=session.get_one(m.Appointment, b.appointment_id).organization,
     ))  # fmt: skip
 
 
