@@ -94,6 +94,17 @@ def list_scope() -> ListScope:
     )
 
 
+def narrow_supervisor(requested: str) -> str:
+    """A list call's supervisor filter for a supervisor caller: always themself (their dispatches 第十四条,
+    their badge 第十一条); naming another supervisor is refused rather than answered with one's own."""
+    own = list_scope().supervisor
+    if own is None:
+        return requested
+    if requested and requested != own:
+        require(Owner.of(requested), requested)
+    return own
+
+
 def acting_org(value: str, field: str) -> str:
     """The acting organisation comes from the token: a request field naming it must equal the caller's
     organisation, or is filled from it when empty (issue #12: never trusted from the body)."""

@@ -691,7 +691,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             _district_filter(request.district_code), _optional_institution(request.institution)
         )
         found = await self.badges.list(
-            page, self._to_badge(False), supervisor_id=_optional_id(request.supervisor, "supervisors", "supervisor"),
+            page, self._to_badge(False),
+            supervisor_id=_optional_id(scope.narrow_supervisor(request.supervisor), "supervisors", "supervisor"),
             institution_number=institution, district_code=district,
             category=CATEGORY_FROM_PB.get(request.category, ""),
             year=request.year, status=BADGE_STATUS_FROM_PB.get(request.status, ""),

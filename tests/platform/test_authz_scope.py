@@ -444,3 +444,14 @@ def test_verify_badge_answers_only_what_the_badge_face_shows(scoped, wf):
         got = registry_pb2_grpc.RegistryServiceStub(bare).VerifyBadge(rpb.VerifyBadgeRequest(code=wf["badge"]))
     assert got.code == wf["badge"] and got.holder_name_masked
     assert not got.id_number_masked  # the badge face carries no ID number (附件2, 个人信息保护法)
+
+
+def test_a_supervisor_lists_only_their_own_badges(scoped):
+    """第十一条: the *my badge* page — a supervisor lists their own badges; naming another is refused."""
+    _, c, sup08, sup05 = scoped
+    holder = (sup08, "supervisor")
+    mine = c.registry.ListBadges(rpb.ListBadgesRequest(), metadata=h.md(holder)).badges
+    assert mine and {b.supervisor for b in mine} == {sup08}
+    with pytest.raises(grpc.RpcError) as e:
+        c.registry.ListBadges(rpb.ListBadgesRequest(supervisor=sup05), metadata=h.md(holder))
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED

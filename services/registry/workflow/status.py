@@ -81,13 +81,8 @@ def overdue(session: Session, rows: list[wm.Dispatch], today: dt.date, calendar:
 
 
 def _member_filter(member: str) -> int | None:
-    """The `member` filter, narrowed by the scope helper: a supervisor lists only the dispatches whose team they
-    are on (第十四条), and naming another supervisor is refused rather than answered with one's own."""
-    own = scope.list_scope().supervisor
-    if own is not None:
-        if member and member != own:
-            scope.require(scope.Owner.of(member), member)
-        member = own
+    """The `member` filter, narrowed by the scope helper (a supervisor lists only their own dispatches)."""
+    member = scope.narrow_supervisor(member)
     return api.parse_id(member, "supervisors", field="member") if member else None
 
 
