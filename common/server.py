@@ -205,15 +205,9 @@ async def _drain(interceptor: ContextInterceptor, health_servicer: health_aio.He
         log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
 
 
-async def serve(
-    svc: Service,
-    *,
-    ready: asyncio.Event | None = None,
-    stop: asyncio.Event | None = None,
-    guard: Admission | None = None,
-) -> None:
-    """Start everything, serve until SIGTERM/SIGINT (or `stop` is set), then stop gracefully. Every call is
-    admitted by the token + policy `Guard` unless `guard` replaces it (the security benchmark's baseline only)."""
+async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None,
+                guard: Admission | None = None) -> None:  # fmt: skip
+    """Start everything, serve until SIGTERM/SIGINT (or `stop` is set), then stop gracefully."""
     settings = svc.settings
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
