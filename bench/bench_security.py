@@ -2,7 +2,7 @@
 """The end-to-end cost of security (issue #12): VerifyBadge and CheckEligibility p99 with and without TLS +
 token check + authorisation, in one run. Target: the security stack adds ≤ 1 ms p99.
 
-    .venv/bin/python bench/bench_security.py [--seconds 10] [--rounds 4] [--badges 200]
+    .venv/bin/python bench/bench_security.py [--seconds 10] [--rounds 10] [--badges 200]
 
 Two stacks run side by side. Each has a nats-server, the real rules service and the real registry on one
 SQLite database (bench_registry.start_cluster):
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0, help="load per RPC and configuration, all rounds")
-    ap.add_argument("--rounds", type=int, default=4, help="alternating slices per RPC (ABBA order)")
+    ap.add_argument("--rounds", type=int, default=10, help="alternating slices per RPC (ABBA order)")
     ap.add_argument("--badges", type=int, default=200, help="badges issued per stack (VerifyBadge codes)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "security.json")
     args = ap.parse_args(argv)
