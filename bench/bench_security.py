@@ -18,7 +18,9 @@ bench_rules.eligibility_requests. The rates are the ones the other benches use: 
 (bench_registry, issue #3) and CheckEligibility at 200 calls/s (bench_rules and bench_auth, issue #4). The
 load is open loop (bench_registry.open_loop). The two configurations alternate in `--rounds` slices of
 `--seconds / --rounds` each, in ABBA order, so that changing load from other processes on the machine hits
-both alike. p50 and p99 are taken over all calls of a configuration.
+both alike. p50 and p99 are taken over all calls of a configuration. The secured client reuses one token,
+as a real client does for its 15 minutes; what a new token on every call costs (signature verification each
+time) is in bench_auth.py.
 
 The public-call limit (BJSV_AUTHZ_PUBLIC_RATE, 20/s per client address by default) is set to 10 × the
 VerifyBadge rate in the secured stack's environment for this run only. The limiter still runs on every
