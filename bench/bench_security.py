@@ -67,6 +67,7 @@ from bench_rules import eligibility_requests  # noqa: E402
 
 from bjsv.registry.v1 import registry_pb2, registry_pb2_grpc  # noqa: E402
 from bjsv.rules.v1 import rules_pb2_grpc  # noqa: E402
+from common import pki  # noqa: E402
 from common.clients import channel  # noqa: E402
 from tests import auth_support  # noqa: E402
 
@@ -147,8 +148,11 @@ def check_call(stub: rules_pb2_grpc.RulesServiceStub, requests: list, offset: in
 
 
 async def without_token(stack: Stack, request) -> str:
-    """The status of CheckEligibility sent with no token: what tells the two configurations apart."""
-    async with channel(stack.rules, settings=stack.cluster.settings) as ch:
+    """The status of CheckEligibility sent with no token: what tells the two configurations apart. A bare
+    channel: common.clients would present this process's service identity if it had one."""
+    creds = pki.channel_credentials(stack.cluster.settings)
+    bare = grpc.aio.secure_channel(stack.rules, creds) if creds else grpc.aio.insecure_channel(stack.rules)
+    async with bare as ch:
         try:
             await rules_pb2_grpc.RulesServiceStub(ch).CheckEligibility(request, timeout=5)
         except grpc.aio.AioRpcError as e:
