@@ -51,3 +51,20 @@ def test_the_unauthenticated_baseline_refuses_to_start_with_tls_on(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2
     assert "BJSV_TLS=off" in done.stderr
+
+
+def test_no_service_or_platform_code_can_reach_the_unauthenticated_baseline():
+    def using(folders: tuple[str, ...], words: tuple[str, ...]) -> list[str]:
+        return [
+            str(path.relative_to(ROOT))
+            for folder in folders
+            for path in (ROOT / folder).rglob("*.py")
+            if any(word in path.read_text(encoding="utf-8") for word in words)
+        ]
+
+    assert (
+        using(("services", "common", "deploy"), ("import baseline_server", "baseline_server import", "PassThrough("))
+        == []
+    )
+    # every service and the operator CLI serve with the default token + policy guard
+    assert using(("services", "deploy"), ("guard=",)) == []
