@@ -8,6 +8,8 @@
    - no guard at all (the baseline: zero by construction, printed for the table).
 2. End to end on the real rules service at 200 calls/s: CheckEligibility with a token against gRPC
    Health.Check on the same process at the same rate (health is exempt from authentication).
+The whole security stack end to end (TLS + token + authorisation, secured vs an unauthenticated baseline
+on the same RPCs) is bench/bench_security.py.
 
     python bench/bench_auth.py [--calls 5000] [--seconds 10]
 """

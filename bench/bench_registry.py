@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,22 @@ from tests import auth_support  # noqa: E402
 PG_URL = os.environ.get("BJSV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def module_command(service: str) -> list[str]:
+    """How a service is started in production (and by default here): `python -m services.<name>`."""
+    return [sys.executable, "-m", f"services.{service}"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process in seconds (0 once it is gone). CPU per call is steadier than
+    wall-clock latency on a shared machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -69,6 +86,7 @@ class Cluster:
     targets: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     settings: Settings = field(default_factory=Settings)  # TLS mode and PKI the bench's clients use
+    command: Callable[[str], list[str]] = module_command  # the process started per service
 
     def stop(self) -> None:
         for p in self.procs:
@@ -138,7 +156,7 @@ def _start(cluster: Cluster, service: str, label: str, env: dict[str, str]) -> s
     port = free_port()
     log = (cluster.data_dir / f"{label}.log").open("ab")
     env = {**env, f"BJSV_{service.upper()}_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], cwd=ROOT, stdout=log,
+    proc = subprocess.Popen(cluster.command(service), cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, env=env)  # fmt: skip
     cluster.procs.append(proc)
     target = f"127.0.0.1:{port}"
@@ -152,23 +170,27 @@ def _start(cluster: Cluster, service: str, label: str, env: dict[str, str]) -> s
 
 
 def start_cluster(data_dir: Path, *, processes: int, database_url: str = "", schema_prefix: str = "",
-                  log_level: str = "WARNING", tls: bool = True) -> Cluster:  # fmt: skip
+                  log_level: str = "WARNING", tls: bool = True, command: Callable[[str], list[str]] = module_command,
+                  extra_env: dict[str, str] | None = None, rules_workers: int = 1) -> Cluster:  # fmt: skip
+    """nats-server, one rules service and `processes` registry processes, each started with `command`
+    (bench_security.py starts its unsecured baseline through bench/baseline_server.py)."""
     settings = tls_settings(data_dir, tls)
     folder = settings.pki_dir if tls else None
     nats = NatsServer(store_dir=data_dir / "nats", port=free_port(), name=f"bench-{uuid.uuid4().hex[:6]}", pki=folder)
     nats.start()
-    cluster = Cluster(data_dir, nats, settings=settings)
+    cluster = Cluster(data_dir, nats, settings=settings, command=command)
     env = dict(os.environ)
     env.update({"BJSV_TLS": settings.tls, **({"BJSV_PKI_DIR": str(folder)} if folder else {})})
     env.update({"BJSV_DATA_DIR": str(data_dir), "BJSV_BIND_HOST": "127.0.0.1", "BJSV_NATS_URL": nats.url,
                 "BJSV_LOG_LEVEL": log_level, "BJSV_REGISTRY_EXPIRY_SWEEP_INTERVAL": "0",
                 "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    env.update(extra_env or {})
     if database_url:
         env.update({"DATABASE_URL": database_url, "BJSV_DB_SCHEMA_PREFIX": schema_prefix})
     cluster.env = env
     try:
         # IssueBadge reads the serial ranges (D1 badge.*) from the rule set in force: one rules service.
-        env["BJSV_RULES_TARGET"] = _start(cluster, "rules", "rules", {**env, "BJSV_RULES_WORKERS": "1"})
+        env["BJSV_RULES_TARGET"] = _start(cluster, "rules", "rules", {**env, "BJSV_RULES_WORKERS": str(rules_workers)})
         for i in range(processes):
             cluster.targets.append(_start(cluster, "registry", f"registry{i}", env))
     except BaseException:
@@ -190,8 +212,10 @@ class IssueResult:
     codes: list[str] = field(repr=False, default_factory=list)
 
 
-async def issue_concurrently(targets: list[str], appointment_ids: list[int], clients: int) -> IssueResult:
-    channels = [channel(t, token=auth_support.token()) for t in targets]
+async def issue_concurrently(
+    targets: list[str], appointment_ids: list[int], clients: int, settings: Settings | None = None
+) -> IssueResult:
+    channels = [channel(t, token=auth_support.token(), settings=settings) for t in targets]
     stubs = [registry_pb2_grpc.RegistryServiceStub(ch) for ch in channels]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for a in appointment_ids:
@@ -276,8 +300,9 @@ class VerifyResult:
     errors: int
 
 
-async def open_loop(call, *, rate: float, seconds: float) -> VerifyResult:
-    """Start `call(i)` every 1/rate s regardless of responses (latency under load); `call` returns ok."""
+async def open_loop(call, *, rate: float, seconds: float, sink: list[float] | None = None) -> VerifyResult:
+    """Start `call(i)` every 1/rate s regardless of responses (latency under load); `call` returns ok.
+    Each latency (s) is also appended to `sink`, to pool runs that alternate with another configuration."""
     latencies: list[float] = []
     errors = 0
     tasks = []
@@ -301,6 +326,8 @@ async def open_loop(call, *, rate: float, seconds: float) -> VerifyResult:
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
+    if sink is not None:
+        sink.extend(latencies)
     return VerifyResult(
         rate=rate, seconds=seconds, calls=n, achieved_rate=round(n / elapsed, 1),
         p50_ms=round(percentile(latencies, 50) * 1000, 2), p99_ms=round(percentile(latencies, 99) * 1000, 2),

@@ -175,20 +175,9 @@ class Service:
     def split_cpu_s(self) -> tuple[float, float]:
         """(gRPC front process, engine workers) utime+stime in seconds — less sensitive to other load on the
         box than wall-clock rates."""
-        front = workers = 0
-        for pid in [self.proc.proc.pid, *self.proc.worker_pids()]:
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            ticks = int(fields[11]) + int(fields[12])
-            if pid == self.proc.proc.pid:
-                front += ticks
-            else:
-                workers += ticks
-        tck = os.sysconf("SC_CLK_TCK")
-        return front / tck, workers / tck
+        from bench_registry import cpu_seconds
+
+        return cpu_seconds(self.proc.proc.pid), sum(cpu_seconds(pid) for pid in self.proc.worker_pids())
 
     def tree_rss_kb(self) -> dict:
         pids = [self.proc.proc.pid, *self.proc.worker_pids()]

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports, which mypy cannot see
@@ -30,11 +30,19 @@ from common.auth.config import AuthSettings
 from common.auth.guard import Guard
 from common.bus import Bus, OutboxRelay, Subscription, stream_name
 from common.config import Settings
+from common.context import Caller
 from common.db import Database, StartupError
 from common.errors import DomainError, Unavailable, internal_status, to_status
 from common.supervise import Supervisor
 
 log = logging.getLogger(__name__)
+
+
+class Admission(Protocol):
+    """What the interceptor awaits before every handler: the caller of `method`, or None (exempt calls).
+    Production always uses `Guard`; only bench/baseline_server.py passes another one (the benchmark baseline)."""
+
+    async def admit(self, method: str, metadata: dict[str, str], peer: str) -> Caller | None: ...
 
 
 @dataclass
@@ -72,7 +80,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
     chain with their outcome (common.audit).
     """
 
-    def __init__(self, service: str, guard: Guard) -> None:
+    def __init__(self, service: str, guard: Admission) -> None:
         self.service = service
         self.guard = guard
         # Set on SIGTERM: calls arriving from then on are refused with UNAVAILABLE (retry elsewhere) before
@@ -197,7 +205,8 @@ async def _drain(interceptor: ContextInterceptor, health_servicer: health_aio.He
         log.warning("%d calls still running after the grace period; cancelling them", interceptor.in_flight)
 
 
-async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None,
+                guard: Admission | None = None) -> None:  # fmt: skip
     """Start everything, serve until SIGTERM/SIGINT (or `stop` is set), then stop gracefully."""
     settings = svc.settings
     stop = stop or asyncio.Event()
@@ -217,7 +226,7 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
 
     auth = AuthSettings()
     credentials.use(credentials.ServiceIdentity(auth, svc.name))  # what this service's own calls present
-    interceptor = ContextInterceptor(svc.name, Guard(auth))
+    interceptor = ContextInterceptor(svc.name, guard or Guard(auth))
     server = grpc.aio.server(interceptors=[interceptor])
     address = _listen(server, svc)
     health_servicer = health_aio.HealthServicer()
@@ -332,12 +341,12 @@ async def set_health(servicer: health_aio.HealthServicer, names: tuple[str, ...]
         await servicer.set(name, status)
 
 
-def run(build: Callable[[], Service]) -> None:
+def run(build: Callable[[], Service], *, guard: Admission | None = None) -> None:
     """Entry point for `python -m services.<name>`: exit 0 after a clean stop, 2 with one line on a bad setup."""
     try:
         svc = build()
         logs.configure(svc.name, fmt=svc.settings.log_format, level=svc.settings.log_level)
-        asyncio.run(serve(svc))
+        asyncio.run(serve(svc, guard=guard))
     except StartupError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the driver said
         sys.exit(2)
