@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -48,28 +49,27 @@ def main() -> None:
         task.cancel()
 
     app.router.lifespan_context = lifespan
-    uvicorn.run(
-        app,
-        host=settings.bind_host,
-        port=settings.identity_port,
-        log_level="warning",
-        access_log=False,
-        **tls(settings),
+    paths = certificate(settings)
+    tls: dict[str, Any] = {"ssl_certfile": str(paths[1]), "ssl_keyfile": str(paths[2])} if paths else {}
+    config = uvicorn.Config(
+        app, host=settings.bind_host, port=settings.identity_port, log_level="warning", access_log=False, **tls
     )
+    config.load()
+    if paths and config.ssl is not None:
+        config.ssl.sni_callback = pki.HttpsReloader(paths)  # `certs rotate` without a restart
+    uvicorn.Server(config).run()
 
 
-def tls(settings: IdentitySettings) -> dict[str, Any]:
-    """uvicorn's certificate options: the stack's `identity` certificate, or none under BJSV_TLS=off."""
+def certificate(settings: IdentitySettings) -> tuple[Path, Path, Path] | None:
+    """CA, certificate and key of the stack's `identity` component, or None under BJSV_TLS=off (warned)."""
     if not settings.tls_enabled:
         log.warning("BJSV_TLS=off: identity serves PLAINTEXT HTTP (development only; never in production)")
-        return {}
+        return None
     try:
-        _, cert, key = pki.usable(settings, "identity")
+        return pki.usable(settings, "identity")
     except StartupError as e:
         print("error: " + str(e), file=sys.stderr)
         sys.exit(2)
-    # Loaded once: `certs rotate` re-issues it from the same CA, so the running issuer stays trusted until restart.
-    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 if __name__ == "__main__":

@@ -149,10 +149,7 @@ def test_doctor_flags_a_readable_admin_credential_and_checks_an_external_issuers
     assert checks["身份认证服务"].ok and checks["时钟偏差"].ok, checks
 
 
-def test_the_issuer_serves_https_only_with_a_certificate_from_the_stack_ca(issuer):
-    with pytest.raises((OSError, http.client.HTTPException)):  # a plain-HTTP client gets no answer at all
-        urllib.request.urlopen(f"http://127.0.0.1:{issuer.port}/healthz", timeout=5)
-    ca = x509.load_pem_x509_certificate((issuer.pki_dir / "ca.crt").read_bytes())
+def presented_certificate(issuer: IssuerProcess) -> x509.Certificate:
     trusted = ssl.create_default_context(cafile=str(issuer.pki_dir / "ca.crt"))
     with (
         socket.create_connection(("127.0.0.1", issuer.port), timeout=5) as raw,
@@ -160,7 +157,22 @@ def test_the_issuer_serves_https_only_with_a_certificate_from_the_stack_ca(issue
     ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None
-    presented = x509.load_der_x509_certificate(der)
+    return x509.load_der_x509_certificate(der)
+
+
+def test_a_rotated_issuer_certificate_is_presented_without_a_restart(issuer):
+    before = presented_certificate(issuer)
+    rotated = x509.load_pem_x509_certificate(pki.issue(issuer.pki_dir, "identity").read_bytes())  # certs rotate
+    assert rotated.serial_number != before.serial_number
+    assert presented_certificate(issuer).serial_number == rotated.serial_number
+    assert issuer.proc is not None and issuer.proc.poll() is None
+
+
+def test_the_issuer_serves_https_only_with_a_certificate_from_the_stack_ca(issuer):
+    with pytest.raises((OSError, http.client.HTTPException)):  # a plain-HTTP client gets no answer at all
+        urllib.request.urlopen(f"http://127.0.0.1:{issuer.port}/healthz", timeout=5)
+    ca = x509.load_pem_x509_certificate((issuer.pki_dir / "ca.crt").read_bytes())
+    presented = presented_certificate(issuer)
     presented.verify_directly_issued_by(ca)
     assert presented.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "identity"
     with pytest.raises(urllib.error.URLError) as untrusted:  # not trusted through the system store alone
