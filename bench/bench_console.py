@@ -170,8 +170,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     auth_support.ensure_issuer()
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
-        # TLS on as deployed: the stack creates the CA here, and this process's gRPC clients present it too
-        os.environ["BJSV_PKI_DIR"] = str(Path(tmp) / "pki")
+        # TLS on as deployed: one CA (the issuer's, made by ensure_issuer, unless BJSV_PKI_DIR named one) for
+        # the issuer's HTTPS, the stack and this process's gRPC clients
+        os.environ.setdefault("BJSV_PKI_DIR", str(Path(tmp) / "pki"))
         services = ("rules", "registry", "documents", "notify")
         cfg = StackConfig(data_dir=Path(tmp), nats_port=free_port(), ports={s: free_port() for s in services},
                           extra_env=h.workflow_env())  # fmt: skip

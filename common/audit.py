@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -317,10 +318,16 @@ class Recorder:
 
 async def after_call(recorder: Recorder | None, error: BaseException | None, ctx) -> None:
     """The interceptor, after the handler: the entry of a call that wrote nothing, or of a failure after a
-    committed change, with the outcome the caller got."""
+    committed change, with the outcome the caller got. A call refused before its caller was authenticated
+    writes nothing (anyone could send those without limit): it is counted and logged, rate-limited."""
     call = _call.get()
     _call.set(None)  # the entry below must not be taken for the handler's own transaction
     if recorder is None or call is None or (call.recorded and error is None):
+        return
+    if error is not None and not context.current_caller().roles:  # the guard bound no verified caller
+        from common import metrics  # here, not at the top: metrics imports common.events, which imports this
+
+        metrics.refusals.refused(recorder.service, call.method, time.monotonic())
         return
     try:
         await recorder.database.write(append, call.entry(outcome_of(error, ctx)))
@@ -329,7 +336,8 @@ async def after_call(recorder: Recorder | None, error: BaseException | None, ctx
 
 
 def outcome_of(error: BaseException | None, ctx) -> str:
-    """OK, or the status name the caller got (a refusal is recorded too: who tried what)."""
+    """OK, or the status name the caller got (a refusal of an authenticated caller is recorded too: who
+    tried what)."""
     if error is None:
         return "OK"
     if isinstance(error, DomainError):

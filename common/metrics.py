@@ -40,8 +40,14 @@ CONSUMER_ACK_PENDING = Gauge("bjsv_consumer_ack_pending", "events delivered and 
 DEAD_LETTERS = Counter("bjsv_dead_letters", "events a consumer gave up on (bjsv.dlq.<durable>)", ["durable"])
 TASK_RESTARTS = Counter("bjsv_task_restarts", "background tasks restarted after a failure", ["task"])
 TASKS_FAILING = Gauge("bjsv_tasks_failing", "background tasks that keep failing (health NOT_SERVING)")
+UNAUTHENTICATED_REFUSALS = Counter(
+    "bjsv_unauthenticated_refusals",
+    "state-changing calls refused before the caller was authenticated (not audited), by service and method",
+    ["service", "method"],
+)
 
 SAMPLE_EVERY = 2.0  # seconds between samples of the outbox and the consumers
+REFUSAL_LOG_EVERY = 10.0  # seconds: at most one log line per method about unauthenticated refusals
 
 
 def serve_http(settings: Settings, service: str) -> None:
@@ -93,6 +99,34 @@ def observe_rpc(method: str, code: grpc.StatusCode, seconds: float) -> None:
         caller.role or "-",
         extra={"rpc_method": method, "rpc_code": name, "duration_ms": round(seconds * 1000, 1)},
     )
+
+
+class RefusalLog:
+    """Unauthenticated refusals of state-changing calls: counted, and logged at most once per
+    REFUSAL_LOG_EVERY seconds per method with the count since the last line. An anonymous caller can send
+    any number of them; the audit table, the log and the labels (service, and the method from the server's
+    own handler table) stay bounded."""
+
+    def __init__(self, every: float = REFUSAL_LOG_EVERY) -> None:
+        self.every = every
+        self.pending: dict[str, tuple[float, int]] = {}  # method → (time of its last line, refusals since)
+
+    def refused(self, service: str, method: str, now: float) -> None:
+        UNAUTHENTICATED_REFUSALS.labels(service, method).inc()
+        last, count = self.pending.get(method, (now - self.every, 0))
+        if now - last < self.every:
+            self.pending[method] = (last, count + 1)
+            return
+        self.pending[method] = (now, 0)
+        log.warning(
+            "unauthenticated calls refused: %s x%d (not audited)",
+            method,
+            count + 1,
+            extra={"rpc_method": method, "refused": count + 1},
+        )
+
+
+refusals = RefusalLog()
 
 
 async def sample(database, bus, durables: list[tuple[str, str]]) -> None:

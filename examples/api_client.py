@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="https://127.0.0.1:8080", help="the console's URL")
     parser.add_argument("--ca", default="", help="CA certificate of the stack (PEM); default: the system's CAs")
-    parser.add_argument("--issuer", default="http://127.0.0.1:50050", help="identity issuer URL")
+    parser.add_argument("--issuer", default="https://127.0.0.1:50050", help="identity issuer URL")
     parser.add_argument("--client-id", default="", help="this system's client id at the issuer")
     parser.add_argument("--token", default=os.environ.get("BJSV_TOKEN", ""), help="a ready access token")
     parser.add_argument("--district", default="08", help="district code whose plans are listed")

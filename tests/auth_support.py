@@ -13,12 +13,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 
-from common import clients
+from common import clients, pki
+from common.auth import issuer_tls
 from common.auth.config import AuthSettings
 from common.auth.credentials import admin_token
 
@@ -64,7 +64,19 @@ class IssuerProcess:
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir, self.port = data_dir, port
+        # HTTPS with the `identity` certificate of the session's CA (tests/conftest.py test_pki), or of its own
+        self.pki_dir = Path(os.environ.get("BJSV_PKI_DIR") or data_dir / "pki")
         self.proc: subprocess.Popen | None = None
+
+    def settings(self) -> AuthSettings:
+        """What a client of this issuer uses: its URL (https://127.0.0.1:<port>) and the CA it is trusted with."""
+        return AuthSettings(
+            data_dir=self.data_dir,
+            bind_host="127.0.0.1",
+            identity_port=self.port,
+            identity_dir=self.data_dir / "identity",
+            pki_dir=self.pki_dir,
+        )
 
     @property
     def env(self) -> dict[str, str]:
@@ -73,12 +85,14 @@ class IssuerProcess:
         return {
             "BJSV_IDENTITY_PORT": str(self.port),
             "BJSV_IDENTITY_DIR": str(self.data_dir / "identity"),
+            "BJSV_PKI_DIR": str(self.pki_dir),
             "BJSV_TEST_CLOCK": "1",
             "BJSV_AUTHZ_PUBLIC_RATE": "1000000",
         }
 
     def start(self, timeout: float = 30.0) -> IssuerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        pki.ensure(self.pki_dir)  # as `supervisionctl up` does: the CA and the issuer's certificate
         env = {**os.environ, "BJSV_DATA_DIR": str(self.data_dir), "BJSV_BIND_HOST": "127.0.0.1", **self.env}
         env.pop("BJSV_OIDC_ISSUER", None)
         with open(self.data_dir / "identity.log", "ab") as log:
@@ -90,7 +104,7 @@ class IssuerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"identity exited with {self.proc.returncode}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=0.5):
+                with issuer_tls.urlopen(self.settings(), f"{self.settings().issuer}/healthz", 0.5):
                     return self
             except OSError:
                 time.sleep(0.1)

@@ -29,7 +29,7 @@ PG_BASE_URL = os.environ.get("BJSV_TEST_PG_URL", f"postgresql+psycopg://postgres
 
 
 @pytest.fixture(scope="session", autouse=True)
-def issuer(tmp_path_factory) -> Iterator[IssuerProcess]:
+def issuer(tmp_path_factory, test_pki) -> Iterator[IssuerProcess]:
     proc = IssuerProcess(tmp_path_factory.mktemp("issuer"), free_port()).start()
     saved = {k: os.environ.get(k) for k in (*proc.env, "BJSV_OIDC_ISSUER")}
     os.environ.update(proc.env)

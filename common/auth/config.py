@@ -1,7 +1,8 @@
 """Identity settings (`BJSV_OIDC_*`, `BJSV_IDENTITY_*`, `BJSV_AUTHZ_*`), read like every other setting.
 
-Unset issuer = the embedded issuer (`services/identity`) at `http://<bind_host>:<identity_port>`; set it to
-point every service at an external OpenID Connect provider (README: Keycloak worked example).
+Unset issuer = the embedded issuer (`services/identity`) at `https://<bind_host>:<identity_port>` (its
+certificate from the stack's CA; `http://` only under BJSV_TLS=off); set it to point every service at an
+external OpenID Connect provider (README: Keycloak worked example).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from common.config import Settings
 
 
 class AuthSettings(Settings):
-    identity_port: int = Field(default=50050, description="HTTP port of the embedded OIDC issuer")
+    identity_port: int = Field(default=50050, description="HTTPS port of the embedded OIDC issuer")
     identity_dir: Path | None = Field(
         default=None, description="embedded issuer's keys, accounts and local credentials (default <data_dir>/identity)"
     )
     oidc_issuer: str | None = Field(
         default=None, description="external OIDC issuer URL; unset = the embedded issuer on identity_port"
+    )
+    oidc_ca_file: Path | None = Field(
+        default=None, description="CA certificate (PEM) trusted for an external issuer's HTTPS besides the system's"
     )
     oidc_audience: str = Field(default="bjsv", description="audience every token must name")
     oidc_jwks_url: str | None = Field(default=None, description="JWKS URL; unset = jwks_uri from OIDC discovery")
@@ -47,7 +51,8 @@ class AuthSettings(Settings):
 
     @property
     def issuer(self) -> str:
-        return (self.oidc_issuer or f"http://{self.bind_host}:{self.identity_port}").rstrip("/")
+        scheme = "https" if self.tls_enabled else "http"  # the embedded issuer serves TLS as gRPC does
+        return (self.oidc_issuer or f"{scheme}://{self.bind_host}:{self.identity_port}").rstrip("/")
 
     @property
     def identity_path(self) -> Path:

@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from common.auth import issuer_tls
 from common.auth.config import AuthSettings
 from common.auth.tokens import discovery
 from common.errors import Unavailable
@@ -30,11 +31,13 @@ def read_client(path: Path) -> tuple[str, str]:
     return doc["client_id"], doc["client_secret"]
 
 
-def request_token(token_url: str, form: dict[str, str | list[str]], timeout: float = 10.0) -> dict:
-    """POST a token request (RFC 6749 §4.4); raises urllib's HTTPError with the issuer's JSON error body."""
+def request_token(settings: AuthSettings, form: dict[str, str | list[str]], timeout: float = 10.0) -> dict:
+    """POST a token request (RFC 6749 §4.4) to the issuer's token endpoint (OIDC discovery), over verified
+    HTTPS; raises urllib's HTTPError with the issuer's JSON error body."""
+    token_url = discovery(settings)["token_endpoint"]
     body = urllib.parse.urlencode(form, doseq=True).encode()
     req = urllib.request.Request(token_url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with issuer_tls.urlopen(settings, req, timeout) as resp:
         return json.load(resp)
 
 
@@ -56,7 +59,7 @@ class ServiceIdentity:
             client_id, secret = read_client(client_file(s.identity_path, self.service))
         form: dict[str, str | list[str]] = {"grant_type": "client_credentials", "client_id": client_id}
         form["client_secret"] = secret
-        doc = request_token(discovery(s.issuer)["token_endpoint"], form)
+        doc = request_token(s, form)
         return doc["access_token"], time.time() + float(doc.get("expires_in", 300))
 
     async def authorization(self) -> str:
@@ -96,4 +99,4 @@ def admin_token(settings: AuthSettings, org: str, roles: list[str], subject: str
     form: dict[str, str | list[str]] = {"grant_type": "client_credentials", "client_id": client_id, "org": org}
     form["client_secret"] = secret
     form |= {"role": roles, "subject": subject} if subject else {"role": roles}
-    return request_token(discovery(settings.issuer)["token_endpoint"], form)["access_token"]
+    return request_token(settings, form)["access_token"]

@@ -11,6 +11,7 @@ import time
 
 import grpc
 
+from common import context
 from common.auth import policy as policy_mod
 from common.auth import scope
 from common.auth.config import AuthSettings
@@ -62,13 +63,16 @@ class Guard:
             return None
         grant = self.policy.grant(method)
         scope.bind(grant)
-        if grant is not None and grant.test_clock and not self.test_clock:
-            raise Unimplemented("TEST_CLOCK_OFF")
         if grant is not None and grant.public:
             if not self.limiter.admit(peer, time.monotonic()):
                 raise ResourceExhausted("RATE_LIMITED", "查询过于频繁，请稍后再试", subject=method)
             return PUBLIC_CALLER
         caller = await self.verifier.verify(metadata.get(AUTHORIZATION_KEY, ""), time.time())
+        # Bound as soon as it is verified: a refusal below is audited under who tried (common.audit), while a
+        # call refused before this point has no caller and writes nothing.
+        context.bind(context.current_trace_id(), caller)
+        if grant is not None and grant.test_clock and not self.test_clock:
+            raise Unimplemented("TEST_CLOCK_OFF")
         if method.startswith("/grpc.reflection."):
             return caller  # any authenticated caller may read the schema
         if grant is None:

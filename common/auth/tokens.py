@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from collections import OrderedDict
 
 import grpc
 import jwt
 
+from common.auth import issuer_tls
 from common.auth.config import AuthSettings
 from common.context import Caller
 from common.errors import DomainError
@@ -30,9 +30,9 @@ class Unauthenticated(DomainError):
     default_message = "身份未认证：请携带有效的访问令牌（Authorization: Bearer …）"
 
 
-def discovery(issuer: str, timeout: float = 5.0) -> dict:
-    """OpenID Connect discovery: the issuer's metadata (jwks_uri, token_endpoint, …)."""
-    with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=timeout) as resp:
+def discovery(settings: AuthSettings, timeout: float = 5.0) -> dict:
+    """OpenID Connect discovery: the issuer's metadata (jwks_uri, token_endpoint, …), over verified HTTPS."""
+    with issuer_tls.urlopen(settings, f"{settings.issuer}/.well-known/openid-configuration", timeout) as resp:
         return json.load(resp)
 
 
@@ -44,6 +44,7 @@ class Verifier:
         self.audience = settings.oidc_audience
         self.org_claim = settings.oidc_org_claim
         self.roles_claim = settings.oidc_roles_claim
+        self.settings = settings
         self._jwks_url = settings.oidc_jwks_url
         self._client: jwt.PyJWKClient | None = None
         # Verified token → (caller, exp): a token presented again skips the signature check until it expires.
@@ -53,10 +54,17 @@ class Verifier:
 
     def _jwks(self) -> jwt.PyJWKClient:
         if self._client is None:
-            url = self._jwks_url or discovery(self.issuer)["jwks_uri"]
+            url = self._jwks_url or discovery(self.settings)["jwks_uri"]
             # an unknown kid refetches the set at most every 5 s: a rotated key is seen at once, and a flood of
             # made-up kids cannot turn into a flood of requests to the issuer
-            self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5, cooldown_duration=5)
+            self._client = jwt.PyJWKClient(
+                url,
+                cache_keys=True,
+                lifespan=300,
+                timeout=5,
+                cooldown_duration=5,
+                ssl_context=issuer_tls.trust(self.settings),
+            )
         return self._client
 
     async def verify(self, authorization: str, now: float) -> Caller:
@@ -70,7 +78,7 @@ class Verifier:
         try:
             kid = jwt.get_unverified_header(token).get("kid", "")
             key = await self._key(kid, now)
-        except jwt.PyJWKClientConnectionError:
+        except (jwt.PyJWKClientConnectionError, OSError):  # OSError: discovery failed (unreachable, TLS)
             raise Unauthenticated("JWKS_UNREACHABLE", "身份认证服务暂不可用，无法核验访问令牌") from None
         except (jwt.PyJWKClientError, jwt.DecodeError):
             raise Unauthenticated("TOKEN_KEY_UNKNOWN") from None

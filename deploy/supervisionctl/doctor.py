@@ -8,7 +8,6 @@ import os
 import stat
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 
 from bjsv.notify.v1 import notify_pb2, notify_pb2_grpc
 from common import clients, pki
+from common.auth import issuer_tls
 from common.auth.config import AuthSettings
 from common.auth.credentials import ADMIN_FILE, admin_token
 from common.auth.tokens import LEEWAY_SECONDS
@@ -162,11 +162,14 @@ def _identity() -> list[Check]:
         private = not admin.exists() or stat.S_IMODE(admin.stat().st_mode) == 0o600
         detail = f"{admin}（{'0600' if admin.exists() else '首次 up 时生成'}）"
         return [Check("本地管理员凭据", private, detail, f"chmod 600 {admin}")]
+    if urlparse(auth.issuer).scheme != "https":  # tokens and client secrets would cross the network in clear
+        return [Check("身份认证服务", False, f"{auth.issuer}：明文 HTTP", "BJSV_OIDC_ISSUER 改用 https:// 地址")]
     try:
-        with urllib.request.urlopen(f"{auth.issuer}/.well-known/openid-configuration", timeout=3) as resp:
+        with issuer_tls.urlopen(auth, f"{auth.issuer}/.well-known/openid-configuration", 3) as resp:
             skew = abs(parsedate_to_datetime(resp.headers["Date"]).timestamp() - time.time())
     except (OSError, KeyError, TypeError, ValueError) as e:
-        return [Check("身份认证服务", False, f"{auth.issuer}：{e}", "检查 BJSV_OIDC_ISSUER 与网络")]
+        fix = "检查 BJSV_OIDC_ISSUER 与网络；证书由内部 CA 签发时设置 BJSV_OIDC_CA_FILE"
+        return [Check("身份认证服务", False, f"{auth.issuer}：{e}", fix)]
     return [
         Check("身份认证服务", True, auth.issuer),
         Check("时钟偏差", skew <= LEEWAY_SECONDS, f"与身份认证服务相差 {skew:.0f} 秒", "校准本机时钟（NTP）"),
@@ -180,7 +183,7 @@ def _tls(settings: Settings) -> list[Check]:
             Check(
                 "传输加密（TLS）",
                 False,
-                "BJSV_TLS=off：明文传输，仅限开发环境",
+                "BJSV_TLS=off：gRPC、NATS 与内置身份认证服务（HTTP）均为明文传输，仅限开发环境",
                 "删除 BJSV_TLS=off 设置（默认开启 TLS）",
             )
         ]

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common import pki
+from common.auth import issuer_tls
 from common.auth.config import AuthSettings
 from common.auth.credentials import admin_token
 from common.clients import sync_channel
@@ -51,7 +51,18 @@ class StackConfig:
 
     @property
     def issuer(self) -> str:
-        return f"http://{self.host}:{self.identity_port}"
+        return self.auth_settings().issuer
+
+    def auth_settings(self) -> AuthSettings:
+        """The identity settings this stack's services see (issuer URL and trust), for the stack itself."""
+        env = self.service_env()
+        keys = ("tls", "pki_dir", "tls_hostnames", "identity_dir")
+        return AuthSettings(
+            data_dir=self.data_dir,
+            bind_host=self.host,
+            identity_port=self.identity_port,
+            **{k: env[f"BJSV_{k.upper()}"] for k in keys if env.get(f"BJSV_{k.upper()}")},
+        )
 
     @property
     def nats_url(self) -> str:
@@ -218,7 +229,7 @@ class Stack:
 
     def issuer_serving(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.config.issuer}/healthz", timeout=0.5):
+            with issuer_tls.urlopen(self.config.auth_settings(), f"{self.config.issuer}/healthz", 0.5):
                 return True
         except OSError:
             return False
@@ -236,14 +247,7 @@ class Stack:
 
     def token(self, org: str, *roles: str, subject: str = "") -> str:
         """A bearer token from this stack's issuer (local admin credential), for tests and the CLI."""
-        env = self.config.service_env()
-        settings = AuthSettings(
-            data_dir=self.config.data_dir,
-            identity_port=self.config.identity_port,
-            identity_dir=env.get("BJSV_IDENTITY_DIR") or None,
-            bind_host=self.config.host,
-        )
-        return admin_token(settings, org, list(roles), subject)
+        return admin_token(self.config.auth_settings(), org, list(roles), subject)
 
     # -- stop --------------------------------------------------------------------------------------------
 

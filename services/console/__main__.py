@@ -8,6 +8,7 @@ from typing import Any
 import uvicorn
 
 from common import logs, pki
+from common.auth import issuer_tls
 from services.console.app import create_app
 from services.console.backend import Backend
 from services.console.config import ConsoleSettings
@@ -18,8 +19,9 @@ def main() -> None:
     settings = ConsoleSettings()
     logs.configure("console", fmt=settings.log_format, level=settings.log_level)
     pki.set_identity("console")  # outgoing gRPC presents the console's certificate (mutual TLS)
-    # The issuer the services verify against: the embedded one (BJSV_IDENTITY_PORT) or BJSV_OIDC_ISSUER.
-    verify = str(settings.console_issuer_ca) if settings.console_issuer_ca else True
+    # The issuer the services verify against: the embedded one (BJSV_IDENTITY_PORT, HTTPS with the stack's
+    # CA) or BJSV_OIDC_ISSUER (system trust store plus BJSV_OIDC_CA_FILE).
+    verify = issuer_tls.trust(settings) or True
     login = OAuthIssuer(settings.issuer, settings.oidc_client_id or "bjsv-console", verify)
     app = create_app(settings, Backend(settings), login)
     tls: dict[str, Any] = {}

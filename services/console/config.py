@@ -3,8 +3,6 @@ BJSV_OIDC_ISSUER): the console logs users in at the same issuer that the service
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
 from common.auth.config import AuthSettings
@@ -16,9 +14,6 @@ class ConsoleSettings(AuthSettings):
         default=1800.0, description="(console) seconds of inactivity after which a login session ends"
     )
     console_grpc_timeout: float = Field(default=15.0, description="(console) deadline of each gRPC call (s)")
-    console_issuer_ca: Path | None = Field(
-        default=None, description="(console) CA certificate (PEM) an external issuer's HTTPS is verified with"
-    )
     oidc_client_id: str | None = Field(default="bjsv-console", description="(console) OAuth client id of the console")
     console_oidc_code_flow: bool = Field(
         default=False,

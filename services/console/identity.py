@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -73,7 +74,7 @@ class OAuthIssuer:
     """The identity issuer's OAuth 2.0 endpoints, found by OIDC discovery: the password grant for the embedded
     accounts, authorization code + PKCE (S256) for an external issuer."""
 
-    def __init__(self, issuer: str, client_id: str, verify: str | bool = True) -> None:
+    def __init__(self, issuer: str, client_id: str, verify: ssl.SSLContext | bool = True) -> None:
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
         self.verify = verify

@@ -1,23 +1,29 @@
 """Composition root of the embedded OIDC issuer: `python -m services.identity`.
 
 Creates the signing key and the local credentials (admin, one client per service) on first start, rotates
-keys when due (checked hourly), and serves HTTP on BJSV_BIND_HOST:BJSV_IDENTITY_PORT with uvicorn.
+keys when due (checked hourly), and serves HTTPS on BJSV_BIND_HOST:BJSV_IDENTITY_PORT with uvicorn, with the
+stack's `identity` certificate (common.pki; plain HTTP only under BJSV_TLS=off, logged as a warning).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from common import logs
+from common import logs, pki
+from common.db import StartupError
 from services.identity.api import build_app
 from services.identity.config import IdentitySettings
 from services.identity.issuer import Issuer
 
 ROTATION_CHECK_SECONDS = 3600
+log = logging.getLogger("bjsv.identity")
 
 
 def main() -> None:
@@ -43,7 +49,27 @@ def main() -> None:
         task.cancel()
 
     app.router.lifespan_context = lifespan
-    uvicorn.run(app, host=settings.bind_host, port=settings.identity_port, log_level="warning", access_log=False)
+    paths = certificate(settings)
+    tls: dict[str, Any] = {"ssl_certfile": str(paths[1]), "ssl_keyfile": str(paths[2])} if paths else {}
+    config = uvicorn.Config(
+        app, host=settings.bind_host, port=settings.identity_port, log_level="warning", access_log=False, **tls
+    )
+    config.load()
+    if paths and config.ssl is not None:
+        config.ssl.sni_callback = pki.HttpsReloader(paths)  # `certs rotate` without a restart
+    uvicorn.Server(config).run()
+
+
+def certificate(settings: IdentitySettings) -> tuple[Path, Path, Path] | None:
+    """CA, certificate and key of the stack's `identity` component, or None under BJSV_TLS=off (warned)."""
+    if not settings.tls_enabled:
+        log.warning("BJSV_TLS=off: identity serves PLAINTEXT HTTP (development only; never in production)")
+        return None
+    try:
+        return pki.usable(settings, "identity")
+    except StartupError as e:
+        print("error: " + str(e), file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
+from common.auth import issuer_tls
 from services.console.config import ConsoleSettings
 from services.console.identity import (
     Credentials,
@@ -39,7 +40,9 @@ async def test_login_is_the_password_grant_at_the_issuer_the_services_verify_aga
     with issuer.accounts.change() as accounts:
         accounts.pop("adapter.li", None)
     issuer.create_account("adapter.li", "person", "agencies/08", ["district-agency"], "Adapter-2026-mima")
-    login = OAuthIssuer(ConsoleSettings().issuer, "bjsv-console")
+    settings = ConsoleSettings()
+    assert settings.issuer.startswith("https://")  # verified with the stack's CA, as services/console does
+    login = OAuthIssuer(settings.issuer, "bjsv-console", issuer_tls.trust(settings) or True)
     creds = await login.login("adapter.li", "Adapter-2026-mima")
     assert creds.principal == Principal("adapter.li", "adapter.li", "agencies/08", ("district-agency",))
     assert call_metadata(creds) == (("authorization", f"Bearer {creds.access_token}"),)

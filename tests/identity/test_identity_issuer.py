@@ -4,19 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import os
+import socket
+import ssl
 import stat
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import jwt
 import pytest
+from cryptography import x509
 
+from common import pki
 from common.auth.config import AuthSettings
-from common.auth.credentials import discovery, request_token
+from common.auth.credentials import request_token
 from common.auth.tokens import Unauthenticated, Verifier
 from common.config import Settings
 from supervisionctl.natsd import free_port
@@ -33,7 +40,7 @@ def issuer(tmp_path_factory):
 
 
 def settings(issuer: IssuerProcess) -> AuthSettings:
-    return AuthSettings(identity_port=issuer.port, identity_dir=issuer.data_dir / "identity", bind_host="127.0.0.1")
+    return issuer.settings()
 
 
 def ctl(issuer: IssuerProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -42,7 +49,7 @@ def ctl(issuer: IssuerProcess, *args: str, stdin: str = "") -> subprocess.Comple
 
 
 def token_request(issuer: IssuerProcess, **form: str) -> dict:
-    return request_token(discovery(settings(issuer).issuer)["token_endpoint"], form)
+    return request_token(settings(issuer), form)
 
 
 def test_local_credentials_and_keys_are_private_files(issuer):
@@ -137,5 +144,62 @@ def test_doctor_flags_a_readable_admin_credential_and_checks_an_external_issuers
     finally:
         admin.chmod(0o600)
     monkeypatch.setenv("BJSV_OIDC_ISSUER", settings(issuer).issuer)  # as if it were an external provider
+    monkeypatch.setenv("BJSV_OIDC_CA_FILE", str(issuer.pki_dir / "ca.crt"))  # its HTTPS from a private CA
     checks = {c.name: c for c in run_checks(Settings())}
     assert checks["身份认证服务"].ok and checks["时钟偏差"].ok, checks
+
+
+def presented_certificate(issuer: IssuerProcess) -> x509.Certificate:
+    trusted = ssl.create_default_context(cafile=str(issuer.pki_dir / "ca.crt"))
+    with (
+        socket.create_connection(("127.0.0.1", issuer.port), timeout=5) as raw,
+        trusted.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def test_a_rotated_issuer_certificate_is_presented_without_a_restart(issuer):
+    before = presented_certificate(issuer)
+    rotated = x509.load_pem_x509_certificate(pki.issue(issuer.pki_dir, "identity").read_bytes())  # certs rotate
+    assert rotated.serial_number != before.serial_number
+    assert presented_certificate(issuer).serial_number == rotated.serial_number
+    assert issuer.proc is not None and issuer.proc.poll() is None
+
+
+def test_the_issuer_serves_https_only_with_a_certificate_from_the_stack_ca(issuer):
+    with pytest.raises((OSError, http.client.HTTPException)):  # a plain-HTTP client gets no answer at all
+        urllib.request.urlopen(f"http://127.0.0.1:{issuer.port}/healthz", timeout=5)
+    ca = x509.load_pem_x509_certificate((issuer.pki_dir / "ca.crt").read_bytes())
+    presented = presented_certificate(issuer)
+    presented.verify_directly_issued_by(ca)
+    assert presented.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "identity"
+    with pytest.raises(urllib.error.URLError) as untrusted:  # not trusted through the system store alone
+        urllib.request.urlopen(f"https://127.0.0.1:{issuer.port}/healthz", timeout=5)
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+
+
+async def test_token_checks_fetch_the_keys_over_verified_https(issuer, tmp_path):
+    token = ctl(issuer, "token", "--org", "agencies/08", "--role", "district-agency").stdout.strip()
+    assert settings(issuer).issuer == f"https://127.0.0.1:{issuer.port}"
+    assert (await Verifier(settings(issuer)).verify(f"Bearer {token}", time.time())).org == "agencies/08"
+    pki.ensure(tmp_path / "other", components=())  # a verifier trusting another CA does not get the keys
+    elsewhere = Verifier(settings(issuer).model_copy(update={"pki_dir": tmp_path / "other"}))
+    with pytest.raises(Unauthenticated) as e:
+        await elsewhere.verify(f"Bearer {token}", time.time())
+    assert e.value.reason == "JWKS_UNREACHABLE"
+
+
+def test_a_plaintext_issuer_only_under_the_development_setting_and_it_warns(tmp_path):
+    os.environ["BJSV_TLS"] = "off"
+    try:
+        plain = IssuerProcess(tmp_path, free_port()).start()
+    finally:
+        del os.environ["BJSV_TLS"]
+    try:
+        assert plain.settings().model_copy(update={"tls": "off"}).issuer.startswith("http://")
+        log = (tmp_path / "identity.log").read_text()
+        assert "BJSV_TLS=off" in log and "PLAINTEXT" in log
+    finally:
+        plain.stop()

@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
 import grpc
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
@@ -190,6 +193,49 @@ def test_state_changing_calls_are_recorded_with_caller_and_outcome_reads_are_not
     # an earlier test ran in this process (common.pki identity).
     assert re.fullmatch(r"[a-z]+@ipv4:127\.0\.0\.1:\d+", ok["client"]), ok
     assert len(ok["request_digest"]) == 64 and ok["trace_id"], ok
+
+
+def audit_rows(stack: Stack) -> list[tuple[str, str, str]]:
+    """(method, organisation, outcome) of every entry in notify's audit table, in order."""
+    with sqlite3.connect(Path(stack.config.data_dir) / "notify.db") as db:
+        return db.execute("SELECT method, organisation, outcome FROM audit_entry ORDER BY seq").fetchall()
+
+
+def unauthenticated_refusals(stack: Stack, method: str) -> float:
+    url = f"http://127.0.0.1:{stack.config.metrics_ports['notify']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        for family in text_string_to_metric_families(r.read().decode()):
+            for sample in family.samples:
+                if sample.name == "bjsv_unauthenticated_refusals_total" and sample.labels["method"] == method:
+                    assert sample.labels["service"] == "notify"
+                    return sample.value
+    return 0.0
+
+
+def test_unauthenticated_refusals_write_nothing_and_are_counted_forbidden_ones_are_audited(notify_stack):
+    method = "/bjsv.notify.v1.NotifyService/SetContact"
+    request = K.SetContactRequest(contact=K.Contact(recipient="agencies/08", email="d08@x.cn"))
+    rows, counted = audit_rows(notify_stack), unauthenticated_refusals(notify_stack, method)
+    anonymous = [(), (("authorization", "Bearer not-a-token"),), (("authorization", "Basic YWRtaW46YWRtaW4="),)]
+    with clients.sync_channel(notify_stack.config.target("notify")) as ch:
+        stub = notify_pb2_grpc.NotifyServiceStub(ch)
+        for md in anonymous * 10:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.SetContact(request, metadata=md)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as forbidden:  # authenticated, but the auditor only reads
+            stub.SetContact(request, metadata=auth_support.bearer("auditors/audit-office", "auditor"))
+        assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # A refusal's entry is appended just after the caller got its status: once the auditor's has landed, so
+    # would have any of the anonymous calls made before it. The table holds that one entry more, no other.
+    deadline = time.monotonic() + 15
+    while len(now := audit_rows(notify_stack)) == len(rows) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert now == [*rows, (method, "auditors/audit-office", "PERMISSION_DENIED")]
+    assert unauthenticated_refusals(notify_stack, method) == counted + 30
+    # Logged rate-limited: one line per method per 10 s with the count, not one line per refusal.
+    logged = (notify_stack.config.log_dir / "notify.log").read_text().count(f"unauthenticated calls refused: {method}")
+    assert 1 <= logged <= 3, logged
 
 
 def test_published_heads_catch_a_consistent_rewrite_of_the_database(notify_stack):

@@ -1,6 +1,7 @@
 """The authorisation matrix, generated from the policy file (issue #12): every RPC of every service × every
 role, and × each forged-token attack, against a real stack — exactly the status the policy says, and a
-refused call writes nothing (the service's outbox, where every state change leaves its event, is unchanged).
+refused call writes nothing (the service's outbox, where every state change leaves its event, is unchanged;
+an unauthenticated refusal adds no audit entry, an authenticated caller's refused change adds one).
 
 Scope (own district / institution / dispatches) is checked with real resources in test_authz_scope.py.
 """
@@ -24,7 +25,7 @@ from bjsv.documents.v1 import documents_pb2  # noqa: F401 - registers the servic
 from bjsv.notify.v1 import notify_pb2  # noqa: F401
 from bjsv.registry.v1 import registry_pb2, supervision_pb2  # noqa: F401
 from bjsv.rules.v1 import rules_pb2  # noqa: F401
-from common import clients
+from common import audit, clients
 from common.auth import policy
 from common.auth.config import AuthSettings
 from supervisionctl.stack import Stack
@@ -97,6 +98,22 @@ def outbox_rows(stack: Stack, service: str) -> int:
         return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
 
+def audit_rows(stack: Stack, service: str, method: str, role: str) -> int:
+    """Audit entries of `method` by callers with `role` ('' = no verified caller); other cases' calls that are
+    still finishing (a client deadline) do not count."""
+    with sqlite3.connect(Path(stack.config.data_dir) / f"{service}.db") as db:
+        query = "SELECT count(*) FROM audit_entry WHERE method = ? AND role = ?"
+        return db.execute(query, (method, role)).fetchone()[0]
+
+
+def wait_audited(stack: Stack, service: str, method: str, role: str, count: int, timeout: float = 15.0) -> int:
+    """The entry of a refused call is appended just after the caller got its status: wait for it to land."""
+    deadline = time.monotonic() + timeout
+    while (seen := audit_rows(stack, service, method, role)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return seen
+
+
 # -- forged tokens ----------------------------------------------------------------------------------------
 
 
@@ -146,7 +163,7 @@ def test_each_role_gets_exactly_what_the_policy_grants(matrix_stack, case):
     method, role = case
     grant = POLICY.grant(method)
     service = _service(method)
-    before = outbox_rows(matrix_stack, service)
+    before, audited = outbox_rows(matrix_stack, service), audit_rows(matrix_stack, service, method, role)
     code, reason = call(matrix_stack, method, f"Bearer {auth_support.token(ORG_OF[role], role)}")
     if grant.public or role in grant.roles:
         assert code != grpc.StatusCode.UNAUTHENTICATED and reason not in ("ROLE_NOT_AUTHORISED", "POLICY_MISSING"), (
@@ -156,19 +173,39 @@ def test_each_role_gets_exactly_what_the_policy_grants(matrix_stack, case):
     else:
         assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_AUTHORISED")
         assert outbox_rows(matrix_stack, service) == before, "a refused call wrote an event"
+        # who tried what: an authenticated caller's refused state-changing call is audited, a read is not
+        expected = audited + audit.changes_state(method)
+        assert wait_audited(matrix_stack, service, method, role, expected) == expected
 
 
 @pytest.mark.parametrize("case", ATTACK_CASES, ids=[_id(c) for c in ATTACK_CASES])
 def test_a_forged_or_missing_token_is_unauthenticated(matrix_stack, case):
     method, attack = case
     service = _service(method)
-    before = outbox_rows(matrix_stack, service)
+    before, audited = outbox_rows(matrix_stack, service), audit_rows(matrix_stack, service, method, "")
     code, reason = call(matrix_stack, method, forged(attack))
     if POLICY.grant(method).public:  # VerifyBadge at the exam door needs no token at all
         assert code != grpc.StatusCode.UNAUTHENTICATED
         return
     assert code == grpc.StatusCode.UNAUTHENTICATED, (code, reason)
     assert outbox_rows(matrix_stack, service) == before
+    assert audit_rows(matrix_stack, service, method, "") == audited, "an unauthenticated refusal was audited"
+
+
+def test_after_every_forged_token_no_service_audited_a_caller_it_had_not_authenticated(matrix_stack):
+    """The entry of a refusal is appended after the caller got its status: one refused call of a known caller,
+    awaited, shows that everything before it has landed; then no entry without a verified caller exists."""
+    method = next(m for m in reversed(METHODS) if audit.changes_state(m) and "auditor" not in POLICY.grant(m).roles)
+    service = _service(method)
+    audited = audit_rows(matrix_stack, service, method, "auditor")
+    assert call(matrix_stack, method, f"Bearer {auth_support.token(ORG_OF['auditor'], 'auditor')}")[0] == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert wait_audited(matrix_stack, service, method, "auditor", audited + 1) == audited + 1
+    for name in ("registry", "rules", "documents", "notify"):
+        with sqlite3.connect(Path(matrix_stack.config.data_dir) / f"{name}.db") as db:
+            anonymous = db.execute("SELECT count(*) FROM audit_entry WHERE role = ''").fetchone()[0]
+        assert anonymous == 0, f"{name}: {anonymous} entries of callers refused before authentication"
 
 
 def test_every_rpc_of_every_service_is_in_the_policy():
