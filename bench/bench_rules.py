@@ -128,14 +128,8 @@ async def bench_in_process(n: int) -> dict:
 
 @contextlib.contextmanager
 def plaintext():
-    """BJSV_TLS=off for the service started inside and for this process's clients (the TLS comparison). The
-    run's issuer still serves HTTPS: it is named as an external issuer would be (URL and CA), since a
-    plaintext process would otherwise look for a plain-HTTP embedded issuer."""
-    from common import pki
-    from common.auth.config import AuthSettings
-
-    auth = AuthSettings()
-    changed = {"BJSV_TLS": "off", "BJSV_OIDC_ISSUER": auth.issuer, "BJSV_OIDC_CA_FILE": str(pki.ca_path(auth))}
+    """BJSV_TLS=off for the service started inside and for this process's clients (the TLS comparison)."""
+    changed = auth_support.plaintext_issuer_env()
     os.environ.update(changed)
     try:
         yield

@@ -120,7 +120,9 @@ def start_stack(data_dir: Path, *, secured: bool, badges: int) -> Stack:
         rate = {"BJSV_AUTHZ_PUBLIC_RATE": str(10 * RATES["VerifyBadge"])}
         cluster = start_cluster(data_dir, processes=1, extra_env=rate, rules_workers=RULES_WORKERS)
     else:
-        cluster = start_cluster(data_dir, processes=1, tls=False, command=baseline_command, rules_workers=RULES_WORKERS)
+        issuer = auth_support.plaintext_issuer_env()  # the services still fetch their own tokens over HTTPS
+        cluster = start_cluster(data_dir, processes=1, tls=False, command=baseline_command, extra_env=issuer,
+                                rules_workers=RULES_WORKERS)  # fmt: skip
     try:
         issued = asyncio.run(issue_concurrently(cluster.targets, appointments, 4, settings=cluster.settings))
         if issued.errors or len(issued.codes) != len(appointments):

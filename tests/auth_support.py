@@ -59,6 +59,14 @@ def issuer_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("BJSV_IDENTITY_")}
 
 
+def plaintext_issuer_env() -> dict[str, str]:
+    """For a BJSV_TLS=off process (a benchmark's plaintext comparison): the session issuer still serves
+    HTTPS, so it is named as an external issuer would be (URL and CA); a plaintext process would otherwise
+    look for a plain-HTTP embedded issuer."""
+    auth = AuthSettings()
+    return {"BJSV_TLS": "off", "BJSV_OIDC_ISSUER": auth.issuer, "BJSV_OIDC_CA_FILE": str(pki.ca_path(auth))}
+
+
 class IssuerProcess:
     """The embedded issuer as a subprocess (exactly what `supervisionctl up` starts)."""
 
