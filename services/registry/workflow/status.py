@@ -17,7 +17,7 @@ from services.registry.usecases.errors import found
 from services.registry.workflow import owners
 from services.registry.workflow.cases import sanction_texts
 from services.registry.workflow.context import Workflow
-from services.registry.workflow.dispatches import ACTIVE, view
+from services.registry.workflow.dispatches import ACTIVE
 from services.registry.workflow.results import (
     CaseView,
     DispatchStatus,
@@ -104,7 +104,12 @@ async def list_dispatches(
         if overdue_only:
             late = {o.dispatch for o in overdue(session, rows, today, calendar)}
             rows = [r for r in rows if f"dispatches/{r.id}" in late]
-        return [view(session, r) for r in rows[offset : offset + limit]], len(rows)
+        page = rows[offset : offset + limit]
+        # members and plans of the whole page in two queries (the dispatch list of every console page)
+        mem = repo.members(session, [r.id for r in page])
+        plans = repo.plans_by_ids(session, sorted({r.plan_id for r in page}))
+        views = [DispatchView(r, mem[r.id], found(plans.get(r.plan_id), f"plans/{r.plan_id}")) for r in page]
+        return views, len(rows)
 
     return await wf.db.read(read)
 
