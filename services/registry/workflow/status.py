@@ -100,14 +100,14 @@ async def list_dispatches(
             include_cancelled=include_cancelled,
             due_before=today if overdue_only else None,
         )
-        rows = owners.visible_dispatches(session, rows)
+        # members and plans of all rows in two queries, for the scope check and the page's views
+        mem = repo.members(session, [r.id for r in rows])
+        plans = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
+        rows = owners.visible_dispatches(session, rows, mem, plans)
         if overdue_only:
             late = {o.dispatch for o in overdue(session, rows, today, calendar)}
             rows = [r for r in rows if f"dispatches/{r.id}" in late]
         page = rows[offset : offset + limit]
-        # members and plans of the whole page in two queries (the dispatch list of every console page)
-        mem = repo.members(session, [r.id for r in page])
-        plans = repo.plans_by_ids(session, sorted({r.plan_id for r in page}))
         views = [DispatchView(r, mem[r.id], found(plans.get(r.plan_id), f"plans/{r.plan_id}")) for r in page]
         return views, len(rows)
 
