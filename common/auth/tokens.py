@@ -51,6 +51,9 @@ class Verifier:
         self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
         # kid → (key, when looked up): the common case needs no thread hop to PyJWKClient's blocking lookup.
         self._keys: dict[str, tuple[jwt.PyJWK, float]] = {}
+        # One JWKS lookup at a time: the calls that arrive together on a cold start (20 console users) wait for
+        # the first one's answer instead of each sending discovery + JWKS to a busy issuer.
+        self._lookup = asyncio.Lock()
 
     def _jwks(self) -> jwt.PyJWKClient:
         if self._client is None:
@@ -90,11 +93,15 @@ class Verifier:
         known = self._keys.get(kid)
         if known is not None and now - known[1] < _KEY_LIFESPAN:
             return known[0]
-        # The JWKS fetch (first use, unknown kid, refresh) is blocking I/O: keep it off the event loop.
-        key = await asyncio.to_thread(lambda: self._jwks().get_signing_key(kid))
-        if len(self._keys) > 64:  # made-up kids never get here (get_signing_key raised); rotations are rare
-            self._keys.clear()
-        self._keys[kid] = (key, now)
+        async with self._lookup:
+            known = self._keys.get(kid)  # looked up while this call waited
+            if known is not None and now - known[1] < _KEY_LIFESPAN:
+                return known[0]
+            # The JWKS fetch (first use, unknown kid, refresh) is blocking I/O: keep it off the event loop.
+            key = await asyncio.to_thread(lambda: self._jwks().get_signing_key(kid))
+            if len(self._keys) > 64:  # made-up kids never get here (get_signing_key raised); rotations are rare
+                self._keys.clear()
+            self._keys[kid] = (key, now)
         return key
 
     def _decode(self, token: str, key: jwt.PyJWK) -> tuple[Caller, float]:

@@ -3,6 +3,8 @@ BJSV_OIDC_ISSUER): the console logs users in at the same issuer that the service
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 
 from common.auth.config import AuthSettings
@@ -12,6 +14,11 @@ class ConsoleSettings(AuthSettings):
     console_port: int = Field(default=8080, description="(console) HTTPS port of the web console and JSON API")
     console_idle_timeout: float = Field(
         default=1800.0, description="(console) seconds of inactivity after which a login session ends"
+    )
+    console_workers: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        description="(console) worker processes serving the console (they share the login sessions' file)",
     )
     console_grpc_timeout: float = Field(default=15.0, description="(console) deadline of each gRPC call (s)")
     oidc_client_id: str | None = Field(default="bjsv-console", description="(console) OAuth client id of the console")

@@ -76,7 +76,7 @@ class Web:
         self.settings = settings
         self.backend = backend
         self.login_method = login
-        self.sessions = SessionStore(settings.console_idle_timeout)
+        self.sessions = SessionStore(settings.console_idle_timeout, settings.data_dir / "console-sessions.db")
         self.names = Names(backend)
         self.templates = environment()
 
@@ -165,6 +165,7 @@ class Web:
         except LoginRefused as e:
             return self.render(request, session, "login.html", status=503, errors={"username": str(e)})
         session.pending_login = {"state": state, "verifier": verifier, "redirect_uri": redirect_uri}
+        self.sessions.save(session)
         return self.set_cookie(RedirectResponse(url, 303), session)
 
     async def login_callback(self, request: Request) -> Response:
@@ -172,6 +173,7 @@ class Web:
         if not self.code_flow:
             return self.render(request, session, "problem.html", status=404, problem=None)
         pending, session.pending_login = session.pending_login, {}
+        self.sessions.save(session)
         if not pending or request.query_params.get("state") != pending.get("state"):
             return self.render(
                 request, session, "login.html", status=400, errors={"username": "登录已失效，请重新登录"}

@@ -6,6 +6,7 @@ Thin: parse the form / Basic credentials → Issuer use case → JSON. Errors fo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import urllib.parse
@@ -43,7 +44,10 @@ def build_app(issuer: Issuer) -> Starlette:
         body = (await request.body()).decode(errors="replace")
         form = urllib.parse.parse_qs(body, keep_blank_values=True)
         try:
-            return JSONResponse(issuer.token(form, _basic(request)), headers=_NO_STORE)
+            # argon2id takes tens of ms of CPU (more on a loaded host): in a thread, so a burst of logins does not
+            # stall the JWKS and discovery answers every service waits for on its first call
+            grant = await asyncio.to_thread(issuer.token, form, _basic(request))
+            return JSONResponse(grant, headers=_NO_STORE)
         except AccountError as e:
             status = 401 if e.code == "invalid_client" else 400
             return JSONResponse({"error": e.code, "error_description": e.description}, status, headers=_NO_STORE)

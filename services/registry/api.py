@@ -168,13 +168,14 @@ def to_proto_supervisor(session, s: m.Supervisor, full: bool) -> pb.Supervisor:
         term_end=api.format_date(s.term_end), organization=org, organization_name=org_name,
         district_name=district_name(s.district_code),
     )  # fmt: skip
-    for a in repo.attestations_of(session, supervisor_id=s.id):
+    details = repo.details_of(session, s.id)  # prefetched for a whole list page
+    for a in details.attestations:
         out.attestations.add(item=ITEM_TO_PB[a.item], satisfied=a.satisfied, attested_by=a.attested_by,
                              attested_date=a.attested_date.isoformat())  # fmt: skip
-    records = repo.training_rows(session, supervisor_ids=[s.id])
+    records = details.trainings
     if shown := ([r for r in records if r.passed] or records):  # the latest passed training, else the latest
         out.training.CopyFrom(to_proto_training(shown[-1]))
-    for f in repo.affiliations_of(session, supervisor_ids=[s.id]).get(s.id, []):
+    for f in details.affiliations:
         out.affiliations.add(institution=f.institution, kind=AFFILIATION_TO_PB[f.employer],
                              from_date=f.from_date.isoformat(), until_date=api.format_date(f.until_date))  # fmt: skip
     _ts(out.create_time, s.created_at)

@@ -7,6 +7,8 @@ back. The registry consumes no events of other services.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy.orm import Session
 
 from bjsv.registry.v1 import events_pb2, registry_pb2
@@ -15,6 +17,8 @@ from common.events import record_event
 from services.registry.domain import id_number
 from services.registry.domain.districts import CITY_CODE, district_name
 from services.registry.storage import models as m
+
+Org = TypeVar("Org", m.Agency, m.Institution)
 
 SUPERVISOR_REGISTERED = "supervisor.registered"
 SUPERVISOR_UPDATED = "supervisor.updated"
@@ -58,11 +62,18 @@ def institution_name(inst: m.Institution) -> str:
 def supervisor_organization(session: Session, sup: m.Supervisor) -> tuple[str, str]:
     """(resource name, display name) of the organisation a supervisor belongs to / is appointed by."""
     if sup.institution_id is not None:
-        inst = session.get_one(m.Institution, sup.institution_id)
+        inst = _kept(session, session.get_one(m.Institution, sup.institution_id))
         return institution_name(inst), inst.display_name
     code = sup.district_code if sup.level == "district" else CITY_CODE
-    agency = session.get_one(m.Agency, code)
+    agency = _kept(session, session.get_one(m.Agency, code))
     return f"agencies/{code}", agency.display_name
+
+
+def _kept(session: Session, row: Org) -> Org:
+    """The session's identity map holds rows weakly: without this reference every supervisor of a list page
+    read its organisation again. Kept for the session only; it is the same object, so a change shows."""
+    session.info.setdefault("organizations", set()).add(row)
+    return row
 
 
 def organization_snapshot(session: Session, name: str) -> events_pb2.OrganizationSnapshot:

@@ -122,9 +122,12 @@ class Supervisors:
         return await self.ctx.read(lambda s: render(s, get_supervisor(s, supervisor_id=supervisor_id)))
 
     async def list(self, page: Page, render: Callable[[Session, m.Supervisor], T], **filters) -> Listing[T]:
-        return await self.ctx.read(
-            lambda s: listing(s, repo.list_supervisors(s, page=page, **filters), page, key="id", render=render)
-        )
+        def page_of(s: Session) -> Listing[T]:
+            found = repo.list_supervisors(s, page=page, **filters)
+            repo.prefetch_details(s, [r.id for r in found[0][: page.size]])
+            return listing(s, found, page, key="id", render=render)
+
+        return await self.ctx.read(page_of)
 
     async def update(self, supervisor_id: int, changes: dict, render: Callable[[Session, m.Supervisor], T]) -> T:
         now = self.ctx.now()

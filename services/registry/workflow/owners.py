@@ -71,8 +71,16 @@ def acting_supervisor(named: str, field: str) -> None:
         scope.acting_org(named, field)
 
 
-def visible_dispatches(session: Session, rows: list[wm.Dispatch]) -> list[wm.Dispatch]:
-    """A list narrowed to the caller's scope (a supervisor: the dispatches whose team they are on)."""
-    members = repo.members(session, [r.id for r in rows])
-    plans = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
+def visible_dispatches(
+    session: Session,
+    rows: list[wm.Dispatch],
+    members: dict[int, list[wm.DispatchMember]] | None = None,
+    plans: dict[int, wm.CertPlan] | None = None,
+) -> list[wm.Dispatch]:
+    """A list narrowed to the caller's scope (a supervisor: the dispatches whose team they are on); members
+    and plans are read here unless the caller already has them."""
+    if members is None:
+        members = repo.members(session, [r.id for r in rows])
+    if plans is None:
+        plans = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
     return [r for r in rows if scope.allows(of_dispatch(r, members[r.id], plans[r.plan_id]))]

@@ -19,7 +19,7 @@ from services.registry.usecases.errors import found
 from services.registry.workflow import owners
 from services.registry.workflow.cases import sanction_texts
 from services.registry.workflow.context import Workflow
-from services.registry.workflow.dispatches import ACTIVE, view
+from services.registry.workflow.dispatches import ACTIVE
 from services.registry.workflow.results import (
     CaseView,
     DispatchStatus,
@@ -111,11 +111,16 @@ async def list_dispatches(
             due_before=today if overdue_only else None,
             member_id=member_id,
         )
-        rows = owners.visible_dispatches(session, rows)
+        # members and plans of all rows in two queries, for the scope check and the page's views
+        mem = repo.members(session, [r.id for r in rows])
+        plans = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
+        rows = owners.visible_dispatches(session, rows, mem, plans)
         if overdue_only:
             late = {o.dispatch for o in overdue(session, rows, today, calendar)}
             rows = [r for r in rows if f"dispatches/{r.id}" in late]
-        return [view(session, r) for r in rows[offset : offset + limit]], len(rows)
+        page = rows[offset : offset + limit]
+        views = [DispatchView(r, mem[r.id], found(plans.get(r.plan_id), f"plans/{r.plan_id}")) for r in page]
+        return views, len(rows)
 
     return await wf.db.read(read)
 
