@@ -15,6 +15,8 @@ libfaketime that the `libfaketime` dev package vendors, with TZ=UTC. Why that bu
   process, so tokens and certificates made by one process look out of date to the next.
 - nats-server is a Go binary (no libc clock calls): it stays at the real time. The instant must therefore be in
   the past, so that certificates issued at the fake time are already valid for it.
+- Not intercepted by this build: sem_timedwait. A contended timed wait on a multiprocessing lock returns at once
+  (its deadline comes from the faked wall clock, the kernel compares it with the real one); see the README.
 
 Standard library only: it runs before the virtualenv exists.
 """
