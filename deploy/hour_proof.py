@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -50,14 +51,18 @@ def parse_instant(text: str) -> dt.datetime:
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
-def fake_env(
-    at: dt.datetime, base: Mapping[str, str], *, library: Path, now: dt.datetime | None = None
-) -> dict[str, str]:
+def real_now(env: Mapping[str, str]) -> dt.datetime:
+    """The real time, also inside a process this tool faked (the suite's own tests of the tool run there)."""
+    now = dt.datetime.now(dt.UTC)
+    offset = re.fullmatch(r"([+-]\d+)s", env.get("FAKETIME", ""))
+    return now - dt.timedelta(seconds=int(offset.group(1))) if offset else now
+
+
+def fake_env(at: dt.datetime, base: Mapping[str, str], *, library: Path) -> dict[str, str]:
     """`base` plus what makes every process started with it see the clock at `at` (UTC zone), running on."""
-    real = now or dt.datetime.now(dt.UTC)
-    offset = round((at - real).total_seconds())
+    offset = round((at - real_now(base)).total_seconds())
     env = dict(base)
-    preload = [str(library), *filter(None, env.get("LD_PRELOAD", "").split(":"))]
+    preload = [str(library), *(p for p in env.get("LD_PRELOAD", "").split(":") if p and p != str(library))]
     env.update(
         LD_PRELOAD=":".join(preload),
         FAKETIME=f"{offset:+d}s",
@@ -74,7 +79,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--at", required=True, type=parse_instant, help="UTC instant, e.g. 2026-12-02T23:30Z")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
-    if args.at >= dt.datetime.now(dt.UTC):
+    if args.at >= real_now(os.environ):
         # nats-server runs at the real time and must accept the certificates made at the fake time.
         parser.error("--at must be in the past (nats-server is not faked; see the module docstring)")
     bootstrap.ensure_venv()

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from common.clock import SHANGHAI
+
 ROOT = Path(__file__).resolve().parents[2]
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,10 @@ def hour_proof():
         sys.path.remove(str(ROOT / "deploy"))
 
 
-def last_2330_utc() -> dt.datetime:
-    """Yesterday 23:30 UTC: in the past, as the tool requires, and already tomorrow in Beijing."""
-    today = dt.datetime.now(dt.UTC).date()
+def last_2330_utc(hour_proof) -> dt.datetime:
+    """Yesterday 23:30 UTC (real time, also when the suite runs under the tool): in the past, as the tool
+    requires, and already tomorrow in Beijing."""
+    today = hour_proof.real_now(os.environ).date()
     return dt.datetime.combine(today - dt.timedelta(days=1), dt.time(23, 30), tzinfo=dt.UTC)
 
 
@@ -53,7 +55,7 @@ print(slept, waited, time.strftime('%Z'))
 
 
 def test_a_process_under_the_tool_sees_the_requested_utc_hour_and_its_sleeps_and_timed_waits_return(hour_proof):
-    at = last_2330_utc()
+    at = last_2330_utc(hour_proof)
     now_text, waits = run_faked(hour_proof, at, "-c", PROBE, timeout=30).splitlines()
     assert abs(dt.datetime.fromisoformat(now_text) - at) < dt.timedelta(minutes=1)
     slept, waited, zone = waits.split()
@@ -62,7 +64,7 @@ def test_a_process_under_the_tool_sees_the_requested_utc_hour_and_its_sleeps_and
 
 
 def test_a_service_started_under_the_tool_keeps_beijing_time_at_2330_utc_the_next_day(hour_proof, tmp_path):
-    at = last_2330_utc()
+    at = last_2330_utc(hour_proof)
     probe = Path(__file__).with_name("fake_clock_probe.py")
     now = dt.datetime.fromisoformat(run_faked(hour_proof, at, str(probe), str(tmp_path), timeout=150))
     assert abs(now - at) < dt.timedelta(minutes=2)
@@ -72,4 +74,4 @@ def test_a_service_started_under_the_tool_keeps_beijing_time_at_2330_utc_the_nex
 
 def test_the_tool_refuses_an_instant_the_real_time_nats_server_has_not_reached(hour_proof):
     with pytest.raises(SystemExit):
-        hour_proof.main(["--at", (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()])
+        hour_proof.main(["--at", (hour_proof.real_now(os.environ) + dt.timedelta(hours=1)).isoformat()])
