@@ -92,7 +92,7 @@ class RenderPool:
                 f"文档生成超出内存上限（{self.memory_mb} MB）已中止，请检查输入内容",
                 subject=job,
             ) from None
-        except ProcessExpired as e:
+        except (ProcessExpired, BrokenProcessPool) as e:  # the pool broke again while the job ran once more
             log.warning("render worker died in %s: %s", job, e)
             raise ResourceExhausted("RENDER_WORKER_DIED", "文档生成进程异常退出，已中止", subject=job) from None
         except ImageRejected as e:
