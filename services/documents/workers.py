@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -50,15 +51,35 @@ class RenderPool:
             self._pool.join(timeout=5)
             self._pool = None
 
+    def _live_pool(self) -> ProcessPool:
+        """The pool, replaced when pebble has marked it broken: that happens when workers die while no job
+        runs (the OOM killer or an operator taking idle workers), and is for good — every later job would
+        fail and this replica would render nothing while it reports SERVING."""
+        if self._pool is not None and not self._pool.active:
+            log.warning("render pool broken (its workers died); starting a new one")
+            self._pool.stop()  # no join: it would block the event loop, and the broken pool has no jobs left
+            self._pool = None
+        return self._pool if self._pool is not None else self.start()
+
+    async def _schedule(self, job: str, args: tuple, kwargs: dict, limit: float):
+        def submit():
+            pool = self._live_pool()
+            return asyncio.wrap_future(pool.schedule(render_process.run, args=(job, args, kwargs), timeout=limit))
+
+        try:
+            return await submit()
+        except BrokenProcessPool:
+            # The pool broke while this job waited (a job that kills its own worker is ProcessExpired instead):
+            # the job is not at fault, so it runs once more, on a new pool.
+            return await submit()
+
     async def run(self, job: str, *args, time_limit: float | None = None, **kwargs):
         """Run the function named `job` ("module:function") with `*args, **kwargs` in a worker; cancelling
         the caller cancels the job (its worker is replaced). `time_limit` (seconds) overrides the pool's
         per-job limit."""
-        pool = self._pool if self._pool is not None else self.start()
         limit = time_limit or self.timeout
-        future = pool.schedule(render_process.run, args=(job, args, kwargs), timeout=limit)
         try:
-            return await asyncio.wrap_future(future)
+            return await self._schedule(job, args, kwargs, limit)
         except TimeoutError:
             log.warning("render job %s stopped after its time limit of %.0f s", job, limit)
             raise ResourceExhausted(
@@ -71,7 +92,7 @@ class RenderPool:
                 f"文档生成超出内存上限（{self.memory_mb} MB）已中止，请检查输入内容",
                 subject=job,
             ) from None
-        except ProcessExpired as e:
+        except (ProcessExpired, BrokenProcessPool) as e:  # the pool broke again while the job ran once more
             log.warning("render worker died in %s: %s", job, e)
             raise ResourceExhausted("RENDER_WORKER_DIED", "文档生成进程异常退出，已中止", subject=job) from None
         except ImageRejected as e:

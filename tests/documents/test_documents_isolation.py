@@ -167,6 +167,31 @@ async def test_a_job_over_its_time_or_memory_limit_fails_alone_while_the_others_
         pool.close()
 
 
+def spawned_workers(pid: int) -> set[int]:
+    """The render workers among the children of `pid` (spawned: `spawn_main` on their command line)."""
+    return {c for c in children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
+
+
+@ASYNC
+async def test_a_pool_whose_idle_workers_were_killed_is_replaced_and_renders_again():
+    """pebble marks a pool broken for good when its workers die while no job runs (the OOM killer, an operator):
+    without a new pool this replica would fail every render while it reports SERVING."""
+    before = spawned_workers(os.getpid())
+    pool = RenderPool(workers=2, timeout=30, memory_mb=512, fonts=FontConfig())
+    pool.start()
+    try:
+        b = sample_badge()
+        pdf = await pool.run(BADGE_PDF, b, "BJSV1.test.payload")
+        workers = spawned_workers(os.getpid()) - before
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        assert await pool.run(BADGE_PDF, b, "BJSV1.test.payload") == pdf
+        assert await pool.run(BADGE_PDF, b, "BJSV1.test.payload") == pdf
+    finally:
+        pool.close()
+
+
 def children(pid: int) -> set[int]:
     out: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
