@@ -40,7 +40,9 @@ pytestmark = pytest.mark.skipif(
 
 def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_and_the_database_fail(tmp_path):
     bench = _bench()
-    result = bench.run(argparse.Namespace(rate=1.0, settle=3.0, hold=2.0, freeze=4.0, faults=None, out=tmp_path / "cluster.json"))
+    result = bench.run(
+        argparse.Namespace(rate=1.0, settle=3.0, hold=2.0, freeze=4.0, faults=None, out=tmp_path / "cluster.json")
+    )
     assert result["units"] > 20 and result["acknowledged"] > 50, result
     assert result["persisted"] == result["acknowledged"], result["missing"]
     assert result["lost_events"] == 0 and result["duplicate_effects"] == 0, result
