@@ -2,7 +2,7 @@
 another, the JetStream meta leader and the registry stream's leader are SIGKILLed, one replica of every
 service is SIGKILLed, the private PostgreSQL restarts and one NATS node is frozen (SIGSTOP).
 
-    .venv/bin/python bench/bench_cluster.py [--rate 1.0] [--hold 6] [--settle 8] [--freeze 20]
+    .venv/bin/python bench/bench_cluster.py [--rate 1.0] [--hold 6] [--settle 8] [--freeze 20] [--faults NAME …]
 
 Each unit of work is one supervision cycle through the balanced targets: register, appoint and badge a
 supervisor, verify the badge, file a plan, dispatch two supervisors, submit the record and the Annex 4
@@ -11,6 +11,9 @@ retried safely; a registry write without one whose retry finds it already done i
 its unit stops (never a duplicate: ID numbers and appointments are unique). Afterwards every acknowledged
 write is read back, every event's effect is counted in each consumer (a dispatch notice per member, a
 rendered document per badge, record and feedback) and every badge code is checked for duplicates.
+Alongside, a reader calls replica 2 of registry and notify directly every 0.1 s (1 s deadline): no fault
+kills it, so its longest failing window is what "reads of an unaffected replica" means; the balanced
+reads of the cycles are reported apart. Each fault lists how its calls failed (method, status, details).
 Writes bench/results/cluster.json. Everything runs on loopback in a temporary folder and stops by itself.
 """
 
