@@ -56,6 +56,10 @@ def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_an
         "freeze_nats_node",
     }
     assert all(window <= 10.0 for window in result["max_unavailable_s"].values()), result["max_unavailable_s"]
+    # Reads of the replica no fault kills go on answering (goal ≤ 1 s). The balanced reads are reported, not
+    # asserted: on this shared 2-core machine one of them can pass its 5 s deadline while four replicas restart.
+    kill = result["faults"]["kill_one_replica_each"]
+    assert kill["max_unavailable_unaffected_reads_s"] <= 1.0, kill
 
 
 def test_up_cluster_status_shows_every_node_and_replica_and_down_stops_them(tmp_path):
