@@ -11,7 +11,7 @@ retried safely; a registry write without one whose retry finds it already done i
 its unit stops (never a duplicate: ID numbers and appointments are unique). Afterwards every acknowledged
 write is read back, every event's effect is counted in each consumer (a dispatch notice per member, a
 rendered document per badge, record and feedback) and every badge code is checked for duplicates.
-Alongside, a reader calls replica 2 of registry and notify directly every 0.1 s (1 s deadline): no fault
+Alongside, a reader calls replica 2 of registry and notify directly every 0.25 s (1 s deadline): no fault
 kills it, so its longest failing window is what "reads of an unaffected replica" means; the balanced
 reads of the cycles are reported apart. Each fault lists how its calls failed (method, status, details).
 Writes bench/results/cluster.json. Everything runs on loopback in a temporary folder and stops by itself.
@@ -159,7 +159,7 @@ class Workload:
             self.log.attempt(start, True, read)
             return resp
 
-    def read_unaffected(self, stop: threading.Event, period: float = 0.1) -> None:
+    def read_unaffected(self, stop: threading.Event, period: float = 0.25) -> None:
         """Every `period` s, read straight from replica 2 of registry and notify (no fault kills it): a badge
         verification and an inbox, each bounded by 1 s so a stalled replica counts as failing."""
         lay, settings = self.cluster.layout, self.cluster.config.settings()
@@ -449,10 +449,16 @@ def effects(w: Workload, *, settle: float = 60.0) -> dict[str, int]:
             for sup in members:
                 resp = w.call(w.notify.ListNotifications, npb.ListNotificationsRequest(recipient=sup, subject=dispatch))
                 inbox[(sup, dispatch)] = len(resp.notifications)
-        lost = sum(docs[e] == 0 for e in expected) + sum(n == 0 for n in inbox.values())
-        if lost == 0 or time.monotonic() > deadline:
+        missing = [f"{dpb.DocumentKind.Name(k)} {s}" for k, s in expected if docs[(k, s)] == 0]
+        missing += [f"inbox {sup} {dispatch}" for (sup, dispatch), n in inbox.items() if n == 0]
+        if not missing or time.monotonic() > deadline:
             duplicates = sum(docs[e] > 1 for e in expected) + sum(n > 1 for n in inbox.values())
-            return {"expected": len(expected) + len(inbox), "lost_events": lost, "duplicate_effects": duplicates}
+            return {
+                "expected": len(expected) + len(inbox),
+                "lost_events": len(missing),
+                "lost_sample": missing[:10],
+                "duplicate_effects": duplicates,
+            }
         time.sleep(2)
 
 

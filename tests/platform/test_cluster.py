@@ -22,6 +22,7 @@ import pytest
 from common.config import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
+LOSS_KEYS = ("expected", "lost_events", "lost_sample", "duplicate_effects", "faults")
 
 
 def _bench():
@@ -38,6 +39,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(360)  # ~80 s alone; past the suite's 180 s default when other suites share the 2 cores
 def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_and_the_database_fail(tmp_path):
     bench = _bench()
     result = bench.run(
@@ -45,7 +48,7 @@ def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_an
     )
     assert result["units"] > 20 and result["acknowledged"] > 50, result
     assert result["persisted"] == result["acknowledged"], result["missing"]
-    assert result["lost_events"] == 0 and result["duplicate_effects"] == 0, result
+    assert result["lost_events"] == 0 and result["duplicate_effects"] == 0, {k: result[k] for k in LOSS_KEYS}
     assert result["duplicate_codes"] == 0
     assert result["abandoned_units"] == 0, result
     assert set(result["max_unavailable_s"]) == {
