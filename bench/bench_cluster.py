@@ -2,7 +2,7 @@
 another, the JetStream meta leader and the registry stream's leader are SIGKILLed, one replica of every
 service is SIGKILLed, the private PostgreSQL restarts and one NATS node is frozen (SIGSTOP).
 
-    .venv/bin/python bench/bench_cluster.py [--rate 1.0] [--hold 6] [--settle 8] [--freeze 20]
+    .venv/bin/python bench/bench_cluster.py [--rate 1.0] [--hold 6] [--settle 8] [--freeze 20] [--faults NAME …]
 
 Each unit of work is one supervision cycle through the balanced targets: register, appoint and badge a
 supervisor, verify the badge, file a plan, dispatch two supervisors, submit the record and the Annex 4
@@ -11,6 +11,9 @@ retried safely; a registry write without one whose retry finds it already done i
 its unit stops (never a duplicate: ID numbers and appointments are unique). Afterwards every acknowledged
 write is read back, every event's effect is counted in each consumer (a dispatch notice per member, a
 rendered document per badge, record and feedback) and every badge code is checked for duplicates.
+Alongside, a reader calls replica 2 of registry and notify directly every 0.25 s (1 s deadline): no fault
+kills it, so its longest failing window is what "reads of an unaffected replica" means; the balanced
+reads of the cycles are reported apart. Each fault lists how its calls failed (method, status, details).
 Writes bench/results/cluster.json. Everything runs on loopback in a temporary folder and stops by itself.
 """
 
@@ -77,6 +80,10 @@ class Log:
 
     attempts: list[tuple[float, bool, float]] = field(default_factory=list)
     reads: list[tuple[float, bool, float]] = field(default_factory=list)  # the read calls among them
+    # reads pinned to the replicas no fault kills (…-2), straight to their port: what "reads of an unaffected
+    # replica" means; the balanced reads above also pay for calls caught on the killed replica
+    unaffected: list[tuple[float, bool, float]] = field(default_factory=list)
+    failures: list[tuple[float, str, str, str]] = field(default_factory=list)  # (time, where, code, details)
     writes: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in WRITE_KINDS})
     codes: list[str] = field(default_factory=list)
     dispatch_members: dict[str, list[str]] = field(default_factory=dict)
@@ -91,6 +98,10 @@ class Log:
             self.attempts.append(entry)
             if read:
                 self.reads.append(entry)
+
+    def failed(self, start: float, where: str, e: grpc.RpcError) -> None:
+        with self.lock:
+            self.failures.append((start, where, e.code().name, (e.details() or "")[:120]))
 
     def wrote(self, kind: str, name: str) -> None:
         with self.lock:
@@ -133,6 +144,7 @@ class Workload:
                 code = e.code()
                 if code in RETRYABLE:  # the service was unavailable; a refusal is an answer, not an outage
                     self.log.attempt(start, False, read)
+                    self.log.failed(start, getattr(fn, "_method", b"").decode().rsplit("/", 1)[-1], e)
                 if (
                     write_once
                     and unknown
@@ -146,6 +158,33 @@ class Workload:
                 continue
             self.log.attempt(start, True, read)
             return resp
+
+    def read_unaffected(self, stop: threading.Event, period: float = 0.25) -> None:
+        """Every `period` s, read straight from replica 2 of registry and notify (no fault kills it): a badge
+        verification and an inbox, each bounded by 1 s so a stalled replica counts as failing."""
+        lay, settings = self.cluster.layout, self.cluster.config.settings()
+        port = {r.service: r.port for r in lay.replicas if r.name.endswith("-2")}
+        registry = registry_pb2_grpc.RegistryServiceStub(
+            sync_channel(f"{lay.host}:{port['registry']}", settings=settings)
+        )
+        notify = notify_pb2_grpc.NotifyServiceStub(sync_channel(f"{lay.host}:{port['notify']}", settings=settings))
+        while not stop.wait(period):
+            with self.log.lock:
+                code = self.log.codes[0] if self.log.codes else None
+            reads = [(notify.ListNotifications, npb.ListNotificationsRequest(recipient="supervisors/1"), "notify-2")]
+            if code:
+                reads.append((registry.VerifyBadge, rpb.VerifyBadgeRequest(code=code), "registry-2"))
+            for fn, request, where in reads:
+                start = time.monotonic()
+                try:
+                    fn(request, metadata=self.md(CITY), timeout=1.0)
+                except grpc.RpcError as e:
+                    self.log.failed(start, where, e)
+                    ok = e.code() not in RETRYABLE
+                else:
+                    ok = True
+                with self.log.lock:
+                    self.log.unaffected.append((start, ok, time.monotonic() - start))
 
     def unit(self) -> None:
         k = next(self.ids)
@@ -343,6 +382,12 @@ def max_unavailable(attempts: list[tuple[float, bool, float]], start: float, end
     return round(longest, 2)
 
 
+def failure_kinds(log: Log, start: float, end: float) -> dict[str, int]:
+    """How the calls in a window failed: "<where> <code>: <details>" → count (what to fix, not just how long)."""
+    kinds = Counter(f"{where} {code}: {details}" for t, where, code, details in log.failures if start <= t < end)
+    return dict(kinds.most_common(8))
+
+
 # -- checks --------------------------------------------------------------------------------------------
 
 
@@ -404,10 +449,16 @@ def effects(w: Workload, *, settle: float = 60.0) -> dict[str, int]:
             for sup in members:
                 resp = w.call(w.notify.ListNotifications, npb.ListNotificationsRequest(recipient=sup, subject=dispatch))
                 inbox[(sup, dispatch)] = len(resp.notifications)
-        lost = sum(docs[e] == 0 for e in expected) + sum(n == 0 for n in inbox.values())
-        if lost == 0 or time.monotonic() > deadline:
+        missing = [f"{dpb.DocumentKind.Name(k)} {s}" for k, s in expected if docs[(k, s)] == 0]
+        missing += [f"inbox {sup} {dispatch}" for (sup, dispatch), n in inbox.items() if n == 0]
+        if not missing or time.monotonic() > deadline:
             duplicates = sum(docs[e] > 1 for e in expected) + sum(n > 1 for n in inbox.values())
-            return {"expected": len(expected) + len(inbox), "lost_events": lost, "duplicate_effects": duplicates}
+            return {
+                "expected": len(expected) + len(inbox),
+                "lost_events": len(missing),
+                "lost_sample": missing[:10],
+                "duplicate_effects": duplicates,
+            }
         time.sleep(2)
 
 
@@ -441,11 +492,15 @@ def run(args: argparse.Namespace) -> dict:
     w = Workload(cluster, log, dt.datetime.now(SHANGHAI).date())
     stop = threading.Event()
     driver = threading.Thread(target=drive, args=(w, args.rate, stop))
+    reader = threading.Thread(target=w.read_unaffected, args=(stop,))
     try:
         driver.start()
+        reader.start()
         time.sleep(args.settle)
         report = {}
         for fault in faults(args.freeze):
+            if args.faults and fault.name not in args.faults:
+                continue
             before = time.monotonic()
             time.sleep(args.settle)
             print(f"fault {fault.name}", file=sys.stderr)
@@ -459,6 +514,8 @@ def run(args: argparse.Namespace) -> dict:
             report[fault.name] = {
                 "max_unavailable_s": max_unavailable(log.attempts, injected, after),
                 "max_unavailable_reads_s": max_unavailable(log.reads, injected, after),
+                "max_unavailable_unaffected_reads_s": max_unavailable(log.unaffected, injected, after),
+                "failures": failure_kinds(log, injected, after),
                 "p99_ms": {
                     "before": p99_ms(log.attempts, before, injected),
                     "during": p99_ms(log.attempts, injected, recovered),
@@ -467,6 +524,7 @@ def run(args: argparse.Namespace) -> dict:
             }
         stop.set()
         driver.join()
+        reader.join()
         found, missing = persisted(w)
         codes = all_badge_codes(w)
         result = {
@@ -482,12 +540,16 @@ def run(args: argparse.Namespace) -> dict:
             "duplicate_codes": sum(n > 1 for n in Counter(codes).values()) + len(set(log.codes) - set(codes)),
             "faults": report,
             "max_unavailable_s": {k: v["max_unavailable_s"] for k, v in report.items()},
+            "max_unavailable_unaffected_reads_s": {
+                k: v["max_unavailable_unaffected_reads_s"] for k, v in report.items()
+            },
         }
         return result
     finally:
         stop.set()
-        if driver.is_alive():
-            driver.join()
+        for thread in (driver, reader):
+            if thread.is_alive():
+                thread.join()
         cluster.stop()
         shutil.rmtree((data / "postgres").resolve(), ignore_errors=True)  # as root it lives in /tmp (cluster.py)
         shutil.rmtree(data, ignore_errors=True)
@@ -499,6 +561,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=8.0, help="seconds of load before and after each fault")
     parser.add_argument("--hold", type=float, default=6.0, help="seconds a killed part stays down")
     parser.add_argument("--freeze", type=float, default=20.0, help="seconds a NATS node stays frozen")
+    parser.add_argument("--faults", nargs="+", choices=[f.name for f in faults(0)], help="only these faults")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cluster.json")
     args = parser.parse_args()
     result = run(args)

@@ -8,6 +8,7 @@ bench pass the token of the person or system they act for.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -16,6 +17,10 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from bjsv.documents.v1 import documents_pb2
+from bjsv.notify.v1 import notify_pb2
+from bjsv.registry.v1 import registry_pb2, supervision_pb2
+from bjsv.rules.v1 import rules_pb2
 from common import context, pki
 from common.auth import credentials
 from common.auth.tokens import AUTHORIZATION_KEY
@@ -68,6 +73,32 @@ class _StreamStream(_Context, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(await self.details(client_call_details), request_iterator)
 
 
+# A read caught on a replica that dies under it fails UNAVAILABLE; gRPC retries it at once on the next ready
+# replica (round-robin), so the caller sees no outage. Only reads: a write's retry is the caller's decision
+# (client_request_id), never the channel's. 4 attempts ≥ replicas + the dead one's subchannel still READY.
+_READ_RETRY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+_READ_PREFIXES = ("Get", "List", "Verify")
+
+
+@functools.cache
+def _read_methods() -> list[dict[str, str]]:
+    """The side-effect-free methods of every service API (Get…, List…, Verify…), from the generated descriptors."""
+    modules = (registry_pb2, supervision_pb2, rules_pb2, documents_pb2, notify_pb2)
+    return [
+        {"service": service.full_name, "method": method.name}
+        for module in modules
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+        if method.name.startswith(_READ_PREFIXES)
+    ]
+
+
 def balancing(target: str) -> list[tuple[str, Any]]:
     """Options for a static list of replicas (`ipv4:host:p1,host:p2`, BJSV_<NAME>_TARGET of
     `supervisionctl up --cluster`): round-robin over the replicas whose gRPC health service answers SERVING,
@@ -75,7 +106,11 @@ def balancing(target: str) -> list[tuple[str, Any]]:
     checked against `localhost`, which every component certificate names (common.pki)."""
     if "," not in target:
         return []
-    config = {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+    config = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": ""},
+        "methodConfig": [{"name": _read_methods(), "retryPolicy": _READ_RETRY}],
+    }
     return [("grpc.service_config", json.dumps(config)), ("grpc.ssl_target_name_override", "localhost")]
 
 

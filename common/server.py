@@ -23,6 +23,7 @@ from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports,
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from sqlalchemy import exc as sa_exc
 
 from common import audit, context, logs, metrics, pki, probes, tracing, validation
 from common.auth import credentials
@@ -110,6 +111,13 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         call.end(ctx.code() or grpc.StatusCode.OK)
 
     async def _fail(self, ctx, method: str, exc: Exception, trace: str) -> None:
+        if isinstance(exc, sa_exc.DBAPIError) and (
+            exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
+        ):
+            # The database went away under the call (a restart or failover cuts every connection): the
+            # transaction was rolled back and the next one reconnects, so it is an outage, not a fault.
+            log.warning("%s: database unavailable: %s", method, exc.orig)
+            exc = Unavailable("DATABASE_UNAVAILABLE", "数据库暂不可用，请稍后重试")
         if isinstance(exc, DomainError):
             log.info("%s rejected: %s %s", method, exc.reason, exc.message)
             await ctx.abort_with_status(rpc_status.to_status(to_status(exc, service=self.service)))

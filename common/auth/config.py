@@ -19,6 +19,10 @@ class AuthSettings(Settings):
     identity_dir: Path | None = Field(
         default=None, description="embedded issuer's keys, accounts and local credentials (default <data_dir>/identity)"
     )
+    identity_url: str | None = Field(
+        default=None,
+        description="URL the embedded issuer is reached at and names in its tokens; unset = https://<bind_host>:<identity_port>",
+    )
     oidc_issuer: str | None = Field(
         default=None, description="external OIDC issuer URL; unset = the embedded issuer on identity_port"
     )
@@ -52,7 +56,8 @@ class AuthSettings(Settings):
     @property
     def issuer(self) -> str:
         scheme = "https" if self.tls_enabled else "http"  # the embedded issuer serves TLS as gRPC does
-        return (self.oidc_issuer or f"{scheme}://{self.bind_host}:{self.identity_port}").rstrip("/")
+        embedded = self.identity_url or f"{scheme}://{self.bind_host}:{self.identity_port}"
+        return (self.oidc_issuer or embedded).rstrip("/")
 
     @property
     def identity_path(self) -> Path:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from common import pki
 from common.config import Settings
+from supervisionctl.natsd import tls_config
 from supervisionctl.rpc import JsonOpt
 from supervisionctl.stack import StackConfig, running_pids
 
@@ -42,6 +44,9 @@ def _folder(settings: Settings):
 @app.command("init")
 def init(
     new_ca: Annotated[bool, typer.Option("--new-ca", help="废弃现有 CA，重新生成全部证书（需重启全部服务）")] = False,
+    nats_config: Annotated[
+        Path | None, typer.Option("--nats-config", help="另写出单独运行的 nats-server 的配置文件（如 compose）")
+    ] = None,
 ) -> None:
     """生成本地 CA 和缺少的组件证书（首次 `supervisionctl up` 会自动执行）。"""
     settings = Settings()
@@ -50,6 +55,12 @@ def init(
         shutil.rmtree(folder)
     issued = pki.ensure(folder, hostnames=settings.hostnames())
     console.print(f"证书目录：{folder}；新签发：{'、'.join(issued) if issued else '无（均已存在）'}")
+    if nats_config is not None:
+        # The embedded server's TLS and per-component users (natsd.tls_config), for a nats-server started
+        # elsewhere with the same PKI folder mounted at the same path (deploy/compose).
+        settings_json = {"jetstream": {"store_dir": "/data"}, "http_port": 8222, **tls_config(folder)}
+        nats_config.write_text(json.dumps(settings_json, indent=2))  # nats-server's config format accepts JSON
+        console.print(f"NATS 配置：{nats_config}")
 
 
 @app.command("rotate")

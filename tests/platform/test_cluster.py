@@ -22,6 +22,7 @@ import pytest
 from common.config import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
+LOSS_KEYS = ("expected", "lost_events", "lost_sample", "duplicate_effects", "faults")
 
 
 def _bench():
@@ -38,12 +39,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(360)  # ~80 s alone; past the suite's 180 s default when other suites share the 2 cores
 def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_and_the_database_fail(tmp_path):
     bench = _bench()
-    result = bench.run(argparse.Namespace(rate=1.0, settle=3.0, hold=2.0, freeze=4.0, out=tmp_path / "cluster.json"))
+    result = bench.run(
+        argparse.Namespace(rate=1.0, settle=3.0, hold=2.0, freeze=4.0, faults=None, out=tmp_path / "cluster.json")
+    )
     assert result["units"] > 20 and result["acknowledged"] > 50, result
     assert result["persisted"] == result["acknowledged"], result["missing"]
-    assert result["lost_events"] == 0 and result["duplicate_effects"] == 0, result
+    assert result["lost_events"] == 0 and result["duplicate_effects"] == 0, {k: result[k] for k in LOSS_KEYS}
     assert result["duplicate_codes"] == 0
     assert result["abandoned_units"] == 0, result
     assert set(result["max_unavailable_s"]) == {
@@ -54,6 +59,10 @@ def test_no_write_event_or_badge_code_is_lost_or_doubled_while_nodes_replicas_an
         "freeze_nats_node",
     }
     assert all(window <= 10.0 for window in result["max_unavailable_s"].values()), result["max_unavailable_s"]
+    # Reads of the replica no fault kills go on answering (goal ≤ 1 s). The balanced reads are reported, not
+    # asserted: on this shared 2-core machine one of them can pass its 5 s deadline while four replicas restart.
+    kill = result["faults"]["kill_one_replica_each"]
+    assert kill["max_unavailable_unaffected_reads_s"] <= 1.0, kill
 
 
 def test_up_cluster_status_shows_every_node_and_replica_and_down_stops_them(tmp_path):

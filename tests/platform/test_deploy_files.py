@@ -5,8 +5,11 @@ what a platform team asks of every workload (probes, a PDB, resources, a Network
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -71,16 +74,79 @@ def test_config_map_uses_only_known_settings_and_r3_streams_on_a_three_node_nats
         assert config[f"BJSV_{service.upper()}_TARGET"].endswith(f":{DEFAULT_PORTS[service]}")
 
 
-def test_compose_runs_the_four_services_with_known_settings():
-    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
-    services = compose["services"]
-    assert set(SERVICES) <= set(services)
-    for service in SERVICES:
-        spec = services[service]
-        assert spec["command"] == [f"services.{service}"]
-        assert spec["ports"] == [f"127.0.0.1:{DEFAULT_PORTS[service]}:{DEFAULT_PORTS[service]}"]
-        assert set(spec["environment"]) <= KNOWN_ENV
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+
+
+COMPOSED = (*SERVICES, "console")  # the long-running containers of our image that serve calls
+PUBLISHED = {**DEFAULT_PORTS, "console": 8080}
+
+
+def test_compose_runs_the_four_services_and_the_console_with_known_settings():
+    services = compose()["services"]
+    for name in COMPOSED:
+        spec = services[name]
+        assert spec["command"] == [f"services.{name}"]
+        assert spec["ports"] == [f"127.0.0.1:{PUBLISHED[name]}:{PUBLISHED[name]}"]
+        assert set(spec["environment"]) <= KNOWN_ENV, set(spec["environment"]) - KNOWN_ENV
         assert spec["read_only"] is True and spec["user"] != "0"
+
+
+def test_compose_speaks_no_plaintext_and_mounts_the_tls_material_read_only():
+    services = compose()["services"]
+    for name in COMPOSED:
+        env, volumes = services[name]["environment"], services[name]["volumes"]
+        assert env["BJSV_TLS"] == "on" and f"pki:{env['BJSV_PKI_DIR']}:ro" in volumes, name
+        assert services[name]["depends_on"]["certs"] == {"condition": "service_completed_successfully"}
+        assert env["BJSV_NATS_EMBEDDED"] == "false" and env["BJSV_NATS_URL"] == "nats://nats:4222"
+        # every service's address is its compose name, which its certificate names (common.pki SANs)
+        for other in SERVICES:
+            assert env[f"BJSV_{other.upper()}_TARGET"] == f"{other}:{DEFAULT_PORTS[other]}"
+        assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"], "no database password in the file"
+    certs = services["certs"]
+    assert certs["entrypoint"] == ["supervisionctl"] and certs["command"][:2] == ["certs", "init"]
+    nats_conf = certs["command"][certs["command"].index("--nats-config") + 1]
+    assert services["nats"]["command"] == ["-c", nats_conf]
+    assert f"pki:{Path(nats_conf).parent}:ro" in services["nats"]["volumes"]
+    for name, spec in services.items():
+        assert (spec.get("environment") or {}).get("BJSV_TLS", "on") == "on", name
+        assert all(p.startswith("127.0.0.1:") for p in spec.get("ports", [])), name
+
+
+def test_compose_services_reach_the_embedded_issuer_by_the_url_it_names_itself_with():
+    services = compose()["services"]
+    identity = services["identity"]
+    assert identity["command"] == ["services.identity"]
+    url = identity["environment"]["BJSV_IDENTITY_URL"]
+    assert url == f"https://identity:{identity['environment']['BJSV_IDENTITY_PORT']}"
+    assert identity["environment"]["BJSV_TLS"] == "on" and "pki:/etc/bjsv/pki:ro" in identity["volumes"]
+    assert "ports" not in identity, "the issuer stays on the compose network"
+    folder = identity["environment"]["BJSV_IDENTITY_DIR"]
+    assert f"identity:{folder}" in identity["volumes"]
+    for name in (*COMPOSED, "ctl"):
+        env = services[name]["environment"]
+        assert env["BJSV_IDENTITY_URL"] == url and "BJSV_OIDC_ISSUER" not in env, name
+        assert f"identity:{env['BJSV_IDENTITY_DIR']}:ro" in services[name]["volumes"], name
+    for name in COMPOSED:
+        assert services[name]["depends_on"]["identity"] == {"condition": "service_healthy"}
+
+
+def test_certs_init_writes_the_nats_config_with_tls_and_one_confined_user_per_component(tmp_path):
+    ctl = str(Path(sys.executable).parent / "supervisionctl")
+    env = {**os.environ, "BJSV_TLS": "on", "BJSV_PKI_DIR": str(tmp_path / "pki"), "BJSV_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [ctl, "certs", "init", "--nats-config", str(tmp_path / "nats.conf")], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    conf = json.loads((tmp_path / "nats.conf").read_text())
+    assert conf["tls"]["verify_and_map"] is True and conf["tls"]["ca_file"] == str(tmp_path / "pki" / "ca.crt")
+    assert conf["jetstream"]["store_dir"] == "/data"
+    users = {u["user"]: u.get("permissions") for u in conf["authorization"]["users"]}
+    for component in (*SERVICES, "identity", "console"):
+        allowed = users[f"CN={component},O=bjsv"]["publish"]["allow"]
+        own = [a for a in allowed if a.startswith("bjsv.") and a not in ("bjsv.dlq.>", f"bjsv.audit.{component}")]
+        assert own == [f"bjsv.{component}.>"], allowed  # publishes its own events only
+    assert users["CN=supervisionctl,O=bjsv"] is None  # the operator is not confined
 
 
 def test_dockerfile_runs_as_non_root_and_installs_the_cjk_font():

@@ -232,6 +232,23 @@ async def test_outbox_on_postgresql_publishes_each_event_once(tmp_path, nats_ser
         echo.kill()
 
 
+@pytest.mark.postgres
+def test_a_database_connection_lost_under_a_call_is_unavailable_and_the_next_call_reconnects(
+    tmp_path, nats_server, pg_url
+):
+    url, prefix = pg_url
+    echo = EchoProcess(tmp_path / "echo", nats_server.url, DATABASE_URL=url, BJSV_DB_SCHEMA_PREFIX=prefix).start()
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            call(echo.target, "LoseDatabase")
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
+        info = error_details_pb2.ErrorInfo()
+        assert rpc_status.from_call(e.value).details[0].Unpack(info) and info.reason == "DATABASE_UNAVAILABLE"
+        assert call(echo.target, "Record", f"after-{uuid.uuid4().hex[:6]}".encode()) == b"ok"
+    finally:
+        echo.kill()
+
+
 def test_sigterm_while_waiting_for_nats_at_start_up_stops_at_once(tmp_path):
     waiting = EchoProcess(tmp_path / "echo", f"nats://127.0.0.1:{free_port()}", BJSV_NATS_CONNECT_TIMEOUT="60")
     waiting.start(wait=False)

@@ -56,11 +56,19 @@ class RulesProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_serving(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting (replicas started together: launch each, then wait_serving)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.rules"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         with auth_support.channel(self.target) as ch:
             stub = health_pb2_grpc.HealthStub(ch)

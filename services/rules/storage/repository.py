@@ -154,23 +154,25 @@ def save_ruleset_versions(
     loaded_at: dt.datetime,
     events: list[tuple[str, str, pb_message.Message]],
 ) -> list[str]:
-    """Store versions not seen before (idempotent); returns the versions that were new."""
+    """Store versions not seen before; returns the versions this call stored. Idempotent and race-free:
+    replicas starting together insert the same version at once, and INSERT … ON CONFLICT DO NOTHING lets the
+    first one store it while the others skip it, where a read-then-insert would fail one of them."""
+    insert = _UPSERT[session.get_bind().dialect.name]
     new = []
     for rs in rulesets:
-        if session.get(RuleSetVersionRow, rs.version) is not None:
-            continue
         overrides = {k: p.value for k, p in rs.parameters.items() if p.overridden}
-        session.add(
-            RuleSetVersionRow(
-                version=rs.version,
-                ruleset_id=rs.id,
-                effective_from=rs.effective_from.isoformat(),
-                source=json.dumps(rs.source, ensure_ascii=False, sort_keys=True),
-                overrides=json.dumps(overrides, ensure_ascii=False, sort_keys=True),
-                first_loaded_at=loaded_at,
-            )
-        )
-        new.append(rs.version)
+        row = {
+            "version": rs.version,
+            "ruleset_id": rs.id,
+            "effective_from": rs.effective_from.isoformat(),
+            "source": json.dumps(rs.source, ensure_ascii=False, sort_keys=True),
+            "overrides": json.dumps(overrides, ensure_ascii=False, sort_keys=True),
+            "first_loaded_at": loaded_at,
+        }
+        statement = insert(_VERSION).values(row).on_conflict_do_nothing(index_elements=["version"])
+        # RETURNING names the row only if this INSERT stored it (psycopg reports no rowcount here)
+        if session.execute(statement.returning(_VERSION.c.version)).scalar_one_or_none() is not None:
+            new.append(rs.version)
     record_events_bulk(session, events)
     return new
 

@@ -53,12 +53,23 @@ def build() -> Service:
     async def invalid(request: bytes, ctx) -> bytes:
         raise InvalidArgument("ECHO_KEY_REQUIRED", [FieldViolation("key", "键不能为空")])
 
+    async def lose_database(request: bytes, ctx) -> bytes:
+        # The connection dies inside the transaction, as when PostgreSQL restarts (PostgreSQL only).
+        await db.write(lambda session: session.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())")))
+        return b"ok"
+
     async def crash(request: bytes, ctx) -> bytes:
         raise RuntimeError("secret internal detail")
 
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(fn)
-        for name, fn in {"Record": record, "SlowRecord": slow_record, "Invalid": invalid, "Crash": crash}.items()
+        for name, fn in {
+            "Record": record,
+            "SlowRecord": slow_record,
+            "Invalid": invalid,
+            "Crash": crash,
+            "LoseDatabase": lose_database,
+        }.items()
     }
     generic = grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
     return Service(
