@@ -6,17 +6,21 @@
     python3 deploy/hour_proof.py --at 2026-12-02T17:00Z -- tests/notify  # extra pytest arguments after `--`
 
 It bootstraps like `deploy/bootstrap.py test` (at the real time), then runs the same pytest invocation under the
-libfaketime that the `libfaketime` dev package vendors, with TZ=UTC. Why that build and these settings:
+libfaketime built from the source the `libfaketime` dev package vendors, with TZ=UTC. Why that build and these
+settings:
 - Debian's faketime 0.9.10 fakes CLOCK_MONOTONIC, and Python 3.11's timed lock waits (sem_clockwait on
   CLOCK_MONOTONIC, not intercepted) then never time out; with its DONT_FAKE_MONOTONIC, time.sleep fails with
-  EINVAL (libfaketime issue #426). The vendored build leaves the monotonic clock real and works.
+  EINVAL (libfaketime issue #426). The monotonic clock must stay real.
+- The package's prebuilt library leaves out the sleep and semaphore wrappers (no FAKE_SLEEP): a timed wait on a
+  multiprocessing lock (sem_timedwait, the deadline taken from the faked wall clock) then returns at once, which
+  kills idle render workers (pebble) and empties queues early. So the tool builds the vendored source with the
+  upstream Makefile (FAKE_SLEEP on) into `.venv/libfaketime/`, with the one-line fix of issue #426 applied
+  (an absolute CLOCK_MONOTONIC sleep is converted only when the monotonic clock is faked).
 - The offset is relative ("-46910s"): every process (pytest, the services it starts, their PostgreSQL) shares
   one fake clock that keeps running. The absolute form ("@2026-12-02 23:30:00") restarts the clock in each new
   process, so tokens and certificates made by one process look out of date to the next.
 - nats-server is a Go binary (no libc clock calls): it stays at the real time. The instant must therefore be in
   the past, so that certificates issued at the fake time are already valid for it.
-- Not intercepted by this build: sem_timedwait. A contended timed wait on a multiprocessing lock returns at once
-  (its deadline comes from the faked wall clock, the kernel compares it with the real one); see the README.
 
 Standard library only: it runs before the virtualenv exists.
 """
@@ -25,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -34,15 +40,32 @@ from pathlib import Path
 
 import bootstrap  # deploy/bootstrap.py, beside this file
 
-LIBFAKETIME_GLOB = "lib/python3*/site-packages/libfaketime/vendor/libfaketime/src/libfaketime.so.1"
+VENDORED_GLOB = "lib/python3*/site-packages/libfaketime/vendor/libfaketime"
+# libfaketime issue #426: clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) is shifted even when the monotonic
+# clock is not faked, so Python 3.11's time.sleep gets a negative deadline (EINVAL).
+ISSUE_426 = (
+    "      else if (clock_id == CLOCK_MONOTONIC)\n      {\n        timespecadd(&ftpl_starttime.mon, &tdiff, &real_req);",
+    "      else if (clock_id == CLOCK_MONOTONIC && fake_monotonic_clock)\n      {\n"
+    "        timespecadd(&ftpl_starttime.mon, &tdiff, &real_req);",
+)
 
 
 def libfaketime_path(venv: Path = bootstrap.VENV) -> Path:
-    """The shared library the `libfaketime` package vendors (installed by the bootstrap as a dev dependency)."""
-    found = sorted(venv.glob(LIBFAKETIME_GLOB))
+    """libfaketime.so.1 built (once per source version) from the source the `libfaketime` package vendors."""
+    found = sorted(venv.glob(VENDORED_GLOB))
     if not found:
-        raise FileNotFoundError(f"libfaketime.so.1 not under {venv}: run python3 deploy/bootstrap.py install")
-    return found[-1]
+        raise FileNotFoundError(f"libfaketime source not under {venv}: run python3 deploy/bootstrap.py install")
+    source = (found[-1] / "src" / "libfaketime.c").read_text(encoding="utf-8")
+    if ISSUE_426[0] not in source and ISSUE_426[1] not in source:
+        raise RuntimeError("libfaketime.c changed: check whether issue #426 is fixed upstream and update ISSUE_426")
+    build = venv / "libfaketime" / hashlib.sha256(source.encode()).hexdigest()[:12]
+    library = build / "src" / "libfaketime.so.1"
+    if not library.exists():
+        shutil.rmtree(build, ignore_errors=True)
+        shutil.copytree(found[-1], build, ignore=shutil.ignore_patterns("*.so*", "*.o"))
+        (build / "src" / "libfaketime.c").write_text(source.replace(*ISSUE_426), encoding="utf-8")
+        subprocess.run(["make", "-C", str(build / "src"), "libfaketime.so.1"], check=True, capture_output=True)
+    return library
 
 
 def parse_instant(text: str) -> dt.datetime:

@@ -44,13 +44,15 @@ def run_faked(hour_proof, at: dt.datetime, *args: str, timeout: float) -> str:
 
 
 PROBE = """
-import datetime as dt, threading, time
+import datetime as dt, multiprocessing, threading, time
 print(dt.datetime.now(dt.UTC).isoformat())
 t = time.monotonic(); time.sleep(0.05); slept = time.monotonic() - t
 c = threading.Condition()
 with c:
     t = time.monotonic(); c.wait(0.1); waited = time.monotonic() - t
-print(slept, waited, time.strftime('%Z'))
+lock = multiprocessing.Lock(); lock.acquire()  # a held lock: the timed wait must last its timeout
+t = time.monotonic(); lock.acquire(timeout=0.2); locked = time.monotonic() - t
+print(slept, waited, locked, time.strftime('%Z'))
 """
 
 
@@ -58,8 +60,9 @@ def test_a_process_under_the_tool_sees_the_requested_utc_hour_and_its_sleeps_and
     at = last_2330_utc(hour_proof)
     now_text, waits = run_faked(hour_proof, at, "-c", PROBE, timeout=30).splitlines()
     assert abs(dt.datetime.fromisoformat(now_text) - at) < dt.timedelta(minutes=1)
-    slept, waited, zone = waits.split()
+    slept, waited, locked, zone = waits.split()
     assert 0.05 <= float(slept) < 1.0 and 0.1 <= float(waited) < 1.0, waits
+    assert 0.2 <= float(locked) < 1.0, f"multiprocessing timed wait (sem_timedwait) not real: {waits}"
     assert zone == "UTC"
 
 
