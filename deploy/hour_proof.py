@@ -44,7 +44,8 @@ VENDORED_GLOB = "lib/python3*/site-packages/libfaketime/vendor/libfaketime"
 # libfaketime issue #426: clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) is shifted even when the monotonic
 # clock is not faked, so Python 3.11's time.sleep gets a negative deadline (EINVAL).
 ISSUE_426 = (
-    "      else if (clock_id == CLOCK_MONOTONIC)\n      {\n        timespecadd(&ftpl_starttime.mon, &tdiff, &real_req);",
+    "      else if (clock_id == CLOCK_MONOTONIC)\n      {\n"
+    "        timespecadd(&ftpl_starttime.mon, &tdiff, &real_req);",
     "      else if (clock_id == CLOCK_MONOTONIC && fake_monotonic_clock)\n      {\n"
     "        timespecadd(&ftpl_starttime.mon, &tdiff, &real_req);",
 )
