@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
+import psycopg
+import psycopg_pool
 from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports, which mypy cannot see
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -75,6 +77,14 @@ class ShuttingDown(Unavailable):
         super().__init__("SERVER_SHUTTING_DOWN", "服务正在停止，请稍后重试")
 
 
+def _database_outage(exc: Exception) -> bool:
+    """A lost or unobtainable database connection: through SQLAlchemy, or psycopg directly (the registry's
+    VerifyBadge pool), including a pool that could not connect in time."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
+    return isinstance(exc, (sa_exc.TimeoutError, psycopg.OperationalError, psycopg_pool.PoolTimeout))
+
+
 class ContextInterceptor(grpc.aio.ServerInterceptor):
     """Binds the trace id and the caller verified by the guard (token + policy, common.auth), and maps
     errors to rich statuses; after the handler, state-changing calls are appended to the service's audit
@@ -111,12 +121,10 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         call.end(ctx.code() or grpc.StatusCode.OK)
 
     async def _fail(self, ctx, method: str, exc: Exception, trace: str) -> None:
-        if isinstance(exc, sa_exc.DBAPIError) and (
-            exc.connection_invalidated or isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
-        ):
+        if _database_outage(exc):
             # The database went away under the call (a restart or failover cuts every connection): the
             # transaction was rolled back and the next one reconnects, so it is an outage, not a fault.
-            log.warning("%s: database unavailable: %s", method, exc.orig)
+            log.warning("%s: database unavailable: %s", method, getattr(exc, "orig", exc))
             exc = Unavailable("DATABASE_UNAVAILABLE", "数据库暂不可用，请稍后重试")
         if isinstance(exc, DomainError):
             log.info("%s rejected: %s %s", method, exc.reason, exc.message)

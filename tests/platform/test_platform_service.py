@@ -239,12 +239,13 @@ def test_a_database_connection_lost_under_a_call_is_unavailable_and_the_next_cal
     url, prefix = pg_url
     echo = EchoProcess(tmp_path / "echo", nats_server.url, DATABASE_URL=url, BJSV_DB_SCHEMA_PREFIX=prefix).start()
     try:
-        with pytest.raises(grpc.RpcError) as e:
-            call(echo.target, "LoseDatabase")
-        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
-        info = error_details_pb2.ErrorInfo()
-        assert rpc_status.from_call(e.value).details[0].Unpack(info) and info.reason == "DATABASE_UNAVAILABLE"
-        assert call(echo.target, "Record", f"after-{uuid.uuid4().hex[:6]}".encode()) == b"ok"
+        for method in ("LoseDatabase", "LoseDirectConnection"):  # through SQLAlchemy, and psycopg directly
+            with pytest.raises(grpc.RpcError) as e:
+                call(echo.target, method)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
+            info = error_details_pb2.ErrorInfo()
+            assert rpc_status.from_call(e.value).details[0].Unpack(info) and info.reason == "DATABASE_UNAVAILABLE"
+            assert call(echo.target, "Record", f"after-{uuid.uuid4().hex[:6]}".encode()) == b"ok"
     finally:
         echo.kill()
 

@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 import grpc
+import psycopg
 import sqlalchemy as sa
 from google.protobuf.wrappers_pb2 import StringValue
 
@@ -58,6 +59,14 @@ def build() -> Service:
         await db.write(lambda session: session.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())")))
         return b"ok"
 
+    async def lose_direct_connection(request: bytes, ctx) -> bytes:
+        # A service's own psycopg connection outside SQLAlchemy (the registry's VerifyBadge pool), cut the
+        # same way (PostgreSQL only).
+        conninfo = sa.make_url(settings.database_url or "").set(drivername="postgresql")
+        async with await psycopg.AsyncConnection.connect(conninfo.render_as_string(hide_password=False)) as conn:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return b"ok"
+
     async def crash(request: bytes, ctx) -> bytes:
         raise RuntimeError("secret internal detail")
 
@@ -69,6 +78,7 @@ def build() -> Service:
             "Invalid": invalid,
             "Crash": crash,
             "LoseDatabase": lose_database,
+            "LoseDirectConnection": lose_direct_connection,
         }.items()
     }
     generic = grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
