@@ -416,6 +416,11 @@ class Subscription:
     With `batch_handler`, each fetched batch is first offered whole (e.g. applied in one transaction, so
     one commit serves many events); if that raises, every event of the batch takes the per-event path
     (`handler`, retries with backoff, then the dead-letter subject).
+
+    `ack_wait` is how long the events a replica fetched stay with it when it dies (SIGKILL, a lost node)
+    before the server hands them to another replica; while a fetched batch is being worked on, the
+    consumer tells the server so every third of `ack_wait`, so a slow batch is never handed out twice and
+    `ack_wait` can stay short. `batch` bounds what one replica holds: a few for slow per-event handlers.
     """
 
     durable: str
@@ -424,7 +429,7 @@ class Subscription:
     handler: Handler
     batch_handler: BatchHandler | None = None
     max_deliver: int = 8
-    ack_wait: float = 60.0
+    ack_wait: float = 30.0
     batch: int = 64
     _stopping: bool = field(default=False, init=False, repr=False)
 
@@ -453,14 +458,38 @@ class Subscription:
                 # traceback and starts the consumer again with backoff; unacknowledged events are redelivered.
                 if not msgs:  # an empty fetch is normal (it once killed this loop: envs[0] on [])
                     continue
-                if await self._handle_batch(msgs):
-                    continue
-                for msg in msgs:
-                    await self._handle(bus, msg)
+                async with self._working_on(msgs):
+                    if await self._handle_batch(msgs):
+                        continue
+                    for msg in msgs:
+                        await self._handle(bus, msg)
         finally:
             # The durable stays on the server (it is shared by replicas); only this subscription goes.
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    @contextlib.asynccontextmanager
+    async def _working_on(self, msgs):
+        """Every third of ack_wait, "still in progress" for each fetched event not yet acknowledged."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.ack_wait / 3)
+                try:
+                    for msg in msgs:
+                        if not msg.is_acked:
+                            await msg.in_progress()
+                except Exception as e:  # noqa: BLE001 - the connection is down: the events come back after ack_wait
+                    log.warning("consumer %s: in-progress signal failed (%s); held events may be redelivered",
+                                self.durable, e)  # fmt: skip
+
+        heartbeat = asyncio.create_task(beat(), name=f"in-progress-{self.durable}")
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     async def _handle_batch(self, msgs) -> bool:
         """Offer the whole batch to batch_handler (if any); True when it was applied and acknowledged."""

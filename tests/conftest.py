@@ -49,7 +49,8 @@ def test_pki(tmp_path_factory) -> Path:
     client (common.clients, common.pki.ssl_context) and nats-server through BJSV_PKI_DIR."""
     folder = tmp_path_factory.mktemp("pki")
     pki.ensure(
-        folder, components=(*pki.COMPONENTS, "echo", "relaytest", "probe", "poisontest", "supervisetest")
+        folder,
+        components=(*pki.COMPONENTS, "echo", "relaytest", "probe", "poisontest", "supervisetest", "handovertest"),
     )  # the platform tests' own services
     os.environ["BJSV_PKI_DIR"] = str(folder)
     return folder
