@@ -552,7 +552,10 @@ def run(args: argparse.Namespace) -> dict:
                 thread.join()
         cluster.stop()
         shutil.rmtree((data / "postgres").resolve(), ignore_errors=True)  # as root it lives in /tmp (cluster.py)
-        shutil.rmtree(data, ignore_errors=True)
+        if getattr(args, "keep", False):
+            print(f"kept {data} (logs of every node and replica)", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:
@@ -562,6 +565,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=6.0, help="seconds a killed part stays down")
     parser.add_argument("--freeze", type=float, default=20.0, help="seconds a NATS node stays frozen")
     parser.add_argument("--faults", nargs="+", choices=[f.name for f in faults(0)], help="only these faults")
+    parser.add_argument("--keep", action="store_true", help="keep the data folder with every log (post-mortem)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cluster.json")
     args = parser.parse_args()
     result = run(args)

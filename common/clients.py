@@ -99,16 +99,23 @@ def _read_methods() -> list[dict[str, str]]:
     ]
 
 
+# The health status of a process's APIs: SERVING from start until it drains. Balancers and kubelet readiness
+# and liveness ask it; the overall status ("") also turns NOT_SERVING while background work keeps failing,
+# which must not take the APIs out of rotation: a NATS leader election once made every notify replica
+# "unhealthy" at once (bench_cluster), though its reads need only the database.
+API_HEALTH = "bjsv.api"
+
+
 def balancing(target: str) -> list[tuple[str, Any]]:
     """Options for a static list of replicas (`ipv4:host:p1,host:p2`, BJSV_<NAME>_TARGET of
-    `supervisionctl up --cluster`): round-robin over the replicas whose gRPC health service answers SERVING,
+    `supervisionctl up --cluster`): round-robin over the replicas whose APIs answer SERVING (API_HEALTH),
     so a dead or draining replica gets no calls. The list is no host name, so the server certificate is
     checked against `localhost`, which every component certificate names (common.pki)."""
     if "," not in target:
         return []
     config = {
         "loadBalancingConfig": [{"round_robin": {}}],
-        "healthCheckConfig": {"serviceName": ""},
+        "healthCheckConfig": {"serviceName": API_HEALTH},
         "methodConfig": [{"name": _read_methods(), "retryPolicy": _READ_RETRY}],
     }
     return [("grpc.service_config", json.dumps(config)), ("grpc.ssl_target_name_override", "localhost")]

@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
-from common import audit, context, logs, metrics, pki, probes, tracing, validation
+from common import audit, clients, context, logs, metrics, pki, probes, tracing, validation
 from common.auth import credentials
 from common.auth.config import AuthSettings
 from common.auth.guard import Guard
@@ -254,8 +254,9 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
 
     metrics.serve_http(settings, svc.name)
     tracing.configure(svc.name)
-    # Every background task runs under the supervisor: logged, restarted with backoff, reflected in health.
-    supervisor = Supervisor(on_health=functools.partial(set_health, health_servicer, ("", *names)))
+    # Every background task runs under the supervisor: logged, restarted with backoff, reflected in the
+    # overall health (""); the APIs' own statuses say only whether calls are answered (clients.API_HEALTH).
+    supervisor = Supervisor(on_health=functools.partial(set_health, health_servicer, ("",)))
     if svc.database is not None:
         await asyncio.to_thread(svc.database.migrate if settings.migrate_on_start else svc.database.require_migrated)
         interceptor.audit = audit.Recorder(svc.database, svc.name)
@@ -268,7 +269,8 @@ async def serve(svc: Service, *, ready: asyncio.Event | None = None, stop: async
 
     await server.start()
     probe_server = await probes.start(settings, health_servicer)
-    await set_health(health_servicer, ("", *names), not supervisor.failing)
+    await set_health(health_servicer, (clients.API_HEALTH, *names), True)
+    await set_health(health_servicer, ("",), not supervisor.failing)
     serving.set()
     # What start-up allocated (modules, descriptors, rule sets, pools) lives as long as the process: keep it
     # out of the cyclic GC, whose full collections otherwise paused the event loop for 20–40 ms (p99).

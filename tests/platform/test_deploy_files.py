@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from common.auth.config import AuthSettings
+from common.clients import API_HEALTH
 from common.config import DEFAULT_PORTS, SERVICES, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -55,6 +56,8 @@ def test_each_service_has_two_replicas_grpc_probes_on_its_port_and_a_locked_down
     probe_port = int(by_kind("ConfigMap")["bjsv-config"]["data"]["BJSV_HEALTH_PROBE_PORT"])
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == probe_port
+    # in rotation and alive while the APIs answer; failing background work shows in "" and in metrics
+    assert container["readinessProbe"]["grpc"]["service"] == container["livenessProbe"]["grpc"]["service"] == API_HEALTH
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     svc = by_kind("Service")[f"bjsv-{service}"]

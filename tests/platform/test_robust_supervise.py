@@ -19,7 +19,7 @@ import pytest
 from google.protobuf.wrappers_pb2 import StringValue
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common import pki
+from common import clients, pki
 from common.bus import Bus, Subscription, stream_name
 from common.config import Settings
 from common.events import outbox_row, unpack
@@ -109,9 +109,10 @@ async def until(check, seconds: float = 20.0) -> None:
     raise AssertionError(f"not within {seconds}s")
 
 
-async def health(probe: Probe) -> str:
+async def health(probe: Probe, service: str = "") -> str:
     async with auth_support.aio_channel(f"127.0.0.1:{probe.settings.probe_port}") as ch:
-        resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        request = health_pb2.HealthCheckRequest(service=service)
+        resp = await health_pb2_grpc.HealthStub(ch).Check(request, timeout=2)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
 
@@ -147,12 +148,15 @@ async def test_a_handler_exception_is_logged_with_its_traceback_and_the_event_is
     assert "will retry" in failure.getMessage()
 
 
-async def test_a_failure_that_persists_turns_health_not_serving(running):
+async def test_a_failure_that_persists_turns_health_not_serving_but_leaves_the_api_in_rotation(running):
     probe, js = running
     assert await health(probe) == "SERVING"
     await js.delete_stream(stream_name(SOURCE))  # the consumer cannot even be declared again
     await until(lambda: _is(health(probe), "NOT_SERVING"), seconds=30)
     assert "bjsv_tasks_failing 1.0" in scrape(probe)
+    # the APIs still answer: balancers and kubelet readiness/liveness ask this status (NATS elections once
+    # took every notify replica out of rotation)
+    assert await health(probe, clients.API_HEALTH) == "SERVING"
 
 
 async def _is(value, expected) -> bool:
