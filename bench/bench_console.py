@@ -44,6 +44,7 @@ import wf_helpers as h  # noqa: E402 - seeding through the public API, shared wi
 from bjsv.registry.v1 import supervision_pb2 as spb  # noqa: E402
 from common import pki  # noqa: E402
 from common.clock import SHANGHAI, Clock  # noqa: E402
+from common.workdays import ENV_CALENDAR_FILE, WorkdayCalendar  # noqa: E402
 from services.identity.config import IdentitySettings  # noqa: E402
 from services.identity.issuer import Issuer  # noqa: E402
 from supervisionctl.natsd import free_port  # noqa: E402
@@ -71,6 +72,7 @@ def percentile(values: list[float], p: float) -> float:
 # (its record and feedback are overdue, 第二十三条), every fifth is reviewed today (the dashboard's list), the rest in
 # the coming week. Close to today so the due dates stay in the years the working-day calendar covers.
 REVIEW_DAY = (-25, 0, 2, 4, 6)
+DUE_WITHIN_DAYS = 15  # five working days after a review, a holiday week included (D5)
 CASES = 3  # open cases on supervisors of the overdue plans (第二十七条)
 
 
@@ -78,8 +80,12 @@ def seed(stack: Stack, plans: int) -> tuple[list[str], list[str]]:
     """Plans with a dispatched records-review team each, around the service clock's real today (Asia/Shanghai);
     returns (plan names, supervisor names). The workflow's test clock stands 30 days back while seeding, so the
     past reviews could be dispatched before they happened; `run_as_deployed` then drops the test clock."""
-    c = h.Clients(stack.config.target("registry"))
     today = Clock().today()
+    last_due = today + dt.timedelta(days=max(REVIEW_DAY) + DUE_WITHIN_DAYS)
+    if not WorkdayCalendar.from_file(os.environ.get(ENV_CALENDAR_FILE)).covers(last_due.year):
+        raise SystemExit(f"The working-day calendar does not cover {last_due.year}, where seeded due dates fall: "
+                         f"name a calendar file with {ENV_CALENDAR_FILE} (README, D5).")  # fmt: skip
+    c = h.Clients(stack.config.target("registry"))
     h.institution(c, INSTITUTION.split("/")[1], "北京某某电力技术有限公司", "08")
     sups = [h.supervisor(c, f"督导{i}")[0] for i in range(6)]
     c.set_clock(dt.datetime.combine(today - dt.timedelta(days=30), dt.time(9), tzinfo=SHANGHAI))
