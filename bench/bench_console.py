@@ -8,9 +8,12 @@ What it does: starts the embedded stack (nats-server, the four services, the con
 in a temporary folder, as deployed: mutual TLS between the console and the services with a local CA, the
 console on HTTPS, every call with the user's bearer token from the embedded issuer (started for this run
 unless BJSV_IDENTITY_PORT/_DIR name one). It seeds an institution, supervisors and `--plans` plans with
-dispatches through the public gRPC API, creates issuer accounts and logs in (password grant) `--users`
-browser-less users (district officials, supervisors and the institution, mixed as in daily work) and lets
-each one walk its pages in a closed loop (next request when the page arrived, after `--think-ms`) for
+dispatches through the public gRPC API around the real today (Asia/Shanghai): reviews 25 days ago (overdue
+records and feedback, three open cases), today and in the coming week; the workflow's test clock is on only
+while seeding (to dispatch the past reviews before they happened), then the registry and notify restart
+without it and answer on the real clock, as deployed. It creates issuer accounts and logs in (password
+grant) `--users` browser-less users (district officials, supervisors and the institution, mixed as in daily
+work) and lets each one walk its pages in a closed loop (next request when the page arrived, after `--think-ms`) for
 `--seconds`. Reports p50/p95/p99 per page and overall, and the load average at the end (the machine is
 shared); target: overall p95 ≤ 300 ms. The same run measures the floor: a static file served by the same
 console.
@@ -24,6 +27,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -39,7 +43,8 @@ import wf_helpers as h  # noqa: E402 - seeding through the public API, shared wi
 
 from bjsv.registry.v1 import supervision_pb2 as spb  # noqa: E402
 from common import pki  # noqa: E402
-from common.clock import SHANGHAI  # noqa: E402
+from common.clock import SHANGHAI, Clock  # noqa: E402
+from common.workdays import ENV_CALENDAR_FILE, WorkdayCalendar  # noqa: E402
 from services.identity.config import IdentitySettings  # noqa: E402
 from services.identity.issuer import Issuer  # noqa: E402
 from supervisionctl.natsd import free_port  # noqa: E402
@@ -63,25 +68,60 @@ def percentile(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))] if s else float("nan")
 
 
+# Where each plan's records review falls, relative to the real today: every fifth plan was reviewed 25 days ago
+# (its record and feedback are overdue, 第二十三条), every fifth is reviewed today (the dashboard's list), the rest in
+# the coming week. Close to today so the due dates stay in the years the working-day calendar covers.
+REVIEW_DAY = (-25, 0, 2, 4, 6)
+DUE_WITHIN_DAYS = 15  # five working days after a review, a holiday week included (D5)
+CASES = 3  # open cases on supervisors of the overdue plans (第二十七条)
+
+
 def seed(stack: Stack, plans: int) -> tuple[list[str], list[str]]:
-    """Plans with a dispatched records-review team each; returns (plan names, supervisor names)."""
+    """Plans with a dispatched records-review team each, around the service clock's real today (Asia/Shanghai);
+    returns (plan names, supervisor names). The workflow's test clock stands 30 days back while seeding, so the
+    past reviews could be dispatched before they happened; `run_as_deployed` then drops the test clock."""
+    today = Clock().today()
+    last_due = today + dt.timedelta(days=max(REVIEW_DAY) + DUE_WITHIN_DAYS)
+    if not WorkdayCalendar.from_file(os.environ.get(ENV_CALENDAR_FILE)).covers(last_due.year):
+        raise SystemExit(f"The working-day calendar does not cover {last_due.year}, where seeded due dates fall: "
+                         f"name a calendar file with {ENV_CALENDAR_FILE} (README, D5).")  # fmt: skip
     c = h.Clients(stack.config.target("registry"))
     h.institution(c, INSTITUTION.split("/")[1], "北京某某电力技术有限公司", "08")
     sups = [h.supervisor(c, f"督导{i}")[0] for i in range(6)]
-    c.set_clock(dt.datetime(2026, 11, 30, 9, tzinfo=SHANGHAI))
-    names = []
+    c.set_clock(dt.datetime.combine(today - dt.timedelta(days=30), dt.time(9), tzinfo=SHANGHAI))
+    names, past = [], []
     for i in range(plans):
-        plan = c.sv.CreatePlan(spb.CreatePlanRequest(plan=h.plan_msg(INSTITUTION, dt.date(2026, 12, 1),
-                               title=f"2026年第{i + 1}期电工职业技能等级认定"), client_request_id=f"bench-plan-{i}"),
-                               metadata=h.md(h.HAIDIAN)).plan  # fmt: skip
+        review = today + dt.timedelta(days=REVIEW_DAY[i % len(REVIEW_DAY)])
+        plan = c.sv.CreatePlan(spb.CreatePlanRequest(plan=h.plan_msg(INSTITUTION, review - dt.timedelta(days=1),
+                               title=f"{review.year}年第{i + 1}期电工职业技能等级认定"),
+                               client_request_id=f"bench-plan-{i}"), metadata=h.md(h.HAIDIAN)).plan  # fmt: skip
         d = spb.Dispatch(plan=plan.name, dispatching_agency="agencies/08", form=spb.SUPERVISION_FORM_RECORDS_REVIEW,
-                         supervision_start_time=h.at(dt.date(2026, 12, 2), 9),
-                         supervision_end_time=h.at(dt.date(2026, 12, 2), 17))  # fmt: skip
-        c.sv.CreateDispatch(spb.CreateDispatchRequest(dispatch=d, selection=spb.TEAM_SELECTION_PROPOSED,
-                            seed=f"bench-{i}", team_size=2, client_request_id=f"bench-d-{i}"),
-                            metadata=h.md(h.HAIDIAN))  # fmt: skip
+                         supervision_start_time=h.at(review, 9), supervision_end_time=h.at(review, 17))  # fmt: skip
+        team = c.sv.CreateDispatch(spb.CreateDispatchRequest(dispatch=d, selection=spb.TEAM_SELECTION_PROPOSED,
+                                   seed=f"bench-{i}", team_size=2, client_request_id=f"bench-d-{i}"),
+                                   metadata=h.md(h.HAIDIAN)).dispatch.members  # fmt: skip
         names.append(plan.name)
+        if review < today:
+            past.append((plan.name, team[0].supervisor))
+    for n, (plan, sup) in enumerate(past[:CASES]):
+        case = spb.PenaltyCase(subject_kind=spb.CASE_SUBJECT_KIND_SUPERVISOR, subject=sup, plan=plan,
+                               triggers=[spb.CASE_TRIGGER_SUPERVISOR_DUTY_FAILURE], description="擅自离场")  # fmt: skip
+        c.sv.OpenCase(spb.OpenCaseRequest(penalty_case=case, client_request_id=f"bench-case-{n}"),
+                      metadata=h.md(h.HAIDIAN))  # fmt: skip
+    c.sv.SetSupervisionClock(spb.SetSupervisionClockRequest(reset=True), metadata=h.md(h.OPERATOR))  # notify follows
+    c.close()
     return names, sups
+
+
+def run_as_deployed(stack: Stack) -> None:
+    """Restart the services that honour the test clock without it: they answer on the real clock, as deployed,
+    and no longer read the stored clock on every call."""
+    stack.config.extra_env.pop("BJSV_SUPERVISION_TEST_CLOCK")
+    for name in ("registry", "notify"):
+        proc = stack.procs[name]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        stack.restart_service(name, timeout=60)
 
 
 def create_accounts(sups: list[str]) -> None:
@@ -186,6 +226,7 @@ def main(argv: list[str]) -> int:
         stack.start(timeout=120)
         try:
             plans, sups = seed(stack, args.plans)
+            run_as_deployed(stack)
             create_accounts(sups)
             cfg.console_port = free_port()
             stack.start_console(timeout=60)

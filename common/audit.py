@@ -40,6 +40,7 @@ STREAM = "BJSV_AUDIT"
 # decisions are kept by the rules service's own decision log (with the rule-set version), not here.
 READ_PREFIXES: tuple[str, ...] = (
     "Get",
+    "BatchGet",
     "List",
     "Verify",
     "Check",

@@ -83,12 +83,13 @@ _READ_RETRY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-_READ_PREFIXES = ("Get", "List", "Verify")
+_READ_PREFIXES = ("Get", "BatchGet", "List", "Verify")
 
 
 @functools.cache
 def _read_methods() -> list[dict[str, str]]:
-    """The side-effect-free methods of every service API (Get…, List…, Verify…), from the generated descriptors."""
+    """The side-effect-free methods of every service API (Get…, BatchGet…, List…, Verify…), from the generated
+    descriptors."""
     modules = (registry_pb2, supervision_pb2, rules_pb2, documents_pb2, notify_pb2)
     return [
         {"service": service.full_name, "method": method.name}

@@ -25,6 +25,7 @@ released with (1.11.0: 2004–2026). So:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import threading
@@ -166,6 +167,13 @@ def _library_covers(year: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
+def _library_is_workday(d: dt.date) -> bool:
+    """chinese-calendar's answer, remembered: its data is fixed for the process, and a listing of overdue items
+    counts the working days of each one day by day (the library's own check took ~45 µs a day here)."""
+    return bool(chinese_calendar.is_workday(d))
+
+
 class WorkdayCalendar:
     """Statutory working days: the operator's years first, then chinese-calendar, else an error."""
 
@@ -195,7 +203,7 @@ class WorkdayCalendar:
             return year_cal.is_workday(d)
         if self._use_library:
             try:
-                return bool(chinese_calendar.is_workday(d))
+                return _library_is_workday(d)
             except NotImplementedError:
                 pass
         raise CalendarNotCovered(d.year)

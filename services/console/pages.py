@@ -25,7 +25,7 @@ async def home(ctx: Context) -> Response:
 
 
 async def dashboard(ctx: Context) -> Response:
-    return ctx.render("dashboard.html", board=await agency.dashboard(ctx.web.backend, ctx.creds))
+    return ctx.render("dashboard.html", board=await agency.dashboard(ctx.web.backend, ctx.creds, ctx.web.workflow_day))
 
 
 async def plans(ctx: Context) -> Response:

@@ -22,7 +22,7 @@ from services.console.config import ConsoleSettings
 from services.console.identity import AGENCY_ROLES, Credentials, LoginRefused, OAuthIssuer
 from services.console.sessions import COOKIE, Session, SessionStore
 from services.console.usecases.forms import Form, FormErrors, field_errors
-from services.console.usecases.shared import Names
+from services.console.usecases.shared import Names, WorkflowDay
 from services.console.views import environment
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class Web:
         self.login_method = login
         self.sessions = SessionStore(settings.console_idle_timeout, settings.data_dir / "console-sessions.db")
         self.names = Names(backend)
+        self.workflow_day = WorkflowDay()
         self.templates = environment()
 
     # -- sessions and pages ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import httpx
 import wf_helpers as h
 
 from bjsv.registry.v1 import supervision_pb2 as spb
+from common.clock import SHANGHAI
 from services.console.sessions import SessionStore
 from services.console.usecases import agency
 from tests.console.conftest import INSTITUTION, PASSWORD, Console
@@ -67,6 +68,23 @@ def test_pages_by_role_show_chinese_display_names(console: Console) -> None:
     assert inst.get("/").headers["location"] == "/institution/plans"
 
 
+def test_the_dashboard_follows_the_workflow_clock_when_its_day_changes_art24(console: Console) -> None:
+    """The dashboard sends its dated calls with the day it last saw; a moved clock (or midnight) is followed."""
+    client = login(console, "haidian")
+    try:
+        for when, today, period in (
+            (dt.datetime(2026, 12, 16, 9, tzinfo=SHANGHAI), "2026-12-16", "2026-12-16 至 2026-12-31"),
+            (dt.datetime(2026, 11, 30, 9, tzinfo=SHANGHAI), "2026-11-30", "2026-11-16 至 2026-11-30"),
+        ):
+            console.set_clock(when)
+            for _ in range(4):  # every console worker, each with the day it saw before
+                board = client.get("/dashboard")
+                assert board.status_code == 200 and f"今天：{today}" in board.text
+                assert f"当前半月报告期（第二十四条）：{period}" in board.text
+    finally:
+        console.set_clock(dt.datetime(2026, 11, 30, 9, tzinfo=SHANGHAI))
+
+
 def test_the_half_month_period_follows_the_rule_sets_first_half_last_day() -> None:
     assert agency.half_month(dt.date(2028, 2, 16), 15) == (dt.date(2028, 2, 16), dt.date(2028, 2, 29))
     assert agency.half_month(dt.date(2026, 12, 15), 15) == (dt.date(2026, 12, 1), dt.date(2026, 12, 15))
@@ -103,6 +121,19 @@ def test_district_05_cannot_see_district_08_data_by_navigation(console: Console)
     for path in ("/plans", "/dashboard", "/cases", "/documents"):
         page = chaoyang.get(path)
         assert page.status_code == 200 and "朝阳区" in page.text and plan.title not in page.text
+
+
+def test_the_institution_sees_its_newest_plans_with_their_status_and_no_other_institutions_art18(
+    console: Console,
+) -> None:
+    ours = [haidian_plan(console, f"inst-page-{i}") for i in range(2)]
+    other = h.institution(console.clients, "1100082002", "北京海淀某某第二培训学校", "08")
+    msg = h.plan_msg(other, dt.date(2026, 12, 9), title="2026年另一机构的评价计划")
+    theirs = console.clients.sv.CreatePlan(spb.CreatePlanRequest(plan=msg), metadata=h.md(h.HAIDIAN)).plan
+    page = login(console, "dianli").get("/institution/plans")
+    assert page.status_code == 200 and all(p.title in page.text for p in ours) and theirs.title not in page.text
+    assert page.text.index(ours[1].title) < page.text.index(ours[0].title)  # newest first
+    assert "尚未委派督导" in page.text
 
 
 def test_district_05_cannot_see_district_08_data_by_typed_urls(console: Console) -> None:

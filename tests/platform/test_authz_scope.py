@@ -339,6 +339,7 @@ def test_a_district_official_cannot_read_another_districts_workflow_art18_art22_
     reads = [
         (c.sv.GetPlan, spb.GetPlanRequest(name=plan.name)),
         (c.sv.GetPlanStatus, spb.GetPlanStatusRequest(plan=plan.name)),
+        (c.sv.BatchGetPlanStatuses, spb.BatchGetPlanStatusesRequest(plans=[plan.name])),
         (c.sv.GetDispatch, spb.GetDispatchRequest(name=dispatch.name)),
         (c.sv.GetRecord, spb.GetRecordRequest(name=record.name)),
         (c.sv.ListRecordVersions, spb.ListRecordVersionsRequest(name=record.name)),
@@ -349,6 +350,9 @@ def test_a_district_official_cannot_read_another_districts_workflow_art18_art22_
     for fn, request in reads:
         fn(request, metadata=h.md(D08))  # the district's own official reads each of them
         assert refused(fn, request, D05) == DENIED, type(request).__name__
+    # A batch with one plan out of scope is refused as a whole (AIP-231), its own plan alongside or not.
+    both = spb.BatchGetPlanStatusesRequest(plans=[wf["plan05"].name, plan.name])
+    assert refused(c.sv.BatchGetPlanStatuses, both, D05) == DENIED
 
 
 def test_a_district_official_cannot_write_another_districts_workflow_and_nothing_is_written(scoped, wf):

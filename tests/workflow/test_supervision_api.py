@@ -379,6 +379,31 @@ def test_todays_dispatches_overdue_list_and_plan_update_art23_d5(clients, world,
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+def test_batch_plan_status_answers_what_get_plan_status_answers_in_the_order_asked_all_or_nothing_art23(clients, world):
+    c = clients
+    c.set_clock(dt.datetime(2026, 6, 1, 9, tzinfo=SHANGHAI))
+    first = make_plan(c, world, D(2026, 6, 3), title="2026年第三期焊工（三级）职业技能等级认定")
+    second = make_plan(c, world, D(2026, 6, 4), title="2026年第四期焊工（三级）职业技能等级认定")
+    dispatch(c, first, ["张督导", "王督导"], world, sessions=["S1"])
+    dispatch(c, second, ["赵督导", "钱督导"], world, sessions=["S1"])
+    dispatch(c, second, ["张督导", "王督导"], world, sessions=["S2"])
+    c.set_clock(dt.datetime(2026, 6, 20, 9, tzinfo=SHANGHAI))  # records and feedback overdue
+    one_by_one = {p.name: c.sv.GetPlanStatus(spb.GetPlanStatusRequest(plan=p.name)) for p in (first, second)}
+    asked = [second.name, first.name, second.name]
+    batch = c.sv.BatchGetPlanStatuses(spb.BatchGetPlanStatusesRequest(plans=asked))
+    assert list(batch.statuses) == [one_by_one[n] for n in asked]
+    assert [len(s.dispatches) for s in batch.statuses] == [2, 1, 2]
+    assert all(d.record_overdue and d.feedback_overdue for s in batch.statuses for d in s.dispatches)
+    assert not c.sv.BatchGetPlanStatuses(spb.BatchGetPlanStatusesRequest()).statuses
+    with pytest.raises(grpc.RpcError) as e:  # one plan missing fails the whole call (AIP-231)
+        c.sv.BatchGetPlanStatuses(spb.BatchGetPlanStatusesRequest(plans=[first.name, "plans/99999"]))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        c.sv.BatchGetPlanStatuses(spb.BatchGetPlanStatusesRequest(plans=[first.name, "dispatches/1"]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "plans[1]" in e.value.details() or any("plans[1]" in t for t in error_reason(e.value)[1])
+
+
 def test_institution_dispatches_its_internal_supervisors_like_external_ones_art14_art25(clients, world):
     c, inst = clients, world["inst"]
     mine = [h.internal_supervisor(c, n, inst) for n in ("陈内督", "林内督")]

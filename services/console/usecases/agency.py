@@ -8,6 +8,7 @@ import calendar
 import datetime as dt
 import json
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from services.console.backend import Backend
 from services.console.identity import Credentials
 from services.console.timefmt import local_input
 from services.console.usecases.forms import Form
-from services.console.usecases.shared import district_of, request_id
+from services.console.usecases.shared import WorkflowDay, district_of, request_id
 
 MODES = {
     "THEORY_EXAM": ("理论知识考试", spb.CERTIFICATION_MODE_THEORY_EXAM),
@@ -63,19 +64,30 @@ def parameter(rule_set: rupb.RuleSet, name: str) -> Any:
     return next(json.loads(p.value_json) for p in rule_set.parameters if p.name == name)
 
 
-async def dashboard(backend: Backend, creds: Credentials) -> Dashboard:
+async def dashboard(backend: Backend, creds: Credentials, day: WorkflowDay) -> Dashboard:
+    """Overdue items and open cases, today's dispatches and the reporting period, in one round of calls: "today"
+    is the workflow clock's (ListOverdue's as-of date); the calls that need it go out with the day last seen
+    and are repeated only if ListOverdue names another day."""
     org = creds.principal.org
     sv = backend.supervision
-    overdue, cases = await asyncio.gather(
+
+    def dated(today: str) -> list[Awaitable[Any]]:
+        todays = spb.ListDispatchesRequest(date=today, dispatching_agency=org)
+        return [
+            backend.call(creds, sv.ListDispatches, todays),
+            backend.call(creds, backend.rules.GetRuleSet, rupb.GetRuleSetRequest(as_of_date=today)),
+        ]
+
+    guess = day.last
+    overdue, cases, *on_day = await asyncio.gather(
         backend.call(creds, sv.ListOverdue, spb.ListOverdueRequest(dispatching_agency=org)),
         backend.call(creds, sv.ListCases, spb.ListCasesRequest(state=spb.CASE_STATE_OPEN, district=district_of(org))),
+        *(dated(guess) if guess else []),
     )
-    # "Today" is the workflow clock's (ListOverdue's as-of date), so the dispatch list and the period wait for it.
-    todays = spb.ListDispatchesRequest(date=overdue.as_of_date, dispatching_agency=org)
-    dispatches, rules = await asyncio.gather(
-        backend.call(creds, sv.ListDispatches, todays),
-        backend.call(creds, backend.rules.GetRuleSet, rupb.GetRuleSetRequest(as_of_date=overdue.as_of_date)),
-    )
+    day.last = overdue.as_of_date
+    if overdue.as_of_date != guess:
+        on_day = await asyncio.gather(*dated(overdue.as_of_date))
+    dispatches, rules = on_day
     today = dt.date.fromisoformat(overdue.as_of_date)
     period = half_month(today, int(parameter(rules.rule_set, "period.first_half_last_day")))
     return Dashboard(overdue.as_of_date, period, list(dispatches.dispatches), list(overdue.items), list(cases.cases))

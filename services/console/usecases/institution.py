@@ -3,8 +3,6 @@ badge check at the door (第十七条: supervisors wear their badge)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from bjsv.registry.v1 import registry_pb2 as rpb
 from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.backend import Backend
@@ -15,21 +13,22 @@ from services.console.usecases.shared import request_id
 YES_NO = {"YES": spb.ANSWER_VALUE_YES, "NO": spb.ANSWER_VALUE_NO}
 
 
-PLANS_PER_PAGE = 5  # each plan costs one GetPlanStatus call
+PLANS_PER_PAGE = 5
 
 
 async def plans(
     backend: Backend, creds: Credentials, page_token: str = ""
 ) -> tuple[list[spb.GetPlanStatusResponse], str]:
     """The institution's plans (newest first, a page at a time) with their dispatches and the feedback still
-    missing; returns (statuses, next page token)."""
+    missing; returns (statuses, next page token). Two calls whatever the page size: the page, then the
+    statuses of its plans in one batch."""
     sv = backend.supervision
     req = spb.ListPlansRequest(institution=creds.principal.org, page_size=PLANS_PER_PAGE, page_token=page_token)
     listed = await backend.call(creds, sv.ListPlans, req)
-    statuses = await asyncio.gather(
-        *(backend.call(creds, sv.GetPlanStatus, spb.GetPlanStatusRequest(plan=p.name)) for p in listed.plans)
-    )
-    return list(statuses), listed.next_page_token
+    if not listed.plans:
+        return [], listed.next_page_token
+    batch = spb.BatchGetPlanStatusesRequest(plans=[p.name for p in listed.plans])
+    return list((await backend.call(creds, sv.BatchGetPlanStatuses, batch)).statuses), listed.next_page_token
 
 
 def _answer(form: Form, name: str, label: str) -> spb.AnswerValue:

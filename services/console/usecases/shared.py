@@ -1,4 +1,4 @@
-"""What every role uses: display names, the service's "today", documents and the notification inbox."""
+"""What every role uses: display names, the workflow's "today", documents and the notification inbox."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from bjsv.documents.v1 import documents_pb2 as dpb
 from bjsv.notify.v1 import notify_pb2 as npb
 from bjsv.registry.v1 import registry_pb2 as rpb
-from bjsv.registry.v1 import supervision_pb2 as spb
 from services.console.backend import Backend
 from services.console.identity import Credentials
 
@@ -36,11 +35,14 @@ class Names:
         return self.agencies
 
 
-async def today(backend: Backend, creds: Credentials) -> str:
-    """Today per the supervision workflow's clock (Asia/Shanghai; a test clock when one is fixed)."""
-    req = spb.ListOverdueRequest(dispatching_agency=creds.principal.org)
-    resp = await backend.call(creds, backend.supervision.ListOverdue, req)
-    return resp.as_of_date
+class WorkflowDay:
+    """The supervision workflow's "today" (its clock: Asia/Shanghai, or a test clock when one is fixed) as this
+    console process last saw it in a ListOverdue answer. A page whose other calls need that date sends them in
+    the same round as ListOverdue with this date, and sends them again only when the answer names another
+    day (after midnight, or a test clock moved): one round of calls, and never the host's date."""
+
+    def __init__(self) -> None:
+        self.last = ""
 
 
 @dataclass

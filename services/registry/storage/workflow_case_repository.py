@@ -4,7 +4,7 @@ supervisor's appointment, applied in the case decision's transaction (plain sync
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -171,6 +171,16 @@ def list_cases(
     total = session.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
     rows = session.execute(q.order_by(wm.PenaltyCase.id.desc()).offset(offset).limit(limit)).scalars().all()
     return list(rows), total
+
+
+def cases_of_plans(session: Session, plan_ids: list[int]) -> dict[int, list[wm.PenaltyCase]]:
+    """Plan id -> the cases about it, newest first."""
+    out: dict[int, list[wm.PenaltyCase]] = {i: [] for i in plan_ids}
+    if plan_ids:
+        q = sa.select(wm.PenaltyCase).where(wm.PenaltyCase.plan_id.in_(plan_ids)).order_by(wm.PenaltyCase.id.desc())
+        for c in session.execute(q).scalars():
+            out[cast(int, c.plan_id)].append(c)  # not NULL: picked by plan id
+    return out
 
 
 def cases_past_correction_deadline(session: Session, today: dt.date) -> list[int]:

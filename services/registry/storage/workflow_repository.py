@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from common.clock import SHANGHAI
 from services.registry.domain.supervisors import Affiliation, Training
@@ -448,6 +448,14 @@ def list_dispatches(
     return list(session.execute(q.order_by(wm.Dispatch.window_start, wm.Dispatch.id)).scalars())
 
 
+def dispatches_of_plans(session: Session, plan_ids: list[int]) -> list[wm.Dispatch]:
+    """Every dispatch of these plans, cancelled ones included, earliest supervision first."""
+    if not plan_ids:
+        return []
+    q = sa.select(wm.Dispatch).where(wm.Dispatch.plan_id.in_(plan_ids))
+    return list(session.execute(q.order_by(wm.Dispatch.window_start, wm.Dispatch.id)).scalars())
+
+
 # -- records and feedback -------------------------------------------------------------------------------
 
 
@@ -555,6 +563,26 @@ def record_of_dispatch(session: Session, dispatch_id: int) -> wm.SupervisionReco
     ).scalar_one_or_none()
 
 
+def current_records(
+    session: Session, dispatch_ids: list[int]
+) -> dict[int, tuple[wm.SupervisionRecord, wm.SupervisionRecordVersion | None]]:
+    """Dispatch id -> its record with the current version (None if that version row is missing), one query."""
+    if not dispatch_ids:
+        return {}
+    version = aliased(wm.SupervisionRecordVersion)
+    q = (
+        sa.select(wm.SupervisionRecord, version)
+        .outerjoin(
+            version,
+            sa.and_(
+                version.record_id == wm.SupervisionRecord.id, version.version == wm.SupervisionRecord.current_version
+            ),
+        )
+        .where(wm.SupervisionRecord.dispatch_id.in_(dispatch_ids))
+    )
+    return {rec.dispatch_id: (rec, ver) for rec, ver in session.execute(q).tuples()}
+
+
 def record_versions(session: Session, record_id: int) -> list[wm.SupervisionRecordVersion]:
     return list(
         session.execute(
@@ -634,14 +662,16 @@ def feedback(session: Session, feedback_id: int) -> wm.SupervisorFeedback | None
     return session.get(wm.SupervisorFeedback, feedback_id)
 
 
-def feedback_of_dispatch(session: Session, dispatch_id: int) -> list[wm.SupervisorFeedback]:
-    return list(
-        session.execute(
+def feedback_of_dispatches(session: Session, dispatch_ids: list[int]) -> dict[int, list[wm.SupervisorFeedback]]:
+    out: dict[int, list[wm.SupervisorFeedback]] = {i: [] for i in dispatch_ids}
+    if dispatch_ids:
+        for f in session.execute(
             sa.select(wm.SupervisorFeedback)
-            .where(wm.SupervisorFeedback.dispatch_id == dispatch_id)
+            .where(wm.SupervisorFeedback.dispatch_id.in_(dispatch_ids))
             .order_by(wm.SupervisorFeedback.id)
-        ).scalars()
-    )
+        ).scalars():
+            out[f.dispatch_id].append(f)
+    return out
 
 
 # -- test clock ------------------------------------------------------------------------------------------

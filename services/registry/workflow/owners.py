@@ -30,8 +30,14 @@ def of_plan(p: wm.CertPlan, team: tuple[str, ...] = ()) -> Owner:
 def plan(session: Session, p: wm.CertPlan, name: str) -> None:
     """The stored plan, with the supervisors of its dispatches (ListPlans shows them the plans they supervise)."""
     rows = repo.list_dispatches(session, day=None, agency="", plan_id=p.id, include_cancelled=True, due_before=None)
-    members = repo.members(session, [r.id for r in rows])
-    scope.require(of_plan(p, tuple(s for r in rows for s in _team(members[r.id]))), name)
+    plan_with(p, rows, repo.members(session, [r.id for r in rows]), name)
+
+
+def plan_with(
+    p: wm.CertPlan, dispatches: list[wm.Dispatch], members: dict[int, list[wm.DispatchMember]], name: str
+) -> None:
+    """`plan` for a caller that has already read the plan's dispatches (all of them) and their members."""
+    scope.require(of_plan(p, tuple(s for r in dispatches for s in _team(members[r.id]))), name)
 
 
 def of_dispatch(d: wm.Dispatch, members: list[wm.DispatchMember], p: wm.CertPlan) -> Owner:

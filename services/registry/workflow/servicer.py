@@ -343,8 +343,16 @@ class SupervisionServicer(supervision_pb2_grpc.SupervisionServiceServicer):
 
     @_rpc
     async def GetPlanStatus(self, request: pb.GetPlanStatusRequest, context) -> pb.GetPlanStatusResponse:
-        s = await status.plan_status(self.wf, api.parse_id(request.plan, "plans", field="plan"), request.plan)
-        return to_proto_plan_status(s)
+        wanted = [(api.parse_id(request.plan, "plans", field="plan"), request.plan)]
+        return to_proto_plan_status((await status.plan_statuses(self.wf, wanted))[0])
+
+    @_rpc
+    async def BatchGetPlanStatuses(
+        self, request: pb.BatchGetPlanStatusesRequest, context
+    ) -> pb.BatchGetPlanStatusesResponse:
+        wanted = [(api.parse_id(n, "plans", field=f"plans[{i}]"), n) for i, n in enumerate(request.plans)]
+        statuses = await status.plan_statuses(self.wf, wanted)
+        return pb.BatchGetPlanStatusesResponse(statuses=[to_proto_plan_status(s) for s in statuses])
 
     @_rpc
     async def ListOverdue(self, request: pb.ListOverdueRequest, context) -> pb.ListOverdueResponse:

@@ -4,12 +4,12 @@ feedback and cases) and what is overdue under 第二十三条 (records and feedb
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from common import api
 from common.auth import scope
-from common.errors import NotFound
 from common.workdays import CalendarNotCovered, WorkdayCalendar
 from services.registry.domain.workflow.model import DispatchScope
 from services.registry.storage import workflow_case_repository as cases_repo
@@ -38,13 +38,29 @@ def _late_days(calendar: WorkdayCalendar, due: dt.date, today: dt.date) -> int:
         return (today - due).days
 
 
-def overdue(session: Session, rows: list[wm.Dispatch], today: dt.date, calendar: WorkdayCalendar) -> list[OverdueItem]:
-    """Missing records/feedback whose due date has passed (第二十三条)."""
-    ids = [r.id for r in rows]
-    with_record = repo.record_dispatch_ids(session, ids)
-    fb = repo.feedback_pairs(session, ids)
-    mem = repo.members(session, ids)
-    plans_ = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
+@dataclass(frozen=True)
+class Submitted:
+    """What has come in for a set of dispatches: those with a record, and (dispatch, supervisor) feedback pairs."""
+
+    records: set[int]
+    feedback: set[tuple[int, int]]
+
+
+def submitted(session: Session, dispatch_ids: list[int]) -> Submitted:
+    return Submitted(repo.record_dispatch_ids(session, dispatch_ids), repo.feedback_pairs(session, dispatch_ids))
+
+
+def overdue(
+    came_in: Submitted,
+    rows: list[wm.Dispatch],
+    mem: dict[int, list[wm.DispatchMember]],
+    plans_: dict[int, wm.CertPlan],
+    today: dt.date,
+    calendar: WorkdayCalendar,
+) -> list[OverdueItem]:
+    """Missing records/feedback of these dispatches whose due date has passed (第二十三条); the caller has read
+    their members, plans and what came in, so no listing reads them twice."""
+    with_record, fb = came_in.records, came_in.feedback
     out = []
     for r in rows:
         p = plans_[r.plan_id]
@@ -116,7 +132,9 @@ async def list_dispatches(
         plans = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
         rows = owners.visible_dispatches(session, rows, mem, plans)
         if overdue_only:
-            late = {o.dispatch for o in overdue(session, rows, today, calendar)}
+            late = {
+                o.dispatch for o in overdue(submitted(session, [r.id for r in rows]), rows, mem, plans, today, calendar)
+            }
             rows = [r for r in rows if f"dispatches/{r.id}" in late]
         page = rows[offset : offset + limit]
         views = [DispatchView(r, mem[r.id], found(plans.get(r.plan_id), f"plans/{r.plan_id}")) for r in page]
@@ -126,25 +144,26 @@ async def list_dispatches(
 
 
 def _dispatch_status(
-    session: Session, v: DispatchView, members: list[wm.DispatchMember], late: list[OverdueItem]
+    v: DispatchView,
+    record: tuple[wm.SupervisionRecord, wm.SupervisionRecordVersion | None] | None,
+    fbs: list[wm.SupervisorFeedback],
+    late: list[OverdueItem],
 ) -> DispatchStatus:
     r, p = v.dispatch, v.plan
-    rec = repo.record_of_dispatch(session, r.id)
-    record: RecordView | None = None
-    if rec is not None:
-        version = found(repo.record_version(session, rec.id, rec.current_version), f"records/{rec.id}")
-        record = RecordView(rec, version, r, p)
-    fbs = repo.feedback_of_dispatch(session, r.id)
+    rec_view: RecordView | None = None
+    if record is not None:
+        rec, version = record
+        rec_view = RecordView(rec, found(version, f"records/{rec.id}"), r, p)
     got = {f.supervisor_id for f in fbs}
     missing = []
     if r.scope == DispatchScope.EXTERNAL.value and r.state == ACTIVE:
         missing = [
-            f"supervisors/{m.supervisor_id}" for m in members if m.state == ACTIVE and m.supervisor_id not in got
+            f"supervisors/{m.supervisor_id}" for m in v.members if m.state == ACTIVE and m.supervisor_id not in got
         ]
     name = f"dispatches/{r.id}"
     return DispatchStatus(
         view=v,
-        record=record,
+        record=rec_view,
         feedback=[FeedbackView(f, r, p) for f in fbs],
         feedback_missing=missing,
         record_overdue=any(o.dispatch == name and o.kind == "record" for o in late),
@@ -152,31 +171,46 @@ def _dispatch_status(
     )
 
 
-async def plan_status(wf: Workflow, plan_id: int, name: str) -> PlanStatus:
+CASES_PER_PLAN = 500  # the newest cases of a plan a status shows
+
+
+async def plan_statuses(wf: Workflow, wanted: list[tuple[int, str]]) -> list[PlanStatus]:
+    """The status of each plan asked for ((id, name) pairs), in that order: its dispatches with record, feedback
+    and what is overdue, and its cases. One set of queries for all the plans, however many dispatches they
+    have; a plan missing or outside the caller's scope fails the whole call, as GetPlanStatus on it would."""
     today, calendar = wf.today(), wf.calendar
     texts = await sanction_texts(wf, today)
 
-    def read(session: Session) -> PlanStatus | None:
-        p = repo.plan(session, plan_id)
-        if p is None:
-            return None
-        owners.plan(session, p, name)
-        rows = repo.list_dispatches(
-            session, day=None, agency="", plan_id=plan_id, include_cancelled=True, due_before=None
-        )
-        late = overdue(session, [r for r in rows if r.state == ACTIVE], today, calendar)
+    def read(session: Session) -> list[PlanStatus]:
+        ids = sorted({plan_id for plan_id, _ in wanted})
+        plans = repo.plans_by_ids(session, ids)
+        rows = repo.dispatches_of_plans(session, ids)
         mem = repo.members(session, [r.id for r in rows])
-        statuses = [_dispatch_status(session, DispatchView(r, mem[r.id], p), mem[r.id], late) for r in rows]
-        cases, _ = cases_repo.list_cases(
-            session, subject="", state="", district="", plan_id=plan_id, offset=0, limit=500
-        )
-        decs = cases_repo.decisions(session, [c.id for c in cases])
-        return PlanStatus(p, statuses, [CaseView(c, decs[c.id], texts) for c in cases])
+        of_plan: dict[int, list[wm.Dispatch]] = {i: [] for i in ids}
+        for r in rows:
+            of_plan[r.plan_id].append(r)
+        for plan_id, name in wanted:
+            owners.plan_with(found(plans.get(plan_id), name), of_plan[plan_id], mem, name)
+        dispatch_ids = [r.id for r in rows]
+        records = repo.current_records(session, dispatch_ids)
+        fbs = repo.feedback_of_dispatches(session, dispatch_ids)
+        came_in = Submitted(set(records), {(f.dispatch_id, f.supervisor_id) for fs in fbs.values() for f in fs})
+        late = overdue(came_in, [r for r in rows if r.state == ACTIVE], mem, plans, today, calendar)
+        cases = cases_repo.cases_of_plans(session, ids)
+        decs = cases_repo.decisions(session, [c.id for cs in cases.values() for c in cs[:CASES_PER_PLAN]])
+        out = []
+        for plan_id, _ in wanted:
+            p = plans[plan_id]
+            statuses = [
+                _dispatch_status(DispatchView(r, mem[r.id], p), records.get(r.id), fbs[r.id], late)
+                for r in of_plan[plan_id]
+            ]
+            out.append(
+                PlanStatus(p, statuses, [CaseView(c, decs[c.id], texts) for c in cases[plan_id][:CASES_PER_PLAN]])
+            )
+        return out
 
-    status = await wf.db.read(read)
-    if status is None:
-        raise NotFound(name)
-    return status
+    return await wf.db.read(read)
 
 
 async def list_overdue(wf: Workflow, *, agency: str, district: str) -> tuple[list[OverdueItem], dt.date]:
@@ -188,7 +222,10 @@ async def list_overdue(wf: Workflow, *, agency: str, district: str) -> tuple[lis
         )
         if district:
             rows = [r for r in rows if r.district == district]
-        items = overdue(session, owners.visible_dispatches(session, rows), today, calendar)
+        mem = repo.members(session, [r.id for r in rows])
+        plans = repo.plans_by_ids(session, sorted({r.plan_id for r in rows}))
+        rows = owners.visible_dispatches(session, rows, mem, plans)
+        items = overdue(submitted(session, [r.id for r in rows]), rows, mem, plans, today, calendar)
         return sorted(items, key=lambda o: (o.due_date, o.dispatch, o.kind, o.supervisor))
 
     return await wf.db.read(read), today
