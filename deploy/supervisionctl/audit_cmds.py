@@ -56,6 +56,10 @@ async def _heads(settings: Settings, services: list[str]) -> dict[str, list[tupl
             tls=pki.ssl_context(settings),
             connect_timeout=2,
             allow_reconnect=False,
+            # nats-py retries every server of the first connect too (max_reconnect_attempts, 2 s apart, even
+            # without allow_reconnect): a NATS that is down would cost the whole 4 s below on every check.
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0,
             error_cb=quiet,
         )
         nc = await asyncio.wait_for(connect, timeout=4)

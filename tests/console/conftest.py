@@ -11,7 +11,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))  # wf_helpers (shared seeding code)
@@ -39,9 +41,17 @@ class Console:
     ca: str  # the stack's CA (PEM), which the console's HTTPS certificate chains to
     clients: h.Clients
     supervisors: dict[str, str] = field(default_factory=dict)  # "supervisors/N" -> login name
+    opened: list[httpx.Client] = field(default_factory=list)
 
     def set_clock(self, when: dt.datetime) -> None:
         self.clients.set_clock(when)
+
+    def http(self, **options: Any) -> httpx.Client:
+        """An HTTPS client of the console, closed before the stack stops: uvicorn waits for every open
+        connection before it exits, so a client left open held the stop for its whole 12 s timeout."""
+        client = httpx.Client(base_url=self.url, verify=self.ca, **options)
+        self.opened.append(client)
+        return client
 
 
 def people(sups: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -87,6 +97,9 @@ def console(tmp_path_factory) -> Iterator[Console]:
         cfg.console_port = free_port()
         stack.start_console(timeout=60)
         ca = str(pki.ca_path(cfg.settings()))
-        yield Console(stack, cfg.console_url.rstrip("/"), ca, c, sups)
+        made = Console(stack, cfg.console_url.rstrip("/"), ca, c, sups)
+        yield made
+        for client in made.opened:
+            client.close()
     finally:
         stack.stop()

@@ -16,7 +16,7 @@ from tests.console.conftest import INSTITUTION, PASSWORD, Console
 
 
 def login(console: Console, username: str, password: str = PASSWORD) -> httpx.Client:
-    client = httpx.Client(base_url=console.url, verify=console.ca, follow_redirects=False, timeout=30)
+    client = console.http(follow_redirects=False, timeout=30)
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     resp = client.post("/login", data={"csrf": csrf, "username": username, "password": password})
@@ -30,7 +30,7 @@ def csrf_of(html: str) -> str:
 
 def test_pages_need_login_and_the_session_cookie_is_secure_httponly_samesite(console: Console) -> None:
     assert console.url.startswith("https://")
-    anon = httpx.Client(base_url=console.url, verify=console.ca)
+    anon = console.http()
     resp = anon.get("/plans", follow_redirects=False)
     assert resp.status_code == 303 and resp.headers["location"].startswith("/login")
     cookie = resp.headers["set-cookie"].lower()

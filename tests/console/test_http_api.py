@@ -37,7 +37,7 @@ def every_rpc() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def api(console: Console) -> httpx.Client:
-    return httpx.Client(base_url=console.url, headers=bearer(HAIDIAN), verify=console.ca, timeout=60)
+    return console.http(headers=bearer(HAIDIAN), timeout=60)
 
 
 def bearer(who: tuple[str, ...]) -> dict[str, str]:
@@ -109,7 +109,7 @@ def test_get_reads_take_query_parameters_and_bad_json_is_a_problem(api: httpx.Cl
 def test_the_callers_identity_goes_through_untouched(console: Console) -> None:
     """The console adds no privilege: the same call is refused or allowed as the caller's token says, a call
     without a token is UNAUTHENTICATED, and the former development headers grant nothing."""
-    http = httpx.Client(base_url=console.url, verify=console.ca, timeout=60)
+    http = console.http(timeout=60)
     district = http.post(f"{SV}/RunSweep", json={}, headers=bearer(HAIDIAN))
     operator = http.post(f"{SV}/RunSweep", json={}, headers=bearer(h.OPERATOR))
     anonymous = http.post(f"{SV}/RunSweep", json={}, headers={"x-bjsv-org": "agencies/A", "x-bjsv-role": "operator"})

@@ -7,7 +7,6 @@ rewrite of a whole database."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -15,19 +14,24 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import grpc
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from bjsv.notify.v1 import notify_pb2 as K
 from bjsv.notify.v1 import notify_pb2_grpc
 from common import audit, clients
 from common.config import Settings
 from common.db import Database
+from supervisionctl import audit_cmds
 from supervisionctl.natsd import free_port
 from supervisionctl.stack import Stack
 from tests import auth_support
@@ -53,38 +57,55 @@ def entry(i: int) -> audit.Entry:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request, tmp_path) -> tuple[Settings, dict[str, str]]:
-    """Settings of one service's database and the environment the CLI needs to find it."""
-    env = {"BJSV_DATA_DIR": str(tmp_path), "BJSV_NATS_URL": f"nats://127.0.0.1:{free_port()}"}
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def migrated(request, tmp_path_factory) -> Iterator[tuple[Settings, dict[str, str]]]:
+    """One service database per backend, migrated once for the module (the slow part of these tests)."""
+    folder = tmp_path_factory.mktemp(f"audit-{request.param}")
+    env = {"BJSV_DATA_DIR": str(folder), "BJSV_NATS_URL": f"nats://127.0.0.1:{free_port()}"}
     if request.param == "postgres":
-        url, prefix = request.getfixturevalue("pg_url")
+        url, prefix = request.getfixturevalue("module_pg_url")
         env.update({"DATABASE_URL": url, "BJSV_DB_SCHEMA_PREFIX": prefix})
     settings = Settings(
-        data_dir=tmp_path, DATABASE_URL=env.get("DATABASE_URL"), db_schema_prefix=env.get("BJSV_DB_SCHEMA_PREFIX", "")
+        data_dir=folder, DATABASE_URL=env.get("DATABASE_URL"), db_schema_prefix=env.get("BJSV_DB_SCHEMA_PREFIX", "")
     )
-    return settings, env
+    db = database(settings)
+    db.migrate()
+    db.dispose()
+    yield settings, env
+
+
+@pytest.fixture
+def backend(migrated) -> tuple[Settings, dict[str, str]]:
+    """Settings of the service's database, its audit chain emptied for this test, and the CLI's environment."""
+    settings, _ = migrated
+    db = database(settings)
+    try:
+        db.write_sync(empty_chain)
+    finally:
+        db.dispose()
+    return migrated
+
+
+def empty_chain(session) -> None:
+    session.execute(sa.delete(audit.entries))
+    session.execute(audit.head.update().values(seq=0, hash=audit.GENESIS))
 
 
 def database(settings: Settings) -> Database:
-    db = Database(
+    """The service's database (migrated once per backend by `migrated`)."""
+    return Database(
         settings,
         service=SERVICE,
         metadata=audit.metadata,
         migrations=ROOT / "services" / SERVICE / "storage" / "migrations",
     )
-    db.migrate()
-    return db
 
 
-def verify_cli(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(CTL), "audit", "verify", "--service", SERVICE],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def verify_cli(env: dict[str, str]) -> Result:
+    """`supervisionctl audit verify` in this process: the same command without a Python start-up per call.
+    In a thread of its own, as the command runs its own event loop (asyncio.run)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(CliRunner().invoke, audit_cmds.app, ["verify", "--service", SERVICE], env=env).result()
 
 
 def forged_after(last: audit.Entry) -> dict:
@@ -121,12 +142,12 @@ def test_audit_verify_names_the_first_tampered_entry_art22(backend, how):
     try:
         rows = [db.write_sync(audit.append, entry(i)) for i in range(1, 6)]
         untouched = verify_cli(env)
-        assert untouched.returncode == 0, untouched.stdout + untouched.stderr
+        assert untouched.exit_code == 0, untouched.output
         assert "完整，共 5 条" in untouched.stdout
         seq, tamper = TAMPERING[how]
         db.write_sync(tamper, rows)
         broken = verify_cli(env)
-        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert broken.exit_code == 1, broken.output
         assert f"第 {seq} 条记录不可信" in broken.stdout, broken.stdout
     finally:
         db.dispose()
@@ -148,7 +169,7 @@ def test_two_replicas_appending_at_once_never_fork_the_chain(backend):
     try:
         count, broken = replicas[0].read_sync(audit.verify)
         assert (count, broken) == (100, None)
-        assert verify_cli(env).returncode == 0
+        assert verify_cli(env).exit_code == 0
     finally:
         for db in replicas:
             db.dispose()

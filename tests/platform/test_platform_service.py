@@ -253,7 +253,10 @@ def test_a_database_connection_lost_under_a_call_is_unavailable_and_the_next_cal
 def test_sigterm_while_waiting_for_nats_at_start_up_stops_at_once(tmp_path):
     waiting = EchoProcess(tmp_path / "echo", f"nats://127.0.0.1:{free_port()}", BJSV_NATS_CONNECT_TIMEOUT="60")
     waiting.start(wait=False)
-    time.sleep(3)  # imported, migrated, now retrying NATS
+    deadline = time.monotonic() + 30  # imported, migrated, now retrying NATS: its connect errors are logged
+    while "nats error" not in waiting.log.read_text():
+        assert time.monotonic() < deadline, waiting.log.read_text()[-2000:]
+        time.sleep(0.1)
     started = time.monotonic()
     code = waiting.terminate(timeout=10)
     assert code == 0 and time.monotonic() - started < 5
